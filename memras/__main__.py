@@ -1,0 +1,3 @@
+from memras.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""What every command receives: the host, the database URL, output helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TextIO
+
+from memras.errors import MemrasError
+from memras.text import escape
+
+DEFAULT_DB_PATH = "/var/lib/memras/memras.db"
+
+
+def default_db_url() -> str:
+    return os.environ.get("MEMRAS_DB") or DEFAULT_DB_PATH
+
+
+@dataclass
+class Context:
+    root: Path
+    db: str
+    json: bool
+    config: str | None
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Context:
+        return cls(
+            root=Path(getattr(args, "root", "/") or "/"),
+            db=getattr(args, "db", None) or default_db_url(),
+            json=bool(getattr(args, "json", False)),
+            config=getattr(args, "config", None),
+        )
+
+    @cached_property
+    def host(self):  # -> memras.host.Host; imported lazily to keep start-up small
+        from memras.host import Host
+
+        return Host(self.root)
+
+    def writable_host(self):
+        """A Host allowed to change the real machine (only for commands meant to)."""
+        from memras.host import Host
+
+        return Host(self.root, allow_real_writes=True)
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def emit_json(self, data: Any) -> None:
+        json.dump(data, self.out, indent=2, sort_keys=False, default=_json_default)
+        self.out.write("\n")
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]],
+              *, right: Sequence[str] = ()) -> None:
+        """A plain aligned table; cell text is escaped (it may come from firmware)."""
+        cells = [[escape(str(c)) if c is not None else "-" for c in row] for row in rows]
+        widths = [len(h) for h in headers]
+        for row in cells:
+            for i, c in enumerate(row):
+                widths[i] = max(widths[i], len(c))
+
+        def fmt(row: Sequence[str]) -> str:
+            parts = [
+                c.rjust(widths[i]) if headers[i] in right else c.ljust(widths[i])
+                for i, c in enumerate(row)
+            ]
+            return " ".join(parts).rstrip()
+
+        self.print(fmt(list(headers)))
+        for row in cells:
+            self.print(fmt(row))
+
+    def error(self, exc: MemrasError) -> None:
+        if self.json:
+            json.dump({"error": exc.msg, "hint": exc.hint, "type": type(exc).__name__},
+                      self.err)
+            self.err.write("\n")
+        else:
+            line = f"memras: {escape(exc.msg)}"
+            if exc.hint:
+                line += f" ({exc.hint})"
+            print(line, file=self.err)
+
+
+def _json_default(obj: Any) -> Any:
+    import dataclasses
+    import datetime
+    import enum
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, datetime.datetime):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

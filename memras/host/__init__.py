@@ -1,0 +1,57 @@
+"""``Host(root)``: the only object that touches kernel files.
+
+Each attribute is the reader for one kernel interface, named after what it reads;
+all share one :class:`KernelFs` rooted at ``root`` (``/`` for the real machine, a
+temporary directory for tests and the demo, a captured tree for offline analysis).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from memras.host._fs import KernelFs
+from memras.host.acpi import AcpiMemoryDevices
+from memras.host.edac import Edac
+from memras.host.meminfo import MemInfoReader
+from memras.host.memory_blocks import MemoryBlocks
+from memras.host.nodes import Nodes
+
+__all__ = ["Host"]
+
+
+class Host:
+    def __init__(self, root: str | Path = "/", *, allow_real_writes: bool = False) -> None:
+        self.fs = KernelFs(root, allow_real_writes=allow_real_writes)
+        self.root = self.fs.root
+        self.memory = MemoryBlocks(self.fs)
+        self.nodes = Nodes(self.fs)
+        self.meminfo = MemInfoReader(self.fs)
+        self.edac = Edac(self.fs)
+        self.acpi = AcpiMemoryDevices(self.fs)
+
+    @cached_property
+    def smbios(self):  # -> memras.host.smbios.Smbios
+        from memras.host.smbios import Smbios
+
+        return Smbios(self.fs)
+
+    @property
+    def is_real(self) -> bool:
+        return self.fs.is_real_root
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.fs.is_simulated
+
+    def hostname(self) -> str:
+        name = self.fs.read("/proc/sys/kernel/hostname", default="")
+        return name or os.uname().nodename
+
+    def can_write(self) -> bool:
+        """Whether kernel writes would be allowed (root user, or a simulated tree)."""
+        return self.is_simulated or not self.is_real or os.geteuid() == 0
+
+    def __repr__(self) -> str:
+        return f"Host(root={str(self.root)!r})"

@@ -1,0 +1,157 @@
+"""The records memras passes between its layers, declared once.
+
+Parsers (``memras.ingest.parsers``) turn kernel/firmware text into these frozen
+dataclasses; the store, the health engine, alert payloads, exports and TUI
+columns all derive from their fields, so a field is added in exactly one place.
+
+Conventions:
+- ``address`` is a *system physical* byte address. An AMD UMC-normalized address
+  (not mappable to a memory block) goes to ``normalized_address`` instead.
+- Unknown values are ``None``, never -1; the rasdaemon adapter converts to -1.
+- Text that came from the kernel or firmware (labels, messages, raw lines) is kept
+  verbatim here; front ends escape it when they display it (``memras.text.escape``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class ErrorType(enum.StrEnum):
+    """``enum hw_event_mc_err_type`` in include/linux/edac.h, as rasdaemon names it."""
+
+    CORRECTED = "Corrected"
+    UNCORRECTED = "Uncorrected"
+    DEFERRED = "Deferred"
+    FATAL = "Fatal"
+    INFO = "Info"
+
+    @property
+    def is_uncorrected(self) -> bool:
+        return self in (ErrorType.UNCORRECTED, ErrorType.FATAL, ErrorType.DEFERRED)
+
+    @classmethod
+    def from_kernel_index(cls, index: int) -> ErrorType:
+        """Map the kernel's numeric error_type (0..4); unknown values become INFO."""
+        order = [cls.CORRECTED, cls.UNCORRECTED, cls.DEFERRED, cls.FATAL, cls.INFO]
+        return order[index] if 0 <= index < len(order) else cls.INFO
+
+
+class Source(enum.StrEnum):
+    """Where a record came from; part of the de-duplication key."""
+
+    TRACE = "trace"  # tracefs text (mc_event, mce_record, memory_failure_event, extlog)
+    KMSG = "kmsg"  # /dev/kmsg records or dmesg/journalctl text
+    RASDAEMON = "rasdaemon"  # rows of a rasdaemon database
+    MCELOG = "mcelog"  # mcelog's text log
+    EDAC_COUNTER = "edac-counter"  # gap records from EDAC sysfs counters
+    SIMULATOR = "simulator"  # the built-in simulated server
+    LAB = "lab"  # injected in the QEMU lab (host side bookkeeping)
+
+
+@dataclass(frozen=True, slots=True)
+class DimmLocation:
+    """Where on the hardware an error was decoded to. Every field is optional."""
+
+    socket: int | None = None
+    mc: int | None = None  # EDAC memory controller index (global on skx/i10nm)
+    channel: int | None = None
+    slot: int | None = None  # DIMM slot on the channel
+    csrow: int | None = None  # csrow-based drivers (amd64_edac)
+    rank: int | None = None
+    bank_group: int | None = None
+    bank: int | None = None
+    row: int | None = None
+    column: int | None = None
+    device: int | None = None  # DRAM device (x4/x8 chip) when the source knows it
+    label: str | None = None  # EDAC dimm_label / SMBIOS locator, verbatim
+    # EDAC's raw layer numbers (mc_event location:top:mid:low); None = -1 in rasdaemon
+    top_layer: int | None = None
+    middle_layer: int | None = None
+    lower_layer: int | None = None
+
+    def merged(self, other: DimmLocation) -> DimmLocation:
+        """Fields of ``self`` filled in from ``other`` where ``self`` has None."""
+        values = {
+            f.name: getattr(self, f.name)
+            if getattr(self, f.name) is not None
+            else getattr(other, f.name)
+            for f in dataclasses.fields(self)
+        }
+        return DimmLocation(**values)
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True, slots=True)
+class MceRegisters:
+    """The raw machine-check record (``struct mce`` / tracepoint mce_record)."""
+
+    status: int
+    bank: int
+    addr: int = 0
+    misc: int = 0
+    mcgcap: int = 0
+    mcgstatus: int = 0
+    ip: int = 0
+    tsc: int = 0
+    walltime: int = 0
+    cpu: int = 0
+    cpuid: int = 0
+    apicid: int = 0
+    socketid: int = 0
+    cs: int = 0
+    cpuvendor: int = 0
+    ipid: int = 0
+    synd: int = 0
+    ppin: int = 0
+    microcode: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryErrorEvent:
+    """One memory error as reported by one source: the unit memras stores and judges."""
+
+    error_type: ErrorType
+    source: Source
+    count: int = 1
+    timestamp: datetime | None = None  # wall clock, timezone-aware when known
+    uptime_s: float | None = None  # kernel timestamp (printk/trace clock) when known
+    address: int | None = None  # system physical address
+    normalized_address: int | None = None  # AMD UMC-normalized; never mapped to a block
+    page_shift: int | None = None  # when the source's page: field was used
+    grain_bits: int | None = None  # log2 of the grain in bytes (rasdaemon convention)
+    syndrome: int | None = None
+    message: str = ""  # e.g. "memory read error"
+    driver: str = ""  # e.g. "skx_edac", "ghes", "mce"
+    driver_detail: str = ""  # the kernel's detail text, verbatim
+    location: DimmLocation = field(default_factory=DimmLocation)
+    mce: MceRegisters | None = None
+    kmsg_seq: int | None = None  # /dev/kmsg sequence number, for resume
+    raw: str = ""  # the text the record was parsed from (joined lines for blocks)
+
+    @property
+    def page_address(self) -> int | None:
+        """The 4 KiB page (``addr & ~0xfff``), the unit of page offlining."""
+        return None if self.address is None else self.address & ~0xFFF
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryFailureEvent:
+    """``ras:memory_failure_event`` / ``Memory failure: 0x…: recovery action…``."""
+
+    pfn: int
+    page_type: str
+    action_result: str  # Ignored | Failed | Delayed | Recovered
+    source: Source
+    timestamp: datetime | None = None
+    uptime_s: float | None = None
+    kmsg_seq: int | None = None
+    raw: str = ""
+
+
+Record = MemoryErrorEvent | MemoryFailureEvent

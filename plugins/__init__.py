@@ -1,0 +1,1 @@
+"""Alert hooks and hardware backends shipped with memras (entry points memras.alerts / memras.backends)."""
