@@ -14,9 +14,11 @@ from pathlib import Path
 from memras.host._fs import KernelFs
 from memras.host.acpi import AcpiMemoryDevices
 from memras.host.edac import Edac
+from memras.host.kmsg import Kmsg
 from memras.host.meminfo import MemInfoReader
 from memras.host.memory_blocks import MemoryBlocks
 from memras.host.nodes import Nodes
+from memras.host.tracefs import Tracefs
 
 __all__ = ["Host"]
 
@@ -30,6 +32,8 @@ class Host:
         self.meminfo = MemInfoReader(self.fs)
         self.edac = Edac(self.fs)
         self.acpi = AcpiMemoryDevices(self.fs)
+        self.kmsg = Kmsg(self.fs)
+        self.tracefs = Tracefs(self.fs)
 
     @cached_property
     def smbios(self):  # -> memras.host.smbios.Smbios

@@ -15,6 +15,7 @@ kernel, which applies the kernel's rules (Movable offlines, EBUSY, eject…).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable
@@ -141,6 +142,17 @@ class KernelFs:
             os.write(fd, value.encode())
         finally:
             os.close(fd)
+
+    def mkdir(self, rel: str) -> None:
+        """Create a kernel directory (a tracefs instance); same rules as :meth:`write`."""
+        self.check_writable(rel)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(self.path(rel))
+
+    def rmdir(self, rel: str) -> None:
+        self.check_writable(rel)
+        with contextlib.suppress(FileNotFoundError):
+            os.rmdir(self.path(rel))
 
 
 def errno_name(exc: OSError) -> str:

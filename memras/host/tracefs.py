@@ -1,0 +1,137 @@
+"""tracefs: memras's own trace instance (kernel/trace/trace.c, Documentation/trace/ftrace.rst).
+
+memras reads RAS tracepoints through a private instance, ``instances/memras``, so it
+never disturbs the global buffer or another tool's instance (rasdaemon uses
+``instances/rasdaemon``). It enables whichever of these events the kernel has:
+
+    ras:mc_event  mce:mce_record  ras:memory_failure_event  ras:extlog_mem_event
+
+and reads the instance's ``trace_pipe`` as text. ``buffer_percent`` is set to 0:
+since 6.1, a poll() on the pipe otherwise wakes only when half the buffer is full
+(commit 42fb0a1e84ff), which is why Debian's rasdaemon 0.6.8 stored 0 of 303 CEs
+in the lab (shared/reference/lab-recipe.md). With 0, every event wakes the reader.
+
+On a simulated root, ``.memras-sim/trace`` is a text file in trace_pipe format
+that is tailed instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+from dataclasses import dataclass, field
+
+from memras.host._fs import SIM_MARKER, KernelFs
+
+TRACEFS_MOUNTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+INSTANCE_NAME = "memras"
+RAS_EVENTS = (
+    "ras/mc_event",
+    "mce/mce_record",
+    "ras/memory_failure_event",
+    "ras/extlog_mem_event",
+)
+
+
+@dataclass
+class TraceSetup:
+    pipe_path: str
+    enabled: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    instance_dir: str | None = None  # relative kernel path, for removal
+
+
+class TracePipeReader:
+    """Line reader over a trace_pipe (or a tailed file), non-blocking with a timeout."""
+
+    def __init__(self, path: str, *, is_pipe: bool) -> None:
+        self.path = path
+        self.is_pipe = is_pipe
+        self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self._pending = b""
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def read_lines(self, timeout_s: float = 0.0) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.is_pipe:
+                remaining = max(0.0, deadline - time.monotonic())
+                select.select([self._fd], [], [], remaining)
+            try:
+                chunk = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                chunk = b""
+            if chunk:
+                self._pending += chunk
+                # Keep reading while data flows; stop at the first empty read.
+                continue
+            if b"\n" in self._pending or time.monotonic() >= deadline:
+                break
+            if not self.is_pipe:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        complete, _, self._pending = self._pending.rpartition(b"\n")
+        if not complete:
+            return []
+        return [ln for ln in complete.decode(errors="replace").split("\n") if ln]
+
+
+class Tracefs:
+    def __init__(self, fs: KernelFs) -> None:
+        self.fs = fs
+
+    def mount_point(self) -> str | None:
+        for mount in TRACEFS_MOUNTS:
+            if self.fs.exists(f"{mount}/instances"):
+                return mount
+        return None
+
+    def available(self) -> bool:
+        return self.fs.is_simulated or self.mount_point() is not None
+
+    def setup(self, name: str = INSTANCE_NAME) -> TraceSetup:
+        """Create/reuse the instance, enable the RAS events present, return the pipe."""
+        if self.fs.is_simulated:
+            sim_trace = self.fs.path(f"{SIM_MARKER}/trace")
+            sim_trace.touch(exist_ok=True)
+            return TraceSetup(pipe_path=str(sim_trace), enabled=list(RAS_EVENTS))
+        mount = self.mount_point()
+        if mount is None:
+            from memras.errors import KernelInterfaceError
+
+            raise KernelInterfaceError(
+                "tracefs is not mounted",
+                hint="mount -t tracefs nodev /sys/kernel/tracing, or run without the trace source",
+            )
+        inst = f"{mount}/instances/{name}"
+        self.fs.mkdir(inst)
+        setup = TraceSetup(pipe_path=str(self.fs.path(f"{inst}/trace_pipe")), instance_dir=inst)
+        if self.fs.exists(f"{inst}/buffer_percent"):
+            self.fs.write(f"{inst}/buffer_percent", "0")
+        for event in RAS_EVENTS:
+            enable = f"{inst}/events/{event}/enable"
+            if self.fs.exists(enable):
+                self.fs.write(enable, "1")
+                setup.enabled.append(event)
+            else:
+                setup.missing.append(event)
+        return setup
+
+    def open_pipe(self, setup: TraceSetup) -> TracePipeReader:
+        return TracePipeReader(setup.pipe_path, is_pipe=not self.fs.is_simulated)
+
+    def teardown(self, setup: TraceSetup) -> None:
+        """Disable our events and remove the instance (the kernel frees its buffer)."""
+        if setup.instance_dir is None:
+            return
+        for event in setup.enabled:
+            with contextlib.suppress(OSError):
+                self.fs.write(f"{setup.instance_dir}/events/{event}/enable", "0")
+        # EBUSY while a reader still has the pipe open is harmless: the next start reuses it.
+        with contextlib.suppress(OSError):
+            self.fs.rmdir(setup.instance_dir)
