@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "memras.cli.status",
     "memras.cli.demo",
     "memras.cli.ingest",
+    "memras.cli.watch",
     "memras.cli.health",
     "memras.cli.replace",
     "memras.cli.audit",

@@ -1,0 +1,97 @@
+"""``memras watch``: the watcher daemon (``--once``: drain the sources and exit)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.errors import UsageError
+
+ALL_SOURCES = ("kmsg", "trace", "edac", "rasdaemon")
+DEFAULT_SOURCES = ("kmsg", "trace", "edac")
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true", help="read what is available now, store it, exit")
+    p.add_argument("--sources", default=",".join(DEFAULT_SOURCES),
+                   help=f"comma-separated, from {','.join(ALL_SOURCES)} (default %(default)s)")
+    p.add_argument("--rasdaemon-db", metavar="PATH",
+                   help="tail a running rasdaemon's database (adds the rasdaemon source)")
+    p.add_argument("--edac-interval", type=float, default=5.0, metavar="SECONDS",
+                   help="EDAC counter poll interval (default %(default)s)")
+    p.add_argument("--no-health", action="store_true",
+                   help="store events only; do not compute verdicts or fire alerts")
+
+
+def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> list:
+    from memras.ingest.sources import EdacCounterSource, KmsgSource, RasdaemonSource, TraceSource
+
+    host = ctx.writable_host()  # the trace source creates and enables a tracefs instance
+    sources = []
+    for name in names:
+        if name == "kmsg":
+            if not host.kmsg.available():
+                raise UsageError(f"no kernel log at {host.kmsg.path()}",
+                                 hint="drop kmsg from --sources or check --root")
+            sources.append(KmsgSource(host))
+        elif name == "trace":
+            if host.tracefs.available():
+                sources.append(TraceSource(host))
+            else:
+                ctx.err.write("memras: tracefs is not mounted: trace source disabled "
+                              "(mount -t tracefs nodev /sys/kernel/tracing)\n")
+        elif name == "edac":
+            if host.edac.present:
+                sources.append(EdacCounterSource(host, interval_s=args.edac_interval))
+        elif name == "rasdaemon":
+            if not args.rasdaemon_db:
+                raise UsageError("the rasdaemon source needs --rasdaemon-db PATH")
+            sources.append(RasdaemonSource(args.rasdaemon_db))
+    return sources
+
+
+def _health_hook(ctx: Context, store):
+    """Verdicts and alerts after each stored batch, when those layers are installed."""
+    try:
+        from memras.pipeline import after_store_hook
+    except ImportError:
+        return None
+    return after_store_hook(ctx, store)
+
+
+@command("watch", "watcher daemon: store errors live from kmsg, tracefs, EDAC, rasdaemon")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from memras.store import Store
+    from memras.watch import Watcher
+
+    names = [n.strip() for n in args.sources.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ALL_SOURCES))
+    if unknown:
+        raise UsageError(f"unknown source(s): {', '.join(unknown)}",
+                         hint=f"choose from {', '.join(ALL_SOURCES)}")
+    if args.rasdaemon_db and "rasdaemon" not in names:
+        names.append("rasdaemon")
+    store = Store.open(ctx.db)
+    sources = build_sources(ctx, names, args)
+    if not sources:
+        raise UsageError("no source is available on this host", hint="see --sources")
+    hook = None if args.no_health else _health_hook(ctx, store)
+    watcher = Watcher(store, sources, on_stored=hook)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if not args.once and not ctx.json:
+        ctx.print(f"memras watch: sources {', '.join(s.name for s in sources)}; "
+                  f"database {ctx.db}; Ctrl-C or SIGTERM to stop")
+    stats = watcher.run(stop, once=args.once)
+    if ctx.json:
+        ctx.emit_json(stats.as_dict())
+    else:
+        rows = [(n, s.read, s.inserted, s.duplicates, s.skipped, s.gaps, s.errors)
+                for n, s in sorted(stats.sources.items())]
+        ctx.table(["SOURCE", "READ", "STORED", "DUPLICATES", "SKIPPED", "GAPS", "ERRORS"], rows,
+                  right=["READ", "STORED", "DUPLICATES", "SKIPPED", "GAPS", "ERRORS"])
+    return 1 if any(s.errors for s in stats.sources.values()) else 0

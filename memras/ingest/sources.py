@@ -1,0 +1,377 @@
+"""Live error sources for ``memras watch``: each turns one kernel interface into batches.
+
+A source is polled by its own thread in the watcher and returns a
+:class:`SourceBatch`: parsed records, the cursor value that is durable once those
+records are stored, lines it could not parse, and gaps it can prove. The store
+commits a batch's records and its cursor in one transaction, so a crash at any
+point either keeps both or neither: nothing is lost and nothing is stored twice.
+
+    source      kernel interface            cursor              loss it can prove
+    kmsg        /dev/kmsg                   last stored seq     seq jumps (ring overwritten)
+    trace       tracefs instances/memras    byte offset (sim)   - (kernel keeps unread events)
+    edac        EDAC mc/dimm counters       last counters JSON  counts no event explains
+    rasdaemon   rasdaemon's SQLite DB       last row id/table   -
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from memras.host import Host
+from memras.host.edac import EdacDimm
+from memras.host.kmsg import KmsgReader, record_seq
+from memras.host.tracefs import TracePipeReader, TraceSetup
+from memras.records import MemoryErrorEvent, Record
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Errors the kernel counted (or dropped) that no event reported."""
+
+    source: str
+    subject: str  # DIMM key (mc:top:mid:low / label) or "kmsg"
+    count: int
+    error_type: str  # "Corrected" | "Uncorrected" | "records"
+    message: str
+
+
+@dataclass
+class SourceBatch:
+    source: str
+    records: list[Record] = field(default_factory=list)
+    cursor: str | None = None  # durable position after this batch is stored
+    skipped: list[str] = field(default_factory=list)  # raw text that did not parse
+    gaps: list[Gap] = field(default_factory=list)
+    ignored: int = 0  # recognised non-records (decoys, context lines)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.skipped or self.gaps or self.cursor is not None)
+
+
+class LiveSource(Protocol):
+    name: str
+
+    def start(self, cursor: str | None) -> None: ...
+
+    def poll(self, timeout_s: float) -> SourceBatch: ...
+
+    def stop(self) -> None: ...
+
+
+def _parsers():  # imported lazily: the parsers package is large and only the watcher needs it
+    from memras.ingest import parsers
+
+    return parsers
+
+
+class KmsgSource:
+    """/dev/kmsg with resume by sequence number."""
+
+    name = "kmsg"
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._reader: KmsgReader | None = None
+        self._last_seq: int | None = None
+        self._durable_seq: int | None = None
+        self._parser = None
+
+    def start(self, cursor: str | None) -> None:
+        self._last_seq = int(cursor) if cursor and cursor.isdigit() else None
+        self._durable_seq = self._last_seq
+        self._reader = self.host.kmsg.open()
+        self._parser = _parsers().KernelLogParser()
+
+    def poll(self, timeout_s: float) -> SourceBatch:
+        assert self._reader is not None and self._parser is not None
+        got = self._reader.read(timeout_s)
+        batch = SourceBatch(source=self.name)
+        for raw in got.records:
+            seq = record_seq(raw)
+            if seq is not None and self._last_seq is not None:
+                if seq <= self._last_seq:
+                    continue  # already stored before a restart
+                if seq > self._last_seq + 1:
+                    lost = seq - self._last_seq - 1
+                    batch.gaps.append(Gap(self.name, "kmsg", lost, "records",
+                                          f"{lost} kernel log records were overwritten "
+                                          "before memras read them"))
+            self._feed(raw, batch)
+            if seq is not None:
+                self._last_seq = seq
+                if not getattr(self._parser, "pending", False):
+                    self._durable_seq = seq
+        if self._durable_seq is not None:
+            batch.cursor = str(self._durable_seq)
+        return batch
+
+    def _feed(self, raw: str, batch: SourceBatch) -> None:
+        try:
+            batch.records.extend(self._parser.feed(raw))
+        except Exception:  # a parser bug must never kill the watcher; keep the line
+            batch.skipped.append(raw)
+
+    def drain_pending(self) -> SourceBatch:
+        """Records held back for a multi-line block that will not be completed."""
+        batch = SourceBatch(source=self.name)
+        if self._parser is not None:
+            batch.records.extend(self._parser.flush())
+            if self._last_seq is not None:
+                batch.cursor = str(self._last_seq)
+        return batch
+
+    def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+class TraceSource:
+    """RAS tracepoints through memras's own tracefs instance."""
+
+    name = "trace"
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._setup: TraceSetup | None = None
+        self._reader: TracePipeReader | None = None
+        self._offset = 0
+
+    def start(self, cursor: str | None) -> None:
+        self._setup = self.host.tracefs.setup()
+        self._reader = self.host.tracefs.open_pipe(self._setup)
+        if not self._reader.is_pipe and cursor and cursor.isdigit():
+            # A tailed file (simulator, capture): continue where the last run stopped.
+            import os
+
+            self._offset = int(cursor)
+            os.lseek(self._reader._fd, self._offset, os.SEEK_SET)
+
+    def poll(self, timeout_s: float) -> SourceBatch:
+        assert self._reader is not None
+        batch = SourceBatch(source=self.name)
+        parse = _parsers().parse_trace_line
+        for line in self._reader.read_lines(timeout_s):
+            self._offset += len(line.encode()) + 1
+            if line.startswith("#"):
+                continue
+            try:
+                record = parse(line)
+            except Exception:
+                record = None
+            if record is None:
+                if " mc_event: " in line or " mce_record: " in line:
+                    batch.skipped.append(line)  # ours, but malformed
+                else:
+                    batch.ignored += 1
+                continue
+            batch.records.append(record)
+        if not self._reader.is_pipe:
+            batch.cursor = str(self._offset)
+        return batch
+
+    @property
+    def enabled_events(self) -> list[str]:
+        return list(self._setup.enabled) if self._setup else []
+
+    def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+def dimm_matches(dimm: EdacDimm, event: MemoryErrorEvent) -> bool:
+    """Whether an event names this EDAC DIMM (by mc + layers, or by its label)."""
+    loc = event.location
+    if loc.mc == dimm.mc and loc.top_layer is not None:
+        layers = [loc.top_layer, loc.middle_layer, loc.lower_layer]
+        wanted = list(dimm.layers)
+        if layers[: len(wanted)] == wanted:
+            return True
+    return bool(loc.label) and loc.label == dimm.label
+
+
+class EdacCounterSource:
+    """Polls EDAC counters and turns unexplained increases into gap records.
+
+    The kernel counts every error it decodes in ``dimm_ce_count``; events can still
+    go missing (trace buffer overrun, a watcher that was down while the kmsg ring
+    wrapped, a driver that logs nothing). Each poll compares the counter increase
+    per DIMM with the events the watcher stored for it; a deficit that persists for
+    two polls (events may trail the counter by a moment) becomes a gap. A counter
+    that went down, or ``seconds_since_reset`` that went backwards, is a reset
+    (reboot, driver reload, reset_counters): the baseline is taken again and the
+    reset itself is reported, so nothing is misread as a huge negative delta.
+    """
+
+    name = "edac"
+
+    def __init__(self, host: Host, *, interval_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.host = host
+        self.interval_s = interval_s
+        self._clock = clock
+        self._next_poll = 0.0
+        self._baseline: dict[str, tuple[int, int]] = {}  # key -> (ce, ue) when last settled
+        self._seen: dict[str, tuple[int, int]] = {}  # events since baseline
+        self._deficit_polls: dict[str, int] = {}
+        self._reset_marks: dict[int, int] = {}  # mc -> seconds_since_reset
+
+    def start(self, cursor: str | None) -> None:
+        saved = json.loads(cursor) if cursor else {}
+        self._baseline = {k: tuple(v) for k, v in saved.get("baseline", {}).items()}
+        self._reset_marks = {int(k): v for k, v in saved.get("since_reset", {}).items()}
+
+    def observe(self, events: list[Record]) -> None:
+        """Called by the watcher with every stored batch, to credit events to DIMMs."""
+        dimms = self._dimms_cache
+        for event in events:
+            if not isinstance(event, MemoryErrorEvent):
+                continue
+            for dimm in dimms:
+                if dimm_matches(dimm, event):
+                    ce, ue = self._seen.get(dimm.key, (0, 0))
+                    if event.error_type.is_uncorrected:
+                        ue += event.count
+                    else:
+                        ce += event.count
+                    self._seen[dimm.key] = (ce, ue)
+                    break
+
+    @property
+    def _dimms_cache(self) -> list[EdacDimm]:
+        if not hasattr(self, "_dimms"):
+            self._dimms = self.host.edac.dimms()
+        return self._dimms
+
+    def poll(self, timeout_s: float) -> SourceBatch:
+        batch = SourceBatch(source=self.name)
+        now = self._clock()
+        if now < self._next_poll:
+            time.sleep(min(timeout_s, self._next_poll - now))
+            return batch
+        self._next_poll = now + self.interval_s
+        controllers = self.host.edac.controllers()
+        self._dimms = [d for c in controllers for d in c.dimms]
+        for mc in controllers:
+            previous = self._reset_marks.get(mc.index)
+            self._reset_marks[mc.index] = mc.seconds_since_reset
+            if previous is not None and mc.seconds_since_reset < previous:
+                batch.gaps.append(Gap(self.name, f"mc{mc.index}", 0, "reset",
+                                      f"EDAC counters of mc{mc.index} ({mc.mc_name}) were reset"))
+                for dimm in mc.dimms:
+                    self._baseline.pop(dimm.key, None)
+            for dimm in mc.dimms:
+                self._check_dimm(dimm, batch)
+        batch.cursor = json.dumps({"baseline": self._baseline,
+                                   "since_reset": self._reset_marks}, sort_keys=True)
+        return batch
+
+    def _check_dimm(self, dimm: EdacDimm, batch: SourceBatch) -> None:
+        key = dimm.key
+        current = (dimm.ce_count, dimm.ue_count)
+        base = self._baseline.get(key)
+        if base is None or current[0] < base[0] or current[1] < base[1]:
+            self._baseline[key] = current  # first sight or a reset: start counting here
+            self._seen.pop(key, None)
+            return
+        seen = self._seen.get(key, (0, 0))
+        deficit = (current[0] - base[0] - seen[0], current[1] - base[1] - seen[1])
+        if deficit[0] <= 0 and deficit[1] <= 0:
+            self._baseline[key] = current
+            self._seen.pop(key, None)
+            self._deficit_polls.pop(key, None)
+            return
+        polls = self._deficit_polls.get(key, 0) + 1
+        self._deficit_polls[key] = polls
+        if polls < 2:
+            return  # events may trail the counters by one poll
+        for count, kind in ((deficit[0], "Corrected"), (deficit[1], "Uncorrected")):
+            if count > 0:
+                batch.gaps.append(Gap(
+                    self.name, key, count, kind,
+                    f"kernel counted {count} {kind.lower()} errors on DIMM "
+                    f"{dimm.label or key} that no event reported"))
+        self._baseline[key] = current
+        self._seen.pop(key, None)
+        self._deficit_polls.pop(key, None)
+
+    def stop(self) -> None:
+        pass
+
+
+# rasdaemon tables memras reads, with the parser function name for their rows.
+RASDAEMON_TABLES = {
+    "mc_event": "from_mc_event_row",
+    "mce_record": "from_mce_record_row",
+    "memory_failure_event": "from_memory_failure_row",
+    "extlog_event": "from_extlog_row",
+}
+
+
+class RasdaemonSource:
+    """Tails a running rasdaemon's database by row id, read-only.
+
+    rasdaemon sets no busy timeout and drops a row when its INSERT finds the
+    database locked, so every read here is one short statement on a read-only
+    connection; memras never holds a transaction open on rasdaemon's file.
+    """
+
+    name = "rasdaemon"
+
+    def __init__(self, path: str, *, batch_rows: int = 5000) -> None:
+        self.path = path
+        self.batch_rows = batch_rows
+        self._last_ids: dict[str, int] = {}
+
+    def start(self, cursor: str | None) -> None:
+        self._last_ids = json.loads(cursor) if cursor else {}
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=0.5)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def poll(self, timeout_s: float) -> SourceBatch:
+        batch = SourceBatch(source=self.name)
+        parsers = _parsers()
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            batch.skipped.append(f"cannot open rasdaemon DB {self.path}: {exc}")
+            time.sleep(timeout_s)
+            return batch
+        try:
+            query = "SELECT name FROM sqlite_master WHERE type='table'"
+            tables = {r[0] for r in conn.execute(query)}
+            for table, fn_name in RASDAEMON_TABLES.items():
+                if table in tables:
+                    self._read_table(conn, table, getattr(parsers, fn_name), batch)
+        finally:
+            conn.close()
+        batch.cursor = json.dumps(self._last_ids, sort_keys=True)
+        if not batch.records:
+            time.sleep(timeout_s)
+        return batch
+
+    def _read_table(self, conn: sqlite3.Connection, table: str,
+                    convert: Callable[[object], Record | None], batch: SourceBatch) -> None:
+        last = self._last_ids.get(table, 0)
+        rows = conn.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
+                            (last, self.batch_rows)).fetchall()
+        for row in rows:
+            try:
+                record = convert(dict(row))
+            except Exception:
+                record = None
+            if record is None:
+                batch.skipped.append(f"{table} row {row['id']}: {dict(row)!r}"[:500])
+            else:
+                batch.records.append(record)
+            self._last_ids[table] = row["id"]
+
+    def stop(self) -> None:
+        pass
