@@ -1,0 +1,134 @@
+"""Event time and the keys health counts by: the one place an event meets a DIMM id.
+
+* :func:`event_time_s` is the only clock health uses: the event's own wall time
+  (or, lacking that, its kernel uptime). Never ``time.time()``.
+* :func:`dimm_id_for` maps an event to a DIMM id: the inventory's id when a
+  resolver built from a Host is given (:func:`inventory_resolver`), else a stable
+  key from the decoded location, so the same DIMM gets the same id in every run.
+* :func:`scope_keys` gives the bucket key of each scope (rank, bank, row, page…).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from memras.health.buckets import Scope
+from memras.records import DimmLocation, MemoryErrorEvent
+
+DimmResolver = Callable[[MemoryErrorEvent], str | None]
+UNSPECIFIC_LABELS = frozenset({"", "any memory", "unknown memory"})
+
+
+def event_time_s(event: MemoryErrorEvent) -> float | None:
+    """Seconds of the event's own clock (epoch, or uptime when no wall time)."""
+    if event.timestamp is not None:
+        ts = event.timestamp
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        return ts.timestamp()
+    return event.uptime_s
+
+
+def time_of(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def location_key(loc: DimmLocation) -> str | None:
+    """A stable DIMM key from a decoded location, or None when it names no DIMM.
+
+    Preference: EDAC ``mc:top:mid:low`` (ras-mc-ctl's key), then socket/channel/
+    slot, then the label. An "any memory" label names no DIMM.
+    """
+    if loc.mc is not None and loc.top_layer is not None:
+        layers = [loc.top_layer, loc.middle_layer, loc.lower_layer]
+        return "mc" + ":".join(str(x if x is not None else -1) for x in [loc.mc, *layers])
+    if loc.channel is not None and (loc.slot is not None or loc.csrow is not None):
+        socket = loc.socket if loc.socket is not None else (loc.mc if loc.mc is not None else "?")
+        dimm = loc.slot if loc.slot is not None else f"cs{loc.csrow}"
+        return f"S{socket}:C{loc.channel}:D{dimm}"
+    label = (loc.label or "").strip()
+    if label.lower() not in UNSPECIFIC_LABELS and " or " not in label:
+        return f"label:{label}"
+    return None
+
+
+def dimm_id_for(event: MemoryErrorEvent, resolver: DimmResolver | None = None) -> str | None:
+    """The DIMM id of an event (inventory id when resolvable), or None if unattributable."""
+    if resolver is not None:
+        resolved = resolver(event)
+        if resolved:
+            return resolved
+    return location_key(event.location)
+
+
+def channel_key(loc: DimmLocation) -> str | None:
+    """The memory channel an event is on (for "several DIMMs on one channel")."""
+    if loc.channel is not None:
+        owner = loc.socket if loc.socket is not None else loc.mc
+        return f"{owner}:{loc.channel}"
+    if loc.mc is not None and loc.top_layer is not None and loc.middle_layer is not None:
+        return f"mc{loc.mc}:{loc.top_layer}"  # skx/i10nm layers: channel, slot
+    return None
+
+
+def socket_key(loc: DimmLocation) -> str | None:
+    if loc.socket is not None:
+        return f"socket{loc.socket}"
+    return None
+
+
+def scope_keys(event: MemoryErrorEvent, dimm_id: str | None) -> dict[Scope, str | None]:
+    """The bucket key per scope; None where the event lacks the needed location."""
+    loc = event.location
+    rank = None if dimm_id is None or loc.rank is None else f"{dimm_id}/rank{loc.rank}"
+    bank = None
+    if rank is not None and loc.bank is not None:
+        bank = f"{rank}/bg{loc.bank_group if loc.bank_group is not None else '-'}/bank{loc.bank}"
+    row = None if bank is None or loc.row is None else f"{bank}/row{loc.row:#x}"
+    page = event.page_address
+    return {
+        Scope.HOST: "host",
+        Scope.SOCKET: socket_key(loc),
+        Scope.DIMM: dimm_id,
+        Scope.RANK: rank,
+        Scope.BANK: bank,
+        Scope.ROW: row,
+        Scope.PAGE: None if page is None else f"{page:#x}",
+    }
+
+
+def inventory_resolver(host: Any) -> DimmResolver:
+    """A resolver backed by :mod:`memras.inventory` (label, EDAC layers, address).
+
+    The inventory is read once; events are matched by exact label first, then by
+    EDAC ``mc:top:mid:low``, then by ``resolve_dimm(host, hex address)``.
+    """
+    from memras import inventory  # the inventory engineer's module; imported lazily
+
+    dimms = inventory.dimm_inventory(host)
+    by_label = {str(getattr(d, "label", "") or "").lower(): d.id for d in dimms}
+    by_key: dict[str, str] = {}
+    for d in dimms:
+        edac_key = getattr(d, "edac_key", None)
+        if edac_key:
+            by_key["mc" + str(edac_key)] = d.id
+
+    def resolve(event: MemoryErrorEvent) -> str | None:
+        loc = event.location
+        label = (loc.label or "").strip().lower()
+        if label and label in by_label and label not in UNSPECIFIC_LABELS:
+            return by_label[label]
+        key = location_key(loc)
+        if key in by_key:
+            return by_key[key]
+        if event.address is not None and hasattr(inventory, "resolve_dimm"):
+            try:
+                found = inventory.resolve_dimm(host, f"{event.address:#x}")
+            except Exception:  # noqa: BLE001 - an unresolvable address falls back to location
+                return None
+            return getattr(found, "id", None) if found is not None else None
+        return None
+
+    return resolve
