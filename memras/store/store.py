@@ -1,0 +1,506 @@
+"""``Store``: the memras database — rasdaemon's tables beside memras's own.
+
+One writer (the watcher or ``memras import``) adds events in batches; the CLI and TUI
+read. Each :meth:`Store.add_events` call is one short transaction that
+
+1. drops events whose ``dedup_key`` is already stored (or repeated in the batch),
+2. inserts the new ones into ``memras_error`` and, on SQLite, the matching
+   rasdaemon-format row (mc_event / mce_record / memory_failure_event) so that the
+   real ``ras-mc-ctl`` reads a memras database as its own,
+3. bumps the per-DIMM counts in ``memras_error_count`` (what ``summary`` reads), and
+4. moves the source's cursor — all or nothing, so a resumed source neither loses nor
+   doubles an event.
+
+Hot path cost: one ``SELECT … IN`` per 500 keys, one ``executemany`` per table, one
+UPDATE per distinct DIMM in the batch; no ORM objects per row.
+
+On SQLite: WAL, busy_timeout 5000 ms, foreign keys, a 64 MiB page cache (keeps the
+unique dedup index in memory at millions of rows), and write transactions start with
+``BEGIN IMMEDIATE`` so the rasdaemon row ids memras allocates cannot race another
+writer. Everything outside the rasdaemon mirror is portable SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from memras.errors import StoreError
+from memras.records import DimmLocation, MemoryFailureEvent, Record
+from memras.store import rasdaemon_schema as rs
+from memras.store.base import Base
+from memras.store.migrations import migrate
+from memras.store.models import (
+    ErrorCountRow,
+    ErrorRow,
+    GapRow,
+    SkippedRow,
+    SourceCursorRow,
+)
+from memras.store.results import (
+    MEMORY_FAILURE_TYPE,
+    AddResult,
+    StoredError,
+    Summary,
+    SummaryGroup,
+)
+
+# Other areas declare their tables on the shared Base in these modules; Store.open
+# imports whichever exist so that one create_all makes every table.
+MODEL_MODULES = ["memras.health.models", "memras.alerts.models", "memras.workflow.models"]
+
+KEY_CHUNK = 500  # keys per "dedup_key IN (...)" — well under SQLite's variable limit
+SQLITE_BUSY_TIMEOUT_MS = 5000
+SQLITE_CACHE_KIB = 65536
+
+KeyFn = Callable[[Record], tuple]
+
+
+def _default_key_fn() -> KeyFn:
+    from memras.ingest.parsers.dedup import dedup_key  # the parsers own the key's meaning
+
+    return dedup_key
+
+
+def _key_text(key: tuple) -> str:
+    """A fixed-width digest of the dedup tuple: small unique index, any key shape."""
+    return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+
+
+def _utc_naive(when: datetime) -> datetime:
+    aware = when if when.tzinfo is not None else when.astimezone()
+    return aware.astimezone(UTC).replace(tzinfo=None)
+
+
+def database_url(url_or_path: str | Path) -> str:
+    """A URL unchanged; a bare path becomes ``sqlite:///<absolute path>``."""
+    text = str(url_or_path)
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().absolute()}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" hook issues BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("memras_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _import_model_modules() -> None:
+    for name in MODEL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not name.startswith(exc.name):
+                raise  # the module exists but something it imports is missing
+
+
+@dataclass
+class _Prepared:
+    key: str
+    record: Record
+    when: datetime  # aware UTC
+
+
+class Store:
+    """The memras database. Open with :meth:`Store.open`; close with :meth:`close`."""
+
+    def __init__(self, engine: Engine, *, key_fn: KeyFn | None = None) -> None:
+        self.engine = engine
+        self._key_fn = key_fn
+        self.mirrors_rasdaemon = engine.dialect.name == "sqlite"
+
+    # ---- opening ----------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url_or_path: str | Path, *, create: bool = True,
+             key_fn: KeyFn | None = None) -> Store:
+        """Open (and by default create and migrate) the database at a URL or path."""
+        url = database_url(url_or_path)
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not create and not path.exists():
+                raise StoreError(f"no memras database at {path}",
+                                 hint="run `memras import` or `memras watch` first, or pass --db")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create {path.parent}: {exc.strerror}",
+                                 hint="pass --db PATH to a writable place") from exc
+        try:
+            engine = create_engine(url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"bad database URL {url!r}: {exc}",
+                             hint="use a path or sqlite:///PATH") from exc
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+        store = cls(engine, key_fn=key_fn)
+        store._migrate()
+        return store
+
+    def _migrate(self) -> None:
+        _import_model_modules()
+        try:
+            with self._write() as conn:
+                migrate(conn)
+                Base.metadata.create_all(conn, checkfirst=True)  # other areas' tables
+        except SQLAlchemyError as exc:
+            raise _store_error("prepare the database", exc) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(memras_write=True)
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """An ORM session for other areas; commits on success, rolls back on error."""
+        with Session(self.engine) as session:
+            try:
+                yield session
+                session.commit()
+            except SQLAlchemyError as exc:
+                session.rollback()
+                raise _store_error("write", exc) from exc
+
+    # ---- writing events -----------------------------------------------------------
+
+    def add_events(self, events: Iterable[Record], *, cursor: tuple[str, str] | None = None,
+                   boot_time: datetime | None = None) -> AddResult:
+        """Store one batch atomically; returns how many were new and how many duplicates.
+
+        ``cursor`` = (source name, position) is saved in the same transaction.
+        ``boot_time`` turns an event's uptime into wall time when it has no timestamp.
+        """
+        batch = list(events)
+        prepared = self._prepare(batch, boot_time)
+        try:
+            with self._write() as conn:
+                fresh = self._drop_known(conn, prepared)
+                if fresh:
+                    self._insert(conn, fresh)
+                if cursor is not None:
+                    self._set_cursor(conn, *cursor)
+        except SQLAlchemyError as exc:
+            raise _store_error("store events", exc) from exc
+        return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh))
+
+    def _prepare(self, batch: list[Record], boot_time: datetime | None) -> list[_Prepared]:
+        if self._key_fn is None:
+            self._key_fn = _default_key_fn()
+        key_fn = self._key_fn
+        now = datetime.now(UTC)
+        out = []
+        for record in batch:
+            if record.timestamp is not None:
+                when = record.timestamp
+            elif record.uptime_s is not None and boot_time is not None:
+                when = boot_time + timedelta(seconds=record.uptime_s)
+            else:
+                when = now
+            when = when if when.tzinfo is not None else when.astimezone()
+            out.append(_Prepared(_key_text(key_fn(record)), record, when.astimezone(UTC)))
+        return out
+
+    def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
+        unique: dict[str, _Prepared] = {}
+        for p in prepared:
+            unique.setdefault(p.key, p)
+        keys = list(unique)
+        col = ErrorRow.__table__.c.dedup_key
+        for start in range(0, len(keys), KEY_CHUNK):
+            chunk = keys[start:start + KEY_CHUNK]
+            for known in conn.scalars(select(col).where(col.in_(chunk))):
+                unique.pop(known, None)
+        return list(unique.values())
+
+    def _insert(self, conn: Connection, fresh: list[_Prepared]) -> None:
+        links = self._write_rasdaemon_rows(conn, fresh) if self.mirrors_rasdaemon else {}
+        rows = [_error_row(p, links.get(id(p))) for p in fresh]
+        conn.execute(ErrorRow.__table__.insert(), rows)
+        self._bump_counts(conn, rows)
+
+    def _write_rasdaemon_rows(self, conn: Connection,
+                              fresh: list[_Prepared]) -> dict[int, tuple[str, int]]:
+        """The rasdaemon-format mirror; ids allocated under the write lock (BEGIN IMMEDIATE)."""
+        by_table: dict[str, list[_Prepared]] = {}
+        for p in fresh:
+            by_table.setdefault(_rasdaemon_table(p.record), []).append(p)
+        links: dict[int, tuple[str, int]] = {}
+        for table, items in by_table.items():
+            next_id = (conn.exec_driver_sql(f"SELECT max(id) FROM {table}").scalar() or 0) + 1
+            builder, columns = _ROW_BUILDERS[table]
+            params = []
+            for offset, p in enumerate(items):
+                row_id = next_id + offset
+                params.append(builder(row_id, p.when, p.record))
+                links[id(p)] = (table, row_id)
+            conn.exec_driver_sql(rs.insert_sql(table, columns), params)
+        return links
+
+    def _bump_counts(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        deltas: dict[tuple, list[int]] = {}
+        for r in rows:
+            key = (r["type"], r["label"] or "", rs.layer(r["mc"]), rs.layer(r["top_layer"]),
+                   rs.layer(r["middle_layer"]), rs.layer(r["lower_layer"]))
+            acc = deltas.setdefault(key, [0, 0])
+            acc[0] += 1
+            acc[1] += r["count"]
+        t = ErrorCountRow.__table__
+        for key, (events, errors) in deltas.items():
+            match = and_(t.c.type == key[0], t.c.label == key[1], t.c.mc == key[2],
+                         t.c.top_layer == key[3], t.c.middle_layer == key[4],
+                         t.c.lower_layer == key[5])
+            done = conn.execute(update(t).where(match).values(
+                events=t.c.events + events, errors=t.c.errors + errors))
+            if done.rowcount == 0:
+                conn.execute(t.insert().values(
+                    type=key[0], label=key[1], mc=key[2], top_layer=key[3],
+                    middle_layer=key[4], lower_layer=key[5], events=events, errors=errors))
+
+    # ---- cursors, gaps, skipped input ----------------------------------------------
+
+    def get_cursor(self, name: str) -> str | None:
+        with self._read() as conn:
+            return conn.scalar(select(SourceCursorRow.position)
+                               .where(SourceCursorRow.name == name))
+
+    def set_cursor(self, name: str, position: str) -> None:
+        with self._write_translated("save a cursor") as conn:
+            self._set_cursor(conn, name, position)
+
+    def _set_cursor(self, conn: Connection, name: str, position: str) -> None:
+        t = SourceCursorRow.__table__
+        now = datetime.now(UTC).replace(tzinfo=None)
+        done = conn.execute(update(t).where(t.c.name == name)
+                            .values(position=position, updated=now))
+        if done.rowcount == 0:
+            conn.execute(t.insert().values(name=name, position=position, updated=now))
+
+    def add_gap(self, source: str, where: str, type: str, count: int, *,
+                detail: str = "", time: datetime | None = None) -> None:
+        """Record that the kernel counted ``count`` errors on ``where`` no event reported."""
+        when = _utc_naive(time or datetime.now(UTC))
+        with self._write_translated("record a gap") as conn:
+            conn.execute(GapRow.__table__.insert().values(
+                time=when, source=source, where=where, type=type, count=count, detail=detail))
+
+    def gaps(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(select(GapRow.__table__).order_by(GapRow.id)).mappings()
+            return [dict(r) for r in rows]
+
+    def count_skipped(self, source: str, sample: str, *, reason: str = "", n: int = 1) -> None:
+        """Count ``n`` malformed inputs from ``source``, keeping the latest as a sample."""
+        t = SkippedRow.__table__
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self._write_translated("count skipped input") as conn:
+            done = conn.execute(update(t).where(t.c.source == source).values(
+                count=t.c.count + n, sample=sample, reason=reason, updated=now))
+            if done.rowcount == 0:
+                conn.execute(t.insert().values(source=source, count=n, sample=sample,
+                                               reason=reason, updated=now))
+
+    def skipped(self) -> dict[str, int]:
+        with self._read() as conn:
+            return dict(conn.execute(select(SkippedRow.source, SkippedRow.count)).all())
+
+    @contextmanager
+    def _write_translated(self, what: str) -> Iterator[Connection]:
+        try:
+            with self._write() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _store_error(what, exc) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise _store_error("read", exc) from exc
+
+    # ---- reading -----------------------------------------------------------------
+
+    def errors(self, since: datetime | None = None, until: datetime | None = None,
+               dimm: str | None = None, type: str | Iterable[str] | None = None,
+               limit: int | None = None) -> list[StoredError]:
+        """Stored events, oldest first; ``limit`` keeps the newest ``limit`` of them."""
+        t = ErrorRow.__table__
+        query = select(t).where(*_filters(since, until, dimm, type))
+        query = query.order_by(t.c.time.desc(), t.c.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_stored_error(r) for r in reversed(rows)]
+
+    def summary(self, since: datetime | None = None, until: datetime | None = None,
+                dimm: str | None = None, type: str | Iterable[str] | None = None) -> Summary:
+        """Per type/label/location counts like ``ras-mc-ctl --summary``, plus totals by type.
+
+        Without filters it reads the maintained ``memras_error_count`` table; with
+        filters it groups ``memras_error`` (same result shape, slower on big tables).
+        """
+        with self._read() as conn:
+            if since is None and until is None and dimm is None and type is None:
+                c = ErrorCountRow.__table__.c
+                rows = conn.execute(select(c.type, c.label, c.mc, c.top_layer, c.middle_layer,
+                                           c.lower_layer, c.events, c.errors)).all()
+            else:
+                rows = conn.execute(_grouped_query(since, until, dimm, type)).all()
+        groups = [_group(*row) for row in rows]
+        groups.sort(key=lambda g: (g.type, g.label or "", g.location))
+        return Summary.from_groups(groups)
+
+    def count(self) -> int:
+        with self._read() as conn:
+            return conn.scalar(select(func.count()).select_from(ErrorRow.__table__)) or 0
+
+
+# ---- helpers (module level: pure, no Store state) ---------------------------------
+
+def _rasdaemon_table(record: Record) -> str:
+    if isinstance(record, MemoryFailureEvent):
+        return "memory_failure_event"
+    return "mce_record" if record.mce is not None else "mc_event"
+
+
+_ROW_BUILDERS: dict[str, tuple[Callable[..., tuple], list[str]]] = {
+    "mc_event": (rs.mc_event_row, rs.MC_EVENT_COLUMNS),
+    "mce_record": (rs.mce_record_row, rs.MCE_RECORD_COLUMNS),
+    "memory_failure_event": (rs.memory_failure_row, rs.MEMORY_FAILURE_COLUMNS),
+}
+
+_LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_group", "bank",
+                    "row", "column", "device", "label", "top_layer", "middle_layer",
+                    "lower_layer")
+
+
+def _error_row(p: _Prepared, link: tuple[str, int] | None) -> dict[str, Any]:
+    record = p.record
+    row: dict[str, Any] = {
+        "time": p.when.replace(tzinfo=None), "uptime": record.uptime_s,
+        "source": str(record.source), "dedup_key": p.key, "raw": record.raw,
+        "rasdaemon_table": link[0] if link else None,
+        "rasdaemon_id": link[1] if link else None, "dimm_id": None,
+    }
+    if isinstance(record, MemoryFailureEvent):
+        row.update(type=MEMORY_FAILURE_TYPE, count=1, address=rs.as_int64(record.pfn << 12),
+                   page=record.pfn, normalized_address=None, grain_bits=None, syndrome=None,
+                   message=f"{record.page_type}: {record.action_result}", driver="",
+                   driver_detail="")
+        row.update(dict.fromkeys(_LOCATION_FIELDS))
+        return row
+    loc = record.location
+    address = record.address
+    row.update(type=str(record.error_type), count=record.count, address=rs.as_int64(address),
+               page=None if address is None else address >> 12,
+               normalized_address=rs.as_int64(record.normalized_address),
+               grain_bits=record.grain_bits, syndrome=rs.as_int64(record.syndrome),
+               message=record.message, driver=record.driver,
+               driver_detail=record.driver_detail)
+    for name in _LOCATION_FIELDS:
+        row[name] = getattr(loc, name)
+    return row
+
+
+def _type_values(type: str | Iterable[str]) -> list[str]:
+    return [type] if isinstance(type, str) else list(type)
+
+
+def _filters(since: datetime | None, until: datetime | None, dimm: str | None,
+             type: str | Iterable[str] | None) -> list[Any]:
+    c = ErrorRow.__table__.c
+    clauses: list[Any] = []
+    if since is not None:
+        clauses.append(c.time >= _utc_naive(since))
+    if until is not None:
+        clauses.append(c.time < _utc_naive(until))
+    if dimm is not None:
+        clauses.append(or_(c.label == dimm, c.dimm_id == dimm))
+    if type is not None:
+        clauses.append(c.type.in_(_type_values(type)))
+    return clauses
+
+
+def _grouped_query(since: datetime | None, until: datetime | None, dimm: str | None,
+                   type: str | Iterable[str] | None) -> Any:
+    c = ErrorRow.__table__.c
+    keys = (c.type, func.coalesce(c.label, ""), func.coalesce(c.mc, -1),
+            func.coalesce(c.top_layer, -1), func.coalesce(c.middle_layer, -1),
+            func.coalesce(c.lower_layer, -1))
+    return (select(*keys, func.count(), func.sum(c.count))
+            .where(*_filters(since, until, dimm, type)).group_by(*keys))
+
+
+def _unknown(value: int) -> int | None:
+    return None if value == -1 else value
+
+
+def _group(type: str, label: str, mc: int, top: int, mid: int, low: int, events: int,
+           errors: int) -> SummaryGroup:
+    return SummaryGroup(type=type, label=label or None, mc=_unknown(mc),
+                        top_layer=_unknown(top), middle_layer=_unknown(mid),
+                        lower_layer=_unknown(low), events=int(events), errors=int(errors or 0))
+
+
+def _stored_error(r: Any) -> StoredError:
+    location = DimmLocation(**{name: r[name] for name in _LOCATION_FIELDS})
+    return StoredError(
+        id=r["id"], time=r["time"].replace(tzinfo=UTC), uptime=r["uptime"], source=r["source"],
+        type=r["type"], count=r["count"], address=rs.as_u64(r["address"]), page=r["page"],
+        normalized_address=rs.as_u64(r["normalized_address"]), location=location,
+        message=r["message"], driver=r["driver"], driver_detail=r["driver_detail"],
+        dimm_id=r["dimm_id"], raw=r["raw"], rasdaemon_table=r["rasdaemon_table"],
+        rasdaemon_id=r["rasdaemon_id"])
+
+
+def _store_error(what: str, exc: SQLAlchemyError) -> StoreError:
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    hint = "another memras may hold the lock; retry" if "locked" in detail else \
+        "check the --db path and its permissions"
+    return StoreError(f"cannot {what}: {detail}", hint=hint)
