@@ -1,0 +1,106 @@
+"""The ``webhook`` hook: POST the alert as JSON (schema ``memras.alert/v1``).
+
+Options (``[alerts.hooks.webhook]``)::
+
+    url = "https://alerts.example.net/memras"
+    secret = "shared-secret"        # or secret_file = "/etc/memras/webhook.key"
+    timeout = "10s"
+    ca_file = "/etc/memras/ca.pem"  # trust this CA (TLS verification stays on)
+    verify = true                   # false only when set explicitly; never the default
+    headers = { Authorization = "Bearer …" }
+
+With a secret, ``X-Memras-Signature: sha256=<hex>`` is the HMAC-SHA256 of the exact
+body bytes; receivers recompute it and compare in constant time. Any 2xx response is
+success; other statuses, TLS and connection errors are failed attempts. The body
+also carries ``X-Memras-Schema: memras.alert/v1``. Standard library only (urllib).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from memras.alerts.config import parse_duration
+from memras.alerts.hooks import AlertHook
+from memras.alerts.model import PAYLOAD_SCHEMA, Alert
+from memras.errors import HookError
+
+SIGNATURE_HEADER = "X-Memras-Signature"
+SCHEMA_HEADER = "X-Memras-Schema"
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header value: ``sha256=`` + hex HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, secret: str, header: str | None) -> bool:
+    """For receivers (and tests): does ``header`` sign ``body`` with ``secret``?"""
+    return header is not None and hmac.compare_digest(sign(body, secret), header)
+
+
+class WebhookHook(AlertHook):
+    name = "webhook"
+    sends_resolved = True
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.url = str(self.option("url", required=True))
+        if not self.url.startswith(("http://", "https://")):
+            raise HookError(f"alert hook webhook: url {self.url!r} must be http(s)://")
+        self.secret = self._secret()
+        self.timeout_s = parse_duration(self.option("timeout", DEFAULT_TIMEOUT_S),
+                                        what="hooks.webhook.timeout")
+        self.headers = {str(k): str(v) for k, v in dict(self.option("headers", {})).items()}
+        self.ssl_context = self._ssl_context()
+
+    def _secret(self) -> str | None:
+        secret_file = self.option("secret_file")
+        if secret_file:
+            try:
+                return Path(secret_file).read_text().strip()
+            except OSError as exc:
+                raise HookError(f"alert hook webhook: cannot read secret_file: {exc}") from exc
+        secret = self.option("secret")
+        return None if secret is None else str(secret)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        verify = self.option("verify", True)
+        if verify is not True and verify is not False:
+            raise HookError("alert hook webhook: verify must be true or false")
+        try:
+            context = ssl.create_default_context(cafile=self.option("ca_file"))
+        except (OSError, ssl.SSLError) as exc:
+            raise HookError(f"alert hook webhook: cannot load ca_file: {exc}") from exc
+        if verify is False:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def body(self, alert: Alert) -> bytes:
+        return json.dumps(alert.to_payload(), sort_keys=True).encode()
+
+    def send(self, alert: Alert) -> None:
+        body = self.body(alert)
+        headers = {"Content-Type": "application/json", SCHEMA_HEADER: PAYLOAD_SCHEMA,
+                   "User-Agent": "memras-webhook/1", **self.headers}
+        if self.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(body, self.secret)
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s,
+                                        context=self.ssl_context) as response:
+                response.read(1024)
+        except urllib.error.HTTPError as exc:
+            raise HookError(f"webhook: {self.url} answered HTTP {exc.code} {exc.reason}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise HookError(f"webhook: cannot POST to {self.url}: {reason}") from exc
