@@ -391,10 +391,14 @@ class Smbios:
             return []
         _ = self.entry_point  # its problems are worth reporting; the table stands alone
         try:
-            return parse_structures(table)
+            structures = parse_structures(table)
         except TableDamaged as exc:
             self.problems.append(exc.msg)
             return exc.parsed
+        if structures and structures[-1].type != TYPE_END_OF_TABLE:
+            self.problems.append(f"SMBIOS table ends after {len(table)} bytes without an "
+                                 "end-of-table structure; it may be truncated")
+        return structures
 
     def _of_type(self, kind: int) -> list[Structure]:
         return [s for s in self.structures if s.type == kind]
