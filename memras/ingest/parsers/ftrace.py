@@ -1,0 +1,71 @@
+"""One line of tracefs ``trace``/``trace_pipe`` text → a record.
+
+The ftrace prefix (kernel/trace/trace_output.c ``trace_print_context`` +
+``trace_print_lat_fmt``) is ``<task>-<pid> [(tgid)] [cpu] <flags> <ts>: <event>: ``:
+the task may be ``<...>`` or hold spaces and dashes (the pid is the *last* ``-N``
+before the CPU column); flags are 4 chars before ~5.16 and 5 after, and are absent
+with ``options/irq-info`` off; the tgid column appears with ``options/record-tgid``.
+
+Hot path: the watcher feeds mc_event lines at ≥100k lines/s, so an mc_event line is
+matched by ONE precompiled regex (prefix + body) after a substring check; every
+other event takes the generic prefix regex and a dispatch on the event name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from memras.ingest.parsers._common import NonMemoryMce
+from memras.ingest.parsers.trace_events import (
+    MC_EVENT_BODY,
+    mc_event_from_match,
+    parse_extlog_mem_event,
+    parse_mc_event,
+    parse_mce_record,
+    parse_memory_failure_event,
+)
+from memras.records import Record, Source
+
+PREFIX = (
+    r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:(?P<flags>[^\s\[]{4,5})\s+)?(?P<ts>\d+(?:\.\d+)?):\s+"
+)
+_LINE = re.compile(PREFIX + r"(?P<event>\w+):\s?(?P<body>.*)$")
+_MC_EVENT_LINE = re.compile(PREFIX + r"mc_event: " + MC_EVENT_BODY)
+
+TraceResult = Record | NonMemoryMce
+
+_BODY_PARSERS: dict[str, Callable[..., TraceResult | None]] = {
+    "mc_event": parse_mc_event,
+    "mce_record": parse_mce_record,
+    "memory_failure_event": parse_memory_failure_event,
+    "extlog_mem_event": parse_extlog_mem_event,
+}
+
+
+def split_trace_line(line: str) -> tuple[str, float, str] | None:
+    """``(event, uptime_s, body)`` of a trace line, None when it has no ftrace prefix."""
+    m = _LINE.match(line)
+    if m is None:
+        return None
+    return m["event"], float(m["ts"]), m["body"]
+
+
+def parse_trace_line(line: str) -> TraceResult | None:
+    """The record in one trace line; NonMemoryMce for other machine checks; else None."""
+    line = line.rstrip("\n")
+    if "mc_event: " in line:
+        m = _MC_EVENT_LINE.match(line)
+        if m is not None:
+            return mc_event_from_match(
+                m, source=Source.TRACE, uptime_s=float(m["ts"]), raw=line
+            )
+    parts = split_trace_line(line)
+    if parts is None:
+        return None
+    event, uptime_s, body = parts
+    parser = _BODY_PARSERS.get(event)
+    if parser is None:
+        return None
+    return parser(body, uptime_s=uptime_s, raw=line)

@@ -1,0 +1,242 @@
+"""Bodies of the RAS trace events (the text after ``<event>: `` in tracefs output).
+
+Each function mirrors one TP_printk:
+
+- ``ras:mc_event`` (include/ras/ras_event.h): ``"%d %s error%s:%s%s on %s (mc:%d
+  location:%d:%d:%d address:0x%08lx grain:%d syndrome:0x%08lx%s%s)"``. The grain is
+  printed in bytes (``1 << grain_bits``); the address is the system physical address.
+  The label may hold spaces and " or "; msg may be empty; driver_detail follows the
+  syndrome after one space (skx's detail starts with a space, so two). The detail is
+  stored without that separator, otherwise verbatim.
+- ``mce:mce_record`` (include/trace/events/mce.h): ``Key: value`` pairs joined by
+  ", "; ≤6.9 combines ``ADDR/MISC/SYND`` and ``MCGc/s`` with slashes and has
+  ``PROCESSOR: vendor:cpuid``, ``TIME``, ``SOCKET``; 6.10+ splits ADDR, MISC, SYND and
+  adds PPIN, vendor, CPUID, time, socket, microcode and optionally ``vendor data``
+  (last, free text). Older kernels lack IPID and SYND. The registers are decoded by
+  :mod:`memras.ingest.mca`; a non-memory MCE comes back as :class:`NonMemoryMce`.
+- ``ras:memory_failure_event``: ``"pfn %#lx: recovery action for %s: %s"``.
+- ``ras:extlog_mem_event``: ``"{%d} %s error: %s physical addr: %016llx (mask lsb:
+  %x) %sFRU: %pUl %.20s"``, the location from cper.c (``node:0`` or old ``node: 0``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import UTC, datetime
+
+from memras.ingest.mca import mce_to_memory_error
+from memras.ingest.parsers._common import (
+    NonMemoryMce,
+    dec_int,
+    grain_bits_from_bytes,
+    hex_int,
+)
+from memras.ingest.parsers.locations import location_from_label, location_from_pairs
+from memras.records import (
+    DimmLocation,
+    ErrorType,
+    MceRegisters,
+    MemoryErrorEvent,
+    MemoryFailureEvent,
+    Source,
+)
+
+MC_EVENT_BODY = (
+    r"(?P<count>\d+) (?P<type>\w+) errors?:(?: (?P<msg>.*?))? on (?P<label>.*?)"
+    r" \(mc:(?P<mc>\d+) location:(?P<top>-?\d+):(?P<mid>-?\d+):(?P<low>-?\d+)"
+    r" address:0x(?P<addr>[0-9a-fA-F]+) grain:(?P<grain>\d+)"
+    r" syndrome:0x(?P<synd>[0-9a-fA-F]+)(?: (?P<detail>.*))?\)\s*$"
+)
+_MC_EVENT = re.compile(MC_EVENT_BODY)
+
+_TYPE_BY_NAME = {t.value: t for t in ErrorType}
+
+
+def _layer(text: str) -> int | None:
+    value = int(text)
+    return None if value < 0 else value
+
+
+def mc_event_from_match(
+    m: re.Match[str], *, source: Source, uptime_s: float | None, raw: str
+) -> MemoryErrorEvent:
+    """Build the record from a match of :data:`MC_EVENT_BODY` (shared with the fast path)."""
+    label = m["label"]
+    detail = (m["detail"] or "").strip()
+    location = location_from_label(label).merged(location_from_pairs(detail))
+    top, mid, low = _layer(m["top"]), _layer(m["mid"]), _layer(m["low"])
+    location = dataclasses.replace(
+        location, mc=int(m["mc"]), top_layer=top, middle_layer=mid, lower_layer=low
+    )
+    return MemoryErrorEvent(
+        error_type=_TYPE_BY_NAME.get(m["type"], ErrorType.INFO),
+        source=source,
+        count=int(m["count"]),
+        uptime_s=uptime_s,
+        address=int(m["addr"], 16),
+        grain_bits=grain_bits_from_bytes(int(m["grain"])),
+        syndrome=int(m["synd"], 16),
+        message=m["msg"] or "",
+        driver_detail=detail,
+        location=location,
+        raw=raw,
+    )
+
+
+def parse_mc_event(
+    body: str, *, uptime_s: float | None = None, raw: str | None = None
+) -> MemoryErrorEvent | None:
+    m = _MC_EVENT.match(body)
+    if m is None:
+        return None
+    return mc_event_from_match(
+        m, source=Source.TRACE, uptime_s=uptime_s, raw=body if raw is None else raw
+    )
+
+
+# mce_record keys (lowercased; slash-joined keys are split first) → MceRegisters field
+_MCE_KEYS = {
+    "cpu": "cpu",
+    "mcgc": "mcgcap",
+    "s": "mcgstatus",
+    "ipid": "ipid",
+    "addr": "addr",
+    "misc": "misc",
+    "synd": "synd",
+    "tsc": "tsc",
+    "ppin": "ppin",
+    "vendor": "cpuvendor",
+    "cpuid": "cpuid",
+    "time": "walltime",
+    "socket": "socketid",
+    "apic": "apicid",
+    "microcode": "microcode",
+}
+_DECIMAL_MCE_KEYS = frozenset({"cpu", "vendor", "time", "socket"})
+_MC_BANK = re.compile(r"MC(\d+)$")
+_RIP = re.compile(r"([0-9a-fA-F]+):<([0-9a-fA-F]+)>")
+
+
+def _mce_fields(body: str) -> dict[str, int] | None:
+    """The register values named in an mce_record body; None if it is not one."""
+    body = body.split(", vendor data: ", 1)[0]
+    fields: dict[str, int] = {}
+    for pair in body.split(", "):
+        key, sep, value = pair.partition(": ")
+        if not sep:
+            return None
+        value = value.strip()
+        bank = _MC_BANK.match(key)
+        if bank:
+            fields["bank"] = int(bank[1])
+            status = hex_int(value)
+            if status is None:
+                return None
+            fields["status"] = status
+        elif key == "RIP":
+            rip = _RIP.match(value)
+            if rip:
+                fields["cs"], fields["ip"] = int(rip[1], 16), int(rip[2], 16)
+        elif key == "PROCESSOR":
+            vendor, _, cpuid = value.partition(":")
+            fields["cpuvendor"], fields["cpuid"] = dec_int(vendor) or 0, hex_int(cpuid) or 0
+        else:
+            _store_slash_pairs(fields, key, value)
+    return fields if "status" in fields and "bank" in fields else None
+
+
+def _store_slash_pairs(fields: dict[str, int], key: str, value: str) -> None:
+    for name, text in zip(key.split("/"), value.split("/"), strict=False):
+        norm = name.lower()
+        target = _MCE_KEYS.get(norm)
+        number = dec_int(text) if norm in _DECIMAL_MCE_KEYS else hex_int(text)
+        if target is not None and number is not None:
+            fields[target] = number
+
+
+def parse_mce_record(
+    body: str, *, uptime_s: float | None = None, raw: str | None = None
+) -> MemoryErrorEvent | NonMemoryMce | None:
+    """A memory error, a NonMemoryMce for other machine checks, None if not mce_record."""
+    if not body.startswith("CPU: "):
+        return None
+    fields = _mce_fields(body)
+    if fields is None:
+        return None
+    regs = MceRegisters(**fields)
+    timestamp = _walltime(regs.walltime)
+    text = body if raw is None else raw
+    event = mce_to_memory_error(
+        regs, source=Source.TRACE, timestamp=timestamp, uptime_s=uptime_s, raw=text
+    )
+    if event is None:
+        return NonMemoryMce(regs, Source.TRACE, timestamp=timestamp, uptime_s=uptime_s, raw=text)
+    return event
+
+
+def _walltime(seconds: int) -> datetime | None:
+    if seconds <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+_MEMORY_FAILURE = re.compile(
+    r"pfn (?P<pfn>0x[0-9a-fA-F]+|\d+): recovery action for (?P<type>.+): (?P<result>\w+)\s*$"
+)
+
+
+def parse_memory_failure_event(
+    body: str, *, uptime_s: float | None = None, raw: str | None = None
+) -> MemoryFailureEvent | None:
+    m = _MEMORY_FAILURE.match(body)
+    if m is None:
+        return None
+    pfn = m["pfn"]
+    return MemoryFailureEvent(
+        pfn=int(pfn, 16) if pfn.startswith("0x") else int(pfn),
+        page_type=m["type"],
+        action_result=m["result"],
+        source=Source.TRACE,
+        uptime_s=uptime_s,
+        raw=body if raw is None else raw,
+    )
+
+
+_EXTLOG = re.compile(
+    r"\{(?P<seq>\d+)\} (?P<sev>\w+) error: (?P<etype>.*?) physical addr: (?P<pa>[0-9a-fA-F]+)"
+    r" \(mask lsb: (?P<lsb>[0-9a-fA-F]+)\) (?P<loc>.*?)FRU: (?P<fru_id>\S*) ?(?P<fru>.*)$"
+)
+# cper_severity_str(): the words the extlog event prints, and rasdaemon's numbers
+CPER_SEVERITY = {
+    "recoverable": ErrorType.UNCORRECTED,
+    "fatal": ErrorType.FATAL,
+    "corrected": ErrorType.CORRECTED,
+    "info": ErrorType.INFO,
+}
+
+
+def parse_extlog_mem_event(
+    body: str, *, uptime_s: float | None = None, raw: str | None = None
+) -> MemoryErrorEvent | None:
+    m = _EXTLOG.match(body)
+    if m is None:
+        return None
+    lsb = int(m["lsb"], 16)
+    fru = m["fru"].strip()
+    location = location_from_pairs(m["loc"])
+    return MemoryErrorEvent(
+        error_type=CPER_SEVERITY.get(m["sev"], ErrorType.INFO),
+        source=Source.TRACE,
+        uptime_s=uptime_s,
+        address=int(m["pa"], 16) & ~((1 << min(lsb, 63)) - 1),
+        grain_bits=lsb or None,
+        message=m["etype"],
+        driver="extlog",
+        driver_detail=m["loc"].strip(),
+        location=location.merged(DimmLocation(label=fru or None)),
+        raw=body if raw is None else raw,
+    )
