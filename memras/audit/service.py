@@ -124,7 +124,7 @@ class AuditTrail:
         for _attempt in range(_APPEND_RETRIES):
             try:
                 return self._append_once(action, data, actor, replacement_id)
-            except IntegrityError:
+            except (IntegrityError, StoreError):  # another writer took this seq: re-read
                 continue
         raise StoreError("could not append to the audit trail: too many concurrent writers")
 

@@ -7,25 +7,27 @@ import io
 import json
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import text
 
 from memras.audit.service import Actor, AuditTrail
 from memras.errors import UsageError
-from memras.store.base import Base
-from memras.workflow import models  # noqa: F401  (registers the tables)
+from memras.store import Store
 
 
 @pytest.fixture
-def engine(tmp_path):
-    eng = create_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-    Base.metadata.create_all(eng)
-    return eng
+def store(tmp_path):
+    with Store.open(tmp_path / "audit.db") as s:
+        yield s
 
 
 @pytest.fixture
-def trail(engine) -> AuditTrail:
-    audit = AuditTrail(sessionmaker(engine))
+def engine(store):
+    return store.engine
+
+
+@pytest.fixture
+def trail(store) -> AuditTrail:
+    audit = AuditTrail(store)
     actor = Actor(uid=0, user="root", operator="Ada", host="db7")
     for i in range(1, 6):
         audit.append(f"step-{i}", {"blocks": [i], "serial": f"S{i}\x1b[2J"}, actor=actor,
