@@ -96,10 +96,10 @@ class GapRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     time: Mapped[datetime] = mapped_column(DateTime, index=True)
     source: Mapped[str] = mapped_column(String(32))
-    where: Mapped[str] = mapped_column(Text)  # e.g. "mc0/dimm3" or a label
-    type: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)  # DIMM key (mc:top:mid:low / label) or "kmsg"
+    error_type: Mapped[str] = mapped_column(String(32))  # Corrected | Uncorrected | records
     count: Mapped[int] = mapped_column(Integer)
-    detail: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[str] = mapped_column(Text, default="")
 
 
 class SkippedRow(Base):

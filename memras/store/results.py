@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from memras.records import DimmLocation
+from memras.records import DimmLocation, Record
 
 MEMORY_FAILURE_TYPE = "MemoryFailure"  # memras_error.type of a MemoryFailureEvent
 
@@ -14,9 +14,11 @@ MEMORY_FAILURE_TYPE = "MemoryFailure"  # memras_error.type of a MemoryFailureEve
 class AddResult:
     inserted: int = 0
     duplicates: int = 0
+    new_events: list[Record] = field(default_factory=list, repr=False)  # those inserted
 
     def __add__(self, other: AddResult) -> AddResult:
-        return AddResult(self.inserted + other.inserted, self.duplicates + other.duplicates)
+        return AddResult(self.inserted + other.inserted, self.duplicates + other.duplicates,
+                         self.new_events + other.new_events)
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,7 +225,8 @@ class Store:
                     self._set_cursor(conn, *cursor)
         except SQLAlchemyError as exc:
             raise _store_error("store events", exc) from exc
-        return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh))
+        return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh),
+                         new_events=[p.record for p in fresh])
 
     def _prepare(self, batch: list[Record], boot_time: datetime | None) -> list[_Prepared]:
         if self._key_fn is None:
@@ -319,13 +320,14 @@ class Store:
         if done.rowcount == 0:
             conn.execute(t.insert().values(name=name, position=position, updated=now))
 
-    def add_gap(self, source: str, where: str, type: str, count: int, *,
-                detail: str = "", time: datetime | None = None) -> None:
-        """Record that the kernel counted ``count`` errors on ``where`` no event reported."""
+    def add_gap(self, source: str, subject: str, count: int, error_type: str, *,
+                message: str = "", time: datetime | None = None) -> None:
+        """Record that the kernel counted ``count`` errors on ``subject`` no event reported."""
         when = _utc_naive(time or datetime.now(UTC))
         with self._write_translated("record a gap") as conn:
             conn.execute(GapRow.__table__.insert().values(
-                time=when, source=source, where=where, type=type, count=count, detail=detail))
+                time=when, source=source, subject=subject, count=count,
+                error_type=error_type, message=message))
 
     def gaps(self) -> list[dict[str, Any]]:
         with self._read() as conn:

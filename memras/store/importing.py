@@ -1,0 +1,258 @@
+"""``memras import``: files of kernel/firmware text or a rasdaemon DB → the memras store.
+
+The parsers (``memras.ingest.parsers``) turn text into records; this module only
+reads, batches (``BATCH_EVENTS`` per transaction), counts and reports progress, so
+the CLI and the TUI show the same numbers. Nothing is lost silently: every line or
+row ends up inserted, a duplicate, ignored (not a memory error record), non-memory
+(a machine check of another kind, counted) or skipped (malformed: counted in
+``memras_skipped`` with a sample).
+
+A rasdaemon database is read read-only through the watcher's
+:class:`memras.ingest.sources.RasdaemonSource` (one reader for both uses), with a
+cursor per database file, so importing the same file again adds only new rows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from memras.errors import StoreError, UsageError
+from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
+from memras.store.results import AddResult
+from memras.store.store import Store
+
+BATCH_EVENTS = 5000
+KINDS = ("rasdaemon", "dmesg", "trace", "mcelog")
+MAX_SAMPLE_CHARS = 500
+
+Progress = Callable[[int], None]  # called with the bytes (or rows) consumed so far
+
+
+@dataclass
+class ImportReport:
+    kind: str
+    path: str
+    inserted: int = 0
+    duplicates: int = 0
+    ignored: int = 0
+    non_memory: int = 0
+    skipped: int = 0
+    skipped_samples: list[str] = field(default_factory=list)
+
+    def add(self, result: AddResult) -> None:
+        self.inserted += result.inserted
+        self.duplicates += result.duplicates
+
+
+class _Batcher:
+    """Collects records and stores them BATCH_EVENTS at a time; counts malformed input."""
+
+    def __init__(self, store: Store, report: ImportReport, source: str,
+                 boot_time: datetime | None) -> None:
+        self.store, self.report, self.source, self.boot_time = store, report, source, boot_time
+        self.pending: list[Record] = []
+        self.unsaved_skips = 0  # malformed inputs not yet counted in memras_skipped
+        self.last_sample = ""
+
+    def classify(self, result: object, raw: str, *, malformed: bool = False) -> None:
+        if isinstance(result, MemoryErrorEvent | MemoryFailureEvent):
+            self.pending.append(result)
+            if len(self.pending) >= BATCH_EVENTS:
+                self.flush()
+        elif result is not None:
+            self.report.non_memory += 1  # parsers' NonMemoryMce
+        elif malformed:
+            self.skip(raw)
+        else:
+            self.report.ignored += 1
+
+    def skip(self, raw: str) -> None:
+        self.report.skipped += 1
+        sample = raw.rstrip("\n")[:MAX_SAMPLE_CHARS]
+        if len(self.report.skipped_samples) < 5:
+            self.report.skipped_samples.append(sample)
+        self.unsaved_skips += 1
+        self.last_sample = sample
+
+    def flush(self) -> None:
+        if self.pending:
+            self.report.add(self.store.add_events(self.pending, boot_time=self.boot_time))
+        self.pending = []
+        if self.unsaved_skips:  # one write per batch, not one per bad line
+            self.store.count_skipped(f"import:{self.source}", self.last_sample,
+                                     reason="malformed", n=self.unsaved_skips)
+            self.unsaved_skips = 0
+
+
+# ---- reading text ---------------------------------------------------------------------
+
+@contextmanager
+def open_text(path: str) -> Iterator[tuple[IO[str], int | None]]:
+    """``-`` is stdin; a file is read as UTF-8, bad bytes replaced (never a crash)."""
+    if path == "-":
+        yield sys.stdin, None
+        return
+    p = Path(path)
+    try:
+        handle = p.open(encoding="utf-8", errors="replace", newline="")
+        size = p.stat().st_size
+    except FileNotFoundError as exc:
+        raise UsageError(f"no such file: {path}", hint="check the path") from exc
+    except IsADirectoryError as exc:
+        raise UsageError(f"{path} is a directory", hint="give a file, or - for stdin") from exc
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}",
+                         hint="check permissions") from exc
+    with handle:
+        yield handle, size
+
+
+def _lines(handle: IO[str], progress: Progress | None) -> Iterator[str]:
+    consumed = 0
+    for n, line in enumerate(handle, 1):
+        consumed += len(line)
+        if progress is not None and n % 4096 == 0:
+            progress(consumed)
+        yield line
+    if progress is not None:
+        progress(consumed)
+
+
+# ---- one importer per kind ----------------------------------------------------------------
+
+def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
+    from memras.ingest.parsers import parse_trace_line
+    from memras.ingest.parsers.ftrace import split_trace_line
+
+    memory_events = {"mc_event", "mce_record", "memory_failure_event", "extlog_mem_event"}
+    for line in lines:
+        if not line.strip():
+            continue
+        result = parse_trace_line(line)
+        malformed = False
+        if result is None:  # a memory tracepoint the parser could not read is malformed
+            parts = split_trace_line(line.rstrip("\n"))
+            malformed = parts is not None and parts[0] in memory_events
+        batcher.classify(result, line, malformed=malformed)
+
+
+def import_dmesg(batcher: _Batcher, lines: Iterable[str]) -> None:
+    from memras.ingest.parsers import KernelLogParser
+
+    parser = KernelLogParser()
+    for line in lines:
+        for record in parser.feed(line.rstrip("\n")) or ():
+            batcher.classify(record, line)
+    for record in parser.flush() or ():
+        batcher.classify(record, "")
+    _count_parser_stats(batcher, getattr(parser, "stats", None))
+
+
+def import_mcelog(batcher: _Batcher, text: str) -> None:
+    from memras.ingest.parsers import parse_mcelog
+
+    result = parse_mcelog(text)
+    records = getattr(result, "records", result)
+    for record in records:
+        batcher.classify(record, "")
+    _count_parser_stats(batcher, getattr(result, "stats", None))
+
+
+def _count_parser_stats(batcher: _Batcher, stats: object) -> None:
+    """Carry a parser's own counts (ParserStats) into the report and memras_skipped."""
+    if stats is None:
+        return
+    batcher.report.ignored += getattr(stats, "ignored", 0)
+    batcher.report.non_memory += getattr(stats, "non_memory_mce", 0)
+    samples = list(getattr(stats, "malformed_samples", []))
+    malformed = getattr(stats, "malformed", 0) - getattr(stats, "salvaged", 0)
+    for i in range(max(malformed, 0)):
+        batcher.skip(samples[i] if i < len(samples) else samples[-1] if samples else "")
+
+
+def check_rasdaemon_db(path: str) -> Path:
+    """A clear error unless ``path`` is a readable SQLite file with rasdaemon's mc_event."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"no such file: {path}", hint="give rasdaemon's ras-mc_event.db")
+    try:
+        conn = sqlite3.connect(f"{p.absolute().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            tables = {r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read {path} as a rasdaemon database: {exc}",
+                         hint="is it an SQLite file readable by this user?") from exc
+    if "mc_event" not in tables:
+        raise StoreError(f"{path} is not a rasdaemon database (no mc_event table)",
+                         hint="rasdaemon keeps it at /var/lib/rasdaemon/ras-mc_event.db")
+    return p
+
+
+def import_rasdaemon(store: Store, path: str, report: ImportReport,
+                     progress: Progress | None = None) -> None:
+    from memras.ingest.sources import RasdaemonSource
+
+    p = check_rasdaemon_db(path)
+    cursor_name = f"import:rasdaemon:{os.path.realpath(p)}"
+    source = RasdaemonSource(str(p))
+    source.start(store.get_cursor(cursor_name))
+    rows = 0
+    while True:
+        batch = source.poll(0)
+        if batch.skipped and batch.skipped[0].startswith("cannot open rasdaemon DB"):
+            raise StoreError(f"cannot read {path}: {batch.skipped[0]}",
+                             hint="check the file and its permissions")
+        for sample in batch.skipped:
+            report.skipped += 1
+            store.count_skipped("import:rasdaemon", sample[:MAX_SAMPLE_CHARS], reason="row")
+        if not batch.records and not batch.skipped:
+            return
+        report.add(store.add_events(batch.records, cursor=(cursor_name, batch.cursor or "{}")))
+        rows += len(batch.records) + len(batch.skipped)
+        if progress is not None:
+            progress(rows)
+
+
+def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None = None,
+               progress: Progress | None = None) -> ImportReport:
+    """Import one file (``-`` = stdin) of ``kind``; see the module docstring."""
+    if kind not in KINDS:
+        raise UsageError(f"unknown import kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    report = ImportReport(kind=kind, path=path)
+    if kind == "rasdaemon":
+        if path == "-":
+            raise UsageError("a rasdaemon database cannot be read from stdin",
+                             hint="give the path of ras-mc_event.db")
+        import_rasdaemon(store, path, report, progress)
+        return report
+    batcher = _Batcher(store, report, kind, boot_time)
+    with open_text(path) as (handle, _size):
+        if kind == "trace":
+            import_trace(batcher, _lines(handle, progress))
+        elif kind == "dmesg":
+            import_dmesg(batcher, _lines(handle, progress))
+        else:
+            import_mcelog(batcher, "".join(_lines(handle, progress)))
+    batcher.flush()
+    return report
+
+
+def input_size(path: str) -> int | None:
+    """Bytes to read, for a progress bar; None for stdin or an unreadable path."""
+    if path == "-":
+        return None
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return None
