@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "memras.cli.ingest",
     "memras.cli.watch",
     "memras.cli.health",
+    "memras.cli.alerts",
     "memras.cli.replace",
     "memras.cli.audit",
     "memras.cli.lab",

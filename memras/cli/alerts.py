@@ -1,0 +1,138 @@
+"""``memras alerts``: list, acknowledge, resolve and test alerts.
+
+::
+
+    memras alerts [list] [--state open|acked|resolved|all]
+    memras alerts ack ID [--note TEXT] [--by NAME]
+    memras alerts resolve ID
+    memras alerts test [--hook NAME ...]
+
+Hooks come from the ``[alerts]`` table of ``--config``. ``test`` sends one test
+alert through each configured hook (with the configured retries, no rate limit,
+nothing stored) and exits 1 if any hook failed or did not load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from typing import Any
+
+from memras.cli import add_global_options, command
+from memras.cli.context import Context
+from memras.errors import UsageError
+
+STATES = ("open", "acked", "resolved", "all")
+
+
+def _args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state", choices=STATES, default="open",
+                        help="which alerts to list (default open)")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    listing = sub.add_parser("list", help="list alerts (the default)")
+    listing.add_argument("--state", choices=STATES, default=argparse.SUPPRESS)
+    ack = sub.add_parser("ack", help="acknowledge an alert: silences repeats until resolved")
+    ack.add_argument("id", type=int, metavar="ID")
+    ack.add_argument("--note", help="why, or what happens next")
+    ack.add_argument("--by", help="who acknowledges (default: $SUDO_USER or the login name)")
+    resolve = sub.add_parser("resolve", help="close an alert; a new one may fire again")
+    resolve.add_argument("id", type=int, metavar="ID")
+    test = sub.add_parser("test", help="send a test alert through the configured hooks")
+    test.add_argument("--hook", action="append", metavar="NAME",
+                      help="only this hook (repeatable)")
+    for child in (listing, ack, resolve, test):
+        add_global_options(child, suppress=True)
+
+
+@command("alerts", "alert list, ack, resolve, and hook test")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    action = args.action or "list"
+    if action == "test":
+        return _test(args, ctx)
+    from memras.alerts.service import AlertService, load_alerts_config
+    from memras.store.store import Store
+
+    config = load_alerts_config(ctx.config)
+    with Store.open(ctx.db, create=False) as store:
+        service = AlertService.open(store, config, warn=ctx.err)
+        try:
+            return _ACTIONS[action](args, ctx, service)
+        finally:
+            service.close()
+
+
+def _list(args: argparse.Namespace, ctx: Context, service: Any) -> int:
+    from memras.alerts.model import AlertState
+
+    state = None if args.state == "all" else AlertState(args.state)
+    alerts = service.list(state)
+    if ctx.json:
+        ctx.emit_json([a.to_payload() for a in alerts])
+        return 0
+    if not alerts:
+        ctx.print(f"no {'' if state is None else state.value + ' '}alerts")
+        return 0
+    rows = [(a.id, a.time.strftime("%Y-%m-%d %H:%M"), a.severity.value, a.kind.value,
+             a.state.value, a.dimm_label or a.dimm_id, a.repeats, a.message) for a in alerts]
+    ctx.table(["ID", "TIME", "SEVERITY", "KIND", "STATE", "DIMM", "REPEATS", "MESSAGE"], rows,
+              right=["ID", "REPEATS"])
+    return 0
+
+
+def _ack(args: argparse.Namespace, ctx: Context, service: Any) -> int:
+    alert = service.ack(args.id, by=args.by, note=args.note)
+    return _report(ctx, alert, f"alert {alert.id} acknowledged by {alert.acked_by}")
+
+
+def _resolve(args: argparse.Namespace, ctx: Context, service: Any) -> int:
+    alert = service.resolve(args.id)
+    return _report(ctx, alert, f"alert {alert.id} resolved")
+
+
+def _report(ctx: Context, alert: Any, text: str) -> int:
+    if ctx.json:
+        ctx.emit_json(alert.to_payload())
+    else:
+        ctx.print(text)
+    return 0
+
+
+_ACTIONS = {"list": _list, "ack": _ack, "resolve": _resolve}
+
+
+def _test(args: argparse.Namespace, ctx: Context) -> int:
+    from memras.alerts.dispatcher import FAILED, Dispatcher, HookResult, MemoryAlertStore
+    from memras.alerts.hooks import available_hooks, load_hooks
+    from memras.alerts.service import load_alerts_config
+
+    config = load_alerts_config(ctx.config)
+    configured = [h.name for h in config.hooks]
+    if not configured:
+        raise UsageError("no alert hooks configured",
+                         hint="add an [alerts.hooks.NAME] table to the --config file")
+    wanted = args.hook or configured
+    unknown = [name for name in wanted if name not in configured]
+    if unknown:
+        raise UsageError(f"hook {', '.join(unknown)} is not configured "
+                         f"(configured: {', '.join(configured)}; "
+                         f"installed: {', '.join(sorted(available_hooks()))})")
+    warnings = io.StringIO()
+    report = load_hooks(config, only=wanted, warn=warnings)
+    dispatcher = Dispatcher(MemoryAlertStore(), report.hooks, config)
+    try:
+        results = dispatcher.send_test()
+    finally:
+        dispatcher.close()
+    results += [HookResult(name, "not-loaded", 0, why) for name, why in report.failures.items()]
+    _print_results(ctx, results)
+    return 1 if any(r.status in (FAILED, "not-loaded") for r in results) else 0
+
+
+def _print_results(ctx: Context, results: list[Any]) -> None:
+    if ctx.json:
+        ctx.emit_json({"results": [{"hook": r.hook, "status": r.status, "attempts": r.attempts,
+                                    "error": r.error or None} for r in results]})
+        return
+    ctx.table(["HOOK", "STATUS", "ATTEMPTS", "ERROR"],
+              [(r.hook, r.status, r.attempts, r.error or "") for r in results],
+              right=["ATTEMPTS"])
