@@ -1,0 +1,625 @@
+"""The engine: performs one workflow step at a time and records it before and after.
+
+Drive it step by step (the TUI wizard) or to the end (``memras replace``)::
+
+    rep = Replacement.start(host, store, "P1-DIMMB1", ReplaceOptions(operator="Ada"),
+                            progress=on_progress, say=show, cancel=cancel_event)
+    while not rep.finished:
+        outcome = rep.next_step()        # StepOutcome: step, ok, state, message, data
+    rep.abort()                          # rolls back what can be rolled back
+    Replacement.active(host, store)      # the in-progress one, after a crash (--resume)
+
+Persistence: before a step's action the row's ``current_step`` is set; after it, the
+new ``state`` is written and ``current_step`` cleared. A step interrupted by a crash is
+therefore re-run on resume, and every action is idempotent against the machine. Block
+rows are written before (``offlining``) and after (``offline``) each kernel write.
+
+For the crash tests, ``MEMRAS_TEST_CRASH_AT=<point>`` makes the process ``os._exit(137)``
+at that point (``step:NAME:before|after``, ``block:N:offline:before|after``…) and
+``MEMRAS_TEST_CRASH_LOG=<file>`` appends every point reached.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from memras.audit.service import Actor, AuditTrail, store_session
+from memras.errors import MemrasError, WorkflowError
+from memras.workflow import lock
+from memras.workflow.backends import Backend, BackendContext, Target, load_backend
+from memras.workflow.models import ReplacementBlockRow, ReplacementRow
+from memras.workflow.offline import BlockResult, Progress, RetryPolicy, run_blocks
+from memras.workflow.states import HAPPY_PATH, Event, State, Step, advance, step_named
+
+ON_FAILURE_CHOICES = ("rollback", "leave")
+CRASH_ENV, CRASH_LOG_ENV = "MEMRAS_TEST_CRASH_AT", "MEMRAS_TEST_CRASH_LOG"
+
+
+def crash_point(label: str) -> None:
+    """Test hook: record and, when asked, die here as kill -9 would."""
+    log = os.environ.get(CRASH_LOG_ENV)
+    if log:
+        with open(log, "a") as fh:
+            fh.write(label + "\n")
+    if os.environ.get(CRASH_ENV) == label:
+        os._exit(137)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class ReplaceOptions:
+    backend: str | None = None  # default: "simulated" on a simulated root, else "acpi"
+    on_failure: str = "rollback"
+    operator: str | None = None
+    force_zone: bool = False
+    reserve_bytes: int | None = None
+    soft_offline: bool = True
+    reset_edac: bool = True
+    detect_timeout_s: float = 600.0
+    policy: dict[str, float] = field(default_factory=dict)  # RetryPolicy fields
+    backend_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"qmp": path}
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(**self.policy)
+
+    def validate(self) -> None:
+        if self.on_failure not in ON_FAILURE_CHOICES:
+            raise WorkflowError(f"--on-failure must be rollback or leave, not "
+                                f"{self.on_failure!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    step: str
+    ok: bool
+    state: State
+    message: str
+    seconds: float = 0.0
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class StepFailed(WorkflowError):
+    """An action failed; ``data`` is recorded in the audit with the message."""
+
+    def __init__(self, msg: str, *, hint: str | None = None, data: dict | None = None):
+        super().__init__(msg, hint=hint)
+        self.data = data or {}
+
+
+def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
+    """The DIMM the engineer named, its blocks, and the mapping status and reason."""
+    from memras.inventory import resolve_dimm
+    from memras.locate import blocks_for_dimm
+
+    dimm = resolve_dimm(host, dimm_text)
+    mapping = blocks_for_dimm(host, dimm)
+    uid = None
+    if mapping.acpi_device:
+        try:
+            uid = host.acpi.read(mapping.acpi_device).uid or None
+        except MemrasError:
+            uid = None
+    target = Target(dimm_id=str(dimm.id), label=dimm.label or "", locator=dimm.locator or "",
+                    serial=dimm.serial or "", part=dimm.part or "",
+                    blocks=tuple(mapping.blocks) if mapping.status == "mapped" else (),
+                    block_size=host.memory.block_size(), acpi_device=mapping.acpi_device,
+                    slot=uid)
+    return target, mapping.status, mapping.reason
+
+
+def verdict_for(store, dimm_id: str) -> dict[str, Any] | None:
+    """The health verdict and its rules at decision time, when the health engine has one."""
+    try:
+        from memras.health.api import current_verdicts
+
+        verdicts = current_verdicts(store)
+    except Exception:
+        return None
+    items = verdicts.values() if isinstance(verdicts, dict) else verdicts
+    for v in items:
+        if str(getattr(v, "dimm_id", getattr(v, "dimm", ""))) == dimm_id:
+            try:
+                return json_safe(asdict(v))
+            except TypeError:
+                return {"verdict": str(v)}
+    return None
+
+
+def json_safe(value: Any) -> Any:
+    import json
+
+    from memras.cli.context import _json_default
+
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+class Replacement:
+    """One replacement, persisted; every method re-reads the database first."""
+
+    def __init__(self, host, store, replacement_id: int, *,
+                 progress: Callable[[Progress], None] | None = None,
+                 say: Callable[[str], None] | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.host, self.store, self.id = host, store, replacement_id
+        self.progress = progress
+        self.say = say or (lambda text: None)
+        self.cancel = cancel or threading.Event()
+        self.audit = AuditTrail(store)
+        self._process_lock = lock.ProcessLock(lock.lock_file_for(host.root,
+                                                                 is_real=host.is_real))
+        self._process_lock.acquire()
+        row = self._row()
+        self.options = ReplaceOptions(**row.options)
+        self.actor = Actor(uid=row.uid, user=row.user, operator=row.operator, host=row.host)
+        self._backend: Backend | None = None
+
+    # --- construction -------------------------------------------------------------
+    @classmethod
+    def start(cls, host, store, dimm_text: str, options: ReplaceOptions,
+              **kw: Any) -> Replacement:
+        """Select the DIMM and record a NEW replacement (takes the lock)."""
+        options.validate()
+        options.backend = options.backend or ("simulated" if host.is_simulated else "acpi")
+        target, status, reason = resolve_target(host, dimm_text)
+        actor = Actor.current(options.operator, host.hostname())
+        with store_session(store) as s:
+            holder = lock.holder(s)
+            if holder is not None:
+                raise WorkflowError(
+                    f"replacement #{holder.replacement_id} is still in progress",
+                    hint="finish it with `memras replace --resume` or undo it with "
+                         "`memras replace --abort`")
+            row = _new_row(host, target, status, reason, options, actor)
+            s.add(row)
+            s.flush()
+            lock.take(s, row.id)
+            for block in target.blocks:
+                s.add(ReplacementBlockRow(replacement_id=row.id, role="old", block=block,
+                                          status=host.memory.read(block).state,
+                                          updated_at=_now()))
+            s.commit()
+            new_id = row.id
+        rep = cls(host, store, new_id, **kw)
+        rep.audit.append("select", {"target": target.as_dict(), "mapping": status,
+                                    "mapping_reason": reason,
+                                    "verdict": verdict_for(store, target.dimm_id),
+                                    "backend": options.backend, "options": asdict(options)},
+                         actor=actor, replacement_id=new_id)
+        return rep
+
+    @classmethod
+    def active(cls, host, store, **kw: Any) -> Replacement:
+        """The replacement in progress (the lock holder), for --resume and --abort."""
+        with store_session(store) as s:
+            holder = lock.holder(s)
+            rid = holder.replacement_id if holder else None
+        if rid is None:
+            raise WorkflowError("no replacement is in progress",
+                                hint="start one with `memras replace DIMM`")
+        return cls(host, store, rid, **kw)
+
+    def close(self) -> None:
+        """Let go of the process lock (the DB lock stays until a terminal state)."""
+        self._process_lock.release()
+
+    # --- state --------------------------------------------------------------------
+    def _row(self) -> ReplacementRow:
+        with store_session(self.store) as s:
+            row = s.get(ReplacementRow, self.id)
+            if row is None:
+                raise WorkflowError(f"no replacement #{self.id}")
+            s.expunge(row)
+            return row
+
+    @property
+    def state(self) -> State:
+        return State(self._row().state)
+
+    @property
+    def finished(self) -> bool:
+        return self.state.terminal
+
+    @property
+    def target(self) -> Target:
+        return Target.from_dict(self._row().target["target"])
+
+    def blocks(self, role: str) -> list[ReplacementBlockRow]:
+        with store_session(self.store) as s:
+            rows = list(s.scalars(select(ReplacementBlockRow).where(
+                ReplacementBlockRow.replacement_id == self.id,
+                ReplacementBlockRow.role == role).order_by(ReplacementBlockRow.block)))
+            for r in rows:
+                s.expunge(r)
+            return rows
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a front end shows: state, step, target, blocks, checks, result."""
+        row = self._row()
+        return {"id": row.id, "state": row.state, "current_step": row.current_step,
+                "dimm": row.dimm_label, "backend": row.backend, "operator": row.operator,
+                "target": row.target, "checks": row.checks, "result": row.result,
+                "error": row.error, "where": self.where_is_memory(),
+                "blocks": {role: [{"block": b.block, "status": b.status,
+                                   "attempts": b.attempts, "error": b.last_error}
+                                  for b in self.blocks(role)] for role in ("old", "new")}}
+
+    def plan(self) -> list[Step]:
+        return list(HAPPY_PATH)
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            row = self._row()
+            ctx = BackendContext(host=self.host, options=dict(self.options.backend_options),
+                                 say=self.say, cancel=self.cancel,
+                                 timeout_s=self.options.detect_timeout_s)
+            self._backend = load_backend(row.backend, ctx)
+        return self._backend
+
+    def _update(self, **fields: Any) -> None:
+        with store_session(self.store) as s:
+            row = s.get(ReplacementRow, self.id)
+            for key, value in fields.items():
+                setattr(row, key, value)
+            row.updated_at = _now()
+            s.commit()
+
+    def _set_block(self, role: str, block: int, status: str, *, attempts: int | None = None,
+                   error: str | None = None) -> None:
+        with store_session(self.store) as s:
+            row = s.scalars(select(ReplacementBlockRow).where(
+                ReplacementBlockRow.replacement_id == self.id,
+                ReplacementBlockRow.role == role, ReplacementBlockRow.block == block)).first()
+            if row is None:
+                row = ReplacementBlockRow(replacement_id=self.id, role=role, block=block,
+                                          status=status, attempts=0, updated_at=_now())
+                s.add(row)
+            row.status, row.updated_at = status, _now()
+            if attempts is not None:
+                row.attempts = (row.attempts or 0) + attempts
+            row.last_error = error
+            s.commit()
+
+    # --- driving ------------------------------------------------------------------
+    def next_step(self) -> StepOutcome:
+        """Perform exactly one step (the interrupted one first, after a crash)."""
+        row = self._row()
+        state = State(row.state)
+        step = step_named(row.current_step) if row.current_step else advance(state, Event.NEXT)
+        return self._perform(step, state)
+
+    def run(self, *, on_step: Callable[[StepOutcome], None] | None = None) -> StepOutcome:
+        """Perform steps until a terminal state; returns the last outcome."""
+        outcome = StepOutcome("none", True, self.state, "nothing to do")
+        while not self.finished:
+            outcome = self.next_step()
+            if on_step:
+                on_step(outcome)
+        self.close()
+        return outcome
+
+    def abort(self) -> StepOutcome:
+        """Undo what can be undone from here and stop; says where the memory is."""
+        row = self._row()
+        state = State(row.state)
+        step = advance(state, Event.ABORT)
+        self.audit.append("abort-requested", {"state": state.value, "step": step.name},
+                          actor=self.actor, replacement_id=self.id)
+        self.cancel = threading.Event()  # undo must not see the cancel that stopped us
+        outcome = self._perform(step, state)
+        while not self.finished and self._row().current_step:
+            outcome = self.next_step()
+        self.close()
+        return outcome
+
+    def _perform(self, step: Step, state: State) -> StepOutcome:
+        self._update(current_step=step.name)
+        crash_point(f"step:{step.name}:before")
+        started = time.monotonic()
+        try:
+            data = ACTIONS[step.action](self) or {}
+        except (MemrasError, OSError) as exc:
+            return self._failed(step, state, exc, time.monotonic() - started)
+        seconds = time.monotonic() - started
+        fields: dict[str, Any] = {"state": step.target.value, "current_step": None}
+        if step.target.terminal:
+            fields["finished_at"] = _now()
+        self._update(**fields)
+        crash_point(f"step:{step.name}:after")
+        message = data.pop("message", step.name)
+        self.audit.append(step.name, {"outcome": "ok", "state": step.target.value,
+                                      "seconds": round(seconds, 3), "message": message,
+                                      **data}, actor=self.actor, replacement_id=self.id)
+        return StepOutcome(step.name, True, step.target, message, seconds, data)
+
+    def _failed(self, step: Step, state: State, exc: Exception,
+                seconds: float) -> StepOutcome:
+        msg = exc.msg if isinstance(exc, MemrasError) else f"{type(exc).__name__}: {exc}"
+        data = getattr(exc, "data", {})
+        undo_step = step.name in ("refuse", "rollback", "leave_offline", "online_new")
+        event = Event.FAIL_LEAVE if self.options.on_failure == "leave" else Event.FAIL
+        follow = None if undo_step else advance(state, event)
+        self._update(current_step=follow.name if follow else step.name, error=msg)
+        self.audit.append(step.name, {"outcome": "failed", "state": state.value,
+                                      "error": msg, "seconds": round(seconds, 3),
+                                      "next": follow.name if follow else "retry", **data},
+                          actor=self.actor, replacement_id=self.id)
+        if undo_step:  # an undo that fails must be visible and retried, never skipped
+            raise WorkflowError(f"{step.name} failed: {msg}",
+                                hint="fix the cause, then `memras replace --resume`")
+        return StepOutcome(step.name, False, state, msg, seconds, data)
+
+    # --- where the memory is --------------------------------------------------------
+    def where_is_memory(self) -> str:
+        row = self._row()
+        old = self.blocks("old")
+        offline = [b.block for b in old if b.status in ("offline", "offlining")]
+        new = [b.block for b in self.blocks("new") if b.status == "online"]
+        state = State(row.state)
+        if state in (State.CLOSED, State.ABORTED) or (state is State.ONLINE and new):
+            return f"the new module is in: {len(new)} blocks online (Movable)"
+        if state in (State.REMOVED, State.INSERTED):
+            return "the old module is removed; its memory is gone until a new one is online"
+        if offline:
+            return f"{len(offline)} of {len(old)} blocks of the old module are offline: " \
+                   f"{_spans(offline)}"
+        return f"all {len(old)} blocks of the old module are online"
+
+
+def _spans(blocks: list[int]) -> str:
+    return ", ".join(f"memory{b}" for b in blocks[:8]) + (" …" if len(blocks) > 8 else "")
+
+
+def _new_row(host, target: Target, status: str, reason: str, options: ReplaceOptions,
+             actor: Actor) -> ReplacementRow:
+    zones = {}
+    for block in target.blocks:
+        b = host.memory.read(block)
+        zones[str(block)] = b.zone or (b.valid_zones[0] if b.valid_zones else "")
+    return ReplacementRow(
+        dimm_id=target.dimm_id, dimm_label=target.label or target.locator,
+        state=State.NEW.value, current_step=None, backend=options.backend or "",
+        on_failure=options.on_failure, operator=options.operator, uid=actor.uid,
+        user=actor.user, host=actor.host, root=str(host.root), options=asdict(options),
+        target={"target": target.as_dict(), "mapping": status, "reason": reason,
+                "zones": zones, "mem_total_before": host.meminfo.read().total},
+        created_at=_now(), updated_at=_now())
+
+
+# --- actions: one function per Step.action; each idempotent ----------------------------
+
+def _preflight(rep: Replacement) -> dict[str, Any]:
+    from memras.workflow.preflight import PreflightInput, run_preflight
+
+    row = rep._row()
+    with store_session(rep.store) as s:
+        holder = lock.holder(s)
+    other = holder.replacement_id if holder and holder.replacement_id != rep.id else None
+    checks = run_preflight(PreflightInput(
+        host=rep.host, target=rep.target, mapping_status=row.target["mapping"],
+        mapping_reason=row.target["reason"], backend=rep.backend,
+        force_zone=rep.options.force_zone, reserve_bytes=rep.options.reserve_bytes,
+        other_replacement=other))
+    rep._update(checks=[c.as_dict() for c in checks])
+    failed = [c for c in checks if not c.ok]
+    data = {"checks": [c.as_dict() for c in checks]}
+    if failed:
+        raise StepFailed(f"preflight refused: {failed[0].name}: {failed[0].detail}", data=data)
+    return {"message": "preflight passed", **data}
+
+
+def _refuse(rep: Replacement) -> dict[str, Any]:
+    with store_session(rep.store) as s:
+        lock.release(s, rep.id)
+        s.commit()
+    return {"message": f"refused; nothing was changed ({rep._row().error})"}
+
+
+def _soft_offline_pages(rep: Replacement) -> dict[str, Any]:
+    if not rep.options.soft_offline or not rep.host.memory.has_soft_offline():
+        return {"message": "no soft offline (disabled or not supported)", "pages": []}
+    target = rep.target
+    pages = sorted(_known_bad_pages(rep.store, target.start, target.size))
+    done, failed = [], []
+    for page in pages:
+        try:
+            rep.host.memory.soft_offline_page(page)
+            done.append(page)
+        except (OSError, MemrasError) as exc:  # best effort: the block goes offline anyway
+            failed.append({"page": hex(page), "error": str(exc)})
+    return {"message": f"soft-offlined {len(done)} of {len(pages)} known bad pages",
+            "pages": [hex(p) for p in done], "failed_pages": failed}
+
+
+def _known_bad_pages(store, start: int, size: int) -> set[int]:
+    try:
+        errors = store.errors()
+    except Exception:
+        return set()
+    return {e.address & ~0xFFF for e in errors
+            if getattr(e, "address", None) is not None and start <= e.address < start + size}
+
+
+def _offline_blocks(rep: Replacement) -> dict[str, Any]:
+    blocks = [b.block for b in rep.blocks("old")]
+
+    def before(block: int) -> None:
+        rep._set_block("old", block, "offlining")
+        crash_point(f"block:{block}:offline:before")
+
+    def after(result: BlockResult) -> None:
+        crash_point(f"block:{result.block}:offline:after")
+        status = "offline" if result.ok else rep.host.memory.read(result.block).state
+        rep._set_block("old", result.block, status, attempts=result.attempts,
+                       error=result.error)
+
+    batch = run_blocks(rep.host, blocks, "offline", step="offline_blocks",
+                       policy=rep.options.retry_policy(), cancel=rep.cancel, before=before,
+                       after=after, progress=rep.progress,
+                       skip=lambda b: _already(rep, "old", b, "offline"))
+    data = {"blocks": [asdict(r) for r in batch.results]}
+    if batch.cancelled:
+        raise StepFailed("offlining cancelled by the operator", data=data)
+    if batch.failed:
+        bad = batch.failed[0]
+        raise StepFailed(f"memory{bad.block} could not be taken offline after "
+                         f"{bad.attempts} attempts: {bad.error}", data=data)
+    return {"message": f"{len(blocks)} blocks offline", **data}
+
+
+def _already(rep: Replacement, role: str, block: int, state: str) -> bool:
+    if rep.host.memory.read(block).state != state:
+        return False
+    rep._set_block(role, block, state)
+    return True
+
+
+def _remove_module(rep: Replacement) -> dict[str, Any]:
+    target = rep.target
+    present = set(rep.host.memory.indexes()) & set(target.blocks)
+    if present:
+        still_online = [b for b in present if rep.host.memory.read(b).state != "offline"]
+        if still_online:
+            raise StepFailed(f"memory{still_online[0]} is online again; not removing")
+        result = rep.backend.remove(target)
+        if not result.ok:
+            raise StepFailed(f"{rep.backend.name} could not remove the module: {result.detail}",
+                             data=result.data)
+        detail, data = result.detail, result.data
+    else:
+        detail, data = "already removed", {}
+    for block in target.blocks:
+        rep._set_block("old", block, "gone")
+    return {"message": detail, "backend": data}
+
+
+def _insert_module(rep: Replacement) -> dict[str, Any]:
+    from memras.workflow.detect import blocks_in_range, wait_blocks_added
+
+    target = rep.target
+    blocks = blocks_in_range(rep.host, target.start, target.size)
+    detail, data = "new module already present", {}
+    if len(blocks) < len(target.blocks):
+        result = rep.backend.insert(target)
+        if not result.ok:
+            raise StepFailed(f"no new module: {result.detail}", data=result.data)
+        detail, data = result.detail, result.data
+        blocks = wait_blocks_added(rep.host, target.start, target.size,
+                                   timeout_s=rep.options.detect_timeout_s, cancel=rep.cancel)
+    for block in blocks:
+        rep._set_block("new", block, rep.host.memory.read(block).state)
+    return {"message": detail, "new_blocks": blocks, "backend": data}
+
+
+def _online_blocks(rep: Replacement, role: str = "new", step: str = "online_blocks",
+                   rows: list[int] | None = None) -> dict[str, Any]:
+    from memras.workflow.offline import online_state_for
+
+    blocks = rows if rows is not None else [b.block for b in rep.blocks(role)]
+    zones = rep._row().target.get("zones", {})
+    results = []
+    for block in blocks:
+        info = rep.host.memory.read(block)
+        if info.state == "online":
+            rep._set_block(role, block, "online")
+            continue
+        if role == "old" and zones.get(str(block)) not in ("Movable", None, ""):
+            state = "online_kernel"  # restoring a --force-zone block to where it was
+        else:
+            state = online_state_for(info.valid_zones)
+        rep._set_block(role, block, "onlining")
+        crash_point(f"block:{block}:{step}:before")
+        from memras.workflow.offline import set_block_state
+
+        result = set_block_state(rep.host, block, state, rep.options.retry_policy(),
+                                 threading.Event())
+        crash_point(f"block:{block}:{step}:after")
+        rep._set_block(role, block, "online" if result.ok else "offline",
+                       attempts=result.attempts, error=result.error)
+        results.append(asdict(result))
+        if not result.ok:
+            raise StepFailed(f"memory{block} could not be onlined: {result.error}",
+                             data={"blocks": results})
+    return {"message": f"{len(blocks)} blocks online", "blocks": results}
+
+
+def _verify(rep: Replacement) -> dict[str, Any]:
+    from memras.workflow.verify import (
+        VerifyReport,
+        check_mem_total,
+        check_new_blocks,
+        edac_baseline,
+        new_identity,
+    )
+
+    row, target = rep._row(), rep.target
+    report = VerifyReport()
+    report.checks.append(check_new_blocks(rep.host, [b.block for b in rep.blocks("new")]))
+    report.checks.append(check_mem_total(rep.host, row.target.get("mem_total_before", 0)))
+    ident, check = new_identity(rep.host, target.locator or target.label, target.serial)
+    report.identity = ident
+    report.checks.append(check)
+    report.edac = edac_baseline(rep.host, target.label, reset_allowed=rep.options.reset_edac)
+    rep._update(new_identity=ident, result=report.as_dict())
+    if not report.ok:
+        bad = next(c for c in report.checks if not c.ok)
+        raise StepFailed(f"verification failed: {bad.name}: {bad.detail}",
+                         data=report.as_dict())
+    return {"message": "verified", **report.as_dict()}
+
+
+def _release_lock(rep: Replacement) -> None:
+    with store_session(rep.store) as s:
+        lock.release(s, rep.id)
+        s.commit()
+
+
+def _close(rep: Replacement) -> dict[str, Any]:
+    _release_lock(rep)
+    return {"message": "replacement complete", "new_identity": rep._row().new_identity}
+
+
+def _rollback(rep: Replacement) -> dict[str, Any]:
+    touched = [b.block for b in rep.blocks("old") if b.status in ("offlining", "offline",
+                                                                  "onlining")]
+    present = set(rep.host.memory.indexes())
+    data = _online_blocks(rep, role="old", step="rollback",
+                          rows=[b for b in touched if b in present])
+    _release_lock(rep)
+    where = rep.where_is_memory()
+    return {"message": f"rolled back: {where}", "blocks": data["blocks"]}
+
+
+def _leave_offline(rep: Replacement) -> dict[str, Any]:
+    _release_lock(rep)
+    return {"message": f"left as is on request: {rep.where_is_memory()}"}
+
+
+def _online_new(rep: Replacement) -> dict[str, Any]:
+    data = _online_blocks(rep, role="new", step="online_new")
+    _release_lock(rep)
+    return {"message": f"stopped with the new module online: {rep.where_is_memory()}",
+            "blocks": data["blocks"]}
+
+
+ACTIONS: dict[str, Callable[[Replacement], dict[str, Any] | None]] = {
+    "preflight": _preflight, "refuse": _refuse, "soft_offline_pages": _soft_offline_pages,
+    "offline_blocks": _offline_blocks, "remove_module": _remove_module,
+    "insert_module": _insert_module, "online_blocks": _online_blocks, "verify": _verify,
+    "close": _close, "rollback": _rollback, "leave_offline": _leave_offline,
+    "online_new": _online_new,
+}
+
+__all__ = ["ACTIONS", "ReplaceOptions", "Replacement", "StepOutcome",
+           "crash_point", "resolve_target"]

@@ -1,0 +1,92 @@
+"""Verification after the new module is online, and the EDAC baseline.
+
+Checks: every new block online in ZONE_MOVABLE; MemTotal back to at least its value
+before removal; the new module's identity (SMBIOS serial/part) recorded, and a warning
+if it still reports the old serial. EDAC: the error counters of the memory controller
+are recorded as the new baseline. They are reset only when no *other* DIMM on that
+controller has errors — resetting ``mcN/reset_counters`` zeroes every DIMM on the
+controller, so doing it with another DIMM's errors present would erase evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from memras.text import format_bytes
+from memras.workflow.preflight import Check
+
+
+@dataclass
+class VerifyReport:
+    checks: list[Check] = field(default_factory=list)
+    identity: dict[str, Any] = field(default_factory=dict)
+    edac: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checks": [c.as_dict() for c in self.checks], "identity": self.identity,
+                "edac": self.edac, "ok": self.ok}
+
+
+def check_new_blocks(host, blocks: list[int]) -> Check:
+    if not blocks:
+        return Check("new blocks", False, "no memory blocks of the new module are present")
+    bad = []
+    for index in blocks:
+        b = host.memory.read(index)
+        if b.state != "online" or b.zone != "Movable":
+            bad.append(f"memory{index} {b.state} {b.zone or '-'}")
+    if bad:
+        return Check("new blocks", False, "not online Movable: " + ", ".join(bad))
+    return Check("new blocks", True, f"{len(blocks)} blocks online in ZONE_MOVABLE")
+
+
+def check_mem_total(host, before: int) -> Check:
+    now = host.meminfo.read().total
+    detail = f"MemTotal {format_bytes(now)} (before removal {format_bytes(before)})"
+    return Check("MemTotal", now >= before, detail)
+
+
+def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, Any], Check]:
+    """The new module's SMBIOS identity when the platform shows it."""
+    try:
+        from memras.inventory import resolve_dimm
+
+        dimm = resolve_dimm(host, target_locator)
+        ident = {"id": dimm.id, "label": dimm.label, "locator": dimm.locator,
+                 "serial": dimm.serial, "part": dimm.part}
+    except Exception as exc:  # identity is recorded when known; its absence is no failure
+        return {}, Check("identity", True, f"not available ({type(exc).__name__})")
+    if ident["serial"] and ident["serial"] == old_serial:
+        return ident, Check("identity", True,
+                            f"serial {ident['serial']} unchanged: firmware may not have "
+                            "re-read the slot (recorded as is)")
+    return ident, Check("identity", True,
+                        f"serial {ident['serial'] or '?'} part {ident['part'] or '?'}")
+
+
+def edac_baseline(host, label: str, *, reset_allowed: bool) -> dict[str, Any]:
+    """Record (and where safe reset) the counters of the controller holding ``label``."""
+    try:
+        controllers = host.edac.controllers()
+    except Exception as exc:
+        return {"note": f"EDAC not readable: {exc}"}
+    for mc in controllers:
+        mine = [d for d in mc.dimms if d.label == label]
+        if not mine:
+            continue
+        others = [d for d in mc.dimms if d.label != label and (d.ce_count or d.ue_count)]
+        base = {"mc": mc.index, "ce": mine[0].ce_count, "ue": mine[0].ue_count,
+                "others_with_errors": [d.label for d in others], "reset": False}
+        if reset_allowed and not others:
+            try:
+                host.edac.reset_counters(mc.index)
+                base["reset"] = True
+            except (OSError, Exception) as exc:
+                base["note"] = f"reset failed: {exc}"
+        return base
+    return {"note": "no EDAC DIMM with this label (no baseline)"}
