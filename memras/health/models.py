@@ -1,0 +1,48 @@
+"""health's tables on the shared Base (created by ``Store.open``).
+
+- ``memras_health_verdict``: every verdict *change* per DIMM, at the event time that
+  caused it, with its rules, reasons and evidence (JSON text). The latest row at or
+  before a moment is the verdict as of that moment: auditors ask why a module was
+  replaced, post-mortems ask when it could have been.
+- ``memras_page_state``: one row per 4 KiB page health acted on: action, outcome
+  (done, EBUSY, ENXIO…), attempts, HardwareCorrupted before/after. It survives a
+  restart, so a done page is never offlined twice (rasdaemon keeps this in RAM).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from memras.store.base import Base
+
+
+class HealthVerdictRow(Base):
+    __tablename__ = "memras_health_verdict"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dimm_id: Mapped[str] = mapped_column(String(128))
+    time: Mapped[datetime] = mapped_column(DateTime)  # naive UTC, the event's time
+    state: Mapped[str] = mapped_column(String(40))
+    previous_state: Mapped[str | None] = mapped_column(String(40))
+    rules: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    reasons: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    evidence: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+
+    __table_args__ = (Index("ix_memras_health_verdict_dimm_time", "dimm_id", "time"),)
+
+
+class PageStateRow(Base):
+    __tablename__ = "memras_page_state"
+
+    page: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # signed int64
+    dimm_id: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    steps: Mapped[str] = mapped_column(Text, default="[]")  # JSON [[method, outcome], ...]
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    hw_corrupted_before: Mapped[int | None] = mapped_column(BigInteger)
+    hw_corrupted_after: Mapped[int | None] = mapped_column(BigInteger)
+    time: Mapped[datetime] = mapped_column(DateTime)  # naive UTC, the triggering event

@@ -1,0 +1,202 @@
+"""Page offlining at a page's CE threshold, as rasdaemon and mcelog do, but remembered.
+
+What it decides
+    What to do with a 4 KiB page whose CE bucket fired: ``off`` (nothing),
+    ``account`` (record only), ``soft`` (migrate the data, then isolate the page:
+    /sys/devices/system/memory/soft_offline_page), ``hard`` (poison it:
+    hard_offline_page; users of the page may be killed) or ``soft-then-hard``
+    (soft, and if that fails, hard). The page address is written through
+    :class:`memras.host.Host`, never by opening the file here.
+
+Outcomes
+    ``done``; the kernel's errno name on refusal (``EBUSY`` page in use and not
+    migratable, ``ENXIO`` not a valid pfn, ``EIO`` migration failed, ``EINVAL``…);
+    ``unsupported`` when the sysfs file does not exist (no CONFIG_MEMORY_FAILURE);
+    ``not-permitted`` when memras's own safety rules refuse the write;
+    ``accounted``/``off`` for those actions; ``already-done`` when the page was
+    done before (never written twice). HardwareCorrupted (/proc/meminfo) is read
+    before and after, the kernel's own count of poisoned bytes, as proof.
+
+State
+    A :class:`PageBook` remembers every page acted on. :class:`StorePageBook` keeps
+    it in ``memras_page_state``, so a restart does not offline a done page again
+    (rasdaemon's rbtree is RAM-only). A failed page is tried again at its next
+    threshold crossing (mcelog's memory-ce-offline-retry, without the doubling).
+
+Cost
+    Two /proc/meminfo reads and one sysfs write per crossing; soft offlining
+    migrates one page in the kernel (microseconds to milliseconds).
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from memras.errors import KernelInterfaceError, NotPermitted
+
+
+class PageAction(enum.StrEnum):
+    OFF = "off"
+    ACCOUNT = "account"
+    SOFT = "soft"
+    HARD = "hard"
+    SOFT_THEN_HARD = "soft-then-hard"
+
+
+DONE = "done"
+ALREADY_DONE = "already-done"
+
+
+@dataclass(frozen=True, slots=True)
+class PageOutcome:
+    page: int
+    action: PageAction
+    outcome: str  # done | already-done | accounted | off | EBUSY | ENXIO | unsupported …
+    time: datetime
+    dimm_id: str | None = None
+    steps: tuple[tuple[str, str], ...] = ()  # (soft|hard, outcome) in order tried
+    attempts: int = 1
+    hw_corrupted_before: int | None = None
+    hw_corrupted_after: int | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.outcome in (DONE, ALREADY_DONE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"page": f"{self.page:#x}", "action": self.action.value, "outcome": self.outcome,
+                "time": self.time.isoformat(), "dimm": self.dimm_id,
+                "steps": [list(s) for s in self.steps], "attempts": self.attempts,
+                "hw_corrupted_before": self.hw_corrupted_before,
+                "hw_corrupted_after": self.hw_corrupted_after}
+
+
+class PageBook(Protocol):
+    def get(self, page: int) -> PageOutcome | None: ...
+
+    def put(self, outcome: PageOutcome) -> None: ...
+
+
+class MemoryPageBook:
+    """A PageBook in RAM (for replays that must not touch the database)."""
+
+    def __init__(self) -> None:
+        self.pages: dict[int, PageOutcome] = {}
+
+    def get(self, page: int) -> PageOutcome | None:
+        return self.pages.get(page)
+
+    def put(self, outcome: PageOutcome) -> None:
+        self.pages[outcome.page] = outcome
+
+
+def _steps_for(action: PageAction) -> tuple[str, ...]:
+    return {PageAction.SOFT: ("soft",), PageAction.HARD: ("hard",),
+            PageAction.SOFT_THEN_HARD: ("soft", "hard")}.get(action, ())
+
+
+def _write(host: Any, method: str, page: int) -> str:
+    """One write through Host; the outcome as a word."""
+    try:
+        if method == "soft":
+            host.memory.soft_offline_page(page)
+        else:
+            host.memory.hard_offline_page(page)
+    except NotPermitted:
+        return "not-permitted"
+    except FileNotFoundError:
+        return "unsupported"
+    except PermissionError:
+        return "EPERM"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, "E?")
+    except KernelInterfaceError:
+        return "failed"
+    return DONE
+
+
+def _hardware_corrupted(host: Any) -> int | None:
+    try:
+        return int(host.meminfo.read().hardware_corrupted)
+    except (KernelInterfaceError, OSError):
+        return None
+
+
+def act_on_page(host: Any | None, page: int, action: PageAction, book: PageBook, *,
+                time: datetime, dimm_id: str | None = None) -> PageOutcome:
+    """Apply ``action`` to ``page`` (its 4 KiB-aligned address) and record the outcome."""
+    page &= ~0xFFF
+    previous = book.get(page)
+    attempts = 1 if previous is None else previous.attempts + 1
+    if previous is not None and previous.done:
+        return replace(previous, outcome=ALREADY_DONE, time=time, steps=(), attempts=attempts)
+    base = PageOutcome(page, action, "", time, dimm_id, attempts=attempts)
+    if action in (PageAction.OFF, PageAction.ACCOUNT) or host is None:
+        word = {PageAction.OFF: "off", PageAction.ACCOUNT: "accounted"}.get(action, "no-host")
+        outcome = replace(base, outcome=word)
+        if action != PageAction.OFF:
+            book.put(outcome)
+        return outcome
+    before = _hardware_corrupted(host)
+    steps: list[tuple[str, str]] = []
+    for method in _steps_for(action):
+        result = _write(host, method, page)
+        steps.append((method, result))
+        if result == DONE or result in ("not-permitted", "unsupported"):
+            break
+    outcome = replace(base, outcome=steps[-1][1], steps=tuple(steps),
+                      hw_corrupted_before=before, hw_corrupted_after=_hardware_corrupted(host))
+    book.put(outcome)
+    return outcome
+
+
+class StorePageBook:
+    """A PageBook in the memras database (``memras_page_state``)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, page: int) -> PageOutcome | None:
+        from memras.health.models import PageStateRow
+
+        with self.store.session() as s:
+            row = s.get(PageStateRow, _signed(page))
+            return None if row is None else _from_row(row)
+
+    def put(self, outcome: PageOutcome) -> None:
+        from memras.health.models import PageStateRow
+
+        with self.store.session() as s:
+            s.merge(PageStateRow(
+                page=_signed(outcome.page), dimm_id=outcome.dimm_id,
+                action=outcome.action.value, outcome=outcome.outcome,
+                steps=json.dumps([list(x) for x in outcome.steps]), attempts=outcome.attempts,
+                hw_corrupted_before=outcome.hw_corrupted_before,
+                hw_corrupted_after=outcome.hw_corrupted_after,
+                time=outcome.time.astimezone(UTC).replace(tzinfo=None)))
+
+    def all(self) -> list[PageOutcome]:
+        from sqlalchemy import select
+
+        from memras.health.models import PageStateRow
+
+        with self.store.session() as s:
+            return [_from_row(r) for r in s.scalars(select(PageStateRow).order_by(
+                PageStateRow.time))]
+
+
+def _signed(page: int) -> int:
+    return page - (1 << 64) if page >= 1 << 63 else page
+
+
+def _from_row(row: Any) -> PageOutcome:
+    return PageOutcome(
+        page=row.page & ((1 << 64) - 1), action=PageAction(row.action), outcome=row.outcome,
+        time=row.time.replace(tzinfo=UTC), dimm_id=row.dimm_id,
+        steps=tuple(tuple(x) for x in json.loads(row.steps or "[]")), attempts=row.attempts,
+        hw_corrupted_before=row.hw_corrupted_before, hw_corrupted_after=row.hw_corrupted_after)

@@ -1,0 +1,260 @@
+"""The verdict on one DIMM, with the rules that fired and the evidence behind them.
+
+What it decides
+    ok / watch / repair-by-page-offlining / replace-at-next-maintenance /
+    replace-now, from what the engine knows about a DIMM at one moment (its fault
+    classification, the thresholds crossed in their current windows, UE count,
+    CE rate trend, how many other DIMMs err). :func:`decide` is pure.
+
+Structure: every rule that fires contributes (state, rule id, reason); the
+verdict is the most severe state, and carries every rule, most severe first.
+    ue                       any uncorrected error                -> replace-now
+                             (Google, Jaguar, Cielo, Cisco replace on a UE)
+    sun-x4140-24/24h         > sun_ce_per_24h CEs in 24 h on this DIMM while no
+                             other DIMM has CEs                  -> replace-at-next-maintenance
+    <threshold rule>         a DIMM CE threshold crossed (e.g. mcelog-dimm-ce-10/24h):
+                             the fault mode picks the state from MODE_VERDICT_POLICY
+    srds22-row / -cell ...   a contained fault (cell, row)      -> repair-by-page-offlining
+    storm                    a SmartHW CE storm                 -> policy ``storm``
+    <row/page/bank rule>     other scopes' crossings: SCOPE_CROSSING_VERDICT
+    ce-seen                  any CE in the window               -> watch
+    no-errors                nothing                             -> ok
+A replace-* verdict is sticky by default (``[verdict] sticky``): a DIMM judged
+failing stays judged until it is replaced, because CEs cluster in time (a month
+with a CE is 13x to >90x likelier to have more, Schroeder CACM'11).
+
+Why not one CE-count threshold
+    Counts are access-driven and Pareto-skewed; a contained row fault is repaired
+    by offlining a few pages while a bank or rank fault is not, and several DIMMs
+    erring on one channel point at the controller or board (Sun X4140, Meza DSN'15).
+
+Cost
+    Pure, O(rules); the engine calls it once per event of the DIMM.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from memras.errors import UsageError
+from memras.health.buckets import Scope
+from memras.health.classify import FaultClassification, FaultMode
+from memras.health.tunables import Tunable, check_tunables
+
+
+class VerdictState(enum.StrEnum):
+    OK = "ok"
+    WATCH = "watch"
+    REPAIR = "repair-by-page-offlining"
+    REPLACE_LATER = "replace-at-next-maintenance"
+    REPLACE_NOW = "replace-now"
+
+    @property
+    def rank(self) -> int:
+        return list(VerdictState).index(self)
+
+    @property
+    def is_replace(self) -> bool:
+        return self in (VerdictState.REPLACE_LATER, VerdictState.REPLACE_NOW)
+
+
+# Site policy: the state a fault mode earns once a DIMM CE threshold has been crossed.
+MODE_VERDICT_POLICY: dict[FaultMode, VerdictState] = {
+    FaultMode.CELL: VerdictState.REPAIR,
+    FaultMode.ROW: VerdictState.REPAIR,
+    FaultMode.COLUMN: VerdictState.REPLACE_LATER,
+    FaultMode.BANK: VerdictState.REPLACE_LATER,
+    FaultMode.MULTI_BANK: VerdictState.REPLACE_LATER,
+    FaultMode.RANK: VerdictState.REPLACE_LATER,
+    FaultMode.CHANNEL: VerdictState.WATCH,  # rule out the controller/board first (Sun)
+    FaultMode.CONTROLLER: VerdictState.WATCH,
+    FaultMode.RANDOM: VerdictState.WATCH,
+    FaultMode.NONE: VerdictState.WATCH,
+}
+
+# The state a crossing of another scope's threshold earns on its own.
+SCOPE_CROSSING_VERDICT: dict[Scope, VerdictState] = {
+    Scope.PAGE: VerdictState.REPAIR,
+    Scope.ROW: VerdictState.REPAIR,
+    Scope.BANK: VerdictState.REPLACE_LATER,
+    Scope.RANK: VerdictState.WATCH,
+    Scope.SOCKET: VerdictState.WATCH,
+    Scope.HOST: VerdictState.WATCH,
+}
+
+VERDICT_TUNABLES: dict[str, Tunable] = {
+    "sun_ce_per_24h": Tunable(1, 24, 10**9, "Sun X4140: more CEs than this in 24 h"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictPolicy:
+    sun_ce_per_24h: int = VERDICT_TUNABLES["sun_ce_per_24h"].default
+    storm: VerdictState = VerdictState.REPLACE_LATER
+    sticky: bool = True
+    modes: Mapping[FaultMode, VerdictState] = field(
+        default_factory=lambda: dict(MODE_VERDICT_POLICY))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], where: str) -> VerdictPolicy:
+        values = dict(values)
+        storm = _state(values.pop("storm", VerdictState.REPLACE_LATER.value), f"{where} storm")
+        sticky = values.pop("sticky", True)
+        if not isinstance(sticky, bool):
+            raise UsageError(f"{where} sticky = {sticky!r}: expected true or false")
+        modes = dict(MODE_VERDICT_POLICY)
+        for name, state in dict(values.pop("modes", {})).items():
+            try:
+                mode = FaultMode(name)
+            except ValueError:
+                allowed = ", ".join(m.value for m in FaultMode)
+                raise UsageError(f"{where}.modes unknown fault mode {name!r} "
+                                 f"(allowed: {allowed})") from None
+            modes[mode] = _state(state, f"{where}.modes {name}")
+        tunables = check_tunables(VERDICT_TUNABLES, values, where)
+        return cls(storm=storm, sticky=sticky, modes=modes, **tunables)
+
+
+def _state(value: object, where: str) -> VerdictState:
+    try:
+        return VerdictState(str(value))
+    except ValueError:
+        allowed = ", ".join(s.value for s in VerdictState)
+        raise UsageError(f"{where} = {value!r}: not a verdict (allowed: {allowed})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RateTrend:
+    """CEs (sum of error counts) in the windows SmartHW uses, ending at the verdict time."""
+
+    last_6m: int = 0
+    last_3h: int = 0
+    last_24h: int = 0
+    last_120h: int = 0
+
+
+TREND_WINDOWS_S = {"last_6m": 360, "last_3h": 3 * 3600, "last_24h": 86400,
+                   "last_120h": 120 * 3600}
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCrossing:
+    scope: Scope
+    rule: str
+    key: str
+    total_in_window: int
+
+
+@dataclass(frozen=True, slots=True)
+class DimmFacts:
+    """What the engine knows about one DIMM at ``at``: the input of :func:`decide`."""
+
+    dimm_id: str
+    at: datetime
+    classification: FaultClassification
+    crossings: tuple[ActiveCrossing, ...] = ()
+    ue_count: int = 0
+    trend: RateTrend = RateTrend()
+    other_dimms_with_ce_24h: int = 0
+    pages_offlined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    dimm_id: str
+    state: VerdictState
+    rules: tuple[str, ...]
+    reasons: tuple[str, ...]
+    evidence: dict[str, Any]
+    at: datetime  # the (event) time the verdict was reached
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dimm": self.dimm_id, "verdict": self.state.value, "rules": list(self.rules),
+                "reasons": list(self.reasons), "at": self.at.isoformat(),
+                "evidence": self.evidence}
+
+
+Finding = tuple[VerdictState, str, str]  # state, rule id, reason
+
+
+def _findings(f: DimmFacts, policy: VerdictPolicy) -> list[Finding]:
+    c = f.classification
+    out: list[Finding] = []
+    if f.ue_count > 0:
+        out.append((VerdictState.REPLACE_NOW, "ue", f"{f.ue_count} uncorrected error(s)"))
+    if f.trend.last_24h > policy.sun_ce_per_24h and f.other_dimms_with_ce_24h == 0:
+        out.append((VerdictState.REPLACE_LATER, f"sun-x4140-{policy.sun_ce_per_24h}/24h",
+                    f"{f.trend.last_24h} CEs in 24 h and no other DIMM has CEs"))
+    for x in f.crossings:
+        if x.scope == Scope.DIMM:
+            state = policy.modes.get(c.mode, VerdictState.WATCH)
+            out.append((state, x.rule, f"{x.total_in_window} CEs crossed the DIMM threshold; "
+                        f"fault mode {c.mode} -> {state}"))
+        elif x.scope in SCOPE_CROSSING_VERDICT:
+            out.append((SCOPE_CROSSING_VERDICT[x.scope], x.rule,
+                        f"{x.scope} {x.key}: {x.total_in_window} CEs crossed its threshold"))
+    if c.mode.contained:
+        out.append((VerdictState.REPAIR, c.rule, f"contained {c.mode} fault: {c.evidence.detail}"))
+    elif c.mode in (FaultMode.CHANNEL, FaultMode.CONTROLLER):
+        out.append((VerdictState.WATCH, c.rule, c.evidence.detail))
+    if c.storm:
+        state = VerdictState.REPAIR if c.mode.contained else policy.storm
+        out.append((state, "storm", f"CE storm: {c.evidence.longest_storm_run} CEs in a row "
+                    "each within the storm gap"))
+    if c.evidence.ce_records and not out:
+        out.append((VerdictState.WATCH, "ce-seen",
+                    f"{c.evidence.ce_count} CE(s), {c.mode} pattern ({c.rule})"))
+    return out
+
+
+def decide(facts: DimmFacts, policy: VerdictPolicy = VerdictPolicy()) -> Verdict:
+    """The verdict for ``facts``: the most severe finding, citing every rule that fired."""
+    findings = sorted(_findings(facts, policy), key=lambda x: -x[0].rank)
+    if not findings:
+        findings = [(VerdictState.OK, "no-errors", "no errors in the window")]
+    rules: list[str] = []
+    reasons: list[str] = []
+    for _, rule, reason in findings:
+        if rule not in rules:
+            rules.append(rule)
+            reasons.append(reason)
+    return Verdict(facts.dimm_id, findings[0][0], tuple(rules), tuple(reasons),
+                   evidence_dict(facts), facts.at)
+
+
+def evidence_dict(f: DimmFacts) -> dict[str, Any]:
+    ev = f.classification.evidence
+    return {
+        "fault_mode": f.classification.mode.value,
+        "fault_rule": f.classification.rule,
+        "detail": ev.detail,
+        "ce_records": ev.ce_records, "ce_count": ev.ce_count, "ue_count": f.ue_count,
+        "rows": [hex(r) for r in ev.rows], "columns": [hex(c) for c in ev.columns],
+        "banks": list(ev.banks), "ranks": list(ev.ranks), "devices": list(ev.devices),
+        "pages": ev.pages, "undecoded": ev.undecoded,
+        "first_seen": ev.first_seen.isoformat() if ev.first_seen else None,
+        "last_seen": ev.last_seen.isoformat() if ev.last_seen else None,
+        "storm": f.classification.storm, "longest_storm_run": ev.longest_storm_run,
+        "trend": {"last_6m": f.trend.last_6m, "last_3h": f.trend.last_3h,
+                  "last_24h": f.trend.last_24h, "last_120h": f.trend.last_120h},
+        "thresholds_crossed": [x.rule for x in f.crossings],
+        "other_dimms_with_ce_24h": f.other_dimms_with_ce_24h,
+        "pages_offlined": f.pages_offlined,
+    }
+
+
+def with_sticky_floor(new: Verdict, previous: Verdict | None, policy: VerdictPolicy) -> Verdict:
+    """Keep a previous replace-* verdict when the new one is milder (if policy.sticky)."""
+    if (previous is None or not policy.sticky or not previous.state.is_replace
+            or new.state.rank >= previous.state.rank):
+        return new
+    kept = [(r, why) for r, why in zip(previous.rules, previous.reasons, strict=True)
+            if r != "sticky"]
+    kept.append(("sticky", f"judged {previous.state} earlier; a replace verdict stays "
+                 "until the DIMM is replaced"))
+    return Verdict(new.dimm_id, previous.state, tuple(r for r, _ in kept),
+                   tuple(why for _, why in kept), new.evidence, new.at)
