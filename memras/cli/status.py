@@ -1,0 +1,87 @@
+"""``memras status``: one screen on memory totals, blocks, DIMMs with errors, open alerts."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections import Counter
+from typing import Any
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.cli.dimms import current_verdicts, dimm_row
+from memras.text import escape, format_bytes
+
+
+def open_alerts(ctx: Context) -> list[dict[str, Any]] | None:
+    """Open alerts from ``memras.alerts.api.open_alerts(db_url)``; None when unavailable."""
+    try:
+        api = importlib.import_module("memras.alerts.api")
+    except ModuleNotFoundError:
+        return None
+    fn = getattr(api, "open_alerts", None)
+    if fn is None:
+        return None
+    try:
+        return [a if isinstance(a, dict) else {"alert": str(a)} for a in fn(ctx.db)]
+    except Exception:  # a missing or locked database leaves the slot empty, not the screen
+        return None
+
+
+def collect(ctx: Context) -> dict[str, Any]:
+    from memras.inventory import dimm_inventory
+
+    host = ctx.host
+    info = host.meminfo.read()
+    blocks = host.memory.all()
+    size = blocks[0].size if blocks else 0
+    by_zone = Counter((b.zone or ("-" if b.online else "offline"), b.state) for b in blocks)
+    dimms = dimm_inventory(host) if blocks else []
+    verdicts = current_verdicts(ctx, dimms)
+    return {
+        "memory": {
+            "total_bytes": info.total, "block_size": size,
+            "online_bytes": sum(b.size for b in blocks if b.online),
+            "offline_bytes": sum(b.size for b in blocks if not b.online),
+            "hardware_corrupted_bytes": info.hardware_corrupted,
+        },
+        "blocks": [{"zone": z, "state": s, "count": n, "bytes": n * size}
+                   for (z, s), n in sorted(by_zone.items())],
+        "dimms": [dimm_row(d, verdicts) for d in dimms],
+        "alerts": open_alerts(ctx),
+    }
+
+
+@command("status", "one-screen summary: memory, blocks, DIMMs with errors, open alerts")(
+    lambda p: None)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    data = collect(ctx)
+    if ctx.json:
+        ctx.emit_json(data)
+        return 0
+    mem = data["memory"]
+    ctx.print(f"memory   total {format_bytes(mem['total_bytes'])}, "
+              f"online {format_bytes(mem['online_bytes'])}, "
+              f"offline {format_bytes(mem['offline_bytes'])}, "
+              f"HardwareCorrupted {format_bytes(mem['hardware_corrupted_bytes'])}")
+    ctx.print("")
+    ctx.table(["ZONE", "STATE", "BLOCKS", "SIZE"],
+              [[b["zone"], b["state"], b["count"], format_bytes(b["bytes"])]
+               for b in data["blocks"]], right=("BLOCKS", "SIZE"))
+    ctx.print("")
+    dimms = data["dimms"]
+    errored = [d for d in dimms if (d["ce"] or 0) + (d["ue"] or 0) > 0]
+    ctx.print(f"DIMMs    {len(dimms)} found, {len(errored)} with errors")
+    if errored:
+        ctx.table(["ID", "LABEL", "CE", "UE", "VERDICT"],
+                  [[d["id"], d["label"], d["ce"], d["ue"], d["verdict"]] for d in errored],
+                  right=("CE", "UE"))
+    ctx.print("")
+    alerts = data["alerts"]
+    if alerts is None:
+        ctx.print("alerts   not available (no alert store)")
+    else:
+        ctx.print(f"alerts   {len(alerts)} open")
+        for alert in alerts:
+            ctx.print(f"  {escape(str(alert.get('title') or alert))}")
+    return 0
