@@ -110,8 +110,10 @@ def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
             uid = host.acpi.read(mapping.acpi_device).uid or None
         except MemrasError:
             uid = None
-    target = Target(dimm_id=str(dimm.id), label=dimm.label or "", locator=dimm.locator or "",
-                    serial=dimm.serial or "", part=dimm.part or "",
+    dev = dimm.smbios
+    target = Target(dimm_id=str(dimm.id), label=dimm.label or "",
+                    locator=dev.locator if dev else "", serial=dev.serial if dev else "",
+                    part=dev.part_number if dev else "",
                     blocks=tuple(mapping.blocks) if mapping.status == "mapped" else (),
                     block_size=host.memory.block_size(), acpi_device=mapping.acpi_device,
                     slot=uid)
@@ -349,7 +351,16 @@ class Replacement:
         data = getattr(exc, "data", {})
         undo_step = step.name in ("refuse", "rollback", "leave_offline", "online_new")
         event = Event.FAIL_LEAVE if self.options.on_failure == "leave" else Event.FAIL
-        follow = None if undo_step else advance(state, event)
+        try:
+            follow = None if undo_step else advance(state, event)
+        except WorkflowError as stuck:  # nothing to undo (module already removed): stay
+            self._update(current_step=None, error=msg)
+            self.audit.append(step.name, {"outcome": "failed", "state": state.value,
+                                          "error": msg, "seconds": round(seconds, 3),
+                                          "next": "retry", **data},
+                              actor=self.actor, replacement_id=self.id)
+            raise WorkflowError(f"{step.name} failed: {msg}; {stuck.msg}",
+                                hint=stuck.hint) from None
         self._update(current_step=follow.name if follow else step.name, error=msg)
         self.audit.append(step.name, {"outcome": "failed", "state": state.value,
                                       "error": msg, "seconds": round(seconds, 3),
@@ -405,7 +416,8 @@ def _preflight(rep: Replacement) -> dict[str, Any]:
     row = rep._row()
     with store_session(rep.store) as s:
         holder = lock.holder(s)
-    other = holder.replacement_id if holder and holder.replacement_id != rep.id else None
+        holder_id = holder.replacement_id if holder else None
+    other = holder_id if holder_id not in (None, rep.id) else None
     checks = run_preflight(PreflightInput(
         host=rep.host, target=rep.target, mapping_status=row.target["mapping"],
         mapping_reason=row.target["reason"], backend=rep.backend,

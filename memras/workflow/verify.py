@@ -57,8 +57,9 @@ def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, 
         from memras.inventory import resolve_dimm
 
         dimm = resolve_dimm(host, target_locator)
-        ident = {"id": dimm.id, "label": dimm.label, "locator": dimm.locator,
-                 "serial": dimm.serial, "part": dimm.part}
+        dev = dimm.smbios
+        ident = {"id": dimm.id, "label": dimm.label, "locator": dev.locator if dev else "",
+                 "serial": dev.serial if dev else "", "part": dev.part_number if dev else ""}
     except Exception as exc:  # identity is recorded when known; its absence is no failure
         return {}, Check("identity", True, f"not available ({type(exc).__name__})")
     if ident["serial"] and ident["serial"] == old_serial:

@@ -1,0 +1,129 @@
+"""The ``qemu`` backend: the QEMU monitor (QMP) is the technician for a VM's pc-dimm.
+
+Remove: find the DIMM's QEMU id with ``query-memory-devices`` (slot = ACPI ``_UID``, or
+the address range), ``device_del`` it and wait for ``DEVICE_DELETED``. ACPI_DEVICE_OST
+with status 0x80–0x83 (failure, busy…) or no DEVICE_DELETED within the timeout is a
+failure: the guest kernel could not offline a block and has re-onlined them.
+Insert: ``object-del`` the old backend, ``object-add`` a new memory-backend-ram of the
+same size and ``device_add`` a pc-dimm in the same slot; the guest adds its blocks.
+The socket path comes from ``--qmp`` (``backend_options["qmp"]``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from memras.errors import WorkflowError
+from memras.workflow.backends import Backend, BackendResult, Target
+
+OST_FAILURE = range(0x80, 0x84)
+
+
+def _matches(dev: dict[str, Any], target: Target) -> bool:
+    data = dev.get("data", {})
+    if target.slot is not None and str(data.get("slot")) == str(target.slot):
+        return True
+    return data.get("addr") == target.start and data.get("size") == target.size
+
+
+class QemuBackend(Backend):
+    name = "qemu"
+    inserts = True
+
+    @property
+    def socket(self) -> str:
+        path = self.ctx.options.get("qmp")
+        if not path:
+            raise WorkflowError("the qemu backend needs the QMP socket",
+                                hint="pass --qmp PATH (or set [replace] qmp in the config)")
+        return str(path)
+
+    def _run(self, coro_fn, *args: Any) -> Any:
+        try:
+            return asyncio.run(self._session(coro_fn, *args))
+        except (OSError, ConnectionError) as exc:
+            raise WorkflowError(f"cannot talk to QEMU at {self.socket}: {exc}",
+                                hint="check --qmp and that QEMU runs with -qmp unix:…") from None
+
+    async def _session(self, coro_fn, *args: Any) -> Any:
+        from qemu.qmp import QMPClient
+
+        qmp = QMPClient("memras")
+        await qmp.connect(self.socket)
+        try:
+            return await coro_fn(qmp, *args)
+        finally:
+            await qmp.disconnect()
+
+    async def _find(self, qmp, target: Target) -> dict[str, Any] | None:
+        for dev in await qmp.execute("query-memory-devices"):
+            if dev.get("type") == "dimm" and _matches(dev, target):
+                return dev["data"]
+        return None
+
+    def can_remove(self, target: Target) -> BackendResult:
+        try:
+            data = self._run(self._find, target)
+        except WorkflowError as exc:
+            return BackendResult(False, exc.msg)
+        if data is None:
+            return BackendResult(False, f"QEMU lists no pc-dimm in slot {target.slot}")
+        return BackendResult(True, f"QEMU device {data.get('id')} in slot {data.get('slot')}")
+
+    def remove(self, target: Target) -> BackendResult:
+        return self._run(self._remove, target)
+
+    async def _remove(self, qmp, target: Target) -> BackendResult:
+        from qemu.qmp import EventListener
+
+        data = await self._find(qmp, target)
+        if data is None:
+            return BackendResult(True, "QEMU lists no DIMM in that slot: already removed")
+        dev_id = data["id"]
+        with qmp.listen(EventListener(("DEVICE_DELETED", "ACPI_DEVICE_OST"))) as events:
+            await qmp.execute("device_del", {"id": dev_id})
+            await self._wait_deleted(events, dev_id)
+        return BackendResult(True, f"QEMU deleted {dev_id}",
+                             {"qemu_id": dev_id, "memdev": data.get("memdev"),
+                              "size": data.get("size"), "slot": data.get("slot")})
+
+    async def _wait_deleted(self, events, dev_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ctx.timeout_s
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.ctx.cancel.is_set():
+                raise WorkflowError(f"no DEVICE_DELETED for {dev_id} within "
+                                    f"{self.ctx.timeout_s:g}s",
+                                    hint="the guest could not offline the DIMM")
+            try:
+                event = await asyncio.wait_for(events.get(), min(remaining, 1.0))
+            except TimeoutError:
+                continue
+            info = event.get("data", {})
+            if event["event"] == "DEVICE_DELETED" and info.get("device") == dev_id:
+                return
+            if event["event"] == "ACPI_DEVICE_OST" and info.get("status") in OST_FAILURE:
+                raise WorkflowError(f"the guest refused to eject {dev_id}: ACPI _OST status "
+                                    f"{info.get('status'):#x}",
+                                    hint="0x82 busy: a block could not be offlined")
+
+    def insert(self, target: Target) -> BackendResult:
+        return self._run(self._insert, target)
+
+    async def _insert(self, qmp, target: Target) -> BackendResult:
+        if await self._find(qmp, target) is not None:
+            return BackendResult(True, "a DIMM is already in that slot")
+        suffix = str(target.slot or "x")
+        mem_id, dev_id = f"memras-mem{suffix}", f"memras-dimm{suffix}"
+        for obj in await qmp.execute("qom-list", {"path": "/objects"}):
+            if obj.get("name") == mem_id:
+                await qmp.execute("object-del", {"id": mem_id})
+        await qmp.execute("object-add", {"qom-type": "memory-backend-ram", "id": mem_id,
+                                         "size": target.size})
+        args: dict[str, Any] = {"driver": "pc-dimm", "id": dev_id, "memdev": mem_id}
+        if target.slot is not None and str(target.slot).isdigit():
+            args["slot"] = int(target.slot)
+        await qmp.execute("device_add", args)
+        return BackendResult(True, f"QEMU added {dev_id}", {"qemu_id": dev_id})

@@ -1,0 +1,34 @@
+"""The ``simulated`` backend: the demo's and the tests' technician.
+
+Removal is a real ACPI eject through :class:`memras.host.Host` (the simulated kernel
+applies the kernel's rules: offline every block, or re-online and fail with EBUSY);
+insertion calls the simulator's ``insert_dimm`` for the same slot.
+"""
+
+from __future__ import annotations
+
+from memras.plugins.backends.acpi import AcpiBackend
+
+from memras.errors import WorkflowError
+from memras.workflow.backends import BackendResult, Target
+
+
+class SimulatedBackend(AcpiBackend):
+    name = "simulated"
+    needs_operator = False
+    inserts = True
+
+    def can_remove(self, target: Target) -> BackendResult:
+        if not self.ctx.host.is_simulated:
+            return BackendResult(False, "the simulated backend works only on a simulated root")
+        return super().can_remove(target)
+
+    def insert(self, target: Target) -> BackendResult:
+        try:
+            from memras.sim import actions
+        except ImportError:
+            raise WorkflowError("the simulator cannot insert modules in this build") from None
+        serial = f"NEW-{target.serial or target.dimm_id}"[:32]
+        actions.insert_dimm(self.ctx.host.root, target.acpi_device or "", serial=serial)
+        return BackendResult(True, f"inserted a new simulated module ({serial})",
+                             {"serial": serial})
