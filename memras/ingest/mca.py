@@ -344,9 +344,7 @@ def mce_to_memory_error(
         message=_message(regs),
         driver="mce",
         driver_detail=f"{code.mcelog_name()} bank:{regs.bank} severity:{grade.value}",
-        location=DimmLocation(
-            socket=regs.socketid if socket_known else None, channel=code.channel
-        ),
+        location=DimmLocation(socket=regs.socketid if socket_known else None, channel=code.channel),
         mce=regs,
         kmsg_seq=kmsg_seq,
         raw=raw,

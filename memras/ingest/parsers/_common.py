@@ -9,7 +9,7 @@ skipped), and a machine check that is not a memory error comes back as a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from memras.records import MceRegisters, Source
 
@@ -82,3 +82,13 @@ def grain_bits_from_bytes(grain: int | None) -> int | None:
 def to_unsigned64(value: int | None) -> int | None:
     """rasdaemon binds u64 as int64: negative values are addresses ≥ 2^63."""
     return None if value is None else value & U64_MASK
+
+
+def walltime_to_datetime(seconds: int) -> datetime | None:
+    """An MCE ``TIME``/walltime (Unix seconds) as aware UTC; None when 0 or absurd."""
+    if seconds <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

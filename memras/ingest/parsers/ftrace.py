@@ -58,9 +58,7 @@ def parse_trace_line(line: str) -> TraceResult | None:
     if "mc_event: " in line:
         m = _MC_EVENT_LINE.match(line)
         if m is not None:
-            return mc_event_from_match(
-                m, source=Source.TRACE, uptime_s=float(m["ts"]), raw=line
-            )
+            return mc_event_from_match(m, source=Source.TRACE, uptime_s=float(m["ts"]), raw=line)
     parts = split_trace_line(line)
     if parts is None:
         return None

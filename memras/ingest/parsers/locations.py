@@ -71,9 +71,7 @@ def location_from_label(label: str | None) -> DimmLocation:
         return DimmLocation(label=label or None)
     m = _SKX_LABEL.search(label)
     if m:
-        return DimmLocation(
-            socket=int(m[1]), channel=int(m[2]), slot=int(m[3]), label=label
-        )
+        return DimmLocation(socket=int(m[1]), channel=int(m[2]), slot=int(m[3]), label=label)
     if label.startswith("mc#"):
         layers = {name: int(num) for name, num in _GENERIC_LABEL_LAYER.findall(label)}
         return DimmLocation(
@@ -100,4 +98,3 @@ def location_from_pairs(text: str) -> DimmLocation:
         if number is not None and number >= 0:
             values[name] = number
     return DimmLocation(**values)
-

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, datetime
 
 from memras.ingest.mca import mce_to_memory_error
 from memras.ingest.parsers._common import (
@@ -31,6 +30,7 @@ from memras.ingest.parsers._common import (
     dec_int,
     grain_bits_from_bytes,
     hex_int,
+    walltime_to_datetime,
 )
 from memras.ingest.parsers.locations import location_from_label, location_from_pairs
 from memras.records import (
@@ -165,7 +165,7 @@ def parse_mce_record(
     if fields is None:
         return None
     regs = MceRegisters(**fields)
-    timestamp = _walltime(regs.walltime)
+    timestamp = walltime_to_datetime(regs.walltime)
     text = body if raw is None else raw
     event = mce_to_memory_error(
         regs, source=Source.TRACE, timestamp=timestamp, uptime_s=uptime_s, raw=text
@@ -173,15 +173,6 @@ def parse_mce_record(
     if event is None:
         return NonMemoryMce(regs, Source.TRACE, timestamp=timestamp, uptime_s=uptime_s, raw=text)
     return event
-
-
-def _walltime(seconds: int) -> datetime | None:
-    if seconds <= 0:
-        return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 _MEMORY_FAILURE = re.compile(

@@ -1,0 +1,143 @@
+"""Firmware-first (APEI GHES / CPER) blocks in the kernel log → one record per memory section.
+
+Mirrors drivers/acpi/apei/ghes.c ``__ghes_print_estatus`` and
+drivers/firmware/efi/cper.c (``cper_estatus_print``, ``cper_print_mem``,
+``cper_mem_err_location``, ``cper_dimm_err_location``)::
+
+    {35}[Hardware Error]: Hardware error from APEI Generic Hardware Error Source: 4
+    {35}[Hardware Error]: event severity: corrected
+    {35}[Hardware Error]:  Error 0, type: corrected
+    {35}[Hardware Error]:  fru_text: D2
+    {35}[Hardware Error]:   section_type: memory error
+    {35}[Hardware Error]:   physical_address: 0x0000006a47d1f540
+    {35}[Hardware Error]:   node:6 card:1 module:0 rank:1 bank:2 device:11 row:40948 column:560
+    {35}[Hardware Error]:   error_type: 2, single-bit ECC
+
+``{N}`` is the estatus sequence number that ties a block's lines together (older
+kernels print none). Each ``Error N, type:`` line opens a section; only sections whose
+section_type is "memory error" become records, the rest are counted by the caller.
+The label is the SMBIOS ``DIMM location:`` when present, else ``fru_text``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from memras.ingest.parsers._common import hex_int
+from memras.ingest.parsers.locations import location_from_pairs
+from memras.ingest.parsers.trace_events import CPER_SEVERITY
+from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
+
+GHES_LINE = re.compile(r"^(?:\{(?P<seq>\d+)\})?\[Hardware Error\]: ?(?P<text>.*)$")
+GHES_START = "Hardware error from APEI Generic Hardware Error Source"
+_SECTION = re.compile(r"Error (\d+), type: (\w+)")
+_KEY_VALUE = re.compile(r"([a-z_]+): (.*)$")
+_LOCATION_KEYS = ("node:", "card:", "module:", "rank:", "bank:", "device:", "row:")
+
+
+@dataclass(slots=True)
+class _Section:
+    severity: str
+    fields: dict[str, str] = field(default_factory=dict)
+    location_text: str = ""
+    dimm_location: str = ""
+
+    @property
+    def is_memory(self) -> bool:
+        return "memory error" in self.fields.get("section_type", "")
+
+
+@dataclass(slots=True)
+class GhesBlock:
+    """The lines of one estatus block, accumulated until the caller closes it."""
+
+    seq: str | None
+    event_severity: str = ""
+    sections: list[_Section] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+
+    def belongs(self, seq: str | None) -> bool:
+        return seq == self.seq
+
+    def add(self, text: str) -> None:
+        """Fold one ``[Hardware Error]:`` payload (prefix removed) into the block."""
+        stripped = text.strip()
+        section = _SECTION.match(stripped)
+        if section:
+            self.sections.append(_Section(severity=section[2]))
+            return
+        if stripped.startswith("event severity:"):
+            self.event_severity = stripped.partition(":")[2].strip()
+            return
+        if not self.sections:
+            return
+        current = self.sections[-1]
+        if stripped.startswith("DIMM location:"):
+            current.dimm_location = stripped.partition(":")[2].strip()
+        elif stripped.startswith(_LOCATION_KEYS):
+            current.location_text = stripped
+        else:
+            kv = _KEY_VALUE.match(stripped)
+            if kv:
+                current.fields.setdefault(kv[1], kv[2].strip())
+
+    @property
+    def memory_sections(self) -> int:
+        return sum(1 for s in self.sections if s.is_memory)
+
+    def records(
+        self, *, uptime_s: float | None, kmsg_seq: int | None, timestamp=None
+    ) -> list[MemoryErrorEvent]:
+        raw = "\n".join(self.lines)
+        return [
+            _section_record(s, self.event_severity, uptime_s, kmsg_seq, timestamp, raw)
+            for s in self.sections
+            if s.is_memory
+        ]
+
+
+def _label(section: _Section) -> str | None:
+    dimm = section.dimm_location
+    if dimm and not dimm.startswith("not present"):
+        return dimm
+    return section.fields.get("fru_text") or None
+
+
+def _grain_bits(mask_text: str | None) -> int | None:
+    mask = hex_int(mask_text)
+    if not mask:
+        return None
+    return (mask & -mask).bit_length() - 1  # lowest set bit of the address mask
+
+
+def _section_record(
+    section: _Section,
+    event_severity: str,
+    uptime_s: float | None,
+    kmsg_seq: int | None,
+    timestamp,
+    raw: str,
+) -> MemoryErrorEvent:
+    fields = section.fields
+    error_type = CPER_SEVERITY.get(section.severity) or CPER_SEVERITY.get(
+        event_severity, ErrorType.INFO
+    )
+    message = fields.get("error_type", "").partition(", ")[2] or fields.get("error_status", "")
+    location = location_from_pairs(section.location_text).merged(
+        DimmLocation(label=_label(section))
+    )
+    return MemoryErrorEvent(
+        error_type=error_type,
+        source=Source.KMSG,
+        timestamp=timestamp,
+        uptime_s=uptime_s,
+        address=hex_int(fields.get("physical_address")),
+        grain_bits=_grain_bits(fields.get("physical_address_mask")),
+        message=message,
+        driver="ghes",
+        driver_detail=section.location_text,
+        location=location,
+        kmsg_seq=kmsg_seq,
+        raw=raw,
+    )

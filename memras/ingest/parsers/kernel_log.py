@@ -1,0 +1,491 @@
+"""Kernel log text (dmesg, journal, syslog, /dev/kmsg) → memory error records.
+
+Decides which printks are memory errors and which lines describe the same fault.
+Formats mirrored (prefixes in :mod:`prefixes`):
+
+- drivers/edac/edac_mc.c ``edac_ce_error``/``edac_ue_error`` (3.5+, same shape since):
+  ``EDAC MC%d: %d CE %s%son %s (%s page:0x%lx offset:0x%lx grain:%ld syndrome:0x%lx%s%s)``
+  (UE: no syndrome); pre-3.5 ``CE page 0x%lx, offset 0x%lx, grain %d, syndrome 0x%lx,
+  row %d, channel %d, label "%s": %s``; pre-3.10 sb_edac ``CE row %d, channel %d,
+  label "%s": <msg>`` (type from the CE/UE token only: "FATAL" in msg is not a type).
+  ``page:`` is in kernel pages: address = page << page_shift | offset.
+- driver context: ``EDAC <drv> MC%d: HANDLING MCE MEMORY ERROR``, ``CPU %d: Machine
+  Check Event: %Lu Bank %d: %016Lx`` (sb_edac/skx_common.c) and TSC/ADDR/MISC/PROCESSOR.
+- arch/x86/kernel/cpu/mce/core.c ``__print_mce``: ``CPU %d: Machine Check[ Exception]:
+  %Lx Bank %d: %016Lx``, ``TSC %llx [ADDR %llx ][MISC %llx ]``, ``PROCESSOR %u:%x TIME
+  %llu SOCKET %u APIC %x microcode %x`` → decoded by :mod:`memras.ingest.mca`.
+- drivers/edac/mce_amd.c ``[Hardware Error]: CPU:%d (%x:%x:%x) MC%d_STATUS[…]: 0x%016llx``,
+  ``Error Addr: 0x%016llx`` (UMC-normalized: kept as ``normalized_address``),
+  ``IPID: 0x%016llx, Syndrome: 0x%016llx``.
+- GHES/CPER blocks (:mod:`ghes`) and mm/memory-failure.c ``Memory failure: %#lx:
+  recovery action for %s: %s`` (older ``MCE %#lx: %s page recovery: %s``).
+
+One fault, several lines: lines are collected in a *group* (driver context, MCE lines,
+the mce_amd block, a GHES block) holding at most one EDAC record. The group closes on
+the next fault's first line, on a gap of more than ``GROUP_WINDOW_S`` kernel seconds,
+after ``MAX_UNRELATED`` foreign lines, or on :meth:`flush`; it then yields ONE record
+(the EDAC line enriched with the MCE registers and AMD normalized address; else the
+decoded MCE; else one per GHES memory section, with ghes_edac's EDAC line folded in).
+All lines of the group are kept in ``raw``. So a record is returned up to one fault
+later than its line: the watcher calls :meth:`flush` when the source goes idle.
+
+Decoys produce nothing and are counted: "Machine check events logged", EDAC fake
+injection ("Generating N CE fake error…" and the EDAC line after it), driver banners,
+mcelog/rasdaemon status lines. An EDAC line spliced by a concurrent printk keeps only
+the fields whose text is intact (counted as salvaged).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from memras.ingest.mca import mce_to_memory_error
+from memras.ingest.parsers._common import (
+    ParserStats,
+    grain_bits_from_bytes,
+    hex_int,
+    walltime_to_datetime,
+)
+from memras.ingest.parsers.ghes import GHES_LINE, GHES_START, GhesBlock
+from memras.ingest.parsers.locations import location_from_label, location_from_pairs
+from memras.ingest.parsers.prefixes import Prefixed, strip_prefixes
+from memras.records import (
+    DimmLocation,
+    ErrorType,
+    MceRegisters,
+    MemoryErrorEvent,
+    MemoryFailureEvent,
+    Record,
+    Source,
+)
+
+GROUP_WINDOW_S = 1.0
+MAX_UNRELATED = 8
+DEFAULT_PAGE_SHIFT = 12
+_X86_VENDOR_AMD = 2
+
+_EDAC = re.compile(
+    r"^EDAC MC(?P<mc>\d+): (?P<count>\d+) (?P<type>CE|UE) (?:(?P<msg>.*?) )?on (?P<label>.*?)"
+    r" \((?P<loc>.*?) ?page:0x(?P<page>[0-9a-fA-F]+) offset:0x(?P<off>[0-9a-fA-F]+)"
+    r" grain:(?P<grain>\d+)(?: syndrome:0x(?P<synd>[0-9a-fA-F]+))?(?: - ?(?P<detail>.*))?\)\s*$"
+)
+_EDAC_OLD = re.compile(
+    r"^EDAC MC(?P<mc>\d+): (?P<type>CE|UE) page 0x(?P<page>[0-9a-fA-F]+), offset"
+    r" 0x(?P<off>[0-9a-fA-F]+), grain (?P<grain>\d+),(?: syndrome 0x(?P<synd>[0-9a-fA-F]+),)?"
+    r" row (?P<row>\d+),(?: channel (?P<chan>\d+),?)? (?:labels? )?\"(?P<label>[^\"]*)\":"
+    r" ?(?P<detail>.*)$"
+)
+_EDAC_ROW = re.compile(
+    r"^EDAC MC(?P<mc>\d+): (?P<type>CE|UE) row (?P<row>\d+), channel (?P<chan>\d+),"
+    r" label \"(?P<label>[^\"]*)\": ?(?P<detail>.*)$"
+)
+_EDAC_HEAD = re.compile(r"^EDAC MC(?P<mc>\d+): (?P<count>\d+) (?P<type>CE|UE) ")
+_EDAC_DRIVER = re.compile(r"^EDAC (?P<drv>\w+) MC\d+: (?P<text>.*)$")
+_MCE_HEAD = re.compile(
+    r"CPU (?P<cpu>\d+): Machine Check(?: Exception| Event)?: (?:0x)?(?P<mcg>[0-9a-fA-F]+)"
+    r" Bank (?P<bank>\d+): (?:0x)?(?P<status>[0-9a-fA-F]+)"
+)
+_MCE_REG = re.compile(
+    r"\b(TSC|ADDR|MISC|SYND|IPID|PPIN|RIP|TIME|SOCKET|APIC|microcode) ([0-9a-fA-F:<>]+)"
+)
+_PROCESSOR = re.compile(r"PROCESSOR (\d+):([0-9a-fA-F]+)")
+_AMD_STATUS = re.compile(
+    r"CPU:(?P<cpu>\d+) \((?P<fam>[0-9a-f]+):[0-9a-f]+:[0-9a-f]+\) MC(?P<bank>\d+)_STATUS"
+    r"\[[^\]]*\]: 0x(?P<status>[0-9a-fA-F]+)"
+)
+_AMD_ADDR = re.compile(r"Error Addr: 0x([0-9a-fA-F]+)")
+_AMD_IPID = re.compile(r"IPID: 0x([0-9a-fA-F]+)(?:, Syndrome: 0x([0-9a-fA-F]+))?")
+_MF = re.compile(
+    r"^(?:Memory failure: |MCE )(?P<pfn>0x[0-9a-fA-F]+|\d+): (?:recovery action for"
+    r" (?P<type>.+): |(?P<oldtype>.+) page recovery: )(?P<result>\w+)\s*$"
+)
+_DECIMAL_REGS = {"TIME", "SOCKET"}
+_REG_FIELD = {
+    "TSC": "tsc", "ADDR": "addr", "MISC": "misc", "SYND": "synd", "IPID": "ipid",
+    "PPIN": "ppin", "TIME": "walltime", "SOCKET": "socketid", "APIC": "apicid",
+    "microcode": "microcode",
+}  # fmt: skip
+_DECOYS = ("Machine check events logged", "Run the above through 'mcelog --ascii'")
+
+
+@dataclass(slots=True)
+class _Group:
+    """Lines believed to describe one fault."""
+
+    first: Prefixed
+    lines: list[str] = field(default_factory=list)
+    regs: dict[str, int] = field(default_factory=dict)
+    normalized_address: int | None = None
+    record: MemoryErrorEvent | None = None
+    ghes: GhesBlock | None = None
+    unrelated: int = 0
+
+    def within_window(self, p: Prefixed) -> bool:
+        if p.uptime_s is None or self.first.uptime_s is None:
+            return True
+        return abs(p.uptime_s - self.first.uptime_s) <= GROUP_WINDOW_S
+
+
+@dataclass(slots=True)
+class KernelLogParser:
+    """Feed lines one at a time; records come back when their fault's group closes."""
+
+    page_shift: int = DEFAULT_PAGE_SHIFT
+    source: Source = Source.KMSG
+    stats: ParserStats = field(default_factory=ParserStats)
+    _group: _Group | None = None
+    _skip_next_edac: bool = False
+
+    def feed(self, line: str) -> list[Record]:
+        try:
+            return self._feed(line)
+        except Exception:  # a parser bug must not kill the watcher: count, keep the text
+            self.stats.note_malformed(line)
+            return []
+
+    def flush(self) -> list[Record]:
+        return self._close()
+
+    # -- dispatch -------------------------------------------------------------
+    def _feed(self, line: str) -> list[Record]:
+        line = line.rstrip("\r\n")
+        p = strip_prefixes(line)
+        if p is None:
+            self.stats.ignored += 1
+            return []
+        out: list[Record] = []
+        if self._group is not None and not self._group.within_window(p):
+            out += self._close()
+        msg = p.message
+        if msg.startswith("EDAC "):
+            out += self._edac(p, line)
+        elif "[Hardware Error]" in msg:
+            out += self._hardware_error(p, line)
+        elif msg.startswith(("Memory failure: ", "MCE 0x")):
+            out += self._memory_failure(p, line)
+        elif "fake error to" in msg and msg.startswith("Generating"):
+            self._skip_next_edac = True
+            self.stats.ignored += 1
+        else:
+            out += self._unrelated()
+        self.stats.records += len(out)
+        return out
+
+    def _unrelated(self) -> list[Record]:
+        """A foreign line; too many of them end the open group (its fault is over)."""
+        self.stats.ignored += 1
+        if self._group is None:
+            return []
+        self._group.unrelated += 1
+        return self._close() if self._group.unrelated > MAX_UNRELATED else []
+
+    # -- groups -----------------------------------------------------------------
+    def _open(self, p: Prefixed, line: str) -> tuple[list[Record], _Group]:
+        out = self._close()
+        self._group = _Group(first=p, lines=[line])
+        return out, self._group
+
+    def _join(self, p: Prefixed, line: str) -> tuple[list[Record], _Group]:
+        if self._group is None:
+            return self._open(p, line)
+        self._group.lines.append(line)
+        return [], self._group
+
+    def _close(self) -> list[Record]:
+        group, self._group = self._group, None
+        if group is None:
+            return []
+        records = self._group_records(group)
+        used = len(group.lines) if records else 0
+        self.stats.context += max(0, used - len(records))
+        self.stats.ignored += len(group.lines) - used
+        return records
+
+    def _group_records(self, g: _Group) -> list[Record]:
+        raw = "\n".join(g.lines)
+        regs = _registers(g.regs)
+        if g.ghes is not None and g.ghes.memory_sections:
+            recs = g.ghes.records(
+                uptime_s=g.first.uptime_s, kmsg_seq=g.first.kmsg_seq, timestamp=g.first.timestamp
+            )
+            return [_merge_edac(r, g.record, raw) for r in recs]
+        if g.record is not None:
+            return [replace(g.record, mce=regs or g.record.mce, raw=raw,
+                            normalized_address=g.normalized_address)]  # fmt: skip
+        if regs is None:
+            return []
+        event = mce_to_memory_error(
+            regs, source=self.source, timestamp=_walltime_or(g), uptime_s=g.first.uptime_s,
+            socket_known="socketid" in g.regs, kmsg_seq=g.first.kmsg_seq, raw=raw,
+        )  # fmt: skip
+        if event is None:
+            self.stats.non_memory_mce += 1
+            return []
+        if g.normalized_address is not None:
+            event = replace(event, normalized_address=g.normalized_address)
+        return [event]
+
+    # -- EDAC -------------------------------------------------------------------
+    def _edac(self, p: Prefixed, line: str) -> list[Record]:
+        msg = p.message
+        drv = _EDAC_DRIVER.match(msg)
+        if drv:
+            return self._edac_driver_line(p, line, drv["text"])
+        record = self._edac_record(p, line)
+        if record is None:
+            return self._unrelated()
+        if self._skip_next_edac:
+            self._skip_next_edac = False
+            self.stats.ignored += 1
+            return []
+        g = self._group
+        if g is not None and g.ghes is not None and g.record is None:
+            g.lines.append(line)  # ghes_edac's echo of the GHES block just printed
+            g.record = record
+            return []
+        if g is not None and g.record is None and g.ghes is None:
+            g.lines.append(line)
+            g.record = record
+            return []
+        out, g = self._open(p, line)
+        g.record = record
+        return out
+
+    def _edac_driver_line(self, p: Prefixed, line: str, text: str) -> list[Record]:
+        if text.startswith("HANDLING MCE MEMORY ERROR"):
+            out, _ = self._open(p, line)
+            return out
+        if _MCE_HEAD.search(text) or text.startswith(("TSC ", "ADDR ", "MISC ", "PROCESSOR ")):
+            return self._mce_line(p, line, text)
+        return self._unrelated()
+
+    def _edac_record(self, p: Prefixed, line: str) -> MemoryErrorEvent | None:
+        msg = p.message
+        m = _EDAC.match(msg)
+        if m:
+            return self._edac_new(m, p, line)
+        m = _EDAC_OLD.match(msg) or _EDAC_ROW.match(msg)
+        if m:
+            return self._edac_old(m, p, line)
+        head = _EDAC_HEAD.match(msg)
+        if head:
+            return self._edac_salvage(head, p, line)
+        return None
+
+    def _base(self, p: Prefixed, line: str, error_type: ErrorType, **kw) -> MemoryErrorEvent:
+        return MemoryErrorEvent(
+            error_type=error_type, source=self.source, timestamp=p.timestamp,
+            uptime_s=p.uptime_s, kmsg_seq=p.kmsg_seq, raw=line, **kw,
+        )  # fmt: skip
+
+    def _edac_new(self, m: re.Match[str], p: Prefixed, line: str) -> MemoryErrorEvent:
+        detail = (m["detail"] or "").strip()
+        location = (
+            location_from_label(m["label"])
+            .merged(location_from_pairs(m["loc"]))
+            .merged(location_from_pairs(detail))
+        )
+        return self._base(
+            p, line, _type(m["type"]),
+            count=int(m["count"]),
+            address=(int(m["page"], 16) << self.page_shift) | int(m["off"], 16),
+            page_shift=self.page_shift,
+            grain_bits=grain_bits_from_bytes(int(m["grain"])),
+            syndrome=hex_int(m["synd"]),
+            message=m["msg"] or "",
+            driver=_driver_of(m["label"], detail),
+            driver_detail=detail,
+            location=replace(location, mc=int(m["mc"])),
+        )  # fmt: skip
+
+    def _edac_old(self, m: re.Match[str], p: Prefixed, line: str) -> MemoryErrorEvent:
+        groups = m.groupdict()
+        detail = (groups.get("detail") or "").strip()
+        address = None
+        if groups.get("page") is not None:
+            address = (int(groups["page"], 16) << self.page_shift) | int(groups["off"], 16)
+        elif (addr := re.search(r"addr(?: =)? 0x([0-9a-fA-F]+)", detail)) is not None:
+            address = int(addr[1], 16)
+        chan = groups.get("chan")
+        location = DimmLocation(
+            mc=int(m["mc"]), csrow=int(m["row"]), channel=None if chan is None else int(chan),
+            label=groups["label"] or None,
+        ).merged(location_from_label(groups["label"]))  # fmt: skip
+        return self._base(
+            p, line, _type(m["type"]),
+            address=address,
+            page_shift=self.page_shift if groups.get("page") is not None else None,
+            grain_bits=grain_bits_from_bytes(int(groups["grain"])) if groups.get("grain") else None,
+            syndrome=hex_int(groups.get("synd")),
+            driver=detail if re.fullmatch(r"\w+_edac", detail) else "",
+            driver_detail=detail,
+            location=location,
+        )  # fmt: skip
+
+    def _edac_salvage(self, head: re.Match[str], p: Prefixed, line: str) -> MemoryErrorEvent:
+        """A damaged EDAC line: keep count, type, MC and only intact ``key:0x…`` fields."""
+        self.stats.note_malformed(line)
+        self.stats.salvaged += 1
+        msg = p.message
+        page = re.search(r" page:0x([0-9a-fA-F]+) offset:0x([0-9a-fA-F]+) ", msg)
+        synd = re.search(r" syndrome:0x([0-9a-fA-F]+)[ )]", msg)
+        return self._base(
+            p, line, _type(head["type"]),
+            count=int(head["count"]),
+            address=(int(page[1], 16) << self.page_shift) | int(page[2], 16) if page else None,
+            page_shift=self.page_shift if page else None,
+            syndrome=hex_int(synd[1]) if synd else None,
+            location=DimmLocation(mc=int(head["mc"])),
+        )  # fmt: skip
+
+    # -- machine checks ---------------------------------------------------------
+    def _hardware_error(self, p: Prefixed, line: str) -> list[Record]:
+        ghes = GHES_LINE.match(p.message)  # GHES lines carry no "mce: " prefix
+        seq = ghes["seq"] if ghes else None
+        at = p.message.find("[Hardware Error]")
+        text = p.message[at + len("[Hardware Error]:") :].strip()
+        if text.startswith(GHES_START):
+            out, g = self._open(p, line)
+            g.ghes = GhesBlock(seq=seq, lines=g.lines)
+            return out
+        g = self._group
+        if g is not None and g.ghes is not None and g.ghes.belongs(seq) and ghes is not None:
+            g.lines.append(line)
+            g.ghes.add(text)
+            return []
+        if any(text.startswith(d) for d in _DECOYS):
+            self.stats.ignored += 1
+            return []
+        return self._mce_line(p, line, text)
+
+    def _mce_line(self, p: Prefixed, line: str, text: str) -> list[Record]:
+        head = _MCE_HEAD.search(text)
+        amd = _AMD_STATUS.search(text)
+        out: list[Record] = []
+        if head or amd:
+            new = head or amd
+            status = int(new["status"], 16)
+            g = self._group
+            # same fault: a group without registers yet (driver context, or an EDAC
+            # record followed by mce=print_all lines), or the same status printed twice
+            if g is not None and g.ghes is None and g.regs.get("status", status) == status:
+                out, g = self._join(p, line)
+            else:
+                out, g = self._open(p, line)
+            g.regs.update(status=status, bank=int(new["bank"]), cpu=int(new["cpu"]))
+            if head:
+                g.regs["mcgstatus"] = int(head["mcg"], 16)
+            else:
+                g.regs["cpuvendor"] = _X86_VENDOR_AMD
+            return out
+        if _is_amd_block_start(text):
+            out, g = self._open(p, line)  # mce_amd's first line of a new error
+        elif self._group is None:
+            return self._unrelated()
+        else:
+            out, g = self._join(p, line)
+        _fold_mce_text(g, text)
+        return out
+
+    def _memory_failure(self, p: Prefixed, line: str) -> list[Record]:
+        m = _MF.match(p.message)
+        if m is None:
+            if self._group is not None:
+                self._group.lines.append(line)  # "already hardware poisoned", SIGBUS…
+                return []
+            return self._unrelated()
+        pfn = m["pfn"]
+        return [
+            MemoryFailureEvent(
+                pfn=int(pfn, 16) if pfn.startswith("0x") else int(pfn),
+                page_type=m["type"] or m["oldtype"],
+                action_result=m["result"],
+                source=self.source,
+                timestamp=p.timestamp,
+                uptime_s=p.uptime_s,
+                kmsg_seq=p.kmsg_seq,
+                raw=line,
+            )
+        ]
+
+
+def _is_amd_block_start(text: str) -> bool:
+    return text.startswith(("Corrected error", "Uncorrected", "Deferred error"))
+
+
+def _fold_mce_text(g: _Group, text: str) -> None:
+    """TSC/ADDR/MISC/PROCESSOR lines and the mce_amd block's address/IPID lines."""
+    if m := _AMD_ADDR.search(text):
+        g.normalized_address = int(m[1], 16)
+        return
+    if m := _AMD_IPID.search(text):
+        g.regs["ipid"] = int(m[1], 16)
+        if m[2]:
+            g.regs["synd"] = int(m[2], 16)
+        return
+    if m := _PROCESSOR.search(text):
+        g.regs["cpuvendor"], g.regs["cpuid"] = int(m[1]), int(m[2], 16)
+    for key, value in _MCE_REG.findall(text):
+        if key == "RIP":
+            continue
+        number = hex_int(value) if key not in _DECIMAL_REGS else _dec(value)
+        if number is not None:
+            g.regs[_REG_FIELD[key]] = number
+
+
+def _dec(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def _registers(fields: dict[str, int]) -> MceRegisters | None:
+    if "status" not in fields or "bank" not in fields:
+        return None
+    return MceRegisters(**fields)
+
+
+def _walltime_or(g: _Group) -> datetime | None:
+    if g.first.timestamp is not None:
+        return g.first.timestamp
+    return walltime_to_datetime(g.regs.get("walltime", 0))
+
+
+def _merge_edac(
+    ghes: MemoryErrorEvent, edac: MemoryErrorEvent | None, raw: str
+) -> MemoryErrorEvent:
+    """The GHES record, with ghes_edac's line as context and its DIMM label if real."""
+    if edac is None:
+        return replace(ghes, raw=raw)
+    label = edac.location.label
+    useful = label if label and label not in ("unknown label", "unknown memory") else None
+    extra = DimmLocation(label=useful, mc=edac.location.mc)
+    return replace(ghes, raw=raw, location=ghes.location.merged(extra))
+
+
+def _type(token: str) -> ErrorType:
+    return ErrorType.CORRECTED if token == "CE" else ErrorType.UNCORRECTED
+
+
+def _driver_of(label: str, detail: str) -> str:
+    """The EDAC driver, when its default label or detail format names it."""
+    if "_Ha#" in label:
+        return "sb_edac"
+    if "CPU_SrcID#" in label:
+        return "skx_edac"
+    if detail.startswith("APEI location") or label == "unknown label":
+        return "ghes"
+    return ""
+
+
+def parse_kernel_log(
+    lines: Iterable[str], *, page_shift: int = DEFAULT_PAGE_SHIFT, stats: ParserStats | None = None
+) -> Iterator[Record]:
+    """Every record in a finished log (flushes at the end)."""
+    parser = KernelLogParser(page_shift=page_shift)
+    if stats is not None:
+        parser.stats = stats
+    for line in lines:
+        yield from parser.feed(line)
+    yield from parser.flush()

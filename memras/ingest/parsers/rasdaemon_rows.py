@@ -1,0 +1,151 @@
+"""Rows of a rasdaemon database (ras-mc_event.db, v0.6.8…v0.8.5) → records.
+
+Mirrors rasdaemon's ras-record.c bindings:
+
+- ``timestamp`` is TEXT ``strftime("%Y-%m-%d %H:%M:%S %z")`` → aware datetime.
+- mc/layers are ``bind_int`` with -1 for "not applicable" → None.
+- ``grain`` is grain_bits (log2 bytes), stored as-is.
+- address/syndrome are ``bind_int64``: a u64 ≥ 2^63 reads back negative → unsigned.
+- ``err_type`` is "Corrected"/"Uncorrected"/"Deferred"/"Fatal"/"Info" since v0.8.3.
+  rasdaemon 0.6.8 (Debian 12) has no DEFERRED in its enum, so on kernels that have it
+  a Deferred error is stored as "Fatal" and a Fatal one as "Info". Pass
+  ``mislabelled_068=True`` for such a database to undo that shift; it cannot be
+  detected from the row itself.
+- extlog ``severity`` is the CPER number (0 recoverable, 1 fatal, 2 corrected, 3 info)
+  and ``etype`` the CPER memory error type (cper.c ``mem_err_type_strs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from memras.ingest.mca import mce_to_memory_error
+from memras.ingest.parsers._common import to_unsigned64
+from memras.ingest.parsers.locations import location_from_label, location_from_pairs
+from memras.records import (
+    DimmLocation,
+    ErrorType,
+    MceRegisters,
+    MemoryErrorEvent,
+    MemoryFailureEvent,
+    Source,
+)
+
+_TYPES = {t.value: t for t in ErrorType}
+_TYPES_068_SHIFTED = {**_TYPES, "Fatal": ErrorType.DEFERRED, "Info": ErrorType.FATAL}
+_CPER_SEVERITY = [ErrorType.UNCORRECTED, ErrorType.FATAL, ErrorType.CORRECTED, ErrorType.INFO]
+# drivers/firmware/efi/cper.c mem_err_type_strs[]
+CPER_MEM_ERR_TYPES = [
+    "unknown", "no error", "single-bit ECC", "multi-bit ECC", "single-symbol chipkill ECC",
+    "multi-symbol chipkill ECC", "master abort", "target abort", "parity error",
+    "watchdog timeout", "invalid address", "mirror Broken", "memory sparing",
+    "scrub corrected error", "scrub uncorrected error", "physical memory map-out event",
+]  # fmt: skip
+
+
+def parse_timestamp(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S %z")
+    except ValueError:
+        return None
+
+
+def _int(row: Mapping[str, Any], key: str) -> int | None:
+    value = row.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _layer(row: Mapping[str, Any], key: str) -> int | None:
+    value = _int(row, key)
+    return None if value is None or value < 0 else value
+
+
+def from_mc_event_row(row: Mapping[str, Any], *, mislabelled_068: bool = False) -> MemoryErrorEvent:
+    types = _TYPES_068_SHIFTED if mislabelled_068 else _TYPES
+    label = row.get("label") or None
+    detail = row.get("driver_detail") or ""
+    location = location_from_label(label).merged(location_from_pairs(detail))
+    location = location.merged(
+        DimmLocation(
+            mc=_layer(row, "mc"),
+            top_layer=_layer(row, "top_layer"),
+            middle_layer=_layer(row, "middle_layer"),
+            lower_layer=_layer(row, "lower_layer"),
+        )
+    )
+    grain = _int(row, "grain")
+    return MemoryErrorEvent(
+        error_type=types.get(str(row.get("err_type")), ErrorType.INFO),
+        source=Source.RASDAEMON,
+        count=_int(row, "err_count") or 1,
+        timestamp=parse_timestamp(row.get("timestamp")),
+        address=to_unsigned64(_int(row, "address")),
+        grain_bits=grain if grain is not None and grain >= 0 else None,
+        syndrome=to_unsigned64(_int(row, "syndrome")),
+        message=row.get("err_msg") or "",
+        driver_detail=detail,
+        location=location,
+        raw=repr(dict(row)),
+    )
+
+
+_MCE_COLUMNS = (
+    "mcgcap", "mcgstatus", "status", "addr", "misc", "ip", "tsc", "walltime", "ppin", "cpu",
+    "cpuid", "apicid", "socketid", "cs", "bank", "cpuvendor", "microcode",
+)  # fmt: skip
+
+
+def from_mce_record_row(row: Mapping[str, Any]) -> MemoryErrorEvent | None:
+    """The memory error an mce_record row holds, None for other machine checks."""
+    values = {c: to_unsigned64(_int(row, c)) or 0 for c in _MCE_COLUMNS}
+    # mcgcap/mcgstatus were bound with bind_int: 32-bit, sign-extended
+    values["mcgcap"] &= 0xFFFFFFFF
+    values["mcgstatus"] &= 0xFFFFFFFF
+    return mce_to_memory_error(
+        MceRegisters(**values),
+        source=Source.RASDAEMON,
+        timestamp=parse_timestamp(row.get("timestamp")),
+        raw=repr(dict(row)),
+    )
+
+
+def from_memory_failure_row(row: Mapping[str, Any]) -> MemoryFailureEvent:
+    pfn_text = str(row.get("pfn") or "0")
+    return MemoryFailureEvent(
+        pfn=int(pfn_text, 16) if pfn_text.lower().startswith("0x") else int(pfn_text),
+        page_type=row.get("page_type") or "",
+        action_result=row.get("action_result") or "",
+        source=Source.RASDAEMON,
+        timestamp=parse_timestamp(row.get("timestamp")),
+        raw=repr(dict(row)),
+    )
+
+
+def from_extlog_row(row: Mapping[str, Any]) -> MemoryErrorEvent:
+    severity = _int(row, "severity")
+    etype = _int(row, "etype")
+    fru = (row.get("fru_text") or "").strip()
+    return MemoryErrorEvent(
+        error_type=_CPER_SEVERITY[severity]
+        if severity is not None and 0 <= severity < len(_CPER_SEVERITY)
+        else ErrorType.INFO,
+        source=Source.RASDAEMON,
+        count=_int(row, "error_count") or 1,
+        timestamp=parse_timestamp(row.get("timestamp")),
+        address=to_unsigned64(_int(row, "address")),
+        message=CPER_MEM_ERR_TYPES[etype]
+        if etype is not None and 0 <= etype < len(CPER_MEM_ERR_TYPES)
+        else "",
+        driver="extlog",
+        location=DimmLocation(label=fru or None),
+        raw=repr({k: v for k, v in row.items() if k != "cper_data"}),
+    )
