@@ -247,7 +247,8 @@ def demo() -> ServerSpec:
             if k:
                 acpi = f"PNP0C80:{len(slots):02X}"
                 slots.append(AcpiSlotSpec(acpi, str(len(slots)), f"\\_SB_.NOD{s}.MP{k - 1:02X}",
-                                          base=start, size=size, dimm=f"P{s + 1}-DIMM{letter}1"))
+                                          base=start, size=size, dimm=f"P{s + 1}-DIMM{letter}1",
+                                          node=s))
             dimms.append(DimmSpec(
                 name=f"P{s + 1}-DIMM{letter}1", locator=f"P{s + 1}-DIMM{letter}1",
                 bank_locator=f"P{s}_Node{s}_Channel{k}_Dimm0", size_mb=size // MiB,
@@ -265,7 +266,7 @@ def demo() -> ServerSpec:
                 blocks.append(BlockRange(first, count, s, "Movable"))
         # an empty slot per socket, for capacity on demand
         slots.append(AcpiSlotSpec(f"PNP0C80:{len(slots):02X}", str(len(slots)),
-                                  f"\\_SB_.NOD{s}.MP04"))
+                                  f"\\_SB_.NOD{s}.MP04", node=s))
     blocks.sort(key=lambda b: b.first)
     return ServerSpec(
         profile="demo", hostname="demo-db-01", block_size=bs,

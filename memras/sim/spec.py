@@ -100,6 +100,7 @@ class AcpiSlotSpec:
     base: int | None = None  # None: empty slot, address chosen at insert time
     size: int = 0
     dimm: str | None = None  # DimmSpec.name of the module in the slot
+    node: int = 0  # NUMA node the slot's memory joins
 
 
 @dataclass
