@@ -1,0 +1,229 @@
+"""``memras replace DIMM``: the guided replacement without the TUI.
+
+Without ``--yes`` it asks the engineer to type the DIMM's label on a terminal and refuses
+without one. ``--dry-run`` runs the preflight checks and prints the plan, changing
+nothing. ``--resume`` continues the replacement in progress after a crash, kill or
+reboot; ``--abort`` undoes what can be undone and says where the memory is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.errors import UsageError, WorkflowError
+from memras.text import escape
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dimm", nargs="?", help="DIMM label, locator, serial, mcN/dimmM or PNP0C80:NN")
+    p.add_argument("--dry-run", action="store_true", help="preflight and plan only; no change")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--backend", help="acpi | qemu | manual | simulated (or a plugin)")
+    p.add_argument("--resume", action="store_true", help="continue the replacement in progress")
+    p.add_argument("--abort", action="store_true", help="roll back the replacement in progress")
+    p.add_argument("--operator", help="your name, recorded in the audit trail")
+    p.add_argument("--on-failure", choices=("rollback", "leave"), default="rollback",
+                   help="when offlining fails: re-online (default) or leave offline")
+    p.add_argument("--force-zone", action="store_true",
+                   help="try even when blocks are not in ZONE_MOVABLE")
+    p.add_argument("--reserve", type=_size, help="MemAvailable to keep, e.g. 4G "
+                   "(default max(2G, 10%% of MemTotal))")
+    p.add_argument("--qmp", help="QMP socket of the VM (qemu backend)")
+    p.add_argument("--no-soft-offline", action="store_true",
+                   help="do not soft-offline known bad pages first")
+    p.add_argument("--block-timeout", type=float, default=120.0, help="seconds per block")
+    p.add_argument("--max-attempts", type=int, default=6, help="tries per block on EBUSY")
+    p.add_argument("--backoff", type=float, default=0.2, help="first retry delay (seconds)")
+    p.add_argument("--detect-timeout", type=float, default=600.0,
+                   help="seconds to wait for the module to go / arrive")
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4G)") from None
+
+
+def _options(args: argparse.Namespace):
+    from memras.workflow.runner import ReplaceOptions
+
+    if args.block_timeout <= 0 or args.max_attempts < 1 or args.backoff < 0:
+        raise UsageError("--block-timeout and --max-attempts must be positive")
+    return ReplaceOptions(
+        backend=args.backend, on_failure=args.on_failure, operator=args.operator,
+        force_zone=args.force_zone, reserve_bytes=args.reserve,
+        soft_offline=not args.no_soft_offline, detect_timeout_s=args.detect_timeout,
+        policy={"block_timeout_s": args.block_timeout, "max_attempts": args.max_attempts,
+                "backoff_initial_s": args.backoff},
+        backend_options={"qmp": args.qmp} if args.qmp else {})
+
+
+@command("replace", "replace a DIMM: preflight, offline, remove, insert, online, verify")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.resume and args.abort:
+        raise UsageError("--resume and --abort exclude each other")
+    if not (args.resume or args.abort) and not args.dimm:
+        raise UsageError("name the DIMM to replace", hint="see `memras dimms`")
+    from memras.store import Store
+
+    store = Store.open(ctx.db)
+    host = ctx.writable_host()
+    if args.dry_run:
+        return _dry_run(args, ctx, host, store)
+    ui = _Ui(ctx)
+    kw: dict[str, Any] = {"progress": ui.progress, "say": ui.say, "cancel": ui.cancel}
+    from memras.workflow.runner import Replacement
+
+    try:
+        if args.abort:
+            rep = Replacement.active(host, store, **kw)
+            outcome = rep.abort()
+            return ui.finish(rep, outcome)
+        if args.resume:
+            rep = Replacement.active(host, store, **kw)
+            ui.say(f"resuming replacement #{rep.id} at {rep.state.value}")
+        else:
+            _confirm(args, ctx, host)
+            rep = Replacement.start(host, store, args.dimm, _options(args), **kw)
+        with ui.interruptible():
+            outcome = rep.run(on_step=ui.step)
+        return ui.finish(rep, outcome)
+    finally:
+        ui.stop()
+
+
+def _confirm(args: argparse.Namespace, ctx: Context, host) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError("refusing to replace memory without confirmation: no terminal",
+                         hint="run it on a terminal, or pass --yes")
+    from memras.workflow.runner import resolve_target
+
+    target, status, _reason = resolve_target(host, args.dimm)
+    expected = target.label or target.locator or target.dimm_id
+    ctx.print(f"This will take {len(target.blocks)} memory blocks offline and remove "
+              f"{escape(expected)} (serial {escape(target.serial) or '?'}).")
+    answer = input(f"Type the DIMM label ({escape(expected)}) to go on: ").strip()
+    if answer != expected:
+        raise UsageError("confirmation did not match; nothing was changed")
+
+
+def _dry_run(args: argparse.Namespace, ctx: Context, host, store) -> int:
+    from memras.audit.service import store_session
+    from memras.workflow import lock
+    from memras.workflow.backends import BackendContext, load_backend
+    from memras.workflow.preflight import PreflightInput, run_preflight
+    from memras.workflow.runner import resolve_target
+    from memras.workflow.states import HAPPY_PATH
+
+    opts = _options(args)
+    target, status, reason = resolve_target(host, args.dimm)
+    backend = load_backend(opts.backend or ("simulated" if host.is_simulated else "acpi"),
+                           BackendContext(host=host, options=opts.backend_options))
+    with store_session(store) as s:
+        holder = lock.holder(s)
+        other = holder.replacement_id if holder else None
+    checks = run_preflight(PreflightInput(host, target, status, reason, backend,
+                                          opts.force_zone, opts.reserve_bytes, other))
+    ok = all(c.ok for c in checks)
+    if ctx.json:
+        ctx.emit_json({"dry_run": True, "ok": ok, "target": target.as_dict(),
+                       "checks": [c.as_dict() for c in checks],
+                       "plan": [s.name for s in HAPPY_PATH]})
+        return 0 if ok else 1
+    ctx.print(f"dry run: replace {escape(target.label)} with backend {backend.name}")
+    for c in checks:
+        ctx.print("  " + escape(c.line()))
+    ctx.print("plan: " + " → ".join(s.name for s in HAPPY_PATH))
+    ctx.print("nothing was changed" + ("" if ok else "; the replacement would be refused"))
+    return 0 if ok else 1
+
+
+class _Ui:
+    """Rich progress on a terminal, plain lines otherwise, nothing but JSON with --json."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cancel = threading.Event()
+        self.steps: list[dict[str, Any]] = []
+        self._bar = None
+        self._task = None
+        if not ctx.json and ctx.out.isatty():
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 DownloadColumn(binary_units=True), TimeRemainingColumn())
+
+    def say(self, text: str) -> None:
+        if not self.ctx.json:
+            print(text, file=self.ctx.err)
+
+    def progress(self, p) -> None:
+        if self._bar is None:
+            return
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task(p.step, total=p.total_bytes)
+        self._bar.update(self._task, completed=p.done_bytes,
+                         description=f"{p.step} {p.done_blocks}/{p.total_blocks} {p.message}")
+
+    def stop(self) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.stop()
+            self._task = None
+
+    def step(self, outcome) -> None:
+        self.stop()
+        self.steps.append({"step": outcome.step, "ok": outcome.ok,
+                           "state": outcome.state.value, "message": outcome.message,
+                           "seconds": round(outcome.seconds, 3)})
+        if not self.ctx.json:
+            mark = "ok  " if outcome.ok else "FAIL"
+            self.ctx.print(f"{mark} {outcome.step}: {escape(outcome.message)}")
+
+    def interruptible(self):
+        ui = self
+
+        class _Guard:
+            def __enter__(self):
+                self.prev = signal.signal(signal.SIGINT, lambda *_: ui.cancel.set())
+
+            def __exit__(self, *exc):
+                signal.signal(signal.SIGINT, self.prev)
+
+        return _Guard()
+
+    def finish(self, rep, outcome) -> int:
+        self.stop()
+        snap = rep.snapshot()
+        if self.ctx.json:
+            self.ctx.emit_json({**snap, "steps": self.steps, "last_step": outcome.step})
+        else:
+            for check in snap.get("checks") or []:
+                if not check["ok"]:
+                    self.ctx.print(f"  FAIL {check['name']}: {escape(check['detail'])}")
+            self.ctx.print(f"replacement #{snap['id']}: {snap['state']}. {snap['where']}")
+        if snap["state"] == "closed":
+            return 0
+        if snap["state"] in ("rolled-back", "left-offline", "aborted", "refused"):
+            return 1
+        raise WorkflowError(f"replacement #{snap['id']} stopped at {snap['state']}",
+                            hint="run `memras replace --resume`")
