@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from memras.errors import MemrasError
 from memras.health.buckets import Scope
 from memras.records import DimmLocation, MemoryErrorEvent
 
@@ -102,33 +103,36 @@ def scope_keys(event: MemoryErrorEvent, dimm_id: str | None) -> dict[Scope, str 
 def inventory_resolver(host: Any) -> DimmResolver:
     """A resolver backed by :mod:`memras.inventory` (label, EDAC layers, address).
 
-    The inventory is read once; events are matched by exact label first, then by
-    EDAC ``mc:top:mid:low``, then by ``resolve_dimm(host, hex address)``.
+    The inventory and memory map are read once. An event is matched by its EDAC
+    ``mc:top:mid:low`` first, then by any name the inventory knows (label, locator),
+    then by its address when :func:`memras.locate.locate` maps it to one DIMM.
     """
-    from memras import inventory  # the inventory engineer's module; imported lazily
+    from memras import inventory, locate
 
     dimms = inventory.dimm_inventory(host)
-    by_label = {str(getattr(d, "label", "") or "").lower(): d.id for d in dimms}
+    memory_map = locate.read_memory_map(host)
     by_key: dict[str, str] = {}
+    by_name: dict[str, str] = {}
     for d in dimms:
-        edac_key = getattr(d, "edac_key", None)
-        if edac_key:
-            by_key["mc" + str(edac_key)] = d.id
+        if d.edac is not None:
+            by_key["mc" + d.edac.key] = d.id
+        for name in d.names():
+            by_name.setdefault(name.strip().lower(), d.id)
 
     def resolve(event: MemoryErrorEvent) -> str | None:
-        loc = event.location
-        label = (loc.label or "").strip().lower()
-        if label and label in by_label and label not in UNSPECIFIC_LABELS:
-            return by_label[label]
-        key = location_key(loc)
+        key = location_key(event.location)
         if key in by_key:
             return by_key[key]
-        if event.address is not None and hasattr(inventory, "resolve_dimm"):
-            try:
-                found = inventory.resolve_dimm(host, f"{event.address:#x}")
-            except Exception:  # noqa: BLE001 - an unresolvable address falls back to location
-                return None
-            return getattr(found, "id", None) if found is not None else None
-        return None
+        label = (event.location.label or "").strip().lower()
+        if label not in UNSPECIFIC_LABELS and label in by_name:
+            return by_name[label]
+        if event.address is None or not memory_map.blocks:
+            return None
+        try:
+            where = locate.locate(host, event.address, memory_map=memory_map, inventory=dimms)
+        except MemrasError:
+            return None
+        ids = {c.dimm_id for c in where.candidates if getattr(c, "dimm_id", None)}
+        return ids.pop() if len(ids) == 1 and where.status == "mapped" else None
 
     return resolve

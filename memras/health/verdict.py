@@ -172,6 +172,9 @@ class Verdict:
     evidence: dict[str, Any]
     at: datetime  # the (event) time the verdict was reached
 
+    def __str__(self) -> str:
+        return self.state.value
+
     def to_dict(self) -> dict[str, Any]:
         return {"dimm": self.dimm_id, "verdict": self.state.value, "rules": list(self.rules),
                 "reasons": list(self.reasons), "at": self.at.isoformat(),
@@ -194,6 +197,7 @@ def _findings(f: DimmFacts, policy: VerdictPolicy) -> list[Finding]:
             state = policy.modes.get(c.mode, VerdictState.WATCH)
             out.append((state, x.rule, f"{x.total_in_window} CEs crossed the DIMM threshold; "
                         f"fault mode {c.mode} -> {state}"))
+            out.append((state, c.rule, f"{c.mode} fault: {c.evidence.detail}"))
         elif x.scope in SCOPE_CROSSING_VERDICT:
             out.append((SCOPE_CROSSING_VERDICT[x.scope], x.rule,
                         f"{x.scope} {x.key}: {x.total_in_window} CEs crossed its threshold"))

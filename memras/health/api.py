@@ -1,0 +1,116 @@
+"""What other areas call: verdicts now or as of a past moment, history, the engine.
+
+    current_verdicts(store, at=None) -> {dimm_id: Verdict}   recorded verdicts
+    verdict_history(store, dimm_id) -> [Verdict]             oldest first
+    replay_verdicts(store, config, at=None) -> {dimm_id: Verdict}
+        recomputed from the stored events up to ``at`` (nothing written, no page
+        action): what the rules say, with full evidence as of that moment
+    HealthEngine(config, store, host=None).process(events) -> [HealthChange]
+    event_from_stored(StoredError) -> MemoryErrorEvent
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from memras.health.config import Config
+from memras.health.engine import ChangeKind, HealthChange, HealthEngine
+from memras.health.page_action import MemoryPageBook
+from memras.health.verdict import Verdict, VerdictState
+from memras.records import ErrorType, MemoryErrorEvent, Source
+
+__all__ = ["ChangeKind", "HealthChange", "HealthEngine", "current_verdicts",
+           "event_from_stored", "replay_verdicts", "verdict_history"]
+
+
+def _naive_utc(at: datetime) -> datetime:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
+
+
+def _verdict(row: Any) -> Verdict:
+    return Verdict(dimm_id=row.dimm_id, state=VerdictState(row.state),
+                   rules=tuple(json.loads(row.rules or "[]")),
+                   reasons=tuple(json.loads(row.reasons or "[]")),
+                   evidence=json.loads(row.evidence or "{}"),
+                   at=row.time.replace(tzinfo=UTC))
+
+
+def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
+                     ) -> dict[str, Verdict]:
+    """The latest recorded verdict of each DIMM at or before ``at`` (default: now).
+
+    ``store`` may be a Store or a database URL/path (opened read-only, never created).
+    Given an iterable of DIMM ids instead of a time, only those DIMMs are returned
+    (the form ``memras dimms`` uses); ``str(verdict)`` is its state.
+    """
+    from memras.health.models import HealthVerdictRow as V
+
+    if isinstance(store, str | Path):
+        from memras.store import Store
+
+        with Store.open(store, create=False) as opened:
+            return current_verdicts(opened, at)
+    only: set[str] | None = None
+    if at is not None and not isinstance(at, datetime):
+        only, at = {str(x) for x in at}, None
+    latest = select(V.dimm_id, func.max(V.id).label("id"))
+    if only is not None:
+        latest = latest.where(V.dimm_id.in_(sorted(only)))
+    if at is not None:
+        latest = latest.where(V.time <= _naive_utc(at))
+    latest = latest.group_by(V.dimm_id).subquery()
+    with store.session() as s:
+        rows = s.scalars(select(V).join(latest, V.id == latest.c.id)).all()
+        return {r.dimm_id: _verdict(r) for r in rows}
+
+
+def verdict_history(store: Any, dimm_id: str) -> list[Verdict]:
+    from memras.health.models import HealthVerdictRow as V
+
+    with store.session() as s:
+        rows = s.scalars(select(V).where(V.dimm_id == dimm_id).order_by(V.time, V.id)).all()
+        return [_verdict(r) for r in rows]
+
+
+def event_from_stored(stored: Any) -> MemoryErrorEvent:
+    """A StoredError (memras.store) back into the record health judges."""
+    try:
+        error_type = ErrorType(stored.type)
+    except ValueError:
+        error_type = ErrorType.INFO
+    try:
+        source = Source(stored.source)
+    except ValueError:
+        source = Source.TRACE
+    return MemoryErrorEvent(
+        error_type=error_type, source=source, count=stored.count or 1, timestamp=stored.time,
+        uptime_s=stored.uptime, address=stored.address,
+        normalized_address=stored.normalized_address, message=stored.message or "",
+        driver=stored.driver or "", driver_detail=stored.driver_detail or "",
+        location=stored.location, raw=stored.raw or "")
+
+
+def replay_verdicts(store: Any, config: Config | None = None, at: datetime | None = None,
+                    host: Any = None) -> tuple[dict[str, Verdict], list[HealthChange]]:
+    """Recompute verdicts from stored events up to ``at``; nothing is written."""
+    memory_types = [t.value for t in ErrorType if t != ErrorType.INFO]
+    stored = store.errors(until=at, type=memory_types)
+    events = [event_from_stored(s) for s in stored if s.rasdaemon_table != "memory_failure_event"]
+    engine = HealthEngine(config, None, host, page_book=MemoryPageBook(), record=False)
+    engine.config = _without_page_writes(engine.config)
+    changes = engine.process(events)
+    return engine.verdicts(), changes
+
+
+def _without_page_writes(config: Config) -> Config:
+    from dataclasses import replace
+
+    from memras.health.page_action import PageAction
+
+    return replace(config, page_action=PageAction.ACCOUNT)

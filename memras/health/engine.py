@@ -1,0 +1,342 @@
+"""The health engine: replays events in their own time order into buckets, faults, verdicts.
+
+What it decides
+    For each event, in event-time order: which thresholds it pushed over, whether
+    its page must be offlined (and does it, through Host, when given one), and the
+    DIMM's new verdict. Every change comes out as a :class:`HealthChange` for the
+    alerts layer; verdict changes are also written to ``memras_health_verdict``.
+
+Structure
+    per DIMM: a window of (time, event) pairs (``[classify] window_h``, capped at
+    MAX_RECORDS_PER_DIMM), the active threshold crossings, the last verdict;
+    per scope key: a leaky bucket (:mod:`.buckets`); per channel: its DIMMs.
+    Events without a time are counted in ``skipped_untimed`` and not judged.
+
+Decay
+    Buckets leak as mcelog's do; crossings stay active for their threshold's age
+    time; the classifier window drops records older than ``window_h``.
+
+Cost
+    Classifying is O(window) per event of that DIMM; to keep a year's replay
+    bounded, a DIMM with more than RECLASSIFY_EVERY_RECORDS records is
+    reclassified only when its event adds a new cell or every that many records.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from memras.health.buckets import BucketSet, Crossing, Scope, Severity
+from memras.health.classify import FaultClassification, _cell_of, classify_dimm
+from memras.health.config import Config
+from memras.health.keys import (
+    DimmResolver,
+    channel_key,
+    dimm_id_for,
+    event_time_s,
+    scope_keys,
+    time_of,
+)
+from memras.health.page_action import (
+    MemoryPageBook,
+    PageAction,
+    PageBook,
+    PageOutcome,
+    act_on_page,
+)
+from memras.health.verdict import (
+    TREND_WINDOWS_S,
+    ActiveCrossing,
+    DimmFacts,
+    RateTrend,
+    Verdict,
+    VerdictState,
+    decide,
+    with_sticky_floor,
+)
+from memras.records import MemoryErrorEvent
+
+MAX_RECORDS_PER_DIMM = 20000
+RECLASSIFY_EVERY_RECORDS = 64
+DAY_S = 86400
+
+
+class ChangeKind(enum.StrEnum):
+    VERDICT_CHANGED = "verdict-changed"
+    THRESHOLD_CROSSED = "threshold-crossed"
+    PAGE_OFFLINED = "page-offlined"
+    UE = "ue"
+
+
+VERDICT_SEVERITY = {VerdictState.OK: "info", VerdictState.WATCH: "info",
+                    VerdictState.REPAIR: "warning", VerdictState.REPLACE_LATER: "warning",
+                    VerdictState.REPLACE_NOW: "critical"}
+
+
+@dataclass(frozen=True, slots=True)
+class HealthChange:
+    """What the alerts layer consumes (memras.alerts.Alert.from_change)."""
+
+    kind: ChangeKind
+    dimm_id: str | None
+    time: datetime
+    severity: str  # info | warning | critical
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    rule_ids: tuple[str, ...] = ()
+    verdict: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "dimm": self.dimm_id, "time": self.time.isoformat(),
+                "severity": self.severity, "message": self.message,
+                "rules": list(self.rule_ids), "verdict": self.verdict,
+                "evidence": self.evidence}
+
+
+@dataclass
+class _Dimm:
+    records: deque[tuple[float, MemoryErrorEvent]] = field(default_factory=deque)
+    cells: set[object] = field(default_factory=set)
+    crossings: dict[tuple[Scope, str], tuple[ActiveCrossing, float, int]] = field(
+        default_factory=dict)
+    channel: str | None = None
+    last_ce_s: float | None = None
+    pages_offlined: int = 0
+    classification: FaultClassification | None = None
+    since_classified: int = 0
+    verdict: Verdict | None = None
+
+
+class HealthEngine:
+    """``HealthEngine(config, store, host=None).process(events) -> [HealthChange]``.
+
+    ``store`` may be None (pure replay, nothing written). ``host`` is needed for
+    page actions and for inventory DIMM ids; without one, pages are only accounted.
+    """
+
+    def __init__(self, config: Config | None = None, store: Any = None, host: Any = None, *,
+                 resolver: DimmResolver | None = None, page_book: PageBook | None = None,
+                 record: bool = True) -> None:
+        self.config = config or Config()
+        self.store = store
+        self.host = host
+        self.record = record and store is not None
+        self.resolver = resolver if resolver is not None else _resolver_for(host)
+        if page_book is None:
+            if store is not None:
+                from memras.health.page_action import StorePageBook
+
+                page_book = StorePageBook(store)
+            else:
+                page_book = MemoryPageBook()
+        self.page_book = page_book
+        self.buckets = BucketSet(dict(self.config.thresholds))
+        self.dimms: dict[str, _Dimm] = {}
+        self.skipped_untimed = 0
+        if self.record:
+            from memras.health.api import current_verdicts
+
+            for dimm_id, verdict in current_verdicts(store).items():
+                self._dimm(dimm_id).verdict = verdict
+
+    # ---- public ---------------------------------------------------------------
+    def process(self, events: Iterable[MemoryErrorEvent]) -> list[HealthChange]:
+        timed: list[tuple[float, MemoryErrorEvent]] = []
+        for e in events:
+            if not isinstance(e, MemoryErrorEvent):
+                continue  # memory_failure_event records are the kernel's own action
+            t = event_time_s(e)
+            if t is None:
+                self.skipped_untimed += 1
+            else:
+                timed.append((t, e))
+        timed.sort(key=lambda te: te[0])
+        changes: list[HealthChange] = []
+        for t, e in timed:
+            changes += self._one(t, e)
+        if self.record:
+            self._save([c for c in changes if c.kind == ChangeKind.VERDICT_CHANGED])
+        return changes
+
+    def verdicts(self) -> dict[str, Verdict]:
+        return {d: s.verdict for d, s in self.dimms.items() if s.verdict is not None}
+
+    # ---- one event ---------------------------------------------------------------
+    def _dimm(self, dimm_id: str) -> _Dimm:
+        return self.dimms.setdefault(dimm_id, _Dimm())
+
+    def _one(self, t: float, e: MemoryErrorEvent) -> list[HealthChange]:
+        dimm_id = dimm_id_for(e, self.resolver)
+        severity = Severity.UE if e.error_type.is_uncorrected else Severity.CE
+        when = time_of(t)
+        changes: list[HealthChange] = []
+        if severity == Severity.UE:
+            changes.append(HealthChange(
+                ChangeKind.UE, dimm_id, when, "critical",
+                f"uncorrected memory error on {dimm_id or 'unknown DIMM'}"
+                + (f" at {e.address:#x}" if e.address is not None else ""),
+                {"address": e.address, "count": e.count, "label": e.location.label},
+                ("ue",)))
+        dimm = self._dimm(dimm_id) if dimm_id is not None else None
+        for scope, key in scope_keys(e, dimm_id).items():
+            crossing = self.buckets.account(scope, severity, key, t, e.count)
+            if crossing is None:
+                continue
+            changes.append(_crossing_change(crossing, dimm_id, when))
+            if dimm is not None and scope != Scope.HOST:
+                dimm.crossings[(scope, crossing.key)] = (
+                    ActiveCrossing(scope, crossing.rule_id, crossing.key,
+                                   crossing.total_in_window), t, crossing.threshold.agetime_s)
+            if scope == Scope.PAGE and e.page_address is not None:
+                outcome = self._page(e.page_address, dimm_id, when)
+                if outcome is not None:
+                    changes.append(_page_change(outcome, crossing))
+                    if outcome.done and dimm is not None:
+                        dimm.pages_offlined += outcome.outcome == "done"
+        if dimm is not None:
+            change = self._judge(dimm_id, dimm, t, e, severity)  # type: ignore[arg-type]
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _page(self, page: int, dimm_id: str | None, when: datetime) -> PageOutcome | None:
+        action = self.config.page_action
+        if action == PageAction.OFF:
+            return None
+        return act_on_page(self.host, page, action, self.page_book, time=when, dimm_id=dimm_id)
+
+    def _judge(self, dimm_id: str, dimm: _Dimm, t: float, e: MemoryErrorEvent,
+               severity: Severity) -> HealthChange | None:
+        params = self.config.classify
+        self._remember(dimm, t, e, severity)
+        horizon = t - params.window_h * 3600
+        while dimm.records and (dimm.records[0][0] < horizon
+                                or len(dimm.records) > MAX_RECORDS_PER_DIMM):
+            dimm.records.popleft()
+        cell = _cell_of(e)
+        new_cell = cell is not None and cell not in dimm.cells
+        if cell is not None:
+            dimm.cells.add(cell)
+        dimm.since_classified += 1
+        if (dimm.classification is None or len(dimm.records) <= RECLASSIFY_EVERY_RECORDS
+                or new_cell or severity == Severity.UE
+                or dimm.since_classified >= RECLASSIFY_EVERY_RECORDS):
+            dimm.classification = classify_dimm(
+                [r for _, r in dimm.records], params,
+                peer_ces_on_channel=self._peer_ces(dimm_id, dimm, horizon))
+            dimm.since_classified = 0
+        facts = DimmFacts(
+            dimm_id=dimm_id, at=time_of(t), classification=dimm.classification,
+            crossings=self._active(dimm, t), ue_count=dimm.classification.evidence.ue_count,
+            trend=_trend(dimm, t), other_dimms_with_ce_24h=self._others_with_ce(dimm_id, t),
+            pages_offlined=dimm.pages_offlined)
+        verdict = with_sticky_floor(decide(facts, self.config.verdict), dimm.verdict,
+                                    self.config.verdict)
+        previous = dimm.verdict
+        dimm.verdict = verdict
+        if previous is not None and previous.state == verdict.state:
+            return None
+        if previous is None and verdict.state == VerdictState.OK:
+            return None
+        return HealthChange(
+            ChangeKind.VERDICT_CHANGED, dimm_id, verdict.at, VERDICT_SEVERITY[verdict.state],
+            f"{dimm_id}: {previous.state if previous else 'ok'} -> {verdict.state} "
+            f"({verdict.reasons[0]})",
+            {**verdict.evidence, "verdict": verdict.state.value,
+             "previous": previous.state.value if previous else None,
+             "reasons": list(verdict.reasons)},
+            verdict.rules, verdict.state.value)
+
+    def _remember(self, dimm: _Dimm, t: float, e: MemoryErrorEvent, severity: Severity) -> None:
+        dimm.records.append((t, e))
+        if severity == Severity.CE:
+            dimm.last_ce_s = t
+        channel = channel_key(e.location)
+        if channel is not None:
+            dimm.channel = channel
+
+    def _active(self, dimm: _Dimm, t: float) -> tuple[ActiveCrossing, ...]:
+        for key, (_, at, age) in list(dimm.crossings.items()):
+            if t - at >= age:
+                del dimm.crossings[key]
+        return tuple(x for x, _, _ in dimm.crossings.values())
+
+    def _peer_ces(self, dimm_id: str, dimm: _Dimm, horizon: float) -> int:
+        if dimm.channel is None:
+            return 0
+        best = 0
+        for other_id, other in self.dimms.items():
+            if other_id == dimm_id or other.channel != dimm.channel:
+                continue
+            best = max(best, sum(max(e.count, 1) for t, e in other.records
+                                 if t >= horizon and not e.error_type.is_uncorrected))
+        return best
+
+    def _others_with_ce(self, dimm_id: str, t: float) -> int:
+        return sum(1 for other_id, other in self.dimms.items()
+                   if other_id != dimm_id and other.last_ce_s is not None
+                   and t - other.last_ce_s < DAY_S)
+
+    def _save(self, changes: list[HealthChange]) -> None:
+        if not changes:
+            return
+        from memras.health.models import HealthVerdictRow
+
+        with self.store.session() as s:
+            for c in changes:
+                s.add(HealthVerdictRow(
+                    dimm_id=c.dimm_id, time=c.time.astimezone(UTC).replace(tzinfo=None),
+                    state=c.verdict, previous_state=c.evidence.get("previous"),
+                    rules=json.dumps(list(c.rule_ids)),
+                    reasons=json.dumps(c.evidence.get("reasons", [])),
+                    evidence=json.dumps({k: v for k, v in c.evidence.items()
+                                         if k not in ("reasons", "previous", "verdict")})))
+
+
+def _trend(dimm: _Dimm, t: float) -> RateTrend:
+    sums = dict.fromkeys(TREND_WINDOWS_S, 0)
+    for at, e in reversed(dimm.records):
+        if e.error_type.is_uncorrected:
+            continue
+        age = t - at
+        if age >= max(TREND_WINDOWS_S.values()):
+            break
+        for name, span in TREND_WINDOWS_S.items():
+            if age < span:
+                sums[name] += max(e.count, 1)
+    return RateTrend(**sums)
+
+
+def _crossing_change(c: Crossing, dimm_id: str | None, when: datetime) -> HealthChange:
+    severity = "critical" if c.severity == Severity.UE else "warning"
+    return HealthChange(
+        ChangeKind.THRESHOLD_CROSSED, dimm_id, when, severity,
+        f"{c.scope} {c.key}: {c.total_in_window} {c.severity.value.upper()}s crossed "
+        f"{c.threshold} ({c.rule_id})",
+        {"scope": c.scope.value, "key": c.key, "threshold": str(c.threshold),
+         "total_in_window": c.total_in_window}, (c.rule_id,))
+
+
+def _page_change(o: PageOutcome, c: Crossing) -> HealthChange:
+    severity = "info" if o.done or o.outcome in ("accounted", "off") else "warning"
+    return HealthChange(
+        ChangeKind.PAGE_OFFLINED, o.dimm_id, o.time, severity,
+        f"page {o.page:#x}: {o.action} -> {o.outcome}", o.to_dict(), (c.rule_id,))
+
+
+def _resolver_for(host: Any) -> DimmResolver | None:
+    if host is None:
+        return None
+    from memras.errors import MemrasError
+    from memras.health.keys import inventory_resolver
+
+    try:
+        return inventory_resolver(host)
+    except (ImportError, MemrasError, OSError):
+        return None  # no inventory (module or data): location keys only
