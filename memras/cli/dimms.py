@@ -30,7 +30,7 @@ def current_verdicts(ctx: Context, dimms: list[DimmInfo]) -> dict[str, str]:
     try:
         return {str(k): str(v) for k, v in fn(ctx.db, [d.id for d in dimms]).items()}
     except Exception as exc:  # a broken store must not hide the inventory
-        ctx.print(f"memras: verdicts unavailable: {type(exc).__name__}: {exc}")
+        print(f"memras: verdicts unavailable: {exc}", file=ctx.err)
         return {}
 
 
