@@ -147,7 +147,10 @@ class KernelLogParser:
             return []
 
     def flush(self) -> list[Record]:
-        return self._close()
+        """Close the open group (end of input, or the source went idle)."""
+        out = self._close()
+        self.stats.records += len(out)
+        return out
 
     # -- dispatch -------------------------------------------------------------
     def _feed(self, line: str) -> list[Record]:
@@ -246,7 +249,7 @@ class KernelLogParser:
             g.lines.append(line)  # ghes_edac's echo of the GHES block just printed
             g.record = record
             return []
-        if g is not None and g.record is None and g.ghes is None:
+        if g is not None and g.record is None and g.ghes is None and _same_page(g, record):
             g.lines.append(line)
             g.record = record
             return []
@@ -410,6 +413,14 @@ class KernelLogParser:
                 raw=line,
             )
         ]
+
+
+def _same_page(g: _Group, record: MemoryErrorEvent) -> bool:
+    """False only when the group's MCE ADDR and the EDAC address name different pages."""
+    addr = g.regs.get("addr")
+    if addr is None or record.address is None or g.regs.get("cpuvendor") == _X86_VENDOR_AMD:
+        return True  # unknown, or AMD's normalized ADDR that cannot be compared
+    return addr >> 12 == record.address >> 12
 
 
 def _is_amd_block_start(text: str) -> bool:

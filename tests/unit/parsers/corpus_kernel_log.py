@@ -1,0 +1,304 @@
+# ruff: noqa: E501  (real log lines are kept verbatim, one per line)
+"""Real kernel-log blocks, each cited, and the ONE record (or none) each must yield.
+
+Sources: shared/reference/kernel-error-sources.md §4 (grondo/edac-utils#10; a public
+log-parser source quoting a 2023 skx ADXL report; andikleen/mcelog#74; LKML Toralf
+Förster 2021-06-09; prometheus/node_exporter#3511; Robert Richter linux-edac 2020;
+s905060 SRE handbook; illinois-scicomp/machine-shop-maintenance#66), lab-recipe.md and
+hotplug-and-qemu.md §4 (lab guest). "Synth." = from the kernel format string.
+"""
+
+from memras.records import ErrorType
+
+KLOG_CORPUS = [
+    (
+        "sb_edac-dmesg-T-edac-utils-10",
+        """\
+[Mon Jan 27 19:27:15 2020] mce: [Hardware Error]: Machine check events logged
+[Mon Jan 27 19:27:15 2020] EDAC sbridge MC0: HANDLING MCE MEMORY ERROR
+[Mon Jan 27 19:27:15 2020] EDAC sbridge MC0: CPU 0: Machine Check Event: 0 Bank 5: 8c00004000010092
+[Mon Jan 27 19:27:15 2020] EDAC MC0: 1 CE memory read error on CPU_SrcID#0_Ha#0_Chan#2_DIMM#0 (channel:2 slot:0 page:0x849923 offset:0x380 grain:32 syndrome:0x0 -  area:DRAM err_code:0001:0092 socket:0 ha:0 channel_mask:4 rank:0)""",
+        [
+            dict(
+                error_type=ErrorType.CORRECTED,
+                count=1,
+                address=0x849923380,
+                page_shift=12,
+                grain_bits=5,
+                syndrome=0,
+                message="memory read error",
+                driver="sb_edac",
+                driver_detail="area:DRAM err_code:0001:0092 socket:0 ha:0 channel_mask:4 rank:0",
+                mce=dict(status=0x8C00004000010092, bank=5),
+                raw_lines=3,
+                loc=dict(
+                    mc=0,
+                    socket=0,
+                    channel=2,
+                    slot=0,
+                    rank=0,
+                    label="CPU_SrcID#0_Ha#0_Chan#2_DIMM#0",
+                ),
+            )
+        ],
+    ),
+    (
+        "skx-adxl-2023-public-log-parser",
+        """\
+[Sat Nov 25 23:16:49 2023] EDAC skx MC1: HANDLING MCE MEMORY ERROR
+[Sat Nov 25 23:16:49 2023] EDAC skx MC1: CPU 0: Machine Check Event: 0x0 Bank 15: 0x8c00004200800090
+[Sat Nov 25 23:16:49 2023] EDAC MC1: 1 CE memory read error on CPU_SrcID#0_MC#1_Chan#0_DIMM#1 (channel:0 slot:1 page:0x91b2f5 offset:0x5c0 grain:32 syndrome:0x0 -  err_code:0x0080:0x0090  SystemAddress:0x91b2f55c0 ProcessorSocketId:0x0 MemoryControllerId:0x1 ChannelAddress:0x11365eac0 ChannelId:0x0 RankAddress:0x226cbd40 PhysicalRankId:0x0 DimmSlotId:0x1 DimmRankId:0x0 Row:0x27b2 Column:0xa0 Bank:0x0 BankGroup:0x5 ChipSelect:0x5)""",
+        [
+            dict(
+                error_type=ErrorType.CORRECTED,
+                address=0x91B2F55C0,
+                driver="skx_edac",
+                mce=dict(status=0x8C00004200800090, bank=15),
+                raw_lines=3,
+                loc=dict(
+                    mc=1,
+                    socket=0,
+                    channel=0,
+                    slot=1,
+                    rank=0,
+                    row=0x27B2,
+                    column=0xA0,
+                    bank=0,
+                    bank_group=5,
+                ),
+            )
+        ],
+    ),
+    (
+        "skx-old-detail-mcelog-74",
+        "[  100.1] EDAC MC0: 1 CE memory read error on CPU_SrcID#0_MC#0_Chan#0_DIMM#0 (channel:0"
+        " slot:0 page:0x12345 offset:0x0 grain:32 syndrome:0x0 -  err_code:0000:009f socket:0"
+        " imc:0 rank:0 bg:0 ba:3 row:dad3 col:3c0)",
+        [
+            dict(
+                address=0x12345000,
+                uptime_s=100.1,
+                loc=dict(socket=0, rank=0, bank_group=0, bank=3, row=0xDAD3, column=0x3C0),
+            )
+        ],
+    ),
+    (
+        "sb_edac-overflow-machine-shop-66",
+        "EDAC MC1: 262 CE memory read error on CPU_SrcID#0_Ha#0_Chan#1_DIMM#0 (channel:1 slot:0"
+        " page:0x3c5d8b offset:0x740 grain:32 syndrome:0x0 -  OVERFLOW area:DRAM"
+        " err_code:0101:0091 socket:0 ha:0 channel_mask:2 rank:1)",
+        [
+            dict(
+                count=262,
+                address=0x3C5D8B740,
+                driver_detail="OVERFLOW area:DRAM"
+                " err_code:0101:0091 socket:0 ha:0 channel_mask:2 rank:1",
+                loc=dict(mc=1, socket=0, channel=1, slot=0, rank=1),
+            )
+        ],
+    ),
+    (
+        "amd64-mce_amd-lkml-forster-2021",
+        """\
+[Hardware Error]: Corrected error, no action required.
+[Hardware Error]: CPU:0 (19:21:0) MC17_STATUS[Over|CE|MiscV|AddrV|-|-|SyndV|CECC|-|-|-]: 0xdc2040000000011b
+[Hardware Error]: Error Addr: 0x000000031fb566e0
+[Hardware Error]: IPID: 0x0000009600050f00, Syndrome: 0x33fa01000a800101
+[Hardware Error]: Unified Memory Controller Ext. Error Code: 0, DRAM ECC error.
+EDAC MC0: 1 CE on mc#0csrow#1channel#0 (csrow:1 channel:0 page:0xcaed59 offset:0x8e0 grain:64 syndrome:0x100)
+[Hardware Error]: cache level: L3/GEN, tx: GEN, mem-tx: RD""",
+        [
+            dict(
+                address=0xCAED598E0,
+                normalized_address=0x31FB566E0,
+                syndrome=0x100,
+                message="",
+                grain_bits=6,
+                mce=dict(status=0xDC2040000000011B, bank=17, ipid=0x9600050F00, cpuvendor=2),
+                raw_lines=7,
+                loc=dict(mc=0, csrow=1, channel=0),
+            )
+        ],
+    ),
+    (
+        "ghes-node_exporter-3511",
+        """\
+{35}[Hardware Error]: Hardware error from APEI Generic Hardware Error Source: 4
+{35}[Hardware Error]: It has been corrected by h/w and requires no further action
+{35}[Hardware Error]: event severity: corrected
+{35}[Hardware Error]:  Error 0, type: corrected
+{35}[Hardware Error]:  fru_text: D2
+{35}[Hardware Error]:   section_type: memory error
+{35}[Hardware Error]:    error_status: Storage error in DRAM memory (0x0000000000000400)
+{35}[Hardware Error]:   physical_address: 0x0000006a47d1f540
+{35}[Hardware Error]:   node:6 card:1 module:0 rank:1 bank:2 device:11 row:40948 column:560
+{35}[Hardware Error]:   error_type: 2, single-bit ECC""",
+        [
+            dict(
+                error_type=ErrorType.CORRECTED,
+                address=0x6A47D1F540,
+                driver="ghes",
+                message="single-bit ECC",
+                raw_lines=10,
+                loc=dict(socket=6, rank=1, bank=2, device=11, row=40948, column=560, label="D2"),
+            )
+        ],
+    ),
+    (
+        "ghes-old-node-space-plus-ghes_edac-richter-2020",
+        """\
+[ 5.0] {2}[Hardware Error]: Hardware error from APEI Generic Hardware Error Source: 1
+[ 5.0] {2}[Hardware Error]:  Error 0, type: recoverable
+[ 5.0] {2}[Hardware Error]:   section_type: memory error
+[ 5.0] {2}[Hardware Error]:   physical_address: 0x0000000966a9b3000
+[ 5.0] {2}[Hardware Error]:   physical_address_mask: 0xffffffffffffffc0
+[ 5.0] {2}[Hardware Error]:   node: 0 card: 0 module: 0 rank: 1 bank: 0 row: 7 column: 13
+[ 5.0] {2}[Hardware Error]:   DIMM location: N0 DIMM_A0
+[ 5.0] EDAC MC0: 1 CE Single-bit ECC on unknown label (node:0 card:0 module:0 rank:1 bank:0 col:13 bit_pos:16 DIMM location:N0 DIMM_A0 page:0x966a9b3 offset:0x0 grain:1 syndrome:0x0 - APEI location: node:0 status(0x0000000000000400): Storage error in DRAM memory)""",
+        [
+            dict(
+                error_type=ErrorType.UNCORRECTED,
+                address=0x966A9B3000,
+                grain_bits=6,
+                raw_lines=8,
+                loc=dict(socket=0, rank=1, bank=0, row=7, column=13, label="N0 DIMM_A0", mc=0),
+            )
+        ],
+    ),
+    (
+        "mce-core-lab-guest",
+        """\
+[    4.860001] mce: [Hardware Error]: CPU 0: Machine Check: 0 Bank 7: 9c0000000000009f
+[    4.860002] mce: [Hardware Error]: TSC 52db3942f ADDR 100201000 MISC 86""",
+        [
+            dict(
+                error_type=ErrorType.CORRECTED,
+                address=0x100201000,
+                grain_bits=6,
+                driver="mce",
+                message="memory read error",
+                uptime_s=4.860001,
+                mce=dict(status=0x9C0000000000009F, bank=7, tsc=0x52DB3942F, misc=0x86),
+                loc=dict(socket=None, channel=None),
+            )
+        ],
+    ),
+    (
+        "mce-core-srao-with-processor-line-hotplug-qemu-s4",
+        """\
+mce: [Hardware Error]: CPU 0: Machine Check Exception: 5 Bank 9: bd000000000000c0
+mce: [Hardware Error]: RIP !INEXACT! 10:<ffffffff81e3b4a2>
+mce: [Hardware Error]: TSC 1234 ADDR 100001000 MISC 8c
+mce: [Hardware Error]: PROCESSOR 0:106a5 TIME 1700000000 SOCKET 0 APIC 0 microcode 1""",
+        [
+            dict(
+                error_type=ErrorType.UNCORRECTED,
+                address=0x100001000,
+                grain_bits=12,
+                message="memory scrubbing error",
+                mce=dict(
+                    status=0xBD000000000000C0,
+                    bank=9,
+                    mcgstatus=5,
+                    cpuid=0x106A5,
+                    walltime=1700000000,
+                    microcode=1,
+                ),
+                loc=dict(socket=0, channel=0),
+            )
+        ],
+    ),
+    (
+        "kmsg-raw-memory-failure-lab",
+        "3,812,5123456,-;Memory failure: 0x100001: recovery action for free buddy page:"
+        " Recovered\n SUBSYSTEM=memory",
+        [
+            dict(
+                pfn=0x100001,
+                page_type="free buddy page",
+                action_result="Recovered",
+                kmsg_seq=812,
+                uptime_s=5.123456,
+            )
+        ],
+    ),
+    (
+        "old-memory-failure-format-synth",
+        "Feb 23 03:28:16 host kernel: MCE 0x8b5bf: dirty LRU page recovery: Recovered",
+        [dict(pfn=0x8B5BF, page_type="dirty LRU", action_result="Recovered")],
+    ),
+    (
+        "pre-3.5-amd76x",
+        "EDAC MC0: CE page 0x283, offset 0xce0, grain 8, syndrome 0x6ec3, row 0, channel 1"
+        ' "DIMM_B1": amd76x_edac',
+        [
+            dict(
+                address=0x283CE0,
+                grain_bits=3,
+                syndrome=0x6EC3,
+                driver="amd76x_edac",
+                loc=dict(mc=0, csrow=0, channel=1, label="DIMM_B1"),
+            )
+        ],
+    ),
+    (
+        "pre-3.5-amd64-sre-handbook",
+        "EDAC MC1: CE page 0xf075b2, offset 0x410, grain 0, syndrome 0xa082, row 6, channel 0,"
+        ' label "": amd64_edac',
+        [
+            dict(
+                address=0xF075B2410,
+                grain_bits=None,
+                syndrome=0xA082,
+                driver="amd64_edac",
+                loc=dict(mc=1, csrow=6, channel=0, label=None),
+            )
+        ],
+    ),
+    (
+        "pre-3.10-sb_edac-one-liner-FATAL-word-synth",
+        'EDAC MC0: CE row 1, channel 0, label "DIMM_A2": 1 Unknown error(s): memory scrubbing'
+        " on FATAL area:DRAM err_code:0008:00c1 addr = 0x1b3da7000 => socket=0, Channel=0"
+        "(mask=1), rank=1",
+        [
+            dict(
+                error_type=ErrorType.CORRECTED,
+                address=0x1B3DA7000,
+                loc=dict(mc=0, csrow=1, channel=0, label="DIMM_A2"),
+            )
+        ],
+    ),
+    (
+        "ue-without-syndrome-synth",
+        "Feb 23 03:28:16 host kernel: [ 77.7] EDAC MC2: 1 UE memory scrubbing error on"
+        " CPU_SrcID#1_MC#0_Chan#2_DIMM#0 (channel:2 slot:0 page:0x1000 offset:0x40 grain:32 -"
+        "  err_code:0x0000:0x00c2 ProcessorSocketId:0x1)",
+        [
+            dict(
+                error_type=ErrorType.UNCORRECTED,
+                syndrome=None,
+                address=0x1000040,
+                uptime_s=77.7,
+                loc=dict(mc=2, socket=1, channel=2, slot=0),
+            )
+        ],
+    ),
+    (
+        "journal-iso-unknown-memory-empty-msg-synth",
+        "2024-03-01T10:00:00+0100 host kernel: EDAC MC0: 3 CE on unknown memory (page:0x10"
+        " offset:0x20 grain:8 syndrome:0x5)",
+        [dict(count=3, address=0x10020, message="", loc=dict(label="unknown memory"))],
+    ),
+]
+
+# Lines that must produce nothing (decoys and status lines), each cited.
+KLOG_DECOYS = [
+    "[Mon Jan 27 19:27:15 2020] mce: [Hardware Error]: Machine check events logged",
+    "[Hardware Error]: Machine check events logged",  # pre-4.x without "mce: "
+    # Synth. status lines in the shape rasdaemon/mcelog print them
+    "Feb 23 03:28:16 host rasdaemon[811]: rasdaemon: mc_event trace enabled",
+    "Feb 23 03:28:16 host mcelog[2226]: mcelog: failed to prefill DIMM database from DMI data",
+    "[    2.5] EDAC MC0: Giving out device to module skx_edac controller Skylake Socket#0 IMC#0",
+    "[    2.6] EDAC igen6: v2.5.1",  # Synth. driver banner
+    "[    2.7] EDAC igen6 MC0: ADDR 0x7fff0000 ECCLOG 0x0",  # Synth. igen6-style boot report
+]
