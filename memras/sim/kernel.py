@@ -44,6 +44,7 @@ _RESET = re.compile(r"/sys/devices/system/edac/mc/mc(\d+)/reset_counters$")
 _LABEL = re.compile(r"/sys/devices/system/edac/mc/mc(\d+)/((?:dimm|rank)\d+)/dimm_label$")
 ONLINE_KINDS = ("online", "online_kernel", "online_movable")
 AUTO_ONLINE_VALUES = ("offline", *ONLINE_KINDS)
+EHWPOISON = getattr(errno, "EHWPOISON", 133)  # Linux asm-generic/errno.h; not in Python's errno
 
 
 def _fail(code: int, path: str) -> OSError:
@@ -169,7 +170,7 @@ class SimulatedKernel:
             raise _fail(errno.ENXIO if hard else errno.EIO, path)
         if page in state.poisoned:
             if hard:
-                raise _fail(errno.EHWPOISON, path)
+                raise _fail(EHWPOISON, path)
             return  # soft_offline_page: "page already poisoned", returns 0
         state.poisoned.append(page)
         pfn = page // PAGE_SIZE
@@ -216,9 +217,6 @@ class SimulatedKernel:
             state.tick()
             uevent(self.root, "remove", devpath(index))
         tree.put(self.root / tree.ACPI / device / "status", "0")
-        for slot in state.spec.acpi_slots:
-            if slot.name == device:
-                slot.dimm = None
         for node in nodes:
             tree.refresh_offline_zones(self.root, state.spec.block_size, node)
         tree.refresh_meminfo(self.root, state)

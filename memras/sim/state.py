@@ -122,7 +122,13 @@ def locked_state(root: str | Path) -> Iterator[SimState]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             state = read_state(root)
-            yield state
+            try:
+                yield state
+            except OSError:
+                # A refused kernel write still changed hidden state (a busy count
+                # spent, a rollback done): keep it, then report the refusal.
+                write_state(root, state)
+                raise
             write_state(root, state)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
