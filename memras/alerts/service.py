@@ -121,12 +121,16 @@ class SqlAlertStore:
 
 
 def load_alerts_config(path: str | Path | None) -> AlertsConfig:
-    """The ``[alerts]`` table of a memras TOML config (no file: no hooks)."""
-    if path is None:
-        return AlertsConfig()
+    """The ``[alerts]`` table of the memras config (no path: the default config file).
+
+    Read through the shared reader ``memras.health.config.load_config``; without it,
+    the TOML file itself (and no path means no hooks).
+    """
     try:
-        from memras.health.config import load_config  # the shared config reader
-    except ImportError:  # not there yet: read the TOML table ourselves
+        from memras.health.config import load_config
+    except ImportError:
+        if path is None:
+            return AlertsConfig()
         return AlertsConfig.from_dict(_read_toml(Path(path)).get("alerts", {}))
     return AlertsConfig.from_dict(load_config(path).raw_section("alerts") or {})
 

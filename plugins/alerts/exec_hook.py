@@ -12,7 +12,8 @@ existing trigger script keeps working. rasdaemon's (ras-mc-handler.c, run_ce/ue
 trigger) come from ``evidence["last_event"]``: TIMESTAMP ("%Y-%m-%d %H:%M:%S %z"),
 COUNT, TYPE, MESSAGE, LABEL, MC_INDEX, TOP_LAYER, MIDDLE_LAYER, LOWER_LAYER (-1 when
 unused), ADDRESS and SYNDROME (``%llx``, no 0x), GRAIN (log2 bytes), DRIVER_DETAIL.
-mcelog's (memdb.c; each absent when unknown): THRESHOLD ("N in 24h"), TOTALCOUNT,
+mcelog's (memdb.c; each absent when unknown): THRESHOLD ("12 in 24h": errors seen in
+the rule's window, from ``evidence["threshold"]``), TOTALCOUNT,
 LOCATION, DMI_LOCATION, DMI_NAME, DIMM, CHANNEL, SOCKETID, CECOUNT, UCCOUNT,
 LASTEVENT (epoch seconds), AGETIME (seconds), THRESHOLD_COUNT. memras adds
 MEMRAS_ALERT_ID, MEMRAS_KIND, MEMRAS_VERDICT, MEMRAS_SEVERITY, MEMRAS_DIMM,
@@ -25,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -40,6 +42,7 @@ from memras.errors import HookError
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RASDAEMON_TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+_HEALTH_THRESHOLD = re.compile(r"^\s*(\d+)\s*/\s*(\d+\s*[smhd]?)\s*$")
 
 
 class ExecHook(AlertHook):
@@ -140,7 +143,7 @@ def mcelog_variables(alert: Alert) -> dict[str, str]:
     event = ev.get("last_event") if isinstance(ev.get("last_event"), Mapping) else {}
     socket, channel, slot = event.get("socket"), event.get("channel"), event.get("slot")
     ce, ue = ev.get("ce_count"), ev.get("ue_count")
-    threshold = ev.get("threshold") if isinstance(ev.get("threshold"), Mapping) else {}
+    threshold = threshold_evidence(ev)
     total = None if ce is None and ue is None else int(ce or 0) + int(ue or 0)
     out: dict[str, str | None] = {
         "THRESHOLD": _threshold_text(threshold),
@@ -155,7 +158,7 @@ def mcelog_variables(alert: Alert) -> dict[str, str]:
         "UCCOUNT": _opt(ue),
         "LASTEVENT": _epoch(_parse_time(event.get("timestamp"))),
         "AGETIME": _opt(_int(threshold.get("window_s"))),
-        "THRESHOLD_COUNT": _opt(threshold.get("observed", total) if threshold else None),
+        "THRESHOLD_COUNT": _opt(threshold.get("observed")),
     }
     text = _threshold_text(threshold)
     out["MESSAGE"] = f"{alert.message}: {text}" if text else alert.message
@@ -174,16 +177,34 @@ def memras_variables(alert: Alert, json_path: str) -> dict[str, str]:
     }
 
 
-def _threshold_text(threshold: Mapping[str, Any]) -> str | None:
-    """mcelog's ``"%u in %u%c"``: count and window in the largest whole unit."""
-    count, window = threshold.get("count"), threshold.get("window_s")
+def threshold_evidence(evidence: Mapping[str, Any]) -> dict[str, int]:
+    """``count``/``window_s``/``observed`` of the tripped rule, from either shape.
+
+    Accepts ``{"count": 10, "window_s": 86400, "observed": 12}`` or the health
+    engine's ``{"threshold": "10 / 24h", "total_in_window": 12}``.
+    """
+    raw = evidence.get("threshold")
+    if isinstance(raw, Mapping):
+        out = {k: int(raw[k]) for k in ("count", "window_s", "observed") if raw.get(k) is not None}
+    elif isinstance(raw, str) and (match := _HEALTH_THRESHOLD.match(raw)):
+        out = {"count": int(match[1]), "window_s": int(parse_duration(match[2], what="threshold"))}
+    else:
+        out = {}
+    if "observed" not in out and evidence.get("total_in_window") is not None:
+        out["observed"] = int(evidence["total_in_window"])
+    return out
+
+
+def _threshold_text(threshold: Mapping[str, int]) -> str | None:
+    """mcelog's ``"%u in %u%c"``: errors seen (count+excess) in the age window."""
+    count = threshold.get("observed", threshold.get("count"))
+    window = threshold.get("window_s")
     if count is None or window is None:
         return None
-    window = int(window)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("h", 3600), ("m", 60)):
         if window and window % size == 0:
-            return f"{int(count)} in {window // size}{unit}"
-    return f"{int(count)} in {window}s"
+            return f"{count} in {window // size}{unit}"
+    return f"{count} in {window}s"
 
 
 def _location(socket: Any, channel: Any, slot: Any, bank_locator: Any,

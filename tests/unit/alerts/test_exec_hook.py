@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +27,7 @@ shutil.copy(os.environ["MEMRAS_ALERT_JSON"], out + ".alert.json")
 
 
 @pytest.fixture
-def utc_tz(monkeypatch: pytest.MonkeyPatch) -> None:
+def utc_tz(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield
@@ -83,7 +84,7 @@ def test_trigger_gets_rasdaemon_variables(tmp_path: Path, utc_tz: None) -> None:
 
 def test_trigger_gets_mcelog_and_memras_variables(tmp_path: Path, utc_tz: None) -> None:
     env, alert_json = _run(tmp_path, _threshold_alert())
-    assert env["THRESHOLD"] == "10 in 1d"
+    assert env["THRESHOLD"] == "12 in 24h"  # count+excess, as mcelog prints it
     assert env["TOTALCOUNT"] == "12" and env["CECOUNT"] == "12" and env["UCCOUNT"] == "0"
     assert env["LOCATION"] == ("SOCKET:0 CHANNEL:1 DIMM:0 "
                                "[P0_Node0_Channel1_Dimm0 CPU_SrcID#0_Ha#0_Chan#1_DIMM#0]")
@@ -109,6 +110,22 @@ def test_mcelog_message_style_and_unknown_fields_absent(tmp_path: Path) -> None:
                    "LOCATION"):
         assert absent not in env
     assert env["TOTALCOUNT"] == "3"
+    assert "THRESHOLD_COUNT" not in env  # nothing said how many were seen in the window
+
+
+def test_health_engine_change_feeds_the_mcelog_threshold_variables(tmp_path: Path) -> None:
+    from memras.health.engine import ChangeKind, HealthChange
+
+    change = HealthChange(ChangeKind.THRESHOLD_CROSSED, "mc0-dimm1",
+                          datetime(2025, 3, 1, tzinfo=UTC), "warning",
+                          "dimm mc0-dimm1: 12 CEs crossed 10 / 24h (mcelog-dimm-ce)",
+                          {"scope": "dimm", "key": "mc0-dimm1", "threshold": "10 / 24h",
+                           "total_in_window": 12}, ("mcelog-dimm-ce",))
+    env, alert_json = _run(tmp_path, Alert.from_change(change).replace(id=3))
+    assert (env["THRESHOLD"], env["THRESHOLD_COUNT"], env["AGETIME"]) == ("12 in 24h", "12",
+                                                                          "86400")
+    assert alert_json["kind"] == "threshold-crossed"
+    assert alert_json["rule_ids"] == ["mcelog-dimm-ce"]
 
 
 def test_timeout_kills_the_trigger_and_its_children(tmp_path: Path) -> None:
