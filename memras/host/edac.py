@@ -161,3 +161,9 @@ class Edac:
         if len(label) > 31:
             raise ValueError("EDAC labels are at most 31 characters")
         self.fs.write(f"{EDAC_MC_DIR}/mc{mc}/{dimm_name}/dimm_label", label)
+
+    def set_csrow_label(self, mc: int, csrow: int, channel: int, label: str) -> None:
+        """Write csrowR/chC_dimm_label (the legacy node edac-utils' labels.db targets)."""
+        if len(label) > 31:
+            raise ValueError("EDAC labels are at most 31 characters")
+        self.fs.write(f"{EDAC_MC_DIR}/mc{mc}/csrow{csrow}/ch{channel}_dimm_label", label)
