@@ -137,3 +137,16 @@ def test_cli_test_reports_each_hook(tmp_path: Path, http_receiver: HttpReceiver,
     assert code == 0 and "webhook" in out and "ok" in out
     code, _, err = _cli(capsys, "alerts", "test", "--hook", "email", "--config", str(config))
     assert code == 2 and "hook email is not configured" in err
+
+
+def test_open_alerts_api_for_status(store: Store, db: Path) -> None:
+    from memras.alerts.api import open_alerts
+
+    service = AlertService.open(store)
+    kept = service.raise_change(Change(kind="ue", severity="critical", message="UE")).alert
+    service.raise_change(Change(kind="ue", severity="critical", message="UE"))
+    gone = service.raise_change(Change(dimm_id="mc0-dimm5")).alert
+    service.resolve(gone.id)
+    (row,) = open_alerts(str(db))
+    assert row["id"] == kept.id and row["schema"] == "memras.alert/v1"
+    assert row["title"] == f"#{kept.id} CRITICAL ue CPU0_DIMM_C1: UE (x2)"
