@@ -27,6 +27,7 @@ class ParserStats:
     non_memory_mce: int = 0  # machine checks that are not memory errors
     malformed: int = 0  # lines that looked like ours but could not be fully parsed
     salvaged: int = 0  # malformed lines from which the certain fields were still kept
+    internal_errors: int = 0  # parser bugs caught by the safety net (also malformed)
     malformed_samples: list[str] = field(default_factory=list)
 
     def note_malformed(self, line: str) -> None:

@@ -143,6 +143,7 @@ class KernelLogParser:
         try:
             return self._feed(line)
         except Exception:  # a parser bug must not kill the watcher: count, keep the text
+            self.stats.internal_errors += 1
             self.stats.note_malformed(line)
             return []
 
