@@ -29,6 +29,8 @@ class SimulatedBackend(AcpiBackend):
         except ImportError:
             raise WorkflowError("the simulator cannot insert modules in this build") from None
         serial = f"NEW-{target.serial or target.dimm_id}"[:32]
-        actions.insert_dimm(self.ctx.host.root, target.acpi_device or "", serial=serial)
+        blocks = actions.insert_dimm(self.ctx.host.root, target.acpi_device or "",
+                                     size=target.size, serial=serial, part=target.part,
+                                     name=target.locator or target.label or None)
         return BackendResult(True, f"inserted a new simulated module ({serial})",
-                             {"serial": serial})
+                             {"serial": serial, "blocks": list(blocks)})
