@@ -129,8 +129,7 @@ def _lines(handle: IO[str], progress: Progress | None) -> Iterator[str]:
 # ---- one importer per kind ----------------------------------------------------------------
 
 def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
-    from memras.ingest.parsers import parse_trace_line
-    from memras.ingest.parsers.ftrace import split_trace_line
+    from memras.ingest.parsers.ftrace import parse_trace_line, split_trace_line
 
     memory_events = {"mc_event", "mce_record", "memory_failure_event", "extlog_mem_event"}
     for line in lines:
@@ -145,7 +144,7 @@ def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
 
 
 def import_dmesg(batcher: _Batcher, lines: Iterable[str]) -> None:
-    from memras.ingest.parsers import KernelLogParser
+    from memras.ingest.parsers.kernel_log import KernelLogParser
 
     parser = KernelLogParser()
     for line in lines:
@@ -157,7 +156,7 @@ def import_dmesg(batcher: _Batcher, lines: Iterable[str]) -> None:
 
 
 def import_mcelog(batcher: _Batcher, text: str) -> None:
-    from memras.ingest.parsers import parse_mcelog
+    from memras.ingest.parsers.mcelog import parse_mcelog
 
     result = parse_mcelog(text)
     records = getattr(result, "records", result)

@@ -50,14 +50,14 @@ class ErrorRow(Base):
     row: Mapped[int | None] = mapped_column(Integer)
     column: Mapped[int | None] = mapped_column(Integer)
     device: Mapped[int | None] = mapped_column(Integer)
-    label: Mapped[str | None] = mapped_column(Text, index=True)
+    label: Mapped[str | None] = mapped_column(Text)  # no index: summary reads the counts
     top_layer: Mapped[int | None] = mapped_column(Integer)
     middle_layer: Mapped[int | None] = mapped_column(Integer)
     lower_layer: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text, default="")
     driver: Mapped[str] = mapped_column(String(64), default="")
     driver_detail: Mapped[str] = mapped_column(Text, default="")
-    dimm_id: Mapped[str | None] = mapped_column(String(128), index=True)  # health engine
+    dimm_id: Mapped[str | None] = mapped_column(String(128))  # filled by the health engine
     dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
     raw: Mapped[str] = mapped_column(Text, default="")
     rasdaemon_table: Mapped[str | None] = mapped_column(String(32))

@@ -26,7 +26,6 @@ import hashlib
 import importlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,11 +57,17 @@ from memras.store.models import (
     SourceCursorRow,
 )
 from memras.store.results import (
-    MEMORY_FAILURE_TYPE,
     AddResult,
     StoredError,
     Summary,
     SummaryGroup,
+)
+from memras.store.rows import (
+    LOCATION_FIELDS,
+    FastStatements,
+    count_key,
+    error_row,
+    row_count,
 )
 
 # Other areas declare their tables on the shared Base in these modules; Store.open
@@ -84,7 +89,7 @@ def _default_key_fn() -> KeyFn:
 
 def _key_text(key: tuple) -> str:
     """A fixed-width digest of the dedup tuple: small unique index, any key shape."""
-    return hashlib.blake2b(repr(key).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
 
 
 def _utc_naive(when: datetime) -> datetime:
@@ -108,6 +113,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")  # WAL-safe; see module docstring
         cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cur.close()
 
@@ -126,11 +132,7 @@ def _import_model_modules() -> None:
                 raise  # the module exists but something it imports is missing
 
 
-@dataclass
-class _Prepared:
-    key: str
-    record: Record
-    when: datetime  # aware UTC
+_Prepared = tuple[str, Record, datetime]  # (dedup key text, record, aware UTC time)
 
 
 class Store:
@@ -140,6 +142,7 @@ class Store:
         self.engine = engine
         self._key_fn = key_fn
         self.mirrors_rasdaemon = engine.dialect.name == "sqlite"
+        self._statements: FastStatements | None = None
 
     # ---- opening ----------------------------------------------------------------
 
@@ -226,7 +229,7 @@ class Store:
         except SQLAlchemyError as exc:
             raise _store_error("store events", exc) from exc
         return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh),
-                         new_events=[p.record for p in fresh])
+                         new_events=[p[1] for p in fresh])
 
     def _prepare(self, batch: list[Record], boot_time: datetime | None) -> list[_Prepared]:
         if self._key_fn is None:
@@ -235,60 +238,68 @@ class Store:
         now = datetime.now(UTC)
         out = []
         for record in batch:
-            if record.timestamp is not None:
-                when = record.timestamp
-            elif record.uptime_s is not None and boot_time is not None:
-                when = boot_time + timedelta(seconds=record.uptime_s)
-            else:
-                when = now
-            when = when if when.tzinfo is not None else when.astimezone()
-            out.append(_Prepared(_key_text(key_fn(record)), record, when.astimezone(UTC)))
+            when = record.timestamp
+            if when is None:
+                if record.uptime_s is not None and boot_time is not None:
+                    when = boot_time + timedelta(seconds=record.uptime_s)
+                else:
+                    when = now
+            if when.tzinfo is not UTC:
+                when = (when if when.tzinfo is not None else when.astimezone()).astimezone(UTC)
+            out.append((_key_text(key_fn(record)), record, when))
         return out
 
     def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
         unique: dict[str, _Prepared] = {}
         for p in prepared:
-            unique.setdefault(p.key, p)
+            unique.setdefault(p[0], p)
         keys = list(unique)
-        col = ErrorRow.__table__.c.dedup_key
         for start in range(0, len(keys), KEY_CHUNK):
-            chunk = keys[start:start + KEY_CHUNK]
-            for known in conn.scalars(select(col).where(col.in_(chunk))):
-                unique.pop(known, None)
+            for known in self._fast(conn).known_keys(conn, keys[start:start + KEY_CHUNK]):
+                del unique[known]
         return list(unique.values())
+
+    def _fast(self, conn: Connection) -> FastStatements:
+        if self._statements is None:
+            self._statements = FastStatements.for_dialect(conn.dialect)
+        return self._statements
 
     def _insert(self, conn: Connection, fresh: list[_Prepared]) -> None:
         links = self._write_rasdaemon_rows(conn, fresh) if self.mirrors_rasdaemon else {}
-        rows = [_error_row(p, links.get(id(p))) for p in fresh]
-        conn.execute(ErrorRow.__table__.insert(), rows)
+        rows = [error_row(key, record, when.replace(tzinfo=None), links.get(i))
+                for i, (key, record, when) in enumerate(fresh)]
+        self._fast(conn).insert(conn, rows)
         self._bump_counts(conn, rows)
 
     def _write_rasdaemon_rows(self, conn: Connection,
                               fresh: list[_Prepared]) -> dict[int, tuple[str, int]]:
-        """The rasdaemon-format mirror; ids allocated under the write lock (BEGIN IMMEDIATE)."""
-        by_table: dict[str, list[_Prepared]] = {}
-        for p in fresh:
-            by_table.setdefault(_rasdaemon_table(p.record), []).append(p)
+        """The rasdaemon-format mirror; ids allocated under the write lock (BEGIN IMMEDIATE).
+
+        Returns {index in ``fresh``: (table, row id)}."""
+        by_table: dict[str, list[int]] = {}
+        for i, (_key, record, _when) in enumerate(fresh):
+            by_table.setdefault(_rasdaemon_table(record), []).append(i)
         links: dict[int, tuple[str, int]] = {}
-        for table, items in by_table.items():
+        stamps = rs.LocalTimestamps()
+        for table, indexes in by_table.items():
             next_id = (conn.exec_driver_sql(f"SELECT max(id) FROM {table}").scalar() or 0) + 1
             builder, columns = _ROW_BUILDERS[table]
             params = []
-            for offset, p in enumerate(items):
-                row_id = next_id + offset
-                params.append(builder(row_id, p.when, p.record))
-                links[id(p)] = (table, row_id)
+            for row_id, i in enumerate(indexes, next_id):
+                _key, record, when = fresh[i]
+                params.append(builder(row_id, stamps.format(when), record))
+                links[i] = (table, row_id)
             conn.exec_driver_sql(rs.insert_sql(table, columns), params)
         return links
 
-    def _bump_counts(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def _bump_counts(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         deltas: dict[tuple, list[int]] = {}
         for r in rows:
-            key = (r["type"], r["label"] or "", rs.layer(r["mc"]), rs.layer(r["top_layer"]),
-                   rs.layer(r["middle_layer"]), rs.layer(r["lower_layer"]))
-            acc = deltas.setdefault(key, [0, 0])
+            acc = deltas.get(key := count_key(r))
+            if acc is None:
+                acc = deltas[key] = [0, 0]
             acc[0] += 1
-            acc[1] += r["count"]
+            acc[1] += row_count(r)
         t = ErrorCountRow.__table__
         for key, (events, errors) in deltas.items():
             match = and_(t.c.type == key[0], t.c.label == key[1], t.c.mc == key[2],
@@ -417,39 +428,6 @@ _ROW_BUILDERS: dict[str, tuple[Callable[..., tuple], list[str]]] = {
     "memory_failure_event": (rs.memory_failure_row, rs.MEMORY_FAILURE_COLUMNS),
 }
 
-_LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_group", "bank",
-                    "row", "column", "device", "label", "top_layer", "middle_layer",
-                    "lower_layer")
-
-
-def _error_row(p: _Prepared, link: tuple[str, int] | None) -> dict[str, Any]:
-    record = p.record
-    row: dict[str, Any] = {
-        "time": p.when.replace(tzinfo=None), "uptime": record.uptime_s,
-        "source": str(record.source), "dedup_key": p.key, "raw": record.raw,
-        "rasdaemon_table": link[0] if link else None,
-        "rasdaemon_id": link[1] if link else None, "dimm_id": None,
-    }
-    if isinstance(record, MemoryFailureEvent):
-        row.update(type=MEMORY_FAILURE_TYPE, count=1, address=rs.as_int64(record.pfn << 12),
-                   page=record.pfn, normalized_address=None, grain_bits=None, syndrome=None,
-                   message=f"{record.page_type}: {record.action_result}", driver="",
-                   driver_detail="")
-        row.update(dict.fromkeys(_LOCATION_FIELDS))
-        return row
-    loc = record.location
-    address = record.address
-    row.update(type=str(record.error_type), count=record.count, address=rs.as_int64(address),
-               page=None if address is None else address >> 12,
-               normalized_address=rs.as_int64(record.normalized_address),
-               grain_bits=record.grain_bits, syndrome=rs.as_int64(record.syndrome),
-               message=record.message, driver=record.driver,
-               driver_detail=record.driver_detail)
-    for name in _LOCATION_FIELDS:
-        row[name] = getattr(loc, name)
-    return row
-
-
 def _type_values(type: str | Iterable[str]) -> list[str]:
     return [type] if isinstance(type, str) else list(type)
 
@@ -491,7 +469,7 @@ def _group(type: str, label: str, mc: int, top: int, mid: int, low: int, events:
 
 
 def _stored_error(r: Any) -> StoredError:
-    location = DimmLocation(**{name: r[name] for name in _LOCATION_FIELDS})
+    location = DimmLocation(**{name: r[name] for name in LOCATION_FIELDS})
     return StoredError(
         id=r["id"], time=r["time"].replace(tzinfo=UTC), uptime=r["uptime"], source=r["source"],
         type=r["type"], count=r["count"], address=rs.as_u64(r["address"]), page=r["page"],

@@ -1,0 +1,125 @@
+"""Record → ``memras_error`` row, and the statements the ingest hot path runs.
+
+Why not ``conn.execute(table.insert(), list_of_dicts)``: SQLAlchemy then builds and
+processes a parameter dict per row, which cost more than SQLite's own insert. Here the
+statements are compiled ONCE for the connection's dialect (so the SQL and its
+paramstyle stay portable: qmark on SQLite, named on PostgreSQL), rows are plain
+tuples in the compiled column order, the dialect's own bind processors are applied
+only to the columns that have one (DateTime on SQLite), and the batch goes to the
+driver's ``executemany`` in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.engine import Dialect
+
+from memras.records import MemoryFailureEvent, Record
+from memras.store import rasdaemon_schema as rs
+from memras.store.models import ErrorRow
+from memras.store.results import MEMORY_FAILURE_TYPE
+
+LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_group", "bank",
+                   "row", "column", "device", "label", "top_layer", "middle_layer",
+                   "lower_layer")
+# memras_error columns written by the hot path, in the order error_row() builds them.
+ERROR_COLUMNS = (
+    "time", "uptime", "source", "type", "count", "address", "page", "normalized_address",
+    "grain_bits", "syndrome", *LOCATION_FIELDS, "message", "driver", "driver_detail",
+    "dimm_id", "dedup_key", "raw", "rasdaemon_table", "rasdaemon_id",
+)
+_MC, _TOP, _MID, _LOW = (ERROR_COLUMNS.index(n) for n in
+                         ("mc", "top_layer", "middle_layer", "lower_layer"))
+_TYPE, _LABEL, _COUNT = (ERROR_COLUMNS.index(n) for n in ("type", "label", "count"))
+_EMPTY_LOCATION = (None,) * len(LOCATION_FIELDS)
+
+
+def error_row(key: str, record: Record, when_utc_naive: datetime,
+              link: tuple[str, int] | None) -> tuple[Any, ...]:
+    """The memras_error values of one record, in ERROR_COLUMNS order."""
+    table, row_id = link if link else (None, None)
+    if isinstance(record, MemoryFailureEvent):
+        return (when_utc_naive, record.uptime_s, str(record.source), MEMORY_FAILURE_TYPE, 1,
+                rs.as_int64(record.pfn << 12), record.pfn, None, None, None,
+                *_EMPTY_LOCATION, f"{record.page_type}: {record.action_result}", "", "",
+                None, key, record.raw, table, row_id)
+    loc = record.location
+    address = record.address
+    return (
+        when_utc_naive, record.uptime_s, str(record.source), str(record.error_type),
+        record.count, rs.as_int64(address), None if address is None else address >> 12,
+        rs.as_int64(record.normalized_address), record.grain_bits, rs.as_int64(record.syndrome),
+        loc.socket, loc.mc, loc.channel, loc.slot, loc.csrow, loc.rank, loc.bank_group,
+        loc.bank, loc.row, loc.column, loc.device, loc.label, loc.top_layer,
+        loc.middle_layer, loc.lower_layer, record.message, record.driver,
+        record.driver_detail, None, key, record.raw, table, row_id,
+    )
+
+
+def count_key(row: Sequence[Any]) -> tuple[str, str, int, int, int, int]:
+    """The memras_error_count key of a row: NULLs as '' / -1 (see models.py)."""
+    return (row[_TYPE], row[_LABEL] or "", rs.layer(row[_MC]), rs.layer(row[_TOP]),
+            rs.layer(row[_MID]), rs.layer(row[_LOW]))
+
+
+def row_count(row: Sequence[Any]) -> int:
+    return row[_COUNT]
+
+
+@dataclass
+class FastStatements:
+    """memras_error's insert and dedup lookup, compiled once for one dialect."""
+
+    insert_sql: str
+    positional: bool
+    processors: list[tuple[int, Callable[[Any], Any]]]
+    lookup_sql: dict[int, str]
+    dialect: Dialect
+
+    @classmethod
+    def for_dialect(cls, dialect: Dialect) -> FastStatements:
+        table = ErrorRow.__table__
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(ERROR_COLUMNS))
+        positional = bool(compiled.positional)
+        if positional:  # we build tuples in ERROR_COLUMNS order; the SQL must agree
+            assert tuple(compiled.positiontup or ()) == ERROR_COLUMNS
+        processors = []
+        for i, name in enumerate(ERROR_COLUMNS):
+            proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                processors.append((i, proc))
+        return cls(str(compiled), positional, processors, {}, dialect)
+
+    def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        if self.processors:
+            converted = []
+            for row in rows:
+                values = list(row)
+                for i, proc in self.processors:
+                    values[i] = proc(values[i])
+                converted.append(tuple(values))
+            rows = converted
+        if self.positional:
+            return rows
+        return [dict(zip(ERROR_COLUMNS, row, strict=True)) for row in rows]
+
+    def insert(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        conn.exec_driver_sql(self.insert_sql, self.params(rows))
+
+    def known_keys(self, conn: Connection, keys: list[str]) -> set[str]:
+        """Which of ``keys`` are already stored (one statement, unique index lookups)."""
+        sql = self.lookup_sql.get(len(keys))
+        if sql is None:
+            col = ErrorRow.__table__.c.dedup_key
+            names = [f"k{i}" for i in range(len(keys))]
+            stmt = select(col).where(col.in_([bindparam(n) for n in names]))
+            sql = str(stmt.compile(dialect=self.dialect))
+            self.lookup_sql[len(keys)] = sql
+        args: Any = (tuple(keys) if self.dialect.positional
+                     else {f"k{i}": k for i, k in enumerate(keys)})
+        return {k for (k,) in conn.exec_driver_sql(sql, args)}
