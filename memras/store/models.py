@@ -1,7 +1,7 @@
 """memras's own tables, next to rasdaemon's (which live in :mod:`.rasdaemon_schema`).
 
 - ``memras_error``: every memory error event, normalised (UTC time, one column per
-  :class:`memras.records.DimmLocation` field), unique by ``dedup_key`` and linked to
+  :class:`memras.records.DimmLocation` field), deduplicated by ``dedup_key`` and linked to
   the rasdaemon-format row written beside it (``rasdaemon_table``/``rasdaemon_id``).
 - ``memras_error_count``: per (type, label, mc, layers) counts kept up to date in the
   same transaction as each insert batch, so ``memras summary`` does not scan 1M rows.
@@ -58,7 +58,11 @@ class ErrorRow(Base):
     driver: Mapped[str] = mapped_column(String(64), default="")
     driver_detail: Mapped[str] = mapped_column(Text, default="")
     dimm_id: Mapped[str | None] = mapped_column(String(128))  # filled by the health engine
-    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    # The parsers' dedup_key (hashed) deliberately collapses one fault seen by several
+    # sources; `identity` (source + raw) tells a re-read record from a second fault on
+    # the same page reported by the same source, which must be kept (see store.py).
+    dedup_key: Mapped[str] = mapped_column(String(32), index=True)
+    identity: Mapped[str] = mapped_column(String(32))
     raw: Mapped[str] = mapped_column(Text, default="")
     rasdaemon_table: Mapped[str | None] = mapped_column(String(32))
     rasdaemon_id: Mapped[int | None] = mapped_column(Integer)

@@ -31,7 +31,7 @@ LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_gro
 ERROR_COLUMNS = (
     "time", "uptime", "source", "type", "count", "address", "page", "normalized_address",
     "grain_bits", "syndrome", *LOCATION_FIELDS, "message", "driver", "driver_detail",
-    "dimm_id", "dedup_key", "raw", "rasdaemon_table", "rasdaemon_id",
+    "dimm_id", "dedup_key", "identity", "raw", "rasdaemon_table", "rasdaemon_id",
 )
 _MC, _TOP, _MID, _LOW = (ERROR_COLUMNS.index(n) for n in
                          ("mc", "top_layer", "middle_layer", "lower_layer"))
@@ -39,7 +39,7 @@ _TYPE, _LABEL, _COUNT = (ERROR_COLUMNS.index(n) for n in ("type", "label", "coun
 _EMPTY_LOCATION = (None,) * len(LOCATION_FIELDS)
 
 
-def error_row(key: str, record: Record, when_utc_naive: datetime,
+def error_row(key: str, identity: str, record: Record, when_utc_naive: datetime,
               link: tuple[str, int] | None) -> tuple[Any, ...]:
     """The memras_error values of one record, in ERROR_COLUMNS order."""
     table, row_id = link if link else (None, None)
@@ -47,7 +47,7 @@ def error_row(key: str, record: Record, when_utc_naive: datetime,
         return (when_utc_naive, record.uptime_s, str(record.source), MEMORY_FAILURE_TYPE, 1,
                 rs.as_int64(record.pfn << 12), record.pfn, None, None, None,
                 *_EMPTY_LOCATION, f"{record.page_type}: {record.action_result}", "", "",
-                None, key, record.raw, table, row_id)
+                None, key, identity, record.raw, table, row_id)
     loc = record.location
     address = record.address
     return (
@@ -57,7 +57,7 @@ def error_row(key: str, record: Record, when_utc_naive: datetime,
         loc.socket, loc.mc, loc.channel, loc.slot, loc.csrow, loc.rank, loc.bank_group,
         loc.bank, loc.row, loc.column, loc.device, loc.label, loc.top_layer,
         loc.middle_layer, loc.lower_layer, record.message, record.driver,
-        record.driver_detail, None, key, record.raw, table, row_id,
+        record.driver_detail, None, key, identity, record.raw, table, row_id,
     )
 
 
@@ -111,15 +111,16 @@ class FastStatements:
     def insert(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         conn.exec_driver_sql(self.insert_sql, self.params(rows))
 
-    def known_keys(self, conn: Connection, keys: list[str]) -> set[str]:
-        """Which of ``keys`` are already stored (one statement, unique index lookups)."""
+    def known_keys(self, conn: Connection, keys: list[str]) -> list[tuple[str, str, str]]:
+        """(dedup_key, source, identity) of stored rows with one of ``keys`` (index lookups)."""
         sql = self.lookup_sql.get(len(keys))
         if sql is None:
-            col = ErrorRow.__table__.c.dedup_key
+            c = ErrorRow.__table__.c
             names = [f"k{i}" for i in range(len(keys))]
-            stmt = select(col).where(col.in_([bindparam(n) for n in names]))
+            stmt = select(c.dedup_key, c.source, c.identity).where(
+                c.dedup_key.in_([bindparam(n) for n in names]))
             sql = str(stmt.compile(dialect=self.dialect))
             self.lookup_sql[len(keys)] = sql
         args: Any = (tuple(keys) if self.dialect.positional
                      else {f"k{i}": k for i, k in enumerate(keys)})
-        return {k for (k,) in conn.exec_driver_sql(sql, args)}
+        return [tuple(r) for r in conn.exec_driver_sql(sql, args)]

@@ -3,7 +3,11 @@
 One writer (the watcher or ``memras import``) adds events in batches; the CLI and TUI
 read. Each :meth:`Store.add_events` call is one short transaction that
 
-1. drops events whose ``dedup_key`` is already stored (or repeated in the batch),
+1. drops events already stored: the same record read again (same source and raw
+   text under its key), or a fault another source already reported (the parsers'
+   ``dedup_keys``: this and the previous time bucket). The key is NOT unique: it
+   deliberately maps two faults on one page within a bucket together, and a source
+   reporting two lines there has seen two faults — both are kept (never lost data),
 2. inserts the new ones into ``memras_error`` and, on SQLite, the matching
    rasdaemon-format row (mc_event / mce_record / memory_failure_event) so that the
    real ``ras-mc-ctl`` reads a memras database as its own,
@@ -28,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
@@ -78,18 +82,24 @@ KEY_CHUNK = 500  # keys per "dedup_key IN (...)" — well under SQLite's variabl
 SQLITE_BUSY_TIMEOUT_MS = 5000
 SQLITE_CACHE_KIB = 65536
 
-KeyFn = Callable[[Record], tuple]
+KeyFn = Callable[[Record], tuple]  # record -> its dedup key
+KeysFn = Callable[[Record], tuple[tuple, tuple | None]]  # -> (key, previous bucket's key)
 
 
-def _default_key_fn() -> KeyFn:
-    from memras.ingest.parsers.dedup import dedup_key  # the parsers own the key's meaning
+def _default_keys_fn() -> KeysFn:
+    from memras.ingest.parsers.dedup import dedup_keys  # the parsers own the key's meaning
 
-    return dedup_key
+    return dedup_keys
 
 
-def _key_text(key: tuple) -> str:
-    """A fixed-width digest of the dedup tuple: small unique index, any key shape."""
+def _key_text(key: object) -> str:
+    """A fixed-width digest of a key tuple: small index, any key shape."""
     return hashlib.blake2b(repr(key).encode(), digest_size=12).hexdigest()
+
+
+def _identity(record: Record) -> str:
+    """Same source + same raw text = the same record read twice (e.g. after a resume)."""
+    return _key_text((str(record.source), record.raw or repr(record)))
 
 
 def _utc_naive(when: datetime) -> datetime:
@@ -132,7 +142,12 @@ def _import_model_modules() -> None:
                 raise  # the module exists but something it imports is missing
 
 
-_Prepared = tuple[str, Record, datetime]  # (dedup key text, record, aware UTC time)
+class _Prepared(NamedTuple):
+    key: str  # hashed dedup key
+    previous: str | None  # hashed key of the previous time bucket
+    identity: str
+    record: Record
+    when: datetime  # aware UTC
 
 
 class Store:
@@ -140,7 +155,8 @@ class Store:
 
     def __init__(self, engine: Engine, *, key_fn: KeyFn | None = None) -> None:
         self.engine = engine
-        self._key_fn = key_fn
+        self._keys_fn: KeysFn | None = (
+            None if key_fn is None else (lambda record: (key_fn(record), None)))
         self.mirrors_rasdaemon = engine.dialect.name == "sqlite"
         self._statements: FastStatements | None = None
 
@@ -229,12 +245,12 @@ class Store:
         except SQLAlchemyError as exc:
             raise _store_error("store events", exc) from exc
         return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh),
-                         new_events=[p[1] for p in fresh])
+                         new_events=[p.record for p in fresh])
 
     def _prepare(self, batch: list[Record], boot_time: datetime | None) -> list[_Prepared]:
-        if self._key_fn is None:
-            self._key_fn = _default_key_fn()
-        key_fn = self._key_fn
+        if self._keys_fn is None:
+            self._keys_fn = _default_keys_fn()
+        keys_fn = self._keys_fn
         now = datetime.now(UTC)
         out = []
         for record in batch:
@@ -246,18 +262,29 @@ class Store:
                     when = now
             if when.tzinfo is not UTC:
                 when = (when if when.tzinfo is not None else when.astimezone()).astimezone(UTC)
-            out.append((_key_text(key_fn(record)), record, when))
+            key, previous = keys_fn(record)
+            out.append(_Prepared(_key_text(key), None if previous is None else
+                                 _key_text(previous), _identity(record), record, when))
         return out
 
     def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
-        unique: dict[str, _Prepared] = {}
+        """Keep a record unless it was read before (same source and raw under its key) or
+        another source already reported the fault (its key or the previous bucket's)."""
+        lookup = list({k for p in prepared for k in (p.key, p.previous) if k is not None})
+        seen: dict[str, list[tuple[str, str]]] = {}
+        for start in range(0, len(lookup), KEY_CHUNK):
+            for key, source, identity in self._fast(conn).known_keys(
+                    conn, lookup[start:start + KEY_CHUNK]):
+                seen.setdefault(key, []).append((source, identity))
+        fresh = []
         for p in prepared:
-            unique.setdefault(p[0], p)
-        keys = list(unique)
-        for start in range(0, len(keys), KEY_CHUNK):
-            for known in self._fast(conn).known_keys(conn, keys[start:start + KEY_CHUNK]):
-                del unique[known]
-        return list(unique.values())
+            matches = seen.get(p.key, []) + (seen.get(p.previous, []) if p.previous else [])
+            source = str(p.record.source)
+            if any(identity == p.identity or other != source for other, identity in matches):
+                continue
+            fresh.append(p)
+            seen.setdefault(p.key, []).append((source, p.identity))
+        return fresh
 
     def _fast(self, conn: Connection) -> FastStatements:
         if self._statements is None:
@@ -266,8 +293,8 @@ class Store:
 
     def _insert(self, conn: Connection, fresh: list[_Prepared]) -> None:
         links = self._write_rasdaemon_rows(conn, fresh) if self.mirrors_rasdaemon else {}
-        rows = [error_row(key, record, when.replace(tzinfo=None), links.get(i))
-                for i, (key, record, when) in enumerate(fresh)]
+        rows = [error_row(p.key, p.identity, p.record, p.when.replace(tzinfo=None), links.get(i))
+                for i, p in enumerate(fresh)]
         self._fast(conn).insert(conn, rows)
         self._bump_counts(conn, rows)
 
@@ -277,8 +304,8 @@ class Store:
 
         Returns {index in ``fresh``: (table, row id)}."""
         by_table: dict[str, list[int]] = {}
-        for i, (_key, record, _when) in enumerate(fresh):
-            by_table.setdefault(_rasdaemon_table(record), []).append(i)
+        for i, p in enumerate(fresh):
+            by_table.setdefault(_rasdaemon_table(p.record), []).append(i)
         links: dict[int, tuple[str, int]] = {}
         stamps = rs.LocalTimestamps()
         for table, indexes in by_table.items():
@@ -286,8 +313,7 @@ class Store:
             builder, columns = _ROW_BUILDERS[table]
             params = []
             for row_id, i in enumerate(indexes, next_id):
-                _key, record, when = fresh[i]
-                params.append(builder(row_id, stamps.format(when), record))
+                params.append(builder(row_id, stamps.format(fresh[i].when), fresh[i].record))
                 links[i] = (table, row_id)
             conn.exec_driver_sql(rs.insert_sql(table, columns), params)
         return links

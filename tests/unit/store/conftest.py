@@ -52,6 +52,7 @@ def make_event() -> EventFactory:
         fields.update(extra)
         loc = DimmLocation(label=label, mc=mc, top_layer=top, middle_layer=mid,
                            lower_layer=low)
-        return MemoryErrorEvent(kind, Source.TRACE, count=count, location=loc, **fields)
+        source = fields.pop("source", Source.TRACE)
+        return MemoryErrorEvent(kind, source, count=count, location=loc, **fields)
 
     return make

@@ -230,3 +230,17 @@ def test_value_helpers_round_trip() -> None:
     when = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
     assert rs.parse_timestamp(rs.format_timestamp(when)) == when
     assert rs.parse_timestamp("not a time") is None
+
+
+def test_real_dedup_keeps_second_faults_and_drops_other_sources(tmp_path: Path,
+                                                                 make_event) -> None:
+    store = Store.open(tmp_path / "real.db")  # the parsers' dedup_keys
+    trace = make_event(uptime_s=100.0, address=0x5000, raw="trace line 1")
+    second = make_event(uptime_s=100.5, address=0x5008, raw="trace line 2")  # same page
+    kmsg = make_event(uptime_s=101.9, address=0x5000, raw="EDAC MC0: 1 CE …",
+                      source=Source.KMSG)  # same fault through kmsg, next 2 s bucket
+    first = store.add_events([trace, second])
+    assert first.inserted == 2  # one source, two lines: two faults, not one
+    again = store.add_events([trace, kmsg])
+    assert (again.inserted, again.duplicates) == (0, 2)  # a re-read and a cross-source copy
+    store.close()
