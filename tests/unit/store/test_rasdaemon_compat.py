@@ -75,3 +75,61 @@ def test_ras_mc_ctl_needs_the_tables_memras_creates(store: Store, tmp_path: Path
     out = ras.run(db_dir, "--summary")  # run() also fails on "prepare failed" in stderr
     assert "No Memory errors." in out
     assert "No PCIe AER errors." in out and "No MCE errors." in out
+
+
+def _rasdaemon_db(path: Path, columns: dict[str, str], rows: int) -> Path:
+    """A database as that rasdaemon version writes it: its literal DDL, its value shapes."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    for statement in rs.all_create_statements(columns):
+        db.execute(statement)
+    for i in range(rows):
+        stamp = f"2024-12-19 03:{i // 60 % 60:02d}:{i % 60:02d} +0000"
+        db.execute(
+            "INSERT INTO mc_event (id, timestamp, err_count, err_type, err_msg, label, mc, "
+            "top_layer, middle_layer, lower_layer, address, grain, syndrome, driver_detail) "
+            "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (stamp, 1 + i % 3, ["Corrected", "Uncorrected", "Fatal"][i % 3],
+             "memory read error", LABELS[i % len(LABELS)], 0, i % 2, i % 3, -1,
+             0x1000 * (i % 4), 6, 0, "area:DRAM"))  # repeats: same page, same second
+    mce_cols = rs.column_names("mce_record", columns)[1:]
+    values = {"timestamp": "2024-12-19 04:00:00 +0000", "status": rs.as_int64(
+        0x9C00_0040_0101_0090), "addr": 0x20B5CF8880, "bank": 7, "error_msg": "memory error"}
+    for _ in range(3):
+        db.execute(f"INSERT INTO mce_record ({', '.join(mce_cols)}) VALUES "
+                   f"({', '.join('?' * len(mce_cols))})", [values.get(c, 0) for c in mce_cols])
+    if "memory_failure_event" in columns:
+        db.execute("INSERT INTO memory_failure_event (id, timestamp, pfn, page_type, "
+                   "action_result) VALUES (NULL, '2024-12-19 05:00:00 +0000', '0x12345', "
+                   "'dirty LRU page', 'Recovered')")
+    db.commit()
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize("version, columns", [("0.6.8", rs.TABLE_COLUMNS_V068),
+                                              ("0.8.5", rs.TABLE_COLUMNS_V085)])
+def test_import_rasdaemon_db_without_loss(version: str, columns: dict[str, str],
+                                          tmp_path: Path) -> None:
+    from memras.store.importing import run_import
+
+    source = _rasdaemon_db(tmp_path / f"ras-{version}.db", columns, rows=30)
+    before = source.read_bytes()
+    store = Store.open(tmp_path / "memras.db")
+    report = run_import(store, "rasdaemon", str(source))
+    expected_rows = 30 + 3 + (1 if "memory_failure_event" in columns else 0)
+    assert (report.inserted, report.skipped) == (expected_rows, 0)
+    assert store.count() == expected_rows
+    assert run_import(store, "rasdaemon", str(source)).inserted == 0  # cursor: no doubles
+    assert source.read_bytes() == before  # opened read-only, never altered
+
+    db_dir = ras.checkpointed_copy(Path(store.engine.url.database), tmp_path / "copy")
+    store.close()
+    original = tmp_path / "orig"
+    original.mkdir()
+    (original / ras.DB_NAME).write_bytes(before)
+    if version == "0.6.8":
+        assert ras.summary(db_dir) == ras.summary(original)  # 0.6.8's own tool, both DBs
+    else:
+        assert sum(ras.summary(db_dir).values()) == 30
