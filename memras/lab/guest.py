@@ -1,0 +1,382 @@
+"""One QEMU guest running the Debian kernel with this host's userland: :class:`Lab`.
+
+Machine: ``-machine pc`` (TCG unless a short probe boot shows KVM works), ``-cpu
+Nehalem`` (an Intel family-6 CPU, so Linux handles QEMU's injected MCEs as on real
+Intel servers), ``-smp 2``, boot RAM plus cold-plugged ``pc-dimm`` devices in
+fixed slots: the "failing DIMM since boot" case. ``memhp_default_state=
+online_movable`` puts every DIMM block in ZONE_MOVABLE, as the replacement
+procedure requires. The host root is shared read-only over 9p; the guest mounts
+its own proc/sys/dev over it (see :mod:`memras.lab.initramfs`).
+
+Wiring: ttyS0 is a unix socket driven by :class:`memras.lab.console.Console`,
+ttyS1 (the kernel console) is ``kernel.log``, QMP is another unix socket. All of
+it lives in one state directory, with ``state.json``, so a guest started by
+``memras lab up`` can be attached to later by another process.
+
+Usage::
+
+    with Lab(LabConfig()) as lab:        # boots; shuts down on exit or Ctrl-C
+        print(lab.run("cat /proc/meminfo").output)
+        lab.qmp.unplug("dimm0")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from memras.errors import LabError
+from memras.lab.console import CommandResult, Console
+from memras.lab.initramfs import READY_BANNER, ensure_initramfs
+from memras.lab.kernel import Kernel, cache_dir, ensure_kernel
+from memras.lab.qmp import GuestQmp
+
+QEMU = "qemu-system-x86_64"
+QEMU_HINT = "run: apt-get install qemu-system-x86"
+MIB = 1 << 20
+KVM_PROBE_TIMEOUT_S = 20.0
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """The default progress sink: say nothing."""
+
+
+@dataclass(frozen=True)
+class DimmSpec:
+    """A cold-plugged pc-dimm: QEMU id, size and slot (= ACPI PNP0C80 uid)."""
+
+    id: str
+    size_mib: int
+    slot: int
+
+    @property
+    def memdev(self) -> str:
+        return f"mem-{self.id}"
+
+
+DEFAULT_DIMMS = (DimmSpec("dimm0", 256, 0), DimmSpec("dimm1", 256, 1))
+
+
+def checkout_root() -> Path:
+    """The project checkout this memras runs from (it must be visible in the guest)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def default_keep() -> tuple[Path, ...]:
+    """Paths the guest must see at their host path: checkout, venv, Python."""
+    paths = {checkout_root(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+    return tuple(sorted(paths))
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """What guest to boot. Guest RAM = boot memory + DIMMs (≤ 1.5 GiB by default)."""
+
+    boot_mib: int = 1024
+    slots: int = 4
+    maxmem_mib: int = 4096
+    cpus: int = 2
+    dimms: tuple[DimmSpec, ...] = DEFAULT_DIMMS
+    accel: str | None = None  # None: $MEMRAS_LAB_ACCEL, else probe KVM, else tcg
+    keep: tuple[Path, ...] = field(default_factory=default_keep)
+    boot_timeout_s: float = 300.0
+    cmdline_extra: str = ""
+
+
+@dataclass
+class LabState:
+    """What ``state.json`` records about a running guest."""
+
+    pid: int
+    accel: str
+    kernel: str
+    boot_seconds: float
+    started: float
+    dimms: list[dict[str, object]]
+    state_dir: str
+
+    @classmethod
+    def load(cls, path: Path) -> LabState:
+        return cls(**json.loads(path.read_text()))
+
+
+class Lab:
+    """A booted guest: ``boot()``, ``run(cmd)``, ``qmp``, ``shutdown()``; a context manager."""
+
+    def __init__(self, config: LabConfig | None = None, state_dir: Path | None = None,
+                 progress: Progress = _quiet) -> None:
+        self.config = config or LabConfig()
+        self.state_dir = state_dir or cache_dir() / "run"
+        self.progress = progress
+        self.state: LabState | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._console: Console | None = None
+        self._qmp: GuestQmp | None = None
+
+    # --- paths ---------------------------------------------------------------------------
+
+    @property
+    def console_socket(self) -> Path:
+        return self.state_dir / "console.sock"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.state_dir / "qmp.sock"
+
+    @property
+    def kernel_log(self) -> Path:
+        return self.state_dir / "kernel.log"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        if self.state is None:
+            self.boot()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @classmethod
+    def attach(cls, state_dir: Path | None = None) -> Lab:
+        """The guest that ``memras lab up`` left running."""
+        lab = cls(state_dir=state_dir)
+        if not lab.state_file.is_file():
+            raise LabError("no lab guest is running", hint="run: memras lab up")
+        lab.state = LabState.load(lab.state_file)
+        if not lab.is_alive():
+            lab._cleanup_files()
+            raise LabError("the lab guest is no longer running", hint="run: memras lab up")
+        return lab
+
+    def boot(self) -> float:
+        """Start QEMU and wait for the guest shell; the boot time in seconds."""
+        qemu = shutil.which(QEMU)
+        if qemu is None:
+            raise LabError(f"{QEMU} not found", hint=QEMU_HINT)
+        if self.state_file.is_file() and _pid_alive(LabState.load(self.state_file).pid):
+            raise LabError(f"a lab guest already runs from {self.state_dir}",
+                           hint="run: memras lab down")
+        cache = cache_dir()
+        kernel = ensure_kernel(cache, self.progress)
+        self.progress("building the initramfs")
+        initrd = ensure_initramfs(kernel, cache, self.config.keep)
+        accel = self.config.accel or choose_accel(qemu, kernel, cache, self.progress)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._cleanup_files()
+        started = time.monotonic()
+        self.progress(f"booting {kernel.version} under {accel}")
+        try:
+            self._start(qemu, kernel, initrd, accel)
+            self._wait_shell()
+        except BaseException:
+            self.shutdown()
+            raise
+        seconds = time.monotonic() - started
+        self.state = LabState(
+            pid=self._proc.pid if self._proc else 0, accel=accel, kernel=kernel.version,
+            boot_seconds=round(seconds, 2), started=time.time(),
+            dimms=[asdict(d) for d in self.config.dimms], state_dir=str(self.state_dir))
+        self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
+        return seconds
+
+    def _start(self, qemu: str, kernel: Kernel, initrd: Path, accel: str) -> None:
+        argv = qemu_argv(qemu, self.config, kernel, initrd, accel, self.state_dir)
+        log = (self.state_dir / "qemu.log").open("wb")
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+
+    def _wait_shell(self) -> None:
+        deadline = time.monotonic() + 15
+        while not self.console_socket.exists():
+            if not self.is_alive() or time.monotonic() > deadline:
+                raise LabError(f"QEMU did not start: {self._qemu_log_tail()}",
+                               hint=f"see {self.state_dir / 'qemu.log'}")
+            time.sleep(0.05)
+        self._console = Console(self.console_socket, self.state_dir / "console.log")
+        try:
+            self._console.wait_banner(READY_BANNER, self.config.boot_timeout_s, self.is_alive)
+        except LabError as exc:
+            raise LabError(f"{exc.msg}; kernel log ends: {self._kernel_log_tail()}",
+                           hint=f"see {self.kernel_log}") from None
+        self._console.sync()
+
+    def is_alive(self) -> bool:
+        if self._proc is not None:
+            return self._proc.poll() is None
+        return self.state is not None and _pid_alive(self.state.pid)
+
+    def shutdown(self, timeout: float = 15.0) -> None:
+        """Stop QEMU (QMP ``quit``, then SIGTERM, then SIGKILL) and remove the state."""
+        pid = self._proc.pid if self._proc else (self.state.pid if self.state else 0)
+        if self._console:
+            self._console.close()
+            self._console = None
+        if pid and self.is_alive():
+            with contextlib.suppress(LabError):
+                self.qmp.cmd("quit")
+        if self._qmp:
+            self._qmp.close()
+            self._qmp = None
+        if pid:
+            _stop_pid(pid, self._proc, timeout)
+        self._proc = None
+        self.state = None
+        self._cleanup_files()
+
+    def _cleanup_files(self) -> None:
+        for path in (self.console_socket, self.qmp_socket, self.state_file):
+            path.unlink(missing_ok=True)
+
+    # --- driving -------------------------------------------------------------------------
+
+    @property
+    def console(self) -> Console:
+        if self._console is None:
+            self._console = Console(self.console_socket, self.state_dir / "console.log")
+            self._console.sync()
+        return self._console
+
+    @property
+    def qmp(self) -> GuestQmp:
+        if self._qmp is None:
+            self._qmp = GuestQmp(self.qmp_socket)
+        return self._qmp
+
+    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        """Run a shell command in the guest (as root, in the chroot of the host's root)."""
+        return self.console.run(command, timeout)
+
+    def check(self, command: str, timeout: float = 60.0) -> str:
+        """Run a command that must succeed; its output."""
+        result = self.run(command, timeout)
+        if not result.ok:
+            raise LabError(f"guest command failed ({result.status}): {command}: "
+                           f"{result.output.strip()[-300:]}")
+        return result.output
+
+    def _kernel_log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.kernel_log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no kernel log)"
+        return " | ".join(text[-lines:]) or "(empty)"
+
+    def _qemu_log_tail(self) -> str:
+        try:
+            return (self.state_dir / "qemu.log").read_text(errors="replace").strip()[-400:]
+        except OSError:
+            return "(no QEMU log)"
+
+
+def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel: str,
+              state_dir: Path) -> list[str]:
+    """The full QEMU command line for a guest."""
+    append = ("console=ttyS1 panic=-1 quiet memhp_default_state=online_movable "
+              f"{config.cmdline_extra}").strip()
+    argv = [
+        qemu, "-machine", f"pc,accel={accel}", "-cpu", "Nehalem", "-smp", str(config.cpus),
+        "-m", f"{config.boot_mib}M,slots={config.slots},maxmem={config.maxmem_mib}M",
+        "-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none",
+        "-chardev", f"socket,id=con0,path={state_dir / 'console.sock'},server=on,wait=off",
+        "-serial", "chardev:con0", "-serial", f"file:{state_dir / 'kernel.log'}",
+        "-qmp", f"unix:{state_dir / 'qmp.sock'},server=on,wait=off",
+        "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd), "-append", append,
+        "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
+                   "multidevs=remap",
+    ]
+    for dimm in config.dimms:
+        argv += ["-object", f"memory-backend-ram,id={dimm.memdev},size={dimm.size_mib}M",
+                 "-device", f"pc-dimm,id={dimm.id},memdev={dimm.memdev},slot={dimm.slot}"]
+    return argv
+
+
+# --- accelerator --------------------------------------------------------------------------
+
+
+def choose_accel(qemu: str, kernel: Kernel, cache: Path, progress: Progress = _quiet) -> str:
+    """``kvm`` only when a short probe boot under KVM reached the kernel's panic; else ``tcg``.
+
+    /dev/kvm can exist and still hang or fail on these machines, so its presence
+    proves nothing. The answer is cached per QEMU binary and kernel.
+    """
+    forced = os.environ.get("MEMRAS_LAB_ACCEL")
+    if forced in ("kvm", "tcg"):
+        return forced
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    record = cache / "kvm-probe.json"
+    key = f"{qemu}:{kernel.version}"
+    try:
+        known = json.loads(record.read_text())
+        if known.get("key") == key:
+            return str(known["accel"])
+    except (OSError, ValueError, KeyError):
+        pass
+    progress("probing KVM with a short boot")
+    accel = "kvm" if _kvm_boots(qemu, kernel) else "tcg"
+    record.write_text(json.dumps({"key": key, "accel": accel}))
+    return accel
+
+
+def _kvm_boots(qemu: str, kernel: Kernel) -> bool:
+    """Boot the kernel with no root under KVM: a working KVM reaches 'Kernel panic' fast."""
+    argv = [qemu, "-machine", "pc,accel=kvm", "-cpu", "Nehalem", "-m", "256M", "-nodefaults",
+            "-display", "none", "-no-reboot", "-serial", "stdio", "-kernel", str(kernel.vmlinuz),
+            "-append", "console=ttyS0 panic=-1"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=KVM_PROBE_TIMEOUT_S,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return False
+    return b"Kernel panic" in proc.stdout
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _stop_pid(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Wait for ``pid`` to exit, escalating to SIGTERM and SIGKILL."""
+    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+        if sig is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                break
+        deadline = time.monotonic() + (timeout if sig is None else 5)
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.poll() is not None:
+                    return
+            elif not _pid_alive(pid):
+                return
+            time.sleep(0.1)
