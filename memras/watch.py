@@ -39,6 +39,7 @@ POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the sto
 QUEUE_BATCHES = 256  # bound on batches in flight between sources and the writer
 
 OnStored = Callable[[list[Record]], None]
+OnGap = Callable[[object], None]
 
 
 @dataclass
@@ -77,11 +78,13 @@ class Watcher:
         sources: Sequence[LiveSource],
         *,
         on_stored: OnStored | None = None,
+        on_gap: OnGap | None = None,
         flush_interval_s: float = FLUSH_INTERVAL_S,
     ) -> None:
         self.store = store
         self.sources = list(sources)
         self.on_stored = on_stored
+        self.on_gap = on_gap
         self.flush_interval_s = flush_interval_s
         self.stats = WatchStats()
         self._queue: queue.Queue[SourceBatch | None] = queue.Queue(maxsize=QUEUE_BATCHES)
@@ -181,8 +184,10 @@ class Watcher:
             for gap in batch.gaps:
                 self.store.add_gap(source=gap.source, subject=gap.subject, count=gap.count,
                                    error_type=gap.error_type, message=gap.message)
+                if self.on_gap is not None:
+                    self.on_gap(gap)
             stats.gaps += len(batch.gaps)
-            stored.extend(getattr(result, "new_events", batch.records))
+            stored.extend(result.new_events)
         self.stats.batches_stored += len(batches)
         for edac in self._edac:
             edac.observe(stored)

@@ -53,13 +53,6 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> l
     return sources
 
 
-def _health_hook(ctx: Context, store):
-    """Verdicts and alerts after each stored batch, when those layers are installed."""
-    try:
-        from memras.pipeline import after_store_hook
-    except ImportError:
-        return None
-    return after_store_hook(ctx, store)
 
 
 @command("watch", "watcher daemon: store errors live from kmsg, tracefs, EDAC, rasdaemon")(_args)
@@ -78,15 +71,25 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     sources = build_sources(ctx, names, args)
     if not sources:
         raise UsageError("no source is available on this host", hint="see --sources")
-    hook = None if args.no_health else _health_hook(ctx, store)
-    watcher = Watcher(store, sources, on_stored=hook)
+    pipeline = None
+    if not args.no_health:
+        from memras.pipeline import after_store_hook
+
+        pipeline = after_store_hook(ctx, store)
+    watcher = Watcher(store, sources,
+                      on_stored=pipeline.after_store if pipeline else None,
+                      on_gap=pipeline.on_gap if pipeline else None)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if not args.once and not ctx.json:
         ctx.print(f"memras watch: sources {', '.join(s.name for s in sources)}; "
                   f"database {ctx.db}; Ctrl-C or SIGTERM to stop")
-    stats = watcher.run(stop, once=args.once)
+    try:
+        stats = watcher.run(stop, once=args.once)
+    finally:
+        if pipeline is not None:
+            pipeline.close()
     if ctx.json:
         ctx.emit_json(stats.as_dict())
     else:

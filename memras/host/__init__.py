@@ -8,6 +8,7 @@ temporary directory for tests and the demo, a captured tree for offline analysis
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -52,6 +53,20 @@ class Host:
     def hostname(self) -> str:
         name = self.fs.read("/proc/sys/kernel/hostname", default="")
         return name or os.uname().nodename
+
+    def boot_time(self) -> datetime | None:
+        """Wall-clock time of boot, to date events that carry only kernel uptime.
+
+        ``btime`` from /proc/stat (what ps and dmesg -T use); else now - /proc/uptime.
+        Like ``dmesg -T`` this ignores suspend time, so it is an estimate.
+        """
+        for line in self.fs.read("/proc/stat", default="").splitlines():
+            if line.startswith("btime "):
+                return datetime.fromtimestamp(int(line.split()[1]), UTC)
+        uptime = self.fs.read("/proc/uptime", default="").split()
+        if uptime:
+            return datetime.now(UTC) - timedelta(seconds=float(uptime[0]))
+        return None
 
     def can_write(self) -> bool:
         """Whether kernel writes would be allowed (root user, or a simulated tree)."""

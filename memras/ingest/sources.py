@@ -15,18 +15,20 @@ point either keeps both or neither: nothing is lost and nothing is stored twice.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from memras.host import Host
 from memras.host.edac import EdacDimm
 from memras.host.kmsg import KmsgReader, record_seq
 from memras.host.tracefs import TracePipeReader, TraceSetup
-from memras.records import MemoryErrorEvent, Record
+from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,22 @@ class LiveSource(Protocol):
     def stop(self) -> None: ...
 
 
+def with_wall_time(records: list[Record], boot: datetime | None) -> list[Record]:
+    """Give records that only know kernel uptime a timestamp (boot time + uptime).
+
+    Health judges events at their own times; an event dated by uptime alone would
+    sit in 1970 beside events from a rasdaemon DB that carry wall time.
+    """
+    if boot is None:
+        return records
+    out: list[Record] = []
+    for r in records:
+        if r.timestamp is None and r.uptime_s is not None:
+            r = dataclasses.replace(r, timestamp=boot + timedelta(seconds=r.uptime_s))
+        out.append(r)
+    return out
+
+
 def _parsers():  # imported lazily: the parsers package is large and only the watcher needs it
     from memras.ingest import parsers
 
@@ -77,6 +95,7 @@ class KmsgSource:
     def __init__(self, host: Host) -> None:
         self.host = host
         self._reader: KmsgReader | None = None
+        self._boot: datetime | None = None
         self._last_seq: int | None = None
         self._durable_seq: int | None = None
         self._parser = None
@@ -86,11 +105,16 @@ class KmsgSource:
         self._durable_seq = self._last_seq
         self._reader = self.host.kmsg.open()
         self._parser = _parsers().KernelLogParser()
+        self._boot = self.host.boot_time()
 
     def poll(self, timeout_s: float) -> SourceBatch:
         assert self._reader is not None and self._parser is not None
         got = self._reader.read(timeout_s)
         batch = SourceBatch(source=self.name)
+        if not got.records and self._parser.pending:
+            # The source went idle with a fault's lines held: that group is complete.
+            batch.records.extend(self._parser.flush())
+            self._durable_seq = self._last_seq
         for raw in got.records:
             seq = record_seq(raw)
             if seq is not None and self._last_seq is not None:
@@ -104,10 +128,11 @@ class KmsgSource:
             self._feed(raw, batch)
             if seq is not None:
                 self._last_seq = seq
-                if not getattr(self._parser, "pending", False):
+                if not self._parser.pending:
                     self._durable_seq = seq
         if self._durable_seq is not None:
             batch.cursor = str(self._durable_seq)
+        batch.records = with_wall_time(batch.records, self._boot)
         return batch
 
     def _feed(self, raw: str, batch: SourceBatch) -> None:
@@ -120,7 +145,7 @@ class KmsgSource:
         """Records held back for a multi-line block that will not be completed."""
         batch = SourceBatch(source=self.name)
         if self._parser is not None:
-            batch.records.extend(self._parser.flush())
+            batch.records.extend(with_wall_time(self._parser.flush(), self._boot))
             if self._last_seq is not None:
                 batch.cursor = str(self._last_seq)
         return batch
@@ -139,11 +164,13 @@ class TraceSource:
         self.host = host
         self._setup: TraceSetup | None = None
         self._reader: TracePipeReader | None = None
+        self._boot: datetime | None = None
         self._offset = 0
 
     def start(self, cursor: str | None) -> None:
         self._setup = self.host.tracefs.setup()
         self._reader = self.host.tracefs.open_pipe(self._setup)
+        self._boot = self.host.boot_time()
         if not self._reader.is_pipe and cursor and cursor.isdigit():
             # A tailed file (simulator, capture): continue where the last run stopped.
             import os
@@ -163,6 +190,9 @@ class TraceSource:
                 record = parse(line)
             except Exception:
                 record = None
+            if record is not None and not isinstance(record, MemoryErrorEvent | MemoryFailureEvent):
+                batch.ignored += 1  # a machine check that is not a memory error
+                continue
             if record is None:
                 if " mc_event: " in line or " mce_record: " in line:
                     batch.skipped.append(line)  # ours, but malformed
@@ -172,6 +202,7 @@ class TraceSource:
             batch.records.append(record)
         if not self._reader.is_pipe:
             batch.cursor = str(self._offset)
+        batch.records = with_wall_time(batch.records, self._boot)
         return batch
 
     @property

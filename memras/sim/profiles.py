@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from memras.sim.spec import (
     MiB,
     ServerSpec,
 )
-from memras.sim.state import SimState, sim_dir, write_state
+from memras.sim.state import BOOT_UPTIME_US, SimState, sim_dir, write_state
 
 # --- building blocks -------------------------------------------------------------------
 
@@ -343,6 +344,8 @@ def write_server(spec: ServerSpec, root: str | Path) -> SimServer:
     sim_dir(root).mkdir()
     for name in ("uevents", "kmsg", "trace"):
         (sim_dir(root) / name).touch()
+    # Booted BOOT_UPTIME_US before creation, so uptime-stamped kmsg/trace lines get wall times.
+    tree.put(root / "proc/stat", f"btime {int(time.time()) - BOOT_UPTIME_US // 1_000_000}\n")
     tree.refresh_meminfo(root, state)
     write_state(root, state)
     return SimServer(root, spec)

@@ -50,7 +50,11 @@ from memras.ingest.parsers._common import (
     walltime_to_datetime,
 )
 from memras.ingest.parsers.ghes import GHES_LINE, GHES_START, GhesBlock
-from memras.ingest.parsers.locations import location_from_label, location_from_pairs
+from memras.ingest.parsers.locations import (
+    layers_from_edac_location,
+    location_from_label,
+    location_from_pairs,
+)
 from memras.ingest.parsers.prefixes import Prefixed, strip_prefixes
 from memras.records import (
     DimmLocation,
@@ -146,6 +150,11 @@ class KernelLogParser:
             self.stats.internal_errors += 1
             self.stats.note_malformed(line)
             return []
+
+    @property
+    def pending(self) -> bool:
+        """Lines of an unfinished fault are held: a caller must not checkpoint past them."""
+        return self._group is not None
 
     def flush(self) -> list[Record]:
         """Close the open group (end of input, or the source went idle)."""
@@ -291,6 +300,7 @@ class KernelLogParser:
             location_from_label(m["label"])
             .merged(location_from_pairs(m["loc"]))
             .merged(location_from_pairs(detail))
+            .merged(layers_from_edac_location(m["loc"]))
         )
         return self._base(
             p, line, _type(m["type"]),

@@ -98,3 +98,24 @@ def location_from_pairs(text: str) -> DimmLocation:
         if number is not None and number >= 0:
             values[name] = number
     return DimmLocation(**values)
+
+
+# edac_layer_name[] in drivers/edac/edac_mc.c: the names the generic EDAC line prints
+# for each layer, in layer order ("channel:2 slot:0", "csrow:1 channel:0").
+_EDAC_LAYER_NAMES = ("branch", "channel", "slot", "csrow", "memory")
+_LAYER_PAIR = re.compile(r"(\w+):(-?\d+)")
+
+
+def layers_from_edac_location(text: str | None) -> DimmLocation:
+    """top/middle/lower layer numbers from the EDAC line's location, as mc_event has them.
+
+    The trace event carries ``location:top:mid:low``; the kernel-log line prints the
+    same layers by name. Recovering them keeps a DIMM's rows together in rasdaemon's
+    tables whichever source reported the error. Text that is not pure layer pairs
+    (ghes_edac prints node/card/module…) gives no layers.
+    """
+    pairs = _LAYER_PAIR.findall(text or "")
+    if not pairs or len(pairs) > 3 or any(name not in _EDAC_LAYER_NAMES for name, _ in pairs):
+        return DimmLocation()
+    values = [int(v) for _, v in pairs] + [None, None]
+    return DimmLocation(top_layer=values[0], middle_layer=values[1], lower_layer=values[2])

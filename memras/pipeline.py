@@ -1,0 +1,88 @@
+"""What happens after the watcher stores a batch: health verdicts, then alerts.
+
+The watcher's writer thread calls :meth:`Pipeline.after_store` with the events
+that were *new* (duplicates from a second source are never judged twice). The
+health engine runs right there: it is local, in-process and writes its own small
+tables, so verdicts exist as soon as the events do. Alert delivery is different:
+a webhook can hang for its whole timeout and retries sleep, so alerts go through
+a bounded queue to one alert thread and a slow hook never delays ingestion.
+Gaps the sources prove (lost kmsg records, counts no event explains) become
+alerts too: an operator must know when the record is incomplete.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from memras.records import Record
+
+log = logging.getLogger("memras.pipeline")
+
+ALERT_QUEUE_MAX = 10_000  # alerts waiting for delivery; beyond it they are counted, not queued
+
+
+class Pipeline:
+    def __init__(self, store: Any, host: Any, *, config_path: str | None = None) -> None:
+        from memras.alerts.service import AlertService, load_alerts_config
+        from memras.health.api import HealthEngine
+        from memras.health.config import load_config
+
+        self.engine = HealthEngine(load_config(config_path), store, host)
+        self.alerts = AlertService.open(store, load_alerts_config(config_path))
+        self.changes = 0
+        self.alerts_dropped = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ALERT_QUEUE_MAX)
+        self._thread = threading.Thread(target=self._deliver, name="memras-alerts", daemon=True)
+        self._thread.start()
+
+    def after_store(self, records: list[Record]) -> None:
+        for change in self.engine.process(records):
+            self.changes += 1
+            self._enqueue(("change", change))
+
+    def on_gap(self, gap: Any) -> None:
+        self._enqueue(("gap", gap))
+
+    def _enqueue(self, item: tuple[str, Any]) -> None:
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            self.alerts_dropped += 1  # they are in the store; the TUI and `alerts list` show them
+
+    def _deliver(self) -> None:
+        from memras.alerts.model import Alert
+
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, payload = item
+            try:
+                if kind == "change":
+                    self.alerts.raise_change(payload)
+                else:
+                    self.alerts.raise_alert(Alert.from_gap(
+                        payload.message, dimm_id=None, source=payload.source,
+                        evidence={"subject": payload.subject, "count": payload.count,
+                                  "error_type": payload.error_type}))
+            except Exception as exc:  # delivery problems are counted by the dispatcher
+                log.error("alert delivery failed: %s: %s", type(exc).__name__, exc)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Deliver what is queued (bounded by ``timeout_s``), then stop the alert thread."""
+        self._queue.put(None)
+        self._thread.join(timeout=timeout_s)
+        self.alerts.close()
+
+
+def after_store_hook(ctx: Any, store: Any) -> Pipeline:
+    """The pipeline for ``memras watch`` (page actions need a host allowed to write)."""
+    return Pipeline(store, ctx.writable_host(), config_path=ctx.config)
+
+
+def make_hook(pipeline: Pipeline) -> Callable[[list[Record]], None]:
+    return pipeline.after_store
