@@ -7,6 +7,7 @@ host's /sys. Host-side actions (device_del, mce) go through QMP.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import time
@@ -132,10 +133,8 @@ def wait_blocks_online_movable(lab: Lab, blocks: tuple[str, ...], timeout_s: flo
 
 def replug_dimm(lab: Lab, dimm: DimmSpec) -> float:
     """Put a new DIMM with the same id, backend id, size and slot in the machine."""
-    try:
+    with contextlib.suppress(LabError):  # the backend may be gone already
         lab.qmp.cmd("object-del", id=dimm.memdev)
-    except LabError:
-        pass  # the backend was already gone
     return lab.qmp.plug(dimm.id, dimm.memdev, dimm.size_mib << 20, slot=dimm.slot)
 
 

@@ -58,8 +58,8 @@ class Console:
             self._sock.connect(str(socket_path))
         except OSError as exc:
             self._sock.close()
-            raise LabError(f"cannot connect to the guest console {socket_path}: "
-                           f"{exc.strerror}", hint="is the lab up? run: memras lab status") from None
+            raise LabError(f"cannot connect to the guest console {socket_path}: {exc.strerror}",
+                           hint="is the lab up? run: memras lab status") from None
         self._sock.setblocking(False)
         self._buffer = ""
         self._transcript = transcript.open("a") if transcript else None

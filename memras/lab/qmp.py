@@ -12,6 +12,7 @@ offline the memory) or no ``DEVICE_DELETED`` within the timeout.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,10 +66,9 @@ class GuestQmp:
         self._qmp.settimeout(timeout)
 
     def close(self) -> None:
-        try:
+        # QEMU may be gone already (EOFError, connection reset): nothing left to close.
+        with contextlib.suppress(Exception):
             self._qmp.close()
-        except Exception:  # noqa: BLE001 - QEMU gone already (EOFError, reset…): nothing to close
-            pass
 
     def __enter__(self) -> GuestQmp:
         return self
