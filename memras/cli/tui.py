@@ -1,0 +1,21 @@
+"""``memras tui`` (and bare ``memras``): the terminal UI on --root and --db."""
+
+from __future__ import annotations
+
+import argparse
+
+from memras.cli import command
+from memras.cli.context import Context
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--read-only", action="store_true",
+                   help="never write (no replacement, no alert acks), even as root")
+
+
+@command("tui", "the terminal UI: dashboard, DIMM detail, memory map, alerts, audit")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from memras.tui.app import MemrasApp
+
+    MemrasApp(ctx.root, ctx.db, read_only=True if args.read_only else None).run()
+    return 0

@@ -1,0 +1,385 @@
+"""Read models for front ends: small aggregations the TUI shows, computed in the core.
+
+The TUI holds no kernel or SQL logic; what its screens need beyond the plain core
+calls lives here as pure functions over a ``Host`` and a ``Store`` returning frozen
+dataclasses. Nothing here imports Textual (tests/unit/test_import_hygiene.py).
+
+Every database read is bounded, so the dashboard's first paint costs the same with
+an empty database and with a million events (bench/tui_first_paint.py):
+
+- the 24 h counts and sparklines read only the last 24 h through the index on
+  ``memras_error.time`` and group in SQL (``GROUP BY`` label, layers, hour);
+- the live feed reads ``id > cursor ORDER BY id DESC LIMIT n`` on the primary key;
+- a DIMM's detail reads at most ``DETAIL_EVENT_LIMIT`` of its newest events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import and_, desc, func, or_, select
+
+from memras.store.models import ErrorRow
+from memras.store.store import _stored_error
+
+if TYPE_CHECKING:
+    from memras.host import Host
+    from memras.inventory import DimmInfo
+    from memras.store import Store
+    from memras.store.results import StoredError
+
+RATE_HOURS = 24
+DETAIL_EVENT_LIMIT = 5000
+UNCORRECTED_TYPES = ("Uncorrected", "Fatal", "Deferred")
+ROW_BUCKETS = 16  # heat map columns: the row address space folded into this many bins
+
+
+def naive_utc(when: datetime) -> datetime:
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC).replace(
+        tzinfo=None)
+
+
+# --- host --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class HostSummary:
+    hostname: str
+    total_bytes: int
+    online_bytes: int
+    offline_bytes: int
+    hardware_corrupted_bytes: int
+    block_count: int
+    block_size: int
+
+
+def host_summary(host: Host) -> HostSummary:
+    """Memory totals from /proc/meminfo and the memory blocks."""
+    info = host.meminfo.read()
+    blocks = host.memory.all() if host.memory.present else []
+    online = sum(b.size for b in blocks if b.online)
+    return HostSummary(
+        hostname=host.hostname(), total_bytes=info.total, online_bytes=online,
+        offline_bytes=sum(b.size for b in blocks) - online,
+        hardware_corrupted_bytes=info.hardware_corrupted, block_count=len(blocks),
+        block_size=blocks[0].size if blocks else 0)
+
+
+# --- errors by DIMM in the last 24 h -----------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroupKey:
+    label: str
+    mc: int | None
+    layers: tuple[int | None, int | None, int | None]
+
+    @property
+    def edac_key(self) -> str | None:
+        if self.mc is None or self.layers[0] is None:
+            return None
+        return ":".join(str(-1 if x is None else x) for x in (self.mc, *self.layers))
+
+
+@dataclass(frozen=True, slots=True)
+class RecentErrors:
+    """Errors in the ``RATE_HOURS`` before ``now``: totals and hourly counts per DIMM key."""
+
+    now: datetime
+    ce: int = 0
+    ue: int = 0
+    hourly: dict[ErrorGroupKey, list[int]] = field(default_factory=dict)  # oldest hour first
+
+
+def _hour_expr(store: Store) -> Any:
+    col = ErrorRow.__table__.c.time
+    if store.engine.dialect.name == "sqlite":
+        return func.strftime("%Y-%m-%d %H", col)
+    return func.to_char(func.date_trunc("hour", col), "YYYY-MM-DD HH24")
+
+
+def recent_errors(store: Store, now: datetime, hours: int = RATE_HOURS) -> RecentErrors:
+    """Counts of the last ``hours`` grouped in SQL by DIMM key, type and hour."""
+    c = ErrorRow.__table__.c
+    end = naive_utc(now)
+    start = end - timedelta(hours=hours)
+    hour = _hour_expr(store)
+    query = (select(c.label, c.mc, c.top_layer, c.middle_layer, c.lower_layer, c.type, hour,
+                    func.sum(c.count))
+             .where(c.time >= start, c.time <= end)
+             .group_by(c.label, c.mc, c.top_layer, c.middle_layer, c.lower_layer, c.type, hour))
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    first_hour = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    ce = ue = 0
+    hourly: dict[ErrorGroupKey, list[int]] = {}
+    for label, mc, top, mid, low, type_, hour_text, n in rows:
+        n = int(n or 0)
+        if type_ in UNCORRECTED_TYPES:
+            ue += n
+        elif type_ == "Corrected":
+            ce += n
+        key = ErrorGroupKey(label or "", mc, (top, mid, low))
+        slot = (datetime.strptime(hour_text, "%Y-%m-%d %H") - first_hour) // timedelta(hours=1)
+        series = hourly.setdefault(key, [0] * hours)
+        series[max(0, min(hours - 1, slot))] += n
+    return RecentErrors(now=now, ce=ce, ue=ue, hourly=hourly)
+
+
+def _matches(dimm: DimmInfo, key: ErrorGroupKey, names: set[str]) -> bool:
+    if dimm.edac is not None and key.edac_key is not None:
+        return key.edac_key == dimm.edac.key
+    return bool(key.label) and key.label.strip().casefold() in names
+
+
+def dimm_rate(dimm: DimmInfo, recent: RecentErrors) -> list[int]:
+    """This DIMM's hourly error counts over the window (its EDAC key, else its names)."""
+    names = {n.strip().casefold() for n in dimm.names()}
+    total = [0] * max((len(s) for s in recent.hourly.values()), default=RATE_HOURS)
+    for key, series in recent.hourly.items():
+        if _matches(dimm, key, names):
+            total = [a + b for a, b in zip(total, series, strict=False)]
+    return total
+
+
+# --- DIMM table rows -----------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DimmRow:
+    id: str
+    label: str
+    location: str
+    size_bytes: int | None
+    ce: int | None
+    ue: int | None
+    rate: tuple[int, ...]
+    verdict: str | None  # a memras.health VerdictState value, None when never judged
+    reasons: tuple[str, ...] = ()
+
+
+def verdicts_for(store: Store | None, ids: list[str]) -> dict[str, Any]:
+    if store is None:
+        return {}
+    from memras.health.api import current_verdicts
+
+    return current_verdicts(store, ids)
+
+
+def dimm_rows(dimms: list[DimmInfo], store: Store | None, now: datetime, *,
+              recent: RecentErrors | None = None) -> list[DimmRow]:
+    """The dashboard's DIMM table: inventory counters, 24 h rate, current verdict."""
+    if recent is None:
+        recent = recent_errors(store, now) if store is not None else RecentErrors(now=now)
+    verdicts = verdicts_for(store, [d.id for d in dimms])
+    rows = []
+    for d in dimms:
+        v = verdicts.get(d.id)
+        rows.append(DimmRow(
+            id=d.id, label=d.label, location=d.location, size_bytes=d.size_bytes,
+            ce=d.ce_count, ue=d.ue_count, rate=tuple(dimm_rate(d, recent)),
+            verdict=str(v.state) if v is not None else None,
+            reasons=tuple(v.reasons) if v is not None else ()))
+    return rows
+
+
+# --- the live event feed -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    id: int
+    time: datetime
+    type: str
+    label: str
+    address: int | None
+    message: str
+
+
+def events_after(store: Store, after_id: int | None, limit: int) -> list[FeedRow]:
+    """The newest ``limit`` events with id > ``after_id``, newest first (primary key scan)."""
+    c = ErrorRow.__table__.c
+    query = select(c.id, c.time, c.type, c.label, c.address, c.message)
+    if after_id is not None:
+        query = query.where(c.id > after_id)
+    query = query.order_by(desc(c.id)).limit(limit)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [FeedRow(id=r[0], time=r[1].replace(tzinfo=UTC), type=r[2], label=r[3] or "",
+                    address=None if r[4] is None else r[4] & 0xFFFFFFFFFFFFFFFF,
+                    message=r[5] or "") for r in rows]
+
+
+# --- one DIMM in detail --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FaultCells:
+    """Which rows, columns and banks this DIMM's decoded errors touched."""
+
+    rows: Counter[int]
+    columns: Counter[int]
+    banks: Counter[int]
+    heat: dict[tuple[int, int], int]  # (bank, row bucket) -> errors
+    decoded: int  # events with a bank/row/column
+    undecoded: int
+
+
+@dataclass(frozen=True, slots=True)
+class DimmDetail:
+    dimm: DimmInfo
+    verdict: Any  # memras.health.verdict.Verdict | None
+    history: list[Any]
+    timeline: list[tuple[str, int, int]]  # (day, CE, UE), oldest first
+    cells: FaultCells
+    addresses: list[tuple[int, int | None, int]]  # (page address, block, errors)
+    pages: list[dict[str, Any]]  # offlined pages health acted on
+    replacements: list[dict[str, Any]]  # past replacements in this slot
+    events_read: int
+
+
+def dimm_events(store: Store, dimm: DimmInfo, limit: int = DETAIL_EVENT_LIMIT
+                ) -> list[StoredError]:
+    """The newest ``limit`` events attributed to ``dimm`` (id, EDAC layers or label)."""
+    c = ErrorRow.__table__.c
+    clauses = [c.dimm_id == dimm.id, c.label.in_([n for n in dimm.names() if n])]
+    if dimm.edac is not None:
+        layers = list(dimm.edac.layers) + [None] * 3
+        clauses.append(and_(c.mc == dimm.edac.mc, *[
+            col == val for col, val in zip((c.top_layer, c.middle_layer, c.lower_layer),
+                                           layers[:3], strict=True) if val is not None]))
+    query = select(ErrorRow.__table__).where(or_(*clauses)).order_by(desc(c.id)).limit(limit)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [_stored_error(r) for r in reversed(rows)]
+
+
+def fault_cells(events: list[StoredError]) -> FaultCells:
+    rows: Counter[int] = Counter()
+    columns: Counter[int] = Counter()
+    banks: Counter[int] = Counter()
+    heat: Counter[tuple[int, int]] = Counter()
+    decoded = 0
+    max_row = max((e.location.row or 0 for e in events), default=0)
+    span = max(1, (max_row + ROW_BUCKETS) // ROW_BUCKETS)
+    for e in events:
+        loc = e.location
+        if loc.row is None and loc.column is None and loc.bank is None:
+            continue
+        decoded += 1
+        n = e.count or 1
+        if loc.row is not None:
+            rows[loc.row] += n
+        if loc.column is not None:
+            columns[loc.column] += n
+        if loc.bank is not None:
+            banks[loc.bank] += n
+            if loc.row is not None:
+                heat[(loc.bank, min(ROW_BUCKETS - 1, loc.row // span))] += n
+    return FaultCells(rows, columns, banks, dict(heat), decoded, len(events) - decoded)
+
+
+def daily_timeline(events: list[StoredError]) -> list[tuple[str, int, int]]:
+    days: dict[str, list[int]] = {}
+    for e in events:
+        acc = days.setdefault(e.time.strftime("%Y-%m-%d"), [0, 0])
+        acc[1 if e.type in UNCORRECTED_TYPES else 0] += e.count or 1
+    return [(day, ce, ue) for day, (ce, ue) in sorted(days.items())]
+
+
+def address_blocks(events: list[StoredError], block_size: int
+                   ) -> list[tuple[int, int | None, int]]:
+    pages: Counter[int] = Counter()
+    for e in events:
+        if e.address is not None:
+            pages[e.address & ~0xFFF] += e.count or 1
+    return [(page, page // block_size if block_size else None, n)
+            for page, n in sorted(pages.items())]
+
+
+def _rows_as_dicts(store: Store, model: Any, *where: Any, order: Any) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(model.__table__).where(*where).order_by(order)).mappings().all()]
+
+
+def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
+    """Everything the DIMM detail screen shows, read once."""
+    events = dimm_events(store, dimm) if store is not None else []
+    verdict, history, pages, replacements = None, [], [], []
+    if store is not None:
+        from memras.health.api import verdict_history
+        from memras.health.models import PageStateRow
+        from memras.workflow.models import ReplacementRow
+
+        history = verdict_history(store, dimm.id)
+        verdict = history[-1] if history else None
+        pages = _rows_as_dicts(store, PageStateRow, PageStateRow.dimm_id == dimm.id,
+                               order=PageStateRow.time)
+        replacements = _rows_as_dicts(
+            store, ReplacementRow,
+            or_(ReplacementRow.dimm_id == dimm.id, ReplacementRow.dimm_label == dimm.label),
+            order=ReplacementRow.created_at)
+    block_size = host.memory.block_size() if host.memory.present else 0
+    return DimmDetail(dimm=dimm, verdict=verdict, history=history,
+                      timeline=daily_timeline(events), cells=fault_cells(events),
+                      addresses=address_blocks(events, block_size), pages=pages,
+                      replacements=replacements, events_read=len(events))
+
+
+# --- memory map ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class BlockCell:
+    index: int
+    start: int
+    state: str
+    zone: str | None
+    node: int | None
+    dimm_id: str | None
+
+
+def block_cells(host: Host, dimms: list[DimmInfo]) -> list[BlockCell]:
+    """Every memory block with its state, zone, node and owning DIMM (when one owns it)."""
+    owner: dict[int, str] = {}
+    for d in dimms:
+        for b in d.blocks:
+            owner.setdefault(b, d.id)
+    return [BlockCell(b.index, b.start, b.state, b.zone, b.node, owner.get(b.index))
+            for b in host.memory.all()]
+
+
+# --- audit ---------------------------------------------------------------------------
+
+def audit_summary(entry: Any) -> str:
+    """One line for an audit entry: outcome, message or error."""
+    data = entry.data or {}
+    text = data.get("message") or data.get("error") or data.get("outcome") or ""
+    return text if isinstance(text, str) else json.dumps(text)
+
+
+# --- the dashboard in one call -------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Dashboard:
+    summary: HostSummary
+    recent: RecentErrors | None
+    dimms: list[DimmRow]
+    alerts: list[Any]  # open memras.alerts.model.Alert, oldest first
+
+
+def dashboard(host: Host, store: Store | None, now: datetime) -> Dashboard:
+    """Host totals, the DIMM table and the open alerts: every read bounded or indexed."""
+    from memras.inventory import dimm_inventory
+
+    summary = host_summary(host)
+    inventory = dimm_inventory(host) if summary.block_count else []
+    alerts: list[Any] = []
+    recent = None
+    if store is not None:
+        from memras.alerts.model import AlertState
+        from memras.alerts.service import SqlAlertStore
+
+        alerts = SqlAlertStore(store).list(AlertState.OPEN)
+        recent = recent_errors(store, now)
+    return Dashboard(summary=summary, recent=recent,
+                     dimms=dimm_rows(inventory, store, now, recent=recent), alerts=alerts)

@@ -1,0 +1,143 @@
+"""``MemrasApp``: the shell that holds the host, the database and the screens.
+
+Screens are Textual modes (dashboard, map, alerts, audit) so each keeps its state
+when you switch away; a DIMM's detail, the help and the replacement wizard are
+pushed on top. The app only decides *where* things are read from: the ``Host``
+(``host_root``), the database (``db_url``), the clock, and whether it may write.
+Screens call the core through thin workers (see tui/messages.py).
+
+Seams for other front ends:
+- ``demo``: any object; when it has ``attach(app)`` that is called once mounted
+  (``memras demo`` drives a simulated server while the app shows it).
+- the wizard: ``memras.tui.screens.wizard.WizardScreen(dimm_id)`` is pushed by
+  ``r`` on a DIMM when that module is importable; it can reach ``app.host``,
+  ``app.open_store()``, ``app.now()`` and ``app.read_only``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from memras.tui.screens.alerts import AlertsScreen
+from memras.tui.screens.audit import AuditScreen
+from memras.tui.screens.dashboard import DashboardScreen
+from memras.tui.screens.dimm_detail import DimmDetailScreen
+from memras.tui.screens.help import HelpScreen
+from memras.tui.screens.memory_map import MemoryMapScreen
+from textual.app import App
+from textual.binding import Binding
+
+from memras.host import Host
+
+Clock = Callable[[], datetime]
+
+ROOT_NEEDED = ("not running as root: replacing a DIMM (offlining, ejecting and onlining "
+               "memory blocks) and acknowledging alerts need root; run `sudo memras`")
+
+
+def read_only_reason(host: Host, read_only: bool | None) -> str:
+    """Why the app may not write ("" when it may)."""
+    if read_only is True:
+        return "started read-only: replacing DIMMs and acknowledging alerts are disabled"
+    if read_only is False:
+        return ""
+    if host.is_simulated or os.geteuid() == 0:
+        return ""
+    return ROOT_NEEDED
+
+
+class MemrasApp(App[None]):
+    TITLE = "memras"
+    CSS_PATH = "app.tcss"
+    MODES = {
+        "dashboard": DashboardScreen,
+        "map": MemoryMapScreen,
+        "alerts": AlertsScreen,
+        "audit": AuditScreen,
+    }
+    DEFAULT_MODE = "dashboard"
+    BINDINGS = [
+        Binding("d", "show('dashboard')", "Dashboard", id="screen.dashboard"),
+        Binding("m", "show('map')", "Map", id="screen.map"),
+        Binding("a", "show('alerts')", "Alerts", id="screen.alerts"),
+        Binding("u", "show('audit')", "Audit", id="screen.audit"),
+        Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, host_root: str | Path, db_url: str, *, read_only: bool | None = None,
+                 demo: object | None = None, clock: Clock | None = None,
+                 poll_interval_s: float = 0.5) -> None:
+        super().__init__()
+        self.host = Host(host_root)
+        self.db_url = db_url
+        self.read_only_reason = read_only_reason(self.host, read_only)
+        self.read_only = bool(self.read_only_reason)
+        self.demo = demo
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.poll_interval_s = poll_interval_s
+        self._store: Any = None
+        self._store_note = ""
+        self._store_lock = threading.Lock()
+        if demo is not None:
+            self.sub_title = "DEMO (simulated server)"
+
+    # --- what screens use --------------------------------------------------------
+    def now(self) -> datetime:
+        return self.clock()
+
+    def open_store(self) -> Any:
+        """The shared Store (opened once, from a worker thread); None when unavailable."""
+        with self._store_lock:
+            if self._store is None and not self._store_note:
+                from memras.errors import MemrasError
+                from memras.store import Store
+
+                try:
+                    self._store = Store.open(self.db_url, create=not self.read_only)
+                except MemrasError as exc:
+                    self._store_note = exc.msg
+            return self._store
+
+    @property
+    def store_note(self) -> str:
+        return self._store_note
+
+    def open_dimm(self, dimm_id: str) -> None:
+        self.push_screen(DimmDetailScreen(dimm_id))
+
+    def replace_dimm(self, dimm_id: str) -> None:
+        """Push the replacement wizard (another module) when installed and allowed."""
+        if self.read_only:
+            self.notify(self.read_only_reason, title="Cannot replace", severity="error")
+            return
+        try:
+            wizard = importlib.import_module("memras.tui.screens.wizard")
+        except ModuleNotFoundError:
+            self.notify(f"the replacement wizard is not installed; run `memras replace {dimm_id}`",
+                        title="No wizard", severity="warning")
+            return
+        self.push_screen(wizard.WizardScreen(dimm_id))
+
+    # --- actions -----------------------------------------------------------------
+    def action_show(self, mode: str) -> None:
+        self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def on_mount(self) -> None:
+        attach = getattr(self.demo, "attach", None)
+        if callable(attach):
+            attach(self)
+
+    def on_unmount(self) -> None:
+        if self._store is not None:
+            self._store.close()

@@ -1,0 +1,199 @@
+"""The dashboard: host summary, DIMMs with verdicts, open alerts, live event feed.
+
+Two workers: ``load`` calls :func:`memras.views.dashboard` once (and again, at most
+every ``RELOAD_AFTER_EVENTS_S``, after new events); ``follow_events`` polls
+:func:`memras.views.events_after` every ``app.poll_interval_s`` on the primary key
+and posts the newest ``FEED_ROWS`` rows. A burst of 1k events/s costs one bounded
+query and one repaint per poll, and queued feed messages replace each other.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from memras.tui.messages import DashboardLoaded, DashboardReady, EventsArrived, LoadFailed
+from memras.tui.widgets.chrome import ReadOnlyBanner
+from memras.tui.widgets.format import (
+    count_text,
+    safe,
+    severity_text,
+    size_text,
+    sparkline,
+    verdict_text,
+)
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import get_current_worker
+
+from memras import views
+from memras.text import format_bytes
+
+FEED_ROWS = 50
+RELOAD_AFTER_EVENTS_S = 2.0
+
+
+class DashboardScreen(Screen[None]):
+    CSS_PATH = "dashboard.tcss"
+    BINDINGS = [
+        Binding("enter", "open_dimm", "Detail", id="dashboard.detail"),
+        Binding("r", "replace_dimm", "Replace", id="dashboard.replace"),
+        Binding("f5", "reload", "Reload", id="dashboard.reload"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded = False
+        self.feed_count = 0
+        self._reload_timer: object | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ReadOnlyBanner()
+        yield Header()
+        yield Static("reading the host…", id="summary")
+        table: DataTable[object] = DataTable(id="dimms", cursor_type="row", zebra_stripes=True)
+        table.add_columns("ID", "Label", "Location", "Size", "CE", "UE", "24 h", "Verdict")
+        yield table
+        with Horizontal(id="lower"):
+            with Vertical(id="alerts-box"):
+                yield Static("Open alerts", classes="section-title")
+                yield Static("-", id="open-alerts")
+            with Vertical(id="feed-box"):
+                yield Static("Live events", classes="section-title", id="feed-title")
+                feed: DataTable[object] = DataTable(id="feed", cursor_type="none")
+                feed.add_columns("Time", "Type", "Label", "Address")
+                yield feed
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+        self.follow_events()
+
+    # --- workers: one core call, one message ------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-load")
+    def load(self) -> None:
+        try:
+            store = self.app.open_store()
+            data = views.dashboard(self.app.host, store, self.app.now())
+        except Exception as exc:  # shown on screen; the app stays up
+            self.post_message(LoadFailed("dashboard", str(exc)))
+            return
+        self.post_message(DashboardLoaded(data.summary, data.recent, data.dimms, data.alerts,
+                                          store_note=self.app.store_note))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-feed")
+    def follow_events(self) -> None:
+        worker = get_current_worker()
+        newest: deque[views.FeedRow] = deque(maxlen=FEED_ROWS)
+        last_id: int | None = None
+        while not worker.is_cancelled:
+            store = self.app.open_store()
+            if store is not None:
+                rows = views.events_after(store, last_id, FEED_ROWS)
+                if rows or last_id is None:
+                    newest.extendleft(reversed(rows))
+                    last_id = rows[0].id if rows else (last_id or 0)
+                    self.post_message(EventsArrived(list(newest), last_id, len(rows)))
+            worker.cancelled_event.wait(self.app.poll_interval_s)
+
+    # --- rendering --------------------------------------------------------------
+    @on(DashboardLoaded)
+    def show_loaded(self, message: DashboardLoaded) -> None:
+        s = message.summary
+        recent = message.recent
+        errors = f"{recent.ce} CE, {recent.ue} UE" if recent else "no database"
+        summary = Text.assemble(
+            ("Host ", "bold"), safe(s.hostname), "   ",
+            f"total {format_bytes(s.total_bytes)}  online {format_bytes(s.online_bytes)}  "
+            f"offline {format_bytes(s.offline_bytes)}  ",
+            ("HardwareCorrupted ", ""),
+            (format_bytes(s.hardware_corrupted_bytes),
+             "bold red" if s.hardware_corrupted_bytes else ""),
+            "\nErrors in the last 24 h: ", (errors, "bold red" if recent and recent.ue else ""),
+            f"   {s.block_count} blocks of {format_bytes(s.block_size) if s.block_size else '-'}")
+        if message.store_note:
+            summary.append(f"\ndatabase: {message.store_note}", style="yellow")
+        self.query_one("#summary", Static).update(summary)
+        self._fill_dimms(message.dimms)
+        self._fill_alerts(message.alerts)
+        if not self.loaded:
+            self.loaded = True
+            self.call_after_refresh(self.post_message, DashboardReady())
+
+    def _fill_dimms(self, rows: list[views.DimmRow]) -> None:
+        table = self.query_one("#dimms", DataTable)
+        selected = table.cursor_row
+        table.clear()
+        for r in rows:
+            table.add_row(
+                Text(r.id), safe(r.label), safe(r.location), size_text(r.size_bytes),
+                count_text(r.ce), count_text(r.ue, bad=True), sparkline(r.rate),
+                verdict_text(r.verdict), key=r.id)
+        if rows:
+            table.move_cursor(row=min(selected, len(rows) - 1))
+
+    def _fill_alerts(self, alerts: list[object]) -> None:
+        text = Text()
+        if not alerts:
+            text.append("none open", style="green")
+        for alert in alerts[-8:]:
+            text.append_text(severity_text(alert.severity.value))
+            text.append(f" #{alert.id} ")
+            text.append_text(safe(alert.dimm_label or alert.dimm_id or "-", "bold"))
+            text.append(" ")
+            text.append_text(safe(alert.message))
+            text.append("\n")
+        if len(alerts) > 8:
+            text.append(f"…and {len(alerts) - 8} more (a: Alerts)", style="dim")
+        self.query_one("#open-alerts", Static).update(text)
+
+    @on(EventsArrived)
+    def show_events(self, message: EventsArrived) -> None:
+        feed = self.query_one("#feed", DataTable)
+        feed.clear()
+        for row in message.rows:
+            style = "bold red" if row.type in views.UNCORRECTED_TYPES else ""
+            feed.add_row(row.time.strftime("%H:%M:%S"), Text(row.type, style=style),
+                         safe(row.label),
+                         f"{row.address:#x}" if row.address is not None else "-")
+        first = self.feed_count == 0
+        self.feed_count += message.new
+        self.query_one("#feed-title", Static).update(
+            Text.assemble(("Live events", "bold"), f"  (last id {message.last_id})"))
+        if message.new and not first and self._reload_timer is None:
+            self._reload_timer = self.set_timer(RELOAD_AFTER_EVENTS_S, self._reload_now)
+
+    def _reload_now(self) -> None:
+        self._reload_timer = None
+        self.load()
+
+    @on(LoadFailed)
+    def show_failure(self, message: LoadFailed) -> None:
+        self.query_one("#summary", Static).update(
+            Text(f"cannot read {message.what}: {message.error}", style="bold red"))
+
+    # --- actions ----------------------------------------------------------------
+    def _selected_dimm(self) -> str | None:
+        table = self.query_one("#dimms", DataTable)
+        if not table.row_count:
+            return None
+        return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    @on(DataTable.RowSelected, "#dimms")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.app.open_dimm(str(event.row_key.value))
+
+    def action_open_dimm(self) -> None:
+        if (dimm := self._selected_dimm()) is not None:
+            self.app.open_dimm(dimm)
+
+    def action_replace_dimm(self) -> None:
+        if (dimm := self._selected_dimm()) is not None:
+            self.app.replace_dimm(dimm)
+
+    def action_reload(self) -> None:
+        self.load()

@@ -1,0 +1,210 @@
+"""One DIMM: identity, verdict with rules and evidence, timeline, fault cells, pages.
+
+One worker reads :func:`memras.views.dimm_detail` (inventory entry, verdict history,
+the DIMM's newest events folded into rows/columns/banks, pages, replacements).
+"""
+
+from __future__ import annotations
+
+import json
+
+from memras.tui.messages import DetailLoaded, LoadFailed
+from memras.tui.widgets.chrome import ReadOnlyBanner
+from memras.tui.widgets.format import safe, size_text, sparkline, verdict_text, when_text
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from memras import views
+from memras.inventory import resolve_dimm
+
+HEAT_CHARS = " ░▒▓█"
+
+
+class DimmDetailScreen(Screen[None]):
+    CSS_PATH = "dimm_detail.tcss"
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="detail.back"),
+        Binding("r", "replace", "Replace", id="detail.replace"),
+        Binding("b", "show_blocks", "Blocks in map", id="detail.map"),
+    ]
+
+    def __init__(self, dimm_id: str) -> None:
+        super().__init__()
+        self.dimm_id = dimm_id
+        self.detail: views.DimmDetail | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ReadOnlyBanner()
+        yield Header()
+        with VerticalScroll(id="detail"):
+            yield Static(Text(f"reading {self.dimm_id}…"), id="identity")
+            yield Static("", id="verdict")
+            yield Static("", id="timeline")
+            yield Static("", id="cells")
+            yield Static("", id="addresses")
+            yield Static("", id="history")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="detail-load")
+    def load(self) -> None:
+        try:
+            host = self.app.host
+            dimm = resolve_dimm(host, self.dimm_id)
+            detail = views.dimm_detail(host, self.app.open_store(), dimm)
+        except Exception as exc:
+            self.post_message(LoadFailed(self.dimm_id, str(exc)))
+            return
+        self.post_message(DetailLoaded(detail))
+
+    @on(LoadFailed)
+    def show_failure(self, message: LoadFailed) -> None:
+        self.query_one("#identity", Static).update(
+            Text(f"cannot read {message.what}: {message.error}", style="bold red"))
+
+    @on(DetailLoaded)
+    def show_detail(self, message: DetailLoaded) -> None:
+        d = message.detail
+        self.detail = d
+        self.query_one("#identity", Static).update(_identity(d))
+        self.query_one("#verdict", Static).update(_verdict(d))
+        self.query_one("#timeline", Static).update(_timeline(d))
+        self.query_one("#cells", Static).update(_cells(d))
+        self.query_one("#addresses", Static).update(_addresses(d))
+        self.query_one("#history", Static).update(_history(d))
+
+    def action_replace(self) -> None:
+        self.app.replace_dimm(self.dimm_id)
+
+    def action_show_blocks(self) -> None:
+        self.app.switch_mode("map")
+        screen = self.app.screen
+        if hasattr(screen, "highlight_dimm"):
+            screen.highlight_dimm(self.dimm_id)
+
+
+def _kv_table(title: str) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.title = title
+    table.title_justify = "left"
+    table.title_style = "bold"
+    table.add_column(style="dim")
+    table.add_column()
+    return table
+
+
+def _identity(d: views.DimmDetail) -> Table:
+    dimm = d.dimm
+    t = _kv_table(f"DIMM {dimm.id}")
+    t.add_row("label", safe(dimm.label, "bold"))
+    t.add_row("location", safe(dimm.location))
+    t.add_row("size", size_text(dimm.size_bytes))
+    sm = dimm.smbios
+    if sm is not None:
+        t.add_row("locator", safe(sm.locator))
+        t.add_row("bank", safe(sm.bank_locator))
+        t.add_row("serial", safe(sm.serial))
+        t.add_row("part", safe(sm.part_number))
+        t.add_row("manufacturer", safe(sm.manufacturer))
+    else:
+        t.add_row("SMBIOS", Text("no type 17 entry joined", style="dim"))
+    t.add_row("EDAC CE/UE", Text(f"{dimm.ce_count if dimm.ce_count is not None else '-'} / "
+                                 f"{dimm.ue_count if dimm.ue_count is not None else '-'}"))
+    t.add_row("ACPI device", safe(dimm.acpi_device or "-"))
+    t.add_row("mapping", safe(f"{dimm.mapping} {dimm.mapping_reason}".strip()))
+    return t
+
+
+def _verdict(d: views.DimmDetail) -> Table:
+    t = _kv_table("Verdict")
+    v = d.verdict
+    t.add_row("now", verdict_text(str(v.state) if v is not None else None))
+    if v is None:
+        return t
+    t.add_row("since", when_text(v.at))
+    for rule, reason in zip(v.rules, v.reasons, strict=False):
+        t.add_row(Text(rule, style="bold"), safe(reason))
+    for key, value in sorted((v.evidence or {}).items())[:12]:
+        t.add_row(Text(str(key)), safe(value if isinstance(value, str) else json.dumps(value)))
+    return t
+
+
+def _timeline(d: views.DimmDetail) -> Table:
+    t = _kv_table(f"Error timeline ({d.events_read} newest events read)")
+    if not d.timeline:
+        t.add_row("", Text("no stored errors", style="green"))
+    days = d.timeline[-14:]
+    peak = max((ce + ue for _, ce, ue in days), default=0)
+    for day, ce, ue in days:
+        bar = "█" * max(1, round((ce + ue) / peak * 30)) if peak else ""
+        t.add_row(day, Text.assemble((bar, "red" if ue else "yellow"), f" {ce} CE  {ue} UE"))
+    return t
+
+
+def _cells(d: views.DimmDetail) -> Table:
+    c = d.cells
+    t = _kv_table("Fault-mode evidence")
+    t.add_row("decoded", f"{c.decoded} events with bank/row/column, {c.undecoded} without")
+    t.add_row("rows", f"{len(c.rows)} distinct" + _top(c.rows))
+    t.add_row("columns", f"{len(c.columns)} distinct" + _top(c.columns))
+    t.add_row("banks", f"{len(c.banks)} distinct" + _top(c.banks))
+    if c.heat:
+        t.add_row("bank × row", _heat_map(c))
+    return t
+
+
+def _top(counter: object) -> str:
+    common = counter.most_common(3)  # type: ignore[attr-defined]
+    return ("  top: " + ", ".join(f"{k:#x}×{n}" for k, n in common)) if common else ""
+
+
+def _heat_map(c: views.FaultCells) -> Text:
+    peak = max(c.heat.values())
+    text = Text()
+    for bank in sorted({b for b, _ in c.heat}):
+        text.append(f"b{bank:<2} ")
+        for bucket in range(views.ROW_BUCKETS):
+            n = c.heat.get((bank, bucket), 0)
+            level = 0 if n == 0 else max(1, round(n / peak * (len(HEAT_CHARS) - 1)))
+            text.append(HEAT_CHARS[level], style="red" if level >= 3 else "yellow")
+        text.append("\n")
+    text.append("    rows → (low … high)", style="dim")
+    return text
+
+
+def _addresses(d: views.DimmDetail) -> Table:
+    t = _kv_table("Addresses → blocks, offlined pages")
+    for page, block, n in d.addresses[:10]:
+        t.add_row(f"{page:#014x}", f"block {block if block is not None else '-'}  {n} error(s)")
+    if len(d.addresses) > 10:
+        t.add_row("", Text(f"…{len(d.addresses) - 10} more pages", style="dim"))
+    if not d.addresses:
+        t.add_row("", Text("no addresses reported", style="dim"))
+    for p in d.pages:
+        t.add_row(Text(f"page {p['page'] & 0xFFFFFFFFFFFFFFFF:#x}"),
+                  safe(f"{p['action']} -> {p['outcome']} ({p['attempts']} attempt(s))"))
+    rate = [n for _, _, n in d.addresses][-24:]
+    if rate:
+        t.add_row("per page", sparkline(rate))
+    return t
+
+
+def _history(d: views.DimmDetail) -> Table:
+    t = _kv_table("Replacements in this slot")
+    if not d.replacements:
+        t.add_row("", Text("none recorded", style="dim"))
+    for r in d.replacements:
+        t.add_row(when_text(r.get("created_at")),
+                  safe(f"#{r['id']} {r['state']} by {r.get('operator') or r.get('user')} "
+                       f"via {r['backend']}"))
+    if d.history:
+        t.add_row("verdicts", Text(" → ".join(str(v.state) for v in d.history[-6:])))
+    return t

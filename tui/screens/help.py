@@ -1,0 +1,48 @@
+"""Help, generated from the bindings (app and the screen underneath), so it cannot drift."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Static
+
+
+def binding_rows(bindings: list[Binding | tuple[str, ...]]) -> list[tuple[str, str, str]]:
+    """(key, description, id) for every binding with a description."""
+    rows = []
+    for b in bindings:
+        if not isinstance(b, Binding):
+            b = Binding(*b)
+        if b.description:
+            rows.append((b.key_display or b.key, b.description, b.id or ""))
+    return rows
+
+
+class HelpScreen(ModalScreen[None]):
+    CSS_PATH = "help.tcss"
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close", id="help.close")]
+
+    def __init__(self, under: Screen[object]) -> None:
+        super().__init__()
+        self.under = under
+
+    def compose(self) -> ComposeResult:
+        table = Table(title="memras keys", title_style="bold", expand=True)
+        table.add_column("Key", style="bold cyan", no_wrap=True)
+        table.add_column("Does")
+        table.add_column("Binding id", style="dim")
+        sections = [(type(self.under).__name__.removesuffix("Screen"),
+                     binding_rows(list(type(self.under).BINDINGS))),
+                    ("Everywhere", binding_rows(list(type(self.app).BINDINGS)))]
+        for title, rows in sections:
+            table.add_row(Text(title, style="bold underline"), "", "")
+            for key, desc, ident in rows:
+                table.add_row(key, desc, ident)
+        with VerticalScroll(id="help"):
+            yield Static(table)
+            yield Static("escape closes this help; the footer shows the keys of each screen",
+                         classes="note")

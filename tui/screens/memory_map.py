@@ -1,0 +1,151 @@
+"""The memory map: every block as one cell, coloured by state, zone or owning DIMM.
+
+One worker reads the inventory and :func:`memras.views.block_cells`; the grid
+(tui/widgets/block_grid.py) draws only the visible lines, so the 16,384-block
+``large`` profile scrolls like a small one.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from memras.tui.messages import LoadFailed, MapLoaded
+from memras.tui.widgets.block_grid import COLOUR_MODES, BlockGrid, cell_colour, dimm_colour
+from memras.tui.widgets.chrome import ReadOnlyBanner
+from memras.tui.widgets.format import safe
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from memras import views
+from memras.inventory import dimm_inventory
+from memras.text import format_bytes
+
+
+class MemoryMapScreen(Screen[None]):
+    CSS_PATH = "memory_map.tcss"
+    BINDINGS = [
+        Binding("c", "cycle_colour", "Colour by", id="map.colour"),
+        Binding("n", "next_dimm", "Next DIMM", id="map.next_dimm"),
+        Binding("enter", "open_dimm", "DIMM detail", id="map.detail"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dimms: list[object] = []
+        self.selected: views.BlockCell | None = None
+        self.highlighted: str | None = None
+        self._pending_highlight: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield ReadOnlyBanner()
+        yield Header()
+        with Horizontal():
+            yield BlockGrid(id="grid")
+            with Vertical(id="side"):
+                yield Static("", id="legend")
+                yield Static("reading blocks…", id="block-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="map-load")
+    def load(self) -> None:
+        try:
+            dimms = dimm_inventory(self.app.host)
+            cells = views.block_cells(self.app.host, dimms)
+        except Exception as exc:
+            self.post_message(LoadFailed("memory blocks", str(exc)))
+            return
+        self.post_message(MapLoaded(cells, dimms))
+
+    @on(LoadFailed)
+    def show_failure(self, message: LoadFailed) -> None:
+        self.query_one("#block-info", Static).update(
+            Text(f"cannot read {message.what}: {message.error}", style="bold red"))
+
+    @on(MapLoaded)
+    def show_map(self, message: MapLoaded) -> None:
+        self.dimms = message.dimms
+        grid = self.query_one(BlockGrid)
+        grid.set_cells(message.cells)
+        self._legend()
+        if self._pending_highlight is not None:
+            self.highlight_dimm(self._pending_highlight)
+        grid.focus()
+
+    def highlight_dimm(self, dimm_id: str) -> None:
+        """Mark one DIMM's blocks and move the cursor to its first block."""
+        grid = self.query_one(BlockGrid)
+        if not grid.cells:
+            self._pending_highlight = dimm_id
+            return
+        self._pending_highlight = None
+        self.highlighted = dimm_id
+        grid.set_highlight(dimm_id)
+        grid.post_selected()
+        self._legend()
+
+    def _legend(self) -> None:
+        grid = self.query_one(BlockGrid)
+        text = Text.assemble(("colour by ", "dim"), (grid.mode, "bold"), ("  (c)\n", "dim"))
+        counts = Counter((c.state, c.zone) for c in grid.cells)
+        if grid.mode == "dimm":
+            for d in self.dimms[:12]:
+                text.append("█ ", style=dimm_colour(d.id))
+                text.append_text(safe(d.label))
+                text.append(f" ({len(d.blocks)})\n")
+        else:
+            seen: dict[str, tuple[str, int]] = {}
+            for (state, zone), n in counts.items():
+                cell = views.BlockCell(0, 0, state, zone, None, None)
+                name = state if grid.mode == "state" else (zone or state)
+                colour, total = seen.get(name, (cell_colour(cell, grid.mode), 0))
+                seen[name] = (colour, total + n)
+            for name, (colour, n) in sorted(seen.items()):
+                text.append("█ ", style=colour)
+                text.append(f"{name} ({n})\n")
+        text.append("░ offline  ▓ selected DIMM\n", style="dim")
+        if self.highlighted:
+            text.append("highlight: ")
+            text.append_text(safe(self.highlighted, "bold"))
+            text.append("\n")
+        self.query_one("#legend", Static).update(text)
+
+    @on(BlockGrid.Selected)
+    def show_block(self, message: BlockGrid.Selected) -> None:
+        cell = message.cell
+        self.selected = cell
+        owner = next((d for d in self.dimms if d.id == cell.dimm_id), None)
+        text = Text.assemble(("Block ", "bold"), (f"memory{cell.index}", "bold"), "\n",
+                             f"start   {cell.start:#x}\n",
+                             f"state   {cell.state}\n",
+                             f"zone    {cell.zone or '-'}\n",
+                             f"node    {cell.node if cell.node is not None else '-'}\n",
+                             "DIMM    ")
+        text.append_text(safe(owner.label if owner else "- (none or interleaved)"))
+        if owner is not None:
+            text.append(f"\n        {owner.id}, {format_bytes(owner.size_bytes or 0)}")
+        self.query_one("#block-info", Static).update(text)
+
+    def action_cycle_colour(self) -> None:
+        grid = self.query_one(BlockGrid)
+        grid.set_mode(COLOUR_MODES[(COLOUR_MODES.index(grid.mode) + 1) % len(COLOUR_MODES)])
+        self._legend()
+
+    def action_next_dimm(self) -> None:
+        if not self.dimms:
+            return
+        ids = [d.id for d in self.dimms]
+        nxt = ids[(ids.index(self.highlighted) + 1) % len(ids)] if self.highlighted in ids \
+            else ids[0]
+        self.highlight_dimm(nxt)
+
+    def action_open_dimm(self) -> None:
+        if self.selected is not None and self.selected.dimm_id is not None:
+            self.app.open_dimm(self.selected.dimm_id)

@@ -1,0 +1,1 @@
+"""Reusable widgets and the text helpers every screen renders with."""
