@@ -18,6 +18,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 
 class ErrorType(enum.StrEnum):
@@ -155,3 +156,30 @@ class MemoryFailureEvent:
 
 
 Record = MemoryErrorEvent | MemoryFailureEvent
+
+
+def event_evidence(event: MemoryErrorEvent) -> dict[str, Any]:
+    """An error's fields under rasdaemon's names: the ``last_event`` of alert evidence.
+
+    The health engine attaches it to every change an event causes, and the exec
+    hook turns it into rasdaemon's trigger variables (TIMESTAMP, COUNT, LABEL…).
+    """
+    loc = event.location
+    return {
+        "timestamp": None if event.timestamp is None else event.timestamp.isoformat(),
+        "count": event.count,
+        "error_type": event.error_type.value,
+        "message": event.message,
+        "label": loc.label,
+        "mc": loc.mc,
+        "top_layer": loc.top_layer,
+        "middle_layer": loc.middle_layer,
+        "lower_layer": loc.lower_layer,
+        "address": event.address,
+        "grain_bits": event.grain_bits,
+        "syndrome": event.syndrome,
+        "driver_detail": event.driver_detail,
+        "socket": loc.socket,
+        "channel": loc.channel,
+        "slot": loc.slot,
+    }

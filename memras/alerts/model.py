@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from memras.records import MemoryErrorEvent
+from memras.records import (
+    event_evidence,  # noqa: F401 - re-exported
+)
 
 PAYLOAD_SCHEMA = "memras.alert/v1"
 """The version tag of :meth:`Alert.to_payload`; bumped on any incompatible change."""
@@ -178,29 +180,6 @@ class Alert:
             "resolved_at": _iso(self.resolved_at),
             "test": self.kind is AlertKind.TEST,
         }
-
-
-def event_evidence(event: MemoryErrorEvent) -> dict[str, Any]:
-    """The ``last_event`` evidence entry for an error, in rasdaemon's field names."""
-    loc = event.location
-    return {
-        "timestamp": _iso(event.timestamp),
-        "count": event.count,
-        "error_type": event.error_type.value,
-        "message": event.message,
-        "label": loc.label,
-        "mc": loc.mc,
-        "top_layer": loc.top_layer,
-        "middle_layer": loc.middle_layer,
-        "lower_layer": loc.lower_layer,
-        "address": event.address,
-        "grain_bits": event.grain_bits,
-        "syndrome": event.syndrome,
-        "driver_detail": event.driver_detail,
-        "socket": loc.socket,
-        "channel": loc.channel,
-        "slot": loc.slot,
-    }
 
 
 def _rule_ids(change: Any) -> tuple[str, ...]:

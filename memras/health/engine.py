@@ -28,7 +28,7 @@ import enum
 import json
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,7 +60,7 @@ from memras.health.verdict import (
     decide,
     with_sticky_floor,
 )
-from memras.records import MemoryErrorEvent
+from memras.records import MemoryErrorEvent, event_evidence
 
 MAX_RECORDS_PER_DIMM = 20000
 RECLASSIFY_EVERY_RECORDS = 64
@@ -111,6 +111,9 @@ class _Dimm:
     classification: FaultClassification | None = None
     since_classified: int = 0
     verdict: Verdict | None = None
+    ce_total: int = 0  # every error seen since the engine started (mcelog's CECOUNT)
+    ue_total: int = 0
+    label: str | None = None
 
 
 class HealthEngine:
@@ -200,10 +203,13 @@ class HealthEngine:
                     if outcome.done and dimm is not None:
                         dimm.pages_offlined += outcome.outcome == "done"
         if dimm is not None:
+            dimm.ce_total += e.count if severity == Severity.CE else 0
+            dimm.ue_total += e.count if severity == Severity.UE else 0
+            dimm.label = e.location.label or dimm.label
             change = self._judge(dimm_id, dimm, t, e, severity)  # type: ignore[arg-type]
             if change is not None:
                 changes.append(change)
-        return changes
+        return [_with_event_context(c, e, dimm) for c in changes]
 
     def _page(self, page: int, dimm_id: str | None, when: datetime) -> PageOutcome | None:
         action = self.config.page_action
@@ -311,6 +317,16 @@ def _trend(dimm: _Dimm, t: float) -> RateTrend:
             if age < span:
                 sums[name] += max(e.count, 1)
     return RateTrend(**sums)
+
+
+def _with_event_context(change: HealthChange, e: MemoryErrorEvent,
+                        dimm: _Dimm | None) -> HealthChange:
+    """Attach the triggering event and the DIMM's totals, which alert hooks pass on
+    (rasdaemon's trigger variables; mcelog's CECOUNT/UCCOUNT and DIMM label)."""
+    extra: dict[str, Any] = {"last_event": event_evidence(e)}
+    if dimm is not None:
+        extra.update(ce_count=dimm.ce_total, ue_count=dimm.ue_total, dimm_label=dimm.label)
+    return replace(change, evidence={**extra, **change.evidence})
 
 
 def _crossing_change(c: Crossing, dimm_id: str | None, when: datetime) -> HealthChange:
