@@ -1,0 +1,210 @@
+"""``memras capacity online|offline SIZE|RANGE|--blocks N-M``: chmem with safety rails.
+
+Same requests, block choice and exit statuses as util-linux ``chmem -e|-d`` (0 done,
+1 nothing done, 64 partial; see :mod:`memras.capacity.chmem`), plus: ``--dry-run``
+prints the plan, preflight refuses to offline memory the system needs (``--reserve``),
+offlining asks for confirmation (``--yes`` on scripts), Ctrl-C stops after the current
+block, ``--rollback`` undoes a partial run, and every block is audited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.errors import UsageError
+from memras.text import format_bytes
+
+DEFAULT_RESERVE_FRACTION = 0.10
+MIN_RESERVE_BYTES = 256 << 20
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("online", "offline"), help="online (chmem -e) or "
+                   "offline (chmem -d)")
+    p.add_argument("request", nargs="?", help="SIZE <n>[m|M|g|G] (MiB default) or RANGE "
+                   "0x<start>-0x<end>")
+    p.add_argument("--blocks", metavar="N[-M]", help="a block range instead (chmem -b)")
+    p.add_argument("--zone", help="DMA, DMA32, Normal, Highmem, Movable, Device "
+                   "(online default: Movable; never a kernel zone unless named here)")
+    p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--reserve", help="MemAvailable to keep when offlining, e.g. 1G "
+                   "(default max(256M, 10%% of MemTotal))")
+    p.add_argument("--rollback", action="store_true",
+                   help="on a partial or cancelled run, put changed blocks back (exit 1)")
+    p.add_argument("--operator", help="your name, recorded in the audit trail")
+    p.add_argument("--block-timeout", type=float, default=120.0, help="seconds per block")
+    p.add_argument("--max-attempts", type=int, default=6, help="tries per block on EBUSY")
+
+
+def default_reserve(mem_total: int) -> int:
+    """max(256 MiB, 10 % of MemTotal): small guests can still give memory back."""
+    return max(MIN_RESERVE_BYTES, int(mem_total * DEFAULT_RESERVE_FRACTION))
+
+
+def _plan(args: argparse.Namespace, host: Any):
+    from memras.capacity import chmem
+
+    if bool(args.request) == bool(args.blocks):
+        raise UsageError("give exactly one of SIZE|RANGE or --blocks N-M",
+                         hint="e.g. memras capacity offline 256M")
+    if not host.memory.present:
+        raise UsageError(f"no /sys/devices/system/memory under {host.root}",
+                         hint="this kernel has no memory hotplug, or --root is wrong")
+    req = chmem.parse_request(args.action, args.blocks or args.request,
+                              block_size=host.memory.block_size(), blocks=bool(args.blocks),
+                              zone=args.zone)
+    return chmem.plan(req, host.memory.all())
+
+
+def _reserve(args: argparse.Namespace, host: Any) -> int:
+    from memras.capacity.chmem import parse_size
+
+    if args.reserve is None:
+        return default_reserve(host.meminfo.read().total)
+    return parse_size(args.reserve)
+
+
+@command("capacity", "online/offline memory like chmem: SIZE, RANGE or --blocks; exit 0/1/64"
+         )(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from memras.capacity import chmem
+    from memras.capacity.record import Recorder
+    from memras.workflow.offline import RetryPolicy
+
+    if args.block_timeout <= 0 or args.max_attempts < 1:
+        raise UsageError("--block-timeout and --max-attempts must be positive")
+    host = ctx.writable_host()
+    the_plan = _plan(args, host)
+    checks = chmem.preflight(host, the_plan, _reserve(args, host))
+    if args.dry_run:
+        return _show_plan(ctx, the_plan, checks)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise UsageError(f"preflight refused: {failed[0].name}: {failed[0].detail}",
+                         hint="nothing was changed; see --dry-run")
+    _confirm(args, ctx, the_plan)
+    recorder = Recorder.open(ctx.db, operator=args.operator, alerts=True)
+    try:
+        recorder.audit(f"capacity.{args.action}.start", {**the_plan.as_dict(),
+                       "preflight": [c.as_dict() for c in checks]})
+        retry = RetryPolicy(block_timeout_s=args.block_timeout, max_attempts=args.max_attempts)
+        cancel = threading.Event()
+        with _interruptible(cancel):
+            result = chmem.execute(
+                host, the_plan, retry=retry, cancel=cancel,
+                progress=None if ctx.json else _progress_printer(ctx),
+                on_outcome=lambda o: recorder.audit(f"capacity.{args.action}.block",
+                                                    {"block": o.block, "write": o.write,
+                                                     "ok": o.ok, "attempts": o.attempts,
+                                                     "error": o.error}))
+        if args.rollback and result.exit_status != chmem.EXIT_OK:
+            chmem.rollback(host, result, retry=retry)
+        _record_result(recorder, args.action, result)
+    finally:
+        recorder.close()
+    return _show_result(ctx, result)
+
+
+def _record_result(recorder: Any, action: str, result: Any) -> None:
+    from memras.alerts.model import Severity
+
+    data = result.as_dict()
+    recorder.audit(f"capacity.{action}.result", data)
+    if result.exit_status:
+        recorder.alert(f"memras capacity {action} {result.plan.request.text}: "
+                       f"{result.summary()}", step=f"capacity-{action}",
+                       severity=Severity.WARNING,
+                       evidence={"exit_status": result.exit_status,
+                                 "changed": result.changed})
+
+
+def _confirm(args: argparse.Namespace, ctx: Context, the_plan: Any) -> None:
+    kernel_zone = any(c.write == "online_kernel" for c in the_plan.candidates)
+    if args.yes or (args.action == "online" and not kernel_zone):
+        return
+    what = (f"take {format_bytes(len(the_plan.expected()) * the_plan.block_size)} offline "
+            f"(blocks {_blocks(the_plan.expected())})" if args.action == "offline" else
+            f"online memory into the kernel zone {the_plan.request.zone}: it can never be "
+            "offlined again")
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {what} without confirmation: no terminal",
+                         hint="run it on a terminal, or pass --yes")
+    ctx.print(f"This will {what}.")
+    if input("Type yes to go on: ").strip().lower() != "yes":
+        raise UsageError("not confirmed; nothing was changed")
+
+
+@contextmanager
+def _interruptible(cancel: threading.Event) -> Iterator[None]:
+    """Ctrl-C stops after the current block (the kernel write is not torn)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        print("memras: stopping after the current block…", file=sys.stderr)
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _progress_printer(ctx: Context):
+    def show(p: Any) -> None:
+        eta = f", ~{p.eta_s:.0f}s left" if p.eta_s is not None else ""
+        print(f"[{p.done_blocks}/{p.total_blocks}] {format_bytes(p.done_bytes)} "
+              f"{p.step}: {p.message}{eta}", file=ctx.err)
+    return show
+
+
+def _blocks(blocks: list[int]) -> str:
+    return ", ".join(f"memory{b}" for b in blocks[:8]) + (" …" if len(blocks) > 8 else "") \
+        or "none"
+
+
+def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
+    from memras.capacity.chmem import EXIT_FAILURE, EXIT_OK
+
+    ok = all(c.ok for c in checks)
+    if ctx.json:
+        ctx.emit_json({"dry_run": True, **the_plan.as_dict(),
+                       "preflight": [c.as_dict() for c in checks]})
+        return EXIT_OK if ok else EXIT_FAILURE
+    req = the_plan.request
+    ctx.print(f"dry run: {req.action} {req.text}: would change {_blocks(the_plan.expected())}"
+              f" ({format_bytes(len(the_plan.expected()) * the_plan.block_size)})")
+    if the_plan.already:
+        ctx.print(f"already {req.action}: {_blocks(list(the_plan.already))}")
+    for s in the_plan.skipped[:8]:
+        ctx.print(f"skip memory{s.block}: {s.reason}")
+    for c in checks:
+        ctx.print(c.line())
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _show_result(ctx: Context, result: Any) -> int:
+    if ctx.json:
+        ctx.emit_json(result.as_dict())
+        return int(result.exit_status)
+    verb = "enabled" if result.plan.request.action == "online" else "disabled"
+    for o in result.outcomes:
+        start = o.block * result.plan.block_size
+        line = (f"Memory Block {o.block} (0x{start:016x}-"
+                f"0x{start + result.plan.block_size - 1:016x})")
+        ctx.print(f"{line} {verb}" if o.ok else f"{line} failed: {o.error}")
+    if result.rolled_back:
+        ctx.print(f"rolled back: {_blocks(result.rolled_back)}")
+    ctx.print(result.summary())
+    return int(result.exit_status)
