@@ -1,0 +1,314 @@
+"""The replacement wizard: preflight, typed confirmation, offline, physical swap, online.
+
+It drives :class:`memras.workflow.runner.Replacement` one call at a time through
+:class:`memras.tui.widgets.wizard_driver.WizardDriver`; each call is a thin worker
+that posts one message, and progress arrives as replaceable ``WizardProgress``
+messages. Phases, and the keys that move between them::
+
+    opening ─(interrupted one found)→ interrupted ─enter→ resume │ a→ abort
+       └→ preflight ─PASS→ confirm ─type the label→ offlining ─→ swap ─t/enter→ swapping
+                  └FAIL→ done         esc→ rollback      c/esc→ rollback   ─→ done
+
+Nothing here touches the kernel or the database: the engine does, and persists every
+step, so closing the wizard (or kill -9) mid-way leaves a replacement that the next
+wizard offers to resume.
+"""
+
+from __future__ import annotations
+
+from memras.tui.widgets.wizard_driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
+from memras.tui.widgets.wizard_messages import (
+    WizardAdvanced,
+    WizardFailed,
+    WizardOpened,
+    WizardProgress,
+    WizardStepDone,
+)
+from memras.tui.widgets.wizard_panels import (
+    block_statuses,
+    blocks_strip,
+    checks_text,
+    eta_text,
+    interrupted_text,
+    steps_text,
+    summary_text,
+    swap_text,
+    target_text,
+)
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, ProgressBar, Static
+
+from memras.errors import MemrasError
+from memras.text import escape
+from memras.workflow.runner import ReplaceOptions
+from memras.workflow.states import State
+
+RUNNING_PHASES = ("opening", "preflight", "offlining", "swapping", "finishing", "aborting")
+
+
+class WizardScreen(Screen[None]):
+    CSS_PATH = "wizard.tcss"
+    BINDINGS = [
+        Binding("escape", "back", "Cancel/Back", id="wizard.back"),
+        Binding("c", "cancel", "Cancel offlining", id="wizard.cancel"),
+        Binding("t", "technician", "Simulated technician", id="wizard.technician"),
+        Binding("enter", "go", "Go on", id="wizard.go"),
+        Binding("a", "abort", "Abort", id="wizard.abort"),
+    ]
+
+    def __init__(self, dimm_id: str | None = None, *,
+                 options: ReplaceOptions | None = None) -> None:
+        super().__init__()
+        self.dimm_id = dimm_id
+        self.options = options
+        self.driver: WizardDriver | None = None
+        self.phase = "opening"
+        self.latest: WizardUpdate | None = None
+        self.log_lines: list[Text] = []
+        self.running_step: str | None = None
+        self.failed_step: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(Text("Replacement wizard"), id="wizard-title")
+        with Horizontal(id="wizard-columns"):
+            yield Static(steps_text(State.NEW, None, None), id="wizard-steps")
+            with VerticalScroll(id="wizard-body"):
+                yield Static("", id="wizard-target")
+                yield Static(Text("looking for an interrupted replacement…"), id="wizard-main")
+                yield Input(placeholder="type the label here", id="wizard-confirm")
+                with Vertical(id="wizard-progress"):
+                    yield Static("", id="wizard-progress-label")
+                    yield ProgressBar(total=1, show_eta=False, id="wizard-overall")
+                    yield Static("", id="wizard-blocks")
+                yield Static("", id="wizard-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#wizard-confirm").display = False
+        self.query_one("#wizard-progress").display = False
+        self.open_wizard()
+
+    # --- workers: one engine call each ---------------------------------------------------
+    def _make_driver(self) -> WizardDriver:
+        from memras.demo import WriteFirstStore
+        from memras.host import Host
+
+        store = self.app.open_store()  # type: ignore[attr-defined]
+        if store is None:
+            raise MemrasError(self.app.store_note or "no database")  # type: ignore[attr-defined]
+        host = Host(self.app.host.root, allow_real_writes=True)  # type: ignore[attr-defined]
+        driver = WizardDriver(host, WriteFirstStore(store), self.options)
+        driver.on_progress = lambda p: self.post_message(WizardProgress(p))
+        driver.on_step = lambda o: self.post_message(WizardStepDone(o))
+        return driver
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
+    def open_wizard(self) -> None:
+        try:
+            self.driver = self._make_driver()
+            self.post_message(WizardOpened(self.driver.interrupted()))
+        except MemrasError as exc:
+            self.post_message(WizardFailed(exc.msg))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
+    def begin(self, dimm: str) -> None:
+        try:
+            self.post_message(WizardAdvanced(self.driver.begin(dimm)))  # type: ignore[union-attr]
+        except MemrasError as exc:
+            self.post_message(WizardFailed(exc.msg))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
+    def advance(self, pauses: frozenset[State]) -> None:
+        self.post_message(WizardAdvanced(self.driver.run_until(pauses)))  # type: ignore[union-attr]
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
+    def abort(self) -> None:
+        self.post_message(WizardAdvanced(self.driver.abort()))  # type: ignore[union-attr]
+
+    # --- messages --------------------------------------------------------------------------
+    @on(WizardOpened)
+    def opened(self, message: WizardOpened) -> None:
+        if message.update is not None:
+            self.show(message.update)
+            self.set_phase("interrupted")
+            self.main(interrupted_text(message.update.snapshot))
+        elif self.dimm_id is None:
+            self.set_phase("done")
+            self.main(Text("No replacement is in progress. Choose a DIMM and press r."))
+        else:
+            self.set_phase("preflight")
+            self.main(Text(f"running preflight checks for {escape(self.dimm_id)}…"))
+            self.begin(self.dimm_id)
+
+    @on(WizardStepDone)
+    def step_done(self, message: WizardStepDone) -> None:
+        outcome = message.outcome
+        self.failed_step = None if outcome.ok else outcome.step
+        mark = Text(" ok  " if outcome.ok else " FAIL ",
+                    style="green" if outcome.ok else "bold white on red")
+        self.log_lines.append(mark + Text(f" {outcome.step}: ") + Text(escape(outcome.message)))
+        self.query_one("#wizard-log", Static).update(Text("\n").join(self.log_lines[-12:]))
+
+    @on(WizardProgress)
+    def progressed(self, message: WizardProgress) -> None:
+        p = message.progress
+        self.query_one("#wizard-progress").display = True
+        bar = self.query_one("#wizard-overall", ProgressBar)
+        bar.update(total=max(p.total_blocks, 1), progress=p.done_blocks)
+        self.running_step = p.step
+        label = (f"{p.step}: block {min(p.done_blocks + 1, p.total_blocks)} of "
+                 f"{p.total_blocks} ({escape(p.message)})   {eta_text(p.eta_s)}")
+        self.query_one("#wizard-progress-label", Static).update(Text(label))
+        statuses = ["offline"] * p.done_blocks + ["offlining"] * (p.done_blocks < p.total_blocks)
+        statuses += ["online"] * (p.total_blocks - len(statuses))
+        self.query_one("#wizard-blocks", Static).update(blocks_strip(statuses))
+
+    @on(WizardFailed)
+    def failed(self, message: WizardFailed) -> None:
+        self.set_phase("error")
+        self.main(Text("The wizard could not go on: ", style="bold red") +
+                  Text(escape(message.error)) + Text("\nescape: back"))
+
+    @on(WizardAdvanced)
+    def advanced(self, message: WizardAdvanced) -> None:
+        update: WizardUpdate = message.update
+        self.show(update)
+        snap = update.snapshot
+        if update.finished:
+            self.set_phase("done")
+            body = summary_text(snap)
+            if update.error:
+                body = body + Text("\n") + Text(escape(update.error), style="bold red")
+            self.main(body)
+        elif update.error:
+            self.set_phase("error")
+            self.main(Text(escape(update.error), style="bold red") +
+                      Text("\nfix the cause; reopening the wizard resumes the replacement"))
+        elif update.state in CONFIRM_AT:
+            self.ask_confirmation(snap)
+        elif update.state in SWAP_AT:
+            self.set_phase("swap")
+            self.main(swap_text(snap["target"]["target"], snap["backend"]))
+        else:
+            self.resume_from(update.state)
+
+    # --- rendering -------------------------------------------------------------------------
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+        self.query_one("#wizard-confirm").display = phase == "confirm"
+        if phase not in ("offlining",):
+            self.query_one("#wizard-progress").display = False
+        self.refresh_bindings()
+
+    def main(self, text: Text) -> None:
+        self.query_one("#wizard-main", Static).update(text)
+
+    def show(self, update: WizardUpdate) -> None:
+        self.latest = update
+        snap = update.snapshot
+        target = snap["target"]["target"]
+        self.running_step = None
+        self.query_one("#wizard-title", Static).update(
+            Text(f"Replacing {escape(snap['dimm'])}  (replacement #{snap['id']}, "
+                 f"backend {escape(snap['backend'])}, state {snap['state']})", style="bold"))
+        self.query_one("#wizard-steps", Static).update(
+            steps_text(update.state, snap.get("current_step"), self.failed_step))
+        blocks = blocks_strip(block_statuses(snap))
+        self.query_one("#wizard-target", Static).update(
+            target_text(target) + Text("\n        ") + blocks)
+
+    def ask_confirmation(self, snap: dict) -> None:
+        self.set_phase("confirm")
+        target = snap["target"]["target"]
+        expected = self.expected_label()
+        body = Text("Preflight passed:\n", style="bold green") + checks_text(snap["checks"])
+        body.append(f"\nThis takes {len(target['blocks'])} memory blocks offline and then "
+                    "removes the module.\nType ")
+        body.append(escape(expected), style="bold reverse")
+        body.append(" to go on (escape: stop, nothing is changed).")
+        self.main(body)
+        self.query_one("#wizard-confirm", Input).focus()
+
+    def expected_label(self) -> str:
+        assert self.latest is not None
+        target = self.latest.snapshot["target"]["target"]
+        return target.get("locator") or target.get("label") or target.get("dimm_id") or "?"
+
+    def resume_from(self, state: State) -> None:
+        """Go on from a state the wizard does not pause in (a resumed replacement)."""
+        if state in (State.NEW, State.PAGES_ISOLATED):
+            self.set_phase("offlining" if state is State.PAGES_ISOLATED else "preflight")
+            self.advance(PAUSES)
+        else:  # REMOVED, INSERTED, ONLINE, VERIFIED: the new module's side
+            self.set_phase("finishing")
+            self.main(Text("finishing: detecting the new module, onlining and verifying…"))
+            self.advance(frozenset())
+
+    # --- keys ------------------------------------------------------------------------------
+    @on(Input.Submitted, "#wizard-confirm")
+    def confirmed(self, event: Input.Submitted) -> None:
+        if self.phase != "confirm":
+            return
+        if event.value.strip() != self.expected_label():
+            self.notify("That is not the label; nothing was changed.", severity="error",
+                        title="Confirmation did not match")
+            event.input.value = ""
+            return
+        self.set_phase("offlining")
+        self.main(Text("taking the module's memory blocks offline… (c: cancel and roll back)"))
+        self.query_one("#wizard-progress").display = True
+        self.advance(PAUSES)
+
+    def action_cancel(self) -> None:
+        if self.phase == "offlining" and self.driver is not None:
+            self.driver.cancel.set()
+            self.main(Text("cancelling: the blocks already offline go back online…",
+                           style="bold yellow"))
+
+    def action_back(self) -> None:
+        if self.phase == "offlining":
+            self.action_cancel()
+        elif self.phase in ("confirm", "swap"):
+            self.action_abort()
+        elif self.phase not in RUNNING_PHASES:
+            self.app.pop_screen()
+
+    def action_abort(self) -> None:
+        if self.phase in ("confirm", "swap", "interrupted"):
+            self.set_phase("aborting")
+            self.main(Text("rolling back: bringing the old module's blocks online…",
+                           style="bold yellow"))
+            self.abort()
+
+    def action_technician(self) -> None:
+        if self.phase == "swap" and self.latest and self.latest.snapshot["backend"] == "simulated":
+            self.swap()
+
+    def action_go(self) -> None:
+        if self.phase == "swap":
+            self.swap()
+        elif self.phase == "interrupted" and self.latest is not None:
+            if self.latest.state in CONFIRM_AT:
+                self.ask_confirmation(self.latest.snapshot)
+            elif self.latest.state in SWAP_AT:
+                self.set_phase("swap")
+                self.main(swap_text(self.latest.snapshot["target"]["target"],
+                                    self.latest.snapshot["backend"]))
+            else:
+                self.resume_from(self.latest.state)
+
+    def swap(self) -> None:
+        self.set_phase("swapping")
+        self.main(Text("ejecting the old module, waiting for the new one…", style="bold"))
+        self.advance(frozenset())
+
+    def on_unmount(self) -> None:
+        if self.driver is not None:
+            self.driver.cancel.set()
+            self.driver.close()

@@ -1,0 +1,168 @@
+"""What the wizard shows, as Rich ``Text`` built from the engine's snapshot.
+
+Pure functions (no I/O) so the look is testable. Every string that came from the
+kernel or firmware (labels, locators, serials, errors) goes through ``safe`` and is
+never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from memras.tui.widgets.format import safe
+from rich.text import Text
+
+from memras.workflow.states import HAPPY_PATH, State
+
+STEP_TITLES = {
+    "preflight": "Preflight checks",
+    "soft_offline_pages": "Isolate known bad pages",
+    "offline_blocks": "Take the blocks offline",
+    "remove_module": "Remove the module",
+    "insert_module": "Insert the new module",
+    "online_blocks": "Bring the new blocks online",
+    "verify": "Verify",
+    "close": "Done",
+}
+STEP_REACHES = {step.name: step.target for step in HAPPY_PATH}
+STATE_ORDER = [State.NEW, *[step.target for step in HAPPY_PATH]]
+BLOCK_CHARS = {"online": ("█", "green3"), "offline": ("░", "red3"),
+               "offlining": ("▒", "yellow3"), "onlining": ("▒", "yellow3"),
+               "gone": ("·", "grey50"), "failed": ("✗", "bold red")}
+
+
+def steps_text(state: State, running: str | None, failed: str | None) -> Text:
+    """The happy path with a mark per step: ✓ done, ▶ running, ✗ failed, · to come."""
+    reached = STATE_ORDER.index(state) if state in STATE_ORDER else -1
+    out = Text()
+    for number, step in enumerate(HAPPY_PATH, start=1):
+        done = STATE_ORDER.index(step.target) <= reached
+        if step.name == failed:
+            mark, style = "✗", "bold red"
+        elif step.name == running:
+            mark, style = "▶", "bold yellow"
+        elif done:
+            mark, style = "✓", "green"
+        else:
+            mark, style = "·", "dim"
+        out.append(f" {mark} {number}. {STEP_TITLES[step.name]}\n", style=style)
+    return out
+
+
+def target_text(target: dict[str, Any]) -> Text:
+    out = Text()
+    out.append("Module  ", style="bold")
+    out.append_text(safe(target.get("label") or target.get("locator") or "?"))
+    out.append("   locator ")
+    out.append_text(safe(target.get("locator") or "-"))
+    out.append("   serial ")
+    out.append_text(safe(target.get("serial") or "-"))
+    blocks = target.get("blocks") or []
+    if blocks:
+        out.append(f"\n        {len(blocks)} memory blocks: memory{blocks[0]}–memory{blocks[-1]}")
+    return out
+
+
+def checks_text(checks: Sequence[dict[str, Any]] | None) -> Text:
+    out = Text()
+    for check in checks or []:
+        out.append(" PASS " if check["ok"] else " FAIL ",
+                   style="bold green" if check["ok"] else "bold white on red")
+        out.append(" ")
+        out.append_text(safe(check["name"], "bold"))
+        out.append(": ")
+        out.append_text(safe(check["detail"]))
+        out.append("\n")
+    return out
+
+
+def swap_text(target: dict[str, Any], backend: str) -> Text:
+    """The physical-swap instructions: what to pull, where, and how to know it is right."""
+    out = Text()
+    out.append(" ⚠  PHYSICAL SWAP: the old module's memory is offline \n",
+               style="bold black on yellow")
+    out.append("\nPull exactly this module:\n", style="bold")
+    acpi = f"{target.get('acpi_device') or '-'} (slot {target.get('slot') or '?'})"
+    rows = [("Slot label", target.get("locator") or target.get("label")),
+            ("DIMM label", target.get("label")),
+            ("SMBIOS locator", target.get("locator")),
+            ("Serial (sticker)", target.get("serial")),
+            ("Part number", target.get("part")),
+            ("ACPI device", acpi)]
+    for name, value in rows:
+        out.append(f"  {name:<17}", style="bold")
+        out.append_text(safe(value or "-", "bold cyan"))
+        out.append("\n")
+    out.append("\n1. Check the serial on the module's sticker matches before pulling.\n"
+               "2. Pull ONLY this module; every other module is still in use.\n"
+               "3. Insert the new module (same size and part) in the same slot.\n")
+    if backend == "simulated":
+        out.append("\nSimulated server: press ", style="italic")
+        out.append("t", style="bold reverse")
+        out.append(" to let the simulated technician eject and insert the module.",
+                   style="italic")
+    else:
+        out.append("\nPress ", style="italic")
+        out.append("enter", style="bold reverse")
+        out.append(f" to eject through the {backend} backend; memras then waits for the "
+                   "new module.", style="italic")
+    return out
+
+
+def blocks_strip(statuses: Sequence[str]) -> Text:
+    """One cell per memory block of the module, by status (per-block progress)."""
+    out = Text()
+    for status in statuses:
+        char, style = BLOCK_CHARS.get(status, ("?", "magenta"))
+        out.append(char, style=style)
+    return out
+
+
+def block_statuses(snapshot: dict[str, Any], role: str = "old") -> list[str]:
+    return [("failed" if b.get("error") and b["status"] != "offline" else b["status"])
+            for b in snapshot["blocks"][role]]
+
+
+def eta_text(eta_s: float | None) -> str:
+    if eta_s is None:
+        return "ETA --:--"
+    minutes, seconds = divmod(int(round(eta_s)), 60)
+    return f"ETA {minutes:02d}:{seconds:02d}"
+
+
+def summary_text(snapshot: dict[str, Any]) -> Text:
+    state = snapshot["state"]
+    style = "bold white on green" if state == "closed" else "bold black on yellow"
+    words = {"closed": "REPLACED", "rolled-back": "ROLLED BACK: nothing was replaced",
+             "refused": "REFUSED: nothing was changed", "aborted": "ABORTED",
+             "left-offline": "STOPPED: blocks left offline"}.get(state, state.upper())
+    out = Text(f" {words} ", style=style)
+    out.append("\n\n")
+    out.append_text(safe(snapshot.get("where") or ""))
+    if snapshot.get("error") and state != "closed":
+        out.append("\nreason: ", style="bold")
+        out.append_text(safe(snapshot["error"]))
+    result = snapshot.get("result") or {}
+    for check in result.get("checks", []):
+        out.append("\n")
+        out.append_text(checks_text([check]))
+    out.append(f"\nreplacement #{snapshot['id']} is in the audit trail (u: audit screen)")
+    return out
+
+
+def interrupted_text(snapshot: dict[str, Any]) -> Text:
+    out = Text(" INTERRUPTED REPLACEMENT ", style="bold black on yellow")
+    out.append(f"\n\nReplacement #{snapshot['id']} of ")
+    out.append_text(safe(snapshot.get("dimm") or "?", "bold"))
+    out.append(f" stopped at '{snapshot['state']}'")
+    if snapshot.get("current_step"):
+        out.append(f" during '{snapshot['current_step']}'")
+    out.append(".\n")
+    out.append_text(safe(snapshot.get("where") or ""))
+    out.append("\n\nPress ")
+    out.append("enter", style="bold reverse")
+    out.append(" to resume it, or ")
+    out.append("a", style="bold reverse")
+    out.append(" to abort it (blocks go back online where the module is still present).")
+    return out
