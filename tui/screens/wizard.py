@@ -154,6 +154,8 @@ class WizardScreen(Screen[None]):
                     style="green" if outcome.ok else "bold white on red")
         self.log_lines.append(mark + Text(f" {outcome.step}: ") + Text(escape(outcome.message)))
         self.query_one("#wizard-log", Static).update(Text("\n").join(self.log_lines[-12:]))
+        self.query_one("#wizard-steps", Static).update(
+            steps_text(outcome.state, None, self.failed_step))
 
     @on(WizardProgress)
     def progressed(self, message: WizardProgress) -> None:

@@ -21,7 +21,7 @@ STEP_TITLES = {
     "offline_blocks": "Take the blocks offline",
     "remove_module": "Remove the module",
     "insert_module": "Insert the new module",
-    "online_blocks": "Bring the new blocks online",
+    "online_blocks": "Online the new blocks",
     "verify": "Verify",
     "close": "Done",
 }
@@ -143,10 +143,15 @@ def summary_text(snapshot: dict[str, Any]) -> Text:
     if snapshot.get("error") and state != "closed":
         out.append("\nreason: ", style="bold")
         out.append_text(safe(snapshot["error"]))
+    new = snapshot["blocks"]["new"]
+    if new:
+        out.append(f"\nnew module detected: {len(new)} blocks memory{new[0]['block']}–"
+                   f"memory{new[-1]['block']}  ")
+        out.append_text(blocks_strip([b["status"] for b in new]))
     result = snapshot.get("result") or {}
-    for check in result.get("checks", []):
+    if result.get("checks"):
         out.append("\n")
-        out.append_text(checks_text([check]))
+        out.append_text(checks_text(result["checks"]))
     out.append(f"\nreplacement #{snapshot['id']} is in the audit trail (u: audit screen)")
     return out
 
