@@ -25,6 +25,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     rep = sub.add_parser("report", help="printable one-page report of a replacement")
     rep.add_argument("id", type=int, help="replacement id")
     rep.add_argument("--format", default="text", help="text | markdown")
+    from memras.cli import add_global_options
+
+    for sp in (ls, show, exp, ver, rep):  # --json/--db also after the action
+        add_global_options(sp, suppress=True)
 
 
 @command("audit", "the tamper-evident audit trail of replacements")(_args)

@@ -91,7 +91,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             outcome = rep.abort()
             return ui.finish(rep, outcome)
         if args.resume:
-            rep = Replacement.active(host, store, **kw)
+            rep = _resumable(host, store, kw)
+            if rep.finished:  # it ended before the crash; say how
+                ui.say(f"replacement #{rep.id} already ended ({rep.state.value})")
+                rep.close()
+                return ui.finish(rep, None)
             ui.say(f"resuming replacement #{rep.id} at {rep.state.value}")
         else:
             _confirm(args, ctx, host)
@@ -101,6 +105,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ui.finish(rep, outcome)
     finally:
         ui.stop()
+
+
+def _resumable(host, store, kw: dict[str, Any]):
+    from memras.workflow.runner import Replacement
+
+    try:
+        return Replacement.active(host, store, **kw)
+    except WorkflowError:
+        latest = Replacement.latest(host, store, **kw)
+        if latest is None or not latest.finished:
+            raise
+        return latest
 
 
 def _confirm(args: argparse.Namespace, ctx: Context, host) -> None:
@@ -215,7 +231,8 @@ class _Ui:
         self.stop()
         snap = rep.snapshot()
         if self.ctx.json:
-            self.ctx.emit_json({**snap, "steps": self.steps, "last_step": outcome.step})
+            self.ctx.emit_json({**snap, "steps": self.steps,
+                                "last_step": outcome.step if outcome else None})
         else:
             for check in snap.get("checks") or []:
                 if not check["ok"]:

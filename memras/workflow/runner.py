@@ -211,6 +211,14 @@ class Replacement:
                                 hint="start one with `memras replace DIMM`")
         return cls(host, store, rid, **kw)
 
+    @classmethod
+    def latest(cls, host, store, **kw: Any) -> Replacement | None:
+        """The most recent replacement, in progress or not (None if there was none)."""
+        with store_session(store) as s:
+            rid = s.scalars(select(ReplacementRow.id).order_by(
+                ReplacementRow.id.desc())).first()
+        return None if rid is None else cls(host, store, rid, **kw)
+
     def close(self) -> None:
         """Let go of the process lock (the DB lock stays until a terminal state)."""
         self._process_lock.release()
@@ -337,12 +345,14 @@ class Replacement:
         fields: dict[str, Any] = {"state": step.target.value, "current_step": None}
         if step.target.terminal:
             fields["finished_at"] = _now()
-        self._update(**fields)
-        crash_point(f"step:{step.name}:after")
         message = data.pop("message", step.name)
+        # Audit first: a crash before the state update re-runs the (idempotent) step and
+        # audits it twice, which is visible; the other order could lose the entry.
         self.audit.append(step.name, {"outcome": "ok", "state": step.target.value,
                                       "seconds": round(seconds, 3), "message": message,
                                       **data}, actor=self.actor, replacement_id=self.id)
+        self._update(**fields)
+        crash_point(f"step:{step.name}:after")
         return StepOutcome(step.name, True, step.target, message, seconds, data)
 
     def _failed(self, step: Step, state: State, exc: Exception,
