@@ -66,6 +66,19 @@ def _read_small(path: str) -> str | None:
         os.close(fd)
 
 
+def _read_at(name: str, dir_fd: int) -> str | None:
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096).decode(errors="replace").strip()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 class MemoryBlocks:
     """Reader (and guarded writer) for /sys/devices/system/memory."""
 
@@ -148,12 +161,37 @@ class MemoryBlocks:
         )
 
     def all(self) -> list[MemoryBlock]:
-        """Every block, sorted by index."""
+        """Every block, sorted by index.
+
+        The hot path of ``memras blocks``: each block directory is opened once and
+        its attributes are read relative to it (``dir_fd``), so the kernel resolves
+        the long sysfs path once per block instead of once per attribute.
+        ``phys_device`` (an s390 leftover, always 0 elsewhere) is left out here;
+        :meth:`read` still reads it.
+        """
         if not self.present:
             return []
         bs = self.block_size()
         nodes = self.node_map()
-        return [self.read(i, block_size=bs, node=nodes.get(i)) for i in self.indexes()]
+        base = str(self.fs.path(MEMORY_DIR))
+        out = []
+        for index in self.indexes():
+            try:
+                dfd = os.open(f"{base}/memory{index}", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue  # removed between listing and reading (hot-remove race)
+            try:
+                state = _read_at("state", dfd) or "unknown"
+                removable = _read_at("removable", dfd)
+                zones = _read_at("valid_zones", dfd)
+            finally:
+                os.close(dfd)
+            out.append(MemoryBlock(
+                index=index, start=index * bs, size=bs, state=state,
+                removable=None if removable is None else removable == "1",
+                valid_zones=tuple(zones.split()) if zones else (),
+                node=nodes.get(index)))
+        return out
 
     def index_of(self, address: int) -> int:
         return address // self.block_size()
