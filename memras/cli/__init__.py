@@ -40,6 +40,8 @@ COMMAND_MODULES = [
     "memras.cli.lab",
     "memras.cli.hotplug_test",
     "memras.cli.capacity",
+    "memras.cli.vm",
+    "memras.cli.partition",
     "memras.cli.tui",
 ]
 

@@ -1,0 +1,138 @@
+"""``memras vm list|add|remove|resize --qmp SOCKET``: a guest's memory from the host side.
+
+``remove`` and shrinking ``resize`` take memory from a running guest: they ask for
+confirmation (``--yes`` for scripts) and have ``--dry-run``. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.errors import UsageError
+from memras.text import format_bytes
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("op", choices=("list", "add", "remove", "resize"))
+    p.add_argument("target", nargs="*", help="add SIZE | remove ID | resize ID SIZE")
+    p.add_argument("--qmp", required=True, help="the VM's QMP unix socket")
+    p.add_argument("--id", dest="device_id", help="id of the new pc-dimm (add)")
+    p.add_argument("--slot", type=int, help="DIMM slot (add)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the guest")
+    p.add_argument("--dry-run", action="store_true", help="check and show; change nothing")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--operator", help="your name, recorded in the audit trail")
+
+
+def _size(text: str) -> int:
+    from memras.capacity.chmem import parse_size
+
+    return parse_size(text)
+
+
+def _need(args: argparse.Namespace, count: int, usage: str) -> list[str]:
+    if len(args.target) != count:
+        raise UsageError(f"usage: memras vm {usage}")
+    return list(args.target)
+
+
+@command("vm", "QEMU guest memory over QMP: list, add/remove pc-dimm, resize virtio-mem")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from memras.capacity import vm
+
+    with vm.connect(args.qmp, timeout=args.timeout) as qmp:
+        if args.op == "list":
+            _need(args, 0, "list --qmp SOCKET")
+            return _show_list(ctx, vm.list_devices(qmp))
+        result = _change(args, ctx, qmp)
+    if result is None:
+        return 0
+    _record(args, ctx, result)
+    if ctx.json:
+        ctx.emit_json(result.as_dict())
+    else:
+        ctx.print(f"{result.op} {result.device}: {'ok' if result.ok else 'FAILED'} "
+                  f"in {result.seconds:.2f}s: {result.detail}")
+    return 0 if result.ok else 1
+
+
+def _change(args: argparse.Namespace, ctx: Context, qmp: Any) -> Any:
+    from memras.capacity import vm
+
+    if args.op == "add":
+        size = _size(_need(args, 1, "add SIZE --id ID --qmp SOCKET")[0])
+        if not args.device_id:
+            raise UsageError("name the new DIMM with --id", hint="e.g. --id dimm2")
+        vm.check_add(qmp, args.device_id, size)
+        if _dry(args, ctx, f"add pc-dimm {args.device_id} of {format_bytes(size)}"):
+            return None
+        return vm.add_dimm(qmp, args.device_id, size, slot=args.slot)
+    if args.op == "remove":
+        (device_id,) = _need(args, 1, "remove ID --qmp SOCKET")
+        dev = vm.find(qmp, device_id)
+        if _dry(args, ctx, f"remove {dev.type} {device_id} ({format_bytes(dev.size)})"):
+            return None
+        _confirm(args, ctx, f"unplug {device_id} ({format_bytes(dev.size)}) from the guest")
+        return vm.remove_dimm(qmp, device_id, timeout=args.timeout)
+    device_id, text = _need(args, 2, "resize ID SIZE --qmp SOCKET")
+    size, dev = _size(text), vm.find(qmp, device_id)
+    if _dry(args, ctx, f"resize {device_id} from {format_bytes(dev.size)} to "
+            f"{format_bytes(size)}"):
+        return None
+    if size < dev.size:
+        _confirm(args, ctx, f"shrink {device_id} by {format_bytes(dev.size - size)}")
+    return vm.resize_virtio_mem(qmp, device_id, size, timeout=args.timeout)
+
+
+def _dry(args: argparse.Namespace, ctx: Context, what: str) -> bool:
+    if not args.dry_run:
+        return False
+    if ctx.json:
+        ctx.emit_json({"dry_run": True, "would": what})
+    else:
+        ctx.print(f"dry run: would {what}")
+    return True
+
+
+def _confirm(args: argparse.Namespace, ctx: Context, what: str) -> None:
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {what} without confirmation: no terminal",
+                         hint="pass --yes")
+    ctx.print(f"This will {what}.")
+    if input("Type yes to go on: ").strip().lower() != "yes":
+        raise UsageError("not confirmed; nothing was changed")
+
+
+def _record(args: argparse.Namespace, ctx: Context, result: Any) -> None:
+    from memras.capacity.record import Recorder
+
+    recorder = Recorder.open(ctx.db, operator=args.operator)
+    try:
+        recorder.audit(f"vm.{result.op}", {"qmp": args.qmp, **result.as_dict()})
+    finally:
+        recorder.close()
+
+
+def _show_list(ctx: Context, devices: list[Any]) -> int:
+    if ctx.json:
+        ctx.emit_json([_as_dict(d) for d in devices])
+        return 0
+    rows = [(d.id, d.type, format_bytes(d.size),
+             format_bytes(d.requested_size) if d.requested_size is not None else None,
+             f"{d.addr:#x}" if d.addr is not None else None, d.slot, d.node, d.backend_id)
+            for d in devices]
+    ctx.table(("ID", "TYPE", "SIZE", "REQUESTED", "ADDR", "SLOT", "NODE", "BACKEND"), rows,
+              right=("SIZE", "REQUESTED"))
+    return 0
+
+
+def _as_dict(d: Any) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(d)
