@@ -119,7 +119,7 @@ class MemrasApp(App[None]):
             return
         try:
             wizard = importlib.import_module("memras.tui.screens.wizard")
-        except ModuleNotFoundError:
+        except ImportError:
             self.notify(f"the replacement wizard is not installed; run `memras replace {dimm_id}`",
                         title="No wizard", severity="warning")
             return

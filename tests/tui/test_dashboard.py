@@ -1,0 +1,134 @@
+"""Dashboard: summary, DIMM verdicts in words, open alerts, live feed, navigation."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from textual.message import Message
+
+from memras.store import Store
+from memras.tui.messages import DashboardReady
+from memras.tui.screens.dashboard import DashboardScreen
+from memras.tui.screens.dimm_detail import DimmDetailScreen
+from tests.tui.conftest import wait_until
+from tests.tui.helpers import dashboard_ready, static_text, table_rows
+from tests.tui.world import BROKEN, FAILING, PINNED_NOW, _event
+
+
+async def test_dashboard_shows_summary_dimms_alerts_and_feed(make_app) -> None:
+    seen: list[Message] = []
+    app = make_app()
+    async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        await wait_until(pilot, lambda: any(isinstance(m, DashboardReady) for m in seen))
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        summary = static_text(screen, "#summary")
+        assert "demo-db-01" in summary
+        assert "14 CE, 1 UE" in summary  # the last 24 h, by the pinned clock
+        rows = {r[0]: r for r in table_rows(screen, "#dimms")}
+        assert len(rows) == 10
+        assert rows[BROKEN][-1] == "✖ REPLACE NOW"
+        assert rows[FAILING][-1] == "~ REPAIR: offline pages"
+        assert rows["mc1/dimm0"][-1] == "! WATCH"
+        assert rows["mc0/dimm0"][-1] == "- not judged"
+        assert rows[FAILING][4] == "14" and rows[BROKEN][5] == "1"
+        assert set(rows[FAILING][6]) - {"·", " "}  # the 24 h sparkline is not flat
+        assert "uncorrected memory error on mc2/dimm0" in static_text(screen, "#open-alerts")
+        feed = table_rows(screen, "#feed")
+        assert len(feed) == 16 and feed[0][1] == "Corrected"
+
+
+async def test_feed_updates_without_a_refresh(make_app, world) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        with Store.open(world.db) as store:
+            store.add_events([_event(PINNED_NOW - timedelta(minutes=i), 3, 1, "NEW-LABEL-X",
+                                     30 << 30, bank=1, row=i, column=0) for i in range(300)])
+        await wait_until(pilot, lambda: table_rows(app.screen, "#feed")[0][2] == "NEW-LABEL-X")
+        feed = table_rows(app.screen, "#feed")
+        assert len(feed) == 50  # bounded: only the newest rows are drawn
+        assert "last id 316" in static_text(app.screen, "#feed-title")
+
+
+async def test_r_pushes_the_wizard_for_the_selected_dimm(make_app) -> None:
+    from memras.tui.screens.wizard import WizardScreen
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        await pilot.press("down")  # mc0/dimm2
+        await pilot.press("r")
+        await wait_until(pilot, lambda: isinstance(app.screen, WizardScreen))
+        assert app.screen.dimm_id == FAILING
+        app.pop_screen()
+        await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+
+
+async def test_r_without_the_wizard_module_explains(make_app, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "memras.tui.screens.wizard", None)  # import fails
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        await pilot.press("down")
+        await pilot.press("r")
+        assert any("memras replace mc0/dimm2" in str(n.message) for n in app._notifications)
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_enter_opens_detail_and_escape_returns(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        await pilot.press("down")  # mc0/dimm2
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, DimmDetailScreen))
+        assert app.screen.dimm_id == FAILING
+        await pilot.press("escape")
+        assert isinstance(app.screen, DashboardScreen)
+
+
+async def test_click_on_a_dimm_row_opens_detail(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        table = app.screen.query_one("#dimms")
+        await pilot.click(table, offset=(3, 6))  # header + 5 rows down: mc2/dimm0
+        await wait_until(pilot, lambda: table.cursor_row == 5)
+        await pilot.pause(0.1)
+        await pilot.click(table, offset=(3, 6))  # clicking the highlighted row selects it
+        await wait_until(pilot, lambda: isinstance(app.screen, DimmDetailScreen))
+        assert app.screen.dimm_id == BROKEN
+
+
+async def test_read_only_banner_says_what_needs_root(make_app) -> None:
+    app = make_app(read_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        banner = app.screen.query_one("ReadOnlyBanner")
+        assert banner.display
+        assert "READ-ONLY" in static_text(app.screen, "ReadOnlyBanner")
+        assert "replacing DIMMs" in static_text(app.screen, "ReadOnlyBanner")
+        await pilot.press("r")
+        assert any(n.title == "Cannot replace" for n in app._notifications)
+
+
+async def test_writable_simulated_root_has_no_banner(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        assert not app.read_only
+        assert not app.screen.query_one("ReadOnlyBanner").display
+
+
+def test_real_root_without_root_user_is_read_only(monkeypatch) -> None:
+    from memras.host import Host
+    from memras.tui import app as app_module
+
+    monkeypatch.setattr(app_module.os, "geteuid", lambda: 1000)
+    assert "need root" in app_module.read_only_reason(Host("/"), None)
+    monkeypatch.setattr(app_module.os, "geteuid", lambda: 0)
+    assert app_module.read_only_reason(Host("/"), None) == ""
