@@ -23,27 +23,34 @@ from memras.errors import MemrasError, UsageError
 CommandFn = Callable[[argparse.Namespace, Context], int]
 Configure = Callable[[argparse.ArgumentParser], None]
 
-# Command modules, imported lazily by main() so that `memras blocks` does not pay
-# for SQLAlchemy or Textual. Each registers one or more commands.
-COMMAND_MODULES = [
-    "memras.cli.blocks",
-    "memras.cli.locate",
-    "memras.cli.dimms",
-    "memras.cli.status",
-    "memras.cli.demo",
-    "memras.cli.ingest",
-    "memras.cli.watch",
-    "memras.cli.health",
-    "memras.cli.alerts",
-    "memras.cli.replace",
-    "memras.cli.audit",
-    "memras.cli.lab",
-    "memras.cli.hotplug_test",
-    "memras.cli.capacity",
-    "memras.cli.vm",
-    "memras.cli.partition",
-    "memras.cli.tui",
-]
+# Which module registers each command. Only the module of the command being run is
+# imported, so `memras blocks` does not pay for SQLAlchemy, Textual or the parsers;
+# `memras --help` imports them all. tests/unit/test_cli_registry.py keeps this table
+# equal to what the modules register.
+COMMANDS: dict[str, str] = {
+    "alerts": "memras.cli.alerts",
+    "audit": "memras.cli.audit",
+    "blocks": "memras.cli.blocks",
+    "capacity": "memras.cli.capacity",
+    "config": "memras.cli.health",
+    "demo": "memras.cli.demo",
+    "dimms": "memras.cli.dimms",
+    "errors": "memras.cli.ingest",
+    "import": "memras.cli.ingest",
+    "lab": "memras.cli.lab",
+    "labels": "memras.cli.health",
+    "locate": "memras.cli.locate",
+    "partition": "memras.cli.partition",
+    "replace": "memras.cli.replace",
+    "status": "memras.cli.status",
+    "summary": "memras.cli.ingest",
+    "tui": "memras.cli.tui",
+    "verdicts": "memras.cli.health",
+    "vm": "memras.cli.vm",
+    "watch": "memras.cli.watch",
+}
+COMMAND_MODULES = sorted(set(COMMANDS.values()))
+_GLOBAL_WITH_VALUE = ("--root", "--db", "--config")
 
 _REGISTRY: dict[str, tuple[str, Configure, CommandFn]] = {}
 
@@ -85,8 +92,8 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = Fals
     )
 
 
-def _load_commands() -> None:
-    for module in COMMAND_MODULES:
+def _load_commands(modules: Sequence[str] = COMMAND_MODULES) -> None:
+    for module in modules:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -94,8 +101,24 @@ def _load_commands() -> None:
                 raise
 
 
-def build_parser() -> argparse.ArgumentParser:
-    _load_commands()
+def command_name(argv: Sequence[str]) -> str | None:
+    """The command word in ``argv``, skipping global options and their values."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not token.startswith("-"):
+            return token
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` naming a known command, only that command's module loads."""
+    name = command_name(argv) if argv is not None else None
+    _load_commands([COMMANDS[name]] if name in COMMANDS else COMMAND_MODULES)
     parser = argparse.ArgumentParser(
         prog="memras",
         description="Watch memory errors, judge DIMMs, replace failing memory without downtime.",
@@ -113,13 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if command_name(argv) is None and not any(a in ("-h", "--help", "--version") for a in argv):
+        argv.append("tui")  # bare `memras` is the TUI, as DESIGN.md says
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        args = parser.parse_args([*(argv or sys.argv[1:]), "tui"]) if "tui" in _REGISTRY else args
-        if not getattr(args, "command", None):
-            parser.print_help()
-            return 0
+        parser.print_help()
+        return 0
     ctx = Context.from_args(args)
     try:
         return int(args._run(args, ctx) or 0)
