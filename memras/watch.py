@@ -40,6 +40,9 @@ QUEUE_BATCHES = 256  # bound on batches in flight between sources and the writer
 
 OnStored = Callable[[list[Record]], None]
 OnGap = Callable[[object], None]
+# A periodic task (e.g. CapacityPolicy.tick bound to a host): called with time.monotonic()
+# from the writer thread about once a second; its exceptions are counted, never fatal.
+Periodic = Callable[[float], object]
 
 
 @dataclass
@@ -80,12 +83,14 @@ class Watcher:
         on_stored: OnStored | None = None,
         on_gap: OnGap | None = None,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        periodic: Sequence[Periodic] = (),
     ) -> None:
         self.store = store
         self.sources = list(sources)
         self.on_stored = on_stored
         self.on_gap = on_gap
         self.flush_interval_s = flush_interval_s
+        self.periodic = list(periodic)
         self.stats = WatchStats()
         self._queue: queue.Queue[SourceBatch | None] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._edac = [s for s in self.sources if isinstance(s, EdacCounterSource)]
@@ -138,9 +143,18 @@ class Watcher:
             running -= finished
             if pending:
                 self._store(pending)
+            self._run_periodic()
         for t in threads:
             t.join(timeout=5)
         return self.stats
+
+    def _run_periodic(self) -> None:
+        for task in self.periodic:
+            try:
+                task(time.monotonic())
+            except Exception as exc:  # a policy failure must not stop event storage
+                self.stats.hook_errors += 1
+                log.error("periodic task failed: %s: %s", type(exc).__name__, exc)
 
     def _collect(self) -> tuple[list[SourceBatch], int]:
         """The first batch (waiting), then whatever arrives within the flush interval."""
