@@ -55,6 +55,23 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> l
 
 
 
+def capacity_tasks(ctx: Context, store, pipeline) -> list:
+    """The capacity-on-demand policy as a watcher task, when [capacity] enables it."""
+    from memras.health.config import load_config
+
+    raw = load_config(ctx.config).raw_section("capacity")
+    if not raw or not raw.get("enabled", True):
+        return []
+    from memras.capacity.policy import CapacityPolicy, load_policy_config
+    from memras.capacity.record import Recorder
+
+    recorder = Recorder(store=store, operator="memras-watch",
+                        alerts=pipeline.alerts if pipeline else None)
+    policy = CapacityPolicy(load_policy_config(raw), recorder=recorder)
+    host = ctx.writable_host()
+    return [lambda now: policy.tick(host, now)]
+
+
 @command("watch", "watcher daemon: store errors live from kmsg, tracefs, EDAC, rasdaemon")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from memras.store import Store
@@ -78,7 +95,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         pipeline = after_store_hook(ctx, store)
     watcher = Watcher(store, sources,
                       on_stored=pipeline.after_store if pipeline else None,
-                      on_gap=pipeline.on_gap if pipeline else None)
+                      on_gap=pipeline.on_gap if pipeline else None,
+                      periodic=capacity_tasks(ctx, store, pipeline))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -45,7 +45,7 @@ SCOPE_SEVERITIES: dict[Scope, tuple[Severity, ...]] = {
     Scope.RANK: (Severity.CE,),
     Scope.BANK: (Severity.CE,),
 }
-KNOWN_TABLES = ("thresholds", "page", "classify", "verdict", "workflow", "alerts")
+KNOWN_TABLES = ("thresholds", "page", "classify", "verdict", "workflow", "alerts", "capacity")
 
 
 @dataclass(frozen=True)

@@ -131,3 +131,29 @@ def test_nothing_written_outside_root(server, tmp_path, capsys):
     after = {p: p.stat().st_mtime for p in Path("/tmp").glob("memras*")}
     assert before == after
     assert os.environ["MEMRAS_FORBID_REAL_WRITES"] == "1"
+
+
+def test_capacity_policy_becomes_a_watch_task_when_configured(tmp_path):
+    """[capacity] gives the watcher a task that offlines standby memory once memory has
+    stayed plentiful for the hold time (driven here with explicit clock values)."""
+    from memras.cli.context import Context
+    from memras.cli.watch import capacity_tasks
+    from memras.host import Host
+    from memras.store import Store
+
+    root = tmp_path / "guest"
+    profiles.create("qemu-guest", root)
+    host = Host(root)
+    standby = [b.index for b in host.memory.all() if "Movable" in b.valid_zones][-2:]
+    assert all(host.memory.read(i).online for i in standby)
+    config = tmp_path / "memras.toml"
+    config.write_text('[capacity]\nstandby = "256M"\non_available_below = "64M"\n'
+                      'off_available_above = "128M"\nhold_s = 10\nmin_dwell_s = 5\n')
+    ctx = Context(root=root, db=str(tmp_path / "m.db"), json=False, config=str(config))
+    store = Store.open(ctx.db)
+    (task,) = capacity_tasks(ctx, store, None)
+    for now in (1000.0, 1005.0, 1011.0, 1012.0):
+        task(now)
+    assert [host.memory.read(i).state for i in standby] == ["offline", "offline"]
+    ctx.config = None
+    assert capacity_tasks(ctx, store, None) == []
