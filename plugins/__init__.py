@@ -1,1 +1,5 @@
-"""Alert hooks and hardware backends shipped with memras (entry points memras.alerts / memras.backends)."""
+"""Alert hooks and hardware backends shipped with memras.
+
+Registered through the same entry points as third-party plugins:
+``memras.alerts`` and ``memras.backends``.
+"""

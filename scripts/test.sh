@@ -29,16 +29,21 @@ fi
 echo "== installing memras and its test dependencies"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'Running pip as' || true
 
+set +e
 echo "== ruff"
 .venv/bin/ruff check memras tui plugins tests bench
+lint=$?
 
 echo "== pytest (unit, TUI, lab)"
-set +e
 .venv/bin/python -m pytest "$@"
 status=$?
 set -e
 if [ "$status" = 5 ]; then
   echo "!! pytest collected no tests: that is a failure" >&2
   exit 1
+fi
+if [ "$lint" != 0 ]; then
+  echo "!! ruff found problems (see above): failing the run" >&2
+  [ "$status" = 0 ] && status=1
 fi
 exit "$status"
