@@ -58,30 +58,64 @@ def _layer(text: str) -> int | None:
     return None if value < 0 else value
 
 
+# The location decoded from an mc_event's label, detail and layers, by those strings.
+# A storm repeats the same few DIMMs, so decoding (two regexes, a merge and a replace:
+# most of a line's parse cost) is done once per distinct text. Bounded: cleared when
+# full, so a stream of all-different details costs only the decode it always did.
+_LOCATION_CACHE: dict[tuple[str, str, str, str, str, str], DimmLocation] = {}
+LOCATION_CACHE_MAX = 4096
+
+
+def _mc_event_location(label: str, detail: str, mc: str, top: str, mid: str,
+                       low: str) -> DimmLocation:
+    key = (label, detail, mc, top, mid, low)
+    location = _LOCATION_CACHE.get(key)
+    if location is None:
+        location = location_from_label(label).merged(location_from_pairs(detail))
+        location = dataclasses.replace(location, mc=int(mc), top_layer=_layer(top),
+                                       middle_layer=_layer(mid), lower_layer=_layer(low))
+        if len(_LOCATION_CACHE) >= LOCATION_CACHE_MAX:
+            _LOCATION_CACHE.clear()
+        _LOCATION_CACHE[key] = location
+    return location
+
+
+_MATCH_GROUPS = ("count", "type", "msg", "label", "mc", "top", "mid", "low", "addr", "grain",
+                 "synd", "detail")
+
+
 def mc_event_from_match(
     m: re.Match[str], *, source: Source, uptime_s: float | None, raw: str
 ) -> MemoryErrorEvent:
     """Build the record from a match of :data:`MC_EVENT_BODY` (shared with the fast path)."""
-    label = m["label"]
-    detail = (m["detail"] or "").strip()
-    location = location_from_label(label).merged(location_from_pairs(detail))
-    top, mid, low = _layer(m["top"]), _layer(m["mid"]), _layer(m["low"])
-    location = dataclasses.replace(
-        location, mc=int(m["mc"]), top_layer=top, middle_layer=mid, lower_layer=low
-    )
+    count, kind, msg, label, mc, top, mid, low, addr, grain, synd, detail = m.group(
+        *_MATCH_GROUPS)
+    detail = detail.strip() if detail else ""
     return MemoryErrorEvent(
-        error_type=_TYPE_BY_NAME.get(m["type"], ErrorType.INFO),
+        error_type=_TYPE_BY_NAME.get(kind, ErrorType.INFO),
         source=source,
-        count=int(m["count"]),
+        count=int(count),
         uptime_s=uptime_s,
-        address=int(m["addr"], 16),
-        grain_bits=grain_bits_from_bytes(int(m["grain"])),
-        syndrome=int(m["synd"], 16),
-        message=m["msg"] or "",
+        address=int(addr, 16),
+        grain_bits=_grain_bits(grain),
+        syndrome=int(synd, 16),
+        message=msg or "",
         driver_detail=detail,
-        location=location,
+        location=_mc_event_location(label, detail, mc, top, mid, low),
         raw=raw,
     )
+
+
+_GRAIN_BITS: dict[str, int | None] = {}
+
+
+def _grain_bits(text: str) -> int | None:
+    bits = _GRAIN_BITS.get(text, -1)
+    if bits == -1:
+        bits = grain_bits_from_bytes(int(text))
+        if len(_GRAIN_BITS) < 64:  # the kernel prints powers of two: a handful of values
+            _GRAIN_BITS[text] = bits
+    return bits
 
 
 def parse_mc_event(
