@@ -81,10 +81,11 @@ class MemoryMapScreen(Screen[None]):
 
     def highlight_dimm(self, dimm_id: str) -> None:
         """Mark one DIMM's blocks and move the cursor to its first block."""
-        grid = self.query_one(BlockGrid)
-        if not grid.cells:
+        grids = self.query(BlockGrid)
+        if not grids or not grids.first().cells:  # not composed or not loaded yet
             self._pending_highlight = dimm_id
             return
+        grid = grids.first()
         self._pending_highlight = None
         self.highlighted = dimm_id
         grid.set_highlight(dimm_id)

@@ -157,8 +157,11 @@ class BlockGrid(ScrollView, can_focus=True):
             self.post_message(self.Selected(self.cells[self.cursor]))
 
     def on_click(self, event: Click) -> None:
-        x, y = event.x, event.y + int(self.scroll_offset.y)
-        column = x + int(self.scroll_offset.x) - LABEL_WIDTH
+        offset = event.get_content_offset(self)
+        if offset is None:  # on the border
+            return
+        y = offset.y + int(self.scroll_offset.y)
+        column = offset.x + int(self.scroll_offset.x) - LABEL_WIDTH
         if 0 <= column < self.per_line:
             index = y * self.per_line + column
             if index < len(self.cells):
