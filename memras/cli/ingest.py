@@ -203,8 +203,15 @@ def _error_json(e: Any) -> dict[str, Any]:
 
 @command("summary", "per-DIMM error counts, like ras-mc-ctl --summary")(_filter_args)
 def run_summary(args: argparse.Namespace, ctx: Context) -> int:
-    with _open_store(ctx) as store:
-        summary = store.summary(**_filters(args))
+    filters = _filters(args)
+    summary = None
+    if not any(filters.values()):  # the common case: a SQLite read with no SQLAlchemy
+        from memras.store.quick import read_summary
+
+        summary = read_summary(ctx.db)
+    if summary is None:
+        with _open_store(ctx) as store:
+            summary = store.summary(**filters)
     if ctx.json:
         ctx.emit_json(asdict(summary))
         return 0

@@ -10,9 +10,17 @@ Public interface::
     with store.session() as s: ...             # ORM session for other areas
 
 ``RasdaemonDb`` reads a rasdaemon database read-only (0.6.8 and 0.8.5 shapes).
+
+The names that need SQLAlchemy (``Store``, ``Base``, ...) are imported on first use
+(PEP 562), so ``memras.store.quick`` — the read `memras summary` takes on SQLite —
+starts without paying ~0.3 s for importing SQLAlchemy.
 """
 
-from memras.store.base import Base
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from memras.store.results import (
     MEMORY_FAILURE_TYPE,
     AddResult,
@@ -21,7 +29,23 @@ from memras.store.results import (
     SummaryGroup,
     TypeTotal,
 )
-from memras.store.store import MODEL_MODULES, Store, database_url
+
+if TYPE_CHECKING:
+    from memras.store.base import Base
+    from memras.store.store import MODEL_MODULES, Store, database_url
+
+_LAZY = {"Base": "memras.store.base", "MODEL_MODULES": "memras.store.store",
+         "Store": "memras.store.store", "database_url": "memras.store.store"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memras.store' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
 
 __all__ = [
     "MEMORY_FAILURE_TYPE",

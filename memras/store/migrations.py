@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, select
 
-from memras.store import rasdaemon_schema
+from memras.store import quick, rasdaemon_schema
 from memras.store.models import STORE_TABLES, SchemaRow
 
 
@@ -50,6 +50,8 @@ MIGRATIONS: list[Migration] = [
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version
+# memras.store.quick reads current databases without SQLAlchemy and must know the number.
+assert LATEST_VERSION == quick.SCHEMA_VERSION, "update memras.store.quick.SCHEMA_VERSION"
 
 
 def applied_versions(conn: Connection) -> set[int]:

@@ -1,0 +1,76 @@
+"""The unfiltered summary read straight from a SQLite file, without SQLAlchemy.
+
+``memras summary`` is mostly process start-up: the counts it prints are a few dozen
+rows of ``memras_error_count``, but :meth:`Store.open` first imports SQLAlchemy
+(~0.3 s), creates the engine and runs the migration check in a write transaction.
+For a read of a database that is already current none of that is needed, so on a
+SQLite file this module opens it read-only with the standard ``sqlite3`` module and
+reads the counts table directly.
+
+It answers only when that is certainly right: a SQLite path or ``sqlite:///`` URL
+whose file exists and whose ``memras_schema`` lists every migration this memras
+knows (so the tables have the shape the query expects). Otherwise it returns None and
+the caller takes the generic path (:meth:`Store.summary`), which works on any
+backend and migrates an old database first.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from memras.store.results import Summary, SummaryGroup
+
+# Must equal migrations.LATEST_VERSION (checked where migrations.py is imported, and in
+# tests); kept here so this module needs no SQLAlchemy import.
+SCHEMA_VERSION = 2
+
+_COUNTS = ("SELECT type, label, mc, top_layer, middle_layer, lower_layer, events, errors "
+           "FROM memras_error_count")
+
+
+def sqlite_path(url_or_path: str) -> Path | None:
+    """The file of a SQLite database URL or bare path; None for anything else."""
+    text = str(url_or_path)
+    if "://" in text:
+        if not text.startswith("sqlite:///") or "?" in text:
+            return None
+        text = text.removeprefix("sqlite:///")
+    if not text or text == ":memory:":
+        return None
+    return Path(text).expanduser().absolute()
+
+
+def read_summary(url_or_path: str) -> Summary | None:
+    """Per-DIMM counts like :meth:`Store.summary` (no filters), or None: use the Store."""
+    path = sqlite_path(url_or_path)
+    if path is None or not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        conn.execute("PRAGMA busy_timeout=5000")
+        versions = {v for (v,) in conn.execute("SELECT version FROM memras_schema")}
+        if not set(range(1, SCHEMA_VERSION + 1)) <= versions:
+            return None  # an older database: Store.open migrates it
+        rows = conn.execute(_COUNTS).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    groups = [summary_group(*row) for row in rows]
+    groups.sort(key=lambda g: (g.type, g.label or "", g.location))
+    return Summary.from_groups(groups)
+
+
+def _unknown(value: int) -> int | None:
+    return None if value == -1 else value
+
+
+def summary_group(type: str, label: str, mc: int, top: int, mid: int, low: int, events: int,
+           errors: int | None) -> SummaryGroup:
+    return SummaryGroup(type=type, label=label or None, mc=_unknown(mc),
+                        top_layer=_unknown(top), middle_layer=_unknown(mid),
+                        lower_layer=_unknown(low), events=int(events), errors=int(errors or 0))
