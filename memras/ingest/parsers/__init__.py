@@ -17,6 +17,7 @@ from memras.ingest.parsers.rasdaemon_rows import (
     from_mc_event_row,
     from_mce_record_row,
     from_memory_failure_row,
+    parse_ras_mc_ctl_error,
 )
 from memras.ingest.parsers.trace_events import (
     parse_extlog_mem_event,
@@ -40,6 +41,7 @@ __all__ = [
     "parse_mc_event",
     "parse_mce_record",
     "parse_mcelog",
+    "parse_ras_mc_ctl_error",
     "parse_memory_failure_event",
     "parse_trace_line",
     "split_trace_line",

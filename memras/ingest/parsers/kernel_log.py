@@ -93,14 +93,15 @@ _MCE_HEAD = re.compile(
     r" Bank (?P<bank>\d+): (?:0x)?(?P<status>[0-9a-fA-F]+)"
 )
 _MCE_REG = re.compile(
-    r"\b(TSC|ADDR|MISC|SYND|IPID|PPIN|RIP|TIME|SOCKET|APIC|microcode) ([0-9a-fA-F:<>]+)"
+    r"\b(TSC|ADDR|MISC|SYND|IPID|PPIN|RIP|TIME|SOCKET|APIC|microcode) (?:0x)?([0-9a-fA-F:<>]+)"
 )
-_PROCESSOR = re.compile(r"PROCESSOR (\d+):([0-9a-fA-F]+)")
+_PROCESSOR = re.compile(r"PROCESSOR (\d+):(?:0x)?([0-9a-fA-F]+)")  # skx_common: "0:0x806f8"
 _AMD_STATUS = re.compile(
     r"CPU:(?P<cpu>\d+) \((?P<fam>[0-9a-f]+):[0-9a-f]+:[0-9a-f]+\) MC(?P<bank>\d+)_STATUS"
     r"\[[^\]]*\]: 0x(?P<status>[0-9a-fA-F]+)"
 )
 _AMD_ADDR = re.compile(r"Error Addr: 0x([0-9a-fA-F]+)")
+_AMD_PPIN = re.compile(r"^PPIN: 0x([0-9a-fA-F]+)")
 _AMD_IPID = re.compile(r"IPID: 0x([0-9a-fA-F]+)(?:, Syndrome: 0x([0-9a-fA-F]+))?")
 _MF = re.compile(
     r"^(?:Memory failure: |MCE )(?P<pfn>0x[0-9a-fA-F]+|\d+): (?:recovery action for"
@@ -226,7 +227,10 @@ class KernelLogParser:
             )
             return [_merge_edac(r, g.record, raw) for r in recs]
         if g.record is not None:
-            return [replace(g.record, mce=regs or g.record.mce, raw=raw,
+            record = g.record
+            if _amd_deferred(regs) and record.error_type is ErrorType.UNCORRECTED:
+                record = replace(record, error_type=ErrorType.DEFERRED)  # EDAC prints "UE"
+            return [replace(record, mce=regs or record.mce, raw=raw,
                             normalized_address=g.normalized_address)]  # fmt: skip
         if regs is None:
             return []
@@ -296,6 +300,10 @@ class KernelLogParser:
 
     def _edac_new(self, m: re.Match[str], p: Prefixed, line: str) -> MemoryErrorEvent:
         detail = (m["detail"] or "").strip()
+        page, offset = int(m["page"], 16), int(m["off"], 16)
+        # page:0x0 offset:0x0 is how drivers say "no address" (amd64_edac "Cannot decode
+        # normalized address", i7core_edac): address 0 would name a real page.
+        known = page != 0 or offset != 0
         location = (
             location_from_label(m["label"])
             .merged(location_from_pairs(m["loc"]))
@@ -305,8 +313,8 @@ class KernelLogParser:
         return self._base(
             p, line, _type(m["type"]),
             count=int(m["count"]),
-            address=(int(m["page"], 16) << self.page_shift) | int(m["off"], 16),
-            page_shift=self.page_shift,
+            address=(page << self.page_shift) | offset if known else None,
+            page_shift=self.page_shift if known else None,
             grain_bits=grain_bits_from_bytes(int(m["grain"])),
             syndrome=hex_int(m["synd"]),
             message=m["msg"] or "",
@@ -362,6 +370,13 @@ class KernelLogParser:
         at = p.message.find("[Hardware Error]")
         text = p.message[at + len("[Hardware Error]:") :].strip()
         if text.startswith(GHES_START):
+            g = self._group
+            if g is not None and g.ghes is None and not g.regs and g.record is not None \
+                    and g.record.driver == "ghes":
+                # ghes_edac's line came first (arm64 Phytium log): same fault, one group
+                g.lines.append(line)
+                g.ghes = GhesBlock(seq=seq, lines=g.lines)
+                return []
             out, g = self._open(p, line)
             g.ghes = GhesBlock(seq=seq, lines=g.lines)
             return out
@@ -426,6 +441,12 @@ class KernelLogParser:
         ]
 
 
+def _amd_deferred(regs: MceRegisters | None) -> bool:
+    """SMCA MCA_STATUS[44] Deferred: amd64_edac reports it as HW_EVENT_ERR_DEFERRED (the
+    trace event says "Deferred") while edac_mc's printk says "UE"."""
+    return regs is not None and regs.cpuvendor == _X86_VENDOR_AMD and bool(regs.status >> 44 & 1)
+
+
 def _same_page(g: _Group, record: MemoryErrorEvent) -> bool:
     """False only when the group's MCE ADDR and the EDAC address name different pages."""
     addr = g.regs.get("addr")
@@ -442,6 +463,9 @@ def _fold_mce_text(g: _Group, text: str) -> None:
     """TSC/ADDR/MISC/PROCESSOR lines and the mce_amd block's address/IPID lines."""
     if m := _AMD_ADDR.search(text):
         g.normalized_address = int(m[1], 16)
+        return
+    if m := _AMD_PPIN.match(text):
+        g.regs["ppin"] = int(m[1], 16)
         return
     if m := _AMD_IPID.search(text):
         g.regs["ipid"] = int(m[1], 16)
@@ -492,7 +516,7 @@ def _type(token: str) -> ErrorType:
 
 def _driver_of(label: str, detail: str) -> str:
     """The EDAC driver, when its default label or detail format names it."""
-    if "_Ha#" in label:
+    if "_Ha#" in label or "channel_mask:" in detail:  # pre-Ha# sb_edac: CPU_SrcID#0_Channel#0
         return "sb_edac"
     if "CPU_SrcID#" in label:
         return "skx_edac"

@@ -18,6 +18,9 @@ from memras.ingest.parsers._common import ParserStats, walltime_to_datetime
 from memras.records import MceRegisters, MemoryErrorEvent, Source
 
 RECORD_START = "Hardware event. This is not a software error."
+# mcelog before ~1.0 (RHEL 5/6 era) opened a record with this line instead (a Chinese
+# sysadmin blog quoting /var/log/mcelog, see tests/unit/parsers/corpus_public.py).
+OLD_RECORD_START = "HARDWARE ERROR. This is NOT a software problem!"
 _SYSLOG = re.compile(r"^(?:.*?\bmcelog(?:\[\d+\])?: )")
 _TOKENS = re.compile(
     r"\b(CPU|BANK|TSC|MISC|ADDR|TIME|STATUS|MCGSTATUS|MCGCAP|APICID|SOCKETID|PPIN|MICROCODE) (\w+)"
@@ -36,7 +39,7 @@ def _records_text(text: str) -> list[list[str]]:
     blocks: list[list[str]] = []
     for raw in text.splitlines():
         line = _SYSLOG.sub("", raw, count=1).strip()
-        if line == RECORD_START:
+        if line in (RECORD_START, OLD_RECORD_START):
             blocks.append([])
         elif blocks and line:
             blocks[-1].append(line)

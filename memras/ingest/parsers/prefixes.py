@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 _KMSG = re.compile(r"^(\d+),(\d+),(\d+),[^;]*;")
+# The host is optional (radiasoft/devops#134 logs "Feb 23 03:28:16 kernel: …", once
+# with two spaces before "kernel:"); journalctl in some locales prints the month in
+# lower case ("jan 20 12:40:57 beelink kernel:").
 _SYSLOG = re.compile(
-    r"^(?:<\d+>)?[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ kernel:(?: |$)"
+    r"^(?:<\d+>)?[^\W\d_]{3} [ \d]\d \d\d:\d\d:\d\d(?:\.\d+)?(?: \S+)? +kernel:(?: |$)"
 )
 _ISO = re.compile(
     r"^(?:<\d+>)?(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)"

@@ -17,7 +17,9 @@ Mirrors rasdaemon's ras-record.c bindings:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -149,3 +151,25 @@ def from_extlog_row(row: Mapping[str, Any]) -> MemoryErrorEvent:
         location=DimmLocation(label=fru or None),
         raw=repr({k: v for k, v in row.items() if k != "cper_data"}),
     )
+
+
+# ras-mc-ctl (util/ras-mc-ctl.in) --errors, one mc_event row per line:
+# "$id $time $count $type error(s): $msg at $label location: $mc:$top:$mid:$low, addr $addr,
+#  grain $grain, syndrome $syndrome $detail" — addr/syndrome decimal, grain = grain_bits.
+_RAS_MC_CTL_ERROR = re.compile(
+    r"^(?P<id>\d+) (?P<timestamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}) (?P<err_count>\d+)"
+    r" (?P<err_type>\S+) error\(s\): (?P<err_msg>.*?) at (?P<label>.*) location:"
+    r" (?P<mc>-?\d+):(?P<top_layer>-?\d+):(?P<middle_layer>-?\d+):(?P<lower_layer>-?\d+),"
+    r" addr (?P<address>-?\d*), grain (?P<grain>-?\d*), syndrome (?P<syndrome>-?\d*)"
+    r" ?(?P<driver_detail>.*)$"
+)
+
+
+def parse_ras_mc_ctl_error(line: str) -> MemoryErrorEvent | None:
+    """One ``ras-mc-ctl --errors`` memory-error line (as pasted in tickets) → record."""
+    m = _RAS_MC_CTL_ERROR.match(line.rstrip("\r\n"))
+    if m is None:
+        return None
+    row = m.groupdict()
+    row["driver_detail"] = row["driver_detail"].strip()
+    return replace(from_mc_event_row(row), raw=line.rstrip("\r\n"))
