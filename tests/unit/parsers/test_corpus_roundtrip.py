@@ -1,0 +1,153 @@
+"""Every corpus record decodes exactly, survives the store, and reads the same in rasdaemon.
+
+1. The public corpus (corpus_public.py) decodes to exactly the listed fields, and its
+   decoys give nothing and are counted.
+2. Every memory error of every corpus (trace, kernel log, public) goes through
+   ``Store.open``/``add_events`` and comes back from ``store.errors()`` with each field
+   intact (grain_bits and syndrome, which StoredError does not carry, are read from
+   the memras_error row).
+3. The mc_event rows are read by the REAL Debian ``ras-mc-ctl --errors`` (private
+   mount namespace, see tests/unit/store/ras_mc_ctl_runner.py), whose lines are parsed
+   back with :func:`parse_ras_mc_ctl_error`: label, location, address and grain must be
+   what memras shows. Skipped with the reason when the tool cannot run; failed under CI.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from memras.ingest.parsers import (
+    ParserStats,
+    parse_kernel_log,
+    parse_ras_mc_ctl_error,
+    parse_trace_line,
+)
+from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
+from memras.store import Store
+from tests.unit.parsers.corpus_kernel_log import KLOG_CORPUS
+from tests.unit.parsers.corpus_public import (
+    PUBLIC_CORPUS,
+    PUBLIC_DECOYS,
+    SOURCES,
+    full_fields,
+    parse_public,
+)
+from tests.unit.parsers.corpus_trace import TRACE_CORPUS
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
+import ras_mc_ctl_runner as ras  # noqa: E402
+
+
+@pytest.mark.parametrize(("kind", "text", "expected"), [c[1:] for c in PUBLIC_CORPUS],
+                         ids=[c[0] for c in PUBLIC_CORPUS])  # fmt: skip
+def test_public_corpus_decodes_every_field(kind: str, text: str, expected: list[dict]) -> None:
+    records = parse_public(kind, text)
+    assert [full_fields(r) for r in records] == expected
+
+
+def test_public_corpus_is_cited_and_counts() -> None:
+    assert {c[0] for c in PUBLIC_CORPUS} == set(SOURCES)
+    assert sum(len(c[3]) for c in PUBLIC_CORPUS) == 22  # + 7 decoys
+
+
+def test_public_decoys_give_nothing_and_are_counted() -> None:
+    stats = ParserStats()
+    assert list(parse_kernel_log(PUBLIC_DECOYS, stats=stats)) == []
+    assert stats.records == 0 and stats.ignored == len(PUBLIC_DECOYS)
+
+
+def _all_records() -> list[tuple[str, Record]]:
+    out: list[tuple[str, Record]] = []
+    for name, line, _ in TRACE_CORPUS:
+        record = parse_trace_line(line)
+        if isinstance(record, MemoryErrorEvent | MemoryFailureEvent):
+            out.append((name, record))
+    for name, block, _ in KLOG_CORPUS:
+        out += [(name, r) for r in parse_kernel_log(block.splitlines())]
+    for name, kind, block, _ in PUBLIC_CORPUS:
+        out += [(name, r) for r in parse_public(kind, block)]
+    return out
+
+
+RECORDS = _all_records()
+ERRORS = [(n, r) for n, r in RECORDS if isinstance(r, MemoryErrorEvent)]
+
+
+def _unique_key(record: Any) -> tuple:
+    return (str(record.source), record.raw, repr(record))  # one row per corpus record
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, Any]]:
+    store = Store.open(tmp_path_factory.mktemp("corpus") / "memras.db", key_fn=_unique_key)
+    result = store.add_events([r for _, r in RECORDS])
+    assert result.inserted == len(RECORDS)
+    by_raw = {e.raw: e for e in store.errors()}
+    with store.engine.connect() as conn:
+        extra = {row.raw: row for row in conn.execute(
+            text("SELECT raw, grain_bits, syndrome FROM memras_error"))}  # fmt: skip
+    return store, {"errors": by_raw, "extra": extra}
+
+
+@pytest.mark.parametrize("record", [r for _, r in ERRORS], ids=[n for n, _ in ERRORS])
+def test_memory_error_survives_the_store(stored: tuple[Store, dict], record: MemoryErrorEvent
+                                         ) -> None:  # fmt: skip
+    _, found = stored
+    e = found["errors"][record.raw]
+    assert (e.type, e.count, e.source) == (str(record.error_type), record.count,
+                                           str(record.source))  # fmt: skip
+    assert (e.address, e.normalized_address) == (record.address, record.normalized_address)
+    assert e.page == (None if record.address is None else record.address >> 12)
+    assert e.location == record.location
+    assert (e.message, e.driver, e.driver_detail) == (
+        record.message, record.driver, record.driver_detail)  # fmt: skip
+    assert e.uptime == record.uptime_s
+    if record.timestamp is not None and record.timestamp.tzinfo is not None:
+        assert e.time == record.timestamp
+    row = found["extra"][record.raw]
+    assert (row.grain_bits, row.syndrome) == (record.grain_bits, record.syndrome)
+    assert e.rasdaemon_table == ("mce_record" if record.mce is not None else "mc_event")
+
+
+def test_memory_failures_survive_the_store(stored: tuple[Store, dict]) -> None:
+    _, found = stored
+    failures = [r for _, r in RECORDS if isinstance(r, MemoryFailureEvent)]
+    assert len(failures) >= 4
+    for record in failures:
+        e = found["errors"][record.raw]
+        assert (e.page, e.message) == (record.pfn, f"{record.page_type}: {record.action_result}")
+        assert e.rasdaemon_table == "memory_failure_event"
+
+
+@pytest.mark.rasdaemon
+def test_real_ras_mc_ctl_prints_what_memras_shows(stored: tuple[Store, dict],
+                                                  tmp_path: Path) -> None:  # fmt: skip
+    ras.require_ras_mc_ctl()
+    store, found = stored
+    mine = {e.rasdaemon_id: e for e in found["errors"].values()
+            if e.rasdaemon_table == "mc_event"}  # fmt: skip
+    assert len(mine) >= 20
+    db_dir = ras.checkpointed_copy(Path(str(store.engine.url.database)), tmp_path / "ras")
+    lines = [ln for ln in ras.run(db_dir, "--errors").splitlines() if " error(s): " in ln]
+    theirs = {int(ln.split(" ", 1)[0]): ln for ln in lines}
+    assert set(theirs) == set(mine)
+    for row_id, line in theirs.items():
+        parsed = parse_ras_mc_ctl_error(line)
+        assert parsed is not None, line
+        e = mine[row_id]
+        row = found["extra"][e.raw]
+        where = (e.location.mc, e.location.top_layer, e.location.middle_layer,
+                 e.location.lower_layer)  # fmt: skip
+        assert parsed.location.label == e.label, line
+        assert (parsed.location.mc, parsed.location.top_layer, parsed.location.middle_layer,
+                parsed.location.lower_layer) == where, line  # fmt: skip
+        assert parsed.address == e.address, line
+        assert parsed.grain_bits == row.grain_bits, line
+        assert (str(parsed.error_type), parsed.count, parsed.message) == (e.type, e.count,
+                                                                          e.message), line
+        assert parsed.driver_detail == e.driver_detail.strip(), line
