@@ -272,15 +272,28 @@ def memory_failure_row(row_id: int, stamp: str, event: MemoryFailureEvent) -> tu
 class LocalTimestamps:
     """:func:`format_timestamp` for many events: the local UTC offset is looked up once
     per 15 minutes of event time (every zone's offset changes only on such a boundary),
-    instead of a tz conversion plus strftime per row — the ingest hot path."""
+    instead of a tz conversion plus strftime per row — the ingest hot path. The text has
+    one-second resolution, so it is also kept per second: a storm's events share it."""
 
     BUCKET_S = 900
+    MAX_SECONDS = 4096  # per-second texts kept; cleared when full (bounded memory)
 
     def __init__(self) -> None:
         self._suffix: dict[int, tuple[timedelta, str]] = {}
+        self._by_second: dict[int, str] = {}
 
     def format(self, when_utc: datetime) -> str:
-        bucket = int(when_utc.timestamp() // self.BUCKET_S)
+        epoch = when_utc.timestamp()
+        second = int(epoch // 1)
+        text = self._by_second.get(second)
+        if text is None:
+            if len(self._by_second) >= self.MAX_SECONDS:
+                self._by_second.clear()
+            text = self._by_second[second] = self._format(when_utc, epoch)
+        return text
+
+    def _format(self, when_utc: datetime, epoch: float) -> str:
+        bucket = int(epoch // self.BUCKET_S)
         cached = self._suffix.get(bucket)
         if cached is None:
             gmtoff = time.localtime(bucket * self.BUCKET_S).tm_gmtoff

@@ -37,7 +37,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     Connection,
     Engine,
-    and_,
     create_engine,
     event,
     func,
@@ -96,8 +95,11 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+_BUCKET_MASK = 0xFFFFFFFF
+
+
 def _key_text(key: tuple) -> str:
-    """The indexed text of a dedup key: its time bucket, then a digest of the whole key.
+    """The indexed text of a dedup key: its time bucket, then a digest of the rest.
 
     Why the bucket first: a digest alone scatters consecutive events over the whole
     dedup index, so at 1M rows every insert and lookup touched a different B-tree page
@@ -105,11 +107,23 @@ def _key_text(key: tuple) -> str:
     bucket first, a storm's keys land together at the index's growing end. 8 + 24 hex
     characters fit the column's String(32). Keys without an int bucket stay a digest.
     """
-    digest = _digest(repr(key))
     bucket = key[-1] if key else None
     if type(bucket) is int:
-        return f"{bucket & 0xFFFFFFFF:08x}{digest}"
-    return digest
+        return f"{bucket & _BUCKET_MASK:08x}{_digest(repr(key[:-1]))}"
+    return _digest(repr(key))
+
+
+def _key_texts(key: tuple, previous: tuple | None) -> tuple[str, str | None]:
+    """:func:`_key_text` of a key and of its previous-bucket twin, hashing once when the
+    twin differs only in the bucket (as the parsers' ``dedup_keys`` builds it)."""
+    if previous is None:
+        return _key_text(key), None
+    bucket = key[-1] if key else None
+    if type(bucket) is int and previous[-1] == bucket - 1 and previous[:-1] == key[:-1]:
+        digest = _digest(repr(key[:-1]))
+        return (f"{bucket & _BUCKET_MASK:08x}{digest}",
+                f"{(bucket - 1) & _BUCKET_MASK:08x}{digest}")
+    return _key_text(key), _key_text(previous)
 
 
 def _identity(record: Record) -> str:
@@ -277,9 +291,8 @@ class Store:
                     when = now
             if when.tzinfo is not UTC:
                 when = (when if when.tzinfo is not None else when.astimezone()).astimezone(UTC)
-            key, previous = keys_fn(record)
-            out.append(_Prepared(_key_text(key), None if previous is None else
-                                 _key_text(previous), _identity(record), record, when))
+            key, previous = _key_texts(*keys_fn(record))
+            out.append(_Prepared(key, previous, _identity(record), record, when))
         return out
 
     def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
@@ -293,9 +306,10 @@ class Store:
                 seen.setdefault(key, []).append((source, identity))
         fresh = []
         for p in prepared:
-            matches = seen.get(p.key, []) + (seen.get(p.previous, []) if p.previous else [])
             source = str(p.record.source)
-            if any(identity == p.identity or other != source for other, identity in matches):
+            if (_seen_before(seen.get(p.key), source, p.identity)
+                    or (p.previous is not None
+                        and _seen_before(seen.get(p.previous), source, p.identity))):
                 continue
             fresh.append(p)
             seen.setdefault(p.key, []).append((source, p.identity))
@@ -341,17 +355,9 @@ class Store:
                 acc = deltas[key] = [0, 0]
             acc[0] += 1
             acc[1] += row_count(r)
-        t = ErrorCountRow.__table__
+        statements = self._fast(conn)
         for key, (events, errors) in deltas.items():
-            match = and_(t.c.type == key[0], t.c.label == key[1], t.c.mc == key[2],
-                         t.c.top_layer == key[3], t.c.middle_layer == key[4],
-                         t.c.lower_layer == key[5])
-            done = conn.execute(update(t).where(match).values(
-                events=t.c.events + events, errors=t.c.errors + errors))
-            if done.rowcount == 0:
-                conn.execute(t.insert().values(
-                    type=key[0], label=key[1], mc=key[2], top_layer=key[3],
-                    middle_layer=key[4], lower_layer=key[5], events=events, errors=errors))
+            statements.bump_count(conn, key, events, errors)
 
     # ---- cursors, gaps, skipped input ----------------------------------------------
 
@@ -456,6 +462,13 @@ class Store:
 
 
 # ---- helpers (module level: pure, no Store state) ---------------------------------
+
+def _seen_before(matches: list[tuple[str, str]] | None, source: str, identity: str) -> bool:
+    """A stored row under the key is this record read again, or another source's report."""
+    if not matches:
+        return False
+    return any(known == identity or other != source for other, known in matches)
+
 
 def _rasdaemon_table(record: Record) -> str:
     if isinstance(record, MemoryFailureEvent):
