@@ -36,7 +36,11 @@ log = logging.getLogger("memras.watch")
 
 FLUSH_INTERVAL_S = 0.2  # an event is stored at most this long after it was read
 POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the stop flag
-QUEUE_BATCHES = 256  # bound on batches in flight between sources and the writer
+# Bound on batches in flight between sources and the writer. A trace batch is at most
+# ~4k lines (tracefs.MAX_READ_BYTES), so a storm holds at most ~64k parsed records in
+# the queue (tens of MiB) while the writer catches up; the sources then block and the
+# kernel buffers. 256 let a 1M-line storm sit in memory as parsed records.
+QUEUE_BATCHES = 16
 
 OnStored = Callable[[list[Record]], None]
 OnGap = Callable[[object], None]

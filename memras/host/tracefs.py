@@ -43,6 +43,13 @@ class TraceSetup:
     instance_dir: str | None = None  # relative kernel path, for removal
 
 
+# At most this much is read per read_lines() call. A storm (or a 1M-line capture being
+# tailed) then reaches the watcher as a stream of ~4k-line batches that the bounded
+# queue can hold back, instead of one list of every line in memory at once.
+MAX_READ_BYTES = 1 << 20
+_CHUNK_BYTES = 1 << 16
+
+
 class TracePipeReader:
     """Line reader over a trace_pipe (or a tailed file), non-blocking with a timeout."""
 
@@ -51,6 +58,7 @@ class TracePipeReader:
         self.is_pipe = is_pipe
         self._fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         self._pending = b""
+        self.last_bytes = 0  # bytes (lines + newlines) the last read_lines() returned
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -58,24 +66,31 @@ class TracePipeReader:
             self._fd = -1
 
     def read_lines(self, timeout_s: float = 0.0) -> list[str]:
+        """Complete lines available now (at most about MAX_READ_BYTES of them), waiting
+        up to ``timeout_s`` for the first; a partial last line is kept for next time."""
         deadline = time.monotonic() + timeout_s
-        while True:
+        chunks = [self._pending]
+        size = len(self._pending)
+        newline = b"\n" in self._pending
+        while size < MAX_READ_BYTES:
             if self.is_pipe:
                 remaining = max(0.0, deadline - time.monotonic())
                 select.select([self._fd], [], [], remaining)
             try:
-                chunk = os.read(self._fd, 1 << 16)
+                chunk = os.read(self._fd, min(_CHUNK_BYTES, MAX_READ_BYTES - size))
             except BlockingIOError:
                 chunk = b""
             if chunk:
-                self._pending += chunk
-                # Keep reading while data flows; stop at the first empty read.
-                continue
-            if b"\n" in self._pending or time.monotonic() >= deadline:
+                chunks.append(chunk)
+                size += len(chunk)
+                newline = newline or b"\n" in chunk
+                continue  # keep reading while data flows, up to the cap
+            if newline or time.monotonic() >= deadline:
                 break
             if not self.is_pipe:
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        complete, _, self._pending = self._pending.rpartition(b"\n")
+        complete, sep, self._pending = b"".join(chunks).rpartition(b"\n")
+        self.last_bytes = len(complete) + len(sep)
         if not complete:
             return []
         return [ln for ln in complete.decode(errors="replace").split("\n") if ln]

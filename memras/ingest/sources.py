@@ -182,8 +182,10 @@ class TraceSource:
         assert self._reader is not None
         batch = SourceBatch(source=self.name)
         parse = _parsers().parse_trace_line
-        for line in self._reader.read_lines(timeout_s):
-            self._offset += len(line.encode()) + 1
+        lines = self._reader.read_lines(timeout_s)
+        # bytes as read (not re-encoded text): exact even for blank or non-UTF-8 lines
+        self._offset += self._reader.last_bytes
+        for line in lines:
             if line.startswith("#"):
                 continue
             try:
