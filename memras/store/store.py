@@ -299,11 +299,13 @@ class Store:
         """Keep a record unless it was read before (same source and raw under its key) or
         another source already reported the fault (its key or the previous bucket's)."""
         lookup = list({k for p in prepared for k in (p.key, p.previous) if k is not None})
-        seen: dict[str, list[tuple[str, str]]] = {}
+        # key -> (identities stored under it, sources that reported it): O(1) per record
+        # even when a stuck cell puts thousands of rows under one key.
+        seen: dict[str, tuple[set[str], set[str]]] = {}
         for start in range(0, len(lookup), KEY_CHUNK):
             for key, source, identity in self._fast(conn).known_keys(
                     conn, lookup[start:start + KEY_CHUNK]):
-                seen.setdefault(key, []).append((source, identity))
+                _remember(seen, key, source, identity)
         fresh = []
         for p in prepared:
             source = str(p.record.source)
@@ -312,7 +314,7 @@ class Store:
                         and _seen_before(seen.get(p.previous), source, p.identity))):
                 continue
             fresh.append(p)
-            seen.setdefault(p.key, []).append((source, p.identity))
+            _remember(seen, p.key, source, p.identity)
         return fresh
 
     def _fast(self, conn: Connection) -> FastStatements:
@@ -463,11 +465,21 @@ class Store:
 
 # ---- helpers (module level: pure, no Store state) ---------------------------------
 
-def _seen_before(matches: list[tuple[str, str]] | None, source: str, identity: str) -> bool:
+def _remember(seen: dict[str, tuple[set[str], set[str]]], key: str, source: str,
+              identity: str) -> None:
+    entry = seen.get(key)
+    if entry is None:
+        entry = seen[key] = (set(), set())
+    entry[0].add(identity)
+    entry[1].add(source)
+
+
+def _seen_before(entry: tuple[set[str], set[str]] | None, source: str, identity: str) -> bool:
     """A stored row under the key is this record read again, or another source's report."""
-    if not matches:
+    if entry is None:
         return False
-    return any(known == identity or other != source for other, known in matches)
+    identities, sources = entry
+    return identity in identities or len(sources) > 1 or source not in sources
 
 
 def _rasdaemon_table(record: Record) -> str:
