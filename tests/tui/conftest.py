@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from memras.tui.app import MemrasApp
+
 from tests.tui.world import PINNED_NOW, World, build
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from rich.console import Console
@@ -14,7 +15,7 @@ def plain(content: Any, width: int = 200) -> str:
         return content
     if isinstance(content, Text):
         return content.plain
-    console = Console(width=width, record=True, color_system=None, file=open("/dev/null", "w"))
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
     console.print(content)
     return console.export_text()
 

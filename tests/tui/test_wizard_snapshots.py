@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from memras.tui.app import MemrasApp
 from memras.tui.screens.wizard import WizardScreen
+from textual.widgets import Input
 
 from memras.workflow.runner import ReplaceOptions
 from tests.tui.conftest import wait_until
@@ -31,10 +32,15 @@ def to_phase(phase: str, label: str = ""):
         wizard = WizardScreen("P1-DIMMB1", options=ReplaceOptions(operator="Ada"))
         pilot.app.push_screen(wizard)
         await wait_until(pilot, lambda: wizard.phase == "confirm", 20)
+        wizard.query_one(Input).cursor_blink = False  # a blinking cursor is not a regression
         if phase == "swap":
             await pilot.press(*label, "enter")
             await wait_until(pilot, lambda: wizard.phase == "swap", 20)
-        await pilot.pause(0.1)
+        await pilot.pause(0.3)
+        wizard.query_one("#wizard-body").scroll_home(animate=False)
+        await pilot.wait_for_scheduled_animations()
+        for _ in range(3):  # let a scrollbar that appeared re-wrap the text and settle
+            await pilot.pause(0.1)
 
     return run_before
 

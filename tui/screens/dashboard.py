@@ -56,7 +56,8 @@ class DashboardScreen(Screen[None]):
         yield Header()
         yield Static("reading the host…", id="summary")
         table: DataTable[object] = DataTable(id="dimms", cursor_type="row", zebra_stripes=True)
-        table.add_columns("ID", "Label", "Location", "Size", "CE", "UE", "24 h", "Verdict")
+        # verdict first after the id, so it stays on screen at 80 columns
+        table.add_columns("ID", "Verdict", "CE", "UE", "24 h errors", "Size", "Label", "Location")
         yield table
         with Horizontal(id="lower"):
             with Vertical(id="alerts-box"):
@@ -116,7 +117,7 @@ class DashboardScreen(Screen[None]):
             "\nErrors in the last 24 h: ", (errors, "bold red" if recent and recent.ue else ""),
             f"   {s.block_count} blocks of {format_bytes(s.block_size) if s.block_size else '-'}")
         if message.store_note:
-            summary.append(f"\ndatabase: {message.store_note}", style="yellow")
+            summary.append(f"  database: {message.store_note}", style="yellow")
         self.query_one("#summary", Static).update(summary)
         self._fill_dimms(message.dimms)
         self._fill_alerts(message.alerts)
@@ -130,25 +131,26 @@ class DashboardScreen(Screen[None]):
         table.clear()
         for r in rows:
             table.add_row(
-                Text(r.id), safe(r.label), safe(r.location), size_text(r.size_bytes),
-                count_text(r.ce), count_text(r.ue, bad=True), sparkline(r.rate),
-                verdict_text(r.verdict), key=r.id)
+                Text(r.id), verdict_text(r.verdict), count_text(r.ce),
+                count_text(r.ue, bad=True), sparkline(r.rate), size_text(r.size_bytes),
+                safe(r.label), safe(r.location), key=r.id)
         if rows:
             table.move_cursor(row=min(selected, len(rows) - 1))
 
     def _fill_alerts(self, alerts: list[object]) -> None:
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         if not alerts:
             text.append("none open", style="green")
-        for alert in alerts[-8:]:
+        for alert in reversed(alerts[-6:]):  # newest first
             text.append_text(severity_text(alert.severity.value))
             text.append(f" #{alert.id} ")
             text.append_text(safe(alert.dimm_label or alert.dimm_id or "-", "bold"))
             text.append(" ")
             text.append_text(safe(alert.message))
             text.append("\n")
-        if len(alerts) > 8:
-            text.append(f"…and {len(alerts) - 8} more (a: Alerts)", style="dim")
+        text.rstrip()
+        if len(alerts) > 6:
+            text.append(f"\n…and {len(alerts) - 6} more (a: Alerts)", style="dim")
         self.query_one("#open-alerts", Static).update(text)
 
     @on(EventsArrived)

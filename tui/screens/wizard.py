@@ -206,6 +206,8 @@ class WizardScreen(Screen[None]):
         self.query_one("#wizard-confirm").display = phase == "confirm"
         if phase not in ("offlining",):
             self.query_one("#wizard-progress").display = False
+        if phase in ("swap", "done", "interrupted", "error"):  # instructions read from the top
+            self.query_one("#wizard-body", VerticalScroll).scroll_home(animate=False)
         self.refresh_bindings()
 
     def main(self, text: Text) -> None:
@@ -235,7 +237,10 @@ class WizardScreen(Screen[None]):
         body.append(escape(expected), style="bold reverse")
         body.append(" to go on (escape: stop, nothing is changed).")
         self.main(body)
-        self.query_one("#wizard-confirm", Input).focus()
+        field = self.query_one("#wizard-confirm", Input)
+        field.focus(scroll_visible=False)
+        self.call_after_refresh(self.query_one("#wizard-body", VerticalScroll).scroll_to_widget,
+                                field, animate=False)
 
     def expected_label(self) -> str:
         assert self.latest is not None
