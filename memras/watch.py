@@ -37,10 +37,10 @@ log = logging.getLogger("memras.watch")
 FLUSH_INTERVAL_S = 0.2  # an event is stored at most this long after it was read
 POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the stop flag
 # Bound on batches in flight between sources and the writer. A trace batch is at most
-# ~4k lines (tracefs.MAX_READ_BYTES), so a storm holds at most ~64k parsed records in
-# the queue (tens of MiB) while the writer catches up; the sources then block and the
-# kernel buffers. 256 let a 1M-line storm sit in memory as parsed records.
-QUEUE_BATCHES = 16
+# ~1k lines (tracefs.MAX_READ_BYTES), so a storm holds a few thousand parsed records in
+# the queue while the writer catches up; the sources then block and the kernel
+# buffers. (256 let a 1M-line storm sit in memory as parsed records.)
+QUEUE_BATCHES = 8
 
 OnStored = Callable[[list[Record]], None]
 OnGap = Callable[[object], None]
@@ -186,7 +186,7 @@ class Watcher:
 
     def _store(self, batches: list[SourceBatch]) -> None:
         stored: list[Record] = []
-        for batch in batches:
+        for batch in _merged(batches):
             stats = self.stats.for_source(batch.source)
             stats.read += len(batch.records)
             stats.ignored += batch.ignored
@@ -215,3 +215,28 @@ class Watcher:
             except Exception as exc:  # health/alert failures are counted, never fatal
                 self.stats.hook_errors += 1
                 log.error("after-store hook failed: %s: %s", type(exc).__name__, exc)
+
+
+def _merged(batches: list[SourceBatch]) -> list[SourceBatch]:
+    """Consecutive batches of one source as one (records in order, the last cursor).
+
+    Sources read in small slices to keep memory bounded; merging them here keeps the
+    transactions few. Storing the merged records with the last cursor is as atomic as
+    storing each slice with its own: all or nothing, and the cursor only moves past
+    what is stored. Gaps are kept apart so each is recorded after the records before it.
+    """
+    out: list[SourceBatch] = []
+    for batch in batches:
+        last = out[-1] if out else None
+        if last is not None and last.source == batch.source and not last.gaps:
+            last.records.extend(batch.records)
+            last.skipped.extend(batch.skipped)
+            last.gaps.extend(batch.gaps)
+            last.ignored += batch.ignored
+            if batch.cursor is not None:
+                last.cursor = batch.cursor
+        else:
+            out.append(SourceBatch(source=batch.source, records=list(batch.records),
+                                   cursor=batch.cursor, skipped=list(batch.skipped),
+                                   gaps=list(batch.gaps), ignored=batch.ignored))
+    return out
