@@ -135,12 +135,7 @@ def _confirm(args: argparse.Namespace, ctx: Context, the_plan: Any) -> None:
             f"(blocks {_blocks(the_plan.expected())})" if args.action == "offline" else
             f"online memory into the kernel zone {the_plan.request.zone}: it can never be "
             "offlined again")
-    if not sys.stdin.isatty():
-        raise UsageError(f"refusing to {what} without confirmation: no terminal",
-                         hint="run it on a terminal, or pass --yes")
-    ctx.print(f"This will {what}.")
-    if input("Type yes to go on: ").strip().lower() != "yes":
-        raise UsageError("not confirmed; nothing was changed")
+    ctx.confirm(what)
 
 
 @contextmanager

@@ -79,6 +79,22 @@ class Context:
         for row in cells:
             self.print(fmt(row))
 
+    def confirm(self, what: str, *, yes: bool = False) -> None:
+        """Ask before a destructive step; ``--yes`` skips it, no terminal refuses it.
+
+        Raises UsageError when not confirmed, so the caller changes nothing.
+        """
+        from memras.errors import UsageError
+
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise UsageError(f"refusing to {what} without confirmation: no terminal",
+                             hint="run it on a terminal, or pass --yes")
+        self.print(f"This will {what}.")
+        if input("Type yes to go on: ").strip().lower() != "yes":
+            raise UsageError("not confirmed; nothing was changed")
+
     def error(self, exc: MemrasError) -> None:
         if self.json:
             json.dump({"error": exc.msg, "hint": exc.hint, "type": type(exc).__name__},

@@ -8,7 +8,6 @@ cannot take the memory. See :mod:`memras.capacity.partition`.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from memras.cli import command
 from memras.cli.context import Context
@@ -78,11 +77,4 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _confirm(args: argparse.Namespace, ctx: Context, what: str) -> None:
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"refusing to {what} without confirmation: no terminal",
-                         hint="pass --yes")
-    ctx.print(f"This will {what}.")
-    if input("Type yes to go on: ").strip().lower() != "yes":
-        raise UsageError("not confirmed; nothing was changed")
+    ctx.confirm(what, yes=args.yes)

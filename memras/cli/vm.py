@@ -7,7 +7,6 @@ confirmation (``--yes`` for scripts) and have ``--dry-run``. Every change is aud
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from memras.cli import command
@@ -99,14 +98,7 @@ def _dry(args: argparse.Namespace, ctx: Context, what: str) -> bool:
 
 
 def _confirm(args: argparse.Namespace, ctx: Context, what: str) -> None:
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise UsageError(f"refusing to {what} without confirmation: no terminal",
-                         hint="pass --yes")
-    ctx.print(f"This will {what}.")
-    if input("Type yes to go on: ").strip().lower() != "yes":
-        raise UsageError("not confirmed; nothing was changed")
+    ctx.confirm(what, yes=args.yes)
 
 
 def _record(args: argparse.Namespace, ctx: Context, result: Any) -> None:

@@ -54,19 +54,11 @@ class MemoryBlock:
 
 
 def _read_small(path: str) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 4096).decode(errors="replace").strip()
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
+    return _read_at(path, None)
 
 
-def _read_at(name: str, dir_fd: int) -> str | None:
+def _read_at(name: str, dir_fd: int | None) -> str | None:
+    """A small sysfs file's stripped text, or None if it is absent or unreadable."""
     try:
         fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
     except OSError:
