@@ -4,13 +4,14 @@ The console is a QEMU ``chardev socket`` (a unix socket on the host) wired to th
 guest's ttyS0, where the init script runs ``sh -i`` with a controlling tty. A
 command is sent as::
 
-    printf '%s%s\\n' '@@MEMRAS-S' ID; { CMD
-    } </dev/null; printf '\\n%s%s:%s\\n' '@@MEMRAS-E' ID "$?"
+    printf '%s%s\\n' '@@MEMRAS-S' ID; ( CMD
+    ) </dev/null 2>&1; printf '\\n%s%s:%s\\n' '@@MEMRAS-E' ID "$?"
 
 The marker halves are joined by printf at run time, so the tty's echo of the
 typed line never contains a whole marker; everything the tty echoes comes
-before the start marker because the shell parses the whole braced list before
-it runs any of it. The output is the text between the two markers, and the
+before the start marker because the shell parses the whole list before it runs
+any of it. The subshell keeps ``exit`` or ``cd`` in a command from touching the
+console shell itself. The output is the text between the two markers, and the
 exit status is the number after the end marker. ``</dev/null`` keeps a command
 that reads stdin from swallowing typed input. A command that outlives its
 timeout gets a Ctrl-C, the shell is resynchronised, and :class:`LabError` says so.
@@ -133,28 +134,36 @@ class Console:
 
     def run(self, command: str, timeout: float = 60.0) -> CommandResult:
         """Run ``command`` in the guest shell; its status and output (stdout+stderr)."""
-        if "\n" in command.strip("\n") and len(command) > MAX_LINE:
-            raise LabError("guest command too long for the console line buffer")
         tag = uuid.uuid4().hex[:10]
-        line = (f"printf '%s%s\\n' '{START[0]}' '{START[1]}{tag}'; {{ {command}\n"
-                f"}} </dev/null 2>&1; printf '\\n%s%s:%s\\n' '{END[0]}' '{END[1]}{tag}' \"$?\"\n")
+        line = self._wrap(command, tag)
         if len(line) > MAX_LINE:
             raise LabError(f"guest command longer than {MAX_LINE} bytes",
                            hint="split it or write a script to the guest's /tmp first")
         started = time.monotonic()
-        self.send(line)
-        start_re = re.escape("".join(START) + tag) + r"\n"
-        end_re = re.escape("".join(END) + tag) + r":(\d+)\n"
         try:
-            self.expect(start_re, timeout)
-            output, match = self.expect(end_re, max(timeout - (time.monotonic() - started), 1))
+            status, output = self._exchange(line, tag, timeout)
         except TimeoutError:
             self.interrupt()
             raise LabError(f"guest command timed out after {timeout:.0f} s: {command[:80]}",
                            hint="the command was interrupted with Ctrl-C") from None
+        return CommandResult(command, status, output, time.monotonic() - started)
+
+    def _exchange(self, line: str, tag: str, timeout: float) -> tuple[int, str]:
+        """Send one wrapped command line; (status, output), or TimeoutError."""
+        started = time.monotonic()
+        self.send(line)
+        start_re = re.escape("".join(START) + tag) + r"\n"
+        end_re = re.escape("".join(END) + tag) + r":(\d+)\n"
+        self.expect(start_re, timeout)
+        output, match = self.expect(end_re, max(timeout - (time.monotonic() - started), 1))
         # The end marker is printed after a newline of its own; drop that one.
-        return CommandResult(command, int(match.group(1)), output.removesuffix("\n"),
-                             time.monotonic() - started)
+        return int(match.group(1)), output.removesuffix("\n")
+
+    @staticmethod
+    def _wrap(command: str, tag: str) -> str:
+        """The typed line: start marker, the command with stdin closed, end marker + status."""
+        return (f"printf '%s%s\\n' '{START[0]}' '{START[1]}{tag}'; ( {command}\n"
+                f") </dev/null 2>&1; printf '\\n%s%s:%s\\n' '{END[0]}' '{END[1]}{tag}' \"$?\"\n")
 
     def interrupt(self) -> None:
         """Ctrl-C the foreground command and resynchronise with the shell."""
@@ -165,18 +174,12 @@ class Console:
     def sync(self, timeout: float = 15.0) -> None:
         """Make sure the shell answers, discarding anything printed before."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
+            tag = uuid.uuid4().hex[:10]
             try:
-                self.run("true", timeout=min(5.0, deadline - time.monotonic()))
+                self._exchange(self._wrap("true", tag), tag, min(5.0, left))
                 return
-            except LabError:
+            except TimeoutError:
                 continue
-        raise LabError("the guest shell does not answer", hint="run: memras lab down")
-
-    def wait_banner(self, banner: str, timeout: float, alive: Callable[[], bool]) -> None:
-        """Wait for the init script's ready banner (printed once, on ttyS0)."""
-        try:
-            self.expect(re.escape(banner), timeout, alive)
-        except TimeoutError:
-            raise LabError(f"the guest did not reach its shell within {timeout:.0f} s",
-                           hint="see the kernel log named by: memras lab status") from None
+        raise LabError("the guest shell does not answer",
+                       hint="is another `memras lab shell` attached? else run: memras lab down")

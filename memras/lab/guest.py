@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -36,7 +37,7 @@ from pathlib import Path
 
 from memras.errors import LabError
 from memras.lab.console import CommandResult, Console
-from memras.lab.initramfs import READY_BANNER, ensure_initramfs
+from memras.lab.initramfs import READY_BANNER, SHELL_STARTING, ensure_initramfs
 from memras.lab.kernel import Kernel, cache_dir, ensure_kernel
 from memras.lab.qmp import GuestQmp
 
@@ -203,19 +204,38 @@ class Lab:
         log.close()
 
     def _wait_shell(self) -> None:
-        deadline = time.monotonic() + 15
-        while not self.console_socket.exists():
-            if not self.is_alive() or time.monotonic() > deadline:
-                raise LabError(f"QEMU did not start: {self._qemu_log_tail()}",
+        """Wait for the shell's ready banner; if it was missed, for the shell to answer."""
+        console = self._console = self._connect_console(deadline=time.monotonic() + 30)
+        deadline = time.monotonic() + self.config.boot_timeout_s
+        while True:
+            try:
+                console.expect(re.escape(READY_BANNER), 5, self.is_alive)
+                break
+            except TimeoutError:
+                if SHELL_STARTING in self._kernel_log_tail(50):
+                    console.sync(timeout=30)
+                    return
+            if time.monotonic() > deadline:
+                raise LabError(f"the guest did not reach its shell within "
+                               f"{self.config.boot_timeout_s:.0f} s; kernel log ends: "
+                               f"{self._kernel_log_tail()}", hint=f"see {self.kernel_log}")
+        console.sync()
+
+    def _connect_console(self, deadline: float) -> Console:
+        """Connect as soon as QEMU listens on the console socket (bind comes before listen)."""
+        while True:
+            if not self.is_alive():
+                raise LabError(f"QEMU exited: {self._qemu_log_tail()}",
+                               hint=f"see {self.state_dir / 'qemu.log'}")
+            if self.console_socket.exists():
+                try:
+                    return Console(self.console_socket, self.state_dir / "console.log")
+                except LabError:
+                    pass
+            if time.monotonic() > deadline:
+                raise LabError("QEMU did not open its console socket",
                                hint=f"see {self.state_dir / 'qemu.log'}")
             time.sleep(0.05)
-        self._console = Console(self.console_socket, self.state_dir / "console.log")
-        try:
-            self._console.wait_banner(READY_BANNER, self.config.boot_timeout_s, self.is_alive)
-        except LabError as exc:
-            raise LabError(f"{exc.msg}; kernel log ends: {self._kernel_log_tail()}",
-                           hint=f"see {self.kernel_log}") from None
-        self._console.sync()
 
     def is_alive(self) -> bool:
         if self._proc is not None:
@@ -239,6 +259,15 @@ class Lab:
         self._proc = None
         self.state = None
         self._cleanup_files()
+
+    def shutdown_connections(self) -> None:
+        """Let go of the console and QMP sockets (each takes one client) and leave QEMU running."""
+        if self._console:
+            self._console.close()
+            self._console = None
+        if self._qmp:
+            self._qmp.close()
+            self._qmp = None
 
     def _cleanup_files(self) -> None:
         for path in (self.console_socket, self.qmp_socket, self.state_file):

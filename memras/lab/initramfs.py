@@ -42,6 +42,7 @@ TEST_MODULES = ("mce_inject", "hwpoison_inject", "notifier_error_inject",
 
 TMPFS_PATHS = ("/tmp", "/run", "/var/lib", "/var/tmp", "/var/log")
 READY_BANNER = "MEMRAS-LAB-READY"
+SHELL_STARTING = "memras-lab init: starting the shell on ttyS0"  # init's last line on ttyS1
 SCRATCH = "/run/memras-lab"
 
 INIT_TEMPLATE = r"""#!/bin/busybox sh
@@ -79,9 +80,13 @@ mkdir -p /mnt/SCRATCH/home
 echo "memras-lab init: starting the shell on ttyS0"
 export MEMRAS_LAB_GUEST=1 TMPDIR=/tmp HOME=/SCRATCH/home PYTHONDONTWRITEBYTECODE=1
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin TERM=vt100
-exec chroot /mnt /usr/bin/setsid --ctty /bin/sh -c \
-  'stty -F /dev/ttyS0 cols 200 rows 50 2>/dev/null; echo READY_BANNER; exec /bin/sh -i' \
-  </dev/ttyS0 >/dev/ttyS0 2>&1
+# PID 1 stays here: when the shell exits (a user typed `exit`), a new one starts.
+while :; do
+  chroot /mnt /usr/bin/setsid --ctty --wait /bin/sh -c \
+    'stty -F /dev/ttyS0 cols 200 rows 50 2>/dev/null; echo READY_BANNER; exec /bin/sh -i' \
+    </dev/ttyS0 >/dev/ttyS0 2>&1
+  echo "memras-lab init: the console shell exited; starting another"
+done
 """
 
 

@@ -259,5 +259,5 @@ def parity(lab: Lab, report: ScenarioReport) -> None:
         report.facts["locate"] = located.output
         step.detail = located.output.strip()[-200:]
         report.expect(located.ok, f"memras locate failed: {located.output.strip()[-300:]}")
-        for needle in (block.removeprefix("memory"), "Movable", device.name):
+        for needle in (block, "Movable", device.name):
             report.expect(needle in located.output, f"memras locate does not name {needle}")

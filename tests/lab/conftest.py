@@ -8,23 +8,24 @@ pass. The guest is shut down when the session ends, also after Ctrl-C.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import uuid
 import warnings
-from collections.abc import Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from memras.errors import LabError
-from memras.lab.guest import Lab, LabConfig
+from memras.lab.guest import Lab, checkout_root
 from memras.lab.initramfs import BUSYBOX
 
 # A fixed path under /tmp that the guest must still see although /tmp is a tmpfs
 # there: the stand-in for a CI checkout cloned under /tmp.
 TMP_PROBE_DIR = Path("/tmp/memras-lab-keep-probe")
+MEMRAS = checkout_root() / ".venv" / "bin" / "memras"
 
 
 def lab_unavailable(reason: str) -> None:
@@ -52,22 +53,45 @@ def tmp_probe() -> tuple[Path, str]:
     return TMP_PROBE_DIR, token
 
 
+def memras_cli(*args: str, state_dir: Path, timeout: float = 600,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run this checkout's ``memras`` with the lab state in ``state_dir``."""
+    full_env = {**os.environ, "MEMRAS_LAB_STATE": str(state_dir), **(env or {})}
+    return subprocess.run([str(MEMRAS), *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, check=False)
+
+
 @pytest.fixture(scope="session")
-def lab(tmp_path_factory: pytest.TempPathFactory, tmp_probe: tuple[Path, str]) -> Iterator[Lab]:
-    """A booted guest for the whole session (boot time is in ``lab.state.boot_seconds``)."""
+def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """:func:`memras_cli`, for tests."""
+    return memras_cli
+
+
+@pytest.fixture(scope="session")
+def lab_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("lab-state")
+
+
+@pytest.fixture(scope="session")
+def lab(lab_state_dir: Path, tmp_probe: tuple[Path, str]) -> Iterator[Lab]:
+    """The guest ``memras lab up`` boots, shared by the session; ``lab down`` ends it.
+
+    Going through the CLI means every session also proves ``up`` and ``down``.
+    """
     _check_prerequisites()
-    config = LabConfig()
-    config = replace(config, keep=(*config.keep, tmp_probe[0]))
-    guest = Lab(config, state_dir=tmp_path_factory.mktemp("lab"))
-    try:
-        seconds = guest.boot()
-    except LabError as exc:
-        guest.shutdown()
-        if "not found" in exc.msg or "apt" in (exc.hint or ""):
-            lab_unavailable(f"{exc.msg} ({exc.hint})")
-        raise
-    print(f"\nlab guest booted in {seconds:.1f} s under {guest.state.accel}")
+    up = memras_cli("lab", "up", "--json", "--keep", str(tmp_probe[0]), state_dir=lab_state_dir)
+    if up.returncode != 0:
+        if "apt-get" in up.stderr:
+            lab_unavailable(up.stderr.strip())
+        pytest.fail(f"memras lab up failed: {up.stderr.strip()}", pytrace=False)
+    state = json.loads(up.stdout)
+    print(f"\nlab guest booted in {state['boot_seconds']:.1f} s under {state['accel']}")
+    guest = Lab.attach(lab_state_dir)
     try:
         yield guest
     finally:
-        guest.shutdown()
+        guest.shutdown_connections()
+        down = memras_cli("lab", "down", "--json", state_dir=lab_state_dir, timeout=60)
+        if down.returncode != 0 or not json.loads(down.stdout).get("stopped"):
+            Lab.attach(lab_state_dir).shutdown()
+            pytest.fail(f"memras lab down did not stop the guest: {down.stdout}{down.stderr}")

@@ -20,6 +20,13 @@ def test_guest_runs_commands_and_reports_their_status(lab: Lab) -> None:
     assert result.output.splitlines() == ["a", "b", "err"]
 
 
+def test_exit_in_a_command_does_not_kill_the_console_shell(lab: Lab) -> None:
+    assert lab.run("exit 4").status == 4
+    assert lab.run("cd /sys && pwd").output.strip() == "/sys"
+    assert lab.run("pwd").output.strip() != "/sys"  # each command starts afresh
+    assert lab.run("echo still here").output == "still here\n"
+
+
 def test_guest_has_its_own_kernel_and_flag(lab: Lab) -> None:
     assert lab.check("uname -r").strip() == lab.state.kernel
     assert lab.check("echo $MEMRAS_LAB_GUEST").strip() == "1"
