@@ -37,10 +37,13 @@ log = logging.getLogger("memras.watch")
 FLUSH_INTERVAL_S = 0.2  # an event is stored at most this long after it was read
 POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the stop flag
 # Bound on batches in flight between sources and the writer. A trace batch is at most
-# ~1k lines (tracefs.MAX_READ_BYTES), so a storm holds a few thousand parsed records in
+# ~400 lines (tracefs.MAX_READ_BYTES), so a storm holds under 2k parsed records in
 # the queue while the writer catches up; the sources then block and the kernel
 # buffers. (256 let a 1M-line storm sit in memory as parsed records.)
-QUEUE_BATCHES = 8
+QUEUE_BATCHES = 4
+# Records per store transaction when the writer merges a source's batches: enough to
+# amortise the commit, few enough that their row copies stay a few MiB.
+MERGE_RECORDS = 1000
 
 OnStored = Callable[[list[Record]], None]
 OnGap = Callable[[object], None]
@@ -228,7 +231,8 @@ def _merged(batches: list[SourceBatch]) -> list[SourceBatch]:
     out: list[SourceBatch] = []
     for batch in batches:
         last = out[-1] if out else None
-        if last is not None and last.source == batch.source and not last.gaps:
+        if (last is not None and last.source == batch.source and not last.gaps
+                and len(last.records) < MERGE_RECORDS):
             last.records.extend(batch.records)
             last.skipped.extend(batch.skipped)
             last.gaps.extend(batch.gaps)

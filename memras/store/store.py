@@ -18,10 +18,10 @@ read. Each :meth:`Store.add_events` call is one short transaction that
 Hot path cost: one ``SELECT … IN`` per 500 keys, one ``executemany`` per table, one
 UPDATE per distinct DIMM in the batch; no ORM objects per row.
 
-On SQLite: WAL, busy_timeout 5000 ms, foreign keys, a 16 MiB page cache (the dedup
-index's hot pages are its newest: keys start with their time bucket), and write transactions start with
-``BEGIN IMMEDIATE`` so the rasdaemon row ids memras allocates cannot race another
-writer. Everything outside the rasdaemon mirror is portable SQLAlchemy Core.
+On SQLite: WAL, busy_timeout 5000 ms, foreign keys, a 4 MiB page cache (the dedup
+index's hot pages are its newest: keys start with their time bucket), and write
+transactions start with ``BEGIN IMMEDIATE`` so the rasdaemon row ids memras allocates
+cannot race another writer. Everything outside the rasdaemon mirror is portable SQLAlchemy Core.
 """
 
 from __future__ import annotations
@@ -79,9 +79,9 @@ MODEL_MODULES = ["memras.health.models", "memras.alerts.models", "memras.workflo
 
 KEY_CHUNK = 500  # keys per "dedup_key IN (...)" — well under SQLite's variable limit
 SQLITE_BUSY_TIMEOUT_MS = 5000
-# 16 MiB: with time-ordered dedup keys the index's hot pages are its newest ones, so
-# a large cache no longer buys anything at 1M rows; it was most of a storm's RSS growth.
-SQLITE_CACHE_KIB = 16384
+# 4 MiB: with time-ordered dedup keys the index's hot pages are its newest ones, so
+# a large cache no longer buys anything at 1M rows; 64 MiB was most of a storm's RSS.
+SQLITE_CACHE_KIB = 4096
 
 KeyFn = Callable[[Record], tuple]  # record -> its dedup key
 KeysFn = Callable[[Record], tuple[tuple, tuple | None]]  # -> (key, previous bucket's key)
