@@ -45,6 +45,7 @@ QEMU = "qemu-system-x86_64"
 QEMU_HINT = "run: apt-get install qemu-system-x86"
 MIB = 1 << 20
 KVM_PROBE_TIMEOUT_S = 20.0
+VIRTIO_MEM_ID = "vmem0"
 
 Progress = Callable[[str], None]
 
@@ -91,6 +92,7 @@ class LabConfig:
     dimms: tuple[DimmSpec, ...] = DEFAULT_DIMMS
     accel: str | None = None  # None: $MEMRAS_LAB_ACCEL, else probe KVM, else tcg
     keep: tuple[Path, ...] = field(default_factory=default_keep)
+    virtio_mem_mib: int = 256  # a virtio-mem-pci "vmem0" of this maximum size, empty at boot
     boot_timeout_s: float = 300.0
     cmdline_extra: str = ""
 
@@ -333,6 +335,11 @@ def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel:
     for dimm in config.dimms:
         argv += ["-object", f"memory-backend-ram,id={dimm.memdev},size={dimm.size_mib}M",
                  "-device", f"pc-dimm,id={dimm.id},memdev={dimm.memdev},slot={dimm.slot}"]
+    if config.virtio_mem_mib:
+        argv += ["-object", f"memory-backend-ram,id=mem-{VIRTIO_MEM_ID},"
+                            f"size={config.virtio_mem_mib}M",
+                 "-device", f"virtio-mem-pci,id={VIRTIO_MEM_ID},memdev=mem-{VIRTIO_MEM_ID},"
+                            "node=0,requested-size=0"]
     return argv
 
 

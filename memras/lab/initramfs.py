@@ -36,9 +36,9 @@ BUSYBOX_HINT = "run: apt-get install busybox-static"
 
 # virtio_pci and 9pnet_virtio are not named by 9p's depends=, so they are asked for.
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
-# Loaded after the share is up; later scenarios inject errors through them.
+# Error injectors for the scenarios, and virtio-mem for capacity tests.
 TEST_MODULES = ("mce_inject", "hwpoison_inject", "notifier_error_inject",
-                "memory_notifier_error_inject")
+                "memory_notifier_error_inject", "virtio_mem")
 
 TMPFS_PATHS = ("/tmp", "/run", "/var/lib", "/var/tmp", "/var/log")
 READY_BANNER = "MEMRAS-LAB-READY"
