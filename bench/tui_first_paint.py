@@ -21,11 +21,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from memras.tui.app import MemrasApp
+from memras.tui.messages import DashboardReady
+
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 from memras.sim.profiles import create
 from memras.store import Store
-from memras.tui.app import MemrasApp
-from memras.tui.messages import DashboardReady
 
 NOW = datetime(2024, 5, 14, 12, 0, tzinfo=UTC)
 SPAN = timedelta(days=90)
@@ -39,13 +40,14 @@ def fill(db: Path, n: int, batch: int = 50_000) -> float:
             events = []
             for i in range(first, min(n, first + batch)):
                 mc, ch = DIMMS[i % len(DIMMS)]
+                label = f"CPU_SrcID#{mc // 2}_MC#{mc % 2}_Chan#{ch}_DIMM#0"
                 t = NOW - SPAN + SPAN * (i / n)
                 events.append(MemoryErrorEvent(
                     ErrorType.CORRECTED, Source.TRACE, timestamp=t,
                     address=(4 << 30) + i * 64, message="memory read error", driver="skx_edac",
                     location=DimmLocation(mc=mc, channel=ch, slot=0, top_layer=ch,
                                           middle_layer=0, bank=i % 16, row=i % 4096,
-                                          label=f"CPU_SrcID#{mc // 2}_MC#{mc % 2}_Chan#{ch}_DIMM#0"),
+                                          label=label),
                     raw=f"bench {i}"))
             store.add_events(events)
     return time.perf_counter() - start
