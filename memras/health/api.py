@@ -4,7 +4,10 @@
     verdict_history(store, dimm_id) -> [Verdict]             oldest first
     replay_verdicts(store, config, at=None) -> {dimm_id: Verdict}
         recomputed from the stored events up to ``at`` (nothing written, no page
-        action): what the rules say, with full evidence as of that moment
+        action): what the rules say, with full evidence as of that moment; a slot
+        whose module was replaced is judged from the replacement on
+    register_modules / record_replacement / current_modules / module_history
+        the module registry (memras.health.modules): a replaced module is a new DIMM
     HealthEngine(config, store, host=None).process(events) -> [HealthChange]
     event_from_stored(StoredError) -> MemoryErrorEvent
 """
@@ -21,16 +24,13 @@ from sqlalchemy import func, select
 
 from memras.health.config import Config
 from memras.health.engine import ChangeKind, HealthChange, HealthEngine
+from memras.health.keys import naive_utc
 from memras.health.page_action import MemoryPageBook
 from memras.health.verdict import Verdict, VerdictState
 from memras.records import ErrorType, MemoryErrorEvent, Source
 
 __all__ = ["ChangeKind", "HealthChange", "HealthEngine", "current_verdicts",
            "event_from_stored", "replay_verdicts", "verdict_history"]
-
-
-def _naive_utc(at: datetime) -> datetime:
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
 
 
 def _verdict(row: Any) -> Verdict:
@@ -63,7 +63,7 @@ def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
     if only is not None:
         latest = latest.where(V.dimm_id.in_(sorted(only)))
     if at is not None:
-        latest = latest.where(V.time <= _naive_utc(at))
+        latest = latest.where(V.time <= naive_utc(at))
     latest = latest.group_by(V.dimm_id).subquery()
     with store.session() as s:
         rows = s.scalars(select(V).join(latest, V.id == latest.c.id)).all()
@@ -102,9 +102,13 @@ def replay_verdicts(store: Any, config: Config | None = None, at: datetime | Non
     memory_types = [t.value for t in ErrorType if t != ErrorType.INFO]
     stored = store.errors(until=at, type=memory_types)
     events = [event_from_stored(s) for s in stored if s.rasdaemon_table != "memory_failure_event"]
-    engine = HealthEngine(config, None, host, page_book=MemoryPageBook(), record=False)
+    from memras.health.modules import module_boundaries
+
+    engine = HealthEngine(config, None, host, page_book=MemoryPageBook(), record=False,
+                          boundaries=module_boundaries(store))
     engine.config = _without_page_writes(engine.config)
     changes = engine.process(events)
+    engine.cut_modules(at)  # a module replaced after its last error is judged new, too
     return engine.verdicts(), changes
 
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from memras.errors import UsageError
@@ -249,6 +250,17 @@ class BucketSet:
         if not bucket.account(now_s, errors):
             return None
         return Crossing(scope, severity, key, threshold, now_s, bucket.total_in_window)
+
+    def forget(self, owned: Callable[[Scope, str], bool]) -> int:
+        """Drop the buckets whose (scope, key) ``owned`` selects; returns how many.
+
+        For a replaced module: its successor starts with empty buckets. O(buckets),
+        and it happens once per replacement.
+        """
+        dead = [k for k in self.buckets if owned(k[0], k[2])]
+        for k in dead:
+            del self.buckets[k]
+        return len(dead)
 
     def prune(self, now_s: float) -> int:
         """Drop buckets that would drain to nothing by ``now_s``; returns how many.

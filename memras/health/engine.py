@@ -12,6 +12,19 @@ Structure
     per scope key: a leaky bucket (:mod:`.buckets`); per channel: its DIMMs.
     Events without a time are counted in ``skipped_untimed`` and not judged.
 
+Module changes
+    A slot's module can be replaced (:mod:`.modules`); the new module is a new DIMM.
+    At each boundary (the time its predecessor was removed) the slot's state is cut:
+    its DIMM/rank/bank/row buckets and the page buckets of its recorded events are
+    dropped, the window, crossings and classification start empty, and the verdict
+    (sticky replace-* included) becomes "ok" (rule ``replaced``). An engine with a
+    store re-reads the boundaries once per :meth:`HealthEngine.process` batch, so a
+    watcher notices a replacement made by ``memras replace`` in another process;
+    events older than the slot's current module are counted in
+    ``skipped_removed_module`` and not judged (their module's history is closed).
+    A replay (``boundaries=`` given, no store) cuts at each boundary in event time,
+    so judging as of a moment before a replacement still shows the old module.
+
 Decay
     Buckets leak as mcelog's do; crossings stay active for their threshold's age
     time; the classifier window drops records older than ``window_h``.
@@ -26,6 +39,8 @@ from __future__ import annotations
 
 import enum
 import json
+import math
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -40,6 +55,7 @@ from memras.health.keys import (
     channel_key,
     dimm_id_for,
     event_time_s,
+    owned_by,
     scope_keys,
     time_of,
 )
@@ -51,6 +67,7 @@ from memras.health.page_action import (
     act_on_page,
 )
 from memras.health.verdict import (
+    REPLACED_RULE,
     TREND_WINDOWS_S,
     ActiveCrossing,
     DimmFacts,
@@ -114,6 +131,7 @@ class _Dimm:
     ce_total: int = 0  # every error seen since the engine started (mcelog's CECOUNT)
     ue_total: int = 0
     label: str | None = None
+    module_since: float = -math.inf  # the boundary this state started at (seconds)
 
 
 class HealthEngine:
@@ -121,16 +139,21 @@ class HealthEngine:
 
     ``store`` may be None (pure replay, nothing written). ``host`` is needed for
     page actions and for inventory DIMM ids; without one, pages are only accounted.
+    With both (the watcher), the host's modules are registered at start.
+    ``boundaries`` (slot -> times its module changed) are for a replay without a
+    store; with a store they are read from its module registry.
     """
 
     def __init__(self, config: Config | None = None, store: Any = None, host: Any = None, *,
                  resolver: DimmResolver | None = None, page_book: PageBook | None = None,
-                 record: bool = True) -> None:
+                 record: bool = True,
+                 boundaries: dict[str, list[datetime]] | None = None) -> None:
         self.config = config or Config()
         self.store = store
         self.host = host
         self.record = record and store is not None
-        self.resolver = resolver if resolver is not None else _resolver_for(host)
+        inventory = _inventory_of(host) if resolver is None or self.record else None
+        self.resolver = resolver if resolver is not None else _resolver_for(host, inventory)
         if page_book is None:
             if store is not None:
                 from memras.health.page_action import StorePageBook
@@ -142,11 +165,20 @@ class HealthEngine:
         self.buckets = BucketSet(dict(self.config.thresholds))
         self.dimms: dict[str, _Dimm] = {}
         self.skipped_untimed = 0
+        self.skipped_removed_module = 0
+        self.boundaries: dict[str, list[float]] = {}
         if self.record:
             from memras.health.api import current_verdicts
+            from memras.health.modules import register_modules
 
+            if inventory:
+                register_modules(store, inventory)
             for dimm_id, verdict in current_verdicts(store).items():
                 self._dimm(dimm_id).verdict = verdict
+        self._set_boundaries(boundaries)
+        for dimm_id, cuts in self.boundaries.items():  # loaded verdicts are the new module's
+            if dimm_id in self.dimms:
+                self.dimms[dimm_id].module_since = cuts[-1]
 
     # ---- public ---------------------------------------------------------------
     def process(self, events: Iterable[MemoryErrorEvent]) -> list[HealthChange]:
@@ -160,6 +192,9 @@ class HealthEngine:
             else:
                 timed.append((t, e))
         timed.sort(key=lambda te: te[0])
+        if self.store is not None:  # a replacement in another process: cut at once
+            self._set_boundaries(None)
+            self.cut_modules()
         changes: list[HealthChange] = []
         for t, e in timed:
             changes += self._one(t, e)
@@ -170,12 +205,51 @@ class HealthEngine:
     def verdicts(self) -> dict[str, Verdict]:
         return {d: s.verdict for d, s in self.dimms.items() if s.verdict is not None}
 
+    def cut_modules(self, until: datetime | None = None) -> None:
+        """Start every slot whose module changed by ``until`` (default: ever) afresh."""
+        until_s = math.inf if until is None else until.timestamp()
+        for dimm_id in self.boundaries:
+            self._cut_upto(dimm_id, until_s)
+
+    # ---- module boundaries -----------------------------------------------------------
+    def _set_boundaries(self, given: dict[str, list[datetime]] | None) -> None:
+        if given is None and self.store is not None:
+            from memras.health.modules import module_boundaries
+
+            given = module_boundaries(self.store)
+        self.boundaries = {k: sorted(t.timestamp() for t in v) for k, v in (given or {}).items()}
+
+    def _cut_upto(self, dimm_id: str, until_s: float) -> None:
+        cuts = self.boundaries.get(dimm_id, [])
+        i = bisect_right(cuts, until_s)
+        old = self.dimms.get(dimm_id)
+        if not i or cuts[i - 1] <= (old.module_since if old else -math.inf):
+            return
+        since = cuts[i - 1]
+        pages: set[str] = set()
+        if old is not None:  # page keys are addresses: the old module's are in its window
+            pages = {k for _, e in old.records
+                     if (k := scope_keys(e, dimm_id)[Scope.PAGE]) is not None}
+        self.buckets.forget(lambda scope, key: owned_by(scope, key, dimm_id, pages))
+        self.dimms[dimm_id] = _Dimm(
+            channel=old.channel if old else None, label=old.label if old else None,
+            module_since=since, verdict=Verdict(
+                dimm_id, VerdictState.OK, (REPLACED_RULE,),
+                ("the module was replaced; the new one starts with no history",), {},
+                time_of(since)))
+
     # ---- one event ---------------------------------------------------------------
     def _dimm(self, dimm_id: str) -> _Dimm:
         return self.dimms.setdefault(dimm_id, _Dimm())
 
     def _one(self, t: float, e: MemoryErrorEvent) -> list[HealthChange]:
         dimm_id = dimm_id_for(e, self.resolver)
+        if dimm_id is not None and dimm_id in self.boundaries:
+            current = self.dimms.get(dimm_id)
+            if current is not None and t < current.module_since:
+                self.skipped_removed_module += 1
+                return []
+            self._cut_upto(dimm_id, t)
         severity = Severity.UE if e.error_type.is_uncorrected else Severity.CE
         when = time_of(t)
         changes: list[HealthChange] = []
@@ -346,13 +420,26 @@ def _page_change(o: PageOutcome, c: Crossing) -> HealthChange:
         f"page {o.page:#x}: {o.action} -> {o.outcome}", o.to_dict(), (c.rule_id,))
 
 
-def _resolver_for(host: Any) -> DimmResolver | None:
+def _inventory_of(host: Any) -> list[Any] | None:
     if host is None:
+        return None
+    from memras.errors import MemrasError
+
+    try:
+        from memras.inventory import dimm_inventory
+
+        return dimm_inventory(host)
+    except (ImportError, MemrasError, OSError):
+        return None  # no inventory (module or data): location keys only
+
+
+def _resolver_for(host: Any, inventory: list[Any] | None) -> DimmResolver | None:
+    if host is None or inventory is None:
         return None
     from memras.errors import MemrasError
     from memras.health.keys import inventory_resolver
 
     try:
-        return inventory_resolver(host)
+        return inventory_resolver(host, inventory)
     except (ImportError, MemrasError, OSError):
-        return None  # no inventory (module or data): location keys only
+        return None  # no memory map: location keys only

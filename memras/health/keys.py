@@ -36,6 +36,11 @@ def time_of(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def naive_utc(at: datetime) -> datetime:
+    """How health's tables store a time: naive UTC (a naive ``at`` is taken as UTC)."""
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)
+
+
 def location_key(loc: DimmLocation) -> str | None:
     """A stable DIMM key from a decoded location, or None when it names no DIMM.
 
@@ -100,16 +105,29 @@ def scope_keys(event: MemoryErrorEvent, dimm_id: str | None) -> dict[Scope, str 
     }
 
 
-def inventory_resolver(host: Any) -> DimmResolver:
+def owned_by(scope: Scope, key: str, dimm_id: str, pages: set[str]) -> bool:
+    """Whether the bucket ``(scope, key)`` counts one DIMM's errors (keys as above).
+
+    Page keys are addresses, which name no DIMM: ``pages`` are that DIMM's.
+    """
+    if scope == Scope.PAGE:
+        return key in pages
+    if scope in (Scope.DIMM, Scope.RANK, Scope.BANK, Scope.ROW):
+        return key == dimm_id or key.startswith(dimm_id + "/")
+    return False
+
+
+def inventory_resolver(host: Any, dimms: list[Any] | None = None) -> DimmResolver:
     """A resolver backed by :mod:`memras.inventory` (label, EDAC layers, address).
 
-    The inventory and memory map are read once. An event is matched by its EDAC
+    The inventory (unless given) and memory map are read once. An event is matched by its EDAC
     ``mc:top:mid:low`` first, then by any name the inventory knows (label, locator),
     then by its address when :func:`memras.locate.locate` maps it to one DIMM.
     """
     from memras import inventory, locate
 
-    dimms = inventory.dimm_inventory(host)
+    if dimms is None:
+        dimms = inventory.dimm_inventory(host)
     memory_map = locate.read_memory_map(host)
     by_key: dict[str, str] = {}
     by_name: dict[str, str] = {}

@@ -7,6 +7,11 @@
 - ``memras_page_state``: one row per 4 KiB page health acted on: action, outcome
   (done, EBUSY, ENXIO…), attempts, HardwareCorrupted before/after. It survives a
   restart, so a done page is never offlined twice (rasdaemon keeps this in RAM).
+- ``memras_dimm_module``: the module registry (:mod:`.modules`). One row per physical
+  module that sat in a slot (an inventory id): its identity, when it was installed
+  (first seen, or put in by a replacement) and removed, and which row replaced it.
+  A slot's verdicts are the verdicts of its modules in turn; the boundaries between
+  them are the ``removed_at`` times.
 """
 
 from __future__ import annotations
@@ -32,6 +37,24 @@ class HealthVerdictRow(Base):
     evidence: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
 
     __table_args__ = (Index("ix_memras_health_verdict_dimm_time", "dimm_id", "time"),)
+
+
+class DimmModuleRow(Base):
+    __tablename__ = "memras_dimm_module"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot_id: Mapped[str] = mapped_column(String(128))  # the inventory id: mc0/dimm2, PNP0C80:00
+    identity: Mapped[str] = mapped_column(String(256))  # smbios:MFR:PART:SERIAL | location:SLOT
+    serial: Mapped[str] = mapped_column(String(64), default="")
+    part: Mapped[str] = mapped_column(String(64), default="")
+    manufacturer: Mapped[str] = mapped_column(String(64), default="")
+    installed_at: Mapped[datetime] = mapped_column(DateTime)  # naive UTC
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime)  # None: in the slot now
+    replaced_by: Mapped[int | None] = mapped_column(Integer)  # the successor's row id
+    source: Mapped[str] = mapped_column(String(16))  # inventory | replacement
+    replacement_id: Mapped[int | None] = mapped_column(Integer)  # memras_replacement.id
+
+    __table_args__ = (Index("ix_memras_dimm_module_slot", "slot_id", "removed_at"),)
 
 
 class PageStateRow(Base):

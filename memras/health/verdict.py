@@ -45,6 +45,10 @@ from memras.health.buckets import Scope
 from memras.health.classify import FaultClassification, FaultMode
 from memras.health.tunables import Tunable, check_tunables
 
+# The rule of the "ok" verdict a slot gets when its module is replaced (health.modules):
+# it ends the old module's history, sticky replace-* verdicts included.
+REPLACED_RULE = "replaced"
+
 
 class VerdictState(enum.StrEnum):
     OK = "ok"

@@ -12,7 +12,9 @@ TP_printk). Everything random is drawn from the spec's seed, so runs repeat.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from memras.errors import UsageError
 from memras.sim import tree
@@ -74,7 +76,7 @@ def insert_dimm(root: str | Path, slot: str, size: int | None = None, serial: st
         tree.put(root / tree.ACPI / s.name / "status", "15")
         dimm_name = name or s.dimm or f"slot{s.uid}"
         s.base, s.size, s.dimm = base, size, dimm_name
-        _record_dimm(spec, dimm_name, s.name, base, size, serial, part, manufacturer)
+        _record_dimm(root, spec, dimm_name, s.name, base, size, serial, part, manufacturer)
         _auto_online(root, state, blocks)
         tree.refresh_offline_zones(root, spec.block_size, s.node)
         tree.refresh_meminfo(root, state)
@@ -109,13 +111,23 @@ def _auto_online(root: Path, state: SimState, blocks: list[int]) -> None:
                                    tree.block_node(root, index) or 0)
 
 
-def _record_dimm(spec: ServerSpec, name: str, device: str, base: int, size: int,
+def _record_dimm(root: Path, spec: ServerSpec, name: str, device: str, base: int, size: int,
                  serial: str, part: str, manufacturer: str) -> None:
+    """The new module takes the slot's place: its EDAC position and SMBIOS entry are the
+    slot's (a replacement in a server), a slot without one is a QEMU pc-dimm (no SMBIOS)."""
+    identity: dict[str, Any] = {"size_mb": size // MiB, "serial": serial, "part_number": part,
+                "manufacturer": manufacturer, "range_start": base,
+                "range_end": base + size - 1, "acpi_device": device}
+    slot = next((d for d in spec.dimms if d.name == name), None)
     spec.dimms = [d for d in spec.dimms if d.name != name]
-    spec.dimms.append(DimmSpec(
-        name=name, locator=name, bank_locator="", size_mb=size // MiB, socket=0, channel=0,
-        slot=0, serial=serial, part_number=part, manufacturer=manufacturer,
-        range_start=base, range_end=base + size - 1, acpi_device=device, in_smbios=False))
+    if slot is not None:
+        spec.dimms.append(dataclasses.replace(slot, **identity))
+    else:
+        spec.dimms.append(DimmSpec(name=name, locator=name, bank_locator="", socket=0,
+                                   channel=0, slot=0, in_smbios=False,
+                                   **identity))
+    if slot is not None and slot.in_smbios:
+        tree.write_dmi(root, spec)
 
 
 # --- errors --------------------------------------------------------------------------

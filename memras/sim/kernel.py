@@ -217,6 +217,7 @@ class SimulatedKernel:
             state.tick()
             uevent(self.root, "remove", devpath(index))
         tree.put(self.root / tree.ACPI / device / "status", "0")
+        tree.empty_dimm_slot(self.root, state.spec, device)  # firmware: "No Module Installed"
         for node in nodes:
             tree.refresh_offline_zones(self.root, state.spec.block_size, node)
         tree.refresh_meminfo(self.root, state)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from memras.sim.spec import FOUR_GIB, PAGE_SIZE, ServerSpec
@@ -248,11 +249,22 @@ def write_acpi(root: Path, spec: ServerSpec) -> None:
 
 
 # --- DMI / SMBIOS --------------------------------------------------------------------
+# Firmware's strings for an empty slot's type 17 (AMI and Supermicro BIOSes write these).
+EMPTY_SLOT_TEXT = "NO DIMM"
+
+
 def write_dmi(root: Path, spec: ServerSpec) -> None:
+    """The SMBIOS tables of ``spec``; rewritten whole when a module comes or goes.
+
+    A real kernel builds these at boot and never re-reads them; the simulator models
+    a platform whose firmware refreshes the type 17 of a hot-replaced slot, so the
+    workflow's verify step can read the new module's serial. (Platforms that do not
+    are covered by verify's "serial unchanged" path and the backend's serial.)
+    """
     from memras.sim.smbios_build import Type17, Type19, Type20, build_smbios
 
     ident = root / "sys/class/dmi/id"
-    ident.mkdir(parents=True)
+    ident.mkdir(parents=True, exist_ok=True)
     for name, value in spec.dmi.items():
         put(ident / name, value)
     if not any(d.in_smbios for d in spec.dimms):
@@ -275,6 +287,19 @@ def write_dmi(root: Path, spec: ServerSpec) -> None:
                   end=max(d.range_end for d in mapped))] if mapped else []
     entry, table = build_smbios(t17, t19, t20)
     tables = root / "sys/firmware/dmi/tables"
-    tables.mkdir(parents=True)
-    (tables / "smbios_entry_point").write_bytes(entry)
-    (tables / "DMI").write_bytes(table)
+    tables.mkdir(parents=True, exist_ok=True)
+    for name, data in (("DMI", table), ("smbios_entry_point", entry)):
+        scratch = tables / f".{name}.new"  # replaced whole: a reader never sees half a table
+        scratch.write_bytes(data)
+        os.replace(scratch, tables / name)
+
+
+def empty_dimm_slot(root: Path, spec: ServerSpec, acpi_device: str) -> None:
+    """The module of ``acpi_device`` is gone: its type 17 says so (size 0, "NO DIMM")."""
+    for n, d in enumerate(spec.dimms):
+        if d.acpi_device == acpi_device and d.size_mb:
+            spec.dimms[n] = replace(d, size_mb=0, serial=EMPTY_SLOT_TEXT,
+                                    part_number=EMPTY_SLOT_TEXT,
+                                    manufacturer=EMPTY_SLOT_TEXT, range_end=d.range_start - 1)
+            if d.in_smbios:
+                write_dmi(root, spec)

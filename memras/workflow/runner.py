@@ -582,6 +582,7 @@ def _verify(rep: Replacement) -> dict[str, Any]:
         check_mem_total,
         check_new_blocks,
         edac_baseline,
+        module_serial,
         new_identity,
     )
 
@@ -590,6 +591,8 @@ def _verify(rep: Replacement) -> dict[str, Any]:
     report.checks.append(check_new_blocks(rep.host, [b.block for b in rep.blocks("new")]))
     report.checks.append(check_mem_total(rep.host, row.target.get("mem_total_before", 0)))
     ident, check = new_identity(rep.host, target.locator or target.label, target.serial)
+    ident["module_serial"], ident["serial_source"] = module_serial(
+        ident, target.serial, _backend_serial(rep))
     report.identity = ident
     report.checks.append(check)
     report.edac = edac_baseline(rep.host, target.label, reset_allowed=rep.options.reset_edac)
@@ -601,6 +604,29 @@ def _verify(rep: Replacement) -> dict[str, Any]:
     return {"message": "verified", **report.as_dict()}
 
 
+def _backend_serial(rep: Replacement) -> str:
+    """The serial the backend reported when it inserted the module ("" if none)."""
+    for entry in reversed(rep.audit.list(replacement_id=rep.id)):
+        if entry.action == "insert_module" and entry.data.get("outcome") == "ok":
+            return str((entry.data.get("backend") or {}).get("serial") or "")
+    return ""
+
+
+def _record_new_module(rep: Replacement) -> None:
+    """The slot now holds a new DIMM: close the old module in the registry, open the new
+    one and give the slot an "ok" verdict (rule "replaced"); idempotent by replacement."""
+    from memras.health.modules import ModuleIdentity, record_replacement
+
+    target, ident = rep.target, rep._row().new_identity or {}
+    serial = ident.get("module_serial", "")
+    from_smbios = ident.get("serial_source") == "smbios"
+    new = ModuleIdentity.of(serial, ident.get("part", "") if from_smbios else "",
+                            ident.get("manufacturer", "") if from_smbios else "")
+    record_replacement(rep.store, slot_id=target.dimm_id, replacement_id=rep.id,
+                       old=ModuleIdentity.of(target.serial, target.part), new=new,
+                       at=_now())
+
+
 def _release_lock(rep: Replacement) -> None:
     with store_session(rep.store) as s:
         lock.release(s, rep.id)
@@ -608,6 +634,7 @@ def _release_lock(rep: Replacement) -> None:
 
 
 def _close(rep: Replacement) -> dict[str, Any]:
+    _record_new_module(rep)
     _release_lock(rep)
     return {"message": "replacement complete", "new_identity": rep._row().new_identity}
 

@@ -2,7 +2,10 @@
 
 Checks: every new block online in ZONE_MOVABLE; MemTotal back to at least its value
 before removal; the new module's identity (SMBIOS serial/part) recorded, and a warning
-if it still reports the old serial. EDAC: the error counters of the memory controller
+if it still reports the old serial. The serial the module registry files the new module
+under (:func:`module_serial`) is SMBIOS's when it changed, else the one the backend
+reported when it inserted the module (SMBIOS is built at boot; many platforms never
+re-read a hot-replaced slot). EDAC: the error counters of the memory controller
 are recorded as the new baseline. They are reset only when no *other* DIMM on that
 controller has errors — resetting ``mcN/reset_counters`` zeroes every DIMM on the
 controller, so doing it with another DIMM's errors present would erase evidence.
@@ -54,12 +57,17 @@ def check_mem_total(host, before: int) -> Check:
 def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, Any], Check]:
     """The new module's SMBIOS identity when the platform shows it."""
     try:
+        from memras.host import Host
         from memras.inventory import resolve_dimm
 
-        dimm = resolve_dimm(host, target_locator)
+        # Host keeps the SMBIOS it read first (the tables are built at boot); a fresh
+        # reader sees a platform that refreshed the slot's entry after the swap.
+        dimm = resolve_dimm(Host(host.root) if isinstance(host, Host) else host,
+                            target_locator)
         dev = dimm.smbios
         ident = {"id": dimm.id, "label": dimm.label, "locator": dev.locator if dev else "",
-                 "serial": dev.serial if dev else "", "part": dev.part_number if dev else ""}
+                 "serial": dev.serial if dev else "", "part": dev.part_number if dev else "",
+                 "manufacturer": dev.manufacturer if dev else ""}
     except Exception as exc:  # identity is recorded when known; its absence is no failure
         return {}, Check("identity", True, f"not available ({type(exc).__name__})")
     if ident["serial"] and ident["serial"] == old_serial:
@@ -68,6 +76,18 @@ def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, 
                             "re-read the slot (recorded as is)")
     return ident, Check("identity", True,
                         f"serial {ident['serial'] or '?'} part {ident['part'] or '?'}")
+
+
+def module_serial(ident: dict[str, Any], old_serial: str,
+                  backend_serial: str) -> tuple[str, str]:
+    """(serial, source) of the new module: "smbios", "backend" or "none" (no serial)."""
+    from memras.health.modules import real_serial
+
+    smbios = real_serial(ident.get("serial"))
+    if smbios and smbios != real_serial(old_serial):
+        return smbios, "smbios"
+    backend = real_serial(backend_serial)
+    return (backend, "backend") if backend else ("", "none")
 
 
 def edac_baseline(host, label: str, *, reset_allowed: bool) -> dict[str, Any]:
