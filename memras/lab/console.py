@@ -24,7 +24,7 @@ import select
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,10 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.status == 0
+
+    def __iter__(self) -> Iterator[int | str]:
+        """``status, output = lab.run(cmd)`` unpacks like a pair."""
+        return iter((self.status, self.output))
 
 
 class Console:

@@ -18,6 +18,8 @@ def test_guest_runs_commands_and_reports_their_status(lab: Lab) -> None:
     result = lab.run("printf 'a\\nb\\n'; echo err >&2")
     assert result.ok
     assert result.output.splitlines() == ["a", "b", "err"]
+    status, output = lab.run("echo pair; false")
+    assert (status, output) == (1, "pair\n")
 
 
 def test_exit_in_a_command_does_not_kill_the_console_shell(lab: Lab) -> None:
