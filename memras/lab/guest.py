@@ -245,19 +245,20 @@ class Lab:
         return self.state is not None and _pid_alive(self.state.pid)
 
     def shutdown(self, timeout: float = 15.0) -> None:
-        """Stop QEMU (QMP ``quit``, then SIGTERM, then SIGKILL) and remove the state."""
+        """Stop QEMU and remove the state: QMP ``quit`` when connected, else SIGTERM.
+
+        QEMU exits cleanly on SIGTERM too; it is used instead of opening a new QMP
+        connection, which would wait behind any other client still connected.
+        """
         pid = self._proc.pid if self._proc else (self.state.pid if self.state else 0)
-        if self._console:
-            self._console.close()
-            self._console = None
-        if pid and self.is_alive():
+        quit_sent = False
+        if self._qmp is not None and pid and self.is_alive():
             with contextlib.suppress(LabError):
-                self.qmp.cmd("quit")
-        if self._qmp:
-            self._qmp.close()
-            self._qmp = None
+                self._qmp.cmd("quit")
+                quit_sent = True
+        self.shutdown_connections()
         if pid:
-            _stop_pid(pid, self._proc, timeout)
+            _stop_pid(pid, self._proc, timeout if quit_sent else 0)
         self._proc = None
         self.state = None
         self._cleanup_files()
