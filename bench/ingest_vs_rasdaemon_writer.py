@@ -36,6 +36,8 @@ def make_lines(n: int) -> list[str]:
 
 def memras_run(path: Path, lines: list[str]) -> float:
     store = Store.open(path)
+    global CPU_S
+    cpu = time.process_time()
     t = time.perf_counter()
     batch = []
     for line in lines:
@@ -45,9 +47,13 @@ def memras_run(path: Path, lines: list[str]) -> float:
             batch = []
     store.add_events(batch)
     elapsed = time.perf_counter() - t
+    CPU_S = time.process_time() - cpu
     assert store.count() == len(lines)
     store.close()
     return elapsed
+
+
+CPU_S = 0.0  # CPU time of the last memras_run: the machine is shared, wall time is not ours
 
 
 def anchor_run(path: Path, lines: list[str]) -> float:
@@ -81,7 +87,8 @@ def main() -> None:
         a = anchor_run(tmp / "ras.db", lines[:args.anchor]) / args.anchor
         m = memras_run(tmp / "memras.db", lines) / args.lines
         print(f"rasdaemon-style writer: {1 / a:,.0f} events/s ({args.anchor} events)")
-        print(f"memras parse+store:     {1 / m:,.0f} lines/s ({args.lines} lines)")
+        print(f"memras parse+store:     {1 / m:,.0f} lines/s ({args.lines} lines; "
+              f"{args.lines / CPU_S:,.0f} lines per CPU-second)")
         print(f"speed-up {a / m:.1f}x (goal >= 10x and >= 100k lines/s)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
