@@ -182,6 +182,7 @@ class TraceSource:
         assert self._reader is not None
         batch = SourceBatch(source=self.name)
         parse = _parsers().parse_trace_line
+        boot = self._boot
         lines = self._reader.read_lines(timeout_s)
         # bytes as read (not re-encoded text): exact even for blank or non-UTF-8 lines
         self._offset += self._reader.last_bytes
@@ -189,7 +190,7 @@ class TraceSource:
             if line.startswith("#"):
                 continue
             try:
-                record = parse(line)
+                record = parse(line, boot_time=boot)  # mc_events come dated: no copy
             except Exception:
                 record = None
             if record is not None and not isinstance(record, MemoryErrorEvent | MemoryFailureEvent):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from memras.ingest.parsers._common import NonMemoryMce
 from memras.ingest.parsers.trace_events import (
@@ -52,13 +53,19 @@ def split_trace_line(line: str) -> tuple[str, float, str] | None:
     return m["event"], float(m["ts"]), m["body"]
 
 
-def parse_trace_line(line: str) -> TraceResult | None:
-    """The record in one trace line; NonMemoryMce for other machine checks; else None."""
+def parse_trace_line(line: str, *, boot_time: datetime | None = None) -> TraceResult | None:
+    """The record in one trace line; NonMemoryMce for other machine checks; else None.
+
+    With ``boot_time``, an mc_event gets its wall time (boot + uptime) as it is built:
+    the watcher's hot path, which would otherwise copy every record to add it."""
     line = line.rstrip("\n")
     if "mc_event: " in line:
         m = _MC_EVENT_LINE.match(line)
         if m is not None:
-            return mc_event_from_match(m, source=Source.TRACE, uptime_s=float(m["ts"]), raw=line)
+            uptime_s = float(m["ts"])
+            when = None if boot_time is None else boot_time + timedelta(seconds=uptime_s)
+            return mc_event_from_match(m, source=Source.TRACE, uptime_s=uptime_s, raw=line,
+                                       timestamp=when)
     parts = split_trace_line(line)
     if parts is None:
         return None

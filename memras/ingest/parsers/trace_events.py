@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from datetime import datetime
 
 from memras.ingest.mca import mce_to_memory_error
 from memras.ingest.parsers._common import (
@@ -85,7 +86,8 @@ _MATCH_GROUPS = ("count", "type", "msg", "label", "mc", "top", "mid", "low", "ad
 
 
 def mc_event_from_match(
-    m: re.Match[str], *, source: Source, uptime_s: float | None, raw: str
+    m: re.Match[str], *, source: Source, uptime_s: float | None, raw: str,
+    timestamp: datetime | None = None,
 ) -> MemoryErrorEvent:
     """Build the record from a match of :data:`MC_EVENT_BODY` (shared with the fast path)."""
     count, kind, msg, label, mc, top, mid, low, addr, grain, synd, detail = m.group(
@@ -95,6 +97,7 @@ def mc_event_from_match(
         error_type=_TYPE_BY_NAME.get(kind, ErrorType.INFO),
         source=source,
         count=int(count),
+        timestamp=timestamp,
         uptime_s=uptime_s,
         address=int(addr, 16),
         grain_bits=_grain_bits(grain),
