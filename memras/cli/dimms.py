@@ -1,4 +1,5 @@
-"""``memras dimms``: the DIMM inventory with counters and the health engine's verdicts."""
+"""``memras dimms``: the DIMM inventory with counters, the health engine's verdicts and
+the module registry's identity of each module (a replaced module is a new DIMM)."""
 
 from __future__ import annotations
 
@@ -8,33 +9,53 @@ from typing import Any
 
 from memras.cli import command
 from memras.cli.context import Context
+from memras.errors import MemrasError
 from memras.inventory import DimmInfo
 from memras.text import format_bytes
 
 NO_VERDICT = "-"
 
 
-def current_verdicts(ctx: Context, dimms: list[DimmInfo]) -> dict[str, str]:
-    """DIMM id -> verdict from ``memras.health.api.current_verdicts(db_url, ids)``.
+def health_columns(ctx: Context, dimms: list[DimmInfo]
+                   ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """(DIMM id -> verdict, DIMM id -> registered module) from the health layer.
 
-    The seam to the health engine: until that module exists (or when its database
-    is not reachable) every DIMM shows "-" rather than failing the inventory.
+    The module registry is synced with this inventory first (idempotent, cheap), so
+    a module swapped while memras was not looking shows as a new DIMM. The seam to
+    the health engine: until that module exists (or when its database is not
+    reachable) every DIMM shows "-" rather than failing the inventory.
     """
     try:
         api = importlib.import_module("memras.health.api")
+        modules = importlib.import_module("memras.health.modules")
     except ModuleNotFoundError:
-        return {}
-    fn = getattr(api, "current_verdicts", None)
-    if fn is None:
-        return {}
+        return {}, {}
+    ids = [d.id for d in dimms]
     try:
-        return {str(k): str(v) for k, v in fn(ctx.db, [d.id for d in dimms]).items()}
+        from memras.store import Store
+
+        with Store.open(ctx.db, create=False) as store:
+            try:
+                modules.register_modules(store, dimms)
+            except MemrasError as exc:  # e.g. a read-only copy: still show what it holds
+                print(f"memras: module registry not updated: {exc.msg}", file=ctx.err)
+            verdicts = {str(k): str(v) for k, v in api.current_verdicts(store, ids).items()}
+            return verdicts, {k: m.to_dict()
+                              for k, m in modules.current_modules(store, ids).items()}
     except Exception as exc:  # a broken store must not hide the inventory
         print(f"memras: verdicts unavailable: {exc}", file=ctx.err)
-        return {}
+        return {}, {}
 
 
-def dimm_row(d: DimmInfo, verdicts: dict[str, str]) -> dict[str, Any]:
+def current_verdicts(ctx: Context, dimms: list[DimmInfo]) -> dict[str, str]:
+    """DIMM id -> verdict (see :func:`health_columns`)."""
+    return health_columns(ctx, dimms)[0]
+
+
+def dimm_row(d: DimmInfo, verdicts: dict[str, str],
+             modules: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One DIMM for tables and --json; ``module`` is its registry entry (serial the
+    registry files it under, installed_at, source), None when not registered."""
     return {
         "id": d.id, "label": d.label, "location": d.location, "size_bytes": d.size_bytes,
         "ce": d.ce_count, "ue": d.ue_count, "verdict": verdicts.get(d.id, NO_VERDICT),
@@ -46,8 +67,13 @@ def dimm_row(d: DimmInfo, verdicts: dict[str, str]) -> dict[str, Any]:
         "speed_mts": d.smbios.speed_mts if d.smbios else None,
         "edac": d.edac_ref, "acpi_device": d.acpi_device, "acpi_uid": d.acpi_uid,
         "blocks": list(d.blocks), "mapping": d.mapping, "mapping_reason": d.mapping_reason,
-        "match": d.match,
+        "match": d.match, "module": (modules or {}).get(d.id),
     }
+
+
+def module_text(module: dict[str, Any] | None) -> str:
+    """The module column: the serial the registry knows it by, or "-"."""
+    return (module or {}).get("serial") or NO_VERDICT
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -59,22 +85,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from memras.inventory import dimm_inventory
 
     dimms = dimm_inventory(ctx.host)
-    verdicts = current_verdicts(ctx, dimms)
-    rows = [dimm_row(d, verdicts) for d in dimms]
+    verdicts, modules = health_columns(ctx, dimms)
+    rows = [dimm_row(d, verdicts, modules) for d in dimms]
     if ctx.json:
         ctx.emit_json({"dimms": rows, "problems": ctx.host.smbios.problems})
         return 0
     if not rows:
         ctx.print("no DIMMs found (no EDAC, SMBIOS or ACPI memory devices under this root)")
         return 0
-    headers = ["ID", "LABEL", "LOCATION", "SIZE", "CE", "UE", "VERDICT"]
+    headers = ["ID", "LABEL", "LOCATION", "SIZE", "CE", "UE", "VERDICT", "MODULE"]
     if args.wide:
         headers += ["SERIAL", "ACPI", "MAPPING"]
     table = []
     for r in rows:
         row = [r["id"], r["label"], r["location"],
                format_bytes(r["size_bytes"]) if r["size_bytes"] else None,
-               r["ce"], r["ue"], r["verdict"]]
+               r["ce"], r["ue"], r["verdict"], module_text(r["module"])]
         if args.wide:
             row += [r["serial"], r["acpi_device"], r["mapping"]]
         table.append(row)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
+
+if TYPE_CHECKING:
+    from memras.health.modules import ModuleRecord
+    from memras.health.verdict import Verdict
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -118,16 +123,21 @@ def run_verdicts(args: argparse.Namespace, ctx: Context) -> int:
 
     from memras.health.api import replay_verdicts, verdict_history
     from memras.health.config import load_config
+    from memras.health.modules import module_history
     from memras.store import Store
 
+    modules: list[ModuleRecord] | None = None
     with Store.open(ctx.db, create=False) as store:
         if args.history:
             verdicts = verdict_history(store, args.history)
+            modules = module_history(store, args.history)
         else:
             at = parse_time(args.at) if args.at else None
             until = at + timedelta(microseconds=1) if at else None
             current, _ = replay_verdicts(store, load_config(ctx.config), until)
             verdicts = [current[k] for k in sorted(current)]
+    if modules is not None:
+        return _print_history(ctx, verdicts, modules)
     if ctx.json:
         ctx.emit_json([v.to_dict() for v in verdicts])
         return 0
@@ -138,4 +148,28 @@ def run_verdicts(args: argparse.Namespace, ctx: Context) -> int:
     ctx.table(["DIMM", "VERDICT", "SINCE", "RULES", "WHY"],
               [(v.dimm_id, v.state.value, v.at.strftime("%Y-%m-%d %H:%M:%S"),
                 ",".join(v.rules), v.reasons[0] if v.reasons else "") for v in verdicts])
+    return 0
+
+
+def _print_history(ctx: Context, verdicts: list[Verdict], modules: list[ModuleRecord]) -> int:
+    """A slot's verdicts, each with the module it judged: a replacement starts a new one."""
+    from memras.health.modules import module_at
+
+    owners = [module_at(modules, v.at) for v in verdicts]
+    if ctx.json:
+        ctx.emit_json([{**v.to_dict(), "module": m.to_dict() if m else None}
+                       for v, m in zip(verdicts, owners, strict=True)])
+        return 0
+    if not verdicts:
+        ctx.print("no verdicts recorded for this DIMM")
+        return 0
+    ctx.table(["DIMM", "MODULE", "VERDICT", "SINCE", "RULES", "WHY"],
+              [(v.dimm_id, (m.serial or m.identity) if m else "-", v.state.value,
+                v.at.strftime("%Y-%m-%d %H:%M:%S"), ",".join(v.rules),
+                v.reasons[0] if v.reasons else "")
+               for v, m in zip(verdicts, owners, strict=True)])
+    for m in modules[:-1]:
+        if m.removed_at is not None:
+            ctx.print(f"module {m.serial or m.identity} removed "
+                      f"{m.removed_at.strftime('%Y-%m-%d %H:%M:%S')}")
     return 0

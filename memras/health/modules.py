@@ -19,11 +19,14 @@ Identity
 Writers
     :func:`register_modules` (``memras dimms``/``status``, the watcher at start) syncs
     the registry from the inventory. It is idempotent: a slot whose identity is
-    unchanged costs one comparison. A new identity closes the old row and opens a
-    new one (a swap made while memras was not looking), except when the firmware
-    still reports the very module a replacement removed: SMBIOS is built at boot
-    and many platforms do not refresh it after a hot replacement, so that is stale
-    data, not a swap back.
+    unchanged costs one comparison. Only a real serial replacing another real serial
+    is a swap (made while memras was not looking): the old row is closed, a new one
+    opened and the slot gets the "ok"/"replaced" verdict. Everything weaker is not,
+    because a false swap would erase a sticky replace-now verdict: a serial that
+    disappears (the EDAC/SMBIOS join failed this time) changes nothing; a
+    location-only module that now shows a serial just becomes identified; and the
+    firmware still reporting the very module a replacement removed is stale SMBIOS
+    (built at boot; many platforms never refresh it after a hot replacement).
     :func:`record_replacement` (the workflow's close step) is authoritative: it
     closes the old module and opens the new one even when both are location-only,
     and writes the slot's ``ok`` verdict with rule ``replaced``, all in one
@@ -167,15 +170,35 @@ def register_modules(store: Any, inventory: Iterable[DimmInfo],
             row, key = current.get(slot_id), ident.key(slot_id)
             if row is None:
                 s.add(_new_row(slot_id, ident, at, SOURCE_INVENTORY))
-            elif row.identity != key:
-                if not _is_stale(s, row, key):
-                    _swap(s, row, _new_row(slot_id, ident, at, SOURCE_INVENTORY))
-                    changed.append(slot_id)
-            elif (ident.part, ident.manufacturer) != (row.part, row.manufacturer) \
-                    and not (row.part and row.manufacturer):
+            elif row.identity == key or (not row.serial and ident.serial
+                                         and not _is_stale(s, row, key)):
+                row.identity, row.serial = key, ident.serial  # same module, maybe named now
                 row.part = row.part or ident.part  # SMBIOS knows more than the backend did
                 row.manufacturer = row.manufacturer or ident.manufacturer
+            elif ident.serial and row.serial and not _is_stale(s, row, key):
+                new = _new_row(slot_id, ident, at, SOURCE_INVENTORY)
+                _swap(s, row, new)
+                _add_replaced_verdict(s, slot_id, at, row, new, None)
+                changed.append(slot_id)
     return changed
+
+
+def _add_replaced_verdict(s: Session, slot_id: str, at: datetime, old: M, new: M,
+                          replacement_id: int | None) -> None:
+    """The slot's "ok" verdict that ends the old module's history."""
+    previous = s.scalars(select(HealthVerdictRow.state).where(
+        HealthVerdictRow.dimm_id == slot_id).order_by(HealthVerdictRow.id.desc())).first()
+    how = (f"replacement #{replacement_id}" if replacement_id is not None
+           else "a swap seen in the inventory")
+    s.add(HealthVerdictRow(
+        dimm_id=slot_id, time=at, state=VerdictState.OK.value, previous_state=previous,
+        rules=json.dumps([REPLACED_RULE]),
+        reasons=json.dumps([f"module replaced by {how} (serial {old.serial or '?'} -> "
+                            f"{new.serial or '?'}); the new module starts with no history"]),
+        evidence=json.dumps({"replacement_id": replacement_id,
+                             "old_serial": old.serial or None,
+                             "new_serial": new.serial or None,
+                             "old_module": old.identity, "new_module": new.identity})))
 
 
 def record_replacement(store: Any, *, slot_id: str, replacement_id: int,
@@ -194,19 +217,9 @@ def record_replacement(store: Any, *, slot_id: str, replacement_id: int,
                 HealthVerdictRow.dimm_id == slot_id))
             row = _new_row(slot_id, old, min(first or when, when), SOURCE_INVENTORY)
             s.add(row)
-        _swap(s, row, _new_row(slot_id, new, when, SOURCE_REPLACEMENT, replacement_id))
-        previous = s.scalars(select(HealthVerdictRow.state).where(
-            HealthVerdictRow.dimm_id == slot_id).order_by(HealthVerdictRow.id.desc())).first()
-        old_serial, new_serial = row.serial or None, new.serial or None
-        s.add(HealthVerdictRow(
-            dimm_id=slot_id, time=when, state=VerdictState.OK.value, previous_state=previous,
-            rules=json.dumps([REPLACED_RULE]),
-            reasons=json.dumps([f"module replaced by replacement #{replacement_id} "
-                                f"(serial {old_serial or '?'} -> {new_serial or '?'}); "
-                                "the new module starts with no history"]),
-            evidence=json.dumps({"replacement_id": replacement_id, "old_serial": old_serial,
-                                 "new_serial": new_serial, "old_module": row.identity,
-                                 "new_module": new.key(slot_id)})))
+        installed = _new_row(slot_id, new, when, SOURCE_REPLACEMENT, replacement_id)
+        _swap(s, row, installed)
+        _add_replaced_verdict(s, slot_id, when, row, installed, replacement_id)
     return True
 
 
