@@ -96,6 +96,20 @@ def sync_clock(root: Path) -> None:
         state.uptime_us = max(state.uptime_us, now_us)
 
 
+def wait_for_wall_clock(root: Path, limit_s: float = 15.0) -> None:
+    """Wait until the wall clock has passed the simulated kernel's clock.
+
+    The sped-up story can stamp errors a few seconds ahead of real time; a
+    replacement dated before them would credit the old module's last errors to
+    the new module. Waiting (at most ``limit_s``) keeps the order true.
+    """
+    from memras.sim.state import read_state
+
+    ahead_s = _btime(root) + read_state(root).uptime_us / 1_000_000 - time.time()
+    if ahead_s > 0:
+        time.sleep(min(ahead_s + 0.1, limit_s))
+
+
 def _btime(root: Path) -> int:
     for line in (root / "proc/stat").read_text().splitlines():
         if line.startswith("btime "):
@@ -357,6 +371,7 @@ def run_scripted(out: Any, *, directory: str | Path | None = None, seed: int = D
             raise WorkflowError("the demo story did not reach a replace verdict",
                                 hint="rerun with MEMRAS_DEBUG=1 and report it")
         say.heading(f"replacing {demo.failing_dimm} (simulated backend, operator {operator})")
+        wait_for_wall_clock(demo.root)
         replacement = _replace(demo, operator, say)
         say.heading("final status")
         say(f"replacement #{replacement['id']}: {replacement['state']}. "
