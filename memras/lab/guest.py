@@ -13,6 +13,24 @@ ttyS1 (the kernel console) is ``kernel.log``, QMP is another unix socket. All of
 it lives in one state directory, with ``state.json``, so a guest started by
 ``memras lab up`` can be attached to later by another process.
 
+Network (QEMU user mode, ``restrict=on``: the guest reaches nothing but the
+forwards below): virtio-net ``eth0`` is 10.0.2.15/24, default route 10.0.2.2.
+``guestfwd`` rules at ``GUEST_FWD_ADDR`` (10.0.2.100) reach the host:
+
+* ``10.0.2.100:4444`` (``GUEST_QMP_PORT``) is a SECOND QMP monitor of the same QEMU
+  (``qmp-guest.sock``), so memras inside the guest can drive QEMU, e.g.
+  ``memras replace --backend qemu --qmp 10.0.2.100:4444``. Independent of
+  :attr:`Lab.qmp` (each monitor takes one client at a time).
+* ``10.0.2.100:PORT`` for each ``LabConfig.forwards`` entry ``(PORT, host_port)``
+  reaches ``127.0.0.1:host_port``; ``host_port`` 0 (the default for
+  ``WEBHOOK_GUEST_PORT`` 8080) means "the port given to :meth:`Lab.forward` later",
+  read per connection, so a test starts its receiver on a free port after boot::
+
+      lab.forward(8080, receiver_port)   # guest: curl http://10.0.2.100:8080/
+
+Each guest connection spawns :mod:`memras.lab.relay` on the host (libslirp's
+``cmd:`` forward).
+
 Usage::
 
     with Lab(LabConfig()) as lab:        # boots; shuts down on exit or Ctrl-C
@@ -37,6 +55,7 @@ from pathlib import Path
 
 from memras.errors import LabError
 from memras.lab.console import CommandResult, Console
+from memras.lab.initramfs import GUEST_IP as GUEST_IP  # the init script sets it
 from memras.lab.initramfs import READY_BANNER, SHELL_STARTING, ensure_initramfs
 from memras.lab.kernel import Kernel, cache_dir, ensure_kernel
 from memras.lab.qmp import GuestQmp
@@ -46,6 +65,9 @@ QEMU_HINT = "run: apt-get install qemu-system-x86"
 MIB = 1 << 20
 KVM_PROBE_TIMEOUT_S = 20.0
 VIRTIO_MEM_ID = "vmem0"
+GUEST_FWD_ADDR = "10.0.2.100"
+GUEST_QMP_PORT = 4444
+WEBHOOK_GUEST_PORT = 8080
 
 Progress = Callable[[str], None]
 
@@ -95,6 +117,9 @@ class LabConfig:
     virtio_mem_mib: int = 256  # a virtio-mem-pci "vmem0" of this maximum size, empty at boot
     boot_timeout_s: float = 300.0
     cmdline_extra: str = ""
+    # (guest port at 10.0.2.100, host port on 127.0.0.1); host port 0: set by Lab.forward()
+    forwards: tuple[tuple[int, int], ...] = ((WEBHOOK_GUEST_PORT, 0),)
+    guest_qmp: bool = True  # 10.0.2.100:4444 -> a second QMP monitor
 
 
 @dataclass
@@ -136,6 +161,24 @@ class Lab:
     @property
     def qmp_socket(self) -> Path:
         return self.state_dir / "qmp.sock"
+
+    @property
+    def guest_qmp_socket(self) -> Path:
+        """The second QMP monitor, reached from the guest at 10.0.2.100:4444."""
+        return self.state_dir / "qmp-guest.sock"
+
+    def forward_file(self, guest_port: int) -> Path:
+        return forward_file(self.state_dir, guest_port)
+
+    def forward(self, guest_port: int, host_port: int) -> None:
+        """Point the guest's ``10.0.2.100:guest_port`` at ``127.0.0.1:host_port`` from now on.
+
+        Only for a forward booted with host port 0 (``LabConfig.forwards``).
+        """
+        path = self.forward_file(guest_port)
+        partial = path.with_suffix(".partial")
+        partial.write_text(f"{host_port}\n")
+        os.replace(partial, path)
 
     @property
     def kernel_log(self) -> Path:
@@ -273,7 +316,8 @@ class Lab:
             self._qmp = None
 
     def _cleanup_files(self) -> None:
-        for path in (self.console_socket, self.qmp_socket, self.state_file):
+        for path in (self.console_socket, self.qmp_socket, self.guest_qmp_socket,
+                     self.state_file, *self.state_dir.glob("forward-*.port")):
             path.unlink(missing_ok=True)
 
     # --- driving -------------------------------------------------------------------------
@@ -336,12 +380,36 @@ def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel:
     for dimm in config.dimms:
         argv += ["-object", f"memory-backend-ram,id={dimm.memdev},size={dimm.size_mib}M",
                  "-device", f"pc-dimm,id={dimm.id},memdev={dimm.memdev},slot={dimm.slot}"]
+    argv += network_argv(config, state_dir)
     if config.virtio_mem_mib:
         argv += ["-object", f"memory-backend-ram,id=mem-{VIRTIO_MEM_ID},"
                             f"size={config.virtio_mem_mib}M",
                  "-device", f"virtio-mem-pci,id={VIRTIO_MEM_ID},memdev=mem-{VIRTIO_MEM_ID},"
                             "node=0,requested-size=0"]
     return argv
+
+
+def forward_file(state_dir: Path, guest_port: int) -> Path:
+    return state_dir / f"forward-{guest_port}.port"
+
+
+def network_argv(config: LabConfig, state_dir: Path) -> list[str]:
+    """User-mode networking with the ``guestfwd`` rules described in the module docstring."""
+    relay = f"cmd:{sys.executable} -m memras.lab.relay"
+    rules = []
+    for guest_port, host_port in config.forwards:
+        port_file = forward_file(state_dir, guest_port)
+        if host_port:
+            port_file.write_text(f"{host_port}\n")
+        rules.append(f"guestfwd=tcp:{GUEST_FWD_ADDR}:{guest_port}-{relay} tcp-file {port_file}")
+    argv = []
+    if config.guest_qmp:
+        socket_path = state_dir / "qmp-guest.sock"
+        rules.append(f"guestfwd=tcp:{GUEST_FWD_ADDR}:{GUEST_QMP_PORT}-{relay} unix {socket_path}")
+        argv += ["-qmp", f"unix:{socket_path},server=on,wait=off"]
+    # romfile= : Debian's QEMU ships no efi-virtio.rom, and -kernel boot needs no PXE ROM.
+    return argv + ["-netdev", ",".join(["user,id=net0,restrict=on", *rules]),
+                   "-device", "virtio-net-pci,netdev=net0,romfile="]
 
 
 # --- accelerator --------------------------------------------------------------------------

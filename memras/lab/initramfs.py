@@ -37,6 +37,8 @@ BUSYBOX_HINT = "run: apt-get install busybox-static"
 # virtio_pci and 9pnet_virtio are not named by 9p's depends=, so they are asked for.
 BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
 # Error injectors for the scenarios, and virtio-mem for capacity tests.
+# virtio_net's depends= pulls net_failover and failover in first.
+NET_MODULES = ("virtio_net",)
 TEST_MODULES = ("mce_inject", "hwpoison_inject", "notifier_error_inject",
                 "memory_notifier_error_inject", "virtio_mem")
 
@@ -44,6 +46,7 @@ TMPFS_PATHS = ("/tmp", "/run", "/var/lib", "/var/tmp", "/var/log")
 READY_BANNER = "MEMRAS-LAB-READY"
 SHELL_STARTING = "memras-lab init: starting the shell on ttyS0"  # init's last line on ttyS1
 SCRATCH = "/run/memras-lab"
+GUEST_IP = "10.0.2.15"  # = memras.lab.guest.GUEST_IP (guest imports this module)
 
 INIT_TEMPLATE = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -55,6 +58,12 @@ echo "memras-lab init: loading modules"
 for m in $(cat /modules.order); do
   insmod /modules/$m || echo "memras-lab init: insmod $m failed"
 done
+# QEMU user-mode network (memras.lab.guest): static, no DHCP client needed.
+ip link set lo up
+if ip link set eth0 up 2>/dev/null; then
+  ip addr add GUEST_IP/24 dev eth0 && ip route add default via 10.0.2.2 ||
+    echo "memras-lab init: cannot configure eth0"
+fi
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt || {
   echo "memras-lab init: cannot mount the host root over 9p"; poweroff -f; }
 mount -t proc proc /mnt/proc
@@ -97,14 +106,15 @@ def init_script(keep: Sequence[Path]) -> str:
             .replace("KEEP_PATHS", keep_words)
             .replace("TMPFS_PATHS", " ".join(TMPFS_PATHS))
             .replace("/SCRATCH", SCRATCH)
-            .replace("READY_BANNER", READY_BANNER))
+            .replace("READY_BANNER", READY_BANNER)
+            .replace("GUEST_IP", GUEST_IP))
 
 
 def ensure_initramfs(kernel: Kernel, cache: Path, keep: Sequence[Path]) -> Path:
     """A cached ``initrd-<hash>.gz`` for this kernel and these kept paths."""
     if not BUSYBOX.is_file():
         raise LabError(f"{BUSYBOX} not found", hint=BUSYBOX_HINT)
-    modules = load_order((*BOOT_MODULES, *TEST_MODULES), module_index(kernel))
+    modules = load_order((*BOOT_MODULES, *NET_MODULES, *TEST_MODULES), module_index(kernel))
     script = init_script(keep)
     digest = _digest(kernel, modules, script)
     target = cache / "initramfs" / f"initrd-{kernel.version}-{digest}.gz"

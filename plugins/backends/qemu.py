@@ -6,7 +6,8 @@ with status 0x80–0x83 (failure, busy…) or no DEVICE_DELETED within the timeo
 failure: the guest kernel could not offline a block and has re-onlined them.
 Insert: ``object-del`` the old backend, ``object-add`` a new memory-backend-ram of the
 same size and ``device_add`` a pc-dimm in the same slot; the guest adds its blocks.
-The socket path comes from ``--qmp`` (``backend_options["qmp"]``).
+The monitor comes from ``--qmp`` (``backend_options["qmp"]``): a unix socket path, or
+``HOST:PORT`` for a TCP monitor (the lab guest reaches its QEMU at 10.0.2.100:4444).
 """
 
 from __future__ import annotations
@@ -39,18 +40,26 @@ class QemuBackend(Backend):
                                 hint="pass --qmp PATH (or set [replace] qmp in the config)")
         return str(path)
 
+    @property
+    def address(self) -> str | tuple[str, int]:
+        """``HOST:PORT`` as a TCP address, anything else as a unix socket path."""
+        host, sep, port = self.socket.rpartition(":")
+        if sep and host and "/" not in self.socket and port.isdigit():
+            return host, int(port)
+        return self.socket
+
     def _run(self, coro_fn, *args: Any) -> Any:
         try:
             return asyncio.run(self._session(coro_fn, *args))
         except (OSError, ConnectionError) as exc:
             raise WorkflowError(f"cannot talk to QEMU at {self.socket}: {exc}",
-                                hint="check --qmp and that QEMU runs with -qmp unix:…") from None
+                                hint="check --qmp (QEMU: -qmp unix:… or tcp:…)") from None
 
     async def _session(self, coro_fn, *args: Any) -> Any:
         from qemu.qmp import QMPClient
 
         qmp = QMPClient("memras")
-        await qmp.connect(self.socket)
+        await qmp.connect(self.address)
         try:
             return await coro_fn(qmp, *args)
         finally:
