@@ -37,13 +37,13 @@ log = logging.getLogger("memras.watch")
 FLUSH_INTERVAL_S = 0.2  # an event is stored at most this long after it was read
 POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the stop flag
 # Bound on batches in flight between sources and the writer. A trace batch is at most
-# ~400 lines (tracefs.MAX_READ_BYTES), so a storm holds under 2k parsed records in
+# ~200 lines (tracefs.MAX_READ_BYTES), so a storm holds about 1k parsed records in
 # the queue while the writer catches up; the sources then block and the kernel
 # buffers. (256 let a 1M-line storm sit in memory as parsed records.)
 QUEUE_BATCHES = 4
 # Records per store transaction when the writer merges a source's batches: enough to
 # amortise the commit, few enough that their row copies stay a few MiB.
-MERGE_RECORDS = 1000
+MERGE_RECORDS = 500
 
 OnStored = Callable[[list[Record]], None]
 OnGap = Callable[[object], None]

@@ -44,9 +44,9 @@ class TraceSetup:
 
 
 # At most this much is read per read_lines() call. A storm (or a 1M-line capture being
-# tailed) then reaches the watcher as a stream of ~400-line batches that the bounded
+# tailed) then reaches the watcher as a stream of ~200-line batches that the bounded
 # queue can hold back, instead of one list of every line in memory at once.
-MAX_READ_BYTES = 1 << 17
+MAX_READ_BYTES = 1 << 16
 _CHUNK_BYTES = 1 << 16
 
 

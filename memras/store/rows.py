@@ -133,15 +133,24 @@ class FastStatements:
         conn.exec_driver_sql(self.insert_sql, self.params(rows))
 
     def known_keys(self, conn: Connection, keys: list[str]) -> list[tuple[str, str, str]]:
-        """(dedup_key, source, identity) of stored rows with one of ``keys`` (index lookups)."""
-        sql = self.lookup_sql.get(len(keys))
+        """(dedup_key, source, identity) of stored rows with one of ``keys`` (index lookups).
+
+        The key list is padded (repeating its last key) to a power of two: a distinct
+        ``IN (?, …)`` length is a distinct statement, and the driver's statement cache
+        held up to 128 of them, each prepared with hundreds of parameters — several MiB
+        of a watcher's memory in a storm. Now there are at most ten shapes."""
+        if not keys:
+            return []
+        size = 1 << max(0, len(keys) - 1).bit_length()
+        keys = keys + keys[-1:] * (size - len(keys))
+        sql = self.lookup_sql.get(size)
         if sql is None:
             c = ErrorRow.__table__.c
-            names = [f"k{i}" for i in range(len(keys))]
+            names = [f"k{i}" for i in range(size)]
             stmt = select(c.dedup_key, c.source, c.identity).where(
                 c.dedup_key.in_([bindparam(n) for n in names]))
             sql = str(stmt.compile(dialect=self.dialect))
-            self.lookup_sql[len(keys)] = sql
+            self.lookup_sql[size] = sql
         args: Any = (tuple(keys) if self.dialect.positional
                      else {f"k{i}": k for i, k in enumerate(keys)})
         return [tuple(r) for r in conn.exec_driver_sql(sql, args)]

@@ -77,7 +77,7 @@ from memras.store.rows import (
 # imports whichever exist so that one create_all makes every table.
 MODEL_MODULES = ["memras.health.models", "memras.alerts.models", "memras.workflow.models"]
 
-KEY_CHUNK = 500  # keys per "dedup_key IN (...)" — well under SQLite's variable limit
+KEY_CHUNK = 512  # keys per "dedup_key IN (...)" — well under SQLite's variable limit
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # 4 MiB: with time-ordered dedup keys the index's hot pages are its newest ones, so
 # a large cache no longer buys anything at 1M rows; 64 MiB was most of a storm's RSS.
