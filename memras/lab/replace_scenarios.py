@@ -1,0 +1,386 @@
+"""``memras replace`` on the real kernel, run INSIDE the guest against its own /sys.
+
+Registered in :data:`memras.lab.scenarios.SCENARIOS` (imported at the end of that
+module), so ``memras lab run NAME`` and tests/lab run the same code:
+
+* ``replace-no-downtime``: a checksumming workload keeps running while CEs on dimm1
+  reach a replace verdict and ``memras replace --backend qemu --qmp 10.0.2.100:4444``
+  offlines its blocks, has QEMU delete the DIMM and add a new one into the same slot,
+  onlines it Movable and verifies; raw ``echo offline > state`` writes to the same
+  blocks, with the same workload refilled into them, are timed before and after
+  (A-B-A) for the offline time ratio. The raw run after the replacement also puts
+  the original DIMM id back, so the guest is left as found.
+* ``replace-offline-refused``: MEM_GOING_OFFLINE fails with -EBUSY (notifier error
+  injection); memras retries, rolls back, exits 1, and the memory stays online Movable.
+* ``replace-crash-abort``: memras dies (exit 137, as kill -9) right after the kernel
+  offlined the first block; the database records that block as touched, and
+  ``memras replace --abort`` brings it back online Movable.
+
+Each memras run is one CLI process in the guest (~10-60 s under TCG: imports over 9p)
+with its own database under ``/tmp/memras-lab/<scenario>`` (the guest's tmpfs).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import statistics
+import time
+from typing import Any
+
+from memras.errors import LabError
+from memras.lab import actions
+from memras.lab.guest import GUEST_FWD_ADDR, GUEST_QMP_PORT, DimmSpec, Lab, checkout_root
+from memras.lab.scenarios import ScenarioReport, _dimm, scenario
+
+MEMRAS = str(checkout_root() / ".venv" / "bin" / "memras")
+PYTHON = str(checkout_root() / ".venv" / "bin" / "python")
+WORKLOAD = str(checkout_root() / "memras" / "lab" / "workload.py")
+GUEST_QMP = f"{GUEST_FWD_ADDR}:{GUEST_QMP_PORT}"
+WORKLOAD_MIB = 320  # > a 256 MiB DIMM, so part of it sits in the DIMM being pulled
+CE_COUNT = 4
+# A few CEs on one DIMM are enough for a replace verdict (the default is 10 / 24h, and
+# address-only MCEs classify as random faults, which the default policy only watches).
+REPLACE_CONFIG = ('[thresholds.dimm]\nce = "3 / 24h"\n[page]\naction = "account"\n'
+                  '[verdict.modes]\nrandom = "replace-at-next-maintenance"\n'
+                  'none = "replace-at-next-maintenance"\n')
+RESERVE = "128M"  # the lab guest has 1.4 GiB; the default reserve (2 GiB) would refuse
+
+
+class GuestMemras:
+    """This checkout's ``memras`` in the guest, with a database of its own."""
+
+    def __init__(self, lab: Lab, name: str, config: str = "") -> None:
+        self.lab = lab
+        self.dir = f"/tmp/memras-lab/{name}"
+        lab.check(f"rm -rf {self.dir}; mkdir -p {self.dir}")
+        self.config = ""
+        if config:
+            lab.check(f"printf %s {shlex.quote(config)} > {self.dir}/memras.toml")
+            self.config = f"--config {self.dir}/memras.toml"
+
+    def run(self, args: str, env: str = "", timeout: float = 600) -> tuple[int, str, str]:
+        """(status, stdout, stderr) of ``memras ARGS``."""
+        err = f"{self.dir}/stderr"
+        result = self.lab.run(f"{env} {MEMRAS} --db {self.dir}/memras.db {self.config} "
+                              f"{args} 2>{err}", timeout=timeout)
+        stderr = self.lab.run(f"cat {err}").output
+        return result.status, result.output, stderr
+
+    def json(self, args: str, env: str = "", ok: bool = True,
+             timeout: float = 600) -> tuple[int, Any]:
+        status, out, err = self.run(f"{args} --json", env, timeout)
+        if ok and status != 0:
+            raise LabError(f"memras {args} exited {status}: {(err or out).strip()[-400:]}")
+        try:
+            return status, json.loads(out)
+        except ValueError:
+            raise LabError(f"memras {args} printed no JSON (exit {status}): "
+                           f"{(out + err).strip()[-400:]}") from None
+
+
+# --- the workload -----------------------------------------------------------------------
+
+
+class GuestWorkload:
+    """memras/lab/workload.py running in the guest's background."""
+
+    def __init__(self, lab: Lab, mib: int, phys_range: tuple[int, int]) -> None:
+        self.lab = lab
+        self.status_file = "/tmp/memras-lab/workload.json"
+        lab.check(f"mkdir -p /tmp/memras-lab; rm -f {self.status_file}")
+        out = lab.check(f"{PYTHON} {WORKLOAD} --mib {mib} --pause 0.01 "
+                        f"--status {self.status_file} "
+                        f"--range {phys_range[0]:#x}-{phys_range[1]:#x} "
+                        f">/tmp/memras-lab/workload.log 2>&1 & echo $!")
+        self.pid = int(out.split()[-1])
+
+    def status(self) -> dict[str, Any]:
+        result = self.lab.run(f"cat {self.status_file}")
+        if not result.ok:
+            return {}
+        try:
+            return dict(json.loads(result.output))
+        except ValueError:  # renamed into place atomically, but the console may cut it
+            return {}
+
+    def wait(self, condition: Any, what: str, timeout_s: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = self.status()
+            if status and condition(status):
+                return status
+            if self.lab.run(f"kill -0 {self.pid}").status != 0:
+                log = self.lab.run("cat /tmp/memras-lab/workload.log").output
+                raise LabError(f"the workload died: {log.strip()[-300:]}")
+            if time.monotonic() > deadline:
+                raise LabError(f"workload: no {what} within {timeout_s:.0f} s: {status}")
+            time.sleep(1)
+
+    def refill(self) -> dict[str, Any]:
+        """Copy the data into new pages (ZONE_MOVABLE first) and wait until it is done."""
+        before = self.status().get("refills", 0)
+        self.lab.check(f"kill -USR1 {self.pid}")
+        return self.wait(lambda s: s["refills"] > before and s["updated"] > time.time() - 60,
+                         "refill")
+
+    def stop(self) -> dict[str, Any]:
+        self.lab.run(f"kill -TERM {self.pid}")
+        return self.wait(lambda s: s.get("final"), "final report", 180)
+
+
+# --- raw sysfs anchor -------------------------------------------------------------------
+
+
+def raw_offline(lab: Lab, blocks: tuple[str, ...]) -> list[float]:
+    """Seconds of each ``echo offline > memoryN/state``, timed in the guest."""
+    names = " ".join(shlex.quote(b) for b in blocks)
+    script = (f"for b in {names}; do s=$(date +%s%N); "
+              f"echo offline > {actions.MEMORY}/$b/state || exit 1; "
+              "e=$(date +%s%N); echo $b $((e - s)); done")
+    out = lab.check(f"( {script} )", timeout=300)
+    return [int(line.split()[1]) / 1e9 for line in out.splitlines()
+            if line.startswith("memory")]
+
+
+def online_movable(lab: Lab, blocks: tuple[str, ...]) -> None:
+    """Online each block Movable after checking the kernel allows it (valid_zones)."""
+    for name, state in actions.block_states(lab, blocks).items():
+        if state.state == "offline":
+            if "Movable" not in state.valid_zones.split():
+                raise LabError(f"{name} may not go to ZONE_MOVABLE: {state.valid_zones}")
+            lab.check(f"echo online_movable > {actions.MEMORY}/{name}/state")
+    actions.wait_blocks_online_movable(lab, blocks)
+
+
+def _timed_raw_round(lab: Lab, workload: GuestWorkload, blocks: tuple[str, ...]
+                     ) -> dict[str, Any]:
+    filled = workload.refill()
+    seconds = raw_offline(lab, blocks)
+    return {"pages_in_dimm": filled["pages_in_range"], "block_seconds": seconds,
+            "seconds": round(sum(seconds), 3)}
+
+
+def _memras_offline(replace: dict[str, Any], audit: list[dict[str, Any]]
+                    ) -> tuple[float, list[float]]:
+    """The offline_blocks step's wall time and each block's kernel write time (audit)."""
+    step = next(s for s in replace["steps"] if s["step"] == "offline_blocks")
+    entry = next(e for e in audit if e["action"] == "offline_blocks"
+                 and e["data"].get("outcome") != "failed")
+    return float(step["seconds"]), [round(float(b["seconds"]), 3)
+                                    for b in entry["data"].get("blocks", [])]
+
+
+@scenario("replace-no-downtime", "CEs on dimm1 -> replace verdict -> memras replace --backend "
+                                 "qemu in the guest, under a checksumming workload; "
+                                 "offline time vs raw sysfs writes")
+def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
+    dimm = _dimm(lab, "dimm1")
+    data = lab.qmp.dimm(dimm.id)
+    start, size = int(data["addr"]), int(data["size"])
+    device = actions.slot_device(lab, dimm.slot)
+    blocks = device.blocks
+    memtotal = actions.meminfo_kb(lab)["MemTotal"]
+    report.facts.update(dimm=device.name, blocks=list(blocks), memtotal_before_kb=memtotal,
+                        qmp=GUEST_QMP)
+    memras = GuestMemras(lab, "replace", REPLACE_CONFIG)
+    with report.step("start the workload") as step:
+        workload = GuestWorkload(lab, WORKLOAD_MIB, (start, start + size))
+        first = workload.wait(lambda s: s["iterations"] > 0, "first pass", 180)
+        step.detail = f"{WORKLOAD_MIB} MiB, {first['pages_in_range']} pages in {device.name}"
+    raw: list[dict[str, Any]] = []
+    with report.step("raw sysfs offline of the same blocks (before)") as step:
+        raw.append(_timed_raw_round(lab, workload, blocks))
+        online_movable(lab, blocks)
+        step.detail = f"{raw[0]['seconds']:.2f} s, {raw[0]['pages_in_dimm']} workload pages"
+    with report.step(f"{CE_COUNT} corrected errors on {device.name}, found by the poller"):
+        actions.enable_mce_observation(lab)
+        addrs = [start + 0x1000 * (1 + 97 * k) for k in range(CE_COUNT)]
+        for addr in addrs:
+            actions.inject_ce(lab, addr)
+            actions.mce_dmesg_line(lab, addr)  # polled before the next one overwrites it
+        report.facts["ce_addrs"] = [hex(a) for a in addrs]
+    with report.step("memras watch --once; dimms says replace") as step:
+        _, watched = memras.json("watch --once")
+        _, dimms = memras.json("dimms")
+        mine = next(d for d in dimms["dimms"] if d["id"] == device.name)
+        report.facts.update(watch=watched["sources"], dimm_verdict=mine["verdict"])
+        step.detail = f"{device.name}: verdict {mine['verdict']}"
+        report.expect(str(mine["verdict"]).startswith("replace"),
+                      f"{device.name} verdict is {mine['verdict']!r}, not replace")
+    with report.step("refill the workload into the DIMM") as step:
+        filled = workload.refill()
+        report.facts["pages_in_dimm_before_replace"] = filled["pages_in_range"]
+        step.detail = f"{filled['pages_in_range']} pages"
+    with report.step("memras replace --backend qemu (in the guest)") as step:
+        status, replaced = memras.json(
+            f"replace {device.name} --backend qemu --qmp {GUEST_QMP} --yes "
+            f"--reserve {RESERVE} --operator lab", ok=False)
+        report.facts["replace"] = {k: replaced.get(k) for k in
+                                   ("id", "state", "where", "steps", "blocks", "error")}
+        step.detail = f"exit {status}: {replaced.get('state')}: {replaced.get('where')}"
+        report.expect(status == 0 and replaced["state"] == "closed",
+                      f"replace ended {replaced.get('state')} (exit {status}): "
+                      f"{replaced.get('error')}")
+    with report.step("new module in slot, online Movable, MemTotal restored") as step:
+        qemu_dimm = next(d for d in lab.qmp.memory_devices() if d["slot"] == dimm.slot)
+        states = actions.wait_blocks_online_movable(lab, blocks)
+        after = actions.meminfo_kb(lab)["MemTotal"]
+        report.facts.update(new_qemu_dimm=qemu_dimm["id"], memtotal_after_kb=after,
+                            new_zones={b: s.valid_zones for b, s in states.items()})
+        step.detail = f"{qemu_dimm['id']} in slot {dimm.slot}, MemTotal {after} kB"
+        report.expect(qemu_dimm["id"] != dimm.id and qemu_dimm["hotplugged"],
+                      f"slot {dimm.slot} holds {qemu_dimm}")
+        report.expect(after == memtotal, f"MemTotal {after} kB, was {memtotal} kB")
+    with report.step("the workload never stopped and its data verifies") as step:
+        live = workload.wait(lambda s: s["updated"] > time.time() - 5, "fresh status")
+        report.facts["workload_live"] = live
+        report.expect(live["errors"] == 0, f"workload checksum errors: {live}")
+        step.detail = (f"{live['iterations']} chunk visits, {live['errors']} errors, "
+                       f"{live['pages_in_range']} pages left in the slot's range")
+        report.expect(live["pages_in_range"] == 0,
+                      f"workload pages in the replaced range were not migrated: {live}")
+    with report.step("audit: complete record, chain verifies") as step:
+        rid = replaced["id"]
+        _, entries = memras.json(f"audit list --replacement {rid}")
+        actions_seen = [e["action"] for e in entries]
+        _, close = memras.json(f"audit show {entries[-1]['seq']}")
+        _, verified = memras.json("audit verify")
+        report.facts.update(audit_actions=actions_seen, audit_close=close,
+                            audit_verify=verified)
+        step.detail = " ".join(actions_seen)
+        for needed in ("select", "preflight", "offline_blocks", "remove_module",
+                       "insert_module", "online_blocks", "verify", "close"):
+            report.expect(needed in actions_seen, f"audit lacks {needed}: {actions_seen}")
+        report.expect(verified["ok"], f"audit verify failed: {verified}")
+    with report.step("raw sysfs offline of the same blocks (after); put dimm1 back") as step:
+        raw.append(_timed_raw_round(lab, workload, blocks))
+        unplug = lab.qmp.unplug(qemu_dimm["id"])
+        report.expect(unplug.deleted, f"no DEVICE_DELETED for {qemu_dimm['id']}")
+        lab.qmp.cmd("object-del", id=qemu_dimm["memdev"].rsplit("/", 1)[-1])
+        actions.replug_dimm(lab, dimm)
+        actions.wait_blocks_online_movable(lab, blocks)
+        step.detail = f"{raw[1]['seconds']:.2f} s, {raw[1]['pages_in_dimm']} workload pages"
+    with report.step("stop the workload: final verification") as step:
+        final = workload.stop()
+        report.facts["workload"] = final
+        step.detail = (f"{final['iterations']} chunk visits, {final['errors']} errors, "
+                       f"longest stall {final['max_stall_ms']} ms")
+        report.expect(final["errors"] == 0, f"workload checksum errors: {final}")
+    memras_s, memras_blocks = _memras_offline(replaced, entries)
+    raw_s = statistics.mean(r["seconds"] for r in raw)
+    report.facts["offline_timing"] = {
+        "memras_s": memras_s, "raw_s": [r["seconds"] for r in raw], "raw_mean_s": raw_s,
+        "ratio": round(memras_s / raw_s, 2) if raw_s else None,
+        "raw_pages_in_dimm": [r["pages_in_dimm"] for r in raw],
+        "memras_pages_in_dimm": report.facts["pages_in_dimm_before_replace"],
+        "memras_block_seconds": memras_blocks,
+        "raw_block_seconds": [r["block_seconds"] for r in raw]}
+
+
+def figures(report: ScenarioReport) -> str:
+    """The lines the CI log must show for replace-no-downtime."""
+    t = report.facts.get("offline_timing", {})
+    w = report.facts.get("workload", {})
+    return (f"replace-no-downtime figures: longest workload stall {w.get('max_stall_ms')} ms "
+            f"over {w.get('iterations')} chunk visits ({w.get('mib')} MiB, "
+            f"{w.get('errors')} checksum errors); offline of {len(report.facts.get('blocks', []))}"
+            f" blocks: memras {t.get('memras_s')} s vs raw sysfs {t.get('raw_s')} s "
+            f"(mean {t.get('raw_mean_s')}) -> ratio {t.get('ratio')}x; workload pages in the "
+            f"DIMM: memras {t.get('memras_pages_in_dimm')}, raw {t.get('raw_pages_in_dimm')}")
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+def _block_rows(memras: GuestMemras) -> dict[str, str]:
+    """block -> status of the replacement's old blocks, read from its database."""
+    query = ("select block, status from memras_replacement_block where role='old' "
+             "order by block")
+    out = memras.lab.check(f"{PYTHON} -c \"import sqlite3,sys; "
+                           f"[print(*r) for r in sqlite3.connect('{memras.dir}/memras.db')"
+                           f".execute(\\\"{query}\\\")]\"")
+    return {f"memory{line.split()[0]}": line.split()[1] for line in out.splitlines()
+            if line.strip()}
+
+
+def _dimm0(lab: Lab) -> tuple[DimmSpec, tuple[str, ...], str]:
+    dimm = _dimm(lab, "dimm0")
+    device = actions.slot_device(lab, dimm.slot)
+    return dimm, device.blocks, device.name
+
+
+@scenario("replace-offline-refused", "the kernel refuses offline (notifier -16): memras "
+                                     "retries, rolls back, exits 1; memory stays Movable")
+def replace_offline_refused(lab: Lab, report: ScenarioReport) -> None:
+    dimm, blocks, name = _dimm0(lab)
+    memras = GuestMemras(lab, "refused")
+    report.facts.update(dimm=name, blocks=list(blocks))
+    actions.set_offline_notifier_error(lab, -16)
+    try:
+        with report.step("memras replace with MEM_GOING_OFFLINE = -EBUSY") as step:
+            status, out = memras.json(
+                f"replace {name} --backend qemu --qmp {GUEST_QMP} --yes --reserve {RESERVE} "
+                "--max-attempts 3 --backoff 0.1", ok=False)
+            report.facts.update(exit_status=status, state=out.get("state"),
+                                where=out.get("where"), blocks_db=out.get("blocks"),
+                                steps=out.get("steps"))
+            step.detail = f"exit {status}: {out.get('state')}: {out.get('where')}"
+            report.expect(status == 1, f"exit status {status}, expected 1")
+            report.expect(out.get("state") == "rolled-back", f"state {out.get('state')}")
+    finally:
+        actions.set_offline_notifier_error(lab, 0)
+    with report.step("blocks online Movable, DIMM still in QEMU"):
+        states = actions.wait_blocks_online_movable(lab, blocks)
+        report.facts["zones"] = {b: s.valid_zones for b, s in states.items()}
+        lab.qmp.dimm(dimm.id)
+    with report.step("the kernel said why; the audit says so") as step:
+        report.facts["dmesg"] = lab.run("dmesg | grep -e 'Injecting error (-16)' "
+                                        "| tail -2").output.strip()
+        _, entries = memras.json(f"audit list --replacement {out['id']}")
+        offline = [e for e in entries if e["action"] == "offline_blocks"]
+        report.facts["audit"] = [(e["action"], e["data"].get("outcome")) for e in entries]
+        report.facts["audit_offline"] = offline[-1]["data"] if offline else {}
+        step.detail = str(report.facts["audit"])
+        report.expect(bool(offline) and offline[-1]["data"].get("outcome") == "failed",
+                      "the audit has no failed offline_blocks entry")
+        report.expect(any(e["action"] == "rollback" for e in entries),
+                      "the audit has no rollback entry")
+
+
+@scenario("replace-crash-abort", "memras is killed right after the kernel offlined a block; "
+                                 "the database has it; --abort re-onlines it Movable")
+def replace_crash_abort(lab: Lab, report: ScenarioReport) -> None:
+    dimm, blocks, name = _dimm0(lab)
+    first = blocks[0].removeprefix("memory")
+    memras = GuestMemras(lab, "crash")
+    crash_at = f"block:{first}:offline:after"
+    report.facts.update(dimm=name, blocks=list(blocks), crash_at=crash_at)
+    with report.step(f"memras replace dies at {crash_at}") as step:
+        status, out, err = memras.run(
+            f"replace {name} --backend qemu --qmp {GUEST_QMP} --yes --reserve {RESERVE} "
+            "--json", env=f"MEMRAS_TEST_CRASH_AT={crash_at}")
+        report.facts["exit_status"] = status
+        step.detail = f"exit {status}"
+        report.expect(status == 137, f"exit {status}, expected 137: {(out + err)[-300:]}")
+    with report.step("kernel vs database: every offline block is recorded") as step:
+        kernel = {b: s.state for b, s in actions.block_states(lab, blocks).items()}
+        db = _block_rows(memras)
+        report.facts.update(kernel_after_crash=kernel, db_after_crash=db)
+        step.detail = f"kernel {kernel}, database {db}"
+        report.expect(kernel[blocks[0]] == "offline", f"{blocks[0]} is {kernel[blocks[0]]}")
+        for block, state in kernel.items():
+            if state != "online":
+                report.expect(db.get(block) in ("offlining", "offline"),
+                              f"{block} is {state} but the database says {db.get(block)}")
+    with report.step("memras replace --abort") as step:
+        status, out = memras.json("replace --abort", ok=False)
+        report.facts.update(abort_status=status, abort_state=out.get("state"),
+                            abort_where=out.get("where"))
+        step.detail = f"exit {status}: {out.get('state')}: {out.get('where')}"
+        report.expect(out.get("state") == "rolled-back", f"abort ended {out.get('state')}")
+    with report.step("every block online Movable again; DIMM still in QEMU"):
+        states = actions.wait_blocks_online_movable(lab, blocks)
+        report.facts["zones"] = {b: s.valid_zones for b, s in states.items()}
+        report.facts["db_after_abort"] = _block_rows(memras)
+        lab.qmp.dimm(dimm.id)
