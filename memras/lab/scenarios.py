@@ -261,3 +261,8 @@ def parity(lab: Lab, report: ScenarioReport) -> None:
         report.expect(located.ok, f"memras locate failed: {located.output.strip()[-300:]}")
         for needle in (block, "Movable", device.name):
             report.expect(needle in located.output, f"memras locate does not name {needle}")
+
+
+# memras replace run inside the guest (registers replace-no-downtime, replace-offline-refused,
+# replace-crash-abort); imported last because it uses this module.
+from memras.lab import replace_scenarios as _replace_scenarios  # noqa: E402,F401
