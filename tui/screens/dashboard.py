@@ -35,6 +35,9 @@ from memras.text import format_bytes
 
 FEED_ROWS = 50
 RELOAD_AFTER_EVENTS_S = 2.0
+# Verdicts, alerts and blocks also change without new events: a replacement finished in
+# the wizard or in another terminal, an alert acked elsewhere. Re-read at this pace.
+RELOAD_EVERY_S = 10.0
 
 
 class DashboardScreen(Screen[None]):
@@ -73,6 +76,12 @@ class DashboardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.load()
         self.follow_events()
+        self.set_interval(RELOAD_EVERY_S, self.load)
+
+    def on_screen_resume(self) -> None:
+        """Back from the wizard, detail or another screen: show what changed meanwhile."""
+        if self.loaded:
+            self.load()
 
     # --- workers: one core call, one message ------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="dashboard-load")
