@@ -20,6 +20,7 @@ restores. The caller turns ``Report.ok`` into the exit status.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import threading
@@ -33,10 +34,11 @@ from memras.hotplug_test.pressure import PatternWorkload, local_available_bytes,
 from memras.hotplug_test.select import Selection, select_blocks
 from memras.hotplug_test.uevents import UeventWatch
 from memras.hotplug_test.usage import KPAGEFLAGS, in_use_bytes
-from memras.workflow.detect import wait_blocks_added, wait_blocks_gone
+from memras.workflow.detect import wait_blocks_added, wait_blocks_gone, wait_for
 from memras.workflow.offline import set_block_state
 
 ProgressFn = Callable[[str], None]
+AUTO_ONLINE_WAIT_S = 5.0
 
 
 def online_target(zone: str) -> str:
@@ -315,6 +317,12 @@ class HotplugTest:
             report.add("readd", False, detail=str(exc))
             return
         report.ops.append(Op("readd", None, None, time.monotonic() - t1, True))
+        if host.memory.auto_online_blocks() not in (None, "offline"):
+            # the kernel onlines added blocks itself, just after adding them: let it
+            with contextlib.suppress(Exception):
+                wait_for(host, lambda: all(host.memory.read(b).state == "online"
+                                           for b in blocks),
+                         what="auto-online", timeout_s=AUTO_ONLINE_WAIT_S, cancel=self.cancel)
         bad = []
         for block in blocks:
             b = host.memory.read(block)
@@ -322,8 +330,10 @@ class HotplugTest:
                 try:
                     host.memory.set_state(block, "online_movable")
                 except OSError as exc:
-                    bad.append(f"memory{block}: online_movable failed {exc.strerror}")
-                    continue
+                    b = host.memory.read(block)
+                    if b.state != "online":  # EINVAL: onlined meanwhile by someone else
+                        bad.append(f"memory{block}: online_movable failed {exc.strerror}")
+                        continue
                 b = host.memory.read(block)
             if b.zone != "Movable":
                 bad.append(f"memory{block}: {b.state} {b.zone or ''}".rstrip())
