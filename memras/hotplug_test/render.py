@@ -28,6 +28,19 @@ def _size(n: int | None) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
+def _ranges(blocks: list[int]) -> str:
+    """[1, 2, 3, 7] -> 'memory1-3, memory7'."""
+    out: list[str] = []
+    last = -2
+    for b in sorted(blocks):
+        if out and b == last + 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{b}"
+        else:
+            out.append(f"memory{b}")
+        last = b
+    return ", ".join(out)
+
+
 def markdown(report: Report) -> str:
     data = report.as_dict()
     env, figs = data["environment"], data["figures"]
@@ -53,9 +66,11 @@ def markdown(report: Report) -> str:
               f"- duration: {data['seconds']:.1f} s"]
     skipped = plan.get("skipped", [])
     if skipped:
-        lines.append(f"- skipped blocks ({len(skipped)}): " + "; ".join(
-            f"memory{s['block']} {s['reason']}" for s in skipped[:10])
-            + (" …" if len(skipped) > 10 else ""))
+        by_reason: dict[str, list[int]] = {}
+        for s in skipped:
+            by_reason.setdefault(s["reason"], []).append(s["block"])
+        lines.append(f"- left alone ({len(skipped)} blocks):")
+        lines += [f"  - {_ranges(blocks)}: {reason}" for reason, blocks in by_reason.items()]
     lines += ["", "## Checks", "", "| check | pass | fail | skip | what it proves |",
               "|---|---:|---:|---:|---|"]
     for name, t in data["summary"].items():

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from memras import __version__
+from memras.errors import WorkflowError
 from memras.hotplug_test import inject
 from memras.hotplug_test.model import Config, Op, Report, Want
 from memras.hotplug_test.pressure import PatternWorkload, local_available_bytes, workload_size
@@ -288,8 +289,7 @@ class HotplugTest:
         t0 = time.monotonic()
         try:
             host.acpi.eject(device.name)
-            wait_blocks_gone(host, device.blocks, timeout_s=self.config.readd_timeout_s,
-                             cancel=self.cancel)
+            removed = self._wait_removed(device.blocks)
         except OSError as exc:
             report.add("eject", False, detail=f"{device.name}: eject failed: {exc.strerror}")
             return
@@ -300,8 +300,7 @@ class HotplugTest:
         report.ops.append(Op("eject", None, None, secs, True))
         detail = f"{device.name}: {len(device.blocks)} blocks removed in {secs:.3f}s"
         if self.watch:
-            removed = [(a, d) for a, d in self.watch.drain() if a == "remove"]
-            missing = {f"memory{b}" for b in device.blocks} - {d for _, d in removed}
+            missing = {f"memory{b}" for b in device.blocks} - removed
             detail += "; remove uevents " + ("all seen" if not missing else
                                              f"missing for {', '.join(sorted(missing))}")
             report.add("eject", not missing, detail=detail)
@@ -339,6 +338,30 @@ class HotplugTest:
                 bad.append(f"memory{block}: {b.state} {b.zone or ''}".rstrip())
         report.add("readd", not bad, detail="; ".join(bad) or
                    f"{len(blocks)} blocks back online Movable")
+
+    def _wait_removed(self, blocks: tuple[int, ...]) -> set[str]:
+        """Wait until the blocks are gone; the devices whose ``remove`` uevent was seen.
+
+        With a uevent source the ``remove`` events decide: a quick re-insertion (QEMU's
+        device_add right after DEVICE_DELETED) can bring the blocks back before a
+        sysfs poll ever sees them missing.
+        """
+        if self.watch is None:
+            wait_blocks_gone(self.host, blocks, timeout_s=self.config.readd_timeout_s,
+                             cancel=self.cancel)
+            return set()
+        wanted = {f"memory{b}" for b in blocks}
+        removed: set[str] = set()
+        deadline = time.monotonic() + self.config.readd_timeout_s
+        while not wanted <= removed:
+            if set(blocks).isdisjoint(self.host.memory.indexes()):
+                removed |= {d for a, d in self.watch.drain() if a == "remove"}
+                break
+            if self.cancel.is_set() or time.monotonic() > deadline:
+                raise WorkflowError(f"memory blocks {sorted(wanted - removed)} were not "
+                                    f"removed within {self.config.readd_timeout_s:g}s")
+            removed |= {d for a, d in self.watch.source.wait(0.2) if a == "remove"}
+        return removed
 
     # --- restore -------------------------------------------------------------------
     def _restore(self) -> None:
