@@ -194,3 +194,121 @@ def mce_trace_line(lab: Lab, addr: int, timeout_s: float = 20) -> str:
 def mce_dmesg_line(lab: Lab, addr: int, timeout_s: float = 20) -> str:
     """The kernel's ``[Hardware Error] … ADDR <addr>`` line."""
     return wait_guest_output(lab, "dmesg", rf"Hardware Error\].*ADDR {addr:x} ", timeout_s)
+
+
+# --- memras inside the guest (scenarios b, c, f) ------------------------------------------
+
+HWPOISON = "/sys/kernel/debug/hwpoison"
+# MCi_STATUS of an SRAO (software recoverable, action optional) memory scrub error, and
+# the MCG_STATUS (RIPV|MCIP) QEMU needs to deliver it as a broadcast #MC.
+SRAO_STATUS = 0xBD000000000000C0
+SRAO_MCG_STATUS = 0x5
+
+
+def memras_argv() -> str:
+    """This checkout's memras, as the guest shell runs it (the checkout is kept visible)."""
+    from memras.lab.guest import checkout_root
+
+    return shlex.quote(str(checkout_root() / ".venv" / "bin" / "memras"))
+
+
+def start_guest_watch(lab: Lab, db: str, log: str, *, sources: str = "kmsg,trace",
+                      config: str | None = None, extra: str = "") -> None:
+    """``memras watch`` in the guest's background; returns once its trace instance exists.
+
+    ``--once`` is not used: the scenarios need the long-running watcher's latency and
+    its cross-source deduplication, and stop it with SIGTERM (:func:`stop_guest_watch`).
+    """
+    cfg = f"--config {shlex.quote(config)} " if config else ""
+    lab.check(f"rm -f {db}* {log}; ( PYTHONUNBUFFERED=1 {memras_argv()} --db {db} {cfg}watch "
+              f"--sources {sources} {extra} > {log} 2>&1 & echo $! > {log}.pid )")
+    wait_guest_output(lab, f"cat {log}; ls -d {TRACING}/instances/memras 2>/dev/null",
+                      r"instances/memras$|Traceback|[Ee]rror", timeout_s=90)
+    output = lab.check(f"cat {log}; kill -0 $(cat {log}.pid) && echo WATCH-RUNNING")
+    if "WATCH-RUNNING" not in output:
+        raise LabError(f"memras watch exited in the guest: {output.strip()[-400:]}")
+
+
+def stop_guest_watch(lab: Lab, log: str, timeout_s: float = 30) -> str:
+    """SIGTERM the guest's watcher, wait for it to exit; its output (the per-source table)."""
+    lab.check(f"kill -TERM $(cat {log}.pid)")
+    wait_guest_output(lab, f"kill -0 $(cat {log}.pid) 2>/dev/null && echo running || echo gone",
+                      r"^gone", timeout_s)
+    return lab.check(f"cat {log}")
+
+
+def guest_memras_json(lab: Lab, args: str, timeout_s: float = 120) -> object:
+    """``memras --json ARGS`` in the guest, parsed (one invocation costs ~10-15 s under TCG)."""
+    import json
+
+    return json.loads(lab.check(f"{memras_argv()} --json {args}", timeout=timeout_s))
+
+
+def inject_srao(lab: Lab, addr: int, cpu: int = 0, bank: int = 9) -> None:
+    """QEMU ``mce -b``: an action-optional UCR error at ``addr``; the kernel's
+    memory_failure() poisons the page (``Memory failure: 0x…: … Recovered``)."""
+    lab.qmp.inject_mce(cpu, bank, SRAO_STATUS, SRAO_MCG_STATUS, addr, CE_MISC_QEMU,
+                       broadcast=True)
+
+
+def unpoison_pfn(lab: Lab, pfn: int) -> None:
+    """hwpoison_inject's ``unpoison-pfn``: give a poisoned/soft-offlined page back, so the
+    shared guest leaves a scenario with the HardwareCorrupted it had."""
+    lab.check(f"echo {pfn:#x} > {HWPOISON}/unpoison-pfn")
+
+
+# A twin of memras's trace instance (same Tracefs.setup: buffer_percent=0, the RAS events)
+# read by memras's own TracePipeReader, stamping each line with its arrival time. The
+# watcher's instance cannot be shared (trace_pipe reads consume), so this is how a
+# scenario measures what the watcher sees: how soon a single event leaves the buffer.
+_TRACE_PROBE = """
+import sys, time
+from memras.host._fs import KernelFs
+from memras.host.tracefs import Tracefs
+tracefs = Tracefs(KernelFs("/", allow_real_writes=True))
+reader = tracefs.open_pipe(tracefs.setup(name="memras-latency"))
+out = open(sys.argv[1], "a", buffering=1)
+out.write("ready\\n")
+while True:
+    for line in reader.read_lines(1.0):
+        out.write(f"{time.time():.6f} {line}\\n")
+"""
+
+
+def start_trace_probe(lab: Lab, log: str) -> None:
+    """Start the arrival-time probe (see ``_TRACE_PROBE``) in the guest's background."""
+    from memras.lab.guest import checkout_root
+
+    python = shlex.quote(str(checkout_root() / ".venv" / "bin" / "python"))
+    write_guest_file(lab, f"{log}.py", _TRACE_PROBE)
+    lab.check(f"rm -f {log}; ( {python} {log}.py {log} & echo $! > {log}.pid )")
+    wait_guest_output(lab, f"cat {log}", r"^ready", timeout_s=60)
+
+
+def stop_trace_probe(lab: Lab, log: str) -> None:
+    lab.run(f"kill $(cat {log}.pid); sleep 0.5; rmdir {TRACING}/instances/memras-latency")
+
+
+def write_guest_file(lab: Lab, path: str, text: str, mode: int = 0o644) -> None:
+    """Create a guest file in one console line (base64: no quoting or heredoc prompts)."""
+    import base64
+
+    data = base64.b64encode(text.encode()).decode()
+    lab.check(f"echo {data} | base64 -d > {path} && chmod {mode:o} {path}")
+
+
+def guest_time(lab: Lab) -> float:
+    return float(lab.check("date +%s.%N").strip())
+
+
+def probe_arrival(lab: Lab, log: str, addr: int, timeout_s: float = 20) -> float:
+    """Wall time (guest clock) at which the probe read the mce_record for ``addr``."""
+    line = wait_guest_output(lab, f"cat {log}", rf"mce_record: .*ADDR/MISC/SYND: {addr:016x}/",
+                             timeout_s)
+    return float(line.split()[0])
+
+
+def guest_sql(lab: Lab, db: str, query: str) -> list[list[str]]:
+    """Rows of a query on a guest SQLite file, through the sqlite3 CLI (tab-separated)."""
+    out = lab.check(f"sqlite3 -separator '\t' {shlex.quote(db)} {shlex.quote(query)}")
+    return [line.split("\t") for line in out.splitlines() if line]

@@ -9,6 +9,7 @@ then says which step failed and why.
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 from memras.errors import LabError
 from memras.lab import actions
-from memras.lab.guest import DimmSpec, Lab, checkout_root
+from memras.lab.guest import GUEST_FWD_ADDR, WEBHOOK_GUEST_PORT, DimmSpec, Lab, checkout_root
 
 
 class ScenarioFailed(LabError):
@@ -263,6 +264,293 @@ def parity(lab: Lab, report: ScenarioReport) -> None:
             report.expect(needle in located.output, f"memras locate does not name {needle}")
 
 
+# --- memras inside the guest: ingestion, alerts, rasdaemon interop -----------------------
+
+GUEST_WORK = "/tmp/memras-lab"  # the guest's tmpfs
+
+
+def show_report(report: ScenarioReport) -> str:
+    """A report as the lab tests print it: verdict, then each timed step and its detail."""
+    steps = "\n".join(f"  {'ok ' if s.ok else 'FAIL'} {s.seconds:6.2f}s {s.name}: {s.detail}"
+                      for s in report.steps)
+    return f"{report.name} ({report.seconds:.1f} s): {report.error or 'ok'}\n{steps}"
+
+
+def _errors_at(errors: list[dict[str, Any]], addr: int) -> list[dict[str, Any]]:
+    return [e for e in errors if e.get("address") == addr]
+
+
+@scenario("ingest", "memras watch (kmsg+trace) stores each injected CE once, on the right "
+                    "DIMM, within a second; an SRAO becomes a memory-failure record")
+def ingest(lab: Lab, report: ScenarioReport) -> None:
+    dimm0, dimm1 = _dimm(lab, "dimm0"), _dimm(lab, "dimm1")
+    db, log, probe = f"{GUEST_WORK}/b.db", f"{GUEST_WORK}/b-watch.log", f"{GUEST_WORK}/b-probe"
+    qemu_addr = _ce_address(lab, dimm0.id, 0x3000)
+    sw_addr = _ce_address(lab, dimm0.id, 0x4000)
+    # SRAO on dimm1, far into it: a free page, so memory_failure() recovers it; it is
+    # unpoisoned at the end so the shared guest's DIMMs stay removable.
+    srao_addr = _ce_address(lab, dimm1.id, (dimm1.size_mib - 8) << 20)
+    report.facts.update(qemu_addr=f"{qemu_addr:#x}", sw_addr=f"{sw_addr:#x}",
+                        srao_addr=f"{srao_addr:#x}")
+    with report.step("start memras watch and the trace latency probe") as step:
+        lab.check(f"mkdir -p {GUEST_WORK}")
+        actions.enable_mce_observation(lab)
+        actions.start_trace_probe(lab, probe)
+        actions.start_guest_watch(lab, db, log)
+        step.detail = lab.check(f"cat {actions.TRACING}/instances/memras/buffer_percent").strip()
+        report.expect(step.detail == "0", f"memras's instance buffer_percent is {step.detail}")
+    hc_before = actions.meminfo_kb(lab)["HardwareCorrupted"]
+    try:
+        with report.step("QEMU mce: CE in dimm0, found by the 1 s poller") as step:
+            t0 = actions.guest_time(lab)
+            actions.inject_ce(lab, qemu_addr)
+            delay = actions.probe_arrival(lab, probe, qemu_addr) - t0
+            report.facts["qemu_ce_trace_delay_s"] = round(delay, 3)
+            step.detail = f"in trace_pipe after {delay:.3f} s (poll interval 1 s)"
+            report.expect(delay < 3.0, f"QEMU CE took {delay:.2f} s to reach trace_pipe")
+        with report.step("mce-inject sw: CE in dimm0, single event latency") as step:
+            t0 = actions.guest_time(lab)
+            actions.inject_sw_ce(lab, sw_addr)
+            delay = actions.probe_arrival(lab, probe, sw_addr) - t0
+            report.facts["sw_ce_trace_delay_s"] = round(delay, 3)
+            step.detail = f"in trace_pipe after {delay:.3f} s"
+            report.expect(delay < 1.0, f"a single event took {delay:.2f} s (buffer_percent=0?)")
+        with report.step("QEMU mce -b: SRAO in dimm1 -> memory_failure()") as step:
+            actions.inject_srao(lab, srao_addr)
+            line = actions.wait_guest_output(
+                lab, "dmesg", rf"Memory failure: {srao_addr >> 12:#x}: .*Recovered", 20)
+            hc_after = actions.meminfo_kb(lab)["HardwareCorrupted"]
+            report.facts.update(memory_failure_dmesg=line.strip(),
+                                hardware_corrupted_kb=[hc_before, hc_after])
+            step.detail = f"{line.strip()}; HardwareCorrupted {hc_before} -> {hc_after} kB"
+            report.expect(hc_after == hc_before + 4, f"HardwareCorrupted {hc_before} -> {hc_after}")
+        with report.step("let the watcher catch up, SIGTERM it") as step:
+            time.sleep(3)
+            step.detail = actions.stop_guest_watch(lab, log)
+            report.facts["watch_output"] = step.detail
+    finally:
+        actions.stop_trace_probe(lab, probe)
+        lab.run(f"kill $(cat {log}.pid) 2>/dev/null")
+    with report.step("memras errors --json: each error once, right address and DIMM") as step:
+        errors: list[dict[str, Any]] = actions.guest_memras_json(lab, f"--db {db} errors")  # type: ignore[assignment]
+        report.facts["errors"] = [{k: e.get(k) for k in ("type", "address", "source",
+                                                         "dimm_id", "message")} for e in errors]
+        for name, addr in (("QEMU CE", qemu_addr), ("sw CE", sw_addr)):
+            rows = _errors_at(errors, addr)
+            report.expect(len(rows) == 1, f"{name} at {addr:#x} stored {len(rows)} times: "
+                                          f"{[(r['source'], r['type']) for r in rows]}")
+            report.expect(rows[0]["type"] == "Corrected", f"{name} stored as {rows[0]['type']}")
+        failures = [e for e in errors if e.get("address") == srao_addr
+                    or "Memory failure" in str(e.get("message"))]
+        report.expect(bool(failures), "the SRAO left no memory-failure record")
+        step.detail = f"{len(errors)} rows: " + ", ".join(
+            f"{e['type']}@{e['address']:#x}/{e['source']}/{e.get('dimm_id')}"
+            for e in errors if e.get("address") is not None)
+    with report.step("memras locate: dimm0's slot and ACPI device") as step:
+        device = actions.slot_device(lab, dimm0.slot)
+        located = lab.check(f"{actions.memras_argv()} locate {qemu_addr:#x}", timeout=120)
+        report.facts["locate"] = located
+        report.expect(device.name in located, f"memras locate does not name {device.name}")
+        dimm_ids = {e.get("dimm_id") for e in errors if e.get("address") in (qemu_addr, sw_addr)}
+        report.facts["dimm_ids"] = sorted(str(d) for d in dimm_ids)
+        step.detail = f"{device.name}, dimm_id {dimm_ids}"
+    with report.step("unpoison the SRAO page"):
+        actions.unpoison_pfn(lab, srao_addr >> 12)
+        hc = actions.meminfo_kb(lab)["HardwareCorrupted"]
+        report.expect(hc == hc_before, f"HardwareCorrupted {hc} kB after unpoison, was {hc_before}")
+
+
 # memras replace run inside the guest (registers replace-no-downtime, replace-offline-refused,
 # replace-crash-abort); imported last because it uses this module.
 from memras.lab import replace_scenarios as _replace_scenarios  # noqa: E402,F401
+
+_ALERT_HOOK = """#!/bin/sh
+# memras lab exec hook: keep the environment memras gave this alert
+env > "$(dirname "$0")/hook-env.$$"
+"""
+
+
+class _WebhookReceiver:
+    """A real HTTP receiver on the host (127.0.0.1, free port) for the guest's webhook."""
+
+    def __init__(self, secret: str) -> None:
+        import http.server
+        import threading
+
+        from plugins.alerts.webhook import SIGNATURE_HEADER, verify_signature
+
+        self.deliveries: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.deliveries.append({
+                    "body": json.loads(body),
+                    "signed": verify_signature(body, secret, self.headers.get(SIGNATURE_HEADER)),
+                    "schema_header": self.headers.get("X-Memras-Schema")})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:  # keep pytest output clean
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@scenario("alerts", "CEs on one page cross the page threshold: memras soft-offlines it, runs "
+                    "the exec hook and POSTs a signed webhook to the host")
+def alerts(lab: Lab, report: ScenarioReport) -> None:
+    dimm0 = _dimm(lab, "dimm0")
+    work = f"{GUEST_WORK}/c"
+    db, log, config, hook = f"{work}/c.db", f"{work}/watch.log", f"{work}/memras.toml", \
+        f"{work}/hook.sh"
+    page_addr = _ce_address(lab, dimm0.id, 0x6000)
+    page = page_addr >> 12
+    secret = "memras-lab-secret"
+    report.facts.update(page=f"{page:#x}")
+    receiver = _WebhookReceiver(secret)
+    lab.forward(WEBHOOK_GUEST_PORT, receiver.port)
+    try:
+        with report.step("config: page CE threshold 3/24h, soft action, exec + webhook hooks"):
+            lab.check(f"rm -rf {work}; mkdir -p {work}")
+            actions.write_guest_file(lab, hook, _ALERT_HOOK, 0o755)
+            actions.write_guest_file(lab, config, "\n".join([
+                "[thresholds.page]", 'ce = "3 / 24h"', "[page]", 'action = "soft"',
+                "[alerts.hooks.exec]", f'command = ["{hook}"]',
+                "[alerts.hooks.webhook]", f'url = "http://{GUEST_FWD_ADDR}:{WEBHOOK_GUEST_PORT}/"',
+                f'secret = "{secret}"', ""]))
+            actions.enable_mce_observation(lab)
+            actions.start_guest_watch(lab, db, log, config=config)
+        hc_before = actions.meminfo_kb(lab)["HardwareCorrupted"]
+        with report.step("3 CEs on one page (mce-inject sw), 3 cache lines") as step:
+            for n in range(3):
+                actions.inject_sw_ce(lab, page_addr + 0x40 * (n + 1))
+                time.sleep(0.3)
+            step.detail = f"page {page:#x}"
+        with report.step("memras soft-offlines the page: HardwareCorrupted +4 kB") as step:
+            deadline = time.monotonic() + 60
+            hc_after = hc_before
+            while time.monotonic() < deadline and hc_after == hc_before:
+                time.sleep(1)
+                hc_after = actions.meminfo_kb(lab)["HardwareCorrupted"]
+            report.facts["hardware_corrupted_kb"] = [hc_before, hc_after]
+            step.detail = f"{hc_before} -> {hc_after} kB"
+            report.expect(hc_after == hc_before + 4, f"HardwareCorrupted {hc_before} -> {hc_after}")
+        with report.step("hooks delivered; watcher stopped") as step:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not receiver.deliveries:
+                time.sleep(0.5)
+            time.sleep(3)  # anything extra would arrive now
+            report.facts["watch_output"] = actions.stop_guest_watch(lab, log)
+    finally:
+        receiver.close()
+        lab.run(f"kill $(cat {log}.pid) 2>/dev/null")
+    with report.step("page outcome recorded") as step:
+        rows = actions.guest_sql(lab, db, "select page, action, outcome, hw_corrupted_before, "
+                                          "hw_corrupted_after from memras_page_state")
+        report.facts["page_state"] = rows
+        step.detail = str(rows)
+        report.expect(any(int(r[0]) == page and r[1] == "soft" for r in rows),
+                      f"no soft page outcome for {page:#x}: {rows}")
+        alerts_rows = actions.guest_sql(lab, db, "select id, kind, severity from memras_alert")
+        report.facts["alerts"] = alerts_rows
+    with report.step("exec hook ran with rasdaemon-compatible env") as step:
+        env_text = lab.check(f"cat {work}/hook-env.* 2>/dev/null; true")
+        runs = int(lab.check(f"ls {work} | grep -c hook-env; true").strip() or 0)
+        env = dict(line.split("=", 1) for line in env_text.splitlines() if "=" in line)
+        report.facts.update(exec_runs=runs, exec_env={k: v for k, v in env.items()
+                                                      if k in RASDAEMON_ENV or
+                                                      k.startswith("MEMRAS_")})
+        step.detail = f"{runs} runs; ADDRESS={env.get('ADDRESS')} TYPE={env.get('TYPE')}"
+        report.expect(runs == len(alerts_rows), f"{runs} exec runs for {len(alerts_rows)} alerts")
+        missing = [k for k in RASDAEMON_ENV if k not in env]
+        report.expect(not missing, f"exec hook env lacks {missing}")
+    with report.step("webhook: one signed memras.alert/v1 POST per alert") as step:
+        bodies = [d["body"] for d in receiver.deliveries]
+        report.facts["webhook"] = [{"schema": b.get("schema"), "kind": b.get("kind"),
+                                    "signed": d["signed"]}
+                                   for b, d in zip(bodies, receiver.deliveries, strict=True)]
+        step.detail = str(report.facts["webhook"])
+        report.expect(len(bodies) == len(alerts_rows),
+                      f"{len(bodies)} webhook POSTs for {len(alerts_rows)} alerts")
+        report.expect(all(d["signed"] for d in receiver.deliveries), "a bad HMAC signature")
+        report.expect(all(b.get("schema") == "memras.alert/v1" for b in bodies),
+                      f"schemas {[b.get('schema') for b in bodies]}")
+    with report.step("unpoison the offlined page"):
+        actions.unpoison_pfn(lab, page)
+
+
+# The variables rasdaemon's ras-mc-handler gives its CE/UE trigger.
+RASDAEMON_ENV = ("TIMESTAMP", "COUNT", "TYPE", "MESSAGE", "LABEL", "MC_INDEX", "TOP_LAYER",
+                 "MIDDLE_LAYER", "LOWER_LAYER", "ADDRESS", "GRAIN", "SYNDROME", "DRIVER_DETAIL")
+
+
+RASDAEMON_DB = "/var/lib/rasdaemon/ras-mc_event.db"  # the guest's tmpfs
+
+
+@scenario("rasdaemon", "Debian's rasdaemon records injected CEs; memras imports its DB; "
+                       "ras-mc-ctl reads memras's DB")
+def rasdaemon(lab: Lab, report: ScenarioReport) -> None:
+    dimm0 = _dimm(lab, "dimm0")
+    work, inst = f"{GUEST_WORK}/f", f"{actions.TRACING}/instances/rasdaemon"
+    addrs = [_ce_address(lab, dimm0.id, 0x10000 + n * 0x1000) for n in range(6)]
+    with report.step("start rasdaemon -r -f, shrink its buffer (0.6.8 waits for half)") as step:
+        lab.check(f"rm -rf {work} /var/lib/rasdaemon; mkdir -p {work} /var/lib/rasdaemon")
+        actions.enable_mce_observation(lab)
+        lab.check(f"( rasdaemon -r -f > {work}/rasdaemon.log 2>&1 & echo $! > {work}/pid )")
+        actions.wait_guest_output(lab, f"ls {inst}/buffer_size_kb {RASDAEMON_DB} 2>&1",
+                                  r"ras-mc_event.db$", 60)
+        time.sleep(2)  # rasdaemon opens its per-CPU readers after creating the DB
+        # 6.1 wakes a reader at buffer_percent (50) of the buffer; 0.6.8 leaves it there.
+        lab.check(f"echo 4 > {inst}/buffer_size_kb; "
+                  f"[ -e {inst}/buffer_percent ] && echo 0 > {inst}/buffer_percent; true")
+        step.detail = lab.check(f"cat {inst}/buffer_size_kb {work}/rasdaemon.log").strip()[-200:]
+    try:
+        with report.step(f"inject {len(addrs)} CEs (mce-inject sw)"):
+            for addr in addrs:
+                actions.inject_sw_ce(lab, addr)
+                time.sleep(0.2)
+        with report.step("rasdaemon recorded them (mce_record rows)") as step:
+            query = "select count(*) from mce_record"
+            deadline, rows = time.monotonic() + 30, 0
+            while time.monotonic() < deadline:
+                rows = int(actions.guest_sql(lab, RASDAEMON_DB, query)[0][0])
+                if rows >= len(addrs):
+                    break
+                time.sleep(1)
+            report.facts["rasdaemon_rows"] = rows
+            step.detail = f"{rows} of {len(addrs)}"
+            report.expect(rows > 0, "rasdaemon recorded no mce_record row")
+    finally:
+        lab.run(f"kill $(cat {work}/pid); sleep 1")
+    with report.step("memras import rasdaemon: same rows") as step:
+        db = f"{work}/memras.db"
+        out = lab.check(f"{actions.memras_argv()} --db {db} import rasdaemon {RASDAEMON_DB} && "
+                        f"sqlite3 {db} 'select count(*) from memras_error "
+                        "where rasdaemon_table = \"mce_record\"'", timeout=120)
+        imported = int(out.strip().splitlines()[-1])
+        report.facts["memras_imported"] = imported
+        step.detail = f"{imported} rows imported"
+        report.expect(imported == report.facts["rasdaemon_rows"],
+                      f"memras imported {imported}, rasdaemon has {report.facts['rasdaemon_rows']}")
+    with report.step("memras watch writes its DB; ras-mc-ctl --errors/--summary read it") as step:
+        db2, log = f"{work}/watch.db", f"{work}/watch.log"
+        actions.start_guest_watch(lab, db2, log, extra="--no-health")
+        extra_addr = _ce_address(lab, dimm0.id, 0x20000)
+        actions.inject_sw_ce(lab, extra_addr)
+        time.sleep(3)
+        actions.stop_guest_watch(lab, log)
+        lab.check(f"cp {db2} {RASDAEMON_DB}")
+        errors = lab.run("ras-mc-ctl --errors", timeout=60).output
+        summary = lab.run("ras-mc-ctl --summary", timeout=60).output
+        report.facts.update(ras_mc_ctl_errors=errors.strip(), ras_mc_ctl_summary=summary.strip())
+        step.detail = errors.strip()[-300:]
+        report.expect(f"{extra_addr:x}" in errors.lower(),
+                      f"ras-mc-ctl --errors does not list {extra_addr:#x}: {errors[-300:]}")

@@ -1,0 +1,24 @@
+"""Scenario f: interoperation with Debian's real rasdaemon 0.6.8 inside the guest.
+
+rasdaemon records injected CEs (its trace instance shrunk so 0.6.8, which never sets
+buffer_percent, wakes per few events); ``memras import rasdaemon`` reads the same
+rows; and ``ras-mc-ctl`` reads the rasdaemon tables memras itself writes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from memras.lab.guest import Lab
+from memras.lab.scenarios import run_scenario
+from memras.lab.scenarios import show_report as show
+
+pytestmark = pytest.mark.lab
+
+
+def test_rasdaemon_db_both_ways(lab: Lab) -> None:
+    report = run_scenario(lab, "rasdaemon")
+    print(show(report))
+    print(report.facts.get("ras_mc_ctl_summary"))
+    assert report.ok, show(report)
+    assert report.facts["memras_imported"] == report.facts["rasdaemon_rows"] > 0
