@@ -66,7 +66,8 @@ def test_two_cycles_with_pressure_uevents_and_notifier(lab: Lab) -> None:
     assert report["pressure"]["bytes"] >= 64 << 20
     figs = report["figures"]
     assert figs["offline"]["count"] == 8 and figs["offline"]["p50"] > 0
-    assert figs["migration"]["bytes"] > 0 and figs["migration"]["bytes_per_s"] > 0
+    assert 0 < figs["migration"]["bytes"] <= 8 * (128 << 20)  # at most the blocks offlined
+    assert figs["migration"]["bytes_per_s"] > 0
     files = lab.check("ls /tmp/ht-cycles")
     assert {"report.json", "report.md", "latency.svg"} <= set(files.split())
     assert "# memras hotplug-test: PASS" in lab.check("head -1 /tmp/ht-cycles/report.md")
