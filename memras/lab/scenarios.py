@@ -354,10 +354,10 @@ def ingest(lab: Lab, report: ScenarioReport) -> None:
         dimm_ids = {e.get("dimm_id") for e in errors if e.get("address") in (qemu_addr, sw_addr)}
         report.facts["dimm_ids"] = sorted(str(d) for d in dimm_ids)
         step.detail = f"{device.name}, dimm_id {dimm_ids}"
-    with report.step("unpoison the SRAO page"):
-        actions.unpoison_pfn(lab, srao_addr >> 12)
-        hc = actions.meminfo_kb(lab)["HardwareCorrupted"]
-        report.expect(hc == hc_before, f"HardwareCorrupted {hc} kB after unpoison, was {hc_before}")
+    with report.step("unpoison the SRAO page (best effort)") as step:
+        report.facts["unpoisoned"] = actions.unpoison_pfn(lab, srao_addr >> 12)
+        step.detail = ("unpoisoned" if report.facts["unpoisoned"]
+                       else "refused (6.1 disables unpoison after a hardware memory failure)")
 
 
 # memras replace run inside the guest (registers replace-no-downtime, replace-offline-refused,
@@ -483,8 +483,9 @@ def alerts(lab: Lab, report: ScenarioReport) -> None:
         report.expect(all(d["signed"] for d in receiver.deliveries), "a bad HMAC signature")
         report.expect(all(b.get("schema") == "memras.alert/v1" for b in bodies),
                       f"schemas {[b.get('schema') for b in bodies]}")
-    with report.step("unpoison the offlined page"):
-        actions.unpoison_pfn(lab, page)
+    with report.step("unpoison the offlined page (best effort)") as step:
+        report.facts["unpoisoned"] = actions.unpoison_pfn(lab, page)
+        step.detail = str(report.facts["unpoisoned"])
 
 
 # The variables rasdaemon's ras-mc-handler gives its CE/UE trigger.
