@@ -28,6 +28,13 @@ def _matches(dev: dict[str, Any], target: Target) -> bool:
     return data.get("addr") == target.start and data.get("size") == target.size
 
 
+def _event_data(event: Any) -> dict[str, Any]:
+    """An event's data; ACPI_DEVICE_OST nests it under ``info`` (QAPI ACPIOSTInfo)."""
+    data = event.get("data") or {}
+    info = data.get("info")
+    return info if isinstance(info, dict) else data
+
+
 class QemuBackend(Backend):
     name = "qemu"
     inserts = True
@@ -90,7 +97,9 @@ class QemuBackend(Backend):
         if data is None:
             return BackendResult(True, "QEMU lists no DIMM in that slot: already removed")
         dev_id = data["id"]
-        with qmp.listen(EventListener(("DEVICE_DELETED", "ACPI_DEVICE_OST"))) as events:
+        # QMPClient.listen() yields nothing: events are read from the listener itself.
+        events = EventListener(("DEVICE_DELETED", "ACPI_DEVICE_OST"))
+        with qmp.listen(events):
             await qmp.execute("device_del", {"id": dev_id})
             await self._wait_deleted(events, dev_id)
         return BackendResult(True, f"QEMU deleted {dev_id}",
@@ -110,10 +119,11 @@ class QemuBackend(Backend):
                 event = await asyncio.wait_for(events.get(), min(remaining, 1.0))
             except TimeoutError:
                 continue
-            info = event.get("data", {})
+            info = _event_data(event)
             if event["event"] == "DEVICE_DELETED" and info.get("device") == dev_id:
                 return
-            if event["event"] == "ACPI_DEVICE_OST" and info.get("status") in OST_FAILURE:
+            if (event["event"] == "ACPI_DEVICE_OST" and info.get("device") in (dev_id, None)
+                    and info.get("status") in OST_FAILURE):
                 raise WorkflowError(f"the guest refused to eject {dev_id}: ACPI _OST status "
                                     f"{info.get('status'):#x}",
                                     hint="0x82 busy: a block could not be offlined")
