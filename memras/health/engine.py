@@ -30,9 +30,13 @@ Decay
     time; the classifier window drops records older than ``window_h``.
 
 Cost
-    Classifying is O(window) per event of that DIMM; to keep a year's replay
-    bounded, a DIMM with more than RECLASSIFY_EVERY_RECORDS records is
-    reclassified only when its event adds a new cell or every that many records.
+    Classifying is O(window) per event of that DIMM. A DIMM with more than
+    RECLASSIFY_EVERY_RECORDS records is reclassified only every
+    max(RECLASSIFY_EVERY_RECORDS, window / RECLASSIFY_SPACING) records, or sooner
+    for a new cell once window / RECLASSIFY_NEW_CELL_SPACING records have passed:
+    geometric spacing keeps the amortised cost per event constant, so a storm of
+    50,000 CEs is judged in seconds instead of a quarter of an hour. Rate trends
+    and channel peers are running sums (SlidingSum), never re-summed.
 """
 
 from __future__ import annotations
@@ -81,6 +85,8 @@ from memras.records import MemoryErrorEvent, event_evidence
 
 MAX_RECORDS_PER_DIMM = 20000
 RECLASSIFY_EVERY_RECORDS = 64
+RECLASSIFY_SPACING = 8  # at most 8 record-visits per event for periodic reclassification
+RECLASSIFY_NEW_CELL_SPACING = 64  # a new cell may reclassify early, at most 64 visits/event
 DAY_S = 86400
 
 
@@ -116,9 +122,41 @@ class HealthChange:
                 "evidence": self.evidence}
 
 
+class SlidingSum:
+    """Sum of error counts in the last ``span_s`` seconds, O(1) amortised per event.
+
+    Events arrive in time order (each batch is sorted); an older straggler from a
+    later batch just expires a little late. Re-summing the window for every event
+    instead made a 50k-event storm take a quarter of an hour to judge.
+    """
+
+    __slots__ = ("span_s", "_items", "total")
+
+    def __init__(self, span_s: float) -> None:
+        self.span_s = span_s
+        self._items: deque[tuple[float, int]] = deque()
+        self.total = 0
+
+    def add(self, t: float, count: int) -> None:
+        self._items.append((t, count))
+        self.total += count
+
+    def at(self, t: float) -> int:
+        """The sum of counts whose age at ``t`` is below the span."""
+        while self._items and t - self._items[0][0] >= self.span_s:
+            self.total -= self._items.popleft()[1]
+        return self.total
+
+
+def _trend_sums() -> dict[str, SlidingSum]:
+    return {name: SlidingSum(span) for name, span in TREND_WINDOWS_S.items()}
+
+
 @dataclass
 class _Dimm:
     records: deque[tuple[float, MemoryErrorEvent]] = field(default_factory=deque)
+    trend: dict[str, SlidingSum] = field(default_factory=_trend_sums)  # CEs, SmartHW windows
+    window_ces: SlidingSum | None = None  # CEs in the classifier window, for channel peers
     cells: set[object] = field(default_factory=set)
     crossings: dict[tuple[Scope, str], tuple[ActiveCrossing, float, int]] = field(
         default_factory=dict)
@@ -132,6 +170,9 @@ class _Dimm:
     ue_total: int = 0
     label: str | None = None
     module_since: float = -math.inf  # the boundary this state started at (seconds)
+    next_expiry_s: float = -math.inf  # when the earliest active crossing expires
+    # (scope, rule) -> (keys crossed, the worst crossing): what verdicts look at
+    groups: dict[tuple[Scope, str], tuple[int, ActiveCrossing]] = field(default_factory=dict)
 
 
 class HealthEngine:
@@ -267,9 +308,9 @@ class HealthEngine:
                 continue
             changes.append(_crossing_change(crossing, dimm_id, when))
             if dimm is not None and scope != Scope.HOST:
-                dimm.crossings[(scope, crossing.key)] = (
-                    ActiveCrossing(scope, crossing.rule_id, crossing.key,
-                                   crossing.total_in_window), t, crossing.threshold.agetime_s)
+                _add_crossing(dimm, ActiveCrossing(scope, crossing.rule_id, crossing.key,
+                                                   crossing.total_in_window),
+                              t, crossing.threshold.agetime_s)
             if scope == Scope.PAGE and e.page_address is not None:
                 outcome = self._page(e.page_address, dimm_id, when)
                 if outcome is not None:
@@ -305,8 +346,11 @@ class HealthEngine:
             dimm.cells.add(cell)
         dimm.since_classified += 1
         if (dimm.classification is None or len(dimm.records) <= RECLASSIFY_EVERY_RECORDS
-                or new_cell or severity == Severity.UE
-                or dimm.since_classified >= RECLASSIFY_EVERY_RECORDS):
+                or severity == Severity.UE
+                or (new_cell and dimm.since_classified
+                    >= len(dimm.records) // RECLASSIFY_NEW_CELL_SPACING)
+                or dimm.since_classified >= max(RECLASSIFY_EVERY_RECORDS,
+                                                len(dimm.records) // RECLASSIFY_SPACING)):
             dimm.classification = classify_dimm(
                 [r for _, r in dimm.records], params,
                 peer_ces_on_channel=self._peer_ces(dimm_id, dimm, horizon))
@@ -337,25 +381,40 @@ class HealthEngine:
         dimm.records.append((t, e))
         if severity == Severity.CE:
             dimm.last_ce_s = t
+            count = max(e.count, 1)
+            for window in dimm.trend.values():
+                window.add(t, count)
+            if dimm.window_ces is None:
+                dimm.window_ces = SlidingSum(self.config.classify.window_h * 3600)
+            dimm.window_ces.add(t, count)
         channel = channel_key(e.location)
         if channel is not None:
             dimm.channel = channel
 
     def _active(self, dimm: _Dimm, t: float) -> tuple[ActiveCrossing, ...]:
-        for key, (_, at, age) in list(dimm.crossings.items()):
-            if t - at >= age:
-                del dimm.crossings[key]
-        return tuple(x for x, _, _ in dimm.crossings.values())
+        """One summary per (scope, rule): a storm over thousands of pages keeps thousands
+        of page crossings active, and judging each event against all of them was the
+        quadratic part of a storm. Expired ones are dropped once the earliest can be."""
+        if t >= dimm.next_expiry_s:
+            for key, (_, at, age) in list(dimm.crossings.items()):
+                if t - at >= age:
+                    del dimm.crossings[key]
+            dimm.next_expiry_s = min((at + age for _, at, age in dimm.crossings.values()),
+                                     default=math.inf)
+            dimm.groups = {}
+            for x, _, _ in dimm.crossings.values():
+                _group(dimm, x, new_key=True)
+        return tuple(replace(worst, keys=n) for n, worst in dimm.groups.values())
 
     def _peer_ces(self, dimm_id: str, dimm: _Dimm, horizon: float) -> int:
         if dimm.channel is None:
             return 0
         best = 0
+        now = horizon + self.config.classify.window_h * 3600
         for other_id, other in self.dimms.items():
-            if other_id == dimm_id or other.channel != dimm.channel:
+            if other_id == dimm_id or other.channel != dimm.channel or other.window_ces is None:
                 continue
-            best = max(best, sum(max(e.count, 1) for t, e in other.records
-                                 if t >= horizon and not e.error_type.is_uncorrected))
+            best = max(best, other.window_ces.at(now))
         return best
 
     def _others_with_ce(self, dimm_id: str, t: float) -> int:
@@ -379,18 +438,22 @@ class HealthEngine:
                                          if k not in ("reasons", "previous", "verdict")})))
 
 
+def _add_crossing(dimm: _Dimm, x: ActiveCrossing, t: float, age_s: float) -> None:
+    new_key = (x.scope, x.key) not in dimm.crossings
+    dimm.crossings[(x.scope, x.key)] = (x, t, age_s)
+    dimm.next_expiry_s = min(dimm.next_expiry_s, t + age_s)
+    _group(dimm, x, new_key=new_key)
+
+
+def _group(dimm: _Dimm, x: ActiveCrossing, *, new_key: bool) -> None:
+    n, worst = dimm.groups.get((x.scope, x.rule), (0, x))
+    if x.total_in_window >= worst.total_in_window:
+        worst = x
+    dimm.groups[(x.scope, x.rule)] = (n + new_key, worst)
+
+
 def _trend(dimm: _Dimm, t: float) -> RateTrend:
-    sums = dict.fromkeys(TREND_WINDOWS_S, 0)
-    for at, e in reversed(dimm.records):
-        if e.error_type.is_uncorrected:
-            continue
-        age = t - at
-        if age >= max(TREND_WINDOWS_S.values()):
-            break
-        for name, span in TREND_WINDOWS_S.items():
-            if age < span:
-                sums[name] += max(e.count, 1)
-    return RateTrend(**sums)
+    return RateTrend(**{name: window.at(t) for name, window in dimm.trend.items()})
 
 
 def _with_event_context(change: HealthChange, e: MemoryErrorEvent,

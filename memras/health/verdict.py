@@ -59,11 +59,15 @@ class VerdictState(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(VerdictState).index(self)
+        return _STATE_RANK[self]
 
     @property
     def is_replace(self) -> bool:
         return self in (VerdictState.REPLACE_LATER, VerdictState.REPLACE_NOW)
+
+
+# Severity order, computed once: rank is asked for every finding of every event.
+_STATE_RANK: dict[VerdictState, int] = {state: i for i, state in enumerate(VerdictState)}
 
 
 # Site policy: the state a fault mode earns once a DIMM CE threshold has been crossed.
@@ -149,8 +153,9 @@ TREND_WINDOWS_S = {"last_6m": 360, "last_3h": 3 * 3600, "last_24h": 86400,
 class ActiveCrossing:
     scope: Scope
     rule: str
-    key: str
+    key: str  # the worst key when ``keys`` > 1
     total_in_window: int
+    keys: int = 1  # how many rows/pages/… of this scope crossed this rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,9 +207,7 @@ def _findings(f: DimmFacts, policy: VerdictPolicy) -> list[Finding]:
             out.append((state, x.rule, f"{x.total_in_window} CEs crossed the DIMM threshold; "
                         f"fault mode {c.mode} -> {state}"))
             out.append((state, c.rule, f"{c.mode} fault: {c.evidence.detail}"))
-        elif x.scope in SCOPE_CROSSING_VERDICT:
-            out.append((SCOPE_CROSSING_VERDICT[x.scope], x.rule,
-                        f"{x.scope} {x.key}: {x.total_in_window} CEs crossed its threshold"))
+    out += _scope_findings(f.crossings)
     if c.mode.contained:
         out.append((VerdictState.REPAIR, c.rule, f"contained {c.mode} fault: {c.evidence.detail}"))
     elif c.mode in (FaultMode.CHANNEL, FaultMode.CONTROLLER):
@@ -216,6 +219,26 @@ def _findings(f: DimmFacts, policy: VerdictPolicy) -> list[Finding]:
     if c.evidence.ce_records and not out:
         out.append((VerdictState.WATCH, "ce-seen",
                     f"{c.evidence.ce_count} CE(s), {c.mode} pattern ({c.rule})"))
+    return out
+
+
+def _scope_findings(crossings: tuple[ActiveCrossing, ...]) -> list[Finding]:
+    """One finding per (scope, rule), however many rows or pages crossed it.
+
+    A storm over thousands of pages keeps thousands of page crossings active; one
+    finding each made every event sort them all, and the reason list unreadable.
+    """
+    groups: dict[tuple[Scope, str], list[ActiveCrossing]] = {}
+    for x in crossings:
+        if x.scope in SCOPE_CROSSING_VERDICT:
+            groups.setdefault((x.scope, x.rule), []).append(x)
+    out: list[Finding] = []
+    for (scope, rule), xs in groups.items():
+        worst = max(xs, key=lambda x: x.total_in_window)
+        n = sum(x.keys for x in xs)
+        what = f"{scope} {worst.key}" if n == 1 else f"{n} {scope}s (e.g. {worst.key})"
+        out.append((SCOPE_CROSSING_VERDICT[scope], rule,
+                    f"{what}: {worst.total_in_window} CEs crossed the threshold"))
     return out
 
 
@@ -249,7 +272,7 @@ def evidence_dict(f: DimmFacts) -> dict[str, Any]:
         "storm": f.classification.storm, "longest_storm_run": ev.longest_storm_run,
         "trend": {"last_6m": f.trend.last_6m, "last_3h": f.trend.last_3h,
                   "last_24h": f.trend.last_24h, "last_120h": f.trend.last_120h},
-        "thresholds_crossed": [x.rule for x in f.crossings],
+        "thresholds_crossed": list(dict.fromkeys(x.rule for x in f.crossings)),
         "other_dimms_with_ce_24h": f.other_dimms_with_ce_24h,
         "pages_offlined": f.pages_offlined,
     }
