@@ -31,8 +31,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,39 +124,6 @@ def _write_btime(root: Path) -> None:
     stat = root / "proc/stat"
     if not stat.exists():
         stat.write_text(f"btime {int(time.time()) - uptime_s}\n")
-
-
-class WriteFirstStore:
-    """A Store whose ORM sessions take SQLite's write lock when they begin.
-
-    The workflow reads a row and then writes it in one session. With a plain
-    (deferred) ``BEGIN`` SQLite cannot upgrade that read to a write once the watcher
-    has committed in between and fails at once with "database is locked" instead
-    of waiting for ``busy_timeout``; ``BEGIN IMMEDIATE`` waits. Everything else is
-    the wrapped store's.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    @contextmanager
-    def session(self) -> Iterator[Any]:
-        from sqlalchemy.exc import SQLAlchemyError
-        from sqlalchemy.orm import Session
-
-        from memras.errors import StoreError
-
-        bind = self._store.engine.execution_options(memras_write=True)
-        with Session(bind) as session:
-            try:
-                yield session
-                session.commit()
-            except SQLAlchemyError as exc:
-                session.rollback()
-                raise StoreError(f"cannot write: {exc}".splitlines()[0]) from exc
 
 
 class Story:
@@ -416,7 +382,7 @@ def _replace(demo: DemoServer, operator: str, say: _Narrator) -> dict[str, Any]:
             say(f"       {'PASS' if check['ok'] else 'FAIL'}  {check['name']}: "
                 f"{escape(check['detail'])}")
 
-    rep = Replacement.start(demo.host(), WriteFirstStore(demo.store), demo.failing_dimm,
+    rep = Replacement.start(demo.host(), demo.store, demo.failing_dimm,
                             ReplaceOptions(operator=operator), say=lambda t: say("  " + t))
     target = rep.target
     say(f"target  {target.label} locator {target.locator} serial {target.serial} "

@@ -88,7 +88,7 @@ class SqlAlertStore:
             _to_row(alert, row)
 
     def get(self, alert_id: int) -> Alert | None:
-        with self.store.session() as session:
+        with self.store.session(write=False) as session:
             row = session.get(AlertRow, alert_id)
             return None if row is None else _from_row(row)
 
@@ -96,7 +96,7 @@ class SqlAlertStore:
         query = (select(AlertRow).where(AlertRow.dedup_key == key,
                                         AlertRow.state != AlertState.RESOLVED.value)
                  .order_by(AlertRow.id.desc()).limit(1))
-        with self.store.session() as session:
+        with self.store.session(write=False) as session:
             row = session.scalars(query).first()
             return None if row is None else _from_row(row)
 
@@ -104,7 +104,7 @@ class SqlAlertStore:
         query = select(AlertRow).order_by(AlertRow.id)
         if state is not None:
             query = query.where(AlertRow.state == state.value)
-        with self.store.session() as session:
+        with self.store.session(write=False) as session:
             return [_from_row(row) for row in session.scalars(query)]
 
     def record_delivery(self, delivery: Delivery) -> None:
@@ -115,7 +115,7 @@ class SqlAlertStore:
 
     def deliveries(self, alert_id: int) -> list[Delivery]:
         query = select(DeliveryRow).where(DeliveryRow.alert_id == alert_id).order_by(DeliveryRow.id)
-        with self.store.session() as session:
+        with self.store.session(write=False) as session:
             return [Delivery(r.alert_id, r.hook, r.attempt, r.status, r.error,
                              _aware(r.time)) for r in session.scalars(query)]  # type: ignore[arg-type]
 

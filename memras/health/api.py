@@ -65,7 +65,7 @@ def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
     if at is not None:
         latest = latest.where(V.time <= naive_utc(at))
     latest = latest.group_by(V.dimm_id).subquery()
-    with store.session() as s:
+    with store.session(write=False) as s:
         rows = s.scalars(select(V).join(latest, V.id == latest.c.id)).all()
         return {r.dimm_id: _verdict(r) for r in rows}
 
@@ -73,7 +73,7 @@ def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
 def verdict_history(store: Any, dimm_id: str) -> list[Verdict]:
     from memras.health.models import HealthVerdictRow as V
 
-    with store.session() as s:
+    with store.session(write=False) as s:
         rows = s.scalars(select(V).where(V.dimm_id == dimm_id).order_by(V.time, V.id)).all()
         return [_verdict(r) for r in rows]
 

@@ -245,9 +245,16 @@ class Store:
                 yield conn
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """An ORM session for other areas; commits on success, rolls back on error."""
-        with Session(self.engine) as session:
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """An ORM session for other areas; commits on success, rolls back on error.
+
+        A write session takes SQLite's write lock when it begins (BEGIN IMMEDIATE), so a
+        read-then-write waits for the watcher's commit (busy_timeout) instead of failing
+        at once with "database is locked", which a deferred BEGIN does once another
+        connection committed in between. Pure readers pass ``write=False``.
+        """
+        bind = self.engine.execution_options(memras_write=True) if write else self.engine
+        with Session(bind) as session:
             try:
                 yield session
                 session.commit()
@@ -337,8 +344,12 @@ class Store:
 
         Returns {index in ``fresh``: (table, row id)}."""
         by_table: dict[str, list[int]] = {}
+        primary: dict[int, str] = {}
         for i, p in enumerate(fresh):
-            by_table.setdefault(_rasdaemon_table(p.record), []).append(i)
+            tables = _rasdaemon_tables(p.record)
+            primary[i] = tables[0]
+            for table in tables:
+                by_table.setdefault(table, []).append(i)
         links: dict[int, tuple[str, int]] = {}
         stamps = rs.LocalTimestamps()
         for table, indexes in by_table.items():
@@ -347,7 +358,8 @@ class Store:
             params = []
             for row_id, i in enumerate(indexes, next_id):
                 params.append(builder(row_id, stamps.format(fresh[i].when), fresh[i].record))
-                links[i] = (table, row_id)
+                if primary[i] == table:
+                    links[i] = (table, row_id)
             conn.exec_driver_sql(rs.insert_sql(table, columns), params)
         return links
 
@@ -484,10 +496,22 @@ def _seen_before(entry: tuple[set[str], set[str]] | None, source: str, identity:
     return identity in identities or len(sources) > 1 or source not in sources
 
 
-def _rasdaemon_table(record: Record) -> str:
+def _rasdaemon_tables(record: Record) -> tuple[str, ...]:
+    """The rasdaemon tables a record belongs in; the first one is linked from memras_error.
+
+    An error that an EDAC driver decoded (a label or layers) is an ``mc_event``, as
+    rasdaemon stores the ras:mc_event for it; when the same fault's machine-check
+    registers came with it (sb_edac/skx log blocks), rasdaemon also has its
+    ``mce_record``. Writing only the latter left ras-mc-ctl without label or location.
+    """
     if isinstance(record, MemoryFailureEvent):
-        return "memory_failure_event"
-    return "mce_record" if record.mce is not None else "mc_event"
+        return ("memory_failure_event",)
+    if record.mce is None:
+        return ("mc_event",)
+    loc = record.location
+    if loc.label or loc.top_layer is not None:
+        return ("mc_event", "mce_record")
+    return ("mce_record",)
 
 
 _ROW_BUILDERS: dict[str, tuple[Callable[..., tuple], list[str]]] = {

@@ -96,14 +96,13 @@ class WizardScreen(Screen[None]):
 
     # --- workers: one engine call each ---------------------------------------------------
     def _make_driver(self) -> WizardDriver:
-        from memras.demo import WriteFirstStore
         from memras.host import Host
 
         store = self.app.open_store()  # type: ignore[attr-defined]
         if store is None:
             raise MemrasError(self.app.store_note or "no database")  # type: ignore[attr-defined]
         host = Host(self.app.host.root, allow_real_writes=True)  # type: ignore[attr-defined]
-        driver = WizardDriver(host, WriteFirstStore(store), self.options)
+        driver = WizardDriver(host, store, self.options)
         driver.on_progress = lambda p: self.post_message(WizardProgress(p))
         driver.on_step = lambda o: self.post_message(WizardStepDone(o))
         return driver

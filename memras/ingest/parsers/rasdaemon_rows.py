@@ -85,10 +85,13 @@ def from_mc_event_row(row: Mapping[str, Any], *, mislabelled_068: bool = False) 
         )
     )
     grain = _int(row, "grain")
+    # skx/i10nm report the MCA corrected-error count, which can be 0; keep what the row
+    # says, so a memras DB read back gives the same counts (only a missing value is 1).
+    count = _int(row, "err_count")
     return MemoryErrorEvent(
         error_type=types.get(str(row.get("err_type")), ErrorType.INFO),
         source=Source.RASDAEMON,
-        count=_int(row, "err_count") or 1,
+        count=1 if count is None else count,
         timestamp=parse_timestamp(row.get("timestamp")),
         address=to_unsigned64(_int(row, "address")),
         grain_bits=grain if grain is not None and grain >= 0 else None,
