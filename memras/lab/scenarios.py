@@ -457,7 +457,9 @@ def alerts(lab: Lab, report: ScenarioReport) -> None:
                                           "hw_corrupted_after from memras_page_state")
         report.facts["page_state"] = rows
         step.detail = str(rows)
-        report.expect(any(int(r[0]) == page and r[1] == "soft" for r in rows),
+        # memras_page_state keys a page by its physical address (page << 12)
+        report.expect(any(int(r[0]) == page_addr & ~0xFFF and r[1] == "soft" and r[2] == "done"
+                          for r in rows),
                       f"no soft page outcome for {page:#x}: {rows}")
         alerts_rows = actions.guest_sql(lab, db, "select id, kind, severity from memras_alert")
         report.facts["alerts"] = alerts_rows
@@ -501,7 +503,9 @@ RASDAEMON_DB = "/var/lib/rasdaemon/ras-mc_event.db"  # the guest's tmpfs
 def rasdaemon(lab: Lab, report: ScenarioReport) -> None:
     dimm0 = _dimm(lab, "dimm0")
     work, inst = f"{GUEST_WORK}/f", f"{actions.TRACING}/instances/rasdaemon"
-    addrs = [_ce_address(lab, dimm0.id, 0x10000 + n * 0x1000) for n in range(6)]
+    # 0.6.8 with a 4 kB buffer still wakes only every few events (lab-recipe: 85 of 120
+    # recorded), so inject a burst and compare counts rather than expect every event.
+    addrs = [_ce_address(lab, dimm0.id, 0x10000 + n * 0x1000) for n in range(40)]
     with report.step("start rasdaemon -r -f, shrink its buffer (0.6.8 waits for half)") as step:
         lab.check(f"rm -rf {work} /var/lib/rasdaemon; mkdir -p {work} /var/lib/rasdaemon")
         actions.enable_mce_observation(lab)
@@ -517,10 +521,9 @@ def rasdaemon(lab: Lab, report: ScenarioReport) -> None:
         with report.step(f"inject {len(addrs)} CEs (mce-inject sw)"):
             for addr in addrs:
                 actions.inject_sw_ce(lab, addr)
-                time.sleep(0.2)
         with report.step("rasdaemon recorded them (mce_record rows)") as step:
             query = "select count(*) from mce_record"
-            deadline, rows = time.monotonic() + 30, 0
+            deadline, rows = time.monotonic() + 20, 0
             while time.monotonic() < deadline:
                 rows = int(actions.guest_sql(lab, RASDAEMON_DB, query)[0][0])
                 if rows >= len(addrs):
