@@ -49,15 +49,22 @@ class KernelFs:
             )
         self.is_real_root = self.root.resolve() == Path("/")
         self.allow_real_writes = allow_real_writes
-        self._sim_writer: SimWriter | None = None
-        if (self.root / SIM_MARKER).is_dir():
-            from memras.sim.kernel import SimulatedKernel
-
-            self._sim_writer = SimulatedKernel(self.root).write
+        # The simulator is imported only when a simulated root is first written:
+        # reading commands (blocks, locate) should not pay for it.
+        self._simulated = (self.root / SIM_MARKER).is_dir()
+        self._sim_writer_fn: SimWriter | None = None
 
     @property
     def is_simulated(self) -> bool:
-        return self._sim_writer is not None
+        return self._simulated
+
+    @property
+    def _sim_writer(self) -> SimWriter | None:
+        if self._simulated and self._sim_writer_fn is None:
+            from memras.sim.kernel import SimulatedKernel
+
+            self._sim_writer_fn = SimulatedKernel(self.root).write
+        return self._sim_writer_fn
 
     def path(self, rel: str) -> Path:
         """``rel`` is an absolute kernel path such as ``/sys/devices/system/memory``."""

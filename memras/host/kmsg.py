@@ -26,6 +26,7 @@ from memras.host._fs import SIM_MARKER, KernelFs
 
 KMSG_PATH = "/dev/kmsg"
 _READ_SIZE = 8192  # CONSOLE_EXT_LOG_MAX: one record never exceeds this
+_FILE_SLICE = 256 * 1024  # bytes read per poll when tailing a file
 
 
 @dataclass
@@ -97,7 +98,9 @@ class KmsgReader:
         del max_records
         deadline = time.monotonic() + timeout_s
         while True:
-            chunk = os.read(self._fd, 1 << 20)
+            # One bounded slice per poll: a large captured log is consumed over several
+            # polls instead of being read (and held) whole.
+            chunk = os.read(self._fd, _FILE_SLICE)
             if chunk:
                 self._pending += chunk
             if b"\n" in self._pending or time.monotonic() >= deadline:
