@@ -38,7 +38,7 @@ PYTHON = str(checkout_root() / ".venv" / "bin" / "python")
 WORKLOAD = str(checkout_root() / "memras" / "lab" / "workload.py")
 GUEST_QMP = f"{GUEST_FWD_ADDR}:{GUEST_QMP_PORT}"
 WORKLOAD_MIB = 320  # > a 256 MiB DIMM, so part of it sits in the DIMM being pulled
-CE_COUNT = 4
+CE_COUNT = 8
 # A few CEs on one DIMM are enough for a replace verdict (the default is 10 / 24h, and
 # address-only MCEs classify as random faults, which the default policy only watches).
 REPLACE_CONFIG = ('[thresholds.dimm]\nce = "3 / 24h"\n[page]\naction = "account"\n'
@@ -190,6 +190,10 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
         step.detail = f"{WORKLOAD_MIB} MiB, {first['pages_in_range']} pages in {device.name}"
     raw: list[dict[str, Any]] = []
     with report.step("raw sysfs offline of the same blocks (before)") as step:
+        # Empty the blocks first, so every timed round (raw, memras, raw) starts from
+        # the workload refilled into freshly onlined blocks.
+        raw_offline(lab, blocks)
+        online_movable(lab, blocks)
         raw.append(_timed_raw_round(lab, workload, blocks))
         online_movable(lab, blocks)
         step.detail = f"{raw[0]['seconds']:.2f} s, {raw[0]['pages_in_dimm']} workload pages"
@@ -205,7 +209,8 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
         _, dimms = memras.json("dimms")
         mine = next(d for d in dimms["dimms"] if d["id"] == device.name)
         report.facts.update(watch=watched["sources"], dimm_verdict=mine["verdict"])
-        step.detail = f"{device.name}: verdict {mine['verdict']}"
+        stored = {k: v.get("inserted") for k, v in watched["sources"].items()}
+        step.detail = f"stored {stored}; {device.name}: CE {mine['ce']}, verdict {mine['verdict']}"
         report.expect(str(mine["verdict"]).startswith("replace"),
                       f"{device.name} verdict is {mine['verdict']!r}, not replace")
     with report.step("refill the workload into the DIMM") as step:
@@ -213,9 +218,11 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
         report.facts["pages_in_dimm_before_replace"] = filled["pages_in_range"]
         step.detail = f"{filled['pages_in_range']} pages"
     with report.step("memras replace --backend qemu (in the guest)") as step:
+        replace_started = time.time()
         status, replaced = memras.json(
             f"replace {device.name} --backend qemu --qmp {GUEST_QMP} --yes "
             f"--reserve {RESERVE} --operator lab", ok=False)
+        replace_ended = time.time()
         report.facts["replace"] = {k: replaced.get(k) for k in
                                    ("id", "state", "where", "steps", "blocks", "error")}
         step.detail = f"exit {status}: {replaced.get('state')}: {replaced.get('where')}"
@@ -274,7 +281,8 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
         "ratio": round(memras_s / raw_s, 2) if raw_s else None,
         "raw_pages_in_dimm": [r["pages_in_dimm"] for r in raw],
         "memras_pages_in_dimm": report.facts["pages_in_dimm_before_replace"],
-        "memras_block_seconds": memras_blocks,
+        "memras_block_seconds": memras_blocks, "replace_window": [round(replace_started, 1),
+                                                                  round(replace_ended, 1)],
         "raw_block_seconds": [r["block_seconds"] for r in raw]}
 
 
@@ -286,8 +294,11 @@ def figures(report: ScenarioReport) -> str:
             f"over {w.get('iterations')} chunk visits ({w.get('mib')} MiB, "
             f"{w.get('errors')} checksum errors); offline of {len(report.facts.get('blocks', []))}"
             f" blocks: memras {t.get('memras_s')} s vs raw sysfs {t.get('raw_s')} s "
-            f"(mean {t.get('raw_mean_s')}) -> ratio {t.get('ratio')}x; workload pages in the "
-            f"DIMM: memras {t.get('memras_pages_in_dimm')}, raw {t.get('raw_pages_in_dimm')}")
+            f"(mean {t.get('raw_mean_s')}) -> ratio {t.get('ratio')}x (memras kernel writes "
+            f"{t.get('memras_block_seconds')}, raw {t.get('raw_block_seconds')}); stall at "
+            f"{w.get('max_stall_at')}, replace ran {t.get('replace_window')}; workload pages "
+            f"in the DIMM: memras {t.get('memras_pages_in_dimm')}, "
+            f"raw {t.get('raw_pages_in_dimm')}")
 
 
 # --- failures ---------------------------------------------------------------------------

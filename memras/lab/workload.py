@@ -74,7 +74,9 @@ class Workload:
 
     def refill(self) -> None:
         """Move the data to newly allocated pages (the old buffer is freed)."""
-        self.buf = bytearray(bytes(self.buf))
+        fresh = bytearray(len(self.buf))  # untouched: pages come on the first write
+        fresh[:] = self.buf
+        self.buf = fresh
         self.refills += 1
 
     def pages_in_range(self) -> int | None:
@@ -122,9 +124,10 @@ class Workload:
             i += 1
             if i == self.chunks:
                 i, self.passes = 0, self.passes + 1
-            if self.refill_requested:
+            if self.refill_requested:  # our own copy, not a stall: not timed
                 self.refill_requested = False
                 self.refill()
+                last = time.monotonic()
             time.sleep(pause_s)
             now = time.monotonic()
             if now - last > self.max_stall_s:
