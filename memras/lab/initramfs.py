@@ -64,7 +64,7 @@ if ip link set eth0 up 2>/dev/null; then
   ip addr add GUEST_IP/24 dev eth0 && ip route add default via 10.0.2.2 ||
     echo "memras-lab init: cannot configure eth0"
 fi
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt || {
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /mnt || {
   echo "memras-lab init: cannot mount the host root over 9p"; poweroff -f; }
 mount -t proc proc /mnt/proc
 mount -t sysfs sys /mnt/sys
