@@ -134,7 +134,9 @@ def run_verdicts(args: argparse.Namespace, ctx: Context) -> int:
         else:
             at = parse_time(args.at) if args.at else None
             until = at + timedelta(microseconds=1) if at else None
-            current, _ = replay_verdicts(store, load_config(ctx.config), until)
+            # With the host, errors known only by address are mapped to their DIMM (as
+            # the watcher and `memras dimms` do); replay never writes page actions.
+            current, _ = replay_verdicts(store, load_config(ctx.config), until, host=ctx.host)
             verdicts = [current[k] for k in sorted(current)]
     if modules is not None:
         return _print_history(ctx, verdicts, modules)
