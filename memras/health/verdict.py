@@ -236,9 +236,12 @@ def _scope_findings(crossings: tuple[ActiveCrossing, ...]) -> list[Finding]:
     for (scope, rule), xs in groups.items():
         worst = max(xs, key=lambda x: x.total_in_window)
         n = sum(x.keys for x in xs)
-        what = f"{scope} {worst.key}" if n == 1 else f"{n} {scope}s (e.g. {worst.key})"
-        out.append((SCOPE_CROSSING_VERDICT[scope], rule,
-                    f"{what}: {worst.total_in_window} CEs crossed the threshold"))
+        if n == 1:
+            reason = f"{scope} {worst.key}: {worst.total_in_window} CEs crossed its threshold"
+        else:
+            reason = (f"{n} {scope}s crossed the threshold (e.g. {scope} {worst.key}: "
+                      f"{worst.total_in_window} CEs)")
+        out.append((SCOPE_CROSSING_VERDICT[scope], rule, reason))
     return out
 
 

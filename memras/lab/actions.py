@@ -222,8 +222,12 @@ def start_guest_watch(lab: Lab, db: str, log: str, *, sources: str = "kmsg,trace
     cfg = f"--config {shlex.quote(config)} " if config else ""
     lab.check(f"rm -f {db}* {log}; ( PYTHONUNBUFFERED=1 {memras_argv()} --db {db} {cfg}watch "
               f"--sources {sources} {extra} > {log} 2>&1 & echo $! > {log}.pid )")
-    wait_guest_output(lab, f"cat {log}; ls -d {TRACING}/instances/memras 2>/dev/null",
-                      r"instances/memras$|Traceback|[Ee]rror", timeout_s=90)
+    # Wait for this watcher's own start line (printed once its database is open and its
+    # sources are built). The trace instance is no sign: it outlives a watcher on purpose
+    # (unread events stay buffered for the next one), so in a shared guest it already
+    # exists and the scenario would signal a watcher that is still importing.
+    wait_guest_output(lab, f"cat {log}", r"^memras watch: sources|Traceback|[Ee]rror",
+                      timeout_s=120)
     output = lab.check(f"cat {log}; kill -0 $(cat {log}.pid) && echo WATCH-RUNNING")
     if "WATCH-RUNNING" not in output:
         raise LabError(f"memras watch exited in the guest: {output.strip()[-400:]}")

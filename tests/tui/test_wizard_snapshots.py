@@ -37,9 +37,11 @@ def to_phase(phase: str, label: str = ""):
             await pilot.press(*label, "enter")
             await wait_until(pilot, lambda: wizard.phase == "swap", 20)
         await pilot.pause(0.3)
-        wizard.query_one("#wizard-body").scroll_home(animate=False)
-        await pilot.wait_for_scheduled_animations()
-        for _ in range(3):  # let a scrollbar that appeared re-wrap the text and settle
+        # Step results may still arrive and scroll the body after the phase changed (seen
+        # under load in CI), so settle, then pin the scroll position, a few times over.
+        for _ in range(5):
+            wizard.query_one("#wizard-body").scroll_home(animate=False)
+            await pilot.wait_for_scheduled_animations()
             await pilot.pause(0.1)
 
     return run_before

@@ -25,7 +25,7 @@ def test_many_page_crossings_are_one_finding():
     findings = _scope_findings(crossings)
     page = [f for f in findings if f[1] == "page-ce-2/24h"]
     assert len(page) == 1
-    assert "500 pages" in page[0][2] and "4 CEs" in page[0][2]
+    assert "500 pages crossed" in page[0][2] and "4 CEs" in page[0][2]
 
 
 def test_storm_over_many_pages_reports_the_page_count():
