@@ -72,9 +72,11 @@ def lab_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("lab-state")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(lab_state_dir: Path, tmp_probe: tuple[Path, str]) -> Iterator[Lab]:
-    """The guest ``memras lab up`` boots, shared by the session; ``lab down`` ends it.
+    """The guest ``memras lab up`` boots, shared by the lab tests; ``lab down`` ends it
+    right after the last of them, so no guest (or workload left in it) runs beside the
+    rest of the suite.
 
     Going through the CLI means every session also proves ``up`` and ``down``.
     """
@@ -95,3 +97,20 @@ def lab(lab_state_dir: Path, tmp_probe: tuple[Path, str]) -> Iterator[Lab]:
         if down.returncode != 0 or not json.loads(down.stdout).get("stopped"):
             Lab.attach(lab_state_dir).shutdown()
             pytest.fail(f"memras lab down did not stop the guest: {down.stdout}{down.stderr}")
+
+
+# Scenarios that leave the shared guest with a poisoned page (6.1 refuses to unpoison
+# after a real memory failure) run last, so no later scenario's workload or offline
+# meets it in a DIMM it replaces.
+RUN_LAST = ("test_scenario_ingest.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move RUN_LAST scenarios to the end of the lab tests (which stay together)."""
+    last = [i for i in items if i.nodeid.split("::")[0].endswith(RUN_LAST)]
+    if not last:
+        return
+    rest = [i for i in items if i not in last]
+    lab = [n for n, i in enumerate(rest) if i.nodeid.startswith("tests/lab/")]
+    at = lab[-1] + 1 if lab else len(rest)
+    items[:] = rest[:at] + last + rest[at:]
