@@ -25,6 +25,9 @@ def test_watch_stores_each_injected_error_once(lab: Lab) -> None:
     assert facts["sw_ce_trace_delay_s"] < 1.0
     assert facts["hardware_corrupted_kb"][1] == facts["hardware_corrupted_kb"][0] + 4
     assert "Recovered" in facts["memory_failure_dmesg"]
-    ces = [e for e in facts["errors"] if e["type"] == "Corrected"]
-    assert sorted(e["address"] for e in ces) == sorted(
-        int(facts[k], 16) for k in ("qemu_addr", "sw_addr"))
+    # A new watcher database reads the whole kernel ring, which in the shared guest also
+    # holds earlier scenarios' errors (at other addresses): each error injected here must
+    # be there exactly once, although trace and kmsg both reported it.
+    stored = [e["address"] for e in facts["errors"] if e["type"] == "Corrected"]
+    injected = [int(facts[k], 16) for k in ("qemu_addr", "sw_addr")]
+    assert [stored.count(a) for a in injected] == [1, 1], (injected, stored)
