@@ -29,7 +29,22 @@ forwards below): virtio-net ``eth0`` is 10.0.2.15/24, default route 10.0.2.2.
       lab.forward(8080, receiver_port)   # guest: curl http://10.0.2.100:8080/
 
 Each guest connection spawns :mod:`memras.lab.relay` on the host (libslirp's
-``cmd:`` forward).
+``cmd:`` forward). None of this listens on a host port: the forwards live inside
+each QEMU's own user-mode network and lead to files and sockets in its state
+directory.
+
+Several guests at once. Everything a guest owns (console, both QMP sockets, the
+forward port files, the guest agent socket, logs, ``state.json``) lives in its
+``state_dir``, so a second :class:`Lab` with another ``state_dir`` (and
+``LabConfig.name`` for ``ps``) runs beside the first without clashing; each has
+its own 10.0.2.0/24 and 10.0.2.100 forwards. The kernel and initramfs caches are
+shared read-only.
+
+QEMU guest agent (``LabConfig.guest_agent``): a ``virtio-serial`` port named
+``org.qemu.guest_agent.0`` whose host end is ``qga.sock`` in the state directory;
+:meth:`Lab.start_guest_agent` starts ``qemu-ga`` in the guest on it (the binary
+from :func:`memras.lab.kernel.ensure_guest_agent`, ``virtio_console`` in the
+initramfs).
 
 Usage::
 
@@ -44,6 +59,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -55,9 +71,9 @@ from pathlib import Path
 
 from memras.errors import LabError
 from memras.lab.console import CommandResult, Console
+from memras.lab.initramfs import AGENT_MODULES, READY_BANNER, SHELL_STARTING, ensure_initramfs
 from memras.lab.initramfs import GUEST_IP as GUEST_IP  # the init script sets it
-from memras.lab.initramfs import READY_BANNER, SHELL_STARTING, ensure_initramfs
-from memras.lab.kernel import Kernel, cache_dir, ensure_kernel
+from memras.lab.kernel import Kernel, cache_dir, ensure_guest_agent, ensure_kernel
 from memras.lab.qmp import GuestQmp
 
 QEMU = "qemu-system-x86_64"
@@ -68,6 +84,7 @@ VIRTIO_MEM_ID = "vmem0"
 GUEST_FWD_ADDR = "10.0.2.100"
 GUEST_QMP_PORT = 4444
 WEBHOOK_GUEST_PORT = 8080
+GUEST_AGENT_PORT = "org.qemu.guest_agent.0"
 
 Progress = Callable[[str], None]
 
@@ -120,6 +137,8 @@ class LabConfig:
     # (guest port at 10.0.2.100, host port on 127.0.0.1); host port 0: set by Lab.forward()
     forwards: tuple[tuple[int, int], ...] = ((WEBHOOK_GUEST_PORT, 0),)
     guest_qmp: bool = True  # 10.0.2.100:4444 -> a second QMP monitor
+    guest_agent: bool = False  # a virtio-serial qemu-ga channel (qga.sock), see the docstring
+    name: str = "memras-lab"  # QEMU -name (process title), to tell guests apart
 
 
 @dataclass
@@ -151,6 +170,7 @@ class Lab:
         self._proc: subprocess.Popen[bytes] | None = None
         self._console: Console | None = None
         self._qmp: GuestQmp | None = None
+        self.agent_binary: Path | None = None
 
     # --- paths ---------------------------------------------------------------------------
 
@@ -166,6 +186,11 @@ class Lab:
     def guest_qmp_socket(self) -> Path:
         """The second QMP monitor, reached from the guest at 10.0.2.100:4444."""
         return self.state_dir / "qmp-guest.sock"
+
+    @property
+    def guest_agent_socket(self) -> Path:
+        """The host end of the guest agent channel (``LabConfig.guest_agent``)."""
+        return self.state_dir / "qga.sock"
 
     def forward_file(self, guest_port: int) -> Path:
         return forward_file(self.state_dir, guest_port)
@@ -220,8 +245,14 @@ class Lab:
                            hint="run: memras lab down")
         cache = cache_dir()
         kernel = ensure_kernel(cache, self.progress)
+        keep, modules = self.config.keep, ()
+        if self.config.guest_agent:
+            self.agent_binary = ensure_guest_agent(cache, self.progress)
+            modules = AGENT_MODULES
+            if not self.agent_binary.is_relative_to("/usr"):  # unpacked in the cache
+                keep = (*keep, self.agent_binary.parent)  # visible even under a tmpfs path
         self.progress("building the initramfs")
-        initrd = ensure_initramfs(kernel, cache, self.config.keep)
+        initrd = ensure_initramfs(kernel, cache, keep, modules)
         accel = self.config.accel or choose_accel(qemu, kernel, cache, self.progress)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._cleanup_files()
@@ -306,6 +337,46 @@ class Lab:
         self.state = None
         self._cleanup_files()
 
+    def release_qmp(self) -> None:
+        """Close this object's QMP client so another one (e.g. ``memras partition``) can
+        connect: a QMP monitor serves one client at a time. :attr:`qmp` reconnects."""
+        if self._qmp:
+            self._qmp.close()
+            self._qmp = None
+
+    def start_guest_agent(self, timeout: float = 60.0) -> str:
+        """Start ``qemu-ga`` in the guest on its virtio-serial port; the port's device.
+
+        Needs ``LabConfig.guest_agent``. The guest has no udev, so the port is found
+        by name under /sys/class/virtio-ports (``/dev/vportNpM``), not through
+        /dev/virtio-ports. Ready once ``guest-ping`` answers on :attr:`guest_agent_socket`.
+        """
+        if not self.config.guest_agent:
+            raise LabError("this guest was booted without a guest agent channel",
+                           hint="LabConfig(guest_agent=True)")
+        binary = self.agent_binary or ensure_guest_agent(cache_dir(), self.progress)
+        port = self.check(
+            "for p in /sys/class/virtio-ports/*; do "
+            f'[ "$(cat $p/name 2>/dev/null)" = {GUEST_AGENT_PORT} ] && echo ${{p##*/}}; '
+            "done; true").strip()
+        if not port:
+            raise LabError(f"the guest has no virtio-serial port {GUEST_AGENT_PORT}",
+                           hint="is virtio_console loaded? see kernel.log")
+        self.check(f"mkdir -p /run/qga && {shlex.quote(str(binary))} -m virtio-serial "
+                   f"-p /dev/{port} -t /run/qga -f /run/qga/qemu-ga.pid "
+                   "-l /run/qga/qemu-ga.log -d")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                guest_agent_call(self.guest_agent_socket, "guest-ping", timeout=5)
+                return f"/dev/{port}"
+            except (OSError, ValueError, LabError) as exc:
+                if time.monotonic() > deadline:
+                    log = self.run("cat /run/qga/qemu-ga.log").output.strip()[-300:]
+                    raise LabError(f"qemu-ga does not answer on {self.guest_agent_socket}: "
+                                   f"{exc}; its log: {log}") from None
+            time.sleep(1)
+
     def shutdown_connections(self) -> None:
         """Let go of the console and QMP sockets (each takes one client) and leave QEMU running."""
         if self._console:
@@ -317,7 +388,8 @@ class Lab:
 
     def _cleanup_files(self) -> None:
         for path in (self.console_socket, self.qmp_socket, self.guest_qmp_socket,
-                     self.state_file, *self.state_dir.glob("forward-*.port")):
+                     self.guest_agent_socket, self.state_file,
+                     *self.state_dir.glob("forward-*.port")):
             path.unlink(missing_ok=True)
 
     # --- driving -------------------------------------------------------------------------
@@ -367,7 +439,8 @@ def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel:
     append = ("console=ttyS1 panic=-1 quiet memhp_default_state=online_movable "
               f"{config.cmdline_extra}").strip()
     argv = [
-        qemu, "-machine", f"pc,accel={accel}", "-cpu", "Nehalem", "-smp", str(config.cpus),
+        qemu, "-name", config.name, "-machine", f"pc,accel={accel}", "-cpu", "Nehalem",
+        "-smp", str(config.cpus),
         "-m", f"{config.boot_mib}M,slots={config.slots},maxmem={config.maxmem_mib}M",
         "-nodefaults", "-display", "none", "-no-reboot", "-monitor", "none",
         "-chardev", f"socket,id=con0,path={state_dir / 'console.sock'},server=on,wait=off",
@@ -381,12 +454,40 @@ def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel:
         argv += ["-object", f"memory-backend-ram,id={dimm.memdev},size={dimm.size_mib}M",
                  "-device", f"pc-dimm,id={dimm.id},memdev={dimm.memdev},slot={dimm.slot}"]
     argv += network_argv(config, state_dir)
+    if config.guest_agent:
+        argv += ["-device", "virtio-serial-pci,id=vser0",
+                 "-chardev", f"socket,id=qga0,path={state_dir / 'qga.sock'},server=on,wait=off",
+                 "-device", f"virtserialport,bus=vser0.0,chardev=qga0,name={GUEST_AGENT_PORT}"]
     if config.virtio_mem_mib:
         argv += ["-object", f"memory-backend-ram,id=mem-{VIRTIO_MEM_ID},"
                             f"size={config.virtio_mem_mib}M",
                  "-device", f"virtio-mem-pci,id={VIRTIO_MEM_ID},memdev=mem-{VIRTIO_MEM_ID},"
                             "node=0,requested-size=0"]
     return argv
+
+
+def guest_agent_call(socket_path: Path, command: str, arguments: dict[str, object] | None = None,
+                     timeout: float = 10.0) -> object:
+    """One qemu-ga command over its host socket, after a ``guest-sync`` (which drops
+    anything a previous client left in the channel); its ``return`` value."""
+    import random
+    import socket
+
+    token = random.randrange(1 << 30)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(socket_path))
+        reader = sock.makefile("rb")
+        sock.sendall(json.dumps({"execute": "guest-sync", "arguments": {"id": token}}).encode()
+                     + b"\n")
+        while json.loads(reader.readline() or b"{}").get("return") != token:
+            pass
+        request = {"execute": command, **({"arguments": arguments} if arguments else {})}
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        reply = json.loads(reader.readline() or b"{}")
+    if "return" not in reply:
+        raise LabError(f"qemu-ga {command}: {reply.get('error', reply)}")
+    return reply["return"]
 
 
 def forward_file(state_dir: Path, guest_port: int) -> Path:

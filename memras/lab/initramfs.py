@@ -41,6 +41,8 @@ BOOT_MODULES = ("virtio_pci", "9pnet_virtio", "9p")
 NET_MODULES = ("virtio_net",)
 TEST_MODULES = ("mce_inject", "hwpoison_inject", "notifier_error_inject",
                 "memory_notifier_error_inject", "virtio_mem")
+# A guest with a QEMU guest agent channel (LabConfig.guest_agent): virtio-serial ports.
+AGENT_MODULES = ("virtio_console",)
 
 TMPFS_PATHS = ("/tmp", "/run", "/var/lib", "/var/tmp", "/var/log")
 READY_BANNER = "MEMRAS-LAB-READY"
@@ -110,11 +112,13 @@ def init_script(keep: Sequence[Path]) -> str:
             .replace("GUEST_IP", GUEST_IP))
 
 
-def ensure_initramfs(kernel: Kernel, cache: Path, keep: Sequence[Path]) -> Path:
-    """A cached ``initrd-<hash>.gz`` for this kernel and these kept paths."""
+def ensure_initramfs(kernel: Kernel, cache: Path, keep: Sequence[Path],
+                     extra_modules: Sequence[str] = ()) -> Path:
+    """A cached ``initrd-<hash>.gz`` for this kernel, these kept paths and extra modules."""
     if not BUSYBOX.is_file():
         raise LabError(f"{BUSYBOX} not found", hint=BUSYBOX_HINT)
-    modules = load_order((*BOOT_MODULES, *NET_MODULES, *TEST_MODULES), module_index(kernel))
+    modules = load_order((*BOOT_MODULES, *NET_MODULES, *TEST_MODULES, *extra_modules),
+                         module_index(kernel))
     script = init_script(keep)
     digest = _digest(kernel, modules, script)
     target = cache / "initramfs" / f"initrd-{kernel.version}-{digest}.gz"

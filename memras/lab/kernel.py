@@ -104,6 +104,34 @@ def ensure_kernel(cache: Path | None = None, progress: Progress = _quiet) -> Ker
     return kernel
 
 
+GUEST_AGENT_PACKAGE = "qemu-guest-agent"
+GUEST_AGENT = "usr/sbin/qemu-ga"
+
+
+def ensure_guest_agent(cache: Path | None = None, progress: Progress = _quiet) -> Path:
+    """A ``qemu-ga`` binary the guest can run: the host's own, else Debian's, unpacked.
+
+    The guest runs this host's userland (9p), so the host's ``/usr/sbin/qemu-ga`` is
+    used when installed. Otherwise ``qemu-guest-agent`` is fetched as the kernel is
+    (``apt-get download`` + ``dpkg -x`` into the cache, never installed); its
+    libraries (glib, libnuma, liburing, libudev) are the ones qemu-system-x86 already
+    needs on the host, so the unpacked binary runs in the guest's chroot as is.
+    """
+    installed = Path("/") / GUEST_AGENT
+    if installed.is_file():
+        return installed
+    cache = cache or cache_dir()
+    for root in sorted((cache / "guest-agent").glob("*"), reverse=True):
+        if (root / GUEST_AGENT).is_file():
+            return root / GUEST_AGENT
+    deb = _download(GUEST_AGENT_PACKAGE, cache / "debs", progress, "about 1 MB")
+    root = cache / "guest-agent" / re.sub(r"[^\w.+-]", "_", deb.stem)  # no ':' or '%'
+    _unpack(deb, root, progress)
+    if not (root / GUEST_AGENT).is_file():
+        raise LabError(f"{deb.name} holds no {GUEST_AGENT}", hint=f"delete {deb} and rerun")
+    return root / GUEST_AGENT
+
+
 def _newest_cached(cache: Path) -> Kernel | None:
     kernels = sorted((cache / "kernels").glob("*-amd64"))
     for root in reversed(kernels):
@@ -113,13 +141,14 @@ def _newest_cached(cache: Path) -> Kernel | None:
     return None
 
 
-def _download(package: str, debs: Path, progress: Progress) -> Path:
+def _download(package: str, debs: Path, progress: Progress, size: str = "about 70 MB"
+              ) -> Path:
     existing = sorted(debs.glob(f"{package}_*.deb"))
     if existing:
         return existing[-1]
     _require_tool("apt-get", "apt-get install apt")
     debs.mkdir(parents=True, exist_ok=True)
-    progress(f"downloading {package} (about 70 MB)")
+    progress(f"downloading {package} ({size})")
     with tempfile.TemporaryDirectory(dir=debs, prefix=".download-") as tmp:
         _run(["apt-get", "download", "-q", package], "apt-get download", cwd=tmp)
         got = sorted(Path(tmp).glob(f"{package}_*.deb"))
