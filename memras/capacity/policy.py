@@ -24,8 +24,11 @@ Why not the obvious alternative (online on every dip, offline on every recovery)
 an offline migrates every page of the standby memory (about 0.6 s per 128 MiB block
 under TCG, hotplug-and-qemu §1), so flapping would cost more than the memory saves.
 
-Cost: one read of /proc/meminfo and /proc/pressure/memory per tick; block writes
-only on a transition (through :mod:`memras.capacity.chmem`, audited and alerted).
+Cost: one read of /proc/meminfo, /proc/pressure/memory and the memory blocks every
+``interval_s`` (the watcher calls :meth:`CapacityPolicy.tick` on every loop, about
+once a second and more often while events arrive; ticks within ``interval_s`` of the
+last sample return at once); block writes only on a transition (through
+:mod:`memras.capacity.chmem`, audited and alerted).
 """
 
 from __future__ import annotations
@@ -257,6 +260,7 @@ class CapacityPolicy:
         self.state: PolicyState | None = None
         self.blocks: tuple[int, ...] = ()
         self.last_action: Action | None = None
+        self.sampled_at: float | None = None
 
     def standby_blocks(self, host: Any) -> tuple[int, ...]:
         """The configured blocks; a size is resolved once to the highest Movable blocks."""
@@ -282,7 +286,11 @@ class CapacityPolicy:
                       len(online) * host.memory.block_size())
 
     def tick(self, host: Any, now: float) -> Action:
-        """One sample, one decision, at most one move."""
+        """One sample, one decision, at most one move; nothing within ``interval_s``."""
+        if self.sampled_at is not None and self.state is not None and \
+                now - self.sampled_at < self.config.interval_s:
+            return Action(Move.NONE, "not sampled: within interval_s", self.state)
+        self.sampled_at = now
         sample = self.sample(host, now)
         if self.state is None:
             mode = Mode.ACTIVE if sample.standby_online_bytes else Mode.STANDBY

@@ -159,7 +159,7 @@ def test_runner_gives_back_and_takes_standby_memory(tmp_path: Path) -> None:
     host = profiles.create("qemu-guest", tmp_path / "root").host()
     config = load_policy_config({"standby_blocks": "36-39", "on_available_below": "256M",
                                  "off_available_above": "512M", "hold_s": 10,
-                                 "min_dwell_s": 5})
+                                 "min_dwell_s": 5, "interval_s": 1})
     recorder = Recorder()
     policy = CapacityPolicy(config, recorder, retry=RetryPolicy(max_attempts=1))
     set_psi(host, 0.0)
@@ -180,7 +180,7 @@ def test_runner_failed_offline_keeps_memory_and_backs_off(tmp_path: Path) -> Non
     actions.set_unmovable(host.root, 39)
     config = load_policy_config({"standby_blocks": "38-39", "on_available_below": "256M",
                                  "off_available_above": "512M", "hold_s": 10,
-                                 "min_dwell_s": 30})
+                                 "min_dwell_s": 30, "interval_s": 1})
     recorder = Recorder()
     policy = CapacityPolicy(config, recorder, retry=RetryPolicy(max_attempts=1))
     set_psi(host, 0.0)
@@ -189,3 +189,18 @@ def test_runner_failed_offline_keeps_memory_and_backs_off(tmp_path: Path) -> Non
     assert policy.state is not None and policy.state.mode == Mode.ACTIVE  # partial: still active
     assert recorder.entries[1][1]["exit_status"] == 64
     assert policy.tick(host, 25).move == Move.NONE  # dwell after the failed attempt
+
+
+def test_runner_samples_once_per_interval(tmp_path: Path) -> None:
+    """The watcher ticks about once a second; the policy samples every interval_s only."""
+    host = profiles.create("qemu-guest", tmp_path / "root").host()
+    config = load_policy_config({"standby_blocks": "38-39", "on_available_below": "256M",
+                                 "off_available_above": "512M", "hold_s": 10,
+                                 "min_dwell_s": 5, "interval_s": 5})
+    policy = CapacityPolicy(config, Recorder(), retry=RetryPolicy(max_attempts=1))
+    set_psi(host, 0.0)
+    policy.tick(host, 0)
+    assert policy.tick(host, 4).reason == "not sampled: within interval_s"
+    assert policy.tick(host, 5).move == Move.NONE  # sampled: low for 5 s of 10
+    assert policy.tick(host, 9).reason == "not sampled: within interval_s"
+    assert policy.tick(host, 10).move == Move.OFFLINE
