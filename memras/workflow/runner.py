@@ -12,7 +12,8 @@ Drive it step by step (the TUI wizard) or to the end (``memras replace``)::
 Persistence: before a step's action the row's ``current_step`` is set; after it, the
 new ``state`` is written and ``current_step`` cleared. A step interrupted by a crash is
 therefore re-run on resume, and every action is idempotent against the machine. Block
-rows are written before (``offlining``) and after (``offline``) each kernel write.
+rows are committed ``offlining`` before each kernel write and get the result after it
+(offline: one transaction per block, see :mod:`memras.workflow.journal`).
 
 For the crash tests, ``MEMRAS_TEST_CRASH_AT=<point>`` makes the process ``os._exit(137)``
 at that point (``step:NAME:before|after``, ``block:N:offline:before|after``…) and
@@ -33,8 +34,10 @@ from sqlalchemy import select
 
 from memras.audit.service import Actor, AuditTrail, store_session
 from memras.errors import MemrasError, WorkflowError
+from memras.host.memory_blocks import MEMORY_DIR
 from memras.workflow import lock
 from memras.workflow.backends import Backend, BackendContext, Target, load_backend
+from memras.workflow.journal import block_journal
 from memras.workflow.models import ReplacementBlockRow, ReplacementRow
 from memras.workflow.offline import BlockResult, Progress, RetryPolicy, run_blocks
 from memras.workflow.states import HAPPY_PATH, Event, State, Step, advance, step_named
@@ -474,22 +477,32 @@ def _known_bad_pages(store, start: int, size: int) -> set[int]:
 
 
 def _offline_blocks(rep: Replacement) -> dict[str, Any]:
+    """Each block's row is committed ``offlining`` before its kernel write (see
+    :mod:`memras.workflow.journal` for how that stays cheap and why it is durable)."""
     blocks = [b.block for b in rep.blocks("old")]
+    with block_journal(rep.store, rep.id, "old") as journal:
 
-    def before(block: int) -> None:
-        rep._set_block("old", block, "offlining")
-        crash_point(f"block:{block}:offline:before")
+        def before(block: int) -> None:
+            journal.before(block, "offlining")
+            crash_point(f"block:{block}:offline:before")
 
-    def after(result: BlockResult) -> None:
-        crash_point(f"block:{result.block}:offline:after")
-        status = "offline" if result.ok else rep.host.memory.read(result.block).state
-        rep._set_block("old", result.block, status, attempts=result.attempts,
-                       error=result.error)
+        def after(result: BlockResult) -> None:
+            crash_point(f"block:{result.block}:offline:after")
+            if result.ok:  # recorded with the next block's "offlining", or at the end
+                journal.after(result.block, "offline", attempts=result.attempts)
+                return
+            journal.after(result.block, _block_state(rep, result.block),
+                          attempts=result.attempts, error=result.error, defer=False)
 
-    batch = run_blocks(rep.host, blocks, "offline", step="offline_blocks",
-                       policy=rep.options.retry_policy(), cancel=rep.cancel, before=before,
-                       after=after, progress=rep.progress,
-                       skip=lambda b: _already(rep, "old", b, "offline"))
+        def skip(block: int) -> bool:
+            if _block_state(rep, block) != "offline":
+                return False
+            journal.after(block, "offline", defer=False)  # already done (a resume)
+            return True
+
+        batch = run_blocks(rep.host, blocks, "offline", step="offline_blocks",
+                           policy=rep.options.retry_policy(), cancel=rep.cancel,
+                           before=before, after=after, progress=rep.progress, skip=skip)
     data = {"blocks": [asdict(r) for r in batch.results]}
     if batch.cancelled:
         raise StepFailed("offlining cancelled by the operator", data=data)
@@ -498,6 +511,11 @@ def _offline_blocks(rep: Replacement) -> dict[str, Any]:
         raise StepFailed(f"memory{bad.block} could not be taken offline after "
                          f"{bad.attempts} attempts: {bad.error}", data=data)
     return {"message": f"{len(blocks)} blocks offline", **data}
+
+
+def _block_state(rep: Replacement, block: int) -> str:
+    """The kernel's ``state`` of one block: one sysfs read (``read()`` makes five)."""
+    return rep.host.memory.fs.read(f"{MEMORY_DIR}/memory{block}/state", default="unknown")
 
 
 def _already(rep: Replacement, role: str, block: int, state: str) -> bool:
