@@ -2,24 +2,35 @@
 
 Why not ``conn.execute(table.insert(), list_of_dicts)``: SQLAlchemy then builds and
 processes a parameter dict per row, which cost more than SQLite's own insert. Here the
-statements are compiled ONCE for the connection's dialect (so the SQL and its
-paramstyle stay portable: qmark on SQLite, named on PostgreSQL), rows are plain
+statements are compiled with SQLAlchemy for the connection's dialect (so the SQL and
+its paramstyle stay portable: qmark on SQLite, named on PostgreSQL), rows are plain
 tuples in the compiled column order, the dialect's own bind processors are applied
 only to the columns that have one (DateTime on SQLite), and the batch goes to the
 driver's ``executemany`` in one call.
+
+Why a row leaves out its NULL columns: Python's sqlite3 binds a None through its
+adapter registry (a tuple built, a dict probed, two attribute look-ups), ~375 ns a
+parameter against ~90 for an int; an mc_event's memras_error row had about fifteen
+of them (the location fields a driver does not decode). A row is therefore a *shape*
+(the names of its non-NULL columns) plus the values; the shape's INSERT is compiled
+once and cached, and consecutive rows of one shape (a storm's are all alike) go to
+one ``executemany``, in order. Omitted columns have no default on the database side,
+so they are NULL exactly as before, on every dialect.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import compress
+from operator import is_not, itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy.engine import Dialect
 
-from memras.records import MemoryFailureEvent, Record
+from memras.records import DimmLocation, MemoryFailureEvent, Record
 from memras.store import rasdaemon_schema as rs
 from memras.store.models import ErrorCountRow, ErrorRow
 from memras.store.results import MEMORY_FAILURE_TYPE
@@ -27,48 +38,207 @@ from memras.store.results import MEMORY_FAILURE_TYPE
 LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_group", "bank",
                    "row", "column", "device", "label", "top_layer", "middle_layer",
                    "lower_layer")
-# memras_error columns written by the hot path, in the order error_row() builds them.
-ERROR_COLUMNS = (
-    "time", "uptime", "source", "type", "count", "address", "page", "normalized_address",
-    "grain_bits", "syndrome", *LOCATION_FIELDS, "message", "driver", "driver_detail",
-    "dimm_id", "dedup_key", "identity", "raw", "rasdaemon_table", "rasdaemon_id",
-)
-_MC, _TOP, _MID, _LOW = (ERROR_COLUMNS.index(n) for n in
-                         ("mc", "top_layer", "middle_layer", "lower_layer"))
-_TYPE, _LABEL, _COUNT = (ERROR_COLUMNS.index(n) for n in ("type", "label", "count"))
-_EMPTY_LOCATION = (None,) * len(LOCATION_FIELDS)
+# memras_error's written columns in the table's order, in the three runs a row is
+# built from: before the location, the location, after it. dimm_id is never written
+# here (the health engine fills it), so it is always left out.
+FIRST_COLUMNS = ("time", "uptime", "source", "type", "count", "address", "page",
+                 "normalized_address", "grain_bits", "syndrome")
+LAST_COLUMNS = ("message", "driver", "driver_detail", "dedup_key", "identity", "raw",
+                "rasdaemon_table", "rasdaemon_id")
+ERROR_COLUMNS = (*FIRST_COLUMNS, *LOCATION_FIELDS, *LAST_COLUMNS)
+_NONES = (None,) * len(LOCATION_FIELDS)
+
+Shape = tuple[str, ...]  # names of a row's columns, in its values' order
+CountKey = tuple[str, str, int, int, int, int]
 
 
-def error_row(key: str, identity: str, record: Record, when_utc_naive: datetime,
-              link: tuple[str, int] | None) -> tuple[Any, ...]:
-    """The memras_error values of one record, in ERROR_COLUMNS order."""
-    table, row_id = link if link else (None, None)
+class _LocationParts:
+    """What rows need of a DimmLocation, computed once per location object: the
+    parsers hand out one cached location per DIMM, so a storm's records share a few.
+    Keyed by ``id()`` with the object kept alive in the entry (an id is not reused while
+    its object lives); bounded, cleared when full."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Any, ...]] = {}
+
+    def get(self, loc: DimmLocation) -> tuple[Any, ...]:
+        """(loc, its non-NULL memras_error column names, their values, the count key's
+        label/mc/layers part, mc_event's label/mc/layers values)."""
+        entry = self._by_id.get(id(loc))
+        if entry is None or entry[0] is not loc:
+            values = (loc.socket, loc.mc, loc.channel, loc.slot, loc.csrow, loc.rank,
+                      loc.bank_group, loc.bank, loc.row, loc.column, loc.device, loc.label,
+                      loc.top_layer, loc.middle_layer, loc.lower_layer)
+            present = tuple(map(is_not, values, _NONES))
+            layers = (rs.layer(loc.mc), rs.layer(loc.top_layer), rs.layer(loc.middle_layer),
+                      rs.layer(loc.lower_layer))
+            entry = (loc, tuple(compress(LOCATION_FIELDS, present)),
+                     tuple(compress(values, present)), (loc.label or "", *layers),
+                     (loc.label, *layers))
+            if len(self._by_id) >= self.MAX:
+                self._by_id.clear()
+            self._by_id[id(loc)] = entry
+        return entry
+
+
+_EMPTY_LOCATION_COUNT = ("", -1, -1, -1, -1)
+_I64 = 1 << 63
+
+
+_MC_EVENT_ONLY = ("mc_event",)  # returned as this object: the builder tests identity
+
+
+def rasdaemon_tables(record: Record) -> tuple[str, ...]:
+    """The rasdaemon tables a record belongs in; the first one is linked from memras_error.
+
+    An error that an EDAC driver decoded (a label or layers) is an ``mc_event``, as
+    rasdaemon stores the ras:mc_event for it; when the same fault's machine-check
+    registers came with it (sb_edac/skx log blocks), rasdaemon also has its
+    ``mce_record``. Writing only the latter left ras-mc-ctl without label or location.
+    """
     if isinstance(record, MemoryFailureEvent):
-        return (when_utc_naive, record.uptime_s, str(record.source), MEMORY_FAILURE_TYPE, 1,
-                rs.as_int64(record.pfn << 12), record.pfn, None, None, None,
-                *_EMPTY_LOCATION, f"{record.page_type}: {record.action_result}", "", "",
-                None, key, identity, record.raw, table, row_id)
+        return ("memory_failure_event",)
+    if record.mce is None:
+        return _MC_EVENT_ONLY
     loc = record.location
-    address = record.address
-    return (
-        when_utc_naive, record.uptime_s, str(record.source), str(record.error_type),
-        record.count, rs.as_int64(address), None if address is None else address >> 12,
-        rs.as_int64(record.normalized_address), record.grain_bits, rs.as_int64(record.syndrome),
-        loc.socket, loc.mc, loc.channel, loc.slot, loc.csrow, loc.rank, loc.bank_group,
-        loc.bank, loc.row, loc.column, loc.device, loc.label, loc.top_layer,
-        loc.middle_layer, loc.lower_layer, record.message, record.driver,
-        record.driver_detail, None, key, identity, record.raw, table, row_id,
-    )
+    if loc.label or loc.top_layer is not None:
+        return ("mc_event", "mce_record")
+    return ("mce_record",)
 
 
-def count_key(row: Sequence[Any]) -> tuple[str, str, int, int, int, int]:
-    """The memras_error_count key of a row: NULLs as '' / -1 (see models.py)."""
-    return (row[_TYPE], row[_LABEL] or "", rs.layer(row[_MC]), rs.layer(row[_TOP]),
-            rs.layer(row[_MID]), rs.layer(row[_LOW]))
+ROW_BUILDERS: dict[str, tuple[Callable[..., tuple], list[str]]] = {
+    "mc_event": (rs.mc_event_row, rs.MC_EVENT_COLUMNS),
+    "mce_record": (rs.mce_record_row, rs.MCE_RECORD_COLUMNS),
+    "memory_failure_event": (rs.memory_failure_row, rs.MEMORY_FAILURE_COLUMNS),
+}
 
 
-def row_count(row: Sequence[Any]) -> int:
-    return row[_COUNT]
+@dataclass
+class ErrorRows:
+    """The rows of one batch: memras_error's as (shape, values) pairs in record order,
+    the rasdaemon mirror's per table (rasdaemon column order, ids allocated), and the
+    per-DIMM count deltas for memras_error_count."""
+
+    rows: list[tuple[Shape, tuple[Any, ...]]] = field(default_factory=list)
+    rasdaemon: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    counts: dict[CountKey, list[int]] = field(default_factory=dict)
+
+
+class RowBuilder:
+    """Builds a batch's rows in one pass per record; holds the per-location and
+    per-shape caches. Values both tables need (type text, int64 address/syndrome, the
+    location's layers) are computed once for both."""
+
+    def __init__(self) -> None:
+        self._locations = _LocationParts()
+        self._shapes: dict[tuple[int, Shape], tuple[Shape, Any, Any]] = {}
+        self._stamps = rs.LocalTimestamps()
+
+    def build(self, batch: list[tuple[str, str, Record, datetime]], *,
+              time_processor: Callable[[Any], Any] | None = None,
+              uptime_processor: Callable[[Any], Any] | None = None,
+              first_id: Callable[[str], int] | None = None) -> ErrorRows:
+        """Rows for (key, identity, record, aware UTC time) items. With ``first_id``
+        (table -> the first free rasdaemon row id) the rasdaemon mirror is built too."""
+        out = ErrorRows()
+        rows, counts, mirror = out.rows, out.counts, out.rasdaemon
+        shapes = self._shapes
+        location_parts = self._locations.get
+        stamp = self._stamps.format
+        next_ids: dict[str, int] = {}
+        for key, identity, record, when in batch:
+            t = when.replace(tzinfo=None)
+            if time_processor is not None:
+                t = time_processor(t)
+            uptime = record.uptime_s
+            if uptime_processor is not None and uptime is not None:
+                uptime = uptime_processor(uptime)
+            link_table = row_id = None
+            tables: tuple[str, ...] = ()
+            if first_id is not None:
+                tables = rasdaemon_tables(record)
+                link_table = tables[0]
+                for table in tables:
+                    rid = next_ids.get(table)
+                    if rid is None:
+                        rid = first_id(table)
+                    next_ids[table] = rid + 1
+                    if table is link_table:
+                        row_id = rid
+                    if table == "mc_event" and tables is _MC_EVENT_ONLY:
+                        continue  # built below from the values memras_error needs too
+                    builder, _ = ROW_BUILDERS[table]
+                    mirror.setdefault(table, []).append(builder(rid, stamp(when), record))
+            if type(record) is MemoryFailureEvent:
+                type_ = MEMORY_FAILURE_TYPE
+                count = 1
+                source = str(record.source)
+                a64 = rs.as_int64(record.pfn << 12)
+                values = (t, uptime, source, type_, 1, a64, record.pfn)
+                mask = (uptime is None) | 0b11100  # no normalized address, grain, syndrome
+                tail = (f"{record.page_type}: {record.action_result}", "", "", key, identity,
+                        record.raw)
+                loc_names, loc_values, counted = (), (), _EMPTY_LOCATION_COUNT
+            else:
+                type_ = str(record.error_type)
+                count = record.count
+                address = record.address
+                norm = record.normalized_address
+                grain = record.grain_bits
+                synd = record.syndrome
+                a64 = address if address is None or 0 <= address < _I64 else rs.as_int64(address)
+                s64 = synd if synd is None or 0 <= synd < _I64 else rs.as_int64(synd)
+                values = (t, uptime, str(record.source), type_, count, a64,
+                          None if address is None else address >> 12,
+                          norm if norm is None else rs.as_int64(norm), grain, s64)
+                mask = ((uptime is None) | (address is None) << 1 | (norm is None) << 2
+                        | (grain is None) << 3 | (synd is None) << 4)
+                tail = (record.message, record.driver, record.driver_detail, key, identity,
+                        record.raw)
+                _, loc_names, loc_values, counted, mc_part = location_parts(record.location)
+                if link_table == "mc_event" and tables is _MC_EVENT_ONLY:
+                    mirror.setdefault("mc_event", []).append(
+                        (row_id, stamp(when), count, type_, record.message, *mc_part, a64,
+                         grain, s64, record.driver_detail))
+            if row_id is None:
+                mask |= 0b100000
+            entry = shapes.get((mask, loc_names))
+            if entry is None:
+                entry = self._shape(mask, loc_names)
+            shape, pick_first, pick_last = entry
+            if row_id is None:
+                rows.append((shape, pick_first(values) + loc_values + tail))
+            else:
+                rows.append((shape, pick_first(values) + loc_values + tail
+                             + (link_table, row_id)))
+            acc = counts.get(ck := (type_, *counted))
+            if acc is None:
+                acc = counts[ck] = [0, 0]
+            acc[0] += 1
+            acc[1] += count
+        return out
+
+    def _shape(self, mask: int, loc_names: Shape) -> tuple[Shape, Any, Any]:
+        """The column names of rows whose optional values are NULL per ``mask`` (bit i:
+        the i-th of uptime, address+page, normalized_address, grain_bits, syndrome, the
+        rasdaemon link), and a picker of the non-NULL leading values."""
+        optional = [("uptime",), ("address", "page"), ("normalized_address",),
+                    ("grain_bits",), ("syndrome",)]
+        first = ["time", "uptime", "source", "type", "count", "address", "page",
+                 "normalized_address", "grain_bits", "syndrome"]
+        for bit, names in enumerate(optional):
+            if mask >> bit & 1:
+                first = [n for n in first if n not in names]
+        last = ["message", "driver", "driver_detail", "dedup_key", "identity", "raw"]
+        if not mask >> 5 & 1:
+            last += ["rasdaemon_table", "rasdaemon_id"]
+        indexes = [FIRST_COLUMNS.index(n) for n in first]
+        pick = itemgetter(*indexes)
+        entry = ((*first, *loc_names, *last), pick, None)
+        self._shapes[(mask, loc_names)] = entry
+        return entry
 
 
 def _isoformat_us(value: datetime | None) -> str | None:
@@ -91,46 +261,80 @@ def _faster_equivalent(proc: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 @dataclass
-class FastStatements:
-    """memras_error's insert and dedup lookup, compiled once for one dialect."""
+class _InsertShape:
+    sql: str
+    processors: list[tuple[int, Callable[[Any], Any]]]  # (index in the shape, processor)
+    order: Callable[[Any], tuple[Any, ...]] | None  # shape order -> the SQL's bind order
 
-    insert_sql: str
-    positional: bool
-    processors: list[tuple[int, Callable[[Any], Any]]]
-    lookup_sql: dict[int, str]
+
+@dataclass
+class FastStatements:
+    """memras_error's inserts and dedup lookup, compiled once per shape for one dialect."""
+
     dialect: Dialect
+    positional: bool
+    processors: dict[str, Callable[[Any], Any]]  # column name -> bind processor
+    time_processor: Callable[[Any], Any] | None
+    uptime_processor: Callable[[Any], Any] | None
+    lookup_sql: dict[int, str] = field(default_factory=dict)
+    inserts: dict[Shape, _InsertShape] = field(default_factory=dict)
     _bump: _CountStatements | None = None
 
     @classmethod
     def for_dialect(cls, dialect: Dialect) -> FastStatements:
         table = ErrorRow.__table__
-        compiled = table.insert().compile(dialect=dialect, column_keys=list(ERROR_COLUMNS))
-        positional = bool(compiled.positional)
-        if positional:  # we build tuples in ERROR_COLUMNS order; the SQL must agree
-            assert tuple(compiled.positiontup or ()) == ERROR_COLUMNS
-        processors = []
-        for i, name in enumerate(ERROR_COLUMNS):
+        processors = {}
+        for name in ERROR_COLUMNS:
             proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
-                processors.append((i, _faster_equivalent(proc)))
-        return cls(str(compiled), positional, processors, {}, dialect)
+                processors[name] = _faster_equivalent(proc)
+        # The time and uptime processors (SQLite: datetime -> text, float()) are applied
+        # as rows are built, saving a copy of every row; any other column's run per shape.
+        time_processor = processors.pop("time", None)
+        uptime_processor = processors.pop("uptime", None)
+        return cls(dialect, bool(dialect.positional), processors, time_processor,
+                   uptime_processor)
 
-    def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
-        if self.processors:
-            processors = self.processors
-            converted: list[Any] = []
-            for row in rows:
-                values = list(row)
-                for i, proc in processors:
-                    values[i] = proc(values[i])
-                converted.append(tuple(values))
-            rows = converted
-        if self.positional:
-            return rows
-        return [dict(zip(ERROR_COLUMNS, row, strict=True)) for row in rows]
+    def _shape(self, shape: Shape) -> _InsertShape:
+        compiled = ErrorRow.__table__.insert().compile(dialect=self.dialect,
+                                                       column_keys=list(shape))
+        order = None
+        if self.positional:  # values are built in table order, as SQLAlchemy renders it
+            names = tuple(compiled.positiontup or ())
+            if names != shape:
+                order = itemgetter(*(shape.index(n) for n in names))
+        procs = [(i, self.processors[n]) for i, n in enumerate(shape) if n in self.processors]
+        made = self.inserts[shape] = _InsertShape(str(compiled), procs, order)
+        return made
 
-    def insert(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        conn.exec_driver_sql(self.insert_sql, self.params(rows))
+    def insert(self, conn: Connection, rows: list[tuple[Shape, tuple[Any, ...]]]) -> None:
+        """Insert rows in order: one executemany per run of consecutive same-shape rows."""
+        start = 0
+        n = len(rows)
+        while start < n:
+            shape = rows[start][0]
+            end = start + 1
+            while end < n and rows[end][0] is shape:
+                end += 1
+            self._insert_run(conn, shape, [values for _, values in rows[start:end]])
+            start = end
+
+    def _insert_run(self, conn: Connection, shape: Shape, values: list[tuple[Any, ...]]) -> None:
+        stmt = self.inserts.get(shape) or self._shape(shape)
+        if stmt.processors:
+            converted = []
+            for row in values:
+                row = list(row)
+                for i, proc in stmt.processors:
+                    row[i] = proc(row[i])
+                converted.append(tuple(row))
+            values = converted
+        params: Any
+        if not self.positional:
+            params = [dict(zip(shape, row, strict=True)) for row in values]
+        else:
+            params = values if stmt.order is None else [stmt.order(row) for row in values]
+        conn.exec_driver_sql(stmt.sql, params)
 
     def known_keys(self, conn: Connection, keys: list[str]) -> list[tuple[str, str, str]]:
         """(dedup_key, source, identity) of stored rows with one of ``keys`` (index lookups).

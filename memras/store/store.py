@@ -48,7 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memras.errors import StoreError
-from memras.records import DimmLocation, MemoryFailureEvent, Record
+from memras.records import DimmLocation, Record
 from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
 from memras.store.migrations import migrate
@@ -65,13 +65,7 @@ from memras.store.results import (
     StoredError,
     Summary,
 )
-from memras.store.rows import (
-    LOCATION_FIELDS,
-    FastStatements,
-    count_key,
-    error_row,
-    row_count,
-)
+from memras.store.rows import LOCATION_FIELDS, ROW_BUILDERS, FastStatements, RowBuilder
 
 # Other areas declare their tables on the shared Base in these modules; Store.open
 # imports whichever exist so that one create_all makes every table.
@@ -91,6 +85,12 @@ def _default_keys_fn() -> KeysFn:
     from memras.ingest.parsers.dedup import dedup_keys  # the parsers own the key's meaning
 
     return dedup_keys
+
+
+def _default_parts_fn() -> Callable[[Record], tuple[str, int] | None]:
+    from memras.ingest.parsers.dedup import dedup_key_parts
+
+    return dedup_key_parts
 
 
 def _digest(text: str) -> str:
@@ -190,6 +190,8 @@ class Store:
             None if key_fn is None else (lambda record: (key_fn(record), None)))
         self.mirrors_rasdaemon = engine.dialect.name == "sqlite"
         self._statements: FastStatements | None = None
+        self._default_keys = key_fn is None
+        self._rows = RowBuilder()  # its caches are bounded and kept across batches
 
     # ---- opening ----------------------------------------------------------------
 
@@ -289,8 +291,13 @@ class Store:
         if self._keys_fn is None:
             self._keys_fn = _default_keys_fn()
         keys_fn = self._keys_fn
+        # The parsers' own keys: their text is built directly (dedup_key_parts), hashed
+        # once for the key and its previous-bucket twin. A custom key_fn, or a record
+        # the fast form does not cover, takes the generic path.
+        parts_fn = _default_parts_fn() if self._default_keys else None
         now = datetime.now(UTC)
         out = []
+        append = out.append
         for record in batch:
             when = record.timestamp
             if when is None:
@@ -300,27 +307,44 @@ class Store:
                     when = now
             if when.tzinfo is not UTC:
                 when = (when if when.tzinfo is not None else when.astimezone()).astimezone(UTC)
-            key, previous = _key_texts(*keys_fn(record))
-            out.append(_Prepared(key, previous, _identity(record), record, when))
+            parts = None if parts_fn is None else parts_fn(record)
+            if parts is not None:
+                digest = _digest(parts[0])
+                bucket = parts[1]
+                key = f"{bucket & _BUCKET_MASK:08x}{digest}"
+                previous: str | None = f"{(bucket - 1) & _BUCKET_MASK:08x}{digest}"
+            else:
+                key, previous = _key_texts(*keys_fn(record))
+            append(_Prepared(key, previous, _identity(record), record, when))
         return out
 
     def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
         """Keep a record unless it was read before (same source and raw under its key) or
         another source already reported the fault (its key or the previous bucket's)."""
         lookup = list({k for p in prepared for k in (p.key, p.previous) if k is not None})
-        # key -> (identities stored under it, sources that reported it): O(1) per record
-        # even when a stuck cell puts thousands of rows under one key.
-        seen: dict[str, tuple[set[str], set[str]]] = {}
+        # key -> what is stored under it (see _remember): O(1) per record even when a
+        # stuck cell puts thousands of rows under one key.
+        seen: dict[str, Any] = {}
         for start in range(0, len(lookup), KEY_CHUNK):
             for key, source, identity in self._fast(conn).known_keys(
                     conn, lookup[start:start + KEY_CHUNK]):
                 _remember(seen, key, source, identity)
         fresh = []
+        get = seen.get
         for p in prepared:
             source = str(p.record.source)
-            if (_seen_before(seen.get(p.key), source, p.identity)
+            entry = get(p.key)
+            if entry is None:
+                previous = p.previous
+                if (previous is not None and previous in seen
+                        and _seen_before(seen[previous], source, p.identity)):
+                    continue
+                seen[p.key] = (p.identity, source)  # _remember's first-row form, inline
+                fresh.append(p)
+                continue
+            if (_seen_before(entry, source, p.identity)
                     or (p.previous is not None
-                        and _seen_before(seen.get(p.previous), source, p.identity))):
+                        and _seen_before(get(p.previous), source, p.identity))):
                 continue
             fresh.append(p)
             _remember(seen, p.key, source, p.identity)
@@ -332,47 +356,25 @@ class Store:
         return self._statements
 
     def _insert(self, conn: Connection, fresh: list[_Prepared]) -> None:
-        links = self._write_rasdaemon_rows(conn, fresh) if self.mirrors_rasdaemon else {}
-        rows = [error_row(p.key, p.identity, p.record, p.when.replace(tzinfo=None), links.get(i))
-                for i, p in enumerate(fresh)]
-        self._fast(conn).insert(conn, rows)
-        self._bump_counts(conn, rows)
-
-    def _write_rasdaemon_rows(self, conn: Connection,
-                              fresh: list[_Prepared]) -> dict[int, tuple[str, int]]:
-        """The rasdaemon-format mirror; ids allocated under the write lock (BEGIN IMMEDIATE).
-
-        Returns {index in ``fresh``: (table, row id)}."""
-        by_table: dict[str, list[int]] = {}
-        primary: dict[int, str] = {}
-        for i, p in enumerate(fresh):
-            tables = _rasdaemon_tables(p.record)
-            primary[i] = tables[0]
-            for table in tables:
-                by_table.setdefault(table, []).append(i)
-        links: dict[int, tuple[str, int]] = {}
-        stamps = rs.LocalTimestamps()
-        for table, indexes in by_table.items():
-            next_id = (conn.exec_driver_sql(f"SELECT max(id) FROM {table}").scalar() or 0) + 1
-            builder, columns = _ROW_BUILDERS[table]
-            params = []
-            for row_id, i in enumerate(indexes, next_id):
-                params.append(builder(row_id, stamps.format(fresh[i].when), fresh[i].record))
-                if primary[i] == table:
-                    links[i] = (table, row_id)
-            conn.exec_driver_sql(rs.insert_sql(table, columns), params)
-        return links
-
-    def _bump_counts(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-        deltas: dict[tuple, list[int]] = {}
-        for r in rows:
-            acc = deltas.get(key := count_key(r))
-            if acc is None:
-                acc = deltas[key] = [0, 0]
-            acc[0] += 1
-            acc[1] += row_count(r)
+        """memras_error rows, the rasdaemon-format mirror (ids allocated under the write
+        lock: BEGIN IMMEDIATE) and the count bumps of one batch."""
         statements = self._fast(conn)
-        for key, (events, errors) in deltas.items():
+
+        def first_id(table: str) -> int:
+            return (conn.exec_driver_sql(f"SELECT max(id) FROM {table}").scalar() or 0) + 1
+
+        rows = self._rows.build([(p.key, p.identity, p.record, p.when) for p in fresh],
+                                time_processor=statements.time_processor,
+                                uptime_processor=statements.uptime_processor,
+                                first_id=first_id if self.mirrors_rasdaemon else None)
+        for table, params in rows.rasdaemon.items():
+            conn.exec_driver_sql(rs.insert_sql(table, ROW_BUILDERS[table][1]), params)
+        statements.insert(conn, rows.rows)
+        self._bump_counts(conn, rows.counts)
+
+    def _bump_counts(self, conn: Connection, counts: dict[tuple, list[int]]) -> None:
+        statements = self._fast(conn)
+        for key, (events, errors) in counts.items():
             statements.bump_count(conn, key, events, errors)
 
     # ---- cursors, gaps, skipped input ----------------------------------------------
@@ -479,46 +481,29 @@ class Store:
 
 # ---- helpers (module level: pure, no Store state) ---------------------------------
 
-def _remember(seen: dict[str, tuple[set[str], set[str]]], key: str, source: str,
-              identity: str) -> None:
+def _remember(seen: dict[str, Any], key: str, source: str, identity: str) -> None:
+    """Note a row under ``key``. The entry is ``(identity, source)`` for one row (a
+    storm's keys are almost all new: no sets built per record) and becomes a list of
+    two sets, identities and sources, from the second row on."""
     entry = seen.get(key)
     if entry is None:
-        entry = seen[key] = (set(), set())
-    entry[0].add(identity)
-    entry[1].add(source)
+        seen[key] = (identity, source)
+    elif type(entry) is tuple:
+        seen[key] = [{entry[0], identity}, {entry[1], source}]
+    else:
+        entry[0].add(identity)
+        entry[1].add(source)
 
 
-def _seen_before(entry: tuple[set[str], set[str]] | None, source: str, identity: str) -> bool:
+def _seen_before(entry: Any, source: str, identity: str) -> bool:
     """A stored row under the key is this record read again, or another source's report."""
     if entry is None:
         return False
+    if type(entry) is tuple:
+        return identity == entry[0] or source != entry[1]
     identities, sources = entry
     return identity in identities or len(sources) > 1 or source not in sources
 
-
-def _rasdaemon_tables(record: Record) -> tuple[str, ...]:
-    """The rasdaemon tables a record belongs in; the first one is linked from memras_error.
-
-    An error that an EDAC driver decoded (a label or layers) is an ``mc_event``, as
-    rasdaemon stores the ras:mc_event for it; when the same fault's machine-check
-    registers came with it (sb_edac/skx log blocks), rasdaemon also has its
-    ``mce_record``. Writing only the latter left ras-mc-ctl without label or location.
-    """
-    if isinstance(record, MemoryFailureEvent):
-        return ("memory_failure_event",)
-    if record.mce is None:
-        return ("mc_event",)
-    loc = record.location
-    if loc.label or loc.top_layer is not None:
-        return ("mc_event", "mce_record")
-    return ("mce_record",)
-
-
-_ROW_BUILDERS: dict[str, tuple[Callable[..., tuple], list[str]]] = {
-    "mc_event": (rs.mc_event_row, rs.MC_EVENT_COLUMNS),
-    "mce_record": (rs.mce_record_row, rs.MCE_RECORD_COLUMNS),
-    "memory_failure_event": (rs.memory_failure_row, rs.MEMORY_FAILURE_COLUMNS),
-}
 
 def _type_values(type: str | Iterable[str]) -> list[str]:
     return [type] if isinstance(type, str) else list(type)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from memras.records import MemoryErrorEvent, Record
+from memras.records import ErrorType, MemoryErrorEvent, MemoryFailureEvent, Record
 
 DEFAULT_WINDOW_S = 2.0
 Key = tuple[object, ...]
@@ -77,3 +77,29 @@ def dedup_keys(record: Record, *, window_s: float = DEFAULT_WINDOW_S) -> tuple[K
     if not isinstance(bucket, int):
         return key, None
     return key, (*key[:-1], bucket - 1)
+
+
+_UNCORRECTED = frozenset(t for t in ErrorType if t.is_uncorrected)
+
+
+def dedup_key_parts(record: Record, *, window_s: float = DEFAULT_WINDOW_S
+                    ) -> tuple[str, int] | None:
+    """``(repr(key[:-1]), key[-1])`` of :func:`dedup_key` for the common case, built
+    without the key tuple: a memory error with an address, or a memory failure, that has
+    an uptime. None for anything else (the caller then uses :func:`dedup_keys`).
+
+    The store hashes ``repr(key[:-1])`` and prefixes the bucket (memras.store); building
+    that text directly saves tuple building and a generic ``repr`` on the ingest hot
+    path. It must equal ``repr(dedup_key(record)[:-1])`` exactly (tested)."""
+    uptime = record.uptime_s
+    if uptime is None or not math.isfinite(uptime):
+        return None
+    if type(record) is MemoryErrorEvent:
+        address = record.address
+        if address is None:
+            return None
+        klass = "UE" if record.error_type in _UNCORRECTED else "CE"
+        return f"('mem', '{klass}', ('page', {address & ~0xFFF}))", int(uptime // window_s)
+    if type(record) is MemoryFailureEvent and type(record.pfn) is int:
+        return f"('mf', {record.pfn})", int(uptime // window_s)
+    return None

@@ -244,3 +244,75 @@ def test_real_dedup_keeps_second_faults_and_drops_other_sources(tmp_path: Path,
     again = store.add_events([trace, kmsg])
     assert (again.inserted, again.duplicates) == (0, 2)  # a re-read and a cross-source copy
     store.close()
+
+
+def test_rows_of_mixed_shapes_keep_nulls_values_and_order(tmp_path: Path) -> None:
+    """Rows leave their NULL columns out of the INSERT (see memras.store.rows): every
+    column must still read back exactly, NULLs as NULL, ids in record order."""
+    from memras.records import DimmLocation
+
+    store = Store.open(tmp_path / "shapes.db")
+    full = DimmLocation(socket=1, mc=2, channel=3, slot=0, csrow=4, rank=5, bank_group=6,
+                        bank=7, row=8, column=9, device=10, label="DIMM_A1", top_layer=0,
+                        middle_layer=1, lower_layer=2)
+    events = [
+        MemoryErrorEvent(ErrorType.CORRECTED, Source.TRACE, count=3, uptime_s=10.0,
+                         address=0xFFFF_0000_0000_1000, normalized_address=1 << 63,
+                         grain_bits=6, syndrome=0xFFFF_FFFF_FFFF_FFFF, message="m",
+                         driver="skx_edac", driver_detail="d", location=full, raw="a"),
+        MemoryErrorEvent(ErrorType.UNCORRECTED, Source.KMSG, timestamp=T0, raw="b"),
+        MemoryFailureEvent(pfn=0x1234, page_type="dirty LRU page", action_result="Recovered",
+                           source=Source.TRACE, uptime_s=11.0, raw="c"),
+        MemoryErrorEvent(ErrorType.CORRECTED, Source.TRACE, uptime_s=12.0, address=0x2000,
+                         location=DimmLocation(mc=0, top_layer=1), raw="d"),
+        MemoryErrorEvent(ErrorType.CORRECTED, Source.TRACE, count=3, uptime_s=13.0,
+                         address=0x3000, grain_bits=6, syndrome=1, location=full, raw="e"),
+    ]
+    assert store.add_events(events, boot_time=T0).inserted == 5
+    got = store.errors()
+    assert [e.raw for e in got] == ["b", "a", "c", "d", "e"]  # by time; b has T0 itself
+    with _db(store) as db:
+        assert [r[0] for r in db.execute("SELECT raw FROM memras_error ORDER BY id")] == \
+            list("abcde")
+        nulls = db.execute("SELECT uptime, address, page, normalized_address, grain_bits, "
+                           "syndrome, socket, label, top_layer, dimm_id FROM memras_error "
+                           "WHERE raw = 'b'").fetchone()
+        assert nulls == (None,) * 10
+        assert db.execute("SELECT typeof(uptime) FROM memras_error WHERE raw = 'a'"
+                          ).fetchone() == ("real",)
+    a, c, d = (next(e for e in got if e.raw == r) for r in "acd")
+    assert a.location == full and a.count == 3 and a.driver == "skx_edac"
+    assert (a.address, a.normalized_address, a.uptime) == (0xFFFF_0000_0000_1000, 1 << 63, 10.0)
+    assert a.page == 0xFFFF_0000_0000_1000 >> 12
+    assert a.rasdaemon_table == "mc_event" and a.message == "m" and a.driver_detail == "d"
+    assert (c.type, c.address, c.page, c.message) == (
+        MEMORY_FAILURE_TYPE, 0x1234 << 12, 0x1234, "dirty LRU page: Recovered")
+    assert c.rasdaemon_table == "memory_failure_event"
+    assert d.location.mc == 0 and d.location.label is None and d.location.socket is None
+    with _db(store) as db:
+        syndromes = [r[0] for r in db.execute("SELECT syndrome FROM mc_event ORDER BY id")]
+        assert syndromes == [-1, None, None, 1]  # u64 as int64, like sqlite3_bind_int64
+    store.close()
+
+
+def test_fast_dedup_key_text_equals_the_generic_one(tmp_path: Path, make_event) -> None:
+    """The store builds the parsers' key text directly (dedup_key_parts); it must hash to
+    exactly what the generic path (dedup_keys -> _key_texts) gives, or re-reads of rows
+    stored by the generic path would not be recognised."""
+    from memras.ingest.parsers import dedup_keys
+    from memras.store.store import _key_texts
+
+    store = Store.open(tmp_path / "keys.db")
+    records = [
+        make_event(uptime_s=100.0, address=0x5008),
+        make_event(uptime_s=3.9, address=0xFFFF_FFFF_FFFF_FFFF, kind=ErrorType.DEFERRED),
+        make_event(uptime_s=7.0, address=0x7000, kind=ErrorType.FATAL),
+        MemoryFailureEvent(pfn=0x99, page_type="x", action_result="Ignored",
+                           source=Source.TRACE, uptime_s=5.0),
+        make_event(address=None, uptime_s=5.0),  # generic path (no page)
+        make_event(uptime_s=None, address=0x1000),  # generic path (wall-clock bucket)
+    ]
+    prepared = store._prepare(records, None)
+    for record, p in zip(records, prepared, strict=True):
+        assert (p.key, p.previous) == _key_texts(*dedup_keys(record))
+    store.close()
