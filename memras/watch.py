@@ -44,6 +44,11 @@ QUEUE_BATCHES = 4
 # Records per store transaction when the writer merges a source's batches: enough to
 # amortise the commit, few enough that their row copies stay a few MiB.
 MERGE_RECORDS = 500
+# The writer stops collecting (and stores) once it holds this many records, even inside
+# the flush interval. The queue bounds batches *waiting*; without this bound, a storm
+# refilled the queue for the whole 200 ms while the writer collected, and it took
+# ~10-20k parsed records at once (most of a storm's RSS growth).
+COLLECT_RECORDS = MERGE_RECORDS
 
 OnStored = Callable[[list[Record]], None]
 OnGap = Callable[[object], None]
@@ -164,9 +169,11 @@ class Watcher:
                 log.error("periodic task failed: %s: %s", type(exc).__name__, exc)
 
     def _collect(self) -> tuple[list[SourceBatch], int]:
-        """The first batch (waiting), then whatever arrives within the flush interval."""
+        """The first batch (waiting), then whatever arrives within the flush interval,
+        up to COLLECT_RECORDS records."""
         batches: list[SourceBatch] = []
         finished = 0
+        held = 0
         try:
             first = self._queue.get(timeout=1.0)
         except queue.Empty:
@@ -178,6 +185,9 @@ class Watcher:
                 finished += 1
             else:
                 batches.append(item)
+                held += len(item.records)
+                if held >= COLLECT_RECORDS:
+                    break  # store now: the sources wait on the bounded queue meanwhile
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
