@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, update
+from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,6 +60,8 @@ _UPDATE = (
 _SQLITE_UPDATE = (f"UPDATE {_TABLE.name} SET status = ?, updated_at = ?, last_error = ?, "
                   "attempts = coalesce(attempts, 0) + ? "
                   "WHERE replacement_id = ? AND role = ? AND block = ?")
+_SQLITE_BLOCKS = (f"SELECT block FROM {_TABLE.name} WHERE replacement_id = ? AND role = ? "
+                  "ORDER BY block")
 
 
 def _now() -> datetime:
@@ -82,6 +84,17 @@ class BlockJournal:
                 self._sqlite = driver  # autocommit mode: BEGIN/COMMIT are ours to issue
                 # the column type's own conversion, so the text is what the ORM writes
                 self._when = _TABLE.c.updated_at.type.bind_processor(conn.dialect)
+
+    def blocks(self) -> list[int]:
+        """The role's block numbers in order (read here: the ORM's first query of a
+        process compiles its statement, which costs more than the UPDATEs)."""
+        if self._sqlite is not None:
+            return [row[0] for row in self._sqlite.execute(_SQLITE_BLOCKS,
+                                                           (self._rid, self._role))]
+        return list(self._conn.scalars(
+            select(_TABLE.c.block).where(_TABLE.c.replacement_id == self._rid,
+                                         _TABLE.c.role == self._role)
+            .order_by(_TABLE.c.block)))
 
     def _row(self, block: int, status: str, attempts: int, error: str | None
              ) -> dict[str, Any]:

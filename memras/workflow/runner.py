@@ -479,8 +479,8 @@ def _known_bad_pages(store, start: int, size: int) -> set[int]:
 def _offline_blocks(rep: Replacement) -> dict[str, Any]:
     """Each block's row is committed ``offlining`` before its kernel write (see
     :mod:`memras.workflow.journal` for how that stays cheap and why it is durable)."""
-    blocks = [b.block for b in rep.blocks("old")]
     with block_journal(rep.store, rep.id, "old") as journal:
+        blocks = journal.blocks()
 
         def before(block: int) -> None:
             journal.before(block, "offlining")
