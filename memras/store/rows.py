@@ -136,11 +136,12 @@ class RowBuilder:
         self._shapes: dict[tuple[int, Shape], tuple[Shape, Any, Any]] = {}
         self._stamps = rs.LocalTimestamps()
 
-    def build(self, batch: list[tuple[str, str, Record, datetime]], *,
+    def build(self, batch: list[tuple[str, str | None, str, Record, datetime]], *,
               time_processor: Callable[[Any], Any] | None = None,
               uptime_processor: Callable[[Any], Any] | None = None,
               first_id: Callable[[str], int] | None = None) -> ErrorRows:
-        """Rows for (key, identity, record, aware UTC time) items. With ``first_id``
+        """Rows for (key, previous key, identity, record, aware UTC time) items (the
+        store's prepared records; the previous key is not stored). With ``first_id``
         (table -> the first free rasdaemon row id) the rasdaemon mirror is built too."""
         out = ErrorRows()
         rows, counts, mirror = out.rows, out.counts, out.rasdaemon
@@ -148,7 +149,7 @@ class RowBuilder:
         location_parts = self._locations.get
         stamp = self._stamps.format
         next_ids: dict[str, int] = {}
-        for key, identity, record, when in batch:
+        for key, _, identity, record, when in batch:
             t = when.replace(tzinfo=None)
             if time_processor is not None:
                 t = time_processor(t)

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -173,12 +173,10 @@ def _import_model_modules() -> None:
                 raise  # the module exists but something it imports is missing
 
 
-class _Prepared(NamedTuple):
-    key: str  # hashed dedup key
-    previous: str | None  # hashed key of the previous time bucket
-    identity: str
-    record: Record
-    when: datetime  # aware UTC
+# A record ready to store: (hashed dedup key, hashed key of the previous time bucket or
+# None, identity, record, aware UTC time). A plain tuple: a NamedTuple's constructor is
+# a Python-level call, paid per record on the ingest hot path.
+_Prepared = tuple[str, str | None, str, Record, datetime]
 
 
 class Store:
@@ -285,7 +283,7 @@ class Store:
         except SQLAlchemyError as exc:
             raise _store_error("store events", exc) from exc
         return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh),
-                         new_events=[p.record for p in fresh])
+                         new_events=[p[3] for p in fresh])
 
     def _prepare(self, batch: list[Record], boot_time: datetime | None) -> list[_Prepared]:
         if self._keys_fn is None:
@@ -315,13 +313,13 @@ class Store:
                 previous: str | None = f"{(bucket - 1) & _BUCKET_MASK:08x}{digest}"
             else:
                 key, previous = _key_texts(*keys_fn(record))
-            append(_Prepared(key, previous, _identity(record), record, when))
+            append((key, previous, _identity(record), record, when))
         return out
 
     def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
         """Keep a record unless it was read before (same source and raw under its key) or
         another source already reported the fault (its key or the previous bucket's)."""
-        lookup = list({k for p in prepared for k in (p.key, p.previous) if k is not None})
+        lookup = list({k for p in prepared for k in (p[0], p[1]) if k is not None})
         # key -> what is stored under it (see _remember): O(1) per record even when a
         # stuck cell puts thousands of rows under one key.
         seen: dict[str, Any] = {}
@@ -332,22 +330,21 @@ class Store:
         fresh = []
         get = seen.get
         for p in prepared:
-            source = str(p.record.source)
-            entry = get(p.key)
+            key, previous, identity, record, _ = p
+            source = str(record.source)
+            entry = get(key)
             if entry is None:
-                previous = p.previous
                 if (previous is not None and previous in seen
-                        and _seen_before(seen[previous], source, p.identity)):
+                        and _seen_before(seen[previous], source, identity)):
                     continue
-                seen[p.key] = (p.identity, source)  # _remember's first-row form, inline
+                seen[key] = (identity, source)  # _remember's first-row form, inline
                 fresh.append(p)
                 continue
-            if (_seen_before(entry, source, p.identity)
-                    or (p.previous is not None
-                        and _seen_before(get(p.previous), source, p.identity))):
+            if (_seen_before(entry, source, identity)
+                    or (previous is not None and _seen_before(get(previous), source, identity))):
                 continue
             fresh.append(p)
-            _remember(seen, p.key, source, p.identity)
+            _remember(seen, key, source, identity)
         return fresh
 
     def _fast(self, conn: Connection) -> FastStatements:
@@ -363,7 +360,7 @@ class Store:
         def first_id(table: str) -> int:
             return (conn.exec_driver_sql(f"SELECT max(id) FROM {table}").scalar() or 0) + 1
 
-        rows = self._rows.build([(p.key, p.identity, p.record, p.when) for p in fresh],
+        rows = self._rows.build(fresh,
                                 time_processor=statements.time_processor,
                                 uptime_processor=statements.uptime_processor,
                                 first_id=first_id if self.mirrors_rasdaemon else None)

@@ -93,20 +93,18 @@ def mc_event_from_match(
     count, kind, msg, label, mc, top, mid, low, addr, grain, synd, detail = m.group(
         *_MATCH_GROUPS)
     detail = detail.strip() if detail else ""
+    # Positional: about half the cost of the keyword call (order checked at import).
     return MemoryErrorEvent(
-        error_type=_TYPE_BY_NAME.get(kind, ErrorType.INFO),
-        source=source,
-        count=int(count),
-        timestamp=timestamp,
-        uptime_s=uptime_s,
-        address=int(addr, 16),
-        grain_bits=_grain_bits(grain),
-        syndrome=int(synd, 16),
-        message=msg or "",
-        driver_detail=detail,
-        location=_mc_event_location(label, detail, mc, top, mid, low),
-        raw=raw,
-    )
+        _TYPE_BY_NAME.get(kind, ErrorType.INFO), source, int(count), timestamp, uptime_s,
+        int(addr, 16), None, None, _grain_bits(grain), int(synd, 16), msg or "", "", detail,
+        _mc_event_location(label, detail, mc, top, mid, low), None, None, raw)
+
+
+# The positional call above follows MemoryErrorEvent's field order.
+assert tuple(f.name for f in dataclasses.fields(MemoryErrorEvent)) == (
+    "error_type", "source", "count", "timestamp", "uptime_s", "address", "normalized_address",
+    "page_shift", "grain_bits", "syndrome", "message", "driver", "driver_detail", "location",
+    "mce", "kmsg_seq", "raw"), "update mc_event_from_match"
 
 
 _GRAIN_BITS: dict[str, int | None] = {}
