@@ -196,6 +196,37 @@ def mce_dmesg_line(lab: Lab, addr: int, timeout_s: float = 20) -> str:
     return wait_guest_output(lab, "dmesg", rf"Hardware Error\].*ADDR {addr:x} ", timeout_s)
 
 
+def mce_dmesg_count(lab: Lab, addr: int) -> int:
+    """How many ``[Hardware Error] … ADDR <addr>`` lines the guest's kernel ring holds."""
+    out = lab.run(f"dmesg | grep -F 'Hardware Error]' | grep -c -F 'ADDR {addr:x} '").output
+    digits = out.strip().splitlines()[-1:] or ["0"]
+    return int(digits[0]) if digits[0].isdigit() else 0
+
+
+def inject_ce_logged(lab: Lab, addr: int, *, timeout_s: float = 20,
+                     then_sleep_s: float = 0.0) -> int:
+    """Inject a QEMU CE at ``addr`` and wait until the kernel logged THIS injection.
+
+    :func:`mce_dmesg_line` returns at once when an earlier line for the same address is
+    still in the ring (a shared guest, a rerun); here the number of lines must grow, so
+    the poller has really emptied the bank before the caller injects the next error (a
+    second injection before that overwrites the first). ``then_sleep_s`` then sleeps IN
+    THE GUEST, so the next error is logged at least that many kernel seconds later.
+    Returns the number of lines for ``addr`` now; raises LabError after ``timeout_s``.
+    """
+    before = mce_dmesg_count(lab, addr)
+    inject_ce(lab, addr)
+    deadline = time.monotonic() + timeout_s
+    while (now := mce_dmesg_count(lab, addr)) <= before:
+        if time.monotonic() > deadline:
+            raise LabError(f"the guest kernel did not log the CE at {addr:#x} within "
+                           f"{timeout_s:.0f} s (poller off? see enable_mce_observation)")
+        time.sleep(0.3)
+    if then_sleep_s > 0:
+        lab.check(f"sleep {then_sleep_s:g}")
+    return now
+
+
 # --- memras inside the guest (scenarios b, c, f) ------------------------------------------
 
 HWPOISON = "/sys/kernel/debug/hwpoison"
