@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import socket
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -78,7 +79,13 @@ def guest_meminfo(agent_socket: str, timeout: float = 10.0) -> dict[str, int]:
             raise UsageError(f"cannot reach the guest agent at {agent_socket}: {exc.strerror}",
                              hint="start qemu-ga in the guest, or pass --force") from None
         reader = sock.makefile("rb")
-        _ga(sock, reader, "guest-sync", {"id": 4242})
+        token = random.randrange(1 << 30)
+        sock.sendall(json.dumps({"execute": "guest-sync", "arguments": {"id": token}}).encode()
+                     + b"\n")
+        # A reply an earlier client left unread in the channel may come first: qemu-ga's
+        # protocol is to read until guest-sync's own id comes back.
+        while (line := reader.readline()) and json.loads(line).get("return") != token:
+            pass
         handle = _ga(sock, reader, "guest-file-open", {"path": "/proc/meminfo", "mode": "r"})
         data = _ga(sock, reader, "guest-file-read", {"handle": handle, "count": 65536})
         _ga(sock, reader, "guest-file-close", {"handle": handle})
