@@ -140,8 +140,9 @@ class RowBuilder:
               time_processor: Callable[[Any], Any] | None = None,
               uptime_processor: Callable[[Any], Any] | None = None,
               first_id: Callable[[str], int] | None = None) -> ErrorRows:
-        """Rows for (key, previous key, identity, record, aware UTC time) items (the
-        store's prepared records; the previous key is not stored). With ``first_id``
+        """Rows for (key, previous key, identity, record, UTC time) items (the store's
+        prepared records: the time is aware with tzinfo UTC; the previous key is not
+        stored). With ``first_id``
         (table -> the first free rasdaemon row id) the rasdaemon mirror is built too."""
         out = ErrorRows()
         rows, counts, mirror = out.rows, out.counts, out.rasdaemon
@@ -149,10 +150,14 @@ class RowBuilder:
         location_parts = self._locations.get
         stamp = self._stamps.format
         next_ids: dict[str, int] = {}
+        iso_text = time_processor is _isoformat_us
         for key, _, identity, record, when in batch:
-            t = when.replace(tzinfo=None)
-            if time_processor is not None:
-                t = time_processor(t)
+            if iso_text:  # aware UTC: its isoformat is the naive text + "+00:00"
+                t = when.isoformat(" ", "microseconds")[:26]
+            else:
+                t = when.replace(tzinfo=None)
+                if time_processor is not None:
+                    t = time_processor(t)
             uptime = record.uptime_s
             if uptime_processor is not None and uptime is not None:
                 uptime = uptime_processor(uptime)

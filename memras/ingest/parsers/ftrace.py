@@ -19,8 +19,9 @@ from datetime import datetime, timedelta
 
 from memras.ingest.parsers._common import NonMemoryMce
 from memras.ingest.parsers.trace_events import (
+    _MATCH_GROUPS,
     MC_EVENT_BODY,
-    mc_event_from_match,
+    mc_event_from_groups,
     parse_extlog_mem_event,
     parse_mc_event,
     parse_mce_record,
@@ -34,6 +35,12 @@ PREFIX = (
 )
 _LINE = re.compile(PREFIX + r"(?P<event>\w+):\s?(?P<body>.*)$")
 _MC_EVENT_LINE = re.compile(PREFIX + r"mc_event: " + MC_EVENT_BODY)
+# Match.groups() of _MC_EVENT_LINE: the prefix's five, then the body's in _MATCH_GROUPS
+# order (one C call instead of a look-up per group name).
+_TS_GROUP = _MC_EVENT_LINE.groupindex["ts"] - 1
+_BODY_GROUPS = _MC_EVENT_LINE.groupindex[_MATCH_GROUPS[0]] - 1
+assert _TS_GROUP == 4 and [_MC_EVENT_LINE.groupindex[n] - 1 for n in _MATCH_GROUPS] == list(
+    range(_BODY_GROUPS, _BODY_GROUPS + len(_MATCH_GROUPS)))
 
 TraceResult = Record | NonMemoryMce
 
@@ -62,10 +69,11 @@ def parse_trace_line(line: str, *, boot_time: datetime | None = None) -> TraceRe
     if "mc_event: " in line:
         m = _MC_EVENT_LINE.match(line)
         if m is not None:
-            uptime_s = float(m["ts"])
+            groups = m.groups()
+            uptime_s = float(groups[4])
             when = None if boot_time is None else boot_time + timedelta(seconds=uptime_s)
-            return mc_event_from_match(m, source=Source.TRACE, uptime_s=uptime_s, raw=line,
-                                       timestamp=when)
+            return mc_event_from_groups(groups[5:], source=Source.TRACE, uptime_s=uptime_s,
+                                        raw=line, timestamp=when)
     parts = split_trace_line(line)
     if parts is None:
         return None

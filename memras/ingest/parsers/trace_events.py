@@ -89,9 +89,18 @@ def mc_event_from_match(
     m: re.Match[str], *, source: Source, uptime_s: float | None, raw: str,
     timestamp: datetime | None = None,
 ) -> MemoryErrorEvent:
-    """Build the record from a match of :data:`MC_EVENT_BODY` (shared with the fast path)."""
-    count, kind, msg, label, mc, top, mid, low, addr, grain, synd, detail = m.group(
-        *_MATCH_GROUPS)
+    """Build the record from a match of :data:`MC_EVENT_BODY`."""
+    return mc_event_from_groups(m.group(*_MATCH_GROUPS), source=source, uptime_s=uptime_s,
+                                raw=raw, timestamp=timestamp)
+
+
+def mc_event_from_groups(
+    groups: tuple[str, ...], *, source: Source, uptime_s: float | None, raw: str,
+    timestamp: datetime | None = None,
+) -> MemoryErrorEvent:
+    """Build the record from :data:`MC_EVENT_BODY`'s groups in order (_MATCH_GROUPS):
+    the trace fast path slices them out of one ``Match.groups()`` call."""
+    count, kind, msg, label, mc, top, mid, low, addr, grain, synd, detail = groups
     detail = detail.strip() if detail else ""
     # Positional: about half the cost of the keyword call (order checked at import).
     return MemoryErrorEvent(
