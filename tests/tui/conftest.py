@@ -38,6 +38,23 @@ async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout_s: float
         await pilot.pause(0.02)
 
 
+async def settle(pilot: Any, timeout_s: float = 10.0) -> None:
+    """Wait until the screen's workers are done, its tables have measured their rows and
+    the frame after that has been drawn (what a snapshot must see; no fixed sleeps)."""
+    from memras.tui.widgets.settled import MeasuredTable
+
+    screen = pilot.app.screen
+    busy = [w for w in pilot.app.workers if w.node is screen and not w.is_finished
+            and w.group != "dashboard-feed"]  # the live feed's worker never finishes
+    if busy:
+        await asyncio.wait_for(pilot.app.workers.wait_for_complete(busy), timeout_s)
+    await pilot.pause()  # their messages are handled: rows added, text updated
+    await wait_until(pilot, lambda: all(t.measured for t in screen.query(MeasuredTable)),
+                     timeout_s)
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     """Run ``async def`` tests here with asyncio.run (no async plugin needed)."""

@@ -15,7 +15,7 @@ from memras.tui.screens.wizard import WizardScreen
 from textual.widgets import Input
 
 from memras.workflow.runner import ReplaceOptions
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import settle, wait_until
 from tests.tui.world import PINNED_NOW, build
 
 SIZES = [(80, 24), (120, 40)]
@@ -36,13 +36,7 @@ def to_phase(phase: str, label: str = ""):
         if phase == "swap":
             await pilot.press(*label, "enter")
             await wait_until(pilot, lambda: wizard.phase == "swap", 20)
-        await pilot.pause(0.3)
-        # Step results may still arrive and scroll the body after the phase changed (seen
-        # under load in CI), so settle, then pin the scroll position, a few times over.
-        for _ in range(5):
-            wizard.query_one("#wizard-body").scroll_home(animate=False)
-            await pilot.wait_for_scheduled_animations()
-            await pilot.pause(0.1)
+        await settle(pilot)  # the wizard's worker done, its messages shown, frame drawn
 
     return run_before
 
@@ -55,9 +49,6 @@ def test_confirmation_step(snap_compare: Any, tmp_path: Path,
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.xfail(strict=False, reason=(
-    "timing-sensitive in a fresh clone under load: a half-laid-out frame was caught in "
-    "3 of 4 CI rehearsals; passes in most runs. Open work: wait for layout to settle."))
 def test_physical_swap_step(snap_compare: Any, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]) -> None:
     assert snap_compare(app_for(tmp_path, monkeypatch), terminal_size=size,

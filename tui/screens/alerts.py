@@ -12,6 +12,7 @@ from memras.tui.messages import AlertAcked, AlertsLoaded, LoadFailed
 from memras.tui.screens.prompt import PromptScreen
 from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe, severity_text, when_text
+from memras.tui.widgets.settled import MeasuredTable
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -41,7 +42,7 @@ class AlertsScreen(Screen[None]):
         yield ReadOnlyBanner()
         yield Header()
         yield Static("", id="filter-bar")
-        table: DataTable[object] = DataTable(id="alert-table", cursor_type="row")
+        table = MeasuredTable(id="alert-table", cursor_type="row")
         table.add_columns("#", "Severity", "State", "Kind", "DIMM", "Time", "Message")
         yield table
         yield Static("", id="alert-detail")

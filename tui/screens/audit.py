@@ -13,6 +13,7 @@ from memras.tui.messages import AuditExported, AuditLoaded, AuditVerified, LoadF
 from memras.tui.screens.prompt import PromptScreen
 from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe
+from memras.tui.widgets.settled import MeasuredTable
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -41,7 +42,7 @@ class AuditScreen(Screen[None]):
         yield ReadOnlyBanner()
         yield Header()
         yield Static("", id="verify-result")
-        table: DataTable[object] = DataTable(id="audit-table", cursor_type="row")
+        table = MeasuredTable(id="audit-table", cursor_type="row")
         table.add_columns("Seq", "Time", "Repl", "Action", "Who", "Detail", "Chain")
         yield table
         yield Static("", id="audit-detail")

@@ -5,6 +5,14 @@ every ``RELOAD_AFTER_EVENTS_S``, after new events); ``follow_events`` polls
 :func:`memras.views.events_after` every ``app.poll_interval_s`` on the primary key
 and posts the newest ``FEED_ROWS`` rows. A burst of 1k events/s costs one bounded
 query and one repaint per poll, and queued feed messages replace each other.
+
+Ready (``self.ready``, then ``DashboardReady``) means the first complete frame is on
+screen: the load and the first feed message have been rendered, both tables have
+measured their rows (``MeasuredTable.Measured``), and one refresh has happened since.
+Tests and bench/tui_first_paint.py wait for exactly that instead of sleeping.
+
+Layout: the DIMM table is as tall as its rows (at most ``46vh``); the open alerts and
+the live feed below take the rest, so a taller terminal shows more of both.
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ from memras.tui.widgets.format import (
     sparkline,
     verdict_text,
 )
+from memras.tui.widgets.settled import MeasuredTable
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
@@ -34,6 +43,7 @@ from memras import views
 from memras.text import format_bytes
 
 FEED_ROWS = 50
+ALERTS_SHOWN = 20  # newest open alerts in the dashboard's pane; all of them: a (Alerts)
 RELOAD_AFTER_EVENTS_S = 2.0
 # Verdicts, alerts and blocks also change without new events: a replacement finished in
 # the wizard or in another terminal, an alert acked elsewhere. Re-read at this pace.
@@ -51,6 +61,9 @@ class DashboardScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.loaded = False
+        self.feed_seen = False
+        self.ready = False
+        self._ready_pending = False
         self.feed_count = 0
         self._reload_timer: object | None = None
 
@@ -58,17 +71,18 @@ class DashboardScreen(Screen[None]):
         yield ReadOnlyBanner()
         yield Header()
         yield Static("reading the host…", id="summary")
-        table: DataTable[object] = DataTable(id="dimms", cursor_type="row", zebra_stripes=True)
+        table = MeasuredTable(id="dimms", cursor_type="row", zebra_stripes=True)
         # verdict first after the id, so it stays on screen at 80 columns
         table.add_columns("ID", "Verdict", "CE", "UE", "24 h errors", "Size", "Label", "Location")
         yield table
         with Horizontal(id="lower"):
             with Vertical(id="alerts-box"):
                 yield Static("Open alerts", classes="section-title")
-                yield Static("-", id="open-alerts")
+                with VerticalScroll(id="open-alerts-scroll"):
+                    yield Static("-", id="open-alerts")
             with Vertical(id="feed-box"):
                 yield Static("Live events", classes="section-title", id="feed-title")
-                feed: DataTable[object] = DataTable(id="feed", cursor_type="none")
+                feed = MeasuredTable(id="feed", cursor_type="none")
                 feed.add_columns("Time", "Type", "Label", "Address")
                 yield feed
         yield Footer()
@@ -130,9 +144,22 @@ class DashboardScreen(Screen[None]):
         self.query_one("#summary", Static).update(summary)
         self._fill_dimms(message.dimms)
         self._fill_alerts(message.alerts)
-        if not self.loaded:
-            self.loaded = True
-            self.call_after_refresh(self.post_message, DashboardReady())
+        self.loaded = True
+        self._check_ready()
+
+    @on(MeasuredTable.Measured)
+    def _check_ready(self) -> None:
+        """Post ``DashboardReady`` once, after the first complete frame (module docstring)."""
+        if self.ready or self._ready_pending or not (self.loaded and self.feed_seen):
+            return
+        if not all(t.measured for t in self.query(MeasuredTable)):
+            return  # a table still has rows to measure; its Measured message comes back here
+        self._ready_pending = True
+        self.call_after_refresh(self._mark_ready)
+
+    def _mark_ready(self) -> None:
+        self.ready = True
+        self.post_message(DashboardReady())
 
     def _fill_dimms(self, rows: list[views.DimmRow]) -> None:
         table = self.query_one("#dimms", DataTable)
@@ -150,7 +177,7 @@ class DashboardScreen(Screen[None]):
         text = Text(no_wrap=True, overflow="ellipsis")
         if not alerts:
             text.append("none open", style="green")
-        for alert in reversed(alerts[-6:]):  # newest first
+        for alert in reversed(alerts[-ALERTS_SHOWN:]):  # newest first; the box scrolls
             text.append_text(severity_text(alert.severity.value))
             text.append(f" #{alert.id} ")
             text.append_text(safe(alert.dimm_label or alert.dimm_id or "-", "bold"))
@@ -158,8 +185,8 @@ class DashboardScreen(Screen[None]):
             text.append_text(safe(alert.message))
             text.append("\n")
         text.rstrip()
-        if len(alerts) > 6:
-            text.append(f"\n…and {len(alerts) - 6} more (a: Alerts)", style="dim")
+        if len(alerts) > ALERTS_SHOWN:
+            text.append(f"\n…and {len(alerts) - ALERTS_SHOWN} more (a: Alerts)", style="dim")
         self.query_one("#open-alerts", Static).update(text)
 
     @on(EventsArrived)
@@ -175,6 +202,9 @@ class DashboardScreen(Screen[None]):
         self.feed_count += message.new
         self.query_one("#feed-title", Static).update(
             Text.assemble(("Live events", "bold"), f"  (last id {message.last_id})"))
+        if not self.feed_seen:
+            self.feed_seen = True
+            self._check_ready()
         if message.new and not first and self._reload_timer is None:
             self._reload_timer = self.set_timer(RELOAD_AFTER_EVENTS_S, self._reload_now)
 

@@ -16,6 +16,7 @@ wizard offers to resume.
 
 from __future__ import annotations
 
+from memras.tui.widgets.settled import SettledScroll
 from memras.tui.widgets.wizard_driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
 from memras.tui.widgets.wizard_messages import (
     WizardAdvanced,
@@ -78,7 +79,7 @@ class WizardScreen(Screen[None]):
         yield Static(Text("Replacement wizard"), id="wizard-title")
         with Horizontal(id="wizard-columns"):
             yield Static(steps_text(State.NEW, None, None), id="wizard-steps")
-            with VerticalScroll(id="wizard-body"):
+            with SettledScroll(id="wizard-body"):
                 yield Static("", id="wizard-target")
                 yield Static(Text("looking for an interrupted replacement…"), id="wizard-main")
                 yield Input(placeholder="type the label here", id="wizard-confirm")
