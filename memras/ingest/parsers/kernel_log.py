@@ -143,6 +143,7 @@ class KernelLogParser:
     stats: ParserStats = field(default_factory=ParserStats)
     _group: _Group | None = None
     _skip_next_edac: bool = False
+    _previous_fault: tuple[int, int | None, int, int | None] | None = None
 
     def feed(self, line: str) -> list[Record]:
         try:
@@ -212,11 +213,21 @@ class KernelLogParser:
         group, self._group = self._group, None
         if group is None:
             return []
+        if self._repeats_previous(group):
+            self.stats.context += len(group.lines)
+            return []
+        self._previous_fault = _fault_identity(group.regs)
         records = self._group_records(group)
         used = len(group.lines) if records else 0
         self.stats.context += max(0, used - len(records))
         self.stats.ignored += len(group.lines) - used
         return records
+
+    def _repeats_previous(self, g: _Group) -> bool:
+        """Registers only, identical to the fault just closed (same TSC): printed twice."""
+        identity = _fault_identity(g.regs)
+        return (g.record is None and g.ghes is None and identity is not None
+                and identity == self._previous_fault)
 
     def _group_records(self, g: _Group) -> list[Record]:
         raw = "\n".join(g.lines)
@@ -399,8 +410,13 @@ class KernelLogParser:
             status = int(new["status"], 16)
             g = self._group
             # same fault: a group without registers yet (driver context, or an EDAC
-            # record followed by mce=print_all lines), or the same status printed twice
-            if g is not None and g.ghes is None and g.regs.get("status", status) == status:
+            # record before mce=print_all lines), or the same status repeated before any
+            # TSC line. Once the group has its TSC, a head line starts another fault:
+            # polled CEs with one status can be logged well inside GROUP_WINDOW_S, and
+            # joining them would keep only the last one's ADDR. A fault printed twice
+            # (driver, then core) is dropped when its group closes (_repeats_previous).
+            if (g is not None and g.ghes is None and "tsc" not in g.regs
+                    and g.regs.get("status", status) == status):
                 out, g = self._join(p, line)
             else:
                 out, g = self._open(p, line)
@@ -480,6 +496,13 @@ def _fold_mce_text(g: _Group, text: str) -> None:
         number = hex_int(value) if key not in _DECIMAL_REGS else _dec(value)
         if number is not None:
             g.regs[_REG_FIELD[key]] = number
+
+
+def _fault_identity(regs: dict[str, int]) -> tuple[int, int | None, int, int | None] | None:
+    """What tells one machine check from another: its TSC is taken when it is logged."""
+    if "tsc" not in regs or "status" not in regs:
+        return None
+    return regs["status"], regs.get("bank"), regs["tsc"], regs.get("addr")
 
 
 def _dec(text: str) -> int | None:

@@ -184,6 +184,38 @@ EDAC MC0: 1 CE on mc#0csrow#1channel#0 (csrow:1 channel:0 page:0xcaed59 offset:0
         ],
     ),
     (
+        # Two polled CEs with one status 0.3 s apart (the lab guest's poller logs QEMU
+        # injections like this): two faults, although inside the 1 s grouping window.
+        "mce-core-two-ces-same-status-within-a-second",
+        """\
+[   61.100001] mce: [Hardware Error]: CPU 0: Machine Check: 0 Bank 7: 9c0000000000009f
+[   61.100002] mce: [Hardware Error]: TSC 7a1b2c3d4e ADDR 100201000 MISC 86
+[   61.400001] mce: [Hardware Error]: CPU 0: Machine Check: 0 Bank 7: 9c0000000000009f
+[   61.400002] mce: [Hardware Error]: TSC 7a9f8e7d6c ADDR 100262000 MISC 86""",
+        [
+            dict(address=0x100201000, uptime_s=61.100001, raw_lines=2,
+                 mce=dict(status=0x9C0000000000009F, tsc=0x7A1B2C3D4E)),
+            dict(address=0x100262000, uptime_s=61.400001, raw_lines=2,
+                 mce=dict(status=0x9C0000000000009F, tsc=0x7A9F8E7D6C)),
+        ],
+    ),
+    (
+        # skx_edac's own register lines, then the core's print of the same machine check
+        # (mce=print_all): one fault, one record; the repeated print is context.
+        "skx-driver-lines-then-core-print-of-the-same-mce",
+        """\
+[  812.000001] EDAC skx MC1: HANDLING MCE MEMORY ERROR
+[  812.000002] EDAC skx MC1: CPU 0: Machine Check Event: 0x0 Bank 15: 0x8c00004200800090
+[  812.000003] EDAC skx MC1: TSC 0x3c5a1f2e77 ADDR 0x91b2f55c0 MISC 0x9001
+[  812.000004] EDAC MC1: 1 CE memory read error on CPU_SrcID#0_MC#1_Chan#0_DIMM#1 (channel:0 slot:1 page:0x91b2f5 offset:0x5c0 grain:32 syndrome:0x0 -  err_code:0x0080:0x0090  SystemAddress:0x91b2f55c0 ProcessorSocketId:0x0 MemoryControllerId:0x1 ChannelAddress:0x11365eac0 ChannelId:0x0 RankAddress:0x226cbd40 PhysicalRankId:0x0 DimmSlotId:0x1 DimmRankId:0x0 Row:0x27b2 Column:0xa0 Bank:0x0 BankGroup:0x5 ChipSelect:0x5)
+[  812.000005] mce: [Hardware Error]: CPU 0: Machine Check: 0 Bank 15: 8c00004200800090
+[  812.000006] mce: [Hardware Error]: TSC 3c5a1f2e77 ADDR 91b2f55c0 MISC 9001""",
+        [
+            dict(error_type=ErrorType.CORRECTED, address=0x91B2F55C0, driver="skx_edac",
+                 raw_lines=4, mce=dict(status=0x8C00004200800090, bank=15, tsc=0x3C5A1F2E77)),
+        ],
+    ),
+    (
         "mce-core-srao-with-processor-line-hotplug-qemu-s4",
         """\
 mce: [Hardware Error]: CPU 0: Machine Check Exception: 5 Bank 9: bd000000000000c0
