@@ -5,12 +5,19 @@ The anchor does what rasdaemon's ras-record.c does per event: one autocommit
 default rollback-journal mode (no WAL, no PRAGMA). It is handed values already parsed
 (rasdaemon reads binary trace records), so the comparison favours the anchor.
 memras parses each text line (memras.ingest.parsers) and stores batches of 5000.
+The machine may be shared: the load average is printed, and memras's rate per CPU-second
+of its own process beside the wall-clock rate.
+``--breakdown`` runs memras once more with each section timed in-process (CPU time of
+the thread; the timers add ~1 µs a line, mostly to the parser's figure).
 Run:  .venv/bin/python bench/ingest_vs_rasdaemon_writer.py [--lines 200000] [--anchor 5000]
+      [--breakdown]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import os
 import shutil
 import sqlite3
 import tempfile
@@ -70,6 +77,74 @@ def anchor_run(path: Path, lines: list[str]) -> float:
     return elapsed
 
 
+def breakdown(path: Path, lines: list[str]) -> None:
+    """Per-line CPU cost of each section of parse+store (see the module docstring)."""
+    from sqlalchemy import event
+
+    from memras.store import rows as rows_mod
+    from memras.store import store as store_mod
+
+    acc: collections.Counter[str] = collections.Counter()
+    clock = time.thread_time
+
+    def timed(obj: object, name: str, label: str) -> None:
+        fn = getattr(obj, name)
+
+        def wrapper(*a, **k):
+            t = clock()
+            try:
+                return fn(*a, **k)
+            finally:
+                acc[label] += clock() - t
+
+        setattr(obj, name, wrapper)
+
+    cls = store_mod.Store
+    saved = {n: cls.__dict__[n] for n in ("_prepare", "_drop_known", "_bump_counts",
+                                          "_set_cursor")}
+    build, insert = rows_mod.RowBuilder.build, rows_mod.FastStatements.insert
+    timed(cls, "_prepare", "dedup keys + identity digests")
+    timed(cls, "_drop_known", "dedup look-up (SELECT ... IN)")
+    timed(rows_mod.RowBuilder, "build", "row values, both tables")
+    timed(rows_mod.FastStatements, "insert", "memras_error INSERT, 2 indexes")
+    timed(cls, "_bump_counts", "memras_error_count bumps")
+    timed(cls, "_set_cursor", "cursor")
+    store = Store.open(path)
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, params, context, executemany):
+        conn.info["memras_t"] = clock()
+
+    @event.listens_for(store.engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, params, context, executemany):
+        if statement.startswith("INSERT INTO mc_event"):
+            acc["mc_event INSERT (rasdaemon mirror)"] += clock() - conn.info["memras_t"]
+
+    try:
+        start = clock()
+        batch = []
+        for line in lines:
+            t = clock()
+            batch.append(parse_trace_line(line))
+            acc["parser"] += clock() - t
+            if len(batch) == 5000:
+                store.add_events(batch)
+                batch = []
+        store.add_events(batch)
+        total = clock() - start
+    finally:
+        store.close()
+        for name, fn in saved.items():
+            setattr(cls, name, fn)
+        rows_mod.RowBuilder.build, rows_mod.FastStatements.insert = build, insert
+    n = len(lines)
+    print(f"breakdown, CPU time per line ({n / total:,.0f} lines per CPU-second with timers):")
+    for label, spent in acc.most_common():
+        print(f"  {label:38s} {spent / n * 1e6:5.2f} µs")
+    rest = total - sum(acc.values())
+    print(f"  {'rest: commits, id/count SELECTs, loop':38s} {rest / n * 1e6:5.2f} µs")
+
+
 def _now():
     from datetime import UTC, datetime
 
@@ -80,8 +155,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--lines", type=int, default=200_000)
     ap.add_argument("--anchor", type=int, default=5_000, help="events for the slow anchor")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="also time each section of memras's parse+store in-process")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memras-bench-"))
+    print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
     try:
         lines = make_lines(args.lines)
         a = anchor_run(tmp / "ras.db", lines[:args.anchor]) / args.anchor
@@ -90,6 +168,8 @@ def main() -> None:
         print(f"memras parse+store:     {1 / m:,.0f} lines/s ({args.lines} lines; "
               f"{args.lines / CPU_S:,.0f} lines per CPU-second)")
         print(f"speed-up {a / m:.1f}x (goal >= 10x and >= 100k lines/s)")
+        if args.breakdown:
+            breakdown(tmp / "breakdown.db", lines)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -283,7 +283,10 @@ class LocalTimestamps:
         self._by_second: dict[int, str] = {}
 
     def format(self, when_utc: datetime) -> str:
-        epoch = when_utc.timestamp()
+        return self.format_epoch(when_utc, when_utc.timestamp())
+
+    def format_epoch(self, when_utc: datetime, epoch: float) -> str:
+        """:meth:`format` when the caller already has ``when_utc.timestamp()``."""
         second = int(epoch // 1)
         text = self._by_second.get(second)
         if text is None:

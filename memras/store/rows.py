@@ -84,6 +84,7 @@ class _LocationParts:
 
 
 _EMPTY_LOCATION_COUNT = ("", -1, -1, -1, -1)
+_SECONDS_KEPT = 4096  # per-second texts kept across batches; cleared when full
 _I64 = 1 << 63
 
 
@@ -135,6 +136,7 @@ class RowBuilder:
         self._locations = _LocationParts()
         self._shapes: dict[tuple[int, Shape], tuple[Shape, Any, Any]] = {}
         self._stamps = rs.LocalTimestamps()
+        self._seconds: dict[int, list[str | None]] = {}  # see build(); bounded
 
     def build(self, batch: list[tuple[str, str | None, str, Record, datetime]], *,
               time_processor: Callable[[Any], Any] | None = None,
@@ -148,12 +150,25 @@ class RowBuilder:
         rows, counts, mirror = out.rows, out.counts, out.rasdaemon
         shapes = self._shapes
         location_parts = self._locations.get
-        stamp = self._stamps.format
+        seconds = self._seconds
+        local_stamp = self._stamps.format_epoch
         next_ids: dict[str, int] = {}
         iso_text = time_processor is _isoformat_us
         for key, _, identity, record, when in batch:
-            if iso_text:  # aware UTC: its isoformat is the naive text + "+00:00"
-                t = when.isoformat(" ", "microseconds")[:26]
+            # One timestamp() per record gives both texts, kept per second of event time:
+            # memras_error.time (naive UTC, isoformat with microseconds: exactly the
+            # dialect processor's text when iso_text) and rasdaemon's local timestamp.
+            us = when.microsecond
+            epoch = when.timestamp()
+            second = round(epoch - us / 1e6)  # exact: the float error is far below 0.5 s
+            texts = seconds.get(second)
+            if texts is None:
+                if len(seconds) >= _SECONDS_KEPT:
+                    seconds.clear()
+                texts = seconds[second] = [
+                    str(when.replace(microsecond=0, tzinfo=None)), None]
+            if iso_text:
+                t = f"{texts[0]}.{us:06d}"
             else:
                 t = when.replace(tzinfo=None)
                 if time_processor is not None:
@@ -175,8 +190,10 @@ class RowBuilder:
                         row_id = rid
                     if table == "mc_event" and tables is _MC_EVENT_ONLY:
                         continue  # built below from the values memras_error needs too
+                    if texts[1] is None:
+                        texts[1] = local_stamp(when, epoch)
                     builder, _ = ROW_BUILDERS[table]
-                    mirror.setdefault(table, []).append(builder(rid, stamp(when), record))
+                    mirror.setdefault(table, []).append(builder(rid, texts[1], record))
             if type(record) is MemoryFailureEvent:
                 type_ = MEMORY_FAILURE_TYPE
                 count = 1
@@ -205,8 +222,10 @@ class RowBuilder:
                         record.raw)
                 _, loc_names, loc_values, counted, mc_part = location_parts(record.location)
                 if link_table == "mc_event" and tables is _MC_EVENT_ONLY:
+                    if texts[1] is None:
+                        texts[1] = local_stamp(when, epoch)
                     mirror.setdefault("mc_event", []).append(
-                        (row_id, stamp(when), count, type_, record.message, *mc_part, a64,
+                        (row_id, texts[1], count, type_, record.message, *mc_part, a64,
                          grain, s64, record.driver_detail))
             if row_id is None:
                 mask |= 0b100000
