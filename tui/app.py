@@ -3,7 +3,9 @@
 Screens are Textual modes (dashboard, map, alerts, audit) so each keeps its state
 when you switch away; a DIMM's detail, the help and the replacement wizard are
 pushed on top. The app only decides *where* things are read from: the ``Host``
-(``host_root``), the database (``db_url``), the clock, and whether it may write.
+(``host_root``), the database (``db_url``), the config file (``config_path``: the
+alert hooks that acks and resolves notify, as ``memras alerts`` loads them), the
+clock, and whether it may write.
 Screens call the core through thin workers (see tui/messages.py).
 
 Seams for other front ends:
@@ -73,10 +75,11 @@ class MemrasApp(App[None]):
 
     def __init__(self, host_root: str | Path, db_url: str, *, read_only: bool | None = None,
                  demo: object | None = None, clock: Clock | None = None,
-                 poll_interval_s: float = 0.5) -> None:
+                 poll_interval_s: float = 0.5, config_path: str | Path | None = None) -> None:
         super().__init__()
         self.host = Host(host_root)
         self.db_url = db_url
+        self.config_path = config_path  # None: the default config file, as the CLI reads
         self.read_only_reason = read_only_reason(self.host, read_only)
         self.read_only = bool(self.read_only_reason)
         self.demo = demo

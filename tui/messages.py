@@ -63,8 +63,12 @@ class AlertsLoaded(Message):
 
 
 @dataclass
-class AlertAcked(Message):
-    alert: Any
+class AlertChanged(Message):
+    """An alert was acked or resolved through the alert service (hooks told)."""
+
+    action: str  # "ack" | "resolve"
+    alert: Any  # memras.alerts.model.Alert, after the change
+    warnings: str = ""  # hooks that did not load, as the CLI prints them on stderr
 
 
 @dataclass

@@ -5,6 +5,7 @@ shared store (tables in :mod:`memras.alerts.models`). :class:`AlertService` is w
 front ends call::
 
     service = AlertService.open(store, config)        # loads the configured hooks
+    service = AlertService.configured(store, path)    # the same, config read from a file
     service.raise_alert(Alert.from_change(change))    # de-dup, store, deliver
     service.ack(12, by="ana", note="replacing Friday")
     service.resolve(12)
@@ -164,6 +165,18 @@ class AlertService:
         config = config or AlertsConfig()
         report = load_hooks(config, only=only, warn=warn)
         return cls(Dispatcher(SqlAlertStore(store), report.hooks, config), report.failures)
+
+    @classmethod
+    def configured(cls, store: Any, config_path: str | Path | None, *,
+                   warn: TextIO | None = None) -> AlertService:
+        """What every front end acting on alerts opens: the hooks of ``--config``.
+
+        ``memras alerts ack|resolve`` and the TUI's ack and resolve both come here, so
+        the same hooks hear about the same change (webhook and prometheus get acked and
+        resolved alerts; exec triggers, like rasdaemon's, run only for new alerts).
+        ``config_path`` None means the default config file, as for every command.
+        """
+        return cls.open(store, load_alerts_config(config_path), warn=warn)
 
     def raise_alert(self, alert: Alert) -> SubmitResult:
         return self.dispatcher.submit(alert)

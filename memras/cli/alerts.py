@@ -49,12 +49,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     action = args.action or "list"
     if action == "test":
         return _test(args, ctx)
-    from memras.alerts.service import AlertService, load_alerts_config
+    from memras.alerts.service import AlertService
     from memras.store.store import Store
 
-    config = load_alerts_config(ctx.config)
     with Store.open(ctx.db, create=False) as store:
-        service = AlertService.open(store, config, warn=ctx.err)
+        service = AlertService.configured(store, ctx.config, warn=ctx.err)
         try:
             return _ACTIONS[action](args, ctx, service)
         finally:

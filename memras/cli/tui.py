@@ -17,5 +17,6 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from memras.tui.app import MemrasApp
 
-    MemrasApp(ctx.root, ctx.db, read_only=True if args.read_only else None).run()
+    MemrasApp(ctx.root, ctx.db, read_only=True if args.read_only else None,
+              config_path=ctx.config).run()
     return 0

@@ -1,14 +1,17 @@
-"""Alerts: list with a state filter, detail of the selected alert, ack with a note.
+"""Alerts: list with a state filter, detail of the selected alert, ack and resolve.
 
-Workers call :class:`memras.alerts.service.SqlAlertStore` ``list`` and
-:class:`~memras.alerts.service.AlertService` ``ack`` (which tells the hooks).
+Workers call :class:`memras.alerts.service.SqlAlertStore` ``list``, and ``ack`` /
+``resolve`` on :meth:`~memras.alerts.service.AlertService.configured` with the app's
+``--config``: the same call ``memras alerts ack|resolve`` makes, so the same hooks hear
+about the change (a hook that does not load is shown, as the CLI warns on stderr).
 """
 
 from __future__ import annotations
 
+import io
 import json
 
-from memras.tui.messages import AlertAcked, AlertsLoaded, LoadFailed
+from memras.tui.messages import AlertChanged, AlertsLoaded, LoadFailed
 from memras.tui.screens.prompt import PromptScreen
 from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe, severity_text, when_text
@@ -30,6 +33,7 @@ class AlertsScreen(Screen[None]):
     BINDINGS = [
         Binding("f", "cycle_filter", "Filter", id="alerts.filter"),
         Binding("k", "ack", "Ack…", id="alerts.ack"),
+        Binding("r", "resolve", "Resolve", id="alerts.resolve"),
         Binding("f5", "reload", "Reload", id="alerts.reload"),
     ]
 
@@ -65,16 +69,26 @@ class AlertsScreen(Screen[None]):
             return
         self.post_message(AlertsLoaded(alerts))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="alerts-ack")
-    def ack(self, alert_id: int, note: str) -> None:
+    @work(thread=True, exclusive=True, exit_on_error=False, group="alerts-change")
+    def change(self, action: str, alert_id: int, note: str = "") -> None:
+        """``action`` is ack or resolve: one AlertService call, as ``memras alerts`` makes."""
         from memras.alerts.service import AlertService
 
+        warnings = io.StringIO()
         try:
-            alert = AlertService.open(self.app.open_store()).ack(alert_id, note=note or None)
+            service = AlertService.configured(self.app.open_store(), self.app.config_path,
+                                              warn=warnings)
+            try:
+                if action == "ack":
+                    alert = service.ack(alert_id, note=note or None)
+                else:
+                    alert = service.resolve(alert_id)
+            finally:
+                service.close()
         except Exception as exc:
-            self.post_message(LoadFailed(f"ack of alert {alert_id}", str(exc)))
+            self.post_message(LoadFailed(f"{action} of alert {alert_id}", str(exc)))
             return
-        self.post_message(AlertAcked(alert))
+        self.post_message(AlertChanged(action, alert, warnings.getvalue().strip()))
 
     def _filter_bar(self) -> None:
         text = Text("Show: ")
@@ -115,9 +129,12 @@ class AlertsScreen(Screen[None]):
             text.append_text(safe(json.dumps(dict(alert.evidence), default=str)[:300]))
         self.query_one("#alert-detail", Static).update(text)
 
-    @on(AlertAcked)
-    def acked(self, message: AlertAcked) -> None:
-        self.notify(f"alert #{message.alert.id} acknowledged", title="Acked")
+    @on(AlertChanged)
+    def changed(self, message: AlertChanged) -> None:
+        done = "acknowledged" if message.action == "ack" else "resolved"
+        self.notify(f"alert #{message.alert.id} {done}", title=done.capitalize())
+        if message.warnings:  # a configured hook did not load; the others were told
+            self.notify(message.warnings, title="Alert hooks", severity="warning")
         self.load()
 
     @on(LoadFailed)
@@ -132,18 +149,28 @@ class AlertsScreen(Screen[None]):
     def action_reload(self) -> None:
         self.load()
 
-    def action_ack(self) -> None:
+    def _selected(self, verb: str) -> int | None:
+        """The highlighted alert's id, when the app may write and one is highlighted."""
         if self.app.read_only:
-            self.notify(self.app.read_only_reason, title="Cannot ack", severity="error")
-            return
+            self.notify(self.app.read_only_reason, title=f"Cannot {verb}", severity="error")
+            return None
         table = self.query_one("#alert-table", DataTable)
         if not table.row_count:
+            return None
+        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+
+    def action_ack(self) -> None:
+        if (alert_id := self._selected("ack")) is None:
             return
-        alert_id = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
         def done(note: str | None) -> None:
             if note is not None:
-                self.ack(alert_id, note)
+                self.change("ack", alert_id, note)
 
         self.app.push_screen(PromptScreen(f"Acknowledge alert #{alert_id}: note",
                                           placeholder="what you are doing about it"), done)
+
+    def action_resolve(self) -> None:
+        """Close the alert (``memras alerts resolve ID``); a new one may fire again."""
+        if (alert_id := self._selected("resolve")) is not None:
+            self.change("resolve", alert_id)
