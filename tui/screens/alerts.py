@@ -69,15 +69,16 @@ class AlertsScreen(Screen[None]):
             return
         self.post_message(AlertsLoaded(alerts))
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="alerts-change")
+    @work(thread=True, exclusive=False, exit_on_error=False, group="alerts-change")
     def change(self, action: str, alert_id: int, note: str = "") -> None:
         """``action`` is ack or resolve: one AlertService call, as ``memras alerts`` makes."""
         from memras.alerts.service import AlertService
 
         warnings = io.StringIO()
         try:
-            service = AlertService.configured(self.app.open_store(), self.app.config_path,
-                                              warn=warnings)
+            if (store := self.app.open_store()) is None:
+                raise RuntimeError(self.app.store_note or "no database")
+            service = AlertService.configured(store, self.app.config_path, warn=warnings)
             try:
                 if action == "ack":
                     alert = service.ack(alert_id, note=note or None)
