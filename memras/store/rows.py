@@ -85,6 +85,9 @@ class _LocationParts:
 
 _EMPTY_LOCATION_COUNT = ("", -1, -1, -1, -1)
 _SECONDS_KEPT = 4096  # per-second texts kept across batches; cleared when full
+# Row shapes (and their compiled INSERTs) kept; a real stream has a handful (one per
+# driver's set of decoded location fields), this only bounds a pathological one.
+_SHAPES_KEPT = 256
 _I64 = 1 << 63
 
 
@@ -262,6 +265,8 @@ class RowBuilder:
         indexes = [FIRST_COLUMNS.index(n) for n in first]
         pick = itemgetter(*indexes)
         entry = ((*first, *loc_names, *last), pick, None)
+        if len(self._shapes) >= _SHAPES_KEPT:
+            self._shapes.clear()
         self._shapes[(mask, loc_names)] = entry
         return entry
 
@@ -329,6 +334,8 @@ class FastStatements:
             if names != shape:
                 order = itemgetter(*(shape.index(n) for n in names))
         procs = [(i, self.processors[n]) for i, n in enumerate(shape) if n in self.processors]
+        if len(self.inserts) >= _SHAPES_KEPT:
+            self.inserts.clear()
         made = self.inserts[shape] = _InsertShape(str(compiled), procs, order)
         return made
 
