@@ -717,14 +717,13 @@ def _capacity_policy(lab: Lab, report: ScenarioReport, blocks: tuple[str, ...]) 
         with report.step("policy onlines the standby memory Movable") as step:
             waited = _wait_states(lab, blocks, "online", 120)
             online_at = actions.guest_time(lab)
-            status = workload.wait(lambda s: s["iterations"] > 0, "first verified chunk", 120)
+            report.expect(workload.running(), "the workload died")
             now_available = actions.meminfo_kb(lab)["MemAvailable"] << 10
             report.facts.update(online_after_s=round(online_at - started, 1),
                                 available_while_loaded_mib=now_available // MiB)
             step.detail = (f"online Movable {online_at - started:.1f} s after the workload "
                            f"started (polled {waited:.1f} s); MemAvailable now "
-                           f"{now_available // MiB}M; workload {status['iterations']} chunks "
-                           f"verified, errors {status['errors']}")
+                           f"{now_available // MiB}M")
         with report.step(f"workload keeps running {POLICY_HOLD_S + 5:g} s: standby stays online"
                          ) as step:
             deadline = time.monotonic() + POLICY_HOLD_S + 5
@@ -748,8 +747,8 @@ def _capacity_policy(lab: Lab, report: ScenarioReport, blocks: tuple[str, ...]) 
             offline_at = actions.guest_time(lab)
             report.facts["offline_after_stop_s"] = round(offline_at - stopped_at, 1)
             step.detail = f"offline {offline_at - stopped_at:.1f} s after the workload stopped"
-        with report.step("no further move for 8 s; watcher stopped") as step:
-            time.sleep(8)
+        with report.step("no further move for 5 s; watcher stopped") as step:
+            time.sleep(5)
             states = actions.block_states(lab, blocks)
             report.expect(all(s.state == "offline" for s in states.values()),
                           f"the policy moved again: {states}")
