@@ -169,23 +169,26 @@ def _timed_raw_round(lab: Lab, workload: GuestWorkload, blocks: tuple[str, ...]
                      ) -> dict[str, Any]:
     filled = workload.refill()
     seconds = raw_offline(lab, blocks)
-    return {"pages_in_dimm": filled["pages_in_range"], "block_seconds": seconds,
+    return {"pages_in_dimm": filled["pages_in_range"],
+            "block_seconds": [round(s, 3) for s in seconds],
             "seconds": round(sum(seconds), 3)}
 
 
-def _offline_audit(memras: GuestMemras, replacement_id: int) -> list[float]:
-    """Each block's kernel write time in the replacement's ``offline_blocks`` audit row
-    (extracted by SQLite, so only short lines cross the serial console)."""
+def _offline_audit(memras: GuestMemras, replacement_id: int) -> list[tuple[float, int]]:
+    """(seconds, attempts) of each block's kernel write in the replacement's
+    ``offline_blocks`` audit row (extracted by SQLite: only short lines cross the
+    serial console)."""
     entry = ("select json_extract(payload, '$.data.blocks') from memras_audit "
              f"where action = 'offline_blocks' and replacement_id = {int(replacement_id)} "
              "and coalesce(json_extract(payload, '$.data.outcome'), '') != 'failed' "
              "order by seq desc limit 1")
     rows = actions.guest_sql(memras.lab, f"{memras.dir}/memras.db",
-                             f"select json_extract(value, '$.seconds') from json_each(({entry}))"
-                             " order by key")
+                             "select json_extract(value, '$.seconds'), "
+                             f"json_extract(value, '$.attempts') from json_each(({entry})) "
+                             "order by key")
     if not rows:
         raise LabError(f"replacement #{replacement_id} has no offline_blocks audit entry")
-    return [round(float(r[0]), 3) for r in rows]
+    return [(round(float(r[0]), 3), int(r[1])) for r in rows]
 
 
 def _step_seconds(replace: dict[str, Any], name: str = "offline_blocks") -> float:
@@ -204,6 +207,7 @@ def _rounds(raw: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[
                     "bookkeeping_s": round(run["seconds"] - kernel_s, 3),
                     "ratio": round(run["seconds"] / raw_s, 3) if raw_s else None,
                     "memras_block_seconds": run["block_seconds"],
+                    "memras_attempts": run["attempts"],
                     "raw_block_seconds": [raw[i]["block_seconds"], raw[i + 1]["block_seconds"]],
                     "pages_in_dimm": {"raw": [raw[i]["pages_in_dimm"],
                                               raw[i + 1]["pages_in_dimm"]],
@@ -294,8 +298,10 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
             report.expect(status == 0 and replaced["state"] == "closed",
                           f"round {n}: replace ended {replaced.get('state')} (exit {status}): "
                           f"{replaced.get('error')}")
+            writes = _offline_audit(memras, replaced["id"])
             runs.append({"id": replaced["id"], "seconds": _step_seconds(replaced),
-                         "block_seconds": _offline_audit(memras, replaced["id"]),
+                         "block_seconds": [w[0] for w in writes],
+                         "attempts": [w[1] for w in writes],
                          "pages_in_dimm": filled["pages_in_range"],
                          "window": [round(replace_started, 1), round(replace_ended, 1)]})
         with report.step(f"round {n}: new module in slot, online Movable, MemTotal "
@@ -386,7 +392,8 @@ def figures(report: ScenarioReport) -> str:
              f"{t.get('bookkeeping_s')} s per step); raw rounds {t.get('raw_s')} s"]
     for n, r in enumerate(t.get("rounds", []), 1):
         lines.append(f"  round {n}: raw {r['raw_s']} (mean {r['raw_mean_s']}) | memras "
-                     f"{r['memras_s']} (kernel writes {r['memras_block_seconds']}, "
+                     f"{r['memras_s']} (kernel writes {r['memras_block_seconds']}, attempts "
+                     f"{r['memras_attempts']}, "
                      f"bookkeeping {r['bookkeeping_s']}) -> {r['ratio']}x; raw blocks "
                      f"{r['raw_block_seconds']}; workload pages in the DIMM "
                      f"{r['pages_in_dimm']}")
