@@ -48,8 +48,9 @@ async def wait_until(pilot: Any, predicate: Callable[[], bool], timeout_s: float
 
 
 async def settle(pilot: Any, timeout_s: float = 10.0) -> None:
-    """Wait until the screen's workers are done, its tables have measured their rows and
-    the frame after that has been drawn (what a snapshot must see; no fixed sleeps)."""
+    """Wait until the screen's workers are done, its tables have measured their rows, it
+    is not ``settling`` (a scroll waiting for the layout) and the frame after that has
+    been drawn: what a snapshot must see, with no fixed sleeps."""
     from memras.tui.widgets.settled import MeasuredTable
 
     screen = pilot.app.screen
@@ -58,8 +59,8 @@ async def settle(pilot: Any, timeout_s: float = 10.0) -> None:
     if busy:
         await asyncio.wait_for(pilot.app.workers.wait_for_complete(busy), timeout_s)
     await pilot.pause()  # their messages are handled: rows added, text updated
-    await wait_until(pilot, lambda: all(t.measured for t in screen.query(MeasuredTable)),
-                     timeout_s)
+    await wait_until(pilot, lambda: all(t.measured for t in screen.query(MeasuredTable))
+                     and not getattr(screen, "settling", False), timeout_s)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 

@@ -49,6 +49,7 @@ from memras.text import escape
 from memras.workflow.runner import ReplaceOptions
 from memras.workflow.states import State
 
+REVEAL_POLL_S = 0.02
 RUNNING_PHASES = ("opening", "preflight", "offlining", "swapping", "finishing", "aborting")
 
 
@@ -73,6 +74,7 @@ class WizardScreen(Screen[None]):
         self.log_lines: list[Text] = []
         self.running_step: str | None = None
         self.failed_step: str | None = None
+        self.settling = False  # a scroll waits for the layout (tests wait for it too)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -239,8 +241,26 @@ class WizardScreen(Screen[None]):
         self.main(body)
         field = self.query_one("#wizard-confirm", Input)
         field.focus(scroll_visible=False)
-        self.call_after_refresh(self.query_one("#wizard-body", VerticalScroll).scroll_to_widget,
-                                field, animate=False)
+        self.settling = True
+        self.call_after_refresh(self._reveal_confirmation)
+
+    def _reveal_confirmation(self) -> None:
+        """Scroll the label field into view once a layout has placed it.
+
+        The phase's text and the field (hidden until now) arrive in one layout, but the
+        first refresh after ``ask_confirmation`` may be one scheduled before it: scrolling
+        then found no region and did nothing (the 80x24 snapshot caught the body left at
+        the top, the field below the fold). So look again every ``REVEAL_POLL_S`` until
+        a layout has given the field its region (a timer: re-queuing at once would keep
+        the app too busy to lay out), then scroll.
+        """
+        field = self.query_one("#wizard-confirm", Input)
+        if self.phase == "confirm" and field.display and not field.region:
+            self.set_timer(REVEAL_POLL_S, self._reveal_confirmation)
+            return
+        if self.phase == "confirm":
+            self.query_one("#wizard-body", VerticalScroll).scroll_to_widget(field, animate=False)
+        self.settling = False
 
     def expected_label(self) -> str:
         assert self.latest is not None
