@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import pytest
 
+from memras.errors import LabError
 from memras.lab import actions
+from memras.lab.console import CommandResult
 from memras.lab.guest import Lab
-from memras.lab.replace_scenarios import figures
+from memras.lab.replace_scenarios import _rounds, figures
 from memras.lab.scenarios import ScenarioReport, run_scenario
-
-pytestmark = pytest.mark.lab
 
 
 def _show(report: ScenarioReport) -> str:
@@ -28,6 +28,7 @@ def _show(report: ScenarioReport) -> str:
     return f"{report.name}: {report.error or 'ok'} ({report.seconds:.0f} s)\n{steps}"
 
 
+@pytest.mark.lab
 def test_replacement_under_load_has_no_downtime(lab: Lab) -> None:
     report = run_scenario(lab, "replace-no-downtime")
     print(_show(report))
@@ -55,3 +56,67 @@ def test_replacement_under_load_has_no_downtime(lab: Lab) -> None:
     assert lab.qmp.dimm("dimm1")["slot"] == 1
     states = actions.block_states(lab, tuple(facts["blocks"]))
     assert {s.valid_zones for s in states.values()} == {"Movable"}
+
+
+# --- the scenario's pure parts, without QEMU ------------------------------------------------
+
+
+class _FakeQmp:
+    def __init__(self, lab: _FakeLab) -> None:
+        self.lab = lab
+
+    def inject_mce(self, *args: int) -> None:
+        self.lab.injected += 1
+
+
+class _FakeLab:
+    """dmesg already holds ``old`` lines for the address; the poller logs the injection
+    after ``polls`` more looks (never, when ``polls`` is None)."""
+
+    def __init__(self, old: int, polls: int | None) -> None:
+        self.old, self.polls, self.injected, self.commands = old, polls, 0, []
+        self.qmp = _FakeQmp(self)
+
+    def run(self, command: str, timeout: float = 60.0) -> CommandResult:
+        self.commands.append(command)
+        if "grep -c" not in command:
+            return CommandResult(command, 0, "", 0.0)
+        logged = self.injected and self.polls is not None and self.polls <= 0
+        if self.injected and self.polls is not None:
+            self.polls -= 1
+        count = self.old + logged
+        return CommandResult(command, 0 if count else 1, f"{count}\n", 0.0)
+
+    def check(self, command: str, timeout: float = 60.0) -> str:
+        return self.run(command, timeout).output
+
+
+def test_inject_ce_logged_waits_for_a_new_line_not_an_old_one(monkeypatch) -> None:
+    monkeypatch.setattr(actions.time, "sleep", lambda s: None)
+    lab = _FakeLab(old=1, polls=3)  # a line from an earlier run is already there
+    assert actions.inject_ce_logged(lab, 0x100001000, then_sleep_s=1.5) == 2
+    assert lab.injected == 1
+    assert sum("grep -c" in c for c in lab.commands) == 1 + 4  # before, then 4 looks
+    assert lab.commands[-1] == "sleep 1.5"  # in the guest, after the line appeared
+
+
+def test_inject_ce_logged_fails_when_the_kernel_never_logs(monkeypatch) -> None:
+    monkeypatch.setattr(actions.time, "sleep", lambda s: None)
+    clock = iter(range(0, 1000, 5))
+    monkeypatch.setattr(actions.time, "monotonic", lambda: next(clock))
+    with pytest.raises(LabError, match="did not log the CE at 0x100001000"):
+        actions.inject_ce_logged(_FakeLab(old=0, polls=None), 0x100001000, timeout_s=20)
+
+
+def test_rounds_compare_each_memras_run_with_its_two_raw_neighbours() -> None:
+    raw = [{"seconds": s, "block_seconds": [s / 2, s / 2], "pages_in_dimm": 1}
+           for s in (1.0, 3.0, 2.0)]
+    runs = [{"seconds": 2.2, "block_seconds": [1.0, 1.1], "attempts": [1, 1],
+             "pages_in_dimm": 2},
+            {"seconds": 2.5, "block_seconds": [1.2, 1.2], "attempts": [1, 2],
+             "pages_in_dimm": 2}]
+    first, second = _rounds(raw, runs)
+    assert (first["raw_s"], first["raw_mean_s"], first["ratio"]) == ([1.0, 3.0], 2.0, 1.1)
+    assert (second["raw_s"], second["raw_mean_s"], second["ratio"]) == ([3.0, 2.0], 2.5, 1.0)
+    assert first["bookkeeping_s"] == 0.1 and second["memras_kernel_s"] == 2.4
+    assert second["memras_attempts"] == [1, 2]
