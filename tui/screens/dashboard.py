@@ -65,6 +65,7 @@ class DashboardScreen(Screen[None]):
         self.ready = False
         self._ready_pending = False
         self.feed_count = 0
+        self.feed_last_id = 0  # the newest event id the feed has shown
         self._reload_timer: object | None = None
 
     def compose(self) -> ComposeResult:
@@ -200,6 +201,7 @@ class DashboardScreen(Screen[None]):
                          f"{row.address:#x}" if row.address is not None else "-")
         first = self.feed_count == 0
         self.feed_count += message.new
+        self.feed_last_id = message.last_id
         self.query_one("#feed-title", Static).update(
             Text.assemble(("Live events", "bold"), f"  (last id {message.last_id})"))
         if not self.feed_seen:
