@@ -41,12 +41,13 @@ WORKLOAD = str(checkout_root() / "memras" / "lab" / "workload.py")
 GUEST_QMP = f"{GUEST_FWD_ADDR}:{GUEST_QMP_PORT}"
 WORKLOAD_MIB = 320  # > a 256 MiB DIMM, so part of it sits in the DIMM being pulled
 CE_COUNT = 8
-# Kernel seconds between two injected CEs' log lines. memras's kmsg parser
-# (memras/ingest/parsers/kernel_log.py) joins an MCE head line into the open group when
-# it repeats the group's MCi_STATUS within GROUP_WINDOW_S (1 s), so two distinct CEs
-# with the same status logged < 1 s apart are stored as ONE (the flake: 5 of 8 stored).
-# Spaced wider than the window, each CE is its own group; the scenario then requires
-# all CE_COUNT addresses stored, so a regression in ingestion fails loudly.
+# Kernel seconds between two injected CEs' log lines. The flake (5 of 8 stored) was
+# memras's kmsg parser joining an MCE head line that repeats the open group's MCi_STATUS
+# within its 1 s grouping window into that group: two CEs logged < 1 s apart became one
+# record (fixed in memras/ingest/parsers/kernel_log.py, commit 1f40cd4, with unit
+# tests). The spacing stays wider than that window so this scenario's verdict does not
+# hang on the poller's timing; it requires all CE_COUNT addresses stored, so a CE lost
+# in ingestion fails it loudly.
 CE_SPACING_S = 1.5
 # A few CEs on one DIMM are enough for a replace verdict (the default is 10 / 24h, and
 # address-only MCEs classify as random faults, which the default policy only watches).
