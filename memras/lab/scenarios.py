@@ -779,9 +779,8 @@ def _capacity_policy(lab: Lab, report: ScenarioReport, blocks: tuple[str, ...]) 
         report.facts["available_after_offline_mib"] = left // MiB
         report.expect(left >= on_below, f"the offline left MemAvailable {left // MiB}M, "
                                         f"below the reserve {on_below // MiB}M")
-        verify = lab.run(f"{actions.memras_argv()} --db {db} audit verify", timeout=120)
-        report.facts["audit_verify"] = verify.output.strip()[-200:]
-        report.expect(verify.ok, f"memras audit verify: {verify.output.strip()[-300:]}")
+        # (no `memras audit verify` here: one more memras start costs ~15 s under TCG; the
+        # chain itself is the audit module's, tested in tests/unit and the replace scenarios)
     with report.step("alerted: the exec hook ran once per move, in order") as step:
         lines = [line for line in lab.run(f"cat {work}/hook.log").output.splitlines()
                  if "capacity on demand" in line]
