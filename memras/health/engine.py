@@ -24,6 +24,8 @@ Module changes
     ``skipped_removed_module`` and not judged (their module's history is closed).
     A replay (``boundaries=`` given, no store) cuts at each boundary in event time,
     so judging as of a moment before a replacement still shows the old module.
+    Page states are per module as well (:class:`~.page_action.StorePageBook`): a
+    page the old module had offlined is, at the same address, a fresh page of the new.
 
 Decay
     Buckets leak as mcelog's do; crossings stay active for their threshold's age

@@ -4,9 +4,13 @@
   caused it, with its rules, reasons and evidence (JSON text). The latest row at or
   before a moment is the verdict as of that moment: auditors ask why a module was
   replaced, post-mortems ask when it could have been.
-- ``memras_page_state``: one row per 4 KiB page health acted on: action, outcome
-  (done, EBUSY, ENXIO…), attempts, HardwareCorrupted before/after. It survives a
-  restart, so a done page is never offlined twice (rasdaemon keeps this in RAM).
+- ``memras_page_state``: one row per 4 KiB page health acted on *per module*
+  (``module_id``, the registry row that held the page's slot; 0 when unknown):
+  action, outcome (done, EBUSY, ENXIO…), attempts, HardwareCorrupted before/after.
+  It survives a restart, so a done page is never offlined twice (rasdaemon keeps
+  this in RAM). A replacement module has the old one's physical addresses, so the
+  key includes the module: the new module starts with no page state, and the old
+  module's rows stay for audit (schema migration 3 added the column).
 - ``memras_dimm_module``: the module registry (:mod:`.modules`). One row per physical
   module that sat in a slot (an inventory id): its identity, when it was installed
   (first seen, or put in by a replacement) and removed, and which row replaced it.
@@ -61,6 +65,9 @@ class PageStateRow(Base):
     __tablename__ = "memras_page_state"
 
     page: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # signed int64
+    # memras_dimm_module.id of the module that held the page (0: unknown/unregistered)
+    module_id: Mapped[int] = mapped_column(Integer, primary_key=True, default=0,
+                                           autoincrement=False)
     dimm_id: Mapped[str | None] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str] = mapped_column(String(20))

@@ -246,10 +246,23 @@ def current_modules(store: Any, ids: Iterable[str] | None = None) -> dict[str, M
 def module_history(store: Any, slot_id: str) -> list[ModuleRecord]:
     """Every module the slot held, oldest first."""
     with store.session() as s:
-        rows = s.scalars(select(M).where(M.slot_id == slot_id).order_by(M.installed_at, M.id))
-        return [ModuleRecord.of(r) for r in rows]
+        return history_in(s, slot_id)
+
+
+def history_in(s: Session, slot_id: str) -> list[ModuleRecord]:
+    """:func:`module_history` inside an open session."""
+    rows = s.scalars(select(M).where(M.slot_id == slot_id).order_by(M.installed_at, M.id))
+    return [ModuleRecord.of(r) for r in rows]
 
 
 def module_at(history: list[ModuleRecord], at: datetime) -> ModuleRecord | None:
     """The module of ``history`` that was in the slot at ``at``."""
     return next((m for m in history if m.holds(at)), None)
+
+
+def of_removed_module(history: list[ModuleRecord], at: datetime) -> bool:
+    """Whether something that happened in the slot at ``at`` (an error, a page action)
+    belongs to a module that has since been removed: the slot's current module must
+    not inherit it. False when the registry knows nothing of the slot."""
+    module = module_at(history, at)
+    return module is not None and module.removed_at is not None

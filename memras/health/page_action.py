@@ -20,8 +20,10 @@ Outcomes
 State
     A :class:`PageBook` remembers every page acted on. :class:`StorePageBook` keeps
     it in ``memras_page_state``, so a restart does not offline a done page again
-    (rasdaemon's rbtree is RAM-only). A failed page is tried again at its next
-    threshold crossing (mcelog's memory-ce-offline-retry, without the doubling).
+    (rasdaemon's rbtree is RAM-only). Its rows are per module: a module that
+    replaced another at the same addresses starts with no page state. A failed page
+    is tried again at its next threshold crossing (mcelog's memory-ce-offline-retry,
+    without the doubling).
 
 Cost
     Two /proc/meminfo reads and one sysfs write per crossing; soft offlining
@@ -156,29 +158,42 @@ def act_on_page(host: Any | None, page: int, action: PageAction, book: PageBook,
 
 
 class StorePageBook:
-    """A PageBook in the memras database (``memras_page_state``)."""
+    """A PageBook in the memras database (``memras_page_state``).
+
+    A row belongs to the module that held the page's slot when it was written (the
+    registry's :func:`memras.health.modules.module_at`): a replacement module sits at
+    the old one's physical addresses, so :meth:`get` answers only with a state of a
+    module still in its slot, and :meth:`put` never overwrites a removed module's row
+    (kept for audit; :meth:`all` lists every module's).
+    """
 
     def __init__(self, store: Any) -> None:
         self.store = store
 
     def get(self, page: int) -> PageOutcome | None:
-        from memras.health.models import PageStateRow
+        from sqlalchemy import select
+
+        from memras.health.models import PageStateRow as P
 
         with self.store.session() as s:
-            row = s.get(PageStateRow, _signed(page))
-            return None if row is None else _from_row(row)
+            row = s.scalars(select(P).where(P.page == _signed(page))
+                            .order_by(P.time.desc(), P.module_id.desc())).first()
+            if row is None or _of_removed_module(s, row):
+                return None
+            return _from_row(row)
 
     def put(self, outcome: PageOutcome) -> None:
         from memras.health.models import PageStateRow
 
+        time = outcome.time.astimezone(UTC).replace(tzinfo=None)
         with self.store.session() as s:
             s.merge(PageStateRow(
-                page=_signed(outcome.page), dimm_id=outcome.dimm_id,
+                page=_signed(outcome.page), module_id=_module_id(s, outcome.dimm_id, time),
+                dimm_id=outcome.dimm_id,
                 action=outcome.action.value, outcome=outcome.outcome,
                 steps=json.dumps([list(x) for x in outcome.steps]), attempts=outcome.attempts,
                 hw_corrupted_before=outcome.hw_corrupted_before,
-                hw_corrupted_after=outcome.hw_corrupted_after,
-                time=outcome.time.astimezone(UTC).replace(tzinfo=None)))
+                hw_corrupted_after=outcome.hw_corrupted_after, time=time))
 
     def all(self) -> list[PageOutcome]:
         from sqlalchemy import select
@@ -187,7 +202,30 @@ class StorePageBook:
 
         with self.store.session() as s:
             return [_from_row(r) for r in s.scalars(select(PageStateRow).order_by(
-                PageStateRow.time))]
+                PageStateRow.time, PageStateRow.module_id))]
+
+
+def _module_id(s: Any, dimm_id: str | None, time: datetime) -> int:
+    """The registry id of the module in ``dimm_id``'s slot at ``time`` (0: unknown)."""
+    from memras.health.modules import history_in, module_at
+
+    if dimm_id is None:
+        return 0
+    module = module_at(history_in(s, dimm_id), time.replace(tzinfo=UTC))
+    return 0 if module is None else module.id
+
+
+def _of_removed_module(s: Any, row: Any) -> bool:
+    """Whether ``row`` is a page state of a module no longer in its slot."""
+    from memras.health.models import DimmModuleRow
+    from memras.health.modules import history_in, of_removed_module
+
+    if row.module_id:
+        module = s.get(DimmModuleRow, row.module_id)
+        return module is not None and module.removed_at is not None
+    if row.dimm_id is None:
+        return False  # no slot known: nothing tells its module from a successor
+    return of_removed_module(history_in(s, row.dimm_id), row.time.replace(tzinfo=UTC))
 
 
 def _signed(page: int) -> int:

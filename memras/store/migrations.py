@@ -42,11 +42,78 @@ def _create_rasdaemon_tables(conn: Connection) -> None:
         conn.exec_driver_sql(statement)
 
 
+def _page_state_per_module(conn: Connection) -> None:
+    """``memras_page_state`` keyed by (page, module_id) instead of page alone.
+
+    A module that replaced another sits at the same physical addresses; with the
+    page alone as key its page states would be the old module's (and writing them
+    would overwrite the old module's audit rows). SQLite cannot change a primary
+    key, so the table is rebuilt: created under a new name in the v3 shape, the rows
+    copied, each given the registry id of the module that held its slot at its time
+    (0 when the registry does not know), the old table dropped, the new renamed.
+    A database without the table (fresh) gets it in this shape from ``create_all``.
+    """
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        DateTime,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        Text,
+        inspect,
+    )
+
+    tables = set(inspect(conn).get_table_names())
+    if "memras_page_state" not in tables:
+        return
+    if "module_id" in {c["name"] for c in inspect(conn).get_columns("memras_page_state")}:
+        return
+    new = Table(  # frozen: the table as migration 3 leaves it
+        "memras_page_state_v3", MetaData(),
+        Column("page", BigInteger, primary_key=True, autoincrement=False),
+        Column("module_id", Integer, primary_key=True, autoincrement=False),
+        Column("dimm_id", String(128)), Column("action", String(20), nullable=False),
+        Column("outcome", String(20), nullable=False), Column("steps", Text),
+        Column("attempts", Integer), Column("hw_corrupted_before", BigInteger),
+        Column("hw_corrupted_after", BigInteger), Column("time", DateTime, nullable=False))
+    new.create(conn)
+    modules: dict[str, list[tuple[int, datetime | None]]] = {}
+    if "memras_dimm_module" in tables:
+        for mid, slot, removed in conn.exec_driver_sql(
+                "SELECT id, slot_id, removed_at FROM memras_dimm_module "
+                "ORDER BY installed_at, id"):
+            modules.setdefault(slot, []).append((mid, _naive(removed)))
+    columns = ("page", "dimm_id", "action", "outcome", "steps", "attempts",
+               "hw_corrupted_before", "hw_corrupted_after", "time")
+    rows = [dict(zip(columns, r, strict=True)) for r in conn.exec_driver_sql(
+        f"SELECT {', '.join(columns)} FROM memras_page_state")]
+    for row in rows:  # the registry's module_at: the first module not removed by then
+        at = _naive(row["time"])
+        row["time"] = at
+        row["module_id"] = next((mid for mid, removed in modules.get(row["dimm_id"], [])
+                                 if removed is None or at is None or at < removed), 0)
+    if rows:
+        conn.execute(new.insert(), rows)
+    conn.exec_driver_sql("DROP TABLE memras_page_state")
+    conn.exec_driver_sql("ALTER TABLE memras_page_state_v3 RENAME TO memras_page_state")
+
+
+def _naive(value: object) -> datetime | None:
+    """A DateTime column read through the driver (SQLite returns text) as naive UTC."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(1, "memras tables: error, error_count, cursor, gap, skipped, schema",
               _create_store_tables),
     Migration(2, f"rasdaemon v{rasdaemon_schema.RASDAEMON_SCHEMA_VERSION} tables "
                  "(literal DDL)", _create_rasdaemon_tables),
+    Migration(3, "memras_page_state per module: primary key (page, module_id)",
+              _page_state_per_module),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

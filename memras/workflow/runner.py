@@ -455,7 +455,7 @@ def _soft_offline_pages(rep: Replacement) -> dict[str, Any]:
     if not rep.options.soft_offline or not rep.host.memory.has_soft_offline():
         return {"message": "no soft offline (disabled or not supported)", "pages": []}
     target = rep.target
-    pages = sorted(_known_bad_pages(rep.store, target.start, target.size))
+    pages = sorted(_known_bad_pages(rep.store, target.start, target.size, target.dimm_id))
     done, failed = [], []
     for page in pages:
         try:
@@ -467,13 +467,19 @@ def _soft_offline_pages(rep: Replacement) -> dict[str, Any]:
             "pages": [hex(p) for p in done], "failed_pages": failed}
 
 
-def _known_bad_pages(store, start: int, size: int) -> set[int]:
+def _known_bad_pages(store, start: int, size: int, slot_id: str | None = None) -> set[int]:
+    """Pages with errors in the module's range, counting only errors of the module in
+    the slot now: a module replaced earlier had the same addresses (module registry)."""
+    from memras.health.modules import module_history, of_removed_module
+
     try:
         errors = store.errors()
+        history = module_history(store, slot_id) if slot_id else []
     except Exception:
         return set()
     return {e.address & ~0xFFF for e in errors
-            if getattr(e, "address", None) is not None and start <= e.address < start + size}
+            if getattr(e, "address", None) is not None and start <= e.address < start + size
+            and (e.time is None or not of_removed_module(history, e.time))}
 
 
 def _offline_blocks(rep: Replacement) -> dict[str, Any]:
