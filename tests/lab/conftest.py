@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,20 +20,12 @@ import pytest
 
 from memras.lab.guest import Lab, checkout_root
 from memras.lab.initramfs import BUSYBOX
+from tests.lab.loud import lab_unavailable
 
 # A fixed path under /tmp that the guest must still see although /tmp is a tmpfs
 # there: the stand-in for a CI checkout cloned under /tmp.
 TMP_PROBE_DIR = Path("/tmp/memras-lab-keep-probe")
 MEMRAS = checkout_root() / ".venv" / "bin" / "memras"
-
-
-def lab_unavailable(reason: str) -> None:
-    """Fail under CI, skip loudly elsewhere."""
-    message = f"LAB TEST NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    warnings.warn(message, stacklevel=2)
-    pytest.skip(message)
 
 
 def _check_prerequisites() -> None:

@@ -7,27 +7,17 @@ back in their slots).
 from __future__ import annotations
 
 import json
-import os
 import shlex
-import warnings
 
 import pytest
 
 from memras.capacity import vm
 from memras.lab import actions
 from memras.lab.guest import Lab, checkout_root
+from tests.lab.loud import lab_unavailable
 
 pytestmark = pytest.mark.lab
 MEMRAS = shlex.quote(str(checkout_root() / ".venv" / "bin" / "memras"))
-
-
-def _not_run(reason: str) -> None:
-    """Loud: a warning and a skip here, a failure under CI=true (as the lab conftest does)."""
-    message = f"LAB TEST NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    warnings.warn(message, stacklevel=2)
-    pytest.skip(message)
 
 
 def _states(lab: Lab) -> dict[str, str]:
@@ -82,7 +72,7 @@ def test_pc_dimm_add_remove_cycle(lab: Lab) -> None:
 def test_virtio_mem_resize_cycle(lab: Lab) -> None:
     devices = [d for d in vm.list_devices(lab.qmp) if d.type == "virtio-mem"]
     if not devices:
-        _not_run("the lab guest has no virtio-mem-pci device: LabConfig needs a "
+        lab_unavailable("the lab guest has no virtio-mem-pci device: LabConfig needs a "
                         "virtio-mem option (and virtio_mem in the initramfs modules)")
     dev = devices[0]
     grown = vm.resize_virtio_mem(lab.qmp, dev.id, (dev.requested_size or 0) + (256 << 20))

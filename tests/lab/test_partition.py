@@ -23,10 +23,8 @@ is left as found (vmem0 empty, dimm0 and dimm1 in their slots).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from memras.errors import LabError
 from memras.lab import actions
 from memras.lab.guest import DimmSpec, Lab, LabConfig, checkout_root
 from memras.lab.scenarios import LabWorkload
+from tests.lab.loud import lab_unavailable
 
 pytestmark = pytest.mark.lab
 MEMRAS = str(checkout_root() / ".venv" / "bin" / "memras")
@@ -46,15 +45,6 @@ WORK = "/tmp/memras-lab/partition"
 DONOR = LabConfig(name="memras-lab-donor", boot_mib=768, slots=1, maxmem_mib=1024, cpus=1,
                   dimms=(DimmSpec("d0", 256, 0),), virtio_mem_mib=0, guest_agent=True,
                   forwards=(), guest_qmp=False)
-
-
-def _not_run(reason: str) -> None:
-    """Loud: a warning and a skip here, a failure under CI=true (as the lab conftest does)."""
-    message = f"LAB TEST NOT RUN: {reason}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    warnings.warn(message, stacklevel=2)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +57,7 @@ def donor(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     except LabError as exc:
         guest.shutdown()
         if "apt-get" in f"{exc.msg} {exc.hint or ''}":
-            _not_run(f"the donor guest cannot boot: {exc.msg} ({exc.hint})")
+            lab_unavailable(f"the donor guest cannot boot: {exc.msg} ({exc.hint})")
         raise
     try:
         booted = time.monotonic() - started
