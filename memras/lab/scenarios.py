@@ -379,7 +379,7 @@ class _WebhookReceiver:
         import http.server
         import threading
 
-        from plugins.alerts.webhook import SIGNATURE_HEADER, verify_signature
+        from memras.plugins.alerts.webhook import SIGNATURE_HEADER, verify_signature
 
         self.deliveries: list[dict[str, Any]] = []
         receiver = self
