@@ -166,13 +166,39 @@ def online_movable(lab: Lab, blocks: tuple[str, ...]) -> None:
     actions.wait_blocks_online_movable(lab, blocks)
 
 
+# /proc/vmstat counters of page migration: what the kernel's offline moved, and how.
+# The workload's pages are THPs; a THP the kernel could not move whole is split and
+# moved as 512 pages, which is slower. Read around every timed run, so a memras round
+# and its raw neighbours can be compared on the work the kernel did, not only the time.
+MIGRATION_COUNTERS = ("pgmigrate_success", "pgmigrate_fail", "thp_migration_success",
+                      "thp_migration_fail", "thp_migration_split")
+
+
+def migration_counters(lab: Lab) -> dict[str, int]:
+    pattern = "|".join(MIGRATION_COUNTERS)
+    out = lab.run(f"grep -E '^({pattern}) ' /proc/vmstat").output
+    fields = (line.split() for line in out.splitlines())
+    return {f[0]: int(f[1]) for f in fields if len(f) == 2 and f[1].isdigit()}
+
+
+def _migrated(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Short names: pages / thp / thp_split / fail moved between two readings."""
+    def d(key: str) -> int:
+        return after.get(key, 0) - before.get(key, 0)
+    return {"pages": d("pgmigrate_success"), "thp": d("thp_migration_success"),
+            "thp_split": d("thp_migration_split"),
+            "fail": d("pgmigrate_fail") + d("thp_migration_fail")}
+
+
 def _timed_raw_round(lab: Lab, workload: GuestWorkload, blocks: tuple[str, ...]
                      ) -> dict[str, Any]:
     filled = workload.refill()
+    counters = migration_counters(lab)
     seconds = raw_offline(lab, blocks)
     return {"pages_in_dimm": filled["pages_in_range"],
             "block_seconds": [round(s, 3) for s in seconds],
-            "seconds": round(sum(seconds), 3)}
+            "seconds": round(sum(seconds), 3),
+            "migrated": _migrated(counters, migration_counters(lab))}
 
 
 def _offline_audit(memras: GuestMemras, replacement_id: int) -> list[tuple[float, int]]:
@@ -212,7 +238,9 @@ def _rounds(raw: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[
                     "raw_block_seconds": [raw[i]["block_seconds"], raw[i + 1]["block_seconds"]],
                     "pages_in_dimm": {"raw": [raw[i]["pages_in_dimm"],
                                               raw[i + 1]["pages_in_dimm"]],
-                                      "memras": run["pages_in_dimm"]}})
+                                      "memras": run["pages_in_dimm"]},
+                    "migrated": {"raw": [raw[i].get("migrated"), raw[i + 1].get("migrated")],
+                                 "memras": run.get("migrated")}})
     return out
 
 
@@ -287,11 +315,14 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
             if n == 1:
                 report.facts["pages_in_dimm_before_replace"] = filled["pages_in_range"]
         with report.step(f"round {n}: memras replace --backend qemu (in the guest)") as step:
+            counters = migration_counters(lab)
             replace_started = time.time()
             status, replaced = memras.json(
                 f"replace {device.name} --backend qemu --qmp {GUEST_QMP} --yes "
                 f"--reserve {RESERVE} --operator lab", ok=False)
             replace_ended = time.time()
+            # includes the soft-offlining of known bad pages (round 1: 8 pages)
+            migrated = _migrated(counters, migration_counters(lab))
             step.detail = f"exit {status}: {replaced.get('state')}: {replaced.get('where')}"
             if n == 1:
                 report.facts["replace"] = {k: replaced.get(k) for k in
@@ -303,7 +334,7 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
             runs.append({"id": replaced["id"], "seconds": _step_seconds(replaced),
                          "block_seconds": [w[0] for w in writes],
                          "attempts": [w[1] for w in writes],
-                         "pages_in_dimm": filled["pages_in_range"],
+                         "pages_in_dimm": filled["pages_in_range"], "migrated": migrated,
                          "window": [round(replace_started, 1), round(replace_ended, 1)]})
         with report.step(f"round {n}: new module in slot, online Movable, MemTotal "
                          "restored") as step:
@@ -397,7 +428,7 @@ def figures(report: ScenarioReport) -> str:
                      f"{r['memras_attempts']}, "
                      f"bookkeeping {r['bookkeeping_s']}) -> {r['ratio']}x; raw blocks "
                      f"{r['raw_block_seconds']}; workload pages in the DIMM "
-                     f"{r['pages_in_dimm']}")
+                     f"{r['pages_in_dimm']}; kernel migrated {r.get('migrated')}")
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ from memras.errors import LabError
 from memras.lab import actions
 from memras.lab.console import CommandResult
 from memras.lab.guest import Lab
-from memras.lab.replace_scenarios import _rounds, figures
+from memras.lab.replace_scenarios import _migrated, _rounds, figures
 from memras.lab.scenarios import ScenarioReport, run_scenario
 
 
@@ -120,3 +120,10 @@ def test_rounds_compare_each_memras_run_with_its_two_raw_neighbours() -> None:
     assert (second["raw_s"], second["raw_mean_s"], second["ratio"]) == ([3.0, 2.0], 2.5, 1.0)
     assert first["bookkeeping_s"] == 0.1 and second["memras_kernel_s"] == 2.4
     assert second["memras_attempts"] == [1, 2]
+
+
+def test_migrated_is_the_counter_difference_with_failures_summed() -> None:
+    before = {"pgmigrate_success": 10, "thp_migration_success": 1, "pgmigrate_fail": 0}
+    after = {"pgmigrate_success": 1034, "thp_migration_success": 3, "pgmigrate_fail": 2,
+             "thp_migration_fail": 1, "thp_migration_split": 1}
+    assert _migrated(before, after) == {"pages": 1024, "thp": 2, "thp_split": 1, "fail": 3}
