@@ -133,6 +133,10 @@ class MemoryBlocks:
                     mapping[index] = int(name[4:])
         return mapping
 
+    def state(self, index: int) -> str:
+        """One block's ``state`` alone: one sysfs read where :meth:`read` makes four."""
+        return _read_small(str(self.fs.path(f"{MEMORY_DIR}/memory{index}/state"))) or "unknown"
+
     def read(self, index: int, *, block_size: int | None = None,
              node: int | None = None) -> MemoryBlock:
         bs = block_size if block_size is not None else self.block_size()

@@ -49,13 +49,13 @@ def notifier_checks(host, report: Report, block: int, online_as: str) -> None:
             report.add("notifier-offline", False, block=block,
                        detail="offline succeeded although MEM_GOING_OFFLINE was set to -16")
         except OSError as exc:
-            state = mem.read(block).state
+            state = mem.state(block)
             ok = exc.errno == errno.EBUSY and state == "online"
             report.add("notifier-offline", ok, block=block,
                        detail=f"offline failed {_errno(exc)}, block reads {state}")
     finally:
         host.fs.write(GOING_OFFLINE, "0")
-    if mem.read(block).state != "online":
+    if mem.state(block) != "online":
         mem.set_state(block, online_as)  # the offline went through: undo it
         return
     mem.set_state(block, "offline")
@@ -67,7 +67,7 @@ def notifier_checks(host, report: Report, block: int, online_as: str) -> None:
                        detail="online succeeded although MEM_GOING_ONLINE was set to -12")
             return
         except OSError as exc:
-            state = mem.read(block).state
+            state = mem.state(block)
             stayed = state == "offline"
             detail = f"online failed {_errno(exc)}, block reads {state}"
     finally:

@@ -204,7 +204,7 @@ class HotplugTest:
             self.watch.drain()
         res = set_block_state(host, block, "offline", self.config.policy, self.cancel)
         report.ops.append(Op("offline", block, cycle, res.seconds, res.ok, res.attempts, used))
-        after = host.memory.read(block).state
+        after = host.memory.state(block)
         if not res.ok:
             if self.cancel.is_set():
                 return
@@ -243,7 +243,7 @@ class HotplugTest:
     def _injections(self) -> None:
         host, report, config, sel = self.host, self.report, self.config, self.selection
         assert sel is not None
-        online = [b for b in sel.blocks if host.memory.read(b).state == "online"]
+        online = [b for b in sel.blocks if host.memory.state(b) == "online"]
         if config.inject is not Want.OFF:
             if not inject.notifier_available(host):
                 detail = ("memory-notifier-error-inject not loaded or debugfs not mounted "
@@ -319,7 +319,7 @@ class HotplugTest:
         if host.memory.auto_online_blocks() not in (None, "offline"):
             # the kernel onlines added blocks itself, just after adding them: let it
             with contextlib.suppress(Exception):
-                wait_for(host, lambda: all(host.memory.read(b).state == "online"
+                wait_for(host, lambda: all(host.memory.state(b) == "online"
                                            for b in blocks),
                          what="auto-online", timeout_s=AUTO_ONLINE_WAIT_S, cancel=self.cancel)
         bad = []
@@ -374,7 +374,7 @@ class HotplugTest:
                 self.report.add("restore", False, block=block,
                                 detail="block is gone (ejected and not re-added)")
                 continue
-            state = self.host.memory.read(block).state
+            state = self.host.memory.state(block)
             if state == "online":
                 continue
             self.progress(f"restoring memory{block}")

@@ -93,7 +93,7 @@ def check_reserve(inp: PreflightInput) -> Check:
     info = inp.host.meminfo.read()
     reserve = inp.reserve_bytes if inp.reserve_bytes is not None else default_reserve(
         info.total)
-    online = [b for b in inp.target.blocks if inp.host.memory.read(b).state != "offline"]
+    online = [b for b in inp.target.blocks if inp.host.memory.state(b) != "offline"]
     removing = len(online) * inp.target.block_size
     after = info.available - removing
     detail = (f"MemAvailable {format_bytes(info.available)} - {format_bytes(removing)} = "

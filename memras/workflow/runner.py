@@ -34,7 +34,6 @@ from sqlalchemy import select
 
 from memras.audit.service import Actor, AuditTrail, store_session
 from memras.errors import MemrasError, WorkflowError
-from memras.host.memory_blocks import MEMORY_DIR
 from memras.workflow import lock
 from memras.workflow.backends import Backend, BackendContext, Target, load_backend
 from memras.workflow.journal import block_journal
@@ -191,7 +190,7 @@ class Replacement:
             lock.take(s, row.id)
             for block in target.blocks:
                 s.add(ReplacementBlockRow(replacement_id=row.id, role="old", block=block,
-                                          status=host.memory.read(block).state,
+                                          status=host.memory.state(block),
                                           updated_at=_now()))
             s.commit()
             new_id = row.id
@@ -497,11 +496,11 @@ def _offline_blocks(rep: Replacement) -> dict[str, Any]:
             if result.ok:  # recorded with the next block's "offlining", or at the end
                 journal.after(result.block, "offline", attempts=result.attempts)
                 return
-            journal.after(result.block, _block_state(rep, result.block),
+            journal.after(result.block, rep.host.memory.state(result.block),
                           attempts=result.attempts, error=result.error, defer=False)
 
         def skip(block: int) -> bool:
-            if _block_state(rep, block) != "offline":
+            if rep.host.memory.state(block) != "offline":
                 return False
             journal.after(block, "offline", defer=False)  # already done (a resume)
             return True
@@ -519,13 +518,8 @@ def _offline_blocks(rep: Replacement) -> dict[str, Any]:
     return {"message": f"{len(blocks)} blocks offline", **data}
 
 
-def _block_state(rep: Replacement, block: int) -> str:
-    """The kernel's ``state`` of one block: one sysfs read (``read()`` makes five)."""
-    return rep.host.memory.fs.read(f"{MEMORY_DIR}/memory{block}/state", default="unknown")
-
-
 def _already(rep: Replacement, role: str, block: int, state: str) -> bool:
-    if rep.host.memory.read(block).state != state:
+    if rep.host.memory.state(block) != state:
         return False
     rep._set_block(role, block, state)
     return True
@@ -535,7 +529,7 @@ def _remove_module(rep: Replacement) -> dict[str, Any]:
     target = rep.target
     present = set(rep.host.memory.indexes()) & set(target.blocks)
     if present:
-        still_online = [b for b in present if rep.host.memory.read(b).state != "offline"]
+        still_online = [b for b in present if rep.host.memory.state(b) != "offline"]
         if still_online:
             raise StepFailed(f"memory{still_online[0]} is online again; not removing")
         result = rep.backend.remove(target)
@@ -564,7 +558,7 @@ def _insert_module(rep: Replacement) -> dict[str, Any]:
         blocks = wait_blocks_added(rep.host, target.start, target.size,
                                    timeout_s=rep.options.detect_timeout_s, cancel=rep.cancel)
     for block in blocks:
-        rep._set_block("new", block, rep.host.memory.read(block).state)
+        rep._set_block("new", block, rep.host.memory.state(block))
     return {"message": detail, "new_blocks": blocks, "backend": data}
 
 
