@@ -6,21 +6,16 @@ import pytest
 
 from memras.lab import actions
 from memras.lab.guest import Lab
-from memras.lab.scenarios import ScenarioReport, run_scenario
+from memras.lab.scenarios import run_scenario
+from memras.lab.scenarios import show_report as show
 
 pytestmark = pytest.mark.lab
 
 
-def _show(report: ScenarioReport) -> str:
-    steps = "\n".join(f"  {'ok ' if s.ok else 'FAIL'} {s.seconds:6.2f}s {s.name}: {s.detail}"
-                      for s in report.steps)
-    return f"{report.name}: {report.error}\n{steps}"
-
-
 def test_replace_dimm_restores_memory(lab: Lab) -> None:
     report = run_scenario(lab, "replace-dimm")
-    print(_show(report))
-    assert report.ok, _show(report)
+    print(show(report))
+    assert report.ok, show(report)
     assert report.facts["memtotal_after_kb"] == report.facts["memtotal_before_kb"]
     assert 0x84 in report.facts["unplug_ost"]  # the eject went through "in progress"
     # The replacement really is a new device, with the same blocks back online Movable.
@@ -31,8 +26,8 @@ def test_replace_dimm_restores_memory(lab: Lab) -> None:
 
 def test_offline_busy_is_refused_by_kernel_and_firmware(lab: Lab) -> None:
     report = run_scenario(lab, "offline-busy")
-    print(_show(report))
-    assert report.ok, _show(report)
+    print(show(report))
+    assert report.ok, show(report)
     assert "Device or resource busy" in report.facts["offline_output"]
     assert report.facts["unplug_ost"][-1] == 0x82
     assert "Injecting error (-16) to MEM_GOING_OFFLINE" in report.facts["dmesg"]
@@ -41,8 +36,8 @@ def test_offline_busy_is_refused_by_kernel_and_firmware(lab: Lab) -> None:
 
 def test_qemu_mce_reaches_dmesg_and_tracefs(lab: Lab) -> None:
     report = run_scenario(lab, "mce-qemu")
-    print(_show(report))
-    assert report.ok, _show(report)
+    print(show(report))
+    assert report.ok, show(report)
     assert report.facts["qmp_event"]["event"] == "MEMORY_FAILURE"
     assert "MC1: 9c0000000000009f" in report.facts["trace"]
     assert f"ADDR {int(report.facts['addr'], 16):x}" in report.facts["dmesg"]
@@ -50,7 +45,7 @@ def test_qemu_mce_reaches_dmesg_and_tracefs(lab: Lab) -> None:
 
 def test_software_mce_reaches_dmesg_and_tracefs(lab: Lab) -> None:
     report = run_scenario(lab, "mce-sw")
-    print(_show(report))
-    assert report.ok, _show(report)
+    print(show(report))
+    assert report.ok, show(report)
     assert "MC7: 9c0000000000009f" in report.facts["trace"]
     assert "MISC 86" in report.facts["dmesg"]

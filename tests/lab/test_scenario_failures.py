@@ -12,21 +12,16 @@ from __future__ import annotations
 import pytest
 
 from memras.lab.guest import Lab
-from memras.lab.scenarios import ScenarioReport, run_scenario
+from memras.lab.scenarios import run_scenario
+from memras.lab.scenarios import show_report as show
 
 pytestmark = pytest.mark.lab
 
 
-def _show(report: ScenarioReport) -> str:
-    steps = "\n".join(f"  {'ok ' if s.ok else 'FAIL'} {s.seconds:7.2f}s {s.name}: {s.detail}"
-                      for s in report.steps)
-    return f"{report.name}: {report.error or 'ok'} ({report.seconds:.0f} s)\n{steps}"
-
-
 def test_refused_offline_is_retried_and_rolled_back(lab: Lab) -> None:
     report = run_scenario(lab, "replace-offline-refused")
-    print(_show(report))
-    assert report.ok, _show(report)
+    print(show(report))
+    assert report.ok, show(report)
     facts = report.facts
     assert facts["exit_status"] == 1 and facts["state"] == "rolled-back"
     assert "Injecting error (-16) to MEM_GOING_OFFLINE" in facts["dmesg"]
@@ -40,8 +35,8 @@ def test_refused_offline_is_retried_and_rolled_back(lab: Lab) -> None:
 
 def test_crash_mid_offline_is_recorded_and_aborted(lab: Lab) -> None:
     report = run_scenario(lab, "replace-crash-abort")
-    print(_show(report))
-    assert report.ok, _show(report)
+    print(show(report))
+    assert report.ok, show(report)
     facts = report.facts
     first = facts["blocks"][0]
     assert facts["exit_status"] == 137

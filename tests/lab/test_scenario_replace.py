@@ -19,21 +19,16 @@ from memras.lab import actions
 from memras.lab.console import CommandResult
 from memras.lab.guest import Lab
 from memras.lab.replace_scenarios import _migrated, _rounds, figures
-from memras.lab.scenarios import ScenarioReport, run_scenario
-
-
-def _show(report: ScenarioReport) -> str:
-    steps = "\n".join(f"  {'ok ' if s.ok else 'FAIL'} {s.seconds:7.2f}s {s.name}: {s.detail}"
-                      for s in report.steps)
-    return f"{report.name}: {report.error or 'ok'} ({report.seconds:.0f} s)\n{steps}"
+from memras.lab.scenarios import run_scenario
+from memras.lab.scenarios import show_report as show
 
 
 @pytest.mark.lab
 def test_replacement_under_load_has_no_downtime(lab: Lab) -> None:
     report = run_scenario(lab, "replace-no-downtime")
-    print(_show(report))
+    print(show(report))
     print(figures(report))
-    assert report.ok, _show(report)
+    assert report.ok, show(report)
     facts = report.facts
     # memras did it all, in the guest, against its real kernel and QEMU.
     assert facts["replace"]["state"] == "closed"
