@@ -276,6 +276,13 @@ def show_report(report: ScenarioReport) -> str:
     return f"{report.name} ({report.seconds:.1f} s): {report.error or 'ok'}\n{steps}"
 
 
+def _trace_delay(lab: Lab, probe: str, addr: int, inject: Callable[[Lab, int], Any]) -> float:
+    """Seconds, on the guest's clock, from injecting a CE at ``addr`` to its trace line."""
+    t0 = actions.guest_time(lab)
+    inject(lab, addr)
+    return actions.probe_arrival(lab, probe, addr) - t0
+
+
 def _errors_at(errors: list[dict[str, Any]], addr: int) -> list[dict[str, Any]]:
     return [e for e in errors if e.get("address") == addr]
 
@@ -304,16 +311,12 @@ def ingest(lab: Lab, report: ScenarioReport) -> None:
     hc_before = actions.meminfo_kb(lab)["HardwareCorrupted"]
     try:
         with report.step("QEMU mce: CE in dimm0, found by the 1 s poller") as step:
-            t0 = actions.guest_time(lab)
-            actions.inject_ce(lab, qemu_addr)
-            delay = actions.probe_arrival(lab, probe, qemu_addr) - t0
+            delay = _trace_delay(lab, probe, qemu_addr, actions.inject_ce)
             report.facts["qemu_ce_trace_delay_s"] = round(delay, 3)
             step.detail = f"in trace_pipe after {delay:.3f} s (poll interval 1 s)"
             report.expect(delay < 3.0, f"QEMU CE took {delay:.2f} s to reach trace_pipe")
         with report.step("mce-inject sw: CE in dimm0, single event latency") as step:
-            t0 = actions.guest_time(lab)
-            actions.inject_sw_ce(lab, sw_addr)
-            delay = actions.probe_arrival(lab, probe, sw_addr) - t0
+            delay = _trace_delay(lab, probe, sw_addr, actions.inject_sw_ce)
             report.facts["sw_ce_trace_delay_s"] = round(delay, 3)
             step.detail = f"in trace_pipe after {delay:.3f} s"
             report.expect(delay < 1.0, f"a single event took {delay:.2f} s (buffer_percent=0?)")
