@@ -67,6 +67,7 @@ from memras.records import (
 )
 
 GROUP_WINDOW_S = 1.0
+_FaultId = tuple[int, int | None, int, int | None]  # status, bank, TSC, ADDR
 MAX_UNRELATED = 8
 DEFAULT_PAGE_SHIFT = 12
 _X86_VENDOR_AMD = 2
@@ -143,7 +144,7 @@ class KernelLogParser:
     stats: ParserStats = field(default_factory=ParserStats)
     _group: _Group | None = None
     _skip_next_edac: bool = False
-    _previous_fault: tuple[int, int | None, int, int | None] | None = None
+    _previous_fault: _FaultId | None = None
 
     def feed(self, line: str) -> list[Record]:
         try:
@@ -498,7 +499,7 @@ def _fold_mce_text(g: _Group, text: str) -> None:
             g.regs[_REG_FIELD[key]] = number
 
 
-def _fault_identity(regs: dict[str, int]) -> tuple[int, int | None, int, int | None] | None:
+def _fault_identity(regs: dict[str, int]) -> _FaultId | None:
     """What tells one machine check from another: its TSC is taken when it is logged."""
     if "tsc" not in regs or "status" not in regs:
         return None
