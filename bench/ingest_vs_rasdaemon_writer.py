@@ -9,8 +9,13 @@ The machine may be shared: the load average is printed, and memras's rate per CP
 of its own process beside the wall-clock rate.
 ``--breakdown`` runs memras once more with each section timed in-process (CPU time of
 the thread; the timers add ~1 µs a line, mostly to the parser's figure).
+``--floor`` measures the floor under any memras: every SQL statement memras's run sent
+(BEGIN, the dedup SELECTs, both INSERTs, the count bumps, the cursor, COMMIT) with its
+exact values, captured, then replayed with plain sqlite3 into a fresh database of the
+same schema and pragmas, alternating with memras's run. That is the store's work with
+no parsing and no Python logic at all: lines/s cannot exceed 1 / (its time per line).
 Run:  .venv/bin/python bench/ingest_vs_rasdaemon_writer.py [--lines 200000] [--anchor 5000]
-      [--breakdown]
+      [--breakdown] [--floor [--rounds 3]]
 """
 
 from __future__ import annotations
@@ -145,6 +150,98 @@ def breakdown(path: Path, lines: list[str]) -> None:
     print(f"  {'rest: commits, id/count SELECTs, loop':38s} {rest / n * 1e6:5.2f} µs")
 
 
+def capture_statements(path: Path, lines: list[str]) -> list[tuple[str, object, bool]]:
+    """Every statement memras sends while storing ``lines`` (batches of 5000, as
+    memras_run), with its parameters; a COMMIT as ("COMMIT", None, False)."""
+    from sqlalchemy import event
+
+    store = Store.open(path)
+    sent: list[tuple[str, object, bool]] = []
+
+    @event.listens_for(store.engine, "before_cursor_execute")
+    def _sent(conn, cursor, statement, params, context, executemany):
+        sent.append((statement, params, executemany))
+
+    @event.listens_for(store.engine, "commit")
+    def _commit(conn):
+        sent.append(("COMMIT", None, False))
+
+    for start in range(0, len(lines), 5000):
+        store.add_events([parse_trace_line(line) for line in lines[start:start + 5000]])
+    store.close()
+    return sent
+
+
+def _kind(statement: str) -> str:
+    words = statement.split()
+    if words[0] == "INSERT":
+        return f"INSERT {words[2]}"
+    if words[0] == "SELECT" and " IN (" in statement:
+        return "SELECT dedup keys"
+    return words[0] if words[0] in ("BEGIN", "COMMIT") else "other (ids, counts, cursor)"
+
+
+def replay(path: Path, schema_from: Path, sent: list[tuple[str, object, bool]],
+           spent: collections.Counter[str] | None = None) -> float:
+    """Wall time to run ``sent`` with plain sqlite3 on a fresh copy of memras's schema,
+    with the pragmas memras's connections set (memras.store.store._configure_sqlite).
+    ``spent`` collects the time per kind of statement."""
+    from memras.store.store import SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB
+
+    source = sqlite3.connect(schema_from)
+    ddl = [sql for (sql,) in source.execute(
+        "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'"
+        " ORDER BY type = 'index', rowid")]
+    source.close()
+    db = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+                   "foreign_keys=ON", "synchronous=NORMAL", f"cache_size=-{SQLITE_CACHE_KIB}"):
+        db.execute(f"PRAGMA {pragma}")
+    for sql in ddl:
+        db.execute(sql)
+    t = time.perf_counter()
+    for statement, params, many in sent:
+        started = time.perf_counter()
+        if many:
+            db.executemany(statement, params)
+        elif params is None:
+            db.execute(statement)
+        else:
+            db.execute(statement, params).fetchall()
+        if spent is not None:
+            spent[_kind(statement)] += time.perf_counter() - started
+    elapsed = time.perf_counter() - t
+    db.close()
+    return elapsed
+
+
+def floor(tmp: Path, lines: list[str], rounds: int) -> None:
+    sent = capture_statements(tmp / "capture.db", lines)
+    inserts = sum(len(p) if many else 1 for s, p, many in sent if s.startswith("INSERT"))
+    print(f"floor: {len(sent)} statements captured ({inserts} rows inserted)")
+    n = len(lines)
+    floors, full = [], []
+    for i in range(rounds):  # alternating, so a change in the machine's load hits both
+        for name in ("floor.db", "memras.db"):
+            for suffix in ("", "-wal", "-shm"):
+                (tmp / f"{name}{suffix}").unlink(missing_ok=True)
+        floors.append(replay(tmp / "floor.db", tmp / "capture.db", sent) / n)
+        full.append(memras_run(tmp / "memras.db", lines) / n)
+        print(f"  round {i + 1}: replay {floors[-1] * 1e6:.2f} µs/line "
+              f"({1 / floors[-1]:,.0f} lines/s at most), memras {full[-1] * 1e6:.2f} µs/line "
+              f"({1 / full[-1]:,.0f} lines/s): ratio {full[-1] / floors[-1]:.2f}")
+    spent: collections.Counter[str] = collections.Counter()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp / f"floor.db{suffix}").unlink(missing_ok=True)
+    replay(tmp / "floor.db", tmp / "capture.db", sent, spent)
+    print("  one more replay, per kind of statement: " + ", ".join(
+        f"{kind} {t / n * 1e6:.2f}" for kind, t in spent.most_common()) + " µs/line")
+    f, m = sorted(floors)[rounds // 2], sorted(full)[rounds // 2]
+    print(f"floor median: {f * 1e6:.2f} µs/line = {1 / f:,.0f} lines/s ceiling; memras "
+          f"{m * 1e6:.2f} µs/line; memras's own share (parsing, keys, rows, Python) "
+          f"{(m - f) * 1e6:.2f} µs/line")
+
+
 def _now():
     from datetime import UTC, datetime
 
@@ -157,6 +254,9 @@ def main() -> None:
     ap.add_argument("--anchor", type=int, default=5_000, help="events for the slow anchor")
     ap.add_argument("--breakdown", action="store_true",
                     help="also time each section of memras's parse+store in-process")
+    ap.add_argument("--floor", action="store_true",
+                    help="also replay memras's SQL with plain sqlite3: the store's floor")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for --floor")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="memras-bench-"))
     print("load average " + " ".join(f"{x:.2f}" for x in os.getloadavg()))
@@ -170,6 +270,8 @@ def main() -> None:
         print(f"speed-up {a / m:.1f}x (goal >= 10x and >= 100k lines/s)")
         if args.breakdown:
             breakdown(tmp / "breakdown.db", lines)
+        if args.floor:
+            floor(tmp, lines, args.rounds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
