@@ -12,7 +12,8 @@ the thread; the timers add ~1 µs a line, mostly to the parser's figure).
 ``--floor`` measures the floor under any memras: every SQL statement memras's run sent
 (BEGIN, the dedup SELECTs, both INSERTs, the count bumps, the cursor, COMMIT) with its
 exact values, captured, then replayed with plain sqlite3 into a fresh database of the
-same schema and pragmas, alternating with memras's run. That is the store's work with
+same schema and pragmas (and WAL checkpoints on their own thread, as memras's writer
+runs them), alternating with memras's run. That is the store's work with
 no parsing and no Python logic at all: lines/s cannot exceed 1 / (its time per line).
 Run:  .venv/bin/python bench/ingest_vs_rasdaemon_writer.py [--lines 200000] [--anchor 5000]
       [--breakdown] [--floor [--rounds 3]]
@@ -186,6 +187,7 @@ def replay(path: Path, schema_from: Path, sent: list[tuple[str, object, bool]],
     """Wall time to run ``sent`` with plain sqlite3 on a fresh copy of memras's schema,
     with the pragmas memras's connections set (memras.store.store._configure_sqlite).
     ``spent`` collects the time per kind of statement."""
+    from memras.store.checkpoint import WalCheckpointer
     from memras.store.store import SQLITE_BUSY_TIMEOUT_MS, SQLITE_CACHE_KIB
 
     source = sqlite3.connect(schema_from)
@@ -199,6 +201,8 @@ def replay(path: Path, schema_from: Path, sent: list[tuple[str, object, bool]],
         db.execute(f"PRAGMA {pragma}")
     for sql in ddl:
         db.execute(sql)
+    db.execute("PRAGMA wal_autocheckpoint=0")  # as memras's event writer: checkpoints run
+    checkpointer = WalCheckpointer(path)       # on their own thread, after each commit
     t = time.perf_counter()
     for statement, params, many in sent:
         started = time.perf_counter()
@@ -210,7 +214,10 @@ def replay(path: Path, schema_from: Path, sent: list[tuple[str, object, bool]],
             db.execute(statement, params).fetchall()
         if spent is not None:
             spent[_kind(statement)] += time.perf_counter() - started
+        if statement == "COMMIT":
+            checkpointer.batch_committed()
     elapsed = time.perf_counter() - t
+    checkpointer.close()
     db.close()
     return elapsed
 

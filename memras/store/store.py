@@ -51,6 +51,7 @@ from memras.errors import StoreError
 from memras.records import DimmLocation, Record
 from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
+from memras.store.checkpoint import WalCheckpointer
 from memras.store.migrations import migrate
 from memras.store.models import (
     ErrorCountRow,
@@ -76,6 +77,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5000
 # 4 MiB: with time-ordered dedup keys the index's hot pages are its newest ones, so
 # a large cache no longer buys anything at 1M rows; 64 MiB was most of a storm's RSS.
 SQLITE_CACHE_KIB = 4096
+SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, restored if the checkpointer fails
 
 KeyFn = Callable[[Record], tuple]  # record -> its dedup key
 KeysFn = Callable[[Record], tuple[tuple, tuple | None]]  # -> (key, previous bucket's key)
@@ -190,6 +192,11 @@ class Store:
         self._statements: FastStatements | None = None
         self._default_keys = key_fn is None
         self._rows = RowBuilder()  # its caches are bounded and kept across batches
+        # The event writer's WAL checkpoints run on a thread of their own (see
+        # memras.store.checkpoint), started by the first add_events on a file database.
+        database = engine.url.database if self.mirrors_rasdaemon else None
+        self._wal_path = Path(database) if database and database != ":memory:" else None
+        self._checkpointer: WalCheckpointer | None = None
 
     # ---- opening ----------------------------------------------------------------
 
@@ -229,6 +236,9 @@ class Store:
             raise _store_error("prepare the database", exc) from exc
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         self.engine.dispose()
 
     def __enter__(self) -> Store:
@@ -275,6 +285,7 @@ class Store:
         prepared = self._prepare(batch, boot_time)
         try:
             with self._write() as conn:
+                self._checkpoint_elsewhere(conn)
                 fresh = self._drop_known(conn, prepared)
                 if fresh:
                     self._insert(conn, fresh)
@@ -282,8 +293,23 @@ class Store:
                     self._set_cursor(conn, *cursor)
         except SQLAlchemyError as exc:
             raise _store_error("store events", exc) from exc
+        if self._checkpointer is not None:
+            self._checkpointer.batch_committed()
         return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh),
                          new_events=[p[3] for p in fresh])
+
+    def _checkpoint_elsewhere(self, conn: Connection) -> None:
+        """Hand this connection's WAL checkpoints to the checkpointer thread (automatic
+        checkpoints off), or give them back to SQLite once that thread has failed."""
+        if self._wal_path is None:
+            return
+        if self._checkpointer is None:
+            self._checkpointer = WalCheckpointer(self._wal_path)
+        pages = 0 if self._checkpointer.failed is None else SQLITE_AUTOCHECKPOINT_PAGES
+        info = conn.connection.info  # kept with the pooled DBAPI connection
+        if info.get("memras_autocheckpoint") != pages:
+            conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={pages}")
+            info["memras_autocheckpoint"] = pages
 
     def _prepare(self, batch: list[Record], boot_time: datetime | None) -> list[_Prepared]:
         if self._keys_fn is None:
