@@ -232,9 +232,15 @@ class DimmDetail:
     timeline: list[tuple[str, int, int]]  # (day, CE, UE), oldest first
     cells: FaultCells
     addresses: list[tuple[int, int | None, int]]  # (page address, block, errors)
-    pages: list[dict[str, Any]]  # offlined pages health acted on
+    pages: list[dict[str, Any]]  # pages health acted on, of the module in the slot now
     replacements: list[dict[str, Any]]  # past replacements in this slot
     events_read: int
+    # After a replacement the evidence above is the new module's only; what its
+    # predecessors left in the slot is counted here, not mixed into its evidence.
+    module: Any = None  # memras.health.modules.ModuleRecord in the slot now, if registered
+    since: datetime | None = None  # when the previous module left the slot (aware UTC)
+    earlier_events: int = 0  # of the events read, those of removed modules
+    earlier_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
 def dimm_events(store: Store, dimm: DimmInfo, limit: int = DETAIL_EVENT_LIMIT
@@ -303,18 +309,31 @@ def _rows_as_dicts(store: Store, model: Any, *where: Any, order: Any) -> list[di
 
 
 def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
-    """Everything the DIMM detail screen shows, read once."""
+    """Everything the DIMM detail screen shows, read once. The evidence (timeline,
+    cells, addresses, pages) is the current module's: a replaced module's errors are
+    not the new one's (memras.health.modules)."""
     events = dimm_events(store, dimm) if store is not None else []
     verdict, history, pages, replacements = None, [], [], []
+    module, since = None, None
+    earlier: list[StoredError] = []
+    earlier_pages: list[dict[str, Any]] = []
     if store is not None:
         from memras.health.api import verdict_history
         from memras.health.models import PageStateRow
+        from memras.health.modules import module_history
         from memras.workflow.models import ReplacementRow
 
         history = verdict_history(store, dimm.id)
         verdict = history[-1] if history else None
-        pages = _rows_as_dicts(store, PageStateRow, PageStateRow.dimm_id == dimm.id,
-                               order=PageStateRow.time)
+        modules = module_history(store, dimm.id)
+        module = next((m for m in modules if m.removed_at is None), None)
+        since = max((m.removed_at for m in modules if m.removed_at is not None), default=None)
+        if since is not None:
+            earlier = [e for e in events if e.time < since]
+            events = [e for e in events if e.time >= since]
+        pages, earlier_pages = _current_module_pages(
+            _rows_as_dicts(store, PageStateRow, PageStateRow.dimm_id == dimm.id,
+                           order=PageStateRow.time), module, since)
         replacements = _rows_as_dicts(
             store, ReplacementRow,
             or_(ReplacementRow.dimm_id == dimm.id, ReplacementRow.dimm_label == dimm.label),
@@ -323,7 +342,26 @@ def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
     return DimmDetail(dimm=dimm, verdict=verdict, history=history,
                       timeline=daily_timeline(events), cells=fault_cells(events),
                       addresses=address_blocks(events, block_size), pages=pages,
-                      replacements=replacements, events_read=len(events))
+                      replacements=replacements, events_read=len(events), module=module,
+                      since=since, earlier_events=len(earlier), earlier_pages=earlier_pages)
+
+
+def _current_module_pages(rows: list[dict[str, Any]], module: Any, since: datetime | None
+                          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Page states split into the current module's and its predecessors'. A row names
+    its module (module_id); one of an unregistered module (0) goes by its time."""
+    if since is None:
+        return rows, []
+    current, earlier = [], []
+    for row in rows:
+        if module is not None and row["module_id"] == module.id:
+            mine = True
+        elif row["module_id"] == 0:
+            mine = row["time"].replace(tzinfo=UTC) >= since
+        else:
+            mine = False
+        (current if mine else earlier).append(row)
+    return current, earlier
 
 
 # --- memory map ----------------------------------------------------------------------

@@ -38,3 +38,41 @@ def test_fault_cells_fold_rows_columns_banks(world) -> None:
     assert sum(cells.heat.values()) == 14 and {b for b, _ in cells.heat} == {3}
     assert detail.addresses[0][1] == 32  # 4 GiB + 0x1234000 is in block 32 (128 MiB blocks)
     assert detail.verdict is not None and str(detail.verdict.state) == "repair-by-page-offlining"
+
+
+def test_dimm_detail_after_a_replacement_shows_the_new_modules_evidence_only(world) -> None:
+    from datetime import timedelta
+
+    from memras.health.keys import naive_utc
+    from memras.health.models import PageStateRow
+    from memras.health.modules import (
+        ModuleIdentity,
+        current_modules,
+        record_replacement,
+        register_modules,
+    )
+
+    host = Host(world.root)
+    dimm = next(d for d in dimm_inventory(host) if d.id == FAILING)
+    swapped = PINNED_NOW - timedelta(hours=10)  # 8 of the 14 CEs before, 6 after
+    with Store.open(world.db) as store:
+        register_modules(store, dimm_inventory(host), now=swapped - timedelta(days=30))
+        old_module = current_modules(store, [FAILING])[FAILING]
+        assert record_replacement(store, slot_id=FAILING, replacement_id=7,
+                                  old=ModuleIdentity.of_dimm(dimm),
+                                  new=ModuleIdentity.of("NEWSERIAL01"), at=swapped)
+        new_module = current_modules(store, [FAILING])[FAILING]
+        with store.session() as s:  # one page of each module, one unregistered after
+            for page, module_id, hours in ((0x111, old_module.id, 12), (0x222, new_module.id, 2),
+                                           (0x333, 0, 1)):
+                s.add(PageStateRow(page=page, module_id=module_id, dimm_id=FAILING,
+                                   action="soft-offline", outcome="offlined",
+                                   time=naive_utc(PINNED_NOW - timedelta(hours=hours))))
+        detail = views.dimm_detail(host, store, dimm)
+    assert detail.since == swapped and detail.module.serial == "NEWSERIAL01"
+    assert (detail.events_read, detail.earlier_events) == (6, 8)
+    assert sum(ce + ue for _, ce, ue in detail.timeline) == 6
+    assert sum(n for _, _, n in detail.addresses) == 6
+    assert [p["page"] for p in detail.pages] == [0x222, 0x333]
+    earlier = [p["page"] for p in detail.earlier_pages]  # the world's own page action too
+    assert 0x111 in earlier and 0x222 not in earlier and 0x333 not in earlier

@@ -120,6 +120,11 @@ def _identity(d: views.DimmDetail) -> Table:
                                  f"{dimm.ue_count if dimm.ue_count is not None else '-'}"))
     t.add_row("ACPI device", safe(dimm.acpi_device or "-"))
     t.add_row("mapping", safe(f"{dimm.mapping} {dimm.mapping_reason}".strip()))
+    if d.since is not None:
+        module = d.module
+        name = (module.serial or module.identity) if module is not None else "unregistered"
+        t.add_row("module", Text.assemble(safe(name), (f"  in the slot since "
+                                                         f"{when_text(d.since)}", "dim")))
     return t
 
 
@@ -138,7 +143,8 @@ def _verdict(d: views.DimmDetail) -> Table:
 
 
 def _timeline(d: views.DimmDetail) -> Table:
-    t = _kv_table(f"Error timeline ({d.events_read} newest events read)")
+    scope = "" if d.since is None else " of this module"
+    t = _kv_table(f"Error timeline ({d.events_read} newest events{scope} read)")
     if not d.timeline:
         t.add_row("", Text("no stored errors", style="green"))
     days = d.timeline[-14:]
@@ -194,6 +200,10 @@ def _addresses(d: views.DimmDetail) -> Table:
     rate = [n for _, _, n in d.addresses][-24:]
     if rate:
         t.add_row("per page", sparkline(rate))
+    if d.earlier_events or d.earlier_pages:
+        t.add_row("removed", Text(
+            f"{d.earlier_events} event(s) and {len(d.earlier_pages)} page action(s) of the "
+            "module(s) replaced before, not counted above", style="dim"))
     return t
 
 
