@@ -22,6 +22,7 @@ from its alert thread, so a slow hook delays later alerts, never event ingestion
 
 from __future__ import annotations
 
+import builtins
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -64,7 +65,7 @@ class AlertStore(Protocol):
     def find_unresolved(self, key: str) -> Alert | None: ...
     def list(self, state: AlertState | None = None) -> list[Alert]: ...
     def record_delivery(self, delivery: Delivery) -> None: ...
-    def deliveries(self, alert_id: int) -> list[Delivery]: ...
+    def deliveries(self, alert_id: int) -> builtins.list[Delivery]: ...
 
 
 class MemoryAlertStore:
@@ -100,7 +101,7 @@ class MemoryAlertStore:
         with self._lock:
             self._deliveries.append(delivery)
 
-    def deliveries(self, alert_id: int) -> list[Delivery]:
+    def deliveries(self, alert_id: int) -> builtins.list[Delivery]:
         return [d for d in self._deliveries if d.alert_id == alert_id]
 
 

@@ -13,6 +13,7 @@ front ends call::
 
 from __future__ import annotations
 
+import builtins
 import getpass
 import os
 import tomllib
@@ -114,7 +115,7 @@ class SqlAlertStore:
                                     attempt=delivery.attempt, status=delivery.status,
                                     error=delivery.error, time=_naive(delivery.time)))
 
-    def deliveries(self, alert_id: int) -> list[Delivery]:
+    def deliveries(self, alert_id: int) -> builtins.list[Delivery]:
         query = select(DeliveryRow).where(DeliveryRow.alert_id == alert_id).order_by(DeliveryRow.id)
         with self.store.session(write=False) as session:
             return [Delivery(r.alert_id, r.hook, r.attempt, r.status, r.error,
@@ -210,10 +211,10 @@ class AlertService:
         return self._change_state(alert.replace(state=AlertState.RESOLVED,
                                                 resolved_at=datetime.now(UTC)))
 
-    def send_test(self) -> list[HookResult]:
+    def send_test(self) -> builtins.list[HookResult]:
         return self.dispatcher.send_test()
 
-    def deliveries(self, alert_id: int) -> list[Delivery]:
+    def deliveries(self, alert_id: int) -> builtins.list[Delivery]:
         return self.alerts.deliveries(alert_id)
 
     def close(self) -> None:
