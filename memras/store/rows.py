@@ -157,6 +157,8 @@ class RowBuilder:
         local_stamp = self._stamps.format_epoch
         next_ids: dict[str, int] = {}
         iso_text = time_processor is _isoformat_us
+        t: Any  # text, or the dialect's value for a datetime
+        values: tuple[Any, ...]  # the leading columns' values, of either record kind
         for key, _, identity, record, when in batch:
             # One timestamp() per record gives both texts, kept per second of event time:
             # memras_error.time (naive UTC, isoformat with microseconds: exactly the
@@ -355,8 +357,8 @@ class FastStatements:
         stmt = self.inserts.get(shape) or self._shape(shape)
         if stmt.processors:
             converted = []
-            for row in values:
-                row = list(row)
+            for given in values:
+                row = list(given)
                 for i, proc in stmt.processors:
                     row[i] = proc(row[i])
                 converted.append(tuple(row))
