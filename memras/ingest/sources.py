@@ -22,13 +22,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from memras.host import Host
 from memras.host.edac import EdacDimm
 from memras.host.kmsg import KmsgReader, record_seq
 from memras.host.tracefs import TracePipeReader, TraceSetup
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
+
+if TYPE_CHECKING:
+    from memras.ingest.parsers.kernel_log import KernelLogParser
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +101,7 @@ class KmsgSource:
         self._boot: datetime | None = None
         self._last_seq: int | None = None
         self._durable_seq: int | None = None
-        self._parser = None
+        self._parser: KernelLogParser | None = None
 
     def start(self, cursor: str | None) -> None:
         self._last_seq = int(cursor) if cursor and cursor.isdigit() else None
@@ -137,7 +140,8 @@ class KmsgSource:
 
     def _feed(self, raw: str, batch: SourceBatch) -> None:
         try:
-            batch.records.extend(self._parser.feed(raw))
+            # only poll() calls this, after asserting the parser is set (no check per line)
+            batch.records.extend(self._parser.feed(raw))  # type: ignore[union-attr]
         except Exception:  # a parser bug must never kill the watcher; keep the line
             batch.skipped.append(raw)
 

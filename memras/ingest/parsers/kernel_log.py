@@ -407,7 +407,7 @@ class KernelLogParser:
         amd = _AMD_STATUS.search(text)
         out: list[Record] = []
         if head or amd:
-            new = head or amd
+            new: re.Match[str] = head or amd  # type: ignore[assignment]  # not None: in `if head or amd`
             status = int(new["status"], 16)
             g = self._group
             # same fault: a group without registers yet (driver context, or an EDAC

@@ -24,6 +24,7 @@ SMBIOS memory-array node); it is recorded as the socket.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from memras.ingest.parsers._common import any_int, hex_int
 from memras.records import DimmLocation
@@ -88,7 +89,7 @@ def location_from_pairs(text: str) -> DimmLocation:
     if not text:
         return DimmLocation()
     bare_hex = "imc:" in text  # the old skx_edac detail, whose row/col are bare hex
-    values: dict[str, int] = {}
+    values: dict[str, Any] = {}  # ints only; Any because DimmLocation also has str fields
     for key, raw in _PAIR.findall(text):
         norm = key.lower()
         name = _FIELD_OF_KEY.get(norm)
