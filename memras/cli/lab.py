@@ -23,10 +23,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import LabError, UsageError
+
+if TYPE_CHECKING:
+    from memras.lab.guest import Lab
 
 DETACH_KEY = b"\x1d"  # Ctrl-]
 
@@ -154,7 +158,7 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 @contextmanager
-def _lab_for_run(ctx: Context) -> Iterator[object]:
+def _lab_for_run(ctx: Context) -> Iterator[Lab]:
     """The running guest, or a fresh one shut down afterwards."""
     from memras.lab.guest import Lab
 

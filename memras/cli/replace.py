@@ -12,12 +12,15 @@ import argparse
 import signal
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError, WorkflowError
 from memras.text import escape
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -174,8 +177,8 @@ class _Ui:
         self.ctx = ctx
         self.cancel = threading.Event()
         self.steps: list[dict[str, Any]] = []
-        self._bar = None
-        self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
         if not ctx.json and ctx.out.isatty():
             from rich.progress import (
                 BarColumn,

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
+from typing import TYPE_CHECKING
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
+
+if TYPE_CHECKING:
+    from memras.ingest.sources import LiveSource
 
 ALL_SOURCES = ("kmsg", "trace", "edac", "rasdaemon")
 DEFAULT_SOURCES = ("kmsg", "trace", "edac")
@@ -26,11 +30,11 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="store events only; do not compute verdicts or fire alerts")
 
 
-def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> list:
+def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> list[LiveSource]:
     from memras.ingest.sources import EdacCounterSource, KmsgSource, RasdaemonSource, TraceSource
 
     host = ctx.writable_host()  # the trace source creates and enables a tracefs instance
-    sources = []
+    sources: list[LiveSource] = []
     for name in names:
         if name == "kmsg":
             if not host.kmsg.available():
