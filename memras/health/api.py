@@ -59,12 +59,12 @@ def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
     only: set[str] | None = None
     if at is not None and not isinstance(at, datetime):
         only, at = {str(x) for x in at}, None
-    latest = select(V.dimm_id, func.max(V.id).label("id"))
+    newest = select(V.dimm_id, func.max(V.id).label("id"))
     if only is not None:
-        latest = latest.where(V.dimm_id.in_(sorted(only)))
+        newest = newest.where(V.dimm_id.in_(sorted(only)))
     if at is not None:
-        latest = latest.where(V.time <= naive_utc(at))
-    latest = latest.group_by(V.dimm_id).subquery()
+        newest = newest.where(V.time <= naive_utc(at))
+    latest = newest.group_by(V.dimm_id).subquery()
     with store.session(write=False) as s:
         rows = s.scalars(select(V).join(latest, V.id == latest.c.id)).all()
         return {r.dimm_id: _verdict(r) for r in rows}

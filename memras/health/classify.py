@@ -140,7 +140,8 @@ class FaultClassification:
 
 
 _BankKey = tuple[int | None, int | None, int | None]  # rank, bank group, bank
-_CellKey = tuple[object, ...]
+# a decoded cell (rank, bank group, bank, row, column), or ("addr", address) without one
+_CellKey = tuple[int | None, int | None, int | None, int, int] | tuple[str, int]
 
 
 def _bank_of(e: MemoryErrorEvent) -> _BankKey:
@@ -182,7 +183,7 @@ def longest_storm_run(times_s: Sequence[float], gap_s: float) -> int:
 def _evidence(ces: list[tuple[float, MemoryErrorEvent]], ue_count: int,
               storm_run: int) -> FaultEvidence:
     def distinct(values: list[object]) -> tuple:
-        return tuple(sorted({v for v in values if v is not None}))  # type: ignore[type-var]
+        return tuple(sorted({v for v in values if v is not None}))
 
     events = [e for _, e in ces]
     return FaultEvidence(
@@ -275,7 +276,7 @@ def _line_rule(ces: list[tuple[float, MemoryErrorEvent]],
                line: str) -> tuple[FaultMode, str, str] | None:
     """srds22-row (a row with >= 2 columns) or srds22-column (a column with >= 2 rows)."""
     other = "column" if line == "row" else "row"
-    spread: dict[tuple[object, ...], set[int]] = defaultdict(set)
+    spread: dict[tuple[int | None, int | None, int | None, int], set[int]] = defaultdict(set)
     for _, e in ces:
         at, across = getattr(e.location, line), getattr(e.location, other)
         if at is not None and across is not None:
@@ -284,7 +285,7 @@ def _line_rule(ces: list[tuple[float, MemoryErrorEvent]],
         if len(values) >= 2:
             mode = FaultMode.ROW if line == "row" else FaultMode.COLUMN
             return (mode, f"srds22-{line}",
-                    f"{line} {key[-1]:#x} in bank {_bank_text(key[:3])}: "  # type: ignore[arg-type]
+                    f"{line} {key[-1]:#x} in bank {_bank_text(key[:3])}: "
                     f"{len(values)} distinct {other}s")
     return None
 
@@ -311,7 +312,7 @@ def _cell_rule(ces: list[tuple[float, MemoryErrorEvent]],
 
 
 def _cell_text(cell: _CellKey) -> str:
-    if cell[0] == "addr":
-        return f"address {cell[1]:#x}"  # type: ignore[str-format]
+    if len(cell) == 2:  # ("addr", address)
+        return f"address {cell[1]:#x}"
     rank, bg, bank, row, col = cell
-    return f"cell row {row:#x} column {col:#x} in bank {_bank_text((rank, bg, bank))}"  # type: ignore[str-format]
+    return f"cell row {row:#x} column {col:#x} in bank {_bank_text((rank, bg, bank))}"

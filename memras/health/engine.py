@@ -83,7 +83,7 @@ from memras.health.verdict import (
     decide,
     with_sticky_floor,
 )
-from memras.records import MemoryErrorEvent, event_evidence
+from memras.records import MemoryErrorEvent, Record, event_evidence
 
 MAX_RECORDS_PER_DIMM = 20000
 RECLASSIFY_EVERY_RECORDS = 64
@@ -160,7 +160,7 @@ class _Dimm:
     trend: dict[str, SlidingSum] = field(default_factory=_trend_sums)  # CEs, SmartHW windows
     window_ces: SlidingSum | None = None  # CEs in the classifier window, for channel peers
     cells: set[object] = field(default_factory=set)
-    crossings: dict[tuple[Scope, str], tuple[ActiveCrossing, float, int]] = field(
+    crossings: dict[tuple[Scope, str], tuple[ActiveCrossing, float, float]] = field(
         default_factory=dict)
     channel: str | None = None
     last_ce_s: float | None = None
@@ -224,7 +224,7 @@ class HealthEngine:
                 self.dimms[dimm_id].module_since = cuts[-1]
 
     # ---- public ---------------------------------------------------------------
-    def process(self, events: Iterable[MemoryErrorEvent]) -> list[HealthChange]:
+    def process(self, events: Iterable[Record]) -> list[HealthChange]:
         timed: list[tuple[float, MemoryErrorEvent]] = []
         for e in events:
             if not isinstance(e, MemoryErrorEvent):
@@ -323,6 +323,7 @@ class HealthEngine:
             dimm.ce_total += e.count if severity == Severity.CE else 0
             dimm.ue_total += e.count if severity == Severity.UE else 0
             dimm.label = e.location.label or dimm.label
+            # dimm is only set when dimm_id is (mypy cannot tie the two)
             change = self._judge(dimm_id, dimm, t, e, severity)  # type: ignore[arg-type]
             if change is not None:
                 changes.append(change)

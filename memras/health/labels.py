@@ -193,7 +193,7 @@ class PlannedLabel:
 def plan_labels(host: Any, boards: list[BoardLabels]) -> list[PlannedLabel]:
     """What registering would write: each entry with its EDAC node (or missing)."""
     dimms = {(d.mc, *d.layers): d for d in host.edac.dimms()}
-    csrows = {(c.mc, c.csrow, c.channel): c for c in _csrows(host)}
+    csrows: dict[tuple[int, ...], Any] = {(c.mc, c.csrow, c.channel): c for c in _csrows(host)}
     out = []
     for b in boards:
         for e in b.entries:
