@@ -225,7 +225,8 @@ def plan(request: Request, blocks: Sequence[MemoryBlock]) -> Plan:
         if request.action == "offline":
             ordered.reverse()
     else:
-        ordered = [b for b in ordered if request.first <= b.index <= request.last]  # type: ignore[operator]
+        assert request.first is not None and request.last is not None  # a range request
+        ordered = [b for b in ordered if request.first <= b.index <= request.last]
     candidates, already, skipped = [], [], []
     for b in ordered:
         if in_target_state(request.action, b.state):
@@ -238,9 +239,10 @@ def plan(request: Request, blocks: Sequence[MemoryBlock]) -> Plan:
             continue
         candidates.append(Candidate(b.index, write, b.state, b.zone))
     if not request.is_size:
+        assert request.first is not None and request.last is not None  # a range request
         present = {b.index for b in ordered}
         skipped += [Skipped(i, "no such memory block")
-                    for i in range(request.first, request.last + 1)  # type: ignore[arg-type]
+                    for i in range(request.first, request.last + 1)
                     if i not in present]
     return Plan(request, block_size, tuple(candidates), tuple(already), tuple(skipped))
 

@@ -159,7 +159,7 @@ def _take(qa: Any, removal: Removal, result: MoveResult, timeout: float) -> bool
         dev = removal.devices[0]
         target = (dev.requested_size or 0) - removal.size
         return _step(result, "from", vm.resize_virtio_mem(qa, dev.id, target, timeout))
-    done = []
+    done: list[vm.MemoryDevice] = []
     for dev in removal.devices:
         if not _step(result, "from", vm.remove_dimm(qa, dev.id, timeout)):
             for back in done:  # a partial take: put back what already left

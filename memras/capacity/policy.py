@@ -36,7 +36,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from memras.errors import UsageError
 
@@ -306,15 +306,16 @@ class CapacityPolicy:
         from memras.alerts.model import Severity
         from memras.capacity import chmem
 
-        verb = action.move.value
+        # move is ONLINE or OFFLINE here (tick() skips NONE): exactly chmem's two actions
+        verb = cast("chmem.Action", action.move.value)
         blocks = [b for b in host.memory.all() if b.index in set(self.standby_blocks(host))]
-        todo = [b for b in blocks if not chmem.in_target_state(verb, b.state)]  # type: ignore[arg-type]
-        req = chmem.Request(verb, f"standby {len(todo)} blocks", "Movable",  # type: ignore[arg-type]
-                            count=len(todo))
+        todo = [b for b in blocks if not chmem.in_target_state(verb, b.state)]
+        req = chmem.Request(verb, f"standby {len(todo)} blocks", "Movable", count=len(todo))
         result = chmem.execute(host, chmem.plan(req, blocks), retry=self.retry)
         ok = result.exit_status == chmem.EXIT_OK
         if not ok and not (action.move == Move.ONLINE and result.done):
-            self.state = replace(self.state, mode=(  # type: ignore[arg-type]
+            assert self.state is not None  # tick() set it before deciding this move
+            self.state = replace(self.state, mode=(
                 Mode.STANDBY if action.move == Move.ONLINE else Mode.ACTIVE), low_since=None)
         data = {"reason": action.reason, "available_bytes": sample.available_bytes,
                 "psi_some_avg10": sample.psi_some_avg10, **result.as_dict()}
