@@ -79,12 +79,12 @@ class MemoryAlertStore:
     def add(self, alert: Alert) -> Alert:
         with self._lock:
             stored = alert.replace(id=len(self._alerts) + 1)
-            self._alerts[stored.id] = stored  # type: ignore[index]
+            self._alerts[stored.id] = stored  # type: ignore[index]  # id set just above
             return stored
 
     def update(self, alert: Alert) -> None:
         with self._lock:
-            self._alerts[alert.id] = alert  # type: ignore[index]
+            self._alerts[alert.id] = alert  # type: ignore[index]  # an update is of a stored alert
 
     def get(self, alert_id: int) -> Alert | None:
         return self._alerts.get(alert_id)

@@ -20,7 +20,7 @@ import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, overload
 
 from sqlalchemy import select
 
@@ -32,6 +32,10 @@ from memras.alerts.models import AlertRow, DeliveryRow
 from memras.errors import UsageError
 
 
+@overload
+def _naive(when: datetime) -> datetime: ...
+@overload
+def _naive(when: datetime | None) -> datetime | None: ...
 def _naive(when: datetime | None) -> datetime | None:
     if when is None:
         return None
@@ -39,12 +43,16 @@ def _naive(when: datetime | None) -> datetime | None:
     return aware.astimezone(UTC).replace(tzinfo=None)
 
 
+@overload
+def _aware(when: datetime) -> datetime: ...
+@overload
+def _aware(when: datetime | None) -> datetime | None: ...
 def _aware(when: datetime | None) -> datetime | None:
     return None if when is None else when.replace(tzinfo=UTC)
 
 
 def _to_row(alert: Alert, row: AlertRow) -> AlertRow:
-    row.time = _naive(alert.time)  # type: ignore[assignment]
+    row.time = _naive(alert.time)
     row.kind, row.severity, row.state = alert.kind.value, alert.severity.value, alert.state.value
     row.dimm_id, row.dimm_label, row.message = alert.dimm_id, alert.dimm_label, alert.message
     row.verdict, row.rule_ids = alert.verdict, list(alert.rule_ids)
@@ -60,7 +68,7 @@ def _to_row(alert: Alert, row: AlertRow) -> AlertRow:
 def _from_row(row: AlertRow) -> Alert:
     return Alert(
         kind=AlertKind(row.kind), severity=Severity(row.severity), message=row.message,
-        time=_aware(row.time), dimm_id=row.dimm_id, dimm_label=row.dimm_label,  # type: ignore[arg-type]
+        time=_aware(row.time), dimm_id=row.dimm_id, dimm_label=row.dimm_label,
         evidence=dict(row.evidence or {}), verdict=row.verdict,
         rule_ids=tuple(row.rule_ids or ()), state=AlertState(row.state), id=row.id,
         acked_by=row.acked_by, acked_at=_aware(row.acked_at), ack_note=row.ack_note,
@@ -119,7 +127,7 @@ class SqlAlertStore:
         query = select(DeliveryRow).where(DeliveryRow.alert_id == alert_id).order_by(DeliveryRow.id)
         with self.store.session(write=False) as session:
             return [Delivery(r.alert_id, r.hook, r.attempt, r.status, r.error,
-                             _aware(r.time)) for r in session.scalars(query)]  # type: ignore[arg-type]
+                             _aware(r.time)) for r in session.scalars(query)]
 
 
 def load_alerts_config(path: str | Path | None) -> AlertsConfig:
