@@ -220,7 +220,8 @@ def blocks_for_dimm(host: Host, dimm: DimmInfo, *,
     handle = dimm.smbios.handle if dimm.smbios is not None else None
     own = [r for r in mm.ranges if r.device_handle == handle] if handle is not None else []
     if own:
-        return _by_smbios_ranges(mm, dimm, handle, own)  # type: ignore[arg-type]
+        assert handle is not None  # own is empty without a handle
+        return _by_smbios_ranges(mm, dimm, handle, own)
     if dimm.acpi_device is not None and dimm.match.startswith("acpi"):
         return _by_acpi_device(mm, dimm.acpi_device)
     if dimm.smbios is not None:

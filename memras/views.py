@@ -313,6 +313,7 @@ def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
     cells, addresses, pages) is the current module's: a replaced module's errors are
     not the new one's (memras.health.modules)."""
     events = dimm_events(store, dimm) if store is not None else []
+    pages: list[dict[str, Any]]
     verdict, history, pages, replacements = None, [], [], []
     module, since = None, None
     earlier: list[StoredError] = []
@@ -352,6 +353,8 @@ def _current_module_pages(rows: list[dict[str, Any]], module: Any, since: dateti
     its module (module_id); one of an unregistered module (0) goes by its time."""
     if since is None:
         return rows, []
+    current: list[dict[str, Any]]
+    earlier: list[dict[str, Any]]
     current, earlier = [], []
     for row in rows:
         if module is not None and row["module_id"] == module.id:

@@ -245,7 +245,8 @@ class Lab:
                            hint="run: memras lab down")
         cache = cache_dir()
         kernel = ensure_kernel(cache, self.progress)
-        keep, modules = self.config.keep, ()
+        keep = self.config.keep
+        modules: tuple[str, ...] = ()
         if self.config.guest_agent:
             self.agent_binary = ensure_guest_agent(cache, self.progress)
             modules = AGENT_MODULES

@@ -100,6 +100,7 @@ class GuestQmp:
     def wait_event(self, match: Callable[[Event], bool], timeout: float) -> Event | None:
         """The first new event for which ``match`` is true, or None after ``timeout``."""
         deadline = time.monotonic() + timeout
+        event: Event | None  # a drained event, then what pull_event() returns
         while True:
             for event in self.drain():
                 if match(event):

@@ -46,7 +46,7 @@ def relay(kind: str, target: str) -> None:
     open_ends = 2
     while open_ends:
         for key, _ in sel.select():
-            src: socket.socket = key.fileobj  # type: ignore[assignment]
+            src: socket.socket = key.fileobj  # type: ignore[assignment]  # only sockets registered
             dst: socket.socket = key.data
             data = src.recv(65536)
             if data:

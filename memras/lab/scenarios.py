@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from memras.errors import LabError
 from memras.lab import actions
@@ -337,7 +337,8 @@ def ingest(lab: Lab, report: ScenarioReport) -> None:
         actions.stop_trace_probe(lab, probe)
         lab.run(f"kill $(cat {log}.pid) 2>/dev/null")
     with report.step("memras errors --json: each error once, right address and DIMM") as step:
-        errors: list[dict[str, Any]] = actions.guest_memras_json(lab, f"--db {db} errors")  # type: ignore[assignment]
+        # `memras --json errors` prints a list of objects
+        errors = cast("list[dict[str, Any]]", actions.guest_memras_json(lab, f"--db {db} errors"))
         report.facts["errors"] = [{k: e.get(k) for k in ("type", "address", "source",
                                                          "dimm_id", "message")} for e in errors]
         for name, addr in (("QEMU CE", qemu_addr), ("sw CE", sw_addr)):

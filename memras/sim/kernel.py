@@ -225,6 +225,7 @@ class SimulatedKernel:
     def _refresh_nodes(self, state: SimState, blocks: list[int]) -> None:
         nodes = {tree.block_node(self.root, i) for i in blocks}
         for node in nodes - {None}:
+            # None was removed from the set; mypy does not narrow a set difference
             tree.refresh_offline_zones(self.root, state.spec.block_size, node)  # type: ignore[arg-type]
         tree.refresh_meminfo(self.root, state)
 

@@ -148,6 +148,7 @@ def read_uevents(root: str | Path) -> list[tuple[str, str]]:
     path = sim_dir(root) / UEVENTS_FILE
     if not path.exists():
         return []
+    # every line is written as "<action> <devpath>": two fields (mypy sees tuple[str, ...])
     return [tuple(line.split(" ", 1)) for line in path.read_text().splitlines() if line]  # type: ignore[misc]
 
 

@@ -57,6 +57,7 @@ class UeventSource:
         return []
 
     def _read_sim(self) -> list[tuple[str, str]]:
+        # only called when _sim_file is set (a simulated host)
         with open(self._sim_file, "rb") as fh:  # type: ignore[arg-type]
             fh.seek(self._sim_offset)
             data = fh.read()

@@ -69,7 +69,7 @@ class ReplaceOptions:
     soft_offline: bool = True
     reset_edac: bool = True
     detect_timeout_s: float = 600.0
-    policy: dict[str, float] = field(default_factory=dict)  # RetryPolicy fields
+    policy: dict[str, Any] = field(default_factory=dict)  # RetryPolicy fields (int and float)
     backend_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"qmp": path}
 
     def retry_policy(self) -> RetryPolicy:
@@ -282,6 +282,7 @@ class Replacement:
     def _update(self, **fields: Any) -> None:
         with store_session(self.store) as s:
             row = s.get(ReplacementRow, self.id)
+            assert row is not None  # the runner's replacement row is never deleted under it
             for key, value in fields.items():
                 setattr(row, key, value)
             row.updated_at = _now()
