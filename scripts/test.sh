@@ -34,6 +34,10 @@ echo "== ruff"
 .venv/bin/ruff check memras tui plugins tests bench
 lint=$?
 
+echo "== mypy"
+.venv/bin/mypy  # files and settings: [tool.mypy] in pyproject.toml
+types=$?
+
 echo "== pytest (unit, TUI, lab)"
 .venv/bin/python -m pytest "$@"
 status=$?
@@ -44,6 +48,10 @@ if [ "$status" = 5 ]; then
 fi
 if [ "$lint" != 0 ]; then
   echo "!! ruff found problems (see above): failing the run" >&2
+  [ "$status" = 0 ] && status=1
+fi
+if [ "$types" != 0 ]; then
+  echo "!! mypy found problems (see above): failing the run" >&2
   [ "$status" = 0 ] && status=1
 fi
 exit "$status"
