@@ -33,8 +33,9 @@ Why not a sliding window
     tuned their sites against, so an imported config behaves the same here.
 
 Cost
-    O(1) per event and three integers per key. Keys are created on first error,
-    so a host with a million distinct erroring pages holds a million buckets;
+    O(1) per event and three integers per key. Keys are created on first error, at
+    most MAX_BUCKETS_PER_SCOPE per scope (the least recently hit is replaced, as the
+    kernel's CE collector and mcelog replace page counters);
     :meth:`BucketSet.prune` drops buckets that have fully drained.
 """
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 import enum
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -232,24 +234,61 @@ def threshold_rule_id(scope: Scope, severity: Severity, threshold: Threshold) ->
     return f"{origin}-{scope}-{severity}-{threshold.rule_suffix}"
 
 
+# Buckets kept per scope at most; past it the least recently hit one is replaced. The
+# kernel's CE collector keeps 512 page counters and mcelog a fixed number of page
+# counters it replaces the same way (its memory-ce-counter-replacement-threshold counts
+# the replacements); without a bound a storm over distinct pages grew the watcher by
+# ~170 bytes a page for as long as the 24 h buckets took to drain.
+MAX_BUCKETS_PER_SCOPE = 10_000
+
+BucketKey = tuple[Scope, Severity, str]
+
+
 @dataclass
 class BucketSet:
-    """Buckets for every (scope, severity, key), created on first error."""
+    """Buckets for every (scope, severity, key), created on first error, at most
+    ``max_per_scope`` per scope (least recently hit replaced; counted in ``replaced``).
+
+    A replaced bucket starts again empty on its key's next error: what a drained bucket
+    would do, only sooner. Only fine scopes (pages, rows) ever have that many keys, and
+    a DIMM with thousands of erring pages in a day has crossed its DIMM threshold long
+    before."""
 
     thresholds: dict[tuple[Scope, Severity], Threshold | None]
-    buckets: dict[tuple[Scope, Severity, str], LeakyBucket] = field(default_factory=dict)
+    buckets: dict[BucketKey, LeakyBucket] = field(default_factory=dict)
+    max_per_scope: int = MAX_BUCKETS_PER_SCOPE
+    replaced: dict[Scope, int] = field(default_factory=dict)
+    # per scope, its keys from least to most recently hit
+    _recency: dict[Scope, OrderedDict[BucketKey, None]] = field(default_factory=dict)
 
     def account(self, scope: Scope, severity: Severity, key: str | None,
                 now_s: float, errors: int = 1) -> Crossing | None:
         threshold = self.thresholds.get((scope, severity))
         if threshold is None or key is None:
             return None
-        bucket = self.buckets.get((scope, severity, key))
+        k = (scope, severity, key)
+        bucket = self.buckets.get(k)
+        order = self._recency.get(scope)
+        if order is None:
+            order = self._recency[scope] = OrderedDict()
         if bucket is None:
-            bucket = self.buckets[(scope, severity, key)] = LeakyBucket(threshold)
+            bucket = self.buckets[k] = LeakyBucket(threshold)
+            order[k] = None
+            if len(order) > self.max_per_scope:
+                oldest, _ = order.popitem(last=False)
+                del self.buckets[oldest]
+                self.replaced[scope] = self.replaced.get(scope, 0) + 1
+        else:
+            order.move_to_end(k)
         if not bucket.account(now_s, errors):
             return None
         return Crossing(scope, severity, key, threshold, now_s, bucket.total_in_window)
+
+    def _drop(self, dead: list[BucketKey]) -> int:
+        for k in dead:
+            del self.buckets[k]
+            self._recency[k[0]].pop(k, None)
+        return len(dead)
 
     def forget(self, owned: Callable[[Scope, str], bool]) -> int:
         """Drop the buckets whose (scope, key) ``owned`` selects; returns how many.
@@ -257,10 +296,7 @@ class BucketSet:
         For a replaced module: its successor starts with empty buckets. O(buckets),
         and it happens once per replacement.
         """
-        dead = [k for k in self.buckets if owned(k[0], k[2])]
-        for k in dead:
-            del self.buckets[k]
-        return len(dead)
+        return self._drop([k for k in self.buckets if owned(k[0], k[2])])
 
     def prune(self, now_s: float) -> int:
         """Drop buckets that would drain to nothing by ``now_s``; returns how many.
@@ -268,7 +304,4 @@ class BucketSet:
         A dropped bucket is re-created empty on its next error, which is exactly
         the state aging would have left, so pruning never changes a result.
         """
-        dead = [k for k, b in self.buckets.items() if b.drained_by(now_s)]
-        for k in dead:
-            del self.buckets[k]
-        return len(dead)
+        return self._drop([k for k, b in self.buckets.items() if b.drained_by(now_s)])

@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from memras.errors import UsageError
-from memras.health.buckets import DEFAULT_THRESHOLDS, Scope, Severity, Threshold, parse_threshold
+from memras.health.buckets import (
+    DEFAULT_THRESHOLDS,
+    MAX_BUCKETS_PER_SCOPE,
+    Scope,
+    Severity,
+    Threshold,
+    parse_threshold,
+)
 from memras.health.classify import ClassifyParams
 from memras.health.page_action import PageAction
 from memras.health.verdict import VerdictPolicy
@@ -54,6 +61,7 @@ class Config:
     thresholds: dict[tuple[Scope, Severity], Threshold | None] = field(
         default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     page_action: PageAction = DEFAULT_PAGE_ACTION
+    page_counters: int = MAX_BUCKETS_PER_SCOPE  # leaky buckets kept per scope ([page] counters)
     classify: ClassifyParams = ClassifyParams()
     verdict: VerdictPolicy = VerdictPolicy()
     raw: Mapping[str, Any] = field(default_factory=dict)
@@ -70,7 +78,7 @@ class Config:
             thresholds.setdefault(scope.value, {})[sev.value] = "off" if t is None else str(t)
         return {
             "thresholds": thresholds,
-            "page": {"action": self.page_action.value},
+            "page": {"action": self.page_action.value, "counters": self.page_counters},
             "classify": {k: getattr(self.classify, k) for k in self.classify.__dataclass_fields__},
             "verdict": {"sun_ce_per_24h": self.verdict.sun_ce_per_24h,
                         "storm": self.verdict.storm.value, "sticky": self.verdict.sticky,
@@ -116,6 +124,7 @@ def config_from_dict(data: Mapping[str, Any], name: str = "memras.toml",
         path=path,
         thresholds=_thresholds(data.get("thresholds", {}), name),
         page_action=_page_action(data.get("page", {}), name),
+        page_counters=_page_counters(data.get("page", {}), name),
         classify=ClassifyParams.from_mapping(data.get("classify", {}), f"{name}: [classify]"),
         verdict=VerdictPolicy.from_mapping(data.get("verdict", {}), f"{name}: [verdict]"),
         raw=dict(data),
@@ -144,10 +153,14 @@ def _thresholds(table: Mapping[str, Any], name: str
     return out
 
 
+MIN_PAGE_COUNTERS = 16
+
+
 def _page_action(table: Mapping[str, Any], name: str) -> PageAction:
-    extra = set(table) - {"action"}
+    extra = set(table) - {"action", "counters"}
     if extra:
-        raise UsageError(f"{name}: [page] unknown key {sorted(extra)[0]!r} (allowed: action)")
+        raise UsageError(f"{name}: [page] unknown key {sorted(extra)[0]!r} "
+                         "(allowed: action, counters)")
     value = table.get("action", DEFAULT_PAGE_ACTION.value)
     try:
         return PageAction(value)
@@ -155,6 +168,15 @@ def _page_action(table: Mapping[str, Any], name: str) -> PageAction:
         allowed = ", ".join(a.value for a in PageAction)
         raise UsageError(f"{name}: [page] action = {value!r}: not an action "
                          f"(allowed: {allowed})") from None
+
+
+def _page_counters(table: Mapping[str, Any], name: str) -> int:
+    """How many leaky buckets (pages, rows, ...) to keep per scope (see BucketSet)."""
+    value = table.get("counters", MAX_BUCKETS_PER_SCOPE)
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_PAGE_COUNTERS:
+        raise UsageError(f"{name}: [page] counters = {value!r}: not a whole number "
+                         f">= {MIN_PAGE_COUNTERS}", hint=f"the default is {MAX_BUCKETS_PER_SCOPE}")
+    return value
 
 
 # ---- writing TOML (the subset memras configs use) ------------------------------

@@ -124,29 +124,49 @@ class HealthChange:
                 "evidence": self.evidence}
 
 
+SLIDING_SUM_SLOTS = 1024  # entries a SlidingSum keeps at most (see its docstring)
+
+
 class SlidingSum:
-    """Sum of error counts in the last ``span_s`` seconds, O(1) amortised per event.
+    """Sum of error counts in the last ``span_s`` seconds, O(1) amortised per event and
+    at most ~``SLIDING_SUM_SLOTS`` entries whatever the rate.
 
     Events arrive in time order (each batch is sorted); an older straggler from a
     later batch just expires a little late. Re-summing the window for every event
     instead made a 50k-event storm take a quarter of an hour to judge.
+
+    Why entries are merged: one entry per event made a storm's memory grow with its
+    length (five windows per DIMM, ~80 bytes an entry: a 1M-CE storm held ~400 MB). An
+    event less than ``span_s / SLIDING_SUM_SLOTS`` after the newest entry (0.35 s for
+    the 6-minute window, 84 s for 24 h) is added to that entry, which takes the newer
+    time: those counts leave the window together, at most that much late — never
+    early, so a sum may only over-count, briefly. Events further apart are exact.
     """
 
-    __slots__ = ("span_s", "_items", "total")
+    __slots__ = ("span_s", "_items", "total", "_merge_s")
 
     def __init__(self, span_s: float) -> None:
         self.span_s = span_s
-        self._items: deque[tuple[float, int]] = deque()
+        # [time of its newest event, count, time of its first event], merged in place
+        self._items: deque[list[float]] = deque()
         self.total = 0
+        self._merge_s = span_s / SLIDING_SUM_SLOTS
 
     def add(self, t: float, count: int) -> None:
-        self._items.append((t, count))
         self.total += count
+        items = self._items
+        if items:
+            newest = items[-1]
+            if 0 <= t - newest[2] < self._merge_s:  # an entry covers at most _merge_s
+                newest[0] = t
+                newest[1] += count
+                return
+        items.append([t, count, t])
 
     def at(self, t: float) -> int:
         """The sum of counts whose age at ``t`` is below the span."""
         while self._items and t - self._items[0][0] >= self.span_s:
-            self.total -= self._items.popleft()[1]
+            self.total -= int(self._items.popleft()[1])
         return self.total
 
 
@@ -205,7 +225,8 @@ class HealthEngine:
             else:
                 page_book = MemoryPageBook()
         self.page_book = page_book
-        self.buckets = BucketSet(dict(self.config.thresholds))
+        self.buckets = BucketSet(dict(self.config.thresholds),
+                                 max_per_scope=self.config.page_counters)
         self.dimms: dict[str, _Dimm] = {}
         self.skipped_untimed = 0
         self.skipped_removed_module = 0
@@ -381,7 +402,7 @@ class HealthEngine:
             verdict.rules, verdict.state.value)
 
     def _remember(self, dimm: _Dimm, t: float, e: MemoryErrorEvent, severity: Severity) -> None:
-        dimm.records.append((t, e))
+        dimm.records.append((t, _for_classifier(e)))
         if severity == Severity.CE:
             dimm.last_ce_s = t
             count = max(e.count, 1)
@@ -439,6 +460,16 @@ class HealthEngine:
                     reasons=json.dumps(c.evidence.get("reasons", [])),
                     evidence=json.dumps({k: v for k, v in c.evidence.items()
                                          if k not in ("reasons", "previous", "verdict")})))
+
+
+def _for_classifier(e: MemoryErrorEvent) -> MemoryErrorEvent:
+    """The event as the classifier window keeps it: without its raw line, message and
+    driver detail (stored in the database already; classification reads the type,
+    count, time, address and decoded location). Up to MAX_RECORDS_PER_DIMM of them are
+    held per DIMM, and the text was two thirds of a storm's retained memory."""
+    if not (e.raw or e.message or e.driver_detail):
+        return e
+    return replace(e, raw="", message="", driver_detail="")
 
 
 def _add_crossing(dimm: _Dimm, x: ActiveCrossing, t: float, age_s: float) -> None:

@@ -159,6 +159,7 @@ ue = "off"
 ce = "1k / 7d"
 [page]
 action = "soft-then-hard"
+counters = 2048
 [classify]
 bank_ce_min = 500
 [verdict]
@@ -175,6 +176,7 @@ backend = "acpi"
     assert cfg.thresholds[(Scope.DIMM, Severity.UE)] is None
     assert cfg.thresholds[(Scope.BANK, Severity.CE)] == Threshold(1000, 7 * 86400)
     assert cfg.page_action == PageAction.SOFT_THEN_HARD
+    assert cfg.page_counters == 2048 and cfg.to_dict()["page"]["counters"] == 2048
     assert cfg.classify.bank_ce_min == 500
     assert cfg.verdict.storm == VerdictState.WATCH
     assert cfg.verdict.modes[FaultMode.RANDOM] == VerdictState.REPLACE_LATER
@@ -191,6 +193,9 @@ BAD = [
      "memras.toml: [thresholds.page] unknown key 'ue' (allowed: ce)"),
     ('[thresholds.dim]\nce = "1/24h"\n', "memras.toml: unknown table [thresholds.dim]"),
     ('[page]\naction = "offline"\n', "memras.toml: [page] action = 'offline': not an action"),
+    ("[page]\ncounters = 3\n", "memras.toml: [page] counters = 3: not a whole number >= 16"),
+    ('[page]\ncounters = "many"\n', "memras.toml: [page] counters = 'many': not a whole number"),
+    ("[page]\nmax = 3\n", "memras.toml: [page] unknown key 'max' (allowed: action, counters)"),
     ("[classify]\nstorm_gap_s = 99999\n",
      "memras.toml: [classify] storm_gap_s = 99999: out of range (allowed 1..3600"),
     ('[verdict]\nstorm = "panic"\n', "memras.toml: [verdict] storm = 'panic': not a verdict"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from memras.health.buckets import Scope
-from memras.health.engine import HealthEngine, SlidingSum
+from memras.health.buckets import BucketSet, Scope, Severity, Threshold
+from memras.health.engine import SLIDING_SUM_SLOTS, HealthEngine, SlidingSum
 from memras.health.verdict import ActiveCrossing, _scope_findings
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 
@@ -17,6 +17,76 @@ def test_sliding_sum_matches_a_recount():
         window.add(t, n)
         expected = sum(c for at, c in events if at <= t and t - at < 10.0)
         assert window.at(t) == expected, t
+
+
+def test_sliding_sum_memory_is_bounded_and_never_expires_early():
+    import random
+
+    rng = random.Random(7)
+    span = 3600.0
+    window = SlidingSum(span)
+    merge_s = span / SLIDING_SUM_SLOTS
+    t, seen = 0.0, []
+    for _ in range(200_000):  # a storm: 0-20 ms apart, 1-3 CEs each, over ~33 minutes
+        t += rng.random() * 0.02
+        n = rng.randint(1, 3)
+        seen.append((t, n))
+        window.add(t, n)
+    assert len(window._items) <= SLIDING_SUM_SLOTS + 1
+    for probe in (t, t + 0.8 * span, t + span - 1.0, t + span + merge_s):  # in time order
+        exact = sum(c for at, c in seen if probe - at < span)
+        late = sum(c for at, c in seen if probe - at < span + merge_s)
+        assert exact <= window.at(probe) <= late, probe
+
+
+def test_buckets_per_scope_are_bounded_least_recently_hit_replaced():
+    buckets = BucketSet({(Scope.PAGE, Severity.CE): Threshold(2, 86400)}, max_per_scope=4)
+    for i in range(4):
+        assert buckets.account(Scope.PAGE, Severity.CE, f"p{i}", float(i)) is None
+    assert buckets.account(Scope.PAGE, Severity.CE, "p0", 4.0) is not None  # 2nd CE: crosses
+    buckets.account(Scope.PAGE, Severity.CE, "p4", 5.0)  # a fifth page replaces p1, not p0
+    buckets.account(Scope.PAGE, Severity.CE, "p5", 6.0)  # and a sixth p2
+    assert sorted(k[2] for k in buckets.buckets) == ["p0", "p3", "p4", "p5"]
+    assert buckets.replaced == {Scope.PAGE: 2}
+    # a replaced page starts again empty, as if its bucket had drained (replacing p3)
+    assert buckets.account(Scope.PAGE, Severity.CE, "p1", 7.0) is None
+    assert buckets.replaced == {Scope.PAGE: 3}
+    assert buckets.account(Scope.PAGE, Severity.CE, "p4", 8.0) is not None  # kept: crosses
+    assert buckets.prune(10 * 86400.0) == 4 and not buckets._recency[Scope.PAGE]
+
+
+def test_engine_memory_in_a_long_storm_is_bounded_not_per_event():
+    """12k CEs on distinct pages, each with a 2 KB raw line: the engine used to keep every
+    line (classifier window) and a bucket and five window entries per event."""
+    import gc
+    import tracemalloc
+
+    from memras.health.config import Config
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def batch(start: int) -> list[MemoryErrorEvent]:  # made as the watcher makes them:
+        return [MemoryErrorEvent(  # fresh per batch, dropped once judged
+            ErrorType.CORRECTED, Source.TRACE, timestamp=t0 + timedelta(milliseconds=5 * i),
+            address=0x100000000 + i * 4096, raw=f"{i} " + "x" * 2000,
+            message="memory read error", driver_detail=f"area:DRAM {i} " * 20,
+            location=DimmLocation(mc=0, top_layer=0, middle_layer=0, label="D0", rank=0,
+                                  bank=2, row=0x1A2F, column=i % 64))
+            for i in range(start, start + 500)]
+
+    engine = HealthEngine(Config(page_counters=1000))
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for start in range(0, 12_000, 500):
+            engine.process(batch(start))
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 10 * 2**20, f"{grown / 2**20:.1f} MiB"  # the raw lines alone are 23 MiB
+    assert engine.buckets.replaced[Scope.PAGE] == 12_000 - 1000
 
 
 def test_many_page_crossings_are_one_finding():
