@@ -32,12 +32,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
-    Table,
     create_engine,
     event,
     func,
@@ -413,7 +412,7 @@ class Store:
             self._set_cursor(conn, name, position)
 
     def _set_cursor(self, conn: Connection, name: str, position: str) -> None:
-        t = _table(SourceCursorRow)
+        t = SourceCursorRow.__table__
         now = datetime.now(UTC).replace(tzinfo=None)
         done = conn.execute(update(t).where(t.c.name == name)
                             .values(position=position, updated=now))
@@ -425,7 +424,7 @@ class Store:
         """Record that the kernel counted ``count`` errors on ``subject`` no event reported."""
         when = _utc_naive(time or datetime.now(UTC))
         with self._write_translated("record a gap") as conn:
-            conn.execute(_table(GapRow).insert().values(
+            conn.execute(GapRow.__table__.insert().values(
                 time=when, source=source, subject=subject, count=count,
                 error_type=error_type, message=message))
 
@@ -436,7 +435,7 @@ class Store:
 
     def count_skipped(self, source: str, sample: str, *, reason: str = "", n: int = 1) -> None:
         """Count ``n`` malformed inputs from ``source``, keeping the latest as a sample."""
-        t = _table(SkippedRow)
+        t = SkippedRow.__table__
         now = datetime.now(UTC).replace(tzinfo=None)
         with self._write_translated("count skipped input") as conn:
             done = conn.execute(update(t).where(t.c.source == source).values(
@@ -504,10 +503,6 @@ class Store:
 
 
 # ---- helpers (module level: pure, no Store state) ---------------------------------
-
-def _table(model: type[Base]) -> Table:
-    """A model's Table (typed as such: ``__table__`` is declared as a FromClause)."""
-    return cast(Table, model.__table__)
 
 
 def _remember(seen: dict[str, Any], key: str, source: str, identity: str) -> None:
