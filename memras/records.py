@@ -18,7 +18,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, final
+from typing import Any, Protocol, final
 
 
 class ErrorType(enum.StrEnum):
@@ -111,6 +111,26 @@ class MceRegisters:
     synd: int = 0
     ppin: int = 0
     microcode: int = 0
+
+
+class LocatedError(Protocol):
+    """What health analysis reads of a memory error: a MemoryErrorEvent, or the compact
+    copy the health engine keeps in its classifier window (memras.health.engine)."""
+
+    @property
+    def error_type(self) -> ErrorType: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def address(self) -> int | None: ...
+    @property
+    def page_address(self) -> int | None: ...
+    @property
+    def location(self) -> DimmLocation: ...
+    @property
+    def timestamp(self) -> datetime | None: ...
+    @property
+    def uptime_s(self) -> float | None: ...
 
 
 # final: nothing subclasses a record, so the hot paths' ``type(record) is ...`` tests

@@ -56,9 +56,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from memras.errors import UsageError
 from memras.health.keys import event_time_s, time_of
 from memras.health.tunables import Tunable, check_tunables
-from memras.records import MemoryErrorEvent
+from memras.records import LocatedError
 
 CLASSIFY_TUNABLES: dict[str, Tunable] = {
     "socket_ce_min": Tunable(1, 1000, 10**9, "SRDS'22 socket rule: more CEs than this"),
@@ -70,6 +71,11 @@ CLASSIFY_TUNABLES: dict[str, Tunable] = {
     "storm_gap_s": Tunable(1, 60, 3600, "SmartHW storm: max gap between them (s)"),
     "storm_window_h": Tunable(1, 120, 8760, "SmartHW storm: look-back window (h)"),
     "window_h": Tunable(1, 720, 8760, "events per DIMM the classifier looks at (h)"),
+    # The newest events of a DIMM that classification looks at, at most. 4096 leaves the
+    # CE minimums above (1000) four times their size; each kept event costs the watcher
+    # ~180 bytes, so in a storm over four DIMMs the default holds ~3 MiB (20,000 held ~14
+    # MiB and put the watcher's peak RSS at 2.1x idle).
+    "window_events": Tunable(64, 4096, 10**6, "newest events per DIMM classified, at most"),
 }
 
 
@@ -84,10 +90,16 @@ class ClassifyParams:
     storm_gap_s: int = CLASSIFY_TUNABLES["storm_gap_s"].default
     storm_window_h: int = CLASSIFY_TUNABLES["storm_window_h"].default
     window_h: int = CLASSIFY_TUNABLES["window_h"].default
+    window_events: int = CLASSIFY_TUNABLES["window_events"].default
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object], where: str) -> ClassifyParams:
-        return cls(**check_tunables(CLASSIFY_TUNABLES, values, where))
+        params = cls(**check_tunables(CLASSIFY_TUNABLES, values, where))
+        needed = max(params.bank_ce_min, params.channel_ce_min, params.socket_ce_min)
+        if params.window_events <= needed:
+            raise UsageError(f"{where} window_events = {params.window_events}: must exceed "
+                             f"the largest CE minimum ({needed}), or those rules never fire")
+        return params
 
 
 class FaultMode(enum.StrEnum):
@@ -144,7 +156,7 @@ _BankKey = tuple[int | None, int | None, int | None]  # rank, bank group, bank
 _CellKey = tuple[int | None, int | None, int | None, int, int] | tuple[str, int]
 
 
-def _bank_of(e: MemoryErrorEvent) -> _BankKey:
+def _bank_of(e: LocatedError) -> _BankKey:
     loc = e.location
     return (loc.rank, loc.bank_group, loc.bank)
 
@@ -153,7 +165,7 @@ def _bank_text(b: _BankKey) -> str:
     return ".".join("-" if x is None else str(x) for x in b)
 
 
-def _cell_of(e: MemoryErrorEvent) -> _CellKey | None:
+def _cell_of(e: LocatedError) -> _CellKey | None:
     loc = e.location
     if loc.row is not None and loc.column is not None:
         return (*_bank_of(e), loc.row, loc.column)
@@ -162,7 +174,7 @@ def _cell_of(e: MemoryErrorEvent) -> _CellKey | None:
     return None
 
 
-def _channel_of(e: MemoryErrorEvent) -> str | None:
+def _channel_of(e: LocatedError) -> str | None:
     loc = e.location
     if loc.channel is None:
         return None
@@ -180,7 +192,7 @@ def longest_storm_run(times_s: Sequence[float], gap_s: float) -> int:
     return best
 
 
-def _evidence(ces: list[tuple[float, MemoryErrorEvent]], ue_count: int,
+def _evidence(ces: list[tuple[float, LocatedError]], ue_count: int,
               storm_run: int) -> FaultEvidence:
     def distinct(values: list[object]) -> tuple:
         return tuple(sorted({v for v in values if v is not None}))
@@ -205,7 +217,7 @@ def _evidence(ces: list[tuple[float, MemoryErrorEvent]], ue_count: int,
     )
 
 
-def classify_dimm(events: Sequence[MemoryErrorEvent], params: ClassifyParams = ClassifyParams(),
+def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = ClassifyParams(),
                   *, peer_ces_on_channel: int = 0) -> FaultClassification:
     """Classify one DIMM from its events (any order; events without a time are ignored).
 
@@ -233,7 +245,7 @@ def _with_detail(ev: FaultEvidence, detail: str) -> FaultEvidence:
     return replace(ev, detail=detail)
 
 
-def _first_matching_rule(ces: list[tuple[float, MemoryErrorEvent]], ev: FaultEvidence,
+def _first_matching_rule(ces: list[tuple[float, LocatedError]], ev: FaultEvidence,
                          p: ClassifyParams, peer_ces: int) -> tuple[FaultMode, str, str]:
     if not ces:
         return FaultMode.NONE, "no-ce", "no corrected errors in the window"
@@ -255,7 +267,7 @@ def _first_matching_rule(ces: list[tuple[float, MemoryErrorEvent]], ev: FaultEvi
     return _cell_rule(ces, p)
 
 
-def _bank_rule(ces: list[tuple[float, MemoryErrorEvent]],
+def _bank_rule(ces: list[tuple[float, LocatedError]],
                p: ClassifyParams) -> tuple[FaultMode, str, str] | None:
     counts: dict[_BankKey, int] = defaultdict(int)
     rows: dict[_BankKey, set[int]] = defaultdict(set)
@@ -272,7 +284,7 @@ def _bank_rule(ces: list[tuple[float, MemoryErrorEvent]],
     return None
 
 
-def _line_rule(ces: list[tuple[float, MemoryErrorEvent]],
+def _line_rule(ces: list[tuple[float, LocatedError]],
                line: str) -> tuple[FaultMode, str, str] | None:
     """srds22-row (a row with >= 2 columns) or srds22-column (a column with >= 2 rows)."""
     other = "column" if line == "row" else "row"
@@ -290,7 +302,7 @@ def _line_rule(ces: list[tuple[float, MemoryErrorEvent]],
     return None
 
 
-def _cell_rule(ces: list[tuple[float, MemoryErrorEvent]],
+def _cell_rule(ces: list[tuple[float, LocatedError]],
                p: ClassifyParams) -> tuple[FaultMode, str, str]:
     last_seen: dict[_CellKey, float] = {}
     min_gap: dict[_CellKey, float] = {}

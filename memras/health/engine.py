@@ -7,8 +7,8 @@ What it decides
     alerts layer; verdict changes are also written to ``memras_health_verdict``.
 
 Structure
-    per DIMM: a window of (time, event) pairs (``[classify] window_h``, capped at
-    MAX_RECORDS_PER_DIMM), the active threshold crossings, the last verdict;
+    per DIMM: a window of (time, WindowEvent) pairs (``[classify] window_h``, capped at
+    ``[classify] window_events``), the active threshold crossings, the last verdict;
     per scope key: a leaky bucket (:mod:`.buckets`); per channel: its DIMMs.
     Events without a time are counted in ``skipped_untimed`` and not judged.
 
@@ -85,7 +85,6 @@ from memras.health.verdict import (
 )
 from memras.records import MemoryErrorEvent, Record, event_evidence
 
-MAX_RECORDS_PER_DIMM = 20000
 RECLASSIFY_EVERY_RECORDS = 64
 RECLASSIFY_SPACING = 8  # at most 8 record-visits per event for periodic reclassification
 RECLASSIFY_NEW_CELL_SPACING = 64  # a new cell may reclassify early, at most 64 visits/event
@@ -176,7 +175,7 @@ def _trend_sums() -> dict[str, SlidingSum]:
 
 @dataclass
 class _Dimm:
-    records: deque[tuple[float, MemoryErrorEvent]] = field(default_factory=deque)
+    records: deque[tuple[float, WindowEvent]] = field(default_factory=deque)
     trend: dict[str, SlidingSum] = field(default_factory=_trend_sums)  # CEs, SmartHW windows
     window_ces: SlidingSum | None = None  # CEs in the classifier window, for channel peers
     cells: set[object] = field(default_factory=set)
@@ -362,7 +361,7 @@ class HealthEngine:
         self._remember(dimm, t, e, severity)
         horizon = t - params.window_h * 3600
         while dimm.records and (dimm.records[0][0] < horizon
-                                or len(dimm.records) > MAX_RECORDS_PER_DIMM):
+                                or len(dimm.records) > params.window_events):
             dimm.records.popleft()
         cell = _cell_of(e)
         new_cell = cell is not None and cell not in dimm.cells
@@ -402,7 +401,7 @@ class HealthEngine:
             verdict.rules, verdict.state.value)
 
     def _remember(self, dimm: _Dimm, t: float, e: MemoryErrorEvent, severity: Severity) -> None:
-        dimm.records.append((t, _for_classifier(e)))
+        dimm.records.append((t, WindowEvent(e, t)))
         if severity == Severity.CE:
             dimm.last_ce_s = t
             count = max(e.count, 1)
@@ -462,14 +461,28 @@ class HealthEngine:
                                          if k not in ("reasons", "previous", "verdict")})))
 
 
-def _for_classifier(e: MemoryErrorEvent) -> MemoryErrorEvent:
-    """The event as the classifier window keeps it: without its raw line, message and
-    driver detail (stored in the database already; classification reads the type,
-    count, time, address and decoded location). Up to MAX_RECORDS_PER_DIMM of them are
-    held per DIMM, and the text was two thirds of a storm's retained memory."""
-    if not (e.raw or e.message or e.driver_detail):
-        return e
-    return replace(e, raw="", message="", driver_detail="")
+class WindowEvent:
+    """What the classifier window keeps of an event (a records.LocatedError): its type,
+    count, address, decoded location (shared: the parsers hand out one per DIMM) and its
+    own time in seconds. The window holds up to ``[classify] window_events`` of these per
+    DIMM; whole events, with their raw line, message and detail, were most of what a
+    storm made the watcher hold (~360 bytes each without the text, ~180 for these)."""
+
+    __slots__ = ("error_type", "count", "address", "location", "uptime_s")
+    # event_time_s() reads uptime_s when there is no timestamp: here it holds the
+    # event's own time as the engine computed it (epoch seconds, or uptime without one).
+    timestamp = None
+
+    def __init__(self, e: MemoryErrorEvent, t: float) -> None:
+        self.error_type = e.error_type
+        self.count = e.count
+        self.address = e.address
+        self.location = e.location
+        self.uptime_s = t
+
+    @property
+    def page_address(self) -> int | None:
+        return None if self.address is None else self.address & ~0xFFF
 
 
 def _add_crossing(dimm: _Dimm, x: ActiveCrossing, t: float, age_s: float) -> None:

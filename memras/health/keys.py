@@ -16,13 +16,13 @@ from typing import Any
 
 from memras.errors import MemrasError
 from memras.health.buckets import Scope
-from memras.records import DimmLocation, MemoryErrorEvent
+from memras.records import DimmLocation, LocatedError, MemoryErrorEvent
 
 DimmResolver = Callable[[MemoryErrorEvent], str | None]
 UNSPECIFIC_LABELS = frozenset({"", "any memory", "unknown memory"})
 
 
-def event_time_s(event: MemoryErrorEvent) -> float | None:
+def event_time_s(event: LocatedError) -> float | None:
     """Seconds of the event's own clock (epoch, or uptime when no wall time)."""
     if event.timestamp is not None:
         ts = event.timestamp
@@ -85,7 +85,7 @@ def socket_key(loc: DimmLocation) -> str | None:
     return None
 
 
-def scope_keys(event: MemoryErrorEvent, dimm_id: str | None) -> dict[Scope, str | None]:
+def scope_keys(event: LocatedError, dimm_id: str | None) -> dict[Scope, str | None]:
     """The bucket key per scope; None where the event lacks the needed location."""
     loc = event.location
     rank = None if dimm_id is None or loc.rank is None else f"{dimm_id}/rank{loc.rank}"

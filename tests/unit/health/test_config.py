@@ -196,6 +196,8 @@ BAD = [
     ("[page]\ncounters = 3\n", "memras.toml: [page] counters = 3: not a whole number >= 16"),
     ('[page]\ncounters = "many"\n', "memras.toml: [page] counters = 'many': not a whole number"),
     ("[page]\nmax = 3\n", "memras.toml: [page] unknown key 'max' (allowed: action, counters)"),
+    ("[classify]\nwindow_events = 500\n",
+     "memras.toml: [classify] window_events = 500: must exceed the largest CE minimum (1000)"),
     ("[classify]\nstorm_gap_s = 99999\n",
      "memras.toml: [classify] storm_gap_s = 99999: out of range (allowed 1..3600"),
     ('[verdict]\nstorm = "panic"\n', "memras.toml: [verdict] storm = 'panic': not a verdict"),
