@@ -238,8 +238,11 @@ def threshold_rule_id(scope: Scope, severity: Severity, threshold: Threshold) ->
 # kernel's CE collector keeps 512 page counters and mcelog a fixed number of page
 # counters it replaces the same way (its memory-ce-counter-replacement-threshold counts
 # the replacements); without a bound a storm over distinct pages grew the watcher by
-# ~170 bytes a page for as long as the 24 h buckets took to drain.
-MAX_BUCKETS_PER_SCOPE = 10_000
+# ~400 bytes a page (bucket, key, recency entry) for as long as the 24 h buckets took to
+# drain. 4096 is eight times the kernel's array, ~1.6 MiB per scope when full; a page
+# missed because 4096 others erred between its two CEs sits on a DIMM that crossed its
+# own threshold long before.
+MAX_BUCKETS_PER_SCOPE = 4096
 
 BucketKey = tuple[Scope, Severity, str]
 
