@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import enum
 import json
+import logging
 import math
 from bisect import bisect_right
 from collections import deque
@@ -84,6 +85,8 @@ from memras.health.verdict import (
     with_sticky_floor,
 )
 from memras.records import MemoryErrorEvent, Record, event_evidence
+
+log = logging.getLogger(__name__)
 
 RECLASSIFY_EVERY_RECORDS = 64
 RECLASSIFY_SPACING = 8  # at most 8 record-visits per event for periodic reclassification
@@ -226,6 +229,7 @@ class HealthEngine:
         self.page_book = page_book
         self.buckets = BucketSet(dict(self.config.thresholds),
                                  max_per_scope=self.config.page_counters)
+        self._replaced_noted: dict[Scope, int] = {}  # scope -> replacements to log at next
         self.dimms: dict[str, _Dimm] = {}
         self.skipped_untimed = 0
         self.skipped_removed_module = 0
@@ -261,9 +265,21 @@ class HealthEngine:
         changes: list[HealthChange] = []
         for t, e in timed:
             changes += self._one(t, e)
+        self._note_replaced_buckets()
         if self.record:
             self._save([c for c in changes if c.kind == ChangeKind.VERDICT_CHANGED])
         return changes
+
+    def _note_replaced_buckets(self) -> None:
+        """Tell the operator, once per scope and again at every tenfold, that a storm
+        touches more keys than ``[page] counters`` keeps (mcelog's counter-replacement
+        signal): errors spread that wide are a DIMM-level problem, not a page one."""
+        for scope, replaced in self.buckets.replaced.items():
+            if replaced >= self._replaced_noted.get(scope, 1):
+                log.warning("health: more %s keys are erring than [page] counters = %d keeps; "
+                            "%d least recently hit %s counters replaced so far", scope,
+                            self.buckets.max_per_scope, replaced, scope)
+                self._replaced_noted[scope] = replaced * 10
 
     def verdicts(self) -> dict[str, Verdict]:
         return {d: s.verdict for d, s in self.dimms.items() if s.verdict is not None}

@@ -55,6 +55,24 @@ def test_buckets_per_scope_are_bounded_least_recently_hit_replaced():
     assert buckets.prune(10 * 86400.0) == 4 and not buckets._recency[Scope.PAGE]
 
 
+def test_replaced_page_counters_are_logged_once_per_tenfold(caplog) -> None:
+    from memras.health.config import Config
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    engine = HealthEngine(Config(page_counters=16))
+    with caplog.at_level("WARNING", logger="memras.health.engine"):
+        for start in range(0, 200, 20):  # 200 distinct pages through 16 counters
+            engine.process([MemoryErrorEvent(
+                ErrorType.CORRECTED, Source.TRACE, timestamp=t0 + timedelta(seconds=i),
+                address=0x100000000 + i * 4096,
+                location=DimmLocation(mc=0, top_layer=0, middle_layer=0, label="D0"))
+                for i in range(start, start + 20)])
+    notes = [r.getMessage() for r in caplog.records]
+    assert engine.buckets.replaced[Scope.PAGE] == 200 - 16
+    assert len(notes) == 2 and all("[page] counters = 16" in n for n in notes)
+    assert "4 least recently hit page counters" in notes[0]  # the first batch past 16
+
+
 def test_engine_memory_in_a_long_storm_is_bounded_not_per_event():
     """12k CEs on distinct pages, each with a 2 KB raw line: the engine used to keep every
     line (classifier window) and a bucket and five window entries per event."""
