@@ -258,11 +258,15 @@ class BucketSet:
     before."""
 
     thresholds: dict[tuple[Scope, Severity], Threshold | None]
-    buckets: dict[BucketKey, LeakyBucket] = field(default_factory=dict)
     max_per_scope: int = MAX_BUCKETS_PER_SCOPE
     replaced: dict[Scope, int] = field(default_factory=dict)
-    # per scope, its keys from least to most recently hit
-    _recency: dict[Scope, OrderedDict[BucketKey, None]] = field(default_factory=dict)
+    # per scope, its buckets from least to most recently hit
+    _recency: dict[Scope, OrderedDict[BucketKey, LeakyBucket]] = field(default_factory=dict)
+
+    @property
+    def buckets(self) -> dict[BucketKey, LeakyBucket]:
+        """Every bucket, keyed (scope, severity, key): a new dict, for inspection."""
+        return {k: b for order in self._recency.values() for k, b in order.items()}
 
     def account(self, scope: Scope, severity: Severity, key: str | None,
                 now_s: float, errors: int = 1) -> Crossing | None:
@@ -270,16 +274,14 @@ class BucketSet:
         if threshold is None or key is None:
             return None
         k = (scope, severity, key)
-        bucket = self.buckets.get(k)
         order = self._recency.get(scope)
         if order is None:
             order = self._recency[scope] = OrderedDict()
+        bucket = order.get(k)
         if bucket is None:
-            bucket = self.buckets[k] = LeakyBucket(threshold)
-            order[k] = None
+            bucket = order[k] = LeakyBucket(threshold)
             if len(order) > self.max_per_scope:
-                oldest, _ = order.popitem(last=False)
-                del self.buckets[oldest]
+                order.popitem(last=False)
                 self.replaced[scope] = self.replaced.get(scope, 0) + 1
         else:
             order.move_to_end(k)
@@ -289,8 +291,7 @@ class BucketSet:
 
     def _drop(self, dead: list[BucketKey]) -> int:
         for k in dead:
-            del self.buckets[k]
-            self._recency[k[0]].pop(k, None)
+            del self._recency[k[0]][k]
         return len(dead)
 
     def forget(self, owned: Callable[[Scope, str], bool]) -> int:
@@ -299,7 +300,8 @@ class BucketSet:
         For a replaced module: its successor starts with empty buckets. O(buckets),
         and it happens once per replacement.
         """
-        return self._drop([k for k in self.buckets if owned(k[0], k[2])])
+        return self._drop([k for order in self._recency.values() for k in order
+                           if owned(k[0], k[2])])
 
     def prune(self, now_s: float) -> int:
         """Drop buckets that would drain to nothing by ``now_s``; returns how many.
@@ -307,4 +309,5 @@ class BucketSet:
         A dropped bucket is re-created empty on its next error, which is exactly
         the state aging would have left, so pruning never changes a result.
         """
-        return self._drop([k for k, b in self.buckets.items() if b.drained_by(now_s)])
+        return self._drop([k for order in self._recency.values() for k, b in order.items()
+                           if b.drained_by(now_s)])
