@@ -482,9 +482,9 @@ class WindowEvent:
     count, address, decoded location (shared: the parsers hand out one per DIMM) and its
     own time in seconds. The window holds up to ``[classify] window_events`` of these per
     DIMM; whole events, with their raw line, message and detail, were most of what a
-    storm made the watcher hold (~360 bytes each without the text, ~180 for these)."""
+    storm made the watcher hold (~360 bytes each without the text, ~190 for these)."""
 
-    __slots__ = ("error_type", "count", "address", "location", "uptime_s")
+    __slots__ = ("error_type", "count", "address", "page_address", "location", "uptime_s")
     # event_time_s() reads uptime_s when there is no timestamp: here it holds the
     # event's own time as the engine computed it (epoch seconds, or uptime without one).
     timestamp = None
@@ -493,12 +493,9 @@ class WindowEvent:
         self.error_type = e.error_type
         self.count = e.count
         self.address = e.address
+        self.page_address = e.page_address  # the event's own rule, not a second copy
         self.location = e.location
         self.uptime_s = t
-
-    @property
-    def page_address(self) -> int | None:
-        return None if self.address is None else self.address & ~0xFFF
 
 
 def _add_crossing(dimm: _Dimm, x: ActiveCrossing, t: float, age_s: float) -> None:
