@@ -8,6 +8,7 @@
      ├── StoreError             the database could not be opened, read or written
      ├── HookError              an alert plugin failed
      ├── WorkflowError          a replacement step refused or failed
+     ├── QemuError              QEMU's monitor (QMP) could not be reached or refused a command
      └── LabError               the QEMU lab could not be set up or driven
 
 OSError and SQLAlchemyError are translated where they occur, so that a caller
@@ -56,6 +57,12 @@ class HookError(MemrasError):
 
 class WorkflowError(MemrasError):
     title = "Replacement workflow error"
+
+
+class QemuError(MemrasError):
+    """QMP could not connect, or QEMU refused a command: exit 1, the operation failed."""
+
+    title = "QEMU error"
 
 
 class LabError(MemrasError):

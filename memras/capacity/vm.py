@@ -1,6 +1,6 @@
 """Guest memory from the hypervisor side over QMP: pc-dimm add/remove, virtio-mem resize.
 
-The QMP connection is the lab's :class:`memras.lab.qmp.GuestQmp` (one client in the
+The QMP connection is :class:`memras.qemu.qmp.GuestQmp` (one client in the
 project); this module adds the operator's decisions on top of it:
 
 - add: ``object-add memory-backend-ram`` ``mem-<id>`` + ``device_add pc-dimm``; success
@@ -23,10 +23,11 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from memras.errors import LabError, UsageError
-from memras.lab.qmp import OST_NAMES, Event, GuestQmp, event_data
+from memras.errors import QemuError, UsageError
+from memras.qemu.qmp import OST_NAMES, Event, GuestQmp, event_data
 
 MiB = 1 << 20
 LINUX_BLOCK_BYTES = 128 * MiB  # x86-64 memory block; smaller DIMMs cannot be onlined whole
@@ -65,8 +66,6 @@ class MemoryDevice:
 
 
 def connect(socket_path: str, timeout: float = 30.0) -> GuestQmp:
-    from pathlib import Path
-
     return GuestQmp(Path(socket_path), timeout=timeout)
 
 
@@ -114,7 +113,7 @@ def add_dimm(qmp: GuestQmp, device_id: str, size: int, slot: int | None = None
     started = time.monotonic()
     try:
         seconds = qmp.plug(device_id, memdev, size, slot=slot)
-    except LabError as exc:
+    except QemuError as exc:
         _undo_add(qmp, device_id, memdev)
         return VmResult("add", device_id, False, time.monotonic() - started, exc.msg)
     return VmResult("add", device_id, True, seconds, "ACPI OST 0: the guest accepted it",
@@ -123,7 +122,7 @@ def add_dimm(qmp: GuestQmp, device_id: str, size: int, slot: int | None = None
 
 def _undo_add(qmp: GuestQmp, device_id: str, memdev: str) -> None:
     for name, args in (("device_del", {"id": device_id}), ("object-del", {"id": memdev})):
-        with contextlib.suppress(LabError):  # not created in the first place
+        with contextlib.suppress(QemuError):  # not created in the first place
             qmp.cmd(name, **args)
 
 

@@ -13,9 +13,9 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from memras.errors import LabError
+from memras.errors import LabError, QemuError
 from memras.lab.guest import DimmSpec, Lab
-from memras.lab.qmp import UnplugResult
+from memras.qemu.qmp import UnplugResult
 
 MEMORY = "/sys/devices/system/memory"
 ACPI_DEVICES = "/sys/bus/acpi/devices"
@@ -133,7 +133,7 @@ def wait_blocks_online_movable(lab: Lab, blocks: tuple[str, ...], timeout_s: flo
 
 def replug_dimm(lab: Lab, dimm: DimmSpec) -> float:
     """Put a new DIMM with the same id, backend id, size and slot in the machine."""
-    with contextlib.suppress(LabError):  # the backend may be gone already
+    with contextlib.suppress(QemuError):  # the backend may be gone already
         lab.qmp.cmd("object-del", id=dimm.memdev)
     return lab.qmp.plug(dimm.id, dimm.memdev, dimm.size_mib << 20, slot=dimm.slot)
 

@@ -69,12 +69,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from memras.errors import LabError
+from memras.errors import LabError, QemuError
 from memras.lab.console import CommandResult, Console
 from memras.lab.initramfs import AGENT_MODULES, READY_BANNER, SHELL_STARTING, ensure_initramfs
 from memras.lab.initramfs import GUEST_IP as GUEST_IP  # the init script sets it
 from memras.lab.kernel import Kernel, cache_dir, ensure_guest_agent, ensure_kernel
-from memras.lab.qmp import GuestQmp
+from memras.qemu.qmp import GuestQmp
 
 QEMU = "qemu-system-x86_64"
 QEMU_HINT = "run: apt-get install qemu-system-x86"
@@ -328,7 +328,7 @@ class Lab:
         pid = self._proc.pid if self._proc else (self.state.pid if self.state else 0)
         quit_sent = False
         if self._qmp is not None and pid and self.is_alive():
-            with contextlib.suppress(LabError):
+            with contextlib.suppress(QemuError):
                 self._qmp.cmd("quit")
                 quit_sent = True
         self.shutdown_connections()
@@ -405,7 +405,10 @@ class Lab:
     @property
     def qmp(self) -> GuestQmp:
         if self._qmp is None:
-            self._qmp = GuestQmp(self.qmp_socket)
+            try:
+                self._qmp = GuestQmp(self.qmp_socket)
+            except QemuError as exc:  # say what to do in lab terms
+                raise LabError(exc.msg, hint="is the lab up? run: memras lab status") from None
         return self._qmp
 
     def run(self, command: str, timeout: float = 60.0) -> CommandResult:

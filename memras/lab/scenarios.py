@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from memras.errors import LabError
+from memras.errors import LabError, QemuError
 from memras.lab import actions
 from memras.lab.guest import GUEST_FWD_ADDR, WEBHOOK_GUEST_PORT, DimmSpec, Lab, checkout_root
 
@@ -85,7 +85,7 @@ def run_scenario(lab: Lab, name: str) -> ScenarioReport:
     started = time.monotonic()
     try:
         SCENARIOS[name][1](lab, report)
-    except LabError as exc:
+    except (LabError, QemuError) as exc:  # QEMU refusing a QMP command fails the scenario
         report.ok = False
         report.error = exc.msg
     report.seconds = round(time.monotonic() - started, 3)

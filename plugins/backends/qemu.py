@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from memras.errors import WorkflowError
-from memras.workflow.backends import Backend, BackendResult, Target
+from qemu.qmp import EventListener, QMPClient
 
-OST_FAILURE = range(0x80, 0x84)
+from memras.errors import WorkflowError
+from memras.qemu.qmp import OST_FAILURES, event_data
+from memras.workflow.backends import Backend, BackendResult, Target
 
 
 def _matches(dev: dict[str, Any], target: Target) -> bool:
@@ -26,13 +27,6 @@ def _matches(dev: dict[str, Any], target: Target) -> bool:
     if target.slot is not None and str(data.get("slot")) == str(target.slot):
         return True
     return data.get("addr") == target.start and data.get("size") == target.size
-
-
-def _event_data(event: Any) -> dict[str, Any]:
-    """An event's data; ACPI_DEVICE_OST nests it under ``info`` (QAPI ACPIOSTInfo)."""
-    data = event.get("data") or {}
-    info = data.get("info")
-    return info if isinstance(info, dict) else data
 
 
 class QemuBackend(Backend):
@@ -63,8 +57,6 @@ class QemuBackend(Backend):
                                 hint="check --qmp (QEMU: -qmp unix:… or tcp:…)") from None
 
     async def _session(self, coro_fn, *args: Any) -> Any:
-        from qemu.qmp import QMPClient
-
         qmp = QMPClient("memras")
         await qmp.connect(self.address)
         try:
@@ -91,8 +83,6 @@ class QemuBackend(Backend):
         return self._run(self._remove, target)
 
     async def _remove(self, qmp, target: Target) -> BackendResult:
-        from qemu.qmp import EventListener
-
         data = await self._find(qmp, target)
         if data is None:
             return BackendResult(True, "QEMU lists no DIMM in that slot: already removed")
@@ -119,11 +109,11 @@ class QemuBackend(Backend):
                 event = await asyncio.wait_for(events.get(), min(remaining, 1.0))
             except TimeoutError:
                 continue
-            info = _event_data(event)
+            info = event_data(event)
             if event["event"] == "DEVICE_DELETED" and info.get("device") == dev_id:
                 return
             if (event["event"] == "ACPI_DEVICE_OST" and info.get("device") in (dev_id, None)
-                    and info.get("status") in OST_FAILURE):
+                    and info.get("status") in OST_FAILURES):
                 raise WorkflowError(f"the guest refused to eject {dev_id}: ACPI _OST status "
                                     f"{info.get('status'):#x}",
                                     hint="0x82 busy: a block could not be offlined")

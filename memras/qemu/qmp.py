@@ -1,8 +1,11 @@
 """Host-side QMP: the "technician" who pulls and inserts DIMMs and injects machine checks.
 
-A thin synchronous layer over ``qemu.qmp``'s legacy client. Every event read is
-kept in :attr:`GuestQmp.events` (the scenarios report them), and waiting for an
-event is always bounded.
+:class:`GuestQmp` is the synchronous client :mod:`memras.capacity.vm` and the lab
+drive QEMU with, a thin layer over ``qemu.qmp``'s legacy client; the ``qemu``
+replace backend (async, inside the workflow's cancellable steps) shares its event
+helpers. Every event read is kept in :attr:`GuestQmp.events` (the lab's scenarios
+report them), and waiting for an event is always bounded. Failures raise
+:class:`memras.errors.QemuError`.
 
 Unplug contract (docs/hotplug-internals.md, acpi-eject): ``device_del`` returns at
 once; success is ``DEVICE_DELETED`` for the device, failure is an
@@ -22,7 +25,7 @@ from typing import Any
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from memras.errors import LabError
+from memras.errors import QemuError
 
 Event = dict[str, Any]
 OST_FAILURES = range(0x80, 0x84)
@@ -46,7 +49,7 @@ class UnplugResult:
 
 def event_data(event: Event) -> dict[str, Any]:
     """An event's data; ``ACPI_DEVICE_OST`` nests it under ``info`` (ACPIOSTInfo)."""
-    data: dict[str, Any] = event.get("data", {})
+    data: dict[str, Any] = event.get("data") or {}
     info = data.get("info")
     return info if isinstance(info, dict) else data
 
@@ -61,8 +64,8 @@ class GuestQmp:
         try:
             self._qmp.connect()
         except (QMPError, OSError) as exc:
-            raise LabError(f"cannot connect to QMP at {socket_path}: {exc}",
-                           hint="is the lab up? run: memras lab status") from None
+            raise QemuError(f"cannot connect to QMP at {socket_path}: {exc}",
+                            hint="is QEMU running with -qmp unix:PATH,server=on?") from None
         self._qmp.settimeout(timeout)
 
     def close(self) -> None:
@@ -77,11 +80,11 @@ class GuestQmp:
         self.close()
 
     def cmd(self, name: str, **args: Any) -> Any:
-        """Run a QMP command; a QEMU error becomes :class:`LabError`."""
+        """Run a QMP command; a QEMU error becomes :class:`QemuError`."""
         try:
             return self._qmp.cmd(name, **args)
         except QMPError as exc:
-            raise LabError(f"QMP {name} failed: {exc}") from None
+            raise QemuError(f"QMP {name} failed: {exc}") from None
 
     def hmp(self, command_line: str) -> str:
         """A human monitor command; its text output."""
@@ -127,7 +130,7 @@ class GuestQmp:
         for data in self.memory_devices():
             if data.get("id") == dimm_id:
                 return data
-        raise LabError(f"no DIMM {dimm_id} in the guest")
+        raise QemuError(f"no DIMM {dimm_id} in the guest")
 
     def unplug(self, dimm_id: str, timeout: float = 30.0) -> UnplugResult:
         """``device_del`` and wait for DEVICE_DELETED, or a failing OST, or the timeout."""
@@ -165,7 +168,7 @@ class GuestQmp:
         event = self.wait_event(ost_done, 30)
         status = None if event is None else event_data(event).get("status")
         if status != 0:
-            raise LabError(f"the guest did not accept DIMM {dimm_id} (ACPI OST {status})")
+            raise QemuError(f"the guest did not accept DIMM {dimm_id} (ACPI OST {status})")
         return time.monotonic() - started
 
     def inject_mce(self, cpu: int, bank: int, status: int, mcg_status: int, addr: int,
@@ -174,4 +177,4 @@ class GuestQmp:
         flag = "-b " if broadcast else ""
         out = self.hmp(f"mce {flag}{cpu} {bank} {status:#x} {mcg_status:#x} {addr:#x} {misc:#x}")
         if out.strip():
-            raise LabError(f"QEMU refused the MCE injection: {out.strip()}")
+            raise QemuError(f"QEMU refused the MCE injection: {out.strip()}")
