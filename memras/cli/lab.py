@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import LabError, UsageError
+from memras.lab.kernel import cache_dir
 
+# LAZY_LAB: memras.lab.guest and memras.lab.scenarios are imported inside the actions
+# that use them. They pull in the QMP client (qemu.qmp) and every scenario module,
+# ~70 ms that would almost double the import of all command modules (`memras` with no
+# command, the registry test), which loads this module only to build its parser.
 if TYPE_CHECKING:
     from memras.lab.guest import Lab
 
@@ -36,8 +41,6 @@ DETACH_KEY = b"\x1d"  # Ctrl-]
 
 
 def state_dir() -> Path:
-    from memras.lab.kernel import cache_dir
-
     env = os.environ.get("MEMRAS_LAB_STATE")
     return Path(env) if env else cache_dir() / "run"
 
@@ -81,7 +84,7 @@ def _progress(ctx: Context) -> Iterator[Callable[[str], None]]:
 
 
 def _up(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.lab.guest import Lab, LabConfig
+    from memras.lab.guest import Lab, LabConfig  # lazy: see LAZY_LAB
 
     config = LabConfig()
     config = replace(config, keep=(*config.keep, *(p.resolve() for p in args.keep)),
@@ -92,10 +95,8 @@ def _up(args: argparse.Namespace, ctx: Context) -> int:
     return _show_state(ctx, lab)
 
 
-def _show_state(ctx: Context, lab: object) -> int:
-    from memras.lab.guest import Lab
-
-    assert isinstance(lab, Lab) and lab.state is not None
+def _show_state(ctx: Context, lab: Lab) -> int:
+    assert lab.state is not None
     state = asdict(lab.state)
     state.update(running=True, console_socket=str(lab.console_socket),
                  qmp_socket=str(lab.qmp_socket), kernel_log=str(lab.kernel_log))
@@ -115,7 +116,7 @@ def _show_state(ctx: Context, lab: object) -> int:
 
 
 def _status(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.lab.guest import Lab
+    from memras.lab.guest import Lab  # lazy: see LAZY_LAB
 
     try:
         lab = Lab.attach(state_dir())
@@ -129,7 +130,7 @@ def _status(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.lab.scenarios import SCENARIOS, run_scenario
+    from memras.lab.scenarios import SCENARIOS, run_scenario  # lazy: see LAZY_LAB
 
     if args.list or not args.scenario:
         if not args.list:
@@ -160,7 +161,7 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
 @contextmanager
 def _lab_for_run(ctx: Context) -> Iterator[Lab]:
     """The running guest, or a fresh one shut down afterwards."""
-    from memras.lab.guest import Lab
+    from memras.lab.guest import Lab  # lazy: see LAZY_LAB
 
     try:
         yield Lab.attach(state_dir())
@@ -178,7 +179,7 @@ def _lab_for_run(ctx: Context) -> Iterator[Lab]:
 
 
 def _shell(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.lab.guest import Lab
+    from memras.lab.guest import Lab  # lazy: see LAZY_LAB
 
     lab = Lab.attach(state_dir())
     if args.shell_command is not None:
@@ -231,7 +232,7 @@ def _relay(socket_path: Path) -> None:
 
 
 def _down(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.lab.guest import Lab
+    from memras.lab.guest import Lab  # lazy: see LAZY_LAB
 
     try:
         lab = Lab.attach(state_dir())

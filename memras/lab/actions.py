@@ -7,14 +7,16 @@ host's /sys. Host-side actions (device_del, mce) go through QMP.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import re
 import shlex
 import time
 from dataclasses import dataclass
 
 from memras.errors import LabError, QemuError
-from memras.lab.guest import DimmSpec, Lab
+from memras.lab.guest import DimmSpec, Lab, checkout_root
 from memras.qemu.qmp import UnplugResult
 
 MEMORY = "/sys/devices/system/memory"
@@ -238,9 +240,12 @@ SRAO_MCG_STATUS = 0x5
 
 def memras_argv() -> str:
     """This checkout's memras, as the guest shell runs it (the checkout is kept visible)."""
-    from memras.lab.guest import checkout_root
-
     return shlex.quote(str(checkout_root() / ".venv" / "bin" / "memras"))
+
+
+def python_argv() -> str:
+    """This checkout's venv Python, as the guest shell runs it."""
+    return shlex.quote(str(checkout_root() / ".venv" / "bin" / "python"))
 
 
 def start_guest_watch(lab: Lab, db: str, log: str, *, sources: str = "kmsg,trace",
@@ -274,8 +279,6 @@ def stop_guest_watch(lab: Lab, log: str, timeout_s: float = 30) -> str:
 
 def guest_memras_json(lab: Lab, args: str, timeout_s: float = 120) -> object:
     """``memras --json ARGS`` in the guest, parsed (one invocation costs ~10-15 s under TCG)."""
-    import json
-
     return json.loads(lab.check(f"{memras_argv()} --json {args}", timeout=timeout_s))
 
 
@@ -316,11 +319,8 @@ while True:
 
 def start_trace_probe(lab: Lab, log: str) -> None:
     """Start the arrival-time probe (see ``_TRACE_PROBE``) in the guest's background."""
-    from memras.lab.guest import checkout_root
-
-    python = shlex.quote(str(checkout_root() / ".venv" / "bin" / "python"))
     write_guest_file(lab, f"{log}.py", _TRACE_PROBE)
-    lab.check(f"rm -f {log}; ( {python} {log}.py {log} & echo $! > {log}.pid )")
+    lab.check(f"rm -f {log}; ( {python_argv()} {log}.py {log} & echo $! > {log}.pid )")
     wait_guest_output(lab, f"cat {log}", r"^ready", timeout_s=60)
 
 
@@ -330,8 +330,6 @@ def stop_trace_probe(lab: Lab, log: str) -> None:
 
 def write_guest_file(lab: Lab, path: str, text: str, mode: int = 0o644) -> None:
     """Create a guest file in one console line (base64: no quoting or heredoc prompts)."""
-    import base64
-
     data = base64.b64encode(text.encode()).decode()
     lab.check(f"echo {data} | base64 -d > {path} && chmod {mode:o} {path}")
 

@@ -27,7 +27,6 @@ from pathlib import Path
 from memras.errors import LabError
 
 META_PACKAGE = "linux-image-amd64"
-APT_HINT = "apt-get update && apt-get install apt dpkg"
 
 Progress = Callable[[str], None]
 

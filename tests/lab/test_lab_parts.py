@@ -1,16 +1,23 @@
-"""The lab's pure parts, without QEMU: module order from .modinfo, the init script, argv."""
+"""The lab's pure parts, without QEMU: module order from .modinfo, the init script, argv,
+the scenario registry and the host's webhook receiver."""
 
 from __future__ import annotations
 
+import json
 import struct
+import urllib.request
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from memras.plugins.alerts.webhook import SIGNATURE_HEADER, sign
 
-from memras.errors import LabError
-from memras.lab.guest import DimmSpec, LabConfig, qemu_argv
+from memras.errors import LabError, QemuError
+from memras.lab.guest import DimmSpec, Lab, LabConfig, qemu_argv
 from memras.lab.initramfs import init_script
 from memras.lab.kernel import Kernel, load_order, modinfo, module_name
+from memras.lab.scenarios import SCENARIOS, ScenarioReport, run_scenario
+from memras.lab.scenarios.webhook_receiver import WebhookReceiver
 
 
 def _fake_ko(path: Path, info: dict[str, str]) -> Path:
@@ -79,3 +86,48 @@ def test_qemu_argv_shares_root_read_only_and_plugs_dimms(tmp_path: Path) -> None
     assert "memhp_default_state=online_movable" in joined
     assert "virtio-mem" not in joined
     assert argv[argv.index("-machine") + 1] == "pc,accel=tcg"
+
+
+def test_importing_the_package_registers_every_scenario() -> None:
+    assert sorted(SCENARIOS) == [
+        "alerts", "boot-facts", "capacity-policy", "ingest", "mce-qemu", "mce-sw",
+        "offline-busy", "parity", "rasdaemon", "replace-crash-abort", "replace-dimm",
+        "replace-no-downtime", "replace-offline-refused"]
+
+
+def test_a_qmp_refusal_fails_the_scenario_with_its_step(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    def refused(lab: Lab, report: ScenarioReport) -> None:
+        with report.step("device_del"):
+            raise QemuError("QMP device_del failed: Device 'dimm9' not found")
+
+    monkeypatch.setitem(SCENARIOS, "qmp-refused", ("test", refused))
+    report = run_scenario(cast(Lab, None), "qmp-refused")
+    assert not report.ok
+    assert report.error == "QMP device_del failed: Device 'dimm9' not found"
+    assert [(s.name, s.ok) for s in report.steps] == [("device_del", False)]
+
+
+def _post(port: int, body: bytes, signature: str | None) -> None:
+    headers = {"Content-Type": "application/json", "X-Memras-Schema": "memras.alert/v1"}
+    if signature is not None:
+        headers[SIGNATURE_HEADER] = signature
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=body, headers=headers,
+                                     method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 204
+
+
+def test_webhook_receiver_checks_the_plugins_signature() -> None:
+    body = json.dumps({"schema": "memras.alert/v1", "kind": "page"}).encode()
+    receiver = WebhookReceiver("s3cret")
+    try:
+        _post(receiver.port, body, sign(body, "s3cret"))
+        _post(receiver.port, body, sign(body, "other"))
+        _post(receiver.port, body, None)
+    finally:
+        receiver.close()
+    deliveries: list[dict[str, Any]] = receiver.deliveries
+    assert [d["signed"] for d in deliveries] == [True, False, False]
+    assert deliveries[0]["body"]["kind"] == "page"
+    assert deliveries[0]["schema_header"] == "memras.alert/v1"

@@ -34,7 +34,7 @@ from memras.capacity import partition, vm
 from memras.errors import LabError
 from memras.lab import actions
 from memras.lab.guest import DimmSpec, Lab, LabConfig, checkout_root
-from memras.lab.scenarios import LabWorkload
+from memras.lab.scenarios.workload import LabWorkload
 from tests.lab.loud import lab_unavailable
 
 pytestmark = pytest.mark.lab

@@ -18,9 +18,9 @@ from memras.errors import LabError
 from memras.lab import actions
 from memras.lab.console import CommandResult
 from memras.lab.guest import Lab
-from memras.lab.replace_scenarios import _migrated, _rounds, figures
 from memras.lab.scenarios import run_scenario
 from memras.lab.scenarios import show_report as show
+from memras.lab.scenarios.replace import _migrated, _rounds, figures
 
 
 @pytest.mark.lab

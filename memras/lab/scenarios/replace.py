@@ -1,25 +1,19 @@
-"""``memras replace`` on the real kernel, run INSIDE the guest against its own /sys.
+"""``replace-no-downtime``: ``memras replace`` on the real kernel, run INSIDE the guest.
 
-Registered in :data:`memras.lab.scenarios.SCENARIOS` (imported at the end of that
-module), so ``memras lab run NAME`` and tests/lab run the same code:
-
-* ``replace-no-downtime``: a checksumming workload keeps running while CEs on dimm1
-  (each logged by the kernel's poller before the next is injected) are stored by
-  ``memras watch --once`` and reach a replace verdict, and ``memras replace --backend
-  qemu --qmp 10.0.2.100:4444`` offlines its blocks, has QEMU delete the DIMM and add a
-  new one into the same slot, onlines it Movable and verifies. For the offline time
-  ratio this runs ROUNDS times between raw ``echo offline > state`` rounds on the same
-  blocks, with the same workload refilled into them before each (raw, memras, raw,
-  memras, ..., raw: A-B-A rounds sharing their raw runs), and the medians are reported.
-  The last raw run also puts the original DIMM id back, so the guest is left as found.
-* ``replace-offline-refused``: MEM_GOING_OFFLINE fails with -EBUSY (notifier error
-  injection); memras retries, rolls back, exits 1, and the memory stays online Movable.
-* ``replace-crash-abort``: memras dies (exit 137, as kill -9) right after the kernel
-  offlined the first block; the database records that block as touched, and
-  ``memras replace --abort`` brings it back online Movable.
+A checksumming workload keeps running while CEs on dimm1 (each logged by the kernel's
+poller before the next is injected) are stored by ``memras watch --once`` and reach a
+replace verdict, and ``memras replace --backend qemu --qmp 10.0.2.100:4444`` offlines
+its blocks, has QEMU delete the DIMM and add a new one into the same slot, onlines it
+Movable and verifies. For the offline time ratio this runs ROUNDS times between raw
+``echo offline > state`` rounds on the same blocks, with the same workload refilled
+into them before each (raw, memras, raw, memras, ..., raw: A-B-A rounds sharing their
+raw runs), and the medians are reported. The last raw run also puts the original DIMM
+id back, so the guest is left as found. The failure cases are in
+:mod:`memras.lab.scenarios.failures`.
 
 Each memras run is one CLI process in the guest (~10-60 s under TCG: imports over 9p)
-with its own database under ``/tmp/memras-lab/<scenario>`` (the guest's tmpfs).
+with its own database under ``/tmp/memras-lab/<scenario>`` (the guest's tmpfs):
+:class:`GuestMemras`.
 """
 
 from __future__ import annotations
@@ -32,12 +26,11 @@ from typing import Any
 
 from memras.errors import LabError
 from memras.lab import actions
-from memras.lab.guest import GUEST_FWD_ADDR, GUEST_QMP_PORT, DimmSpec, Lab, checkout_root
-from memras.lab.scenarios import GUEST_WORK, ScenarioReport, _dimm, scenario
+from memras.lab.guest import GUEST_FWD_ADDR, GUEST_QMP_PORT, Lab
+from memras.lab.scenarios.common import GUEST_WORK, dimm_spec
+from memras.lab.scenarios.registry import ScenarioReport, scenario
+from memras.lab.scenarios.workload import LabWorkload
 
-MEMRAS = str(checkout_root() / ".venv" / "bin" / "memras")
-PYTHON = str(checkout_root() / ".venv" / "bin" / "python")
-WORKLOAD = str(checkout_root() / "memras" / "lab" / "workload.py")
 GUEST_QMP = f"{GUEST_FWD_ADDR}:{GUEST_QMP_PORT}"
 WORKLOAD_MIB = 320  # > a 256 MiB DIMM, so part of it sits in the DIMM being pulled
 CE_COUNT = 8
@@ -65,7 +58,7 @@ class GuestMemras:
 
     def __init__(self, lab: Lab, name: str, config: str = "") -> None:
         self.lab = lab
-        self.dir = f"/tmp/memras-lab/{name}"
+        self.dir = f"{GUEST_WORK}/{name}"
         lab.check(f"rm -rf {self.dir}; mkdir -p {self.dir}")
         self.config = ""
         if config:
@@ -75,8 +68,8 @@ class GuestMemras:
     def run(self, args: str, env: str = "", timeout: float = 600) -> tuple[int, str, str]:
         """(status, stdout, stderr) of ``memras ARGS``."""
         err = f"{self.dir}/stderr"
-        result = self.lab.run(f"{env} {MEMRAS} --db {self.dir}/memras.db {self.config} "
-                              f"{args} 2>{err}", timeout=timeout)
+        result = self.lab.run(f"{env} {actions.memras_argv()} --db {self.dir}/memras.db "
+                              f"{self.config} {args} 2>{err}", timeout=timeout)
         stderr = self.lab.run(f"cat {err}").output
         return result.status, result.output, stderr
 
@@ -90,56 +83,6 @@ class GuestMemras:
         except ValueError:
             raise LabError(f"memras {args} printed no JSON (exit {status}): "
                            f"{(out + err).strip()[-400:]}") from None
-
-
-# --- the workload -----------------------------------------------------------------------
-
-
-class GuestWorkload:
-    """memras/lab/workload.py running in the guest's background."""
-
-    def __init__(self, lab: Lab, mib: int, phys_range: tuple[int, int]) -> None:
-        self.lab = lab
-        self.status_file = "/tmp/memras-lab/workload.json"
-        lab.check(f"mkdir -p /tmp/memras-lab; rm -f {self.status_file}")
-        out = lab.check(f"{PYTHON} {WORKLOAD} --mib {mib} --pause 0.01 "
-                        f"--status {self.status_file} "
-                        f"--range {phys_range[0]:#x}-{phys_range[1]:#x} "
-                        f">/tmp/memras-lab/workload.log 2>&1 & echo $!")
-        self.pid = int(out.split()[-1])
-
-    def status(self) -> dict[str, Any]:
-        result = self.lab.run(f"cat {self.status_file}")
-        if not result.ok:
-            return {}
-        try:
-            return dict(json.loads(result.output))
-        except ValueError:  # renamed into place atomically, but the console may cut it
-            return {}
-
-    def wait(self, condition: Any, what: str, timeout_s: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            status = self.status()
-            if status and condition(status):
-                return status
-            if self.lab.run(f"kill -0 {self.pid}").status != 0:
-                log = self.lab.run("cat /tmp/memras-lab/workload.log").output
-                raise LabError(f"the workload died: {log.strip()[-300:]}")
-            if time.monotonic() > deadline:
-                raise LabError(f"workload: no {what} within {timeout_s:.0f} s: {status}")
-            time.sleep(1)
-
-    def refill(self) -> dict[str, Any]:
-        """Copy the data into new pages (ZONE_MOVABLE first) and wait until it is done."""
-        before = self.status().get("refills", 0)
-        self.lab.check(f"kill -USR1 {self.pid}")
-        return self.wait(lambda s: s["refills"] > before and s["updated"] > time.time() - 60,
-                         "refill")
-
-    def stop(self) -> dict[str, Any]:
-        self.lab.run(f"kill -TERM {self.pid}")
-        return self.wait(lambda s: s.get("final"), "final report", 180)
 
 
 # --- raw sysfs anchor -------------------------------------------------------------------
@@ -190,7 +133,7 @@ def _migrated(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
             "fail": d("pgmigrate_fail") + d("thp_migration_fail")}
 
 
-def _timed_raw_round(lab: Lab, workload: GuestWorkload, blocks: tuple[str, ...]
+def _timed_raw_round(lab: Lab, workload: LabWorkload, blocks: tuple[str, ...]
                      ) -> dict[str, Any]:
     filled = workload.refill()
     counters = migration_counters(lab)
@@ -252,7 +195,7 @@ def _median(values: list[float]) -> float:
                                  "qemu in the guest, under a checksumming workload; "
                                  "offline time vs raw sysfs writes")
 def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
-    dimm = _dimm(lab, "dimm1")
+    dimm = dimm_spec(lab, "dimm1")
     data = lab.qmp.dimm(dimm.id)
     start, size = int(data["addr"]), int(data["size"])
     device = actions.slot_device(lab, dimm.slot)
@@ -270,7 +213,8 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
         step.detail = f"MemAvailable {available // 1024} MiB"
     memras = GuestMemras(lab, "replace", REPLACE_CONFIG)
     with report.step("start the workload") as step:
-        workload = GuestWorkload(lab, WORKLOAD_MIB, (start, start + size))
+        workload = LabWorkload(lab, WORKLOAD_MIB, GUEST_WORK, phys_range=(start, start + size),
+                               python=actions.python_argv())
         first = workload.wait(lambda s: s["iterations"] > 0, "first pass", 180)
         step.detail = f"{WORKLOAD_MIB} MiB, {first['pages_in_range']} pages in {device.name}"
     raw: list[dict[str, Any]] = []
@@ -430,99 +374,3 @@ def figures(report: ScenarioReport) -> str:
                      f"{r['raw_block_seconds']}; workload pages in the DIMM "
                      f"{r['pages_in_dimm']}; kernel migrated {r.get('migrated')}")
     return "\n".join(lines)
-
-
-# --- failures ---------------------------------------------------------------------------
-
-
-def _block_rows(memras: GuestMemras) -> dict[str, str]:
-    """block -> status of the replacement's old blocks, read from its database."""
-    query = ("select block, status from memras_replacement_block where role='old' "
-             "order by block")
-    out = memras.lab.check(f"{PYTHON} -c \"import sqlite3,sys; "
-                           f"[print(*r) for r in sqlite3.connect('{memras.dir}/memras.db')"
-                           f".execute(\\\"{query}\\\")]\"")
-    return {f"memory{line.split()[0]}": line.split()[1] for line in out.splitlines()
-            if line.strip()}
-
-
-def _dimm0(lab: Lab) -> tuple[DimmSpec, tuple[str, ...], str]:
-    dimm = _dimm(lab, "dimm0")
-    device = actions.slot_device(lab, dimm.slot)
-    return dimm, device.blocks, device.name
-
-
-@scenario("replace-offline-refused", "the kernel refuses offline (notifier -16): memras "
-                                     "retries, rolls back, exits 1; memory stays Movable")
-def replace_offline_refused(lab: Lab, report: ScenarioReport) -> None:
-    dimm, blocks, name = _dimm0(lab)
-    memras = GuestMemras(lab, "refused")
-    report.facts.update(dimm=name, blocks=list(blocks))
-    actions.set_offline_notifier_error(lab, -16)
-    try:
-        with report.step("memras replace with MEM_GOING_OFFLINE = -EBUSY") as step:
-            status, out = memras.json(
-                f"replace {name} --backend qemu --qmp {GUEST_QMP} --yes --reserve {RESERVE} "
-                "--max-attempts 3 --backoff 0.1", ok=False)
-            report.facts.update(exit_status=status, state=out.get("state"),
-                                where=out.get("where"), blocks_db=out.get("blocks"),
-                                steps=out.get("steps"))
-            step.detail = f"exit {status}: {out.get('state')}: {out.get('where')}"
-            report.expect(status == 1, f"exit status {status}, expected 1")
-            report.expect(out.get("state") == "rolled-back", f"state {out.get('state')}")
-    finally:
-        actions.set_offline_notifier_error(lab, 0)
-    with report.step("blocks online Movable, DIMM still in QEMU"):
-        states = actions.wait_blocks_online_movable(lab, blocks)
-        report.facts["zones"] = {b: s.valid_zones for b, s in states.items()}
-        lab.qmp.dimm(dimm.id)
-    with report.step("the kernel said why; the audit says so") as step:
-        report.facts["dmesg"] = lab.run("dmesg | grep -e 'Injecting error (-16)' "
-                                        "| tail -2").output.strip()
-        _, entries = memras.json(f"audit list --replacement {out['id']}")
-        offline = [e for e in entries if e["action"] == "offline_blocks"]
-        report.facts["audit"] = [(e["action"], e["data"].get("outcome")) for e in entries]
-        report.facts["audit_offline"] = offline[-1]["data"] if offline else {}
-        step.detail = str(report.facts["audit"])
-        report.expect(bool(offline) and offline[-1]["data"].get("outcome") == "failed",
-                      "the audit has no failed offline_blocks entry")
-        report.expect(any(e["action"] == "rollback" for e in entries),
-                      "the audit has no rollback entry")
-
-
-@scenario("replace-crash-abort", "memras is killed right after the kernel offlined a block; "
-                                 "the database has it; --abort re-onlines it Movable")
-def replace_crash_abort(lab: Lab, report: ScenarioReport) -> None:
-    dimm, blocks, name = _dimm0(lab)
-    first = blocks[0].removeprefix("memory")
-    memras = GuestMemras(lab, "crash")
-    crash_at = f"block:{first}:offline:after"
-    report.facts.update(dimm=name, blocks=list(blocks), crash_at=crash_at)
-    with report.step(f"memras replace dies at {crash_at}") as step:
-        status, out, err = memras.run(
-            f"replace {name} --backend qemu --qmp {GUEST_QMP} --yes --reserve {RESERVE} "
-            "--json", env=f"MEMRAS_TEST_CRASH_AT={crash_at}")
-        report.facts["exit_status"] = status
-        step.detail = f"exit {status}"
-        report.expect(status == 137, f"exit {status}, expected 137: {(out + err)[-300:]}")
-    with report.step("kernel vs database: every offline block is recorded") as step:
-        kernel = {b: s.state for b, s in actions.block_states(lab, blocks).items()}
-        db = _block_rows(memras)
-        report.facts.update(kernel_after_crash=kernel, db_after_crash=db)
-        step.detail = f"kernel {kernel}, database {db}"
-        report.expect(kernel[blocks[0]] == "offline", f"{blocks[0]} is {kernel[blocks[0]]}")
-        for block, state in kernel.items():
-            if state != "online":
-                report.expect(db.get(block) in ("offlining", "offline"),
-                              f"{block} is {state} but the database says {db.get(block)}")
-    with report.step("memras replace --abort") as step:
-        status, out = memras.json("replace --abort", ok=False)
-        report.facts.update(abort_status=status, abort_state=out.get("state"),
-                            abort_where=out.get("where"))
-        step.detail = f"exit {status}: {out.get('state')}: {out.get('where')}"
-        report.expect(out.get("state") == "rolled-back", f"abort ended {out.get('state')}")
-    with report.step("every block online Movable again; DIMM still in QEMU"):
-        states = actions.wait_blocks_online_movable(lab, blocks)
-        report.facts["zones"] = {b: s.valid_zones for b, s in states.items()}
-        report.facts["db_after_abort"] = _block_rows(memras)
-        lab.qmp.dimm(dimm.id)
