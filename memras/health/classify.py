@@ -1,59 +1,80 @@
-"""Fault-mode classification of one DIMM's errors: cell, row, column, bank… or random.
+"""Fault-mode classification of one DIMM's errors, by strength of evidence.
 
 What it decides
     From the decoded locations of a DIMM's corrected errors (rank, bank group,
     bank, row, column; the physical address when that is all there is), which
-    kind of DRAM fault most likely produced them, the rule that said so, and the
-    evidence: rows/columns/banks/ranks touched, counts, first and last seen, and
-    whether the DIMM is in a CE storm.
+    kind of DRAM fault best explains them, the rule that said so, and the
+    evidence: rows/columns/banks/ranks touched, counts, first and last seen, the
+    runner-up explanation, and whether the DIMM is in a CE storm.
 
-Structure: published rules, first match wins (dram-faults.md §2)
+Structure: every mode is a candidate, the strongest explanation wins
+    Each local mode's best instance (the cell, row, column, bank or set of banks
+    holding most of the DIMM's CEs) is scored by how unlikely that concentration
+    is by chance: ``strength = -log10(expected number of such places holding k of
+    the n decoded CEs)`` if the n errors were scattered uniformly over a DDR4 DIMM
+    (:data:`GEOMETRY`; the union bound ``places * C(n, k) * p**k``). A 2-row column
+    among 40 scattered CEs has strength ~1.6 (1 in 40 by chance); 14 rows of one
+    column ~57; 300 CEs in one of 32 banks ~450. The strongest candidate above
+    ``min_strength`` (default 3: less than 1 in 1000 by chance) wins; one within a
+    factor of 10 of it is stated as a tie in the detail. A narrower place holds
+    fewer errors but is far less likely by chance, so a column fault with a stray
+    CE in another column stays a column, and a bank fault with a coincidental
+    4-row column stays a bank.
     ===================  ==========================================================
-    rule id              fires when (defaults; all thresholds are tunables)
+    rule id              candidate (minimum evidence; sources)
     ===================  ==========================================================
-    srds22-socket        > socket_ce_min CEs and > 1 channel            -> controller
-    sun-x4140/meza15     another DIMM on the same channel has >= peer_ce_min CEs
-                         -> channel: suspect the controller or board, not this DIMM
-    srds22-channel       > channel_ce_min CEs and > 1 (rank, bank)       -> rank if
-                         > 1 rank, else multi-bank
-    srds22-bank          one (rank, bank) with > bank_ce_min CEs and > 1 row -> bank
-    srds22-row           one row with >= 2 distinct columns              -> row
-    srds22-column        one column with >= 2 distinct rows              -> column
     srds22-cell          one cell repeats, min inter-arrival <= cell_interarrival_s
-    memras-cell-repeat   one cell repeats at any spacing                 -> cell
-    srds22-random        otherwise                                       -> random
+    memras-cell-repeat   one cell repeats at any spacing (a stuck cell erring every
+                         few hours; SRDS'22 would call it random)
+    srds22-row           one row with >= 2 distinct columns
+    srds22-column        one column with >= 2 distinct rows
+    srds22-bank          one bank with >= 2 rows and >= 2 columns (SRDS'22 "> 1 row";
+                         Sridharan SC'12: a bank fault spans rows *and* columns) and
+                         more than bank_ce_min CEs (default 1: the chance test decides)
+    memras-multi-bank    a set of >= 2 banks, each with >= 2 CEs  -> multi-bank, or
+                         rank when the banks span ranks
+    srds22-channel       > channel_ce_min CEs over > 1 (rank, bank) and no local
+                         candidate above: errors everywhere on the DIMM, by volume
+    srds22-socket        > socket_ce_min CEs over > 1 channel     -> controller
+    sun-x4140-several-dimms  another DIMM on the channel has >= peer_ce_min CEs and
+                         this DIMM shows no local fault           -> channel
+    srds22-random        nothing above chance                     -> random
     ===================  ==========================================================
-    The SRDS'22 rules are Cheng et al.'s measurement.py (Alibaba, 258,993 servers).
-    The peer rule is the Sun X4140 service rule ("if several DIMMs show CEs, rule
-    out other causes first") and Meza et al. DSN'15 ("non-DRAM failures cause most
-    errors"). memras-cell-repeat is memras's addition: a cell that errs every few
-    hours is a stuck cell too, though SRDS'22 calls it random. A cell is
-    (rank, bank group, bank, row, column); without a decoded row/column it is the
-    physical address, so address-only sources still find repeating cells.
+    The minimums are Cheng et al.'s measurement.py (Alibaba SRDS'22, 258,993 servers);
+    the modes are Sridharan & Liberty SC'12's (single-bit/row/column/bank/multi-bank/
+    multi-rank; row, column and bank faults are >= 80 % permanent). The context rules
+    (socket, channel, peer) answer only when the DIMM's own errors hold no local
+    pattern: Sun X4140 says rule out the controller when several DIMMs err, and Meza
+    DSN'15 that non-DRAM failures cause most errors, but a fault confined to one row
+    or column of one bank is inside the DRAM. A cell is (rank, bank group, bank, row,
+    column); without a decoded row/column it is the physical address, so
+    address-only sources still find repeating cells.
     Storm (SmartHW): > storm_run_min CEs in a row, each <= storm_gap_s after the
-    previous, within the last storm_window_h; reported as a flag beside the mode.
+    previous, within the last storm_window_h; errors at pages already offlined are
+    repaired and left out. Reported as a flag beside the mode.
+
+Why not first-match rules (SRDS'22's order)
+    Checked in order and firing at 2, the row rule labelled a 14-row column fault a
+    row fault as soon as one row was seen in a second column, and a coincidental
+    2-row column turned scattered errors into a "column fault". Rule order says
+    nothing about which explanation the errors support.
 
 Decay
     None here: the caller passes the DIMM's events inside its window (engine.py
     keeps ``window_h``, default 30 days), so old faults age out with the window.
 
-Why not count thresholds alone
-    Raw CE counts are Pareto-skewed and access-driven (mean ~55x median, Meza); the
-    mode says what repair can work: a cell or row fault is contained by page
-    offlining, a bank or rank fault is not (Sridharan: row/bank faults >= 80 %
-    permanent).
-
 Cost
-    O(n) over the window's records with a few dicts; n is bounded by the engine's
-    window and its per-DIMM record cap.
+    O(n) over the window's records with a few dicts, plus O(banks^2) for the bank
+    sets; n is bounded by the engine's window and its per-DIMM record cap.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from memras.errors import UsageError
@@ -64,9 +85,12 @@ from memras.records import LocatedError
 CLASSIFY_TUNABLES: dict[str, Tunable] = {
     "socket_ce_min": Tunable(1, 1000, 10**9, "SRDS'22 socket rule: more CEs than this"),
     "channel_ce_min": Tunable(1, 1000, 10**9, "SRDS'22 channel rule: more CEs than this"),
-    "bank_ce_min": Tunable(1, 1000, 10**9, "SRDS'22 bank rule: more CEs in one bank"),
+    # SRDS'22 asks > 1000 CEs of a bank; a bank fault of a few hundred CEs spread over
+    # rows and columns is far beyond chance already, so the chance test decides.
+    "bank_ce_min": Tunable(1, 1, 10**9, "bank fault: more CEs in one bank than this"),
     "cell_interarrival_s": Tunable(1, 60, 86400, "SRDS'22 cell rule: repeat within (s)"),
     "peer_ce_min": Tunable(1, 10, 10**9, "CEs on another DIMM of the channel (Sun rule)"),
+    "min_strength": Tunable(1, 3, 300, "a pattern must be < 10^-N likely by chance"),
     "storm_run_min": Tunable(2, 10, 100000, "SmartHW storm: more CEs in a row than this"),
     "storm_gap_s": Tunable(1, 60, 3600, "SmartHW storm: max gap between them (s)"),
     "storm_window_h": Tunable(1, 120, 8760, "SmartHW storm: look-back window (h)"),
@@ -78,6 +102,14 @@ CLASSIFY_TUNABLES: dict[str, Tunable] = {
     "window_events": Tunable(64, 4096, 10**6, "newest events per DIMM classified, at most"),
 }
 
+# The null model: a DIMM at its smallest common geometry (fewer places make a
+# concentration less surprising, so the test errs towards "random"): 8 banks a rank
+# (DDR3, JESD79-3; DDR4 x16, JESD79-4 — x4/x8 DDR4 has 16), 32 Ki rows a bank, 1 Ki
+# columns; as many ranks as the errors show (a DIMM seen erring on one rank may have
+# only one, and all errors on "half" the DIMM would otherwise look like a fault).
+GEOMETRY = {"banks_per_rank": 8, "rows_per_bank": 1 << 15, "columns": 1 << 10}
+TIE_LOG10 = 1.0  # candidates within a factor of 10 of the winner are stated as ties
+
 
 @dataclass(frozen=True, slots=True)
 class ClassifyParams:
@@ -86,6 +118,7 @@ class ClassifyParams:
     bank_ce_min: int = CLASSIFY_TUNABLES["bank_ce_min"].default
     cell_interarrival_s: int = CLASSIFY_TUNABLES["cell_interarrival_s"].default
     peer_ce_min: int = CLASSIFY_TUNABLES["peer_ce_min"].default
+    min_strength: int = CLASSIFY_TUNABLES["min_strength"].default
     storm_run_min: int = CLASSIFY_TUNABLES["storm_run_min"].default
     storm_gap_s: int = CLASSIFY_TUNABLES["storm_gap_s"].default
     storm_window_h: int = CLASSIFY_TUNABLES["storm_window_h"].default
@@ -136,7 +169,12 @@ class FaultEvidence:
     longest_storm_run: int = 0
     first_seen: datetime | None = None
     last_seen: datetime | None = None
-    detail: str = ""  # e.g. "row 0x1a2f in bank 0.1.2: 2 columns"
+    detail: str = ""  # e.g. "row 0x1a2f in bank 0.1.2: 2 distinct columns"
+    explained: int = 0  # CE records the winning explanation accounts for
+    strength: float = 0.0  # -log10 of its odds by chance (0: no local pattern)
+    runner_up: str = ""  # the next explanation, e.g. "column 0x40 in bank 0.-.2 (4.5)"
+    tie: bool = False  # the runner-up is within a factor of 10 of the winner
+    repaired: int = 0  # CE records at pages offlined since (not active, not in storms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,15 +183,35 @@ class FaultClassification:
     rule: str
     evidence: FaultEvidence = field(default_factory=FaultEvidence)
     storm: bool = False
+    place: tuple[object, ...] = ()  # the winning instance (see :func:`fits`)
 
     @property
     def rules(self) -> tuple[str, ...]:
         return (self.rule, "storm") if self.storm else (self.rule,)
 
+    def fits(self, e: LocatedError) -> bool:
+        """Whether a new event lies where the classified fault is (else it contradicts it
+        and the engine re-evaluates early). Random and context modes fit anything."""
+        if not self.place:
+            return True
+        kind, *where = self.place
+        if kind == "cell":
+            return _cell_of(e) == where[0]
+        bank = _bank_of(e)
+        if kind == "row":
+            return (bank, e.location.row) == (where[0], where[1])
+        if kind == "column":
+            return (bank, e.location.column) == (where[0], where[1])
+        if kind == "bank":
+            return bank == where[0]
+        banks = where[0]  # a frozenset of bank keys
+        return isinstance(banks, frozenset) and bank in banks
+
 
 _BankKey = tuple[int | None, int | None, int | None]  # rank, bank group, bank
 # a decoded cell (rank, bank group, bank, row, column), or ("addr", address) without one
 _CellKey = tuple[int | None, int | None, int | None, int, int] | tuple[str, int]
+_Timed = list[tuple[float, LocatedError]]
 
 
 def _bank_of(e: LocatedError) -> _BankKey:
@@ -192,8 +250,31 @@ def longest_storm_run(times_s: Sequence[float], gap_s: float) -> int:
     return best
 
 
-def _evidence(ces: list[tuple[float, LocatedError]], ue_count: int,
-              storm_run: int) -> FaultEvidence:
+def chance_strength(k: int, n: int, p: float, places: float) -> float:
+    """-log10 of the expected number of ``places`` (each hit with probability ``p``)
+    holding ``k`` of ``n`` uniformly scattered errors: the union bound
+    ``places * C(n, k) * p**k``. Higher is stronger; below 0 is what chance gives."""
+    if k < 1 or p >= 1.0:
+        return 0.0
+    log_choose = (math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)) / math.log(10)
+    return -(math.log10(places) + log_choose + k * math.log10(p))
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    mode: FaultMode
+    rule: str
+    strength: float
+    explained: int
+    detail: str
+    place: tuple[object, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.detail} ({self.strength:.1f})"
+
+
+def _evidence(ces: _Timed, ue_count: int, storm_run: int, repaired: int) -> FaultEvidence:
     def distinct(values: list[object]) -> tuple:
         return tuple(sorted({v for v in values if v is not None}))
 
@@ -214,113 +295,170 @@ def _evidence(ces: list[tuple[float, LocatedError]], ue_count: int,
         longest_storm_run=storm_run,
         first_seen=time_of(ces[0][0]) if ces else None,
         last_seen=time_of(ces[-1][0]) if ces else None,
+        repaired=repaired,
     )
 
 
 def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = ClassifyParams(),
-                  *, peer_ces_on_channel: int = 0) -> FaultClassification:
+                  *, peer_ces_on_channel: int = 0,
+                  repaired_pages: Mapping[int, float] | None = None) -> FaultClassification:
     """Classify one DIMM from its events (any order; events without a time are ignored).
 
     ``peer_ces_on_channel`` is the largest CE count of any *other* DIMM on the same
     channel in the same window (the engine knows the neighbours; this stays pure).
+    ``repaired_pages`` (page address -> when it was offlined) are pages whose errors
+    no longer count towards a storm: the fault there is contained.
     """
     timed = sorted(((t, e) for e in events if (t := event_time_s(e)) is not None),
                    key=lambda te: te[0])
     ces = [(t, e) for t, e in timed if not e.error_type.is_uncorrected]
     ue_count = sum(max(e.count, 1) for _, e in timed if e.error_type.is_uncorrected)
+    repaired = repaired_pages or {}
+    active = [(t, e) for t, e in ces if e.page_address not in repaired]
     storm_run = 0
-    if ces:
-        horizon = ces[-1][0] - params.storm_window_h * 3600
-        storm_run = longest_storm_run([t for t, _ in ces if t >= horizon], params.storm_gap_s)
-    evidence = _evidence(ces, ue_count, storm_run)
+    if active:
+        horizon = active[-1][0] - params.storm_window_h * 3600
+        storm_run = longest_storm_run([t for t, _ in active if t >= horizon], params.storm_gap_s)
+    evidence = _evidence(ces, ue_count, storm_run, len(ces) - len(active))
     storm = storm_run > params.storm_run_min
-    mode, rule, detail = _first_matching_rule(ces, evidence, params, peer_ces_on_channel)
-    evidence = _with_detail(evidence, detail)
-    return FaultClassification(mode, rule, evidence, storm)
+    best, runner_up = _strongest(ces, evidence, params, peer_ces_on_channel)
+    tie = runner_up is not None and best.strength - runner_up.strength < TIE_LOG10
+    detail = best.detail
+    if tie and runner_up is not None:
+        detail += f"; as strong: {runner_up.detail}"
+    evidence = replace(evidence, detail=detail, explained=best.explained,
+                       strength=round(best.strength, 1), tie=tie,
+                       runner_up=runner_up.label if runner_up else "")
+    return FaultClassification(best.mode, best.rule, evidence, storm, best.place)
 
 
-def _with_detail(ev: FaultEvidence, detail: str) -> FaultEvidence:
-    from dataclasses import replace
-
-    return replace(ev, detail=detail)
-
-
-def _first_matching_rule(ces: list[tuple[float, LocatedError]], ev: FaultEvidence,
-                         p: ClassifyParams, peer_ces: int) -> tuple[FaultMode, str, str]:
+def _strongest(ces: _Timed, ev: FaultEvidence, p: ClassifyParams,
+               peer_ces: int) -> tuple[_Candidate, _Candidate | None]:
+    """The winning explanation and the runner-up among the local candidates."""
     if not ces:
-        return FaultMode.NONE, "no-ce", "no corrected errors in the window"
+        return _Candidate(FaultMode.NONE, "no-ce", 0.0, 0,
+                          "no corrected errors in the window", ()), None
+    if ev.ce_count > p.socket_ce_min and len(ev.channels) > 1:  # one "DIMM", two channels:
+        return _context_rule(ces, ev, p, peer_ces), None  # its banks are not one DRAM's
+    local = sorted((c for c in _local_candidates(ces, p) if c.strength >= p.min_strength),
+                   key=lambda c: -c.strength)
+    if local:
+        return local[0], (local[1] if len(local) > 1 else None)
+    return _context_rule(ces, ev, p, peer_ces), None
+
+
+def _context_rule(ces: _Timed, ev: FaultEvidence, p: ClassifyParams,
+                  peer_ces: int) -> _Candidate:
+    """No local pattern: errors everywhere (by volume), a neighbour erring, or chance."""
     total = ev.ce_count
     if total > p.socket_ce_min and len(ev.channels) > 1:
-        return (FaultMode.CONTROLLER, "srds22-socket",
-                f"{total} CEs over {len(ev.channels)} channels")
+        return _Candidate(FaultMode.CONTROLLER, "srds22-socket", 0.0, len(ces),
+                          f"{total} CEs over {len(ev.channels)} channels", ())
     if peer_ces >= p.peer_ce_min:
-        return (FaultMode.CHANNEL, "sun-x4140-several-dimms",
-                f"another DIMM on this channel has {peer_ces} CEs: suspect the memory "
-                "controller, channel or board before this DIMM (Sun X4140, Meza DSN'15)")
+        return _Candidate(FaultMode.CHANNEL, "sun-x4140-several-dimms", 0.0, 0,
+                          f"another DIMM on this channel has {peer_ces} CEs: suspect the "
+                          "memory controller, channel or board before this DIMM "
+                          "(Sun X4140, Meza DSN'15)", ())
     rank_banks = {_bank_of(e) for _, e in ces if e.location.bank is not None}
     if total > p.channel_ce_min and len(rank_banks) > 1:
         mode = FaultMode.RANK if len(ev.ranks) > 1 else FaultMode.MULTI_BANK
-        return mode, "srds22-channel", f"{total} CEs over {len(rank_banks)} (rank, bank) pairs"
-    found = _bank_rule(ces, p) or _line_rule(ces, "row") or _line_rule(ces, "column")
-    if found:
-        return found
-    return _cell_rule(ces, p)
+        return _Candidate(mode, "srds22-channel", 0.0, len(ces),
+                          f"{total} CEs over {len(rank_banks)} (rank, bank) pairs", ())
+    return _Candidate(FaultMode.RANDOM, "srds22-random", 0.0, 0,
+                      f"{ev.ce_count} CE(s) over {len(rank_banks) or 'unknown'} bank(s): no "
+                      "cell, row, column or bank holds more than chance would", ())
 
 
-def _bank_rule(ces: list[tuple[float, LocatedError]],
-               p: ClassifyParams) -> tuple[FaultMode, str, str] | None:
-    counts: dict[_BankKey, int] = defaultdict(int)
+def _local_candidates(ces: _Timed, p: ClassifyParams) -> list[_Candidate]:
+    g = GEOMETRY
+    ranks = {e.location.rank for _, e in ces if e.location.rank is not None}
+    banks = max(len(ranks), 1) * g["banks_per_rank"]
+    out: list[_Candidate] = []
+    out += _cell_candidate(ces, p, banks * g["rows_per_bank"] * g["columns"])
+    decoded = [e for _, e in ces if e.location.row is not None and e.location.column is not None]
+    for line, places in (("row", banks * g["rows_per_bank"]), ("column", banks * g["columns"])):
+        out += _line_candidate(decoded, line, places)
+    in_bank = [e for _, e in ces if e.location.bank is not None]
+    out += _bank_candidates(in_bank, p, banks)
+    return out
+
+
+def _cell_candidate(ces: _Timed, p: ClassifyParams, places: int) -> list[_Candidate]:
+    """The two most repeated cells (two: so that an equal second is stated as a tie)."""
+    keyed = [(t, c) for t, e in ces if (c := _cell_of(e)) is not None]
+    out: list[_Candidate] = []
+    for cell, k in Counter(c for _, c in keyed).most_common(2):
+        if k < 2:
+            break
+        times = [t for t, c in keyed if c == cell]
+        gap = min(b - a for a, b in zip(times, times[1:], strict=False))
+        rule = "srds22-cell" if gap <= p.cell_interarrival_s else "memras-cell-repeat"
+        detail = f"{_cell_text(cell)} repeated {k} times, {gap:.0f} s apart at the closest"
+        out.append(_Candidate(FaultMode.CELL, rule,
+                              chance_strength(k, len(keyed), 1 / places, places), k, detail,
+                              ("cell", cell)))
+    return out
+
+
+def _line_candidate(decoded: list[LocatedError], line: str, places: int) -> list[_Candidate]:
+    """srds22-row (a row with >= 2 columns) or srds22-column (a column with >= 2 rows):
+    the two lines holding most CEs."""
+    other = "column" if line == "row" else "row"
+    hits: Counter[tuple[_BankKey, int]] = Counter()
+    spread: dict[tuple[_BankKey, int], set[int]] = defaultdict(set)
+    for e in decoded:
+        key = (_bank_of(e), getattr(e.location, line))
+        hits[key] += 1
+        spread[key].add(getattr(e.location, other))
+    lines = sorted(((k, n) for k, n in hits.items() if len(spread[k]) >= 2),
+                   key=lambda kn: (-kn[1], -len(spread[kn[0]])))
+    mode = FaultMode.ROW if line == "row" else FaultMode.COLUMN
+    return [_Candidate(mode, f"srds22-{line}",
+                       chance_strength(k, len(decoded), 1 / places, places), k,
+                       f"{line} {key[1]:#x} in bank {_bank_text(key[0])}: "
+                       f"{len(spread[key])} distinct {other}s, {k} of {len(decoded)} decoded CEs",
+                       (line, key[0], key[1]))
+            for key, k in lines[:2]]
+
+
+def _bank_candidates(in_bank: list[LocatedError], p: ClassifyParams,
+                     banks: int) -> list[_Candidate]:
+    """The busiest bank (srds22-bank), and the strongest set of >= 2 banks."""
+    counts = Counter(_bank_of(e) for e in in_bank)
+    banks = max(banks, len(counts))
     rows: dict[_BankKey, set[int]] = defaultdict(set)
-    for _, e in ces:
-        if e.location.bank is None:
-            continue
-        counts[_bank_of(e)] += max(e.count, 1)
+    cols: dict[_BankKey, set[int]] = defaultdict(set)
+    for e in in_bank:
         if e.location.row is not None:
             rows[_bank_of(e)].add(e.location.row)
-    for bank, n in sorted(counts.items(), key=lambda kv: -kv[1]):
-        if n > p.bank_ce_min and len(rows[bank]) > 1:
-            return (FaultMode.BANK, "srds22-bank",
-                    f"bank {_bank_text(bank)}: {n} CEs over {len(rows[bank])} rows")
-    return None
-
-
-def _line_rule(ces: list[tuple[float, LocatedError]],
-               line: str) -> tuple[FaultMode, str, str] | None:
-    """srds22-row (a row with >= 2 columns) or srds22-column (a column with >= 2 rows)."""
-    other = "column" if line == "row" else "row"
-    spread: dict[tuple[int | None, int | None, int | None, int], set[int]] = defaultdict(set)
-    for _, e in ces:
-        at, across = getattr(e.location, line), getattr(e.location, other)
-        if at is not None and across is not None:
-            spread[(*_bank_of(e), at)].add(across)
-    for key, values in sorted(spread.items(), key=lambda kv: -len(kv[1])):
-        if len(values) >= 2:
-            mode = FaultMode.ROW if line == "row" else FaultMode.COLUMN
-            return (mode, f"srds22-{line}",
-                    f"{line} {key[-1]:#x} in bank {_bank_text(key[:3])}: "
-                    f"{len(values)} distinct {other}s")
-    return None
-
-
-def _cell_rule(ces: list[tuple[float, LocatedError]],
-               p: ClassifyParams) -> tuple[FaultMode, str, str]:
-    last_seen: dict[_CellKey, float] = {}
-    min_gap: dict[_CellKey, float] = {}
-    for t, e in ces:
-        cell = _cell_of(e)
-        if cell is None:
-            continue
-        if cell in last_seen:
-            gap = t - last_seen[cell]
-            min_gap[cell] = min(gap, min_gap.get(cell, gap))
-        last_seen[cell] = t
-    if min_gap:
-        cell, gap = min(min_gap.items(), key=lambda kv: kv[1])
-        where = _cell_text(cell)
-        if gap <= p.cell_interarrival_s:
-            return FaultMode.CELL, "srds22-cell", f"{where} repeated {gap:.0f} s apart"
-        return FaultMode.CELL, "memras-cell-repeat", f"{where} repeated ({gap:.0f} s apart)"
-    return FaultMode.RANDOM, "srds22-random", "no repeating cell, row, column or bank"
+        if e.location.column is not None:
+            cols[_bank_of(e)].add(e.location.column)
+    out: list[_Candidate] = []
+    n = len(in_bank)
+    spread = [(b, k) for b, k in counts.most_common()
+              if len(rows[b]) >= 2 and len(cols[b]) >= 2 and k > p.bank_ce_min]
+    if spread:
+        b, k = spread[0]
+        out.append(_Candidate(
+            FaultMode.BANK, "srds22-bank", chance_strength(k, n, 1 / banks, banks), k,
+            f"bank {_bank_text(b)}: {k} of {n} CEs over {len(rows[b])} rows and "
+            f"{len(cols[b])} columns", ("bank", b)))
+    ranked = [(b, k) for b, k in counts.most_common() if k >= 2]
+    best: _Candidate | None = None
+    for m in range(2, len(ranked) + 1):
+        k = sum(x for _, x in ranked[:m])
+        chosen = tuple(b for b, _ in ranked[:m])
+        strength = chance_strength(k, n, m / banks, math.comb(banks, m))
+        if best is None or strength > best.strength:
+            ranks = {b[0] for b in chosen}
+            mode = FaultMode.RANK if len(ranks) > 1 else FaultMode.MULTI_BANK
+            best = _Candidate(mode, "memras-multi-bank", strength, k,
+                              f"{m} banks ({', '.join(_bank_text(b) for b in chosen[:4])}"
+                              f"{', …' if m > 4 else ''}) over {len(ranks)} rank(s): "
+                              f"{k} of {n} CEs", ("banks", frozenset(chosen)))
+    if best is not None:
+        out.append(best)
+    return out
 
 
 def _cell_text(cell: _CellKey) -> str:

@@ -10,7 +10,7 @@ Schema (every table optional; defaults documented in buckets/classify/verdict)::
     [thresholds.rank]    ce = "10 / 24h"                      # Intel BIOS per rank
     [thresholds.bank]    ce = "off"
     [page]      action = "soft"       # off | account | soft | hard | soft-then-hard
-    [classify]  bank_ce_min = 1000 …  # classify.CLASSIFY_TUNABLES (MIN/DEFAULT/MAX)
+    [classify]  bank_ce_min = 1 …    # classify.CLASSIFY_TUNABLES (MIN/DEFAULT/MAX)
     [verdict]   sun_ce_per_24h = 24, storm = "replace-at-next-maintenance", sticky = true
     [verdict.modes]  row = "repair-by-page-offlining" …       # verdict.MODE_VERDICT_POLICY
     [workflow]  read by memras.workflow

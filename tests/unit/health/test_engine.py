@@ -96,10 +96,18 @@ def test_several_dimms_on_one_channel_blame_the_channel() -> None:
     peer = [ce(i * 30.0, middle_layer=1, rank=0, bank=i, row=i, column=i) for i in range(12)]
     engine = HealthEngine(parse_config("[page]\naction='off'"))
     engine.process([*peer, ce(HOUR, rank=0, bank=1, row=0x10, column=1),
-                    ce(2 * HOUR, rank=0, bank=1, row=0x10, column=2)])
+                    ce(2 * HOUR, rank=0, bank=5, row=0x7100, column=0x300)])
     v = engine.verdicts()[DIMM_A]
     assert v.evidence["fault_mode"] == "channel"
     assert "sun-x4140-several-dimms" in v.rules
+
+
+def test_a_local_fault_is_this_dimms_own_whatever_its_neighbours_do() -> None:
+    peer = [ce(i * 30.0, middle_layer=1, rank=0, bank=i, row=i, column=i) for i in range(12)]
+    engine = HealthEngine(parse_config("[page]\naction='off'"))
+    engine.process([*peer, ce(HOUR, rank=0, bank=1, row=0x10, column=1),
+                    ce(2 * HOUR, rank=0, bank=1, row=0x10, column=2)])
+    assert engine.verdicts()[DIMM_A].evidence["fault_mode"] == "row"
 
 
 def test_replace_verdict_is_sticky_after_the_window_passes() -> None:
