@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "demo": "memras.cli.demo",
     "dimms": "memras.cli.dimms",
     "errors": "memras.cli.ingest",
+    "evaluate": "memras.cli.evaluate",
     "hotplug-test": "memras.cli.hotplug_test",
     "import": "memras.cli.ingest",
     "lab": "memras.cli.lab",

@@ -1,0 +1,117 @@
+"""``memras evaluate``: score memras's verdicts and the mcelog/rasdaemon rules on a
+labelled history (errors + failure tickets), to tune memras.toml on a fleet's own past."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import TYPE_CHECKING
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.errors import UsageError
+
+if TYPE_CHECKING:
+    from memras.evaluate.metrics import Evaluation, RuleScore
+    from memras.evaluate.replay import Replay
+
+_HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
+_HORIZON_UNIT_S = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_horizon(text: str) -> float:
+    """``30d``, ``72h`` or ``2w`` in seconds."""
+    m = _HORIZON.match(text.lower())
+    if not m or float(m[1]) <= 0:
+        raise UsageError(f"--horizon {text!r}: not a duration",
+                         hint="use hours, days or weeks, e.g. 72h, 30d, 2w")
+    return float(m[1]) * _HORIZON_UNIT_S[m[2]]
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--csv", metavar="PATH", help="errors, one per row (see the user guide)")
+    src.add_argument("--rasdaemon", metavar="PATH", help="a rasdaemon ras-mc_event.db")
+    src.add_argument("--memras", metavar="DB", help="a memras database (path or URL)")
+    p.add_argument("--tickets", metavar="PATH", required=True,
+                   help="failures: host, DIMM, failure time (CSV)")
+    p.add_argument("--host", default="local",
+                   help="the host name of a --rasdaemon/--memras database's errors, as "
+                        "the tickets name it (default: local)")
+    p.add_argument("--horizon", metavar="TIME",
+                   help="count a flag only if at most this long before the failure (30d)")
+    p.add_argument("--per-dimm", action="store_true",
+                   help="also list each DIMM's first flag per rule")
+
+
+@command("evaluate", "how verdicts and mcelog/rasdaemon rules did on a labelled history")(
+    _args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from memras.evaluate import evaluate
+    from memras.evaluate import history as H
+    from memras.health.config import load_config
+
+    config = load_config(ctx.config)
+    horizon_s = parse_horizon(args.horizon) if args.horizon else None
+    if args.csv:
+        errors = H.read_events_csv(args.csv)
+    elif args.rasdaemon:
+        errors = H.read_rasdaemon_db(args.rasdaemon, args.host)
+    else:
+        errors = H.read_memras_db(args.memras, args.host)
+    tickets = H.read_tickets_csv(args.tickets, errors.skipped)
+    result, replayed = evaluate(errors, tickets, config, horizon_s=horizon_s)
+    if ctx.json:
+        data = result.to_dict()
+        if args.per_dimm:
+            data["per_dimm"] = [d.to_dict() for _, d in sorted(replayed.dimms.items())]
+        ctx.emit_json(data)
+        return 0
+    _print(ctx, result)
+    if args.per_dimm:
+        _print_dimms(ctx, replayed, [s.rule for s in result.scores])
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _lead(hours: float | None) -> str:
+    """Hours below two days, days above: lead times span minutes to months."""
+    if hours is None:
+        return "-"
+    return f"{hours:.1f}h" if hours < 48 else f"{hours / 24:.1f}d"
+
+
+def _row(s: RuleScore) -> list[object]:
+    return [s.name, s.flagged, s.tp, s.fp, s.fn, _pct(s.precision), _pct(s.recall),
+            _lead(s.lead_h(0.5)), _lead(s.lead_h(0.1)), _lead(s.lead_h(0.9))]
+
+
+def _print(ctx: Context, r: Evaluation) -> None:
+    x = r.extra
+    horizon = "" if r.horizon_s is None else f", flags within {_lead(r.horizon_s / 3600)}"
+    ctx.print(f"{x.get('events', 0)} events on {r.dimms} DIMMs of {r.hosts} host(s); "
+              f"{r.failures} failed DIMM(s), {r.failures_without_events} with no events"
+              f"{horizon}")
+    ctx.table(["RULE", "FLAGGED", "TP", "FP", "FN", "PRECISION", "RECALL", "LEAD", "P10",
+               "P90"], [_row(s) for s in r.scores],
+              right=["FLAGGED", "TP", "FP", "FN", "PRECISION", "RECALL", "LEAD", "P10",
+                     "P90"])
+    notes = [f"{x[k]} {what}" for k, what in (
+        ("skipped_rows", "row(s) skipped"), ("untimed", "event(s) without a wall time"),
+        ("unattributed", "event(s) naming no DIMM")) if x.get(k)]
+    if notes:
+        ctx.print("not judged: " + ", ".join(notes))
+    for reason in x.get("skipped_reasons", []):
+        ctx.print(f"  skipped {reason}")
+
+
+def _print_dimms(ctx: Context, replayed: Replay, rules: list[str]) -> None:
+    ctx.print()
+    rows = []
+    for (host, dimm), d in sorted(replayed.dimms.items()):
+        flags = [d.flags[r].strftime("%Y-%m-%d %H:%M") if r in d.flags else "-" for r in rules]
+        rows.append([host, dimm, d.ces, d.ues, *flags])
+    ctx.table(["HOST", "DIMM", "CE", "UE", *rules], rows, right=["CE", "UE"])

@@ -1,0 +1,219 @@
+"""Replay a labelled history through the health engine and the baseline rules.
+
+What it decides
+    For every DIMM of the history, the first moment (event time) each rule flagged it:
+    each memras verdict level (the DIMM's verdict reached that level or a worse one),
+    mcelog's per-DIMM leaky buckets (10 CEs / 24 h, or 1 UE / 24 h) and rasdaemon's
+    per-page threshold (50 CEs / 24 h on one 4 KiB page). :mod:`.metrics` scores those
+    times against the failure tickets.
+
+Structure
+    One :class:`~memras.health.engine.HealthEngine` per host, fed that host's events in
+    their own time order, with no store and no Host: nothing is written, pages are only
+    accounted (``[page] action = account``), DIMM ids are the engine's location keys.
+    One engine per host because the engine's peer rules (another DIMM on the channel,
+    "no other DIMM has CEs") look at the DIMMs of one machine. The baselines run beside
+    it on the same events, with the same leaky bucket the engine uses
+    (:class:`~memras.health.buckets.LeakyBucket`, mcelog's ``__bucket_account``).
+    rasdaemon's page counter (ras-page-isolation.c ``page_record``) leaks the same way;
+    it differs only in restarting its clock when it fires, after the first crossing,
+    so the first flag time is the same.
+
+Why replay instead of reading recorded verdicts
+    Recorded verdicts come from whatever config the watcher ran with; tuning
+    memras.toml means asking what *this* config would have said, at the time it
+    would have said it.
+
+Cost
+    The engine's (O(window) per event of a busy DIMM, see engine.py) plus O(1) per
+    event per baseline; the engine of a host is dropped once the host is replayed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from memras.health.buckets import LeakyBucket, Threshold
+from memras.health.config import Config
+from memras.health.engine import ChangeKind, HealthEngine
+from memras.health.keys import dimm_id_for, event_time_s, time_of
+from memras.health.page_action import MemoryPageBook, PageAction
+from memras.health.verdict import VerdictState
+from memras.records import MemoryErrorEvent
+
+# The verdict levels evaluated: a DIMM is flagged at a level once its verdict is at
+# least that severe (ok is no flag).
+LEVELS = (VerdictState.WATCH, VerdictState.REPAIR, VerdictState.REPLACE_LATER,
+          VerdictState.REPLACE_NOW)
+MCELOG_RULE = "mcelog-dimm"
+RASDAEMON_RULE = "rasdaemon-page"
+BATCH_EVENTS = 5000  # events handed to the engine at once: its changes are kept per batch
+
+
+def level_rule(state: VerdictState) -> str:
+    return f"memras-{state.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Baselines:
+    """The other tools' defaults (mcelog.conf [dimm]; rasdaemon.env PAGE_CE_*)."""
+
+    mcelog_ce: Threshold | None = Threshold(10, 86400)
+    mcelog_ue: Threshold | None = Threshold(1, 86400)
+    rasdaemon_page: Threshold | None = Threshold(50, 86400)
+
+    def names(self) -> dict[str, str]:
+        """Rule id -> what the table calls it."""
+        mcelog = " | ".join(f"{t} {sev}" for t, sev in ((self.mcelog_ce, "CE"),
+                                                      (self.mcelog_ue, "UE")) if t)
+        out = {}
+        if mcelog:
+            out[MCELOG_RULE] = f"mcelog DIMM {mcelog}"
+        if self.rasdaemon_page:
+            out[RASDAEMON_RULE] = f"rasdaemon page {self.rasdaemon_page} CE"
+        return out
+
+
+def rule_names(baselines: Baselines) -> dict[str, str]:
+    """Every rule evaluated, in table order: memras levels, then the baselines."""
+    return {**{level_rule(s): f"memras {s.value}" for s in LEVELS}, **baselines.names()}
+
+
+@dataclass
+class DimmFlags:
+    """One DIMM's history as the rules saw it."""
+
+    host: str
+    dimm: str
+    ces: int = 0
+    ues: int = 0
+    first_error: datetime | None = None
+    last_error: datetime | None = None
+    flags: dict[str, datetime] = field(default_factory=dict)  # rule id -> first flag time
+    why: dict[str, tuple[str, ...]] = field(default_factory=dict)  # memras rules that fired
+
+    def flag(self, rule: str, at: datetime, why: tuple[str, ...] = ()) -> None:
+        if rule not in self.flags:
+            self.flags[rule] = at
+            if why:
+                self.why[rule] = why
+
+    def to_dict(self) -> dict[str, object]:
+        return {"host": self.host, "dimm": self.dimm, "ces": self.ces, "ues": self.ues,
+                "first_error": self.first_error, "last_error": self.last_error,
+                "flags": dict(self.flags), "why": {k: list(v) for k, v in self.why.items()}}
+
+
+@dataclass
+class _BaselineState:
+    """The baselines' buckets for one host: per DIMM (mcelog) and per page (rasdaemon)."""
+
+    baselines: Baselines
+    dimm_ce: dict[str, LeakyBucket] = field(default_factory=dict)
+    dimm_ue: dict[str, LeakyBucket] = field(default_factory=dict)
+    pages: dict[int, LeakyBucket] = field(default_factory=dict)
+
+    def account(self, t: float, e: MemoryErrorEvent, dimm: DimmFlags) -> None:
+        b = self.baselines
+        ue = e.error_type.is_uncorrected
+        threshold, buckets = (b.mcelog_ue, self.dimm_ue) if ue else (b.mcelog_ce, self.dimm_ce)
+        if threshold is not None and _fires(buckets, dimm.dimm, threshold, t, e.count):
+            dimm.flag(MCELOG_RULE, time_of(t))
+        page = e.page_address
+        # rasdaemon counts Corrected mc_events per page only (ras-page-isolation.c)
+        if (not ue and page is not None and b.rasdaemon_page is not None
+                and _fires(self.pages, page, b.rasdaemon_page, t, e.count)):
+            dimm.flag(RASDAEMON_RULE, time_of(t))
+
+
+def _fires(buckets: dict, key: object, threshold: Threshold, t: float, count: int) -> bool:
+    bucket = buckets.get(key)
+    if bucket is None:
+        bucket = buckets[key] = LeakyBucket(threshold)
+    return bucket.account(t, count)
+
+
+@dataclass
+class Replay:
+    """Per DIMM flags, plus the events no rule could judge."""
+
+    dimms: dict[tuple[str, str], DimmFlags] = field(default_factory=dict)
+    events: int = 0
+    untimed: int = 0  # no wall time: cannot be placed against a ticket
+    unattributed: int = 0  # no DIMM in the location
+
+
+def replay_config(config: Config | None) -> Config:
+    """The config as given, with page actions only accounted (a replay acts on nothing)."""
+    return replace(config or Config(), page_action=PageAction.ACCOUNT)
+
+
+def replay_host(host: str, events: Iterable[MemoryErrorEvent], config: Config,
+                baselines: Baselines = Baselines(), into: Replay | None = None) -> Replay:
+    """Replay one host's events (any order) into ``into`` (a new Replay by default)."""
+    out = into if into is not None else Replay()
+    timed: list[tuple[float, MemoryErrorEvent]] = []
+    for e in events:
+        out.events += 1
+        t = event_time_s(e) if e.timestamp is not None else None
+        if t is None:
+            out.untimed += 1
+        else:
+            timed.append((t, e))
+    timed.sort(key=lambda te: te[0])
+    engine = HealthEngine(config, None, None, record=False, page_book=MemoryPageBook())
+    state = _BaselineState(baselines)
+    for start in range(0, len(timed), BATCH_EVENTS):
+        batch = timed[start:start + BATCH_EVENTS]
+        for t, e in batch:
+            dimm_id = dimm_id_for(e)
+            if dimm_id is None:
+                out.unattributed += 1
+                continue
+            dimm = _dimm(out, host, dimm_id)
+            _count(dimm, e, time_of(t))
+            state.account(t, e, dimm)
+        for change in engine.process([e for _, e in batch]):
+            if change.kind == ChangeKind.VERDICT_CHANGED and change.dimm_id is not None:
+                _flag_levels(_dimm(out, host, change.dimm_id), change.verdict,
+                             change.time, change.rule_ids)
+    return out
+
+
+def replay(events_by_host: dict[str, list[MemoryErrorEvent]], config: Config | None = None,
+           baselines: Baselines = Baselines()) -> Replay:
+    """Every host of a history, one engine each, in host order."""
+    effective = replay_config(config)
+    out = Replay()
+    for host in sorted(events_by_host):
+        replay_host(host, events_by_host[host], effective, baselines, out)
+    return out
+
+
+def _dimm(out: Replay, host: str, dimm_id: str) -> DimmFlags:
+    key = (host, dimm_id)
+    dimm = out.dimms.get(key)
+    if dimm is None:
+        dimm = out.dimms[key] = DimmFlags(host, dimm_id)
+    return dimm
+
+
+def _count(dimm: DimmFlags, e: MemoryErrorEvent, when: datetime) -> None:
+    if e.error_type.is_uncorrected:
+        dimm.ues += e.count
+    else:
+        dimm.ces += e.count
+    dimm.first_error = dimm.first_error or when
+    dimm.last_error = when
+
+
+def _flag_levels(dimm: DimmFlags, verdict: str | None, when: datetime,
+                 rules: tuple[str, ...]) -> None:
+    if verdict is None:
+        return
+    rank = VerdictState(verdict).rank
+    for level in LEVELS:
+        if rank >= level.rank:
+            dimm.flag(level_rule(level), when, rules)

@@ -1,0 +1,151 @@
+"""``memras evaluate`` end to end through ``memras.cli.main`` on committed and built inputs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from memras.cli import main
+from memras.store import rasdaemon_schema as rs
+
+DATA = Path(__file__).parents[2] / "data" / "evaluate"
+
+# Hand-checked from tests/data/evaluate/errors.csv (see README.md there for each DIMM).
+EXPECTED_TABLE = """\
+33 events on 5 DIMMs of 2 host(s); 4 failed DIMM(s), 1 with no events
+RULE                                 FLAGGED TP FP FN PRECISION RECALL LEAD  P10  P90
+memras watch                               5  3  2  1      0.60   0.75 5.0d 3.5d 6.6d
+memras repair-by-page-offlining            4  3  1  1      0.75   0.75 5.0d 3.4d 5.8d
+memras replace-at-next-maintenance         3  2  0  2      1.00   0.50 4.0d 3.2d 4.8d
+memras replace-now                         3  0  0  4         -   0.00    -    -    -
+mcelog DIMM 10 / 24h CE | 1 / 24h UE       4  2  1  2      0.67   0.50 4.0d 3.2d 4.8d
+rasdaemon page 50 / 24h CE                 1  1  0  3      1.00   0.25 5.0d 5.0d 5.0d
+"""
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _committed(*extra: str) -> list[str]:
+    return ["evaluate", "--csv", str(DATA / "errors.csv"), "--tickets",
+            str(DATA / "tickets.csv"), *extra]
+
+
+def test_committed_history_gives_the_hand_checked_table(capsys) -> None:
+    code, out, err = _run(capsys, *_committed())
+    assert (code, err) == (0, "")
+    assert out == EXPECTED_TABLE
+
+
+def test_json_has_the_same_figures_and_lead_hours(capsys) -> None:
+    code, out, _ = _run(capsys, "--json", *_committed("--per-dimm"))
+    data = json.loads(out)
+    assert code == 0
+    assert (data["dimms"], data["hosts"], data["failures"]) == (5, 2, 4)
+    rules = {r["rule"]: r for r in data["rules"]}
+    replace = rules["memras-replace-at-next-maintenance"]
+    assert (replace["tp"], replace["fp"], replace["fn"], replace["late"]) == (2, 0, 2, 1)
+    assert replace["lead_h"] == {"median": 96.25, "p10": 77.25, "p90": 115.25}
+    assert rules["mcelog-dimm"]["precision"] == pytest.approx(2 / 3)
+    per_dimm = {(d["host"], d["dimm"]): d for d in data["per_dimm"]}
+    cell = per_dimm[("web-01", "S1:C0:D0")]  # a repeating cell: repaired, never replace
+    assert "memras-replace-at-next-maintenance" not in cell["flags"]
+    assert cell["flags"]["mcelog-dimm"] == "2024-03-15T04:30:00+00:00"
+
+
+def test_horizon_turns_older_flags_into_misses(capsys) -> None:
+    code, out, _ = _run(capsys, "--json", *_committed("--horizon", "4d"))
+    rules = {r["rule"]: r for r in json.loads(out)["rules"]}
+    watch = rules["memras-watch"]  # leads 74 h, 120 h, 168 h: two are older than 96 h
+    assert (code, watch["tp"], watch["early"], watch["fn"]) == (0, 1, 2, 3)
+    assert json.loads(out)["horizon_h"] == 96
+
+
+def test_bad_rows_are_counted_and_skipped_with_their_reason(tmp_path: Path, capsys) -> None:
+    errors = tmp_path / "errors.csv"
+    errors.write_text(
+        "log_time,serial_number,cpuid,channelid,dimmid,rankid,bankid,rowid,columnid,error_type\n"
+        "1709251200,h1,0,0,0,0,1,0x10,0x40,read\n"
+        "yesterday,h1,0,0,0,0,1,0x10,0x40,read\n"
+        "1709251260,h1,0,0,0,0,1,ten,0x40,read\n"
+        "1709251320,h1,0,0,0,0,1,0x10,0x40,sparkles\n"
+        "1709251380,,0,0,0,0,1,0x10,0x40,scrub\n"
+        "1709251440,h1,0,0,0,0,1,0x11,0x40,scrub\n")
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text("host,dimm,failure_time\nh1,S0:C0:D0,2024-03-02\nh1,,2024-03-02\n")
+    code, out, _ = _run(capsys, "evaluate", "--csv", str(errors), "--tickets", str(tickets))
+    assert code == 0
+    assert out.splitlines()[0].startswith("2 events on 1 DIMMs of 1 host(s); 1 failed DIMM(s)")
+    assert "not judged: 5 row(s) skipped" in out
+    for reason in ("errors.csv:3: time 'yesterday' is not ISO 8601 or epoch seconds",
+                   "errors.csv:4: row 'ten' is not a number",
+                   "errors.csv:5: error type 'sparkles' is not CE or UE",
+                   "errors.csv:6: no host", "tickets.csv:3: no DIMM"):
+        assert f"  skipped {reason}" in out
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("time,host,socket\n", "no column for dimm (dimm or dimmid or dimm_id)"),
+    ("", "is empty"),
+])
+def test_unreadable_csv_is_one_line_and_exit_2(tmp_path: Path, capsys, text: str,
+                                               message: str) -> None:
+    errors = tmp_path / "errors.csv"
+    errors.write_text(text)
+    code, out, err = _run(capsys, "evaluate", "--csv", str(errors), "--tickets",
+                          str(DATA / "tickets.csv"))
+    assert (code, out) == (2, "")
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_horizon_is_a_usage_error(capsys) -> None:
+    code, _, err = _run(capsys, *_committed("--horizon", "soon"))
+    assert code == 2 and "--horizon 'soon': not a duration" in err
+
+
+# rasdaemon.md §2: a trace_pipe mc_event as rasdaemon stores it (area/socket/rank detail)
+LABEL = "CPU_SrcID#0_Ha#0_Chan#0_DIMM#0"
+
+
+def _rasdaemon_db(path: Path, times: list[datetime], address: int) -> Path:
+    conn = sqlite3.connect(path)
+    for statement in rs.all_create_statements():
+        conn.execute(statement)
+    for i, when in enumerate(times, 1):
+        conn.execute(rs.insert_sql("mc_event", rs.MC_EVENT_COLUMNS), (
+            i, when.strftime("%Y-%m-%d %H:%M:%S +0000"), 1, "Corrected", "memory read error",
+            LABEL, 0, 0, 0, -1, address, 5, 0, "area:DRAM socket:0 rank:0"))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def test_rasdaemon_database_input(tmp_path: Path, capsys) -> None:
+    times = [datetime(2024, 5, 1, 0, minute, tzinfo=UTC) for minute in range(0, 55, 5)]
+    db = _rasdaemon_db(tmp_path / "ras-mc_event.db", times, 0x12345000)
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text("host,dimm,failure_time\nnode7,mc0:0:0:-1,2024-05-02T00:50:00Z\n")
+    code, out, _ = _run(capsys, "--json", "evaluate", "--rasdaemon", str(db), "--tickets",
+                        str(tickets), "--host", "node7")
+    data = json.loads(out)
+    rules = {r["rule"]: r for r in data["rules"]}
+    assert (code, data["dimms"], data["events"]) == (0, 1, 11)
+    # the 10th CE (00:45) crossed mcelog's 10/24h: 24 h 5 min before the failure
+    assert rules["mcelog-dimm"]["tp"] == 1
+    assert rules["mcelog-dimm"]["lead_h"]["median"] == pytest.approx(24 + 5 / 60)
+    assert rules["rasdaemon-page"]["flagged"] == 0  # 11 CEs on the page, below 50
+
+
+def test_not_a_rasdaemon_database_is_one_line(tmp_path: Path, capsys) -> None:
+    bogus = tmp_path / "x.db"
+    bogus.write_text("not sqlite")
+    code, _, err = _run(capsys, "evaluate", "--rasdaemon", str(bogus), "--tickets",
+                        str(DATA / "tickets.csv"))
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "x.db" in err
