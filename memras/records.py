@@ -157,6 +157,9 @@ class MemoryErrorEvent:
     mce: MceRegisters | None = None
     kmsg_seq: int | None = None  # /dev/kmsg sequence number, for resume
     raw: str = ""  # the text the record was parsed from (joined lines for blocks)
+    # 1, 2… for the 2nd, 3rd… line of identical text (same stamp) the kernel printed:
+    # distinct errors the store must not take for one record read twice
+    repeat: int = 0
 
     @property
     def page_address(self) -> int | None:
@@ -171,12 +174,13 @@ class MemoryFailureEvent:
 
     pfn: int
     page_type: str
-    action_result: str  # Ignored | Failed | Delayed | Recovered
+    action_result: str  # Ignored | Failed | Delayed | Recovered; Killed (a kill, no outcome line)
     source: Source
     timestamp: datetime | None = None
     uptime_s: float | None = None
     kmsg_seq: int | None = None
     raw: str = ""
+    repeat: int = 0  # as MemoryErrorEvent.repeat
 
 
 Record = MemoryErrorEvent | MemoryFailureEvent

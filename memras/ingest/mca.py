@@ -291,7 +291,19 @@ def is_memory_error(regs: MceRegisters) -> bool:
         amd = _amd_is_memory(regs)
         if amd is not None:
             return amd
-    return classify_mcacod(regs.status & 0xFFFF).is_memory
+    code = classify_mcacod(regs.status & 0xFFFF)
+    return code.is_memory or _poison_consumed(regs, code)
+
+
+def _poison_consumed(regs: MceRegisters, code: McaCode) -> bool:
+    """An uncorrected cache-hierarchy error with a physical address: poisoned memory
+    consumed by a load or fetch (DCU ``0x134``, IFU ``0x150``: the SRAR data-load and
+    instruction-fetch cases, and their panicking in-kernel twins). The kernel's
+    ``mce_is_memory_error`` counts every Intel cache-hierarchy code as memory; corrected
+    cache errors are kept non-memory here (a cache line, not a DIMM, was at fault)."""
+    if code.kind not in (McaClass.CACHE, McaClass.GENERIC_CACHE) or not regs.status & UC:
+        return False
+    return usable_address(regs.status, regs.misc) is not None
 
 
 def _message(regs: MceRegisters) -> str:
@@ -299,6 +311,15 @@ def _message(regs: MceRegisters) -> str:
     if code.transaction is not None:
         return code.transaction.value
     return "DRAM ECC error" if is_amd(regs) else "memory error"
+
+
+def _corrected_count(regs: MceRegisters, st: McaStatus) -> int:
+    """Errors this record stands for: Intel's corrected-error count (STATUS[52:38]) on a
+    CE, else 1. AMD has no such field: on SMCA those bits are flags (bit 46 CECC, 45
+    UECC, 44 Deferred, 43 Poison), so a CECC status read as a count gave 256."""
+    if st.uc or is_amd(regs):
+        return 1
+    return max(1, st.corrected_count)
 
 
 def mce_to_memory_error(
@@ -313,8 +334,9 @@ def mce_to_memory_error(
 ) -> MemoryErrorEvent | None:
     """A MemoryErrorEvent for a memory MCE (address None if not usable), else None.
 
-    ``count`` is the corrected-error count (bits 52:38) when set, as skx_edac reports
-    it; ``socket_known`` is False when the text the registers came from had no socket.
+    ``count`` is Intel's corrected-error count (bits 52:38) when set, as skx_edac
+    reports it (1 on AMD and for uncorrected errors); ``socket_known`` is False when
+    the text the registers came from had no socket.
     """
     if not (regs.status & VAL) or not is_memory_error(regs):
         return None
@@ -335,7 +357,7 @@ def mce_to_memory_error(
     return MemoryErrorEvent(
         error_type=grade.error_type,
         source=source,
-        count=max(1, st.corrected_count) if not st.uc else 1,
+        count=_corrected_count(regs, st),
         timestamp=timestamp,
         uptime_s=uptime_s,
         address=address,

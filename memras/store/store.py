@@ -131,8 +131,11 @@ def _key_texts(key: tuple, previous: tuple | None) -> tuple[str, str | None]:
 
 
 def _identity(record: Record) -> str:
-    """Same source + same raw text = the same record read twice (e.g. after a resume)."""
-    return _digest(repr((str(record.source), record.raw or repr(record))))
+    """Same source + same raw text = the same record read twice (e.g. after a resume);
+    ``repeat`` tells apart identical lines the kernel printed more than once."""
+    raw = record.raw or repr(record)
+    text = f"{raw}\n#{record.repeat}" if record.repeat else raw
+    return _digest(repr((str(record.source), text)))
 
 
 def _utc_naive(when: datetime) -> datetime:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from memras.records import MceRegisters, Source
+from memras.records import ErrorType, MceRegisters, Source
 
 MAX_SAMPLES = 5
 U64_MASK = (1 << 64) - 1
@@ -71,6 +71,22 @@ def any_int(text: str | None) -> int | None:
     if text is None:
         return None
     return hex_int(text) if text.lower().startswith("0x") else dec_int(text)
+
+
+def edac_error_count(printed: int, error_type: ErrorType) -> int:
+    """The number of errors an EDAC report stands for, from the count it printed.
+
+    ``edac_mc_handle_error(type, mci, error_count, …)`` prints ``error_count`` as given
+    (``"%d CE …"``, mc_event ``"%d %s error%s"``). skx/i10nm, sb_edac and i7core pass
+    MCi_STATUS[52:38], the bank's *corrected*-error counter, for every report: it is 0
+    when the record did not come from CMCI (a GHES-injected bank 255, a polled or UCNA
+    record) and, on a UE, counts the bank's earlier CEs, not the UE. So a printed 0 is
+    one error (the kernel did log one), a UE is always one error, and only a CE's
+    non-zero count is taken as printed.
+    """
+    if error_type.is_uncorrected:
+        return 1
+    return printed if printed > 0 else 1
 
 
 def grain_bits_from_bytes(grain: int | None) -> int | None:

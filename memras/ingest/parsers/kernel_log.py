@@ -45,6 +45,7 @@ from datetime import datetime
 from memras.ingest.mca import mce_to_memory_error
 from memras.ingest.parsers._common import (
     ParserStats,
+    edac_error_count,
     grain_bits_from_bytes,
     hex_int,
     walltime_to_datetime,
@@ -67,13 +68,14 @@ from memras.records import (
 )
 
 GROUP_WINDOW_S = 1.0
+REPEATS_TRACKED = 4096  # distinct raw texts remembered for `repeat` numbering
 _FaultId = tuple[int, int | None, int, int | None]  # status, bank, TSC, ADDR
 MAX_UNRELATED = 8
 DEFAULT_PAGE_SHIFT = 12
 _X86_VENDOR_AMD = 2
 
 _EDAC = re.compile(
-    r"^EDAC MC(?P<mc>\d+): (?P<count>\d+) (?P<type>CE|UE) (?:(?P<msg>.*?) )?on (?P<label>.*?)"
+    r"^EDAC MC(?P<mc>\d+): (?:(?P<count>\d+) )?(?P<type>CE|UE) (?:(?P<msg>.*?) )?on (?P<label>.*?)"
     r" \((?P<loc>.*?) ?page:0x(?P<page>[0-9a-fA-F]+) offset:0x(?P<off>[0-9a-fA-F]+)"
     r" grain:(?P<grain>\d+)(?: syndrome:0x(?P<synd>[0-9a-fA-F]+))?(?: - ?(?P<detail>.*))?\)\s*$"
 )
@@ -87,7 +89,15 @@ _EDAC_ROW = re.compile(
     r"^EDAC MC(?P<mc>\d+): (?P<type>CE|UE) row (?P<row>\d+), channel (?P<chan>\d+),"
     r" label \"(?P<label>[^\"]*)\": ?(?P<detail>.*)$"
 )
-_EDAC_HEAD = re.compile(r"^EDAC MC(?P<mc>\d+): (?P<count>\d+) (?P<type>CE|UE) ")
+_EDAC_HEAD = re.compile(r"^EDAC MC(?P<mc>\d+): (?:(?P<count>\d+) )?(?P<type>CE|UE) ")
+# pre-3.5 edac_mc_handle_fbd_ue and the *_no_info reports
+_EDAC_FBD_UE = re.compile(
+    r"^EDAC MC(?P<mc>\d+): (?P<type>UE) row (?P<row>\d+), channel-a= ?(?P<chan>\d+)"
+    r" channel-b= ?\d+ labels? \"(?P<label>[^\"]*)\": ?(?P<detail>.*)$"
+)
+_EDAC_NO_INFO = re.compile(
+    r"^EDAC MC(?P<mc>\d+): (?P<type>CE|UE) - no information available: ?(?P<detail>.*)$"
+)
 _EDAC_DRIVER = re.compile(r"^EDAC (?P<drv>\w+) MC\d+: (?P<text>.*)$")
 _MCE_HEAD = re.compile(
     r"CPU (?P<cpu>\d+): Machine Check(?: Exception| Event)?: (?:0x)?(?P<mcg>[0-9a-fA-F]+)"
@@ -104,10 +114,36 @@ _AMD_STATUS = re.compile(
 _AMD_ADDR = re.compile(r"Error Addr: 0x([0-9a-fA-F]+)")
 _AMD_PPIN = re.compile(r"^PPIN: 0x([0-9a-fA-F]+)")
 _AMD_IPID = re.compile(r"IPID: 0x([0-9a-fA-F]+)(?:, Syndrome: 0x([0-9a-fA-F]+))?")
+# mm/memory-failure.c's prefix: "Memory failure: " (pr_fmt, 4.x+), "MCE " (2.6.32-3.x);
+# some captures keep a leading "mce: " or write "Memory failure:0x…"
+_MF_PREFIX = r"^(?:mce: )?(?:Memory failure: ?|MCE:? )(?:pfn )?(?P<pfn>0x[0-9a-fA-F]+|\d+):? "
 _MF = re.compile(
-    r"^(?:Memory failure: |MCE )(?P<pfn>0x[0-9a-fA-F]+|\d+): (?:recovery action for"
-    r" (?P<type>.+): |(?P<oldtype>.+) page recovery: )(?P<result>\w+)\s*$"
+    _MF_PREFIX + r"(?:recovery action for (?P<type>.+): |(?P<oldtype>.+) page recovery: )"
+    r"(?P<result>\w+)\.?\s*$"
 )
+# kill_proc(): "Sending SIGBUS to %s:%d" (5.x+), "Killing %s:%d" (≤4.x, "early" for AO);
+# x86 kill_me_maybe 5.1x: "Memory error may not recovered: %#lx: Sending SIGBUS to…"
+_MF_KILL = re.compile(
+    r"^(?:mce: )?(?:Memory failure: ?|MCE:? |Memory error may not recovered: )"
+    r"(?P<pfn>0x[0-9a-fA-F]+|\d+): (?:Sending SIGBUS to|Killing) (?P<task>.+):(?P<pid>\d+)"
+    r"(?: early)? due to hardware memory corruption"
+)
+_MF_OTHER = re.compile(_MF_PREFIX + r"(?P<text>.*)$")  # outcome lines ("unhandlable page.")
+# drivers/ras/cec.c (pr_fmt "RAS: "): the CE collector soft-offlines a page past its threshold
+_CEC_OFFLINE = re.compile(r"^RAS: Soft-offlining pfn: (?P<pfn>0x[0-9a-fA-F]+|\d+)")
+# arch/x86/kernel/cpu/mce/core.c kill_me_maybe()/do_memory_failure(): an SRAR in user space
+_USER_ACCESS = re.compile(
+    r"Uncorrected hardware memory error in user-access at (?P<addr>[0-9a-fA-F]+)")
+# A fatal MCE: mce_panic() prints "Machine check: <severity message>", then panics.
+_FATAL_LINES = ("Machine check: ", "Kernel panic - not syncing: Fatal")
+# The kernel's page size, where a capture names it: arm64 "+64k"/"-64k" kernel builds
+# (RHEL/Rocky "aarch64+64k", Ubuntu "-generic-64k"), ppc64 (64 KiB everywhere), and
+# ppc's "Page orders: … virtual = 16". A bare "aarch64" says nothing: 4 KiB is common.
+_PAGE_MARKER = re.compile(
+    r"(?:aarch64\+|generic-|arm64[+-]|\+)(?P<k>64|16)k\b|(?P<ppc>\bppc64(?:le)?\b)"
+    r"|Page orders: linear mapping = \d+, virtual = (?P<order>\d+)"
+)
+_PAGE_SHIFTS = (12, 14, 16)  # 4, 16 and 64 KiB
 _DECIMAL_REGS = {"TIME", "SOCKET"}
 _REG_FIELD = {
     "TSC": "tsc", "ADDR": "addr", "MISC": "misc", "SYND": "synd", "IPID": "ipid",
@@ -128,23 +164,58 @@ class _Group:
     record: MemoryErrorEvent | None = None
     ghes: GhesBlock | None = None
     unrelated: int = 0
+    fatal: bool = False  # the kernel panicked on this machine check
 
     def within_window(self, p: Prefixed) -> bool:
-        if p.uptime_s is None or self.first.uptime_s is None:
-            return True
-        return abs(p.uptime_s - self.first.uptime_s) <= GROUP_WINDOW_S
+        return _within(self.first, p)
+
+
+@dataclass(slots=True)
+class _PageAction:
+    """A page action waiting for the line that completes it: a process kill (the
+    recovery line for the same pfn usually follows; none does when the page was
+    already poisoned) or a CE-collector soft offline (a failure line may follow)."""
+
+    pfn: int
+    kind: str  # "kill" | "soft"
+    first: Prefixed
+    lines: list[str]
+    tasks: list[str] = field(default_factory=list)
+    outcome: str = ""  # a soft offline's "Memory failure: 0x…: <outcome>" text
+    unrelated: int = 0
+
+
+def _within(first: Prefixed, p: Prefixed) -> bool:
+    if p.uptime_s is None or first.uptime_s is None:
+        return True
+    return abs(p.uptime_s - first.uptime_s) <= GROUP_WINDOW_S
 
 
 @dataclass(slots=True)
 class KernelLogParser:
-    """Feed lines one at a time; records come back when their fault's group closes."""
+    """Feed lines one at a time; records come back when their fault's group closes.
 
-    page_shift: int = DEFAULT_PAGE_SHIFT
+    ``page_shift`` is log2 of the logging kernel's page size, which EDAC's ``page:``
+    field counts in. None (the default) infers it from the capture — a 64K/16K kernel
+    build name or ppc64 (:data:`_PAGE_MARKER`), or a GHES block whose address pins
+    down ghes_edac's page:offset — and uses 12 until then."""
+
+    page_shift: int | None = None
     source: Source = Source.KMSG
     stats: ParserStats = field(default_factory=ParserStats)
     _group: _Group | None = None
     _skip_next_edac: bool = False
     _previous_fault: _FaultId | None = None
+    _inferred_shift: int | None = None
+    _action: _PageAction | None = None
+    _repeats: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def effective_page_shift(self) -> int:
+        """The page shift EDAC page numbers are read with now."""
+        if self.page_shift is not None:
+            return self.page_shift
+        return self._inferred_shift or DEFAULT_PAGE_SHIFT
 
     def feed(self, line: str) -> list[Record]:
         try:
@@ -157,13 +228,26 @@ class KernelLogParser:
     @property
     def pending(self) -> bool:
         """Lines of an unfinished fault are held: a caller must not checkpoint past them."""
-        return self._group is not None
+        return self._group is not None or self._action is not None
 
     def flush(self) -> list[Record]:
         """Close the open group (end of input, or the source went idle)."""
-        out = self._close()
+        out = self._number_repeats(self._close() + self._close_action())
         self.stats.records += len(out)
         return out
+
+    def _number_repeats(self, records: list[Record]) -> list[Record]:
+        """Identical text printed twice is two errors: number the copies (``repeat``)."""
+        seen = self._repeats
+        for i, record in enumerate(records):
+            key = hash(record.raw)
+            n = seen.get(key, 0)
+            if n == 0 and len(seen) >= REPEATS_TRACKED:
+                seen.clear()  # bounded: texts with stamps repeat within one stamp only
+            seen[key] = n + 1
+            if n:
+                records[i] = replace(record, repeat=n)
+        return records
 
     # -- dispatch -------------------------------------------------------------
     def _feed(self, line: str) -> list[Record]:
@@ -173,30 +257,68 @@ class KernelLogParser:
             self.stats.ignored += 1
             return []
         out: list[Record] = []
-        if self._group is not None and not self._group.within_window(p):
+        if (self._group is not None and not self._group.within_window(p)
+                and not self._continues_ghes(p)):
             out += self._close()
+        if self._action is not None and not _within(self._action.first, p):
+            out += self._close_action()
         msg = p.message
         if msg.startswith("EDAC "):
             out += self._edac(p, line)
         elif "[Hardware Error]" in msg:
             out += self._hardware_error(p, line)
-        elif msg.startswith(("Memory failure: ", "MCE 0x")):
+        elif msg.startswith(_MF_STARTS):
             out += self._memory_failure(p, line)
+        elif msg.startswith("RAS: Soft-offlining"):
+            out += self._cec_offline(p, line)
+        elif "user-access at" in msg:
+            out += self._user_access(p, line)
+        elif msg.startswith(_FATAL_LINES) and self._group is not None and self._group.regs:
+            self._group.lines.append(line)
+            self._group.fatal = True
         elif "fake error to" in msg and msg.startswith("Generating"):
             self._skip_next_edac = True
             self.stats.ignored += 1
         else:
-            out += self._unrelated()
+            out += self._unrelated(msg)
+        out = self._number_repeats(out)
         self.stats.records += len(out)
         return out
 
-    def _unrelated(self) -> list[Record]:
+    def _unrelated(self, msg: str = "") -> list[Record]:
         """A foreign line; too many of them end the open group (its fault is over)."""
         self.stats.ignored += 1
+        if msg and self.page_shift is None and self._inferred_shift is None:
+            self._infer_page_shift(msg)
+        out: list[Record] = []
+        action = self._action
+        if action is not None:
+            action.unrelated += 1
+            if action.unrelated > MAX_UNRELATED:
+                out += self._close_action()
         if self._group is None:
-            return []
+            return out
         self._group.unrelated += 1
-        return self._close() if self._group.unrelated > MAX_UNRELATED else []
+        return out + self._close() if self._group.unrelated > MAX_UNRELATED else out
+
+    def _infer_page_shift(self, msg: str) -> None:
+        m = _PAGE_MARKER.search(msg)
+        if m is None:
+            return
+        if m["k"]:
+            self._inferred_shift = 16 if m["k"] == "64" else 14
+        elif m["ppc"]:
+            self._inferred_shift = 16
+        elif int(m["order"]) in _PAGE_SHIFTS:
+            self._inferred_shift = int(m["order"])
+
+    def _continues_ghes(self, p: Prefixed) -> bool:
+        """A numbered GHES block is one record however long the kernel took to print it."""
+        g = self._group
+        if g is None or g.ghes is None or g.ghes.seq is None:
+            return False
+        m = GHES_LINE.match(p.message)
+        return m is not None and m["seq"] == g.ghes.seq and not m["text"].startswith(GHES_START)
 
     # -- groups -----------------------------------------------------------------
     def _open(self, p: Prefixed, line: str) -> tuple[list[Record], _Group]:
@@ -224,6 +346,21 @@ class KernelLogParser:
         self.stats.ignored += len(group.lines) - used
         return records
 
+    def _close_action(self) -> list[Record]:
+        """A page action whose completing line never came: record what is known."""
+        action, self._action = self._action, None
+        if action is None:
+            return []
+        if action.kind == "kill":
+            page_type, result = "process page", "Killed"  # poisoned, its user signalled
+        else:
+            page_type, result = "soft offline (CE collector)", _soft_result(action.outcome)
+        return [MemoryFailureEvent(
+            pfn=action.pfn, page_type=page_type, action_result=result, source=self.source,
+            timestamp=action.first.timestamp, uptime_s=action.first.uptime_s,
+            kmsg_seq=action.first.kmsg_seq, raw="\n".join(action.lines),
+        )]  # fmt: skip
+
     def _repeats_previous(self, g: _Group) -> bool:
         """Registers only, identical to the fault just closed (same TSC): printed twice."""
         identity = _fault_identity(g.regs)
@@ -237,13 +374,15 @@ class KernelLogParser:
             recs = g.ghes.records(
                 uptime_s=g.first.uptime_s, kmsg_seq=g.first.kmsg_seq, timestamp=g.first.timestamp
             )
+            if g.record is not None and recs:
+                self._learn_page_shift(g.record, recs[0].address)
             return [_merge_edac(r, g.record, raw) for r in recs]
         if g.record is not None:
             record = g.record
             if _amd_deferred(regs) and record.error_type is ErrorType.UNCORRECTED:
                 record = replace(record, error_type=ErrorType.DEFERRED)  # EDAC prints "UE"
-            return [replace(record, mce=regs or record.mce, raw=raw,
-                            normalized_address=g.normalized_address)]  # fmt: skip
+            return [_fatal_if(g, replace(record, mce=regs or record.mce, raw=raw,
+                                         normalized_address=g.normalized_address))]
         if regs is None:
             return []
         event = mce_to_memory_error(
@@ -255,7 +394,19 @@ class KernelLogParser:
             return []
         if g.normalized_address is not None:
             event = replace(event, normalized_address=g.normalized_address)
-        return [event]
+        return [_fatal_if(g, event)]
+
+    def _learn_page_shift(self, edac: MemoryErrorEvent, address: int | None) -> None:
+        """ghes_edac prints the GHES address as page:offset in kernel pages: the shift
+        that turns one into the other is the kernel's (arm64 logs carry no other)."""
+        m = _PAGE_OFFSET.search(edac.raw)
+        if address is None or m is None or self.page_shift is not None:
+            return
+        page, offset = int(m[1], 16), int(m[2], 16)
+        for shift in _PAGE_SHIFTS:
+            if page and (page << shift | offset) == address:
+                self._inferred_shift = shift
+                return
 
     # -- EDAC -------------------------------------------------------------------
     def _edac(self, p: Prefixed, line: str) -> list[Record]:
@@ -265,7 +416,7 @@ class KernelLogParser:
             return self._edac_driver_line(p, line, drv["text"])
         record = self._edac_record(p, line)
         if record is None:
-            return self._unrelated()
+            return self._unrelated(msg)
         if self._skip_next_edac:
             self._skip_next_edac = False
             self.stats.ignored += 1
@@ -296,9 +447,12 @@ class KernelLogParser:
         m = _EDAC.match(msg)
         if m:
             return self._edac_new(m, p, line)
-        m = _EDAC_OLD.match(msg) or _EDAC_ROW.match(msg)
+        m = _EDAC_OLD.match(msg) or _EDAC_ROW.match(msg) or _EDAC_FBD_UE.match(msg)
         if m:
             return self._edac_old(m, p, line)
+        if m := _EDAC_NO_INFO.match(msg):
+            return self._base(p, line, _type(m["type"]), driver_detail=m["detail"].strip(),
+                              location=DimmLocation(mc=int(m["mc"])))
         head = _EDAC_HEAD.match(msg)
         if head:
             return self._edac_salvage(head, p, line)
@@ -316,6 +470,8 @@ class KernelLogParser:
         # page:0x0 offset:0x0 is how drivers say "no address" (amd64_edac "Cannot decode
         # normalized address", i7core_edac): address 0 would name a real page.
         known = page != 0 or offset != 0
+        shift = self.effective_page_shift
+        error_type = _type(m["type"])
         location = (
             location_from_label(m["label"])
             .merged(location_from_pairs(m["loc"]))
@@ -323,10 +479,10 @@ class KernelLogParser:
             .merged(layers_from_edac_location(m["loc"]))
         )
         return self._base(
-            p, line, _type(m["type"]),
-            count=int(m["count"]),
-            address=(page << self.page_shift) | offset if known else None,
-            page_shift=self.page_shift if known else None,
+            p, line, error_type,
+            count=edac_error_count(int(m["count"] or 1), error_type),
+            address=(page << shift) | offset if known else None,
+            page_shift=shift if known else None,
             grain_bits=grain_bits_from_bytes(int(m["grain"])),
             syndrome=hex_int(m["synd"]),
             message=m["msg"] or "",
@@ -339,8 +495,9 @@ class KernelLogParser:
         groups = m.groupdict()
         detail = (groups.get("detail") or "").strip()
         address = None
+        shift = self.effective_page_shift
         if groups.get("page") is not None:
-            address = (int(groups["page"], 16) << self.page_shift) | int(groups["off"], 16)
+            address = (int(groups["page"], 16) << shift) | int(groups["off"], 16)
         elif (addr := re.search(r"addr(?: =)? 0x([0-9a-fA-F]+)", detail)) is not None:
             address = int(addr[1], 16)
         chan = groups.get("chan")
@@ -351,7 +508,7 @@ class KernelLogParser:
         return self._base(
             p, line, _type(m["type"]),
             address=address,
-            page_shift=self.page_shift if groups.get("page") is not None else None,
+            page_shift=shift if groups.get("page") is not None else None,
             grain_bits=grain_bits_from_bytes(int(groups["grain"])) if groups.get("grain") else None,
             syndrome=hex_int(groups.get("synd")),
             driver=detail if re.fullmatch(r"\w+_edac", detail) else "",
@@ -366,11 +523,12 @@ class KernelLogParser:
         msg = p.message
         page = re.search(r" page:0x([0-9a-fA-F]+) offset:0x([0-9a-fA-F]+) ", msg)
         synd = re.search(r" syndrome:0x([0-9a-fA-F]+)[ )]", msg)
+        shift, error_type = self.effective_page_shift, _type(head["type"])
         return self._base(
-            p, line, _type(head["type"]),
-            count=int(head["count"]),
-            address=(int(page[1], 16) << self.page_shift) | int(page[2], 16) if page else None,
-            page_shift=self.page_shift if page else None,
+            p, line, error_type,
+            count=edac_error_count(int(head["count"] or 1), error_type),
+            address=(int(page[1], 16) << shift) | int(page[2], 16) if page else None,
+            page_shift=shift if page else None,
             syndrome=hex_int(synd[1]) if synd else None,
             location=DimmLocation(mc=int(head["mc"])),
         )  # fmt: skip
@@ -433,29 +591,101 @@ class KernelLogParser:
             return self._unrelated()
         else:
             out, g = self._join(p, line)
+        if text.startswith(_FATAL_LINES[0]) and g.regs:
+            g.fatal = True  # mce_panic(): "Machine check: Data load in unrecoverable area…"
         _fold_mce_text(g, text)
         return out
 
     def _memory_failure(self, p: Prefixed, line: str) -> list[Record]:
-        m = _MF.match(p.message)
+        msg = p.message
+        m = _MF.match(msg)
+        if m is not None:
+            return self._recovery(p, line, m)
+        if (kill := _MF_KILL.match(msg)) is not None:
+            return self._kill(p, line, kill)
+        other = _MF_OTHER.match(msg)
+        action = self._action
+        if other is not None and action is not None and action.pfn == _pfn(other["pfn"]):
+            action.lines.append(line)  # the soft offline's outcome, "already poisoned"…
+            if action.kind == "soft":
+                action.outcome = other["text"]
+            return []
+        if self._group is not None:
+            self._group.lines.append(line)  # "already hardware poisoned", SIGBUS…
+            return []
+        return self._unrelated()
+
+    def _recovery(self, p: Prefixed, line: str, m: re.Match[str]) -> list[Record]:
+        """action_result(): the page's outcome; a kill just before it is its context."""
+        pfn, lines = _pfn(m["pfn"]), [line]
+        action = self._action
+        if action is not None and action.kind == "kill" and action.pfn == pfn:
+            self._action, lines = None, [*action.lines, line]
+        return [MemoryFailureEvent(
+            pfn=pfn, page_type=m["type"] or m["oldtype"], action_result=m["result"],
+            source=self.source, timestamp=p.timestamp, uptime_s=p.uptime_s,
+            kmsg_seq=p.kmsg_seq, raw="\n".join(lines),
+        )]  # fmt: skip
+
+    def _kill(self, p: Prefixed, line: str, m: re.Match[str]) -> list[Record]:
+        pfn, task = _pfn(m["pfn"]), f"{m['task']}:{m['pid']}"
+        action = self._action
+        if action is not None and action.kind == "kill" and action.pfn == pfn:
+            action.lines.append(line)  # every process mapping the page is signalled
+            action.tasks.append(task)
+            return []
+        out = self._close_action()
+        self._action = _PageAction(pfn=pfn, kind="kill", first=p, lines=[line], tasks=[task])
+        return out
+
+    def _cec_offline(self, p: Prefixed, line: str) -> list[Record]:
+        m = _CEC_OFFLINE.match(p.message)
         if m is None:
-            if self._group is not None:
-                self._group.lines.append(line)  # "already hardware poisoned", SIGBUS…
-                return []
             return self._unrelated()
-        pfn = m["pfn"]
-        return [
-            MemoryFailureEvent(
-                pfn=int(pfn, 16) if pfn.startswith("0x") else int(pfn),
-                page_type=m["type"] or m["oldtype"],
-                action_result=m["result"],
-                source=self.source,
-                timestamp=p.timestamp,
-                uptime_s=p.uptime_s,
-                kmsg_seq=p.kmsg_seq,
-                raw=line,
-            )
-        ]
+        out = self._close_action()
+        self._action = _PageAction(pfn=_pfn(m["pfn"]), kind="soft", first=p, lines=[line])
+        return out
+
+    def _user_access(self, p: Prefixed, line: str) -> list[Record]:
+        """x86's line for poison consumed by a user-space load (SRAR): the address is the
+        physical one the MCE reported; the MCE's own lines, if printed, are the same fault."""
+        m = _USER_ACCESS.search(p.message)
+        if m is None:
+            return self._unrelated()
+        address = int(m["addr"], 16)
+        g = self._group
+        if g is not None and g.regs.get("addr", -1) >> 12 == address >> 12:
+            g.lines.append(line)
+            return []
+        return [self._base(p, line, ErrorType.UNCORRECTED, address=address, driver="mce",
+                           message="memory error consumed in user access",
+                           driver_detail="Uncorrected hardware memory error in user-access")]
+
+
+_MF_STARTS = ("Memory failure:", "MCE ", "MCE:", "mce: Memory failure",
+              "Memory error may not recovered")
+_PAGE_OFFSET = re.compile(r"page:0x([0-9a-fA-F]+) offset:0x([0-9a-fA-F]+)")
+_SOFT_FAILED = ("fail", "unhandlable", "busy")
+
+
+def _pfn(text: str) -> int:
+    return int(text, 16) if text.startswith("0x") else int(text)
+
+
+def _soft_result(outcome: str) -> str:
+    """A soft offline's result from the line memory-failure.c printed after it: nothing
+    on success (the page migrated), "…failed…"/"unhandlable page." on failure, "page
+    already poisoned" when another path had taken it."""
+    if any(word in outcome for word in _SOFT_FAILED):
+        return "Failed"
+    return "Ignored" if "already" in outcome else "Recovered"
+
+
+def _fatal_if(g: _Group, event: MemoryErrorEvent) -> MemoryErrorEvent:
+    """The kernel panicked on this fault: whatever the severity grade, it was fatal."""
+    if g.fatal and event.error_type.is_uncorrected and event.error_type is not ErrorType.FATAL:
+        return replace(event, error_type=ErrorType.FATAL)
+    return event
 
 
 def _amd_deferred(regs: MceRegisters | None) -> bool:
@@ -549,10 +779,18 @@ def _driver_of(label: str, detail: str) -> str:
     return ""
 
 
+def page_shift_from_size(page_size: int) -> int:
+    """``--page-size 65536`` → 16; a clear error for a size that is no page size."""
+    if page_size < 4096 or page_size & (page_size - 1):
+        raise ValueError(f"page size {page_size} is not a power of two >= 4096")
+    return page_size.bit_length() - 1
+
+
 def parse_kernel_log(
-    lines: Iterable[str], *, page_shift: int = DEFAULT_PAGE_SHIFT, stats: ParserStats | None = None
+    lines: Iterable[str], *, page_shift: int | None = None, stats: ParserStats | None = None
 ) -> Iterator[Record]:
-    """Every record in a finished log (flushes at the end)."""
+    """Every record in a finished log (flushes at the end); ``page_shift`` as
+    :class:`KernelLogParser` (None: inferred from the log, else 12)."""
     parser = KernelLogParser(page_shift=page_shift)
     if stats is not None:
         parser.stats = stats

@@ -50,6 +50,19 @@ MC_EVENT_BODY = (
     r" syndrome:0x(?P<synd>[0-9a-fA-F]+)(?: (?P<detail>.*))?\)\s*$"
 )
 _MC_EVENT = re.compile(MC_EVENT_BODY)
+# The first mc_event (commit 53f2d0289875, 3.5): "1 Corrected error:memory read on …
+# (mc:0 location:0:0:0 page:0x586b6e offset:0xa66 grain:32 syndrome:0x0 area:DMA)" —
+# no space after "error:", the page and offset instead of the address, unpadded
+# syndrome. Tried only when the current form does not match (off the hot path).
+_MC_EVENT_OLD = re.compile(
+    r"(?:(?P<count>\d+) )?(?P<type>\w+) errors?: ?(?P<msg>.*?) ?on (?P<label>.*?)"
+    r" \(mc:(?P<mc>\d+) location:(?P<top>-?\d+):(?P<mid>-?\d+):(?P<low>-?\d+)"
+    r" (?:address:0x(?P<addr>[0-9a-fA-F]+)|page:0x(?P<page>[0-9a-fA-F]+)"
+    r" offset:0x(?P<off>[0-9a-fA-F]+)) grain:(?P<grain>\d+)"
+    r" syndrome:0x(?P<synd>[0-9a-fA-F]+)(?: (?P<detail>.*))?\)\s*$"
+)
+OLD_MC_EVENT_PAGE_SHIFT = 12  # 3.5-era EDAC drivers were all x86/ppc 4 KiB-page ones
+_UNCORRECTED_TYPES = frozenset(t for t in ErrorType if t.is_uncorrected)
 
 _TYPE_BY_NAME = {t.value: t for t in ErrorType}
 
@@ -102,9 +115,13 @@ def mc_event_from_groups(
     the trace fast path slices them out of one ``Match.groups()`` call."""
     count, kind, msg, label, mc, top, mid, low, addr, grain, synd, detail = groups
     detail = detail.strip() if detail else ""
+    error_type = _TYPE_BY_NAME.get(kind, ErrorType.INFO)
+    n = int(count)
+    if n < 1 or error_type in _UNCORRECTED_TYPES:
+        n = 1  # _common.edac_error_count, inlined on the hot path
     # Positional: about half the cost of the keyword call (order checked at import).
     return MemoryErrorEvent(
-        _TYPE_BY_NAME.get(kind, ErrorType.INFO), source, int(count), timestamp, uptime_s,
+        error_type, source, n, timestamp, uptime_s,
         int(addr, 16), None, None, _grain_bits(grain), int(synd, 16), msg or "", "", detail,
         _mc_event_location(label, detail, mc, top, mid, low), None, None, raw)
 
@@ -113,7 +130,7 @@ def mc_event_from_groups(
 assert tuple(f.name for f in dataclasses.fields(MemoryErrorEvent)) == (
     "error_type", "source", "count", "timestamp", "uptime_s", "address", "normalized_address",
     "page_shift", "grain_bits", "syndrome", "message", "driver", "driver_detail", "location",
-    "mce", "kmsg_seq", "raw"), "update mc_event_from_match"
+    "mce", "kmsg_seq", "raw", "repeat"), "update mc_event_from_match"
 
 
 _GRAIN_BITS: dict[str, int | None] = {}
@@ -132,11 +149,24 @@ def parse_mc_event(
     body: str, *, uptime_s: float | None = None, raw: str | None = None
 ) -> MemoryErrorEvent | None:
     m = _MC_EVENT.match(body)
+    text = body if raw is None else raw
+    if m is None:
+        return _old_mc_event(body, uptime_s=uptime_s, raw=text)
+    return mc_event_from_match(m, source=Source.TRACE, uptime_s=uptime_s, raw=text)
+
+
+def _old_mc_event(body: str, *, uptime_s: float | None, raw: str) -> MemoryErrorEvent | None:
+    m = _MC_EVENT_OLD.match(body)
     if m is None:
         return None
-    return mc_event_from_match(
-        m, source=Source.TRACE, uptime_s=uptime_s, raw=body if raw is None else raw
-    )
+    page = m["page"]
+    addr = (f"{int(page, 16) << OLD_MC_EVENT_PAGE_SHIFT | int(m['off'], 16):x}"
+            if page is not None else m["addr"])
+    groups = (m["count"] or "1", m["type"], m["msg"], m["label"], m["mc"], m["top"],
+              m["mid"], m["low"], addr, m["grain"], m["synd"], m["detail"])
+    event = mc_event_from_groups(groups, source=Source.TRACE, uptime_s=uptime_s, raw=raw)
+    return event if page is None else dataclasses.replace(
+        event, page_shift=OLD_MC_EVENT_PAGE_SHIFT)
 
 
 # mce_record keys (lowercased; slash-joined keys are split first) → MceRegisters field

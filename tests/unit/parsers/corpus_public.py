@@ -83,8 +83,8 @@ def full_fields(record: Record) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(record):
         value = getattr(record, f.name)
-        if f.name in ("raw", "source"):
-            continue
+        if f.name in ("raw", "source") or (f.name == "repeat" and value == 0):
+            continue  # repeat: only a 2nd identical line carries one
         if f.name in ("location", "mce"):
             out[f.name] = None if value is None else dataclasses.asdict(value)
         else:
@@ -305,8 +305,17 @@ PUBLIC_CORPUS: list[tuple[str, str, str, list[dict[str, Any]]]] = [
                     "microcode": 0,
                 },
                 "kmsg_seq": None,
-                "raw_lines": 8,
-            }
+                "raw_lines": 7,  # the outcome line joins the soft offline below
+            },
+            {  # the CE collector soft-offlined the page; memory-failure.c refused it
+                "pfn": 0x104E5C,
+                "page_type": "soft offline (CE collector)",
+                "action_result": "Failed",
+                "timestamp": "2025-04-04T18:24:01.695052+08:00",
+                "uptime_s": None,
+                "kmsg_seq": None,
+                "raw_lines": 2,
+            },
         ],
     ),
     (
@@ -550,7 +559,7 @@ PUBLIC_CORPUS: list[tuple[str, str, str, list[dict[str, Any]]]] = [
         [
             {
                 "error_type": "Corrected",
-                "count": 0,
+                "count": 1,  # printed "0 CE": one error (_common.edac_error_count)
                 "timestamp": "2023-04-15T19:49:46",
                 "uptime_s": None,
                 "address": 209020017280,

@@ -76,7 +76,7 @@ TRACE_CORPUS = [
         " syndrome:0x00000000 area:DRAM socket:0 rank:0)",
         dict(
             error_type=ErrorType.UNCORRECTED,
-            count=2,
+            count=1,  # "2 Uncorrected errors": one UE (_common.edac_error_count)
             address=0x12345000,
             message="memory read error",
             driver_detail="area:DRAM socket:0 rank:0",

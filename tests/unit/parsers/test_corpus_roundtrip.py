@@ -52,7 +52,7 @@ def test_public_corpus_decodes_every_field(kind: str, text: str, expected: list[
 
 def test_public_corpus_is_cited_and_counts() -> None:
     assert {c[0] for c in PUBLIC_CORPUS} == set(SOURCES)
-    assert sum(len(c[3]) for c in PUBLIC_CORPUS) == 22  # + 7 decoys
+    assert sum(len(c[3]) for c in PUBLIC_CORPUS) == 23  # + 7 decoys
 
 
 def test_public_decoys_give_nothing_and_are_counted() -> None:
