@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import select
+import socket
 import sys
 import termios
 import time
@@ -77,7 +78,7 @@ def _progress(ctx: Context) -> Iterator[Callable[[str], None]]:
     if ctx.json or not sys.stderr.isatty():
         yield lambda _msg: None
         return
-    from rich.console import Console as RichConsole
+    from rich.console import Console as RichConsole  # lazy: ~35 ms, a terminal only
 
     with RichConsole(stderr=True).status("starting the lab") as status:
         yield lambda msg: status.update(msg)
@@ -202,8 +203,6 @@ def _shell(args: argparse.Namespace, ctx: Context) -> int:
 
 def _relay(socket_path: Path) -> None:
     """Copy the terminal to the console socket and back until Ctrl-] or EOF."""
-    import socket
-
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(socket_path))

@@ -58,10 +58,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -474,9 +476,6 @@ def guest_agent_call(socket_path: Path, command: str, arguments: dict[str, objec
                      timeout: float = 10.0) -> object:
     """One qemu-ga command over its host socket, after a ``guest-sync`` (which drops
     anything a previous client left in the channel); its ``return`` value."""
-    import random
-    import socket
-
     token = random.randrange(1 << 30)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
