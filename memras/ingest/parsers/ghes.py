@@ -82,6 +82,11 @@ class GhesBlock:
             if kv:
                 current.fields.setdefault(kv[1], kv[2].strip())
 
+    def addresses(self) -> set[int]:
+        """The physical addresses the block's memory sections name so far."""
+        found = (hex_int(s.fields.get("physical_address")) for s in self.sections if s.is_memory)
+        return {a for a in found if a is not None}
+
     @property
     def memory_sections(self) -> int:
         return sum(1 for s in self.sections if s.is_memory)

@@ -42,7 +42,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from memras.ingest.mca import mce_to_memory_error
+from memras.ingest.mca import (
+    MISC_ADDR_MODE_PHYS,
+    mce_to_memory_error,
+    misc_address_lsb,
+    misc_address_mode,
+)
 from memras.ingest.parsers._common import (
     ParserStats,
     edac_error_count,
@@ -165,6 +170,7 @@ class _Group:
     ghes: GhesBlock | None = None
     unrelated: int = 0
     fatal: bool = False  # the kernel panicked on this machine check
+    fatal_text: str = ""  # mce_panic()'s "Machine check: <why>"
 
     def within_window(self, p: Prefixed) -> bool:
         return _within(self.first, p)
@@ -209,6 +215,7 @@ class KernelLogParser:
     _inferred_shift: int | None = None
     _action: _PageAction | None = None
     _repeats: dict[int, int] = field(default_factory=dict)
+    _recent_ue: tuple[Prefixed, frozenset[int]] | None = None  # last UE fault's 4K pages
 
     @property
     def effective_page_shift(self) -> int:
@@ -267,6 +274,10 @@ class KernelLogParser:
             out += self._edac(p, line)
         elif "[Hardware Error]" in msg:
             out += self._hardware_error(p, line)
+        elif msg.startswith(_BARE_MCE) and (self._group is not None or msg.startswith("CPU ")):
+            out += self._mce_line(p, line, msg)  # 2.6-era core and sb_edac, no prefix
+        elif msg.endswith("HANDLING MCE MEMORY ERROR"):
+            out += self._edac_driver_line(p, line, "HANDLING MCE MEMORY ERROR")
         elif msg.startswith(_MF_STARTS):
             out += self._memory_failure(p, line)
         elif msg.startswith("RAS: Soft-offlining"):
@@ -341,6 +352,10 @@ class KernelLogParser:
             return []
         self._previous_fault = _fault_identity(group.regs)
         records = self._group_records(group)
+        pages = frozenset(r.address >> 12 for r in records if type(r) is MemoryErrorEvent
+                          and r.error_type.is_uncorrected and r.address is not None)
+        if pages:
+            self._recent_ue = (group.first, pages)
         used = len(group.lines) if records else 0
         self.stats.context += max(0, used - len(records))
         self.stats.ignored += len(group.lines) - used
@@ -376,7 +391,10 @@ class KernelLogParser:
             )
             if g.record is not None and recs:
                 self._learn_page_shift(g.record, recs[0].address)
-            return [_merge_edac(r, g.record, raw) for r in recs]
+            out: list[Record] = [_merge_edac(r, g.record, raw, regs, g.regs) for r in recs]
+            if regs is not None and regs.addr >> 12 not in {a >> 12 for a in g.ghes.addresses()}:
+                out += self._mce_records(g, regs, raw)  # an MCE of another fault
+            return out
         if g.record is not None:
             record = g.record
             if _amd_deferred(regs) and record.error_type is ErrorType.UNCORRECTED:
@@ -384,7 +402,26 @@ class KernelLogParser:
             return [_fatal_if(g, replace(record, mce=regs or record.mce, raw=raw,
                                          normalized_address=g.normalized_address))]
         if regs is None:
+            return self._panic_record(g, raw)
+        return self._mce_records(g, regs, raw)
+
+    def _panic_record(self, g: _Group, raw: str) -> list[Record]:
+        """A panic on consumed poison whose STATUS line is missing (out-of-order or cut
+        captures): the panic reason names a data load or fetch, ADDR (masked to MISC's
+        LSB when MISC says physical) is the poisoned memory."""
+        addr = g.regs.get("addr")
+        if not g.fatal or addr is None or not _POISON_PANIC.search(g.fatal_text):
             return []
+        misc = g.regs.get("misc")
+        if misc is not None and misc_address_mode(misc) == MISC_ADDR_MODE_PHYS:
+            addr &= ~((1 << misc_address_lsb(misc)) - 1)
+        return [MemoryErrorEvent(
+            error_type=ErrorType.FATAL, source=self.source, timestamp=_walltime_or(g),
+            uptime_s=g.first.uptime_s, address=addr, message="memory error consumed",
+            driver="mce", driver_detail=g.fatal_text, kmsg_seq=g.first.kmsg_seq, raw=raw,
+        )]  # fmt: skip
+
+    def _mce_records(self, g: _Group, regs: MceRegisters, raw: str) -> list[Record]:
         event = mce_to_memory_error(
             regs, source=self.source, timestamp=_walltime_or(g), uptime_s=g.first.uptime_s,
             socket_known="socketid" in g.regs, kmsg_seq=g.first.kmsg_seq, raw=raw,
@@ -436,6 +473,10 @@ class KernelLogParser:
 
     def _edac_driver_line(self, p: Prefixed, line: str, text: str) -> list[Record]:
         if text.startswith("HANDLING MCE MEMORY ERROR"):
+            g = self._group
+            if g is not None and g.ghes is not None and not g.regs:
+                g.lines.append(line)  # the driver decoding the GHES record's MCE
+                return []
             out, _ = self._open(p, line)
             return out
         if _MCE_HEAD.search(text) or text.startswith(("TSC ", "ADDR ", "MISC ", "PROCESSOR ")):
@@ -574,8 +615,11 @@ class KernelLogParser:
             # polled CEs with one status can be logged well inside GROUP_WINDOW_S, and
             # joining them would keep only the last one's ADDR. A fault printed twice
             # (driver, then core) is dropped when its group closes (_repeats_previous).
-            if (g is not None and g.ghes is None and "tsc" not in g.regs
-                    and g.regs.get("status", status) == status):
+            # A GHES block's first MCE is the kernel's decode of the same CPER record
+            # (apei_mce_report_mem_error: bank 1, or 255 since 5.x): same group.
+            if g is not None and ((g.ghes is None and "tsc" not in g.regs
+                                   and g.regs.get("status", status) == status)
+                                  or (g.ghes is not None and not g.regs)):
                 out, g = self._join(p, line)
             else:
                 out, g = self._open(p, line)
@@ -585,14 +629,15 @@ class KernelLogParser:
             else:
                 g.regs["cpuvendor"] = _X86_VENDOR_AMD
             return out
+        fatal = text.startswith(_FATAL_LINES[0])
         if _is_amd_block_start(text):
             out, g = self._open(p, line)  # mce_amd's first line of a new error
-        elif self._group is None:
+        elif self._group is None and not fatal:
             return self._unrelated()
         else:
             out, g = self._join(p, line)
-        if text.startswith(_FATAL_LINES[0]) and g.regs:
-            g.fatal = True  # mce_panic(): "Machine check: Data load in unrecoverable area…"
+        if fatal:  # mce_panic(): "Machine check: Data load in unrecoverable area of kernel"
+            g.fatal, g.fatal_text = True, text
         _fold_mce_text(g, text)
         return out
 
@@ -653,15 +698,22 @@ class KernelLogParser:
         if m is None:
             return self._unrelated()
         address = int(m["addr"], 16)
-        g = self._group
-        if g is not None and g.regs.get("addr", -1) >> 12 == address >> 12:
-            g.lines.append(line)
+        g, page = self._group, address >> 12
+        if g is not None and (g.regs.get("addr", -1) >> 12 == page or (
+                g.ghes is not None and page in {a >> 12 for a in g.ghes.addresses()})):
+            g.lines.append(line)  # the MCE's or the GHES block's fault, being consumed
+            return []
+        recent = self._recent_ue
+        if recent is not None and page in recent[1] and _within(recent[0], p):
+            self.stats.context += 1  # the fault just recorded
             return []
         return [self._base(p, line, ErrorType.UNCORRECTED, address=address, driver="mce",
                            message="memory error consumed in user access",
                            driver_detail="Uncorrected hardware memory error in user-access")]
 
 
+_POISON_PANIC = re.compile(r"Data load|Instruction fetch|[Mm]emory")
+_BARE_MCE = ("CPU ", "TSC ", "ADDR ", "MISC ", "PROCESSOR ")
 _MF_STARTS = ("Memory failure:", "MCE ", "MCE:", "mce: Memory failure",
               "Memory error may not recovered")
 _PAGE_OFFSET = re.compile(r"page:0x([0-9a-fA-F]+) offset:0x([0-9a-fA-F]+)")
@@ -753,15 +805,23 @@ def _walltime_or(g: _Group) -> datetime | None:
 
 
 def _merge_edac(
-    ghes: MemoryErrorEvent, edac: MemoryErrorEvent | None, raw: str
+    ghes: MemoryErrorEvent, edac: MemoryErrorEvent | None, raw: str,
+    regs: MceRegisters | None = None, fields: dict[str, int] | None = None,
 ) -> MemoryErrorEvent:
-    """The GHES record, with ghes_edac's line as context and its DIMM label if real."""
-    if edac is None:
-        return replace(ghes, raw=raw)
-    label = edac.location.label
-    useful = label if label and label not in ("unknown label", "unknown memory") else None
-    extra = DimmLocation(label=useful, mc=edac.location.mc)
-    return replace(ghes, raw=raw, location=ghes.location.merged(extra))
+    """The GHES record, with the EDAC line's DIMM position (its label if real) and the
+    kernel's MCE decode of the same CPER record (same page) as context."""
+    location = ghes.location
+    if edac is not None:
+        label = edac.location.label
+        useful = label if label and label not in ("unknown label", "unknown memory") else None
+        location = location.merged(replace(edac.location, label=useful, top_layer=None,
+                                           middle_layer=None, lower_layer=None))
+    mce = None
+    if regs is not None and ghes.address is not None and regs.addr >> 12 == ghes.address >> 12:
+        mce = regs
+        if fields is not None and "socketid" in fields:
+            location = location.merged(DimmLocation(socket=regs.socketid))
+    return replace(ghes, raw=raw, location=location, mce=mce)
 
 
 def _type(token: str) -> ErrorType:
