@@ -295,13 +295,16 @@ def is_memory_error(regs: MceRegisters) -> bool:
     return code.is_memory or _poison_consumed(regs, code)
 
 
+MCACOD_DATA = 0x0134  # DCU data read, L0 (severity.c): a load consumed poison
+MCACOD_INSTR = 0x0150  # IFU instruction fetch: a fetch consumed poison
+
+
 def _poison_consumed(regs: MceRegisters, code: McaCode) -> bool:
-    """An uncorrected cache-hierarchy error with a physical address: poisoned memory
-    consumed by a load or fetch (DCU ``0x134``, IFU ``0x150``: the SRAR data-load and
-    instruction-fetch cases, and their panicking in-kernel twins). The kernel's
-    ``mce_is_memory_error`` counts every Intel cache-hierarchy code as memory; corrected
-    cache errors are kept non-memory here (a cache line, not a DIMM, was at fault)."""
-    if code.kind not in (McaClass.CACHE, McaClass.GENERIC_CACHE) or not regs.status & UC:
+    """An uncorrected data-load or instruction-fetch error with a physical address:
+    poisoned memory consumed (severity.c's SRAR rows and their in-kernel panics). The
+    kernel's ``mce_is_memory_error`` counts every Intel cache-hierarchy code as memory;
+    other cache errors stay non-memory here (a cache, not a DIMM, was at fault)."""
+    if code.mcacod & 0xEFFF not in (MCACOD_DATA, MCACOD_INSTR) or not regs.status & UC:
         return False
     return usable_address(regs.status, regs.misc) is not None
 
