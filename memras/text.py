@@ -8,6 +8,8 @@ visible ``\\xNN`` escapes, so a hostile label cannot repaint the operator's scre
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def escape(text: str | None) -> str:
     """Printable text unchanged; control characters as ``\\xNN``/``\\uNNNN``."""
@@ -39,3 +41,9 @@ def format_bytes(n: int) -> str:
             return f"{text}{unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def block_names(blocks: Sequence[int], *, limit: int = 8) -> str:
+    """``memory32, memory33 …``: the first ``limit`` blocks as sysfs names; "none" if none."""
+    names = ", ".join(f"memory{b}" for b in blocks[:limit])
+    return names + (" …" if len(blocks) > limit else "") if names else "none"

@@ -12,7 +12,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
-from memras.errors import MemrasError
+from memras.errors import MemrasError, UsageError
+from memras.jsonenc import json_default
 from memras.text import escape
 
 DEFAULT_DB_PATH = "/var/lib/memras/memras.db"
@@ -56,7 +57,7 @@ class Context:
         print(text, file=self.out)
 
     def emit_json(self, data: Any) -> None:
-        json.dump(data, self.out, indent=2, sort_keys=False, default=_json_default)
+        json.dump(data, self.out, indent=2, sort_keys=False, default=json_default)
         self.out.write("\n")
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -84,8 +85,6 @@ class Context:
 
         Raises UsageError when not confirmed, so the caller changes nothing.
         """
-        from memras.errors import UsageError
-
         if yes:
             return
         if not sys.stdin.isatty():
@@ -106,20 +105,3 @@ class Context:
                 line += f" ({exc.hint})"
             print(line, file=self.err)
 
-
-def _json_default(obj: Any) -> Any:
-    import dataclasses
-    import datetime
-    import enum
-
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.asdict(obj)
-    if isinstance(obj, enum.Enum):
-        return obj.value
-    if isinstance(obj, datetime.datetime):
-        return obj.isoformat()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, bytes):
-        return obj.hex()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -34,6 +34,9 @@ from sqlalchemy import select
 
 from memras.audit.service import Actor, AuditTrail, store_session
 from memras.errors import MemrasError, WorkflowError
+from memras.health.api import current_verdicts
+from memras.jsonenc import json_safe
+from memras.text import block_names
 from memras.workflow import lock
 from memras.workflow.backends import Backend, BackendContext, Target, load_backend
 from memras.workflow.journal import block_journal
@@ -101,8 +104,8 @@ class StepFailed(WorkflowError):
 
 def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
     """The DIMM the engineer named, its blocks, and the mapping status and reason."""
-    from memras.inventory import resolve_dimm
-    from memras.locate import blocks_for_dimm
+    from memras.topology.inventory import resolve_dimm
+    from memras.topology.locate import blocks_for_dimm
 
     dimm = resolve_dimm(host, dimm_text)
     mapping = blocks_for_dimm(host, dimm)
@@ -123,29 +126,9 @@ def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
 
 
 def verdict_for(store, dimm_id: str) -> dict[str, Any] | None:
-    """The health verdict and its rules at decision time, when the health engine has one."""
-    try:
-        from memras.health.api import current_verdicts
-
-        verdicts = current_verdicts(store)
-    except Exception:
-        return None
-    items = verdicts.values() if isinstance(verdicts, dict) else verdicts
-    for v in items:
-        if str(getattr(v, "dimm_id", getattr(v, "dimm", ""))) == dimm_id:
-            try:
-                return json_safe(asdict(v))
-            except TypeError:
-                return {"verdict": str(v)}
-    return None
-
-
-def json_safe(value: Any) -> Any:
-    import json
-
-    from memras.cli.context import _json_default
-
-    return json.loads(json.dumps(value, default=_json_default))
+    """The health verdict and its rules at decision time; None when the DIMM has none."""
+    verdict = current_verdicts(store, [dimm_id]).get(dimm_id)
+    return None if verdict is None else json_safe(asdict(verdict))
 
 
 class Replacement:
@@ -397,12 +380,8 @@ class Replacement:
             return "the old module is removed; its memory is gone until a new one is online"
         if offline:
             return f"{len(offline)} of {len(old)} blocks of the old module are offline: " \
-                   f"{_spans(offline)}"
+                   f"{block_names(offline)}"
         return f"all {len(old)} blocks of the old module are online"
-
-
-def _spans(blocks: list[int]) -> str:
-    return ", ".join(f"memory{b}" for b in blocks[:8]) + (" …" if len(blocks) > 8 else "")
 
 
 def _new_row(host, target: Target, status: str, reason: str, options: ReplaceOptions,
@@ -470,7 +449,7 @@ def _soft_offline_pages(rep: Replacement) -> dict[str, Any]:
 def _known_bad_pages(store, start: int, size: int, slot_id: str | None = None) -> set[int]:
     """Pages with errors in the module's range, counting only errors of the module in
     the slot now: a module replaced earlier had the same addresses (module registry)."""
-    from memras.health.modules import module_history, of_removed_module
+    from memras.health.module_registry import module_history, of_removed_module
 
     try:
         errors = store.errors()
@@ -634,7 +613,7 @@ def _backend_serial(rep: Replacement) -> str:
 def _record_new_module(rep: Replacement) -> None:
     """The slot now holds a new DIMM: close the old module in the registry, open the new
     one and give the slot an "ok" verdict (rule "replaced"); idempotent by replacement."""
-    from memras.health.modules import ModuleIdentity, record_replacement
+    from memras.health.module_registry import ModuleIdentity, record_replacement
 
     target, ident = rep.target, rep._row().new_identity or {}
     serial = ident.get("module_serial", "")
