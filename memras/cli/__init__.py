@@ -23,31 +23,33 @@ from memras.errors import MemrasError, UsageError
 CommandFn = Callable[[argparse.Namespace, Context], int]
 Configure = Callable[[argparse.ArgumentParser], None]
 
-# Which module registers each command. Only the module of the command being run is
-# imported, so `memras blocks` does not pay for SQLAlchemy, Textual or the parsers;
-# `memras --help` imports them all. tests/unit/test_cli_registry.py keeps this table
-# equal to what the modules register.
+# Which module registers each command: one module per command, named after it except
+# `import` (a keyword: importing) and `errors` (stored_errors, beside memras.errors).
+# Only the module of the command being run is imported, so `memras blocks` does not pay
+# for SQLAlchemy, Textual or the parsers, and a command module imports what it needs
+# at its top; `memras --help` imports them all. tests/unit/test_cli_registry.py keeps
+# this table equal to what the modules register.
 COMMANDS: dict[str, str] = {
     "alerts": "memras.cli.alerts",
     "audit": "memras.cli.audit",
     "blocks": "memras.cli.blocks",
     "capacity": "memras.cli.capacity",
-    "config": "memras.cli.health",
+    "config": "memras.cli.config",
     "demo": "memras.cli.demo",
     "dimms": "memras.cli.dimms",
-    "errors": "memras.cli.ingest",
+    "errors": "memras.cli.stored_errors",
     "evaluate": "memras.cli.evaluate",
     "hotplug-test": "memras.cli.hotplug_test",
-    "import": "memras.cli.ingest",
+    "import": "memras.cli.importing",
     "lab": "memras.cli.lab",
-    "labels": "memras.cli.health",
+    "labels": "memras.cli.labels",
     "locate": "memras.cli.locate",
     "partition": "memras.cli.partition",
     "replace": "memras.cli.replace",
     "status": "memras.cli.status",
-    "summary": "memras.cli.ingest",
+    "summary": "memras.cli.summary",
     "tui": "memras.cli.tui",
-    "verdicts": "memras.cli.health",
+    "verdicts": "memras.cli.verdicts",
     "vm": "memras.cli.vm",
     "watch": "memras.cli.watch",
 }

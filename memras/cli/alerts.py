@@ -18,9 +18,14 @@ import argparse
 import io
 from typing import Any
 
+from memras.alerts.alert import AlertState
+from memras.alerts.dispatcher import FAILED, Dispatcher, HookResult, MemoryAlertStore
+from memras.alerts.hooks import available_hooks, load_hooks
+from memras.alerts.service import AlertService, load_alerts_config
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
+from memras.store import Store
 
 STATES = ("open", "acked", "resolved", "all")
 
@@ -49,9 +54,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     action = args.action or "list"
     if action == "test":
         return _test(args, ctx)
-    from memras.alerts.service import AlertService
-    from memras.store.store import Store
-
     with Store.open(ctx.db, create=False) as store:
         service = AlertService.configured(store, ctx.config, warn=ctx.err)
         try:
@@ -61,8 +63,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _list(args: argparse.Namespace, ctx: Context, service: Any) -> int:
-    from memras.alerts.model import AlertState
-
     state = None if args.state == "all" else AlertState(args.state)
     alerts = service.list(state)
     if ctx.json:
@@ -100,10 +100,6 @@ _ACTIONS = {"list": _list, "ack": _ack, "resolve": _resolve}
 
 
 def _test(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.alerts.dispatcher import FAILED, Dispatcher, HookResult, MemoryAlertStore
-    from memras.alerts.hooks import available_hooks, load_hooks
-    from memras.alerts.service import load_alerts_config
-
     config = load_alerts_config(ctx.config)
     configured = [h.name for h in config.hooks]
     if not configured:

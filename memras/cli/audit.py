@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from memras.cli import command
+from memras.audit.report import render_report
+from memras.audit.service import AuditTrail
+from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
+from memras.store import Store
 from memras.text import escape
 
 
@@ -25,17 +28,12 @@ def _args(p: argparse.ArgumentParser) -> None:
     rep = sub.add_parser("report", help="printable one-page report of a replacement")
     rep.add_argument("id", type=int, help="replacement id")
     rep.add_argument("--format", default="text", help="text | markdown")
-    from memras.cli import add_global_options
-
     for sp in (ls, show, exp, ver, rep):  # --json/--db also after the action
         add_global_options(sp, suppress=True)
 
 
 @command("audit", "the tamper-evident audit trail of replacements")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.audit.service import AuditTrail
-    from memras.store import Store
-
     action = getattr(args, "action", None) or "list"
     store = Store.open(ctx.db)
     trail = AuditTrail(store)
@@ -76,8 +74,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ctx.print(f"audit trail {state}: {report.rows} rows, head {report.last_hash}")
         return 0 if report.ok else 1
     if action == "report":
-        from memras.audit.report import render_report
-
         text = render_report(store, args.id, args.format)
         if ctx.json:
             ctx.emit_json({"replacement": args.id, "format": args.format, "report": text})

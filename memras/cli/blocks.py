@@ -2,16 +2,16 @@
 
 Prints what ``lsmem -o RANGE,SIZE,STATE,REMOVABLE,BLOCK,NODE,ZONES`` prints
 (``--all`` as ``lsmem -a``, ``--bytes`` as ``-b``, ``--json`` as ``-J``); the
-rendering lives in :mod:`memras.lsmem` so the TUI shows the same rows.
+rendering lives in :mod:`memras.topology.lsmem` so the TUI shows the same rows.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from memras import lsmem
 from memras.cli import command
 from memras.cli.context import Context
+from memras.topology import lsmem
 
 
 def _args(p: argparse.ArgumentParser) -> None:

@@ -10,17 +10,25 @@ block, ``--rollback`` undoes a partial run, and every block is audited.
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from memras.alerts.alert import Severity
+from memras.capacity import chmem
+from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
+from memras.cli.options import (
+    add_dry_run,
+    add_operator,
+    add_retry_options,
+    add_yes,
+    check_retry_options,
+)
+from memras.cli.progress import ProgressDisplay
 from memras.errors import UsageError
-from memras.text import format_bytes
+from memras.text import block_names, format_bytes
+from memras.workflow.offline import RetryPolicy
 
 DEFAULT_RESERVE_FRACTION = 0.10
 MIN_RESERVE_BYTES = 256 << 20
@@ -34,15 +42,14 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blocks", metavar="N[-M]", help="a block range instead (chmem -b)")
     p.add_argument("--zone", help="DMA, DMA32, Normal, Highmem, Movable, Device "
                    "(online default: Movable; never a kernel zone unless named here)")
-    p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_dry_run(p)
+    add_yes(p)
     p.add_argument("--reserve", help="MemAvailable to keep when offlining, e.g. 1G "
                    "(default max(256M, 10%% of MemTotal))")
     p.add_argument("--rollback", action="store_true",
                    help="on a partial or cancelled run, put changed blocks back (exit 1)")
-    p.add_argument("--operator", help="your name, recorded in the audit trail")
-    p.add_argument("--block-timeout", type=float, default=120.0, help="seconds per block")
-    p.add_argument("--max-attempts", type=int, default=6, help="tries per block on EBUSY")
+    add_operator(p)
+    add_retry_options(p)
 
 
 def default_reserve(mem_total: int) -> int:
@@ -51,8 +58,6 @@ def default_reserve(mem_total: int) -> int:
 
 
 def _plan(args: argparse.Namespace, host: Any):
-    from memras.capacity import chmem
-
     if bool(args.request) == bool(args.blocks):
         raise UsageError("give exactly one of SIZE|RANGE or --blocks N-M",
                          hint="e.g. memras capacity offline 256M")
@@ -66,22 +71,15 @@ def _plan(args: argparse.Namespace, host: Any):
 
 
 def _reserve(args: argparse.Namespace, host: Any) -> int:
-    from memras.capacity.chmem import parse_size
-
     if args.reserve is None:
         return default_reserve(host.meminfo.read().total)
-    return parse_size(args.reserve)
+    return chmem.parse_size(args.reserve)
 
 
 @command("capacity", "online/offline memory like chmem: SIZE, RANGE or --blocks; exit 0/1/64"
          )(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.capacity import chmem
-    from memras.capacity.record import Recorder
-    from memras.workflow.offline import RetryPolicy
-
-    if args.block_timeout <= 0 or args.max_attempts < 1:
-        raise UsageError("--block-timeout and --max-attempts must be positive")
+    check_retry_options(args)
     host = ctx.writable_host()
     the_plan = _plan(args, host)
     checks = chmem.preflight(host, the_plan, _reserve(args, host))
@@ -98,10 +96,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                        "preflight": [c.as_dict() for c in checks]})
         retry = RetryPolicy(block_timeout_s=args.block_timeout, max_attempts=args.max_attempts)
         cancel = threading.Event()
-        with _interruptible(cancel):
+        with ProgressDisplay(ctx, "capacity", in_bytes=True, cancel=cancel) as shown:
             result = chmem.execute(
-                host, the_plan, retry=retry, cancel=cancel,
-                progress=None if ctx.json else _progress_printer(ctx),
+                host, the_plan, retry=retry, cancel=cancel, progress=shown.blocks,
                 on_outcome=lambda o: recorder.audit(f"capacity.{args.action}.block",
                                                     {"block": o.block, "write": o.write,
                                                      "ok": o.ok, "attempts": o.attempts,
@@ -115,8 +112,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _record_result(recorder: Any, action: str, result: Any) -> None:
-    from memras.alerts.model import Severity
-
     data = result.as_dict()
     recorder.audit(f"capacity.{action}.result", data)
     if result.exit_status:
@@ -132,61 +127,28 @@ def _confirm(args: argparse.Namespace, ctx: Context, the_plan: Any) -> None:
     if args.yes or (args.action == "online" and not kernel_zone):
         return
     what = (f"take {format_bytes(len(the_plan.expected()) * the_plan.block_size)} offline "
-            f"(blocks {_blocks(the_plan.expected())})" if args.action == "offline" else
+            f"(blocks {block_names(the_plan.expected())})" if args.action == "offline" else
             f"online memory into the kernel zone {the_plan.request.zone}: it can never be "
             "offlined again")
     ctx.confirm(what)
 
 
-@contextmanager
-def _interruptible(cancel: threading.Event) -> Iterator[None]:
-    """Ctrl-C stops after the current block (the kernel write is not torn)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(_signum: int, _frame: object) -> None:
-        print("memras: stopping after the current block…", file=sys.stderr)
-        cancel.set()
-
-    previous = signal.signal(signal.SIGINT, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _progress_printer(ctx: Context):
-    def show(p: Any) -> None:
-        eta = f", ~{p.eta_s:.0f}s left" if p.eta_s is not None else ""
-        print(f"[{p.done_blocks}/{p.total_blocks}] {format_bytes(p.done_bytes)} "
-              f"{p.step}: {p.message}{eta}", file=ctx.err)
-    return show
-
-
-def _blocks(blocks: list[int]) -> str:
-    return ", ".join(f"memory{b}" for b in blocks[:8]) + (" …" if len(blocks) > 8 else "") \
-        or "none"
-
-
 def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
-    from memras.capacity.chmem import EXIT_FAILURE, EXIT_OK
-
     ok = all(c.ok for c in checks)
     if ctx.json:
         ctx.emit_json({"dry_run": True, **the_plan.as_dict(),
                        "preflight": [c.as_dict() for c in checks]})
-        return EXIT_OK if ok else EXIT_FAILURE
+        return chmem.EXIT_OK if ok else chmem.EXIT_FAILURE
     req = the_plan.request
-    ctx.print(f"dry run: {req.action} {req.text}: would change {_blocks(the_plan.expected())}"
+    ctx.print(f"dry run: {req.action} {req.text}: would change {block_names(the_plan.expected())}"
               f" ({format_bytes(len(the_plan.expected()) * the_plan.block_size)})")
     if the_plan.already:
-        ctx.print(f"already {req.action}: {_blocks(list(the_plan.already))}")
+        ctx.print(f"already {req.action}: {block_names(list(the_plan.already))}")
     for s in the_plan.skipped[:8]:
         ctx.print(f"skip memory{s.block}: {s.reason}")
     for c in checks:
         ctx.print(c.line())
-    return EXIT_OK if ok else EXIT_FAILURE
+    return chmem.EXIT_OK if ok else chmem.EXIT_FAILURE
 
 
 def _show_result(ctx: Context, result: Any) -> int:
@@ -200,6 +162,6 @@ def _show_result(ctx: Context, result: Any) -> int:
                 f"0x{start + result.plan.block_size - 1:016x})")
         ctx.print(f"{line} {verb}" if o.ok else f"{line} failed: {o.error}")
     if result.rolled_back:
-        ctx.print(f"rolled back: {_blocks(result.rolled_back)}")
+        ctx.print(f"rolled back: {block_names(result.rolled_back)}")
     ctx.print(result.summary())
     return int(result.exit_status)

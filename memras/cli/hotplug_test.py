@@ -16,10 +16,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memras.capacity.chmem import parse_size
 from memras.cli import command
 from memras.cli.context import Context
+from memras.cli.options import add_dry_run, add_retry_options, add_yes, check_retry_options
+from memras.cli.progress import ProgressDisplay
 from memras.errors import NotPermitted, UsageError
-from memras.text import format_bytes
+from memras.hotplug_test import Config, HotplugTest, Want, plan
+from memras.hotplug_test.pressure import workload_size
+from memras.hotplug_test.render import _ms, write_reports
+from memras.hotplug_test.select import parse_block_list
+from memras.text import block_names, format_bytes
+from memras.workflow.offline import RetryPolicy
 
 MIN_RESERVE_BYTES = 256 << 20
 RESERVE_FRACTION = 0.10
@@ -54,31 +62,26 @@ def _args(p: argparse.ArgumentParser) -> None:
                    "wait for a module to be re-inserted")
     p.add_argument("--readd-timeout", type=float, default=300.0,
                    help="seconds to wait for removal and re-insertion (default 300)")
-    p.add_argument("--block-timeout", type=float, default=120.0, help="seconds per write")
-    p.add_argument("--max-attempts", type=int, default=6, help="tries per block on EBUSY/EAGAIN")
+    add_retry_options(p, per="write", busy="EBUSY/EAGAIN")
     p.add_argument("--uevent-timeout", type=float, default=3.0,
                    help="seconds to wait for each uevent")
     p.add_argument("--report-dir", type=Path,
                    help="where report.json, report.md and latency.svg go "
                         "(default ./hotplug-test-<time>)")
-    p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_dry_run(p)
+    add_yes(p)
     p.add_argument("--i-understand", action="store_true",
                    help="allow running on this machine's real memory (root only)")
 
 
-def config_from_args(args: argparse.Namespace):
-    from memras.capacity.chmem import parse_size
-    from memras.hotplug_test import Config, Want
-    from memras.hotplug_test.select import parse_block_list
-    from memras.workflow.offline import RetryPolicy
-
+def config_from_args(args: argparse.Namespace) -> Config:
     if args.cycles < 1 or (args.duration is not None and args.duration <= 0):
         raise UsageError("--cycles and --duration must be positive")
     if not 0 <= args.pressure < 100:
         raise UsageError("--pressure is a percentage of free memory, 0 to 99")
-    if args.block_timeout <= 0 or args.max_attempts < 1 or args.readd_timeout <= 0:
-        raise UsageError("--block-timeout, --max-attempts and --readd-timeout must be positive")
+    check_retry_options(args)
+    if args.readd_timeout <= 0:
+        raise UsageError("--readd-timeout must be positive")
     return Config(
         cycles=args.cycles, duration_s=args.duration,
         blocks=parse_block_list(args.blocks) if args.blocks else None,
@@ -107,8 +110,6 @@ def refuse_real_root(host: Any, args: argparse.Namespace) -> None:
 
 def preflight(host: Any, selection: Any, config: Any) -> list[dict[str, Any]]:
     """What must hold before anything is offlined; each {name, ok, detail}."""
-    from memras.hotplug_test.pressure import workload_size
-
     checks: list[dict[str, Any]] = []
     mem = host.meminfo.read()
     bs = host.memory.block_size() if host.memory.present else 0
@@ -131,8 +132,6 @@ def preflight(host: Any, selection: Any, config: Any) -> list[dict[str, Any]]:
 @command("hotplug-test", "hotplug regression/performance harness: cycle hot-pluggable blocks, "
          "assert data/uevents/zones/injection, write a report")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.hotplug_test import HotplugTest, plan
-
     config = config_from_args(args)
     host = ctx.host if args.dry_run else ctx.writable_host()
     if not args.dry_run:
@@ -156,14 +155,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                     f"{config.cycles} time(s)")
         ctx.confirm(f"offline and online {len(selection.blocks)} memory blocks of THIS machine "
                     f"{how_long}", yes=args.yes)
-    from memras.cli.capacity import _interruptible
-
     cancel = threading.Event()
-    progress = None if ctx.json else (lambda msg: print(f"hotplug-test: {msg}", file=ctx.err))
-    with _interruptible(cancel):
-        report = HotplugTest(host, config, cancel=cancel, progress=progress).run()
-    from memras.hotplug_test.render import write_reports
-
+    with ProgressDisplay(ctx, "hotplug-test", cancel=cancel) as shown:
+        report = HotplugTest(host, config, cancel=cancel, progress=shown.message).run()
     report.plan["preflight"] = checks
     files = write_reports(report, report_dir)
     status = 0 if report.ok else EXIT_CANCELLED if report.cancelled else EXIT_FAILED
@@ -180,9 +174,8 @@ def _show_plan(ctx: Context, selection: Any, checks: list[dict[str, Any]], confi
         ctx.emit_json({"dry_run": True, **selection.as_dict(), "preflight": checks,
                        "cycles": config.cycles, "duration_s": config.duration_s})
         return 0 if ok else EXIT_FAILED
-    names = ", ".join(f"memory{b}" for b in selection.blocks[:16])
-    more = " …" if len(selection.blocks) > 16 else ""
-    ctx.print(f"dry run: would cycle {len(selection.blocks)} blocks: {names or 'none'}{more}")
+    ctx.print(f"dry run: would cycle {len(selection.blocks)} blocks: "
+              f"{block_names(selection.blocks, limit=16)}")
     for block, reason in selection.skipped[:16]:
         ctx.print(f"skip memory{block}: {reason}")
     for c in checks:
@@ -191,8 +184,6 @@ def _show_plan(ctx: Context, selection: Any, checks: list[dict[str, Any]], confi
 
 
 def _show_result(ctx: Context, report: Any, files: dict[str, str]) -> None:
-    from memras.hotplug_test.render import _ms
-
     rows = [(name, t["pass"], t["fail"], t["skip"]) for name, t in report.tally().items()]
     ctx.table(("CHECK", "PASS", "FAIL", "SKIP"), rows, right=("PASS", "FAIL", "SKIP"))
     figs = report.figures()

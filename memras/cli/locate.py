@@ -9,6 +9,8 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.text import escape
+from memras.topology.inventory import resolve_dimm
+from memras.topology.locate import locate
 
 
 def parse_address(text: str) -> int:
@@ -33,8 +35,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return _reverse(ctx, args.dimm)
     if args.address is None:
         raise UsageError("give an address or --dimm DIMM", hint="e.g. memras locate 0x100201000")
-    from memras.locate import locate
-
     loc = locate(ctx.host, parse_address(args.address))
     if ctx.json:
         ctx.emit_json(dataclasses.asdict(loc))
@@ -55,8 +55,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _reverse(ctx: Context, text: str) -> int:
-    from memras.inventory import resolve_dimm
-
     dimm = resolve_dimm(ctx.host, text)
     if ctx.json:
         ctx.emit_json({"dimm": dimm.id, "label": dimm.label, "status": dimm.mapping,

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from memras.capacity import partition, vm
+from memras.capacity.chmem import parse_size
+from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
+from memras.cli.options import add_dry_run, add_operator, add_yes
 from memras.errors import UsageError
 from memras.text import format_bytes
 
@@ -25,17 +29,13 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="move without checking A's MemAvailable (no guest agent)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per device step")
-    p.add_argument("--dry-run", action="store_true", help="plan and check only")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--operator", help="your name, recorded in the audit trail")
+    add_dry_run(p, "plan and check only")
+    add_yes(p)
+    add_operator(p)
 
 
 @command("partition", "move memory between two QEMU guests on this host")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.capacity import partition, vm
-    from memras.capacity.chmem import parse_size
-    from memras.capacity.record import Recorder
-
     size, reserve = parse_size(args.size), parse_size(args.reserve)
     if args.source == args.dest:
         raise UsageError("--from and --to are the same VM")
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             if not ok:
                 raise UsageError(f"refused: {detail}", hint="nothing was changed")
             return 0
-        _confirm(args, ctx, what)
+        ctx.confirm(what, yes=args.yes)
         recorder = Recorder.open(ctx.db, operator=args.operator, alerts=True)
         try:
             recorder.audit("partition.start", {"plan": what, "spare": detail,
@@ -74,7 +74,3 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.print("moved" if result.ok else
                   "FAILED; A got its memory back" if result.rolled_back else "FAILED")
     return 0 if result.ok else 1
-
-
-def _confirm(args: argparse.Namespace, ctx: Context, what: str) -> None:
-    ctx.confirm(what, yes=args.yes)

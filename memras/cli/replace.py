@@ -9,28 +9,41 @@ reboot; ``--abort`` undoes what can be undone and says where the memory is.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from memras.audit.service import store_session
 from memras.cli import command
 from memras.cli.context import Context
+from memras.cli.options import (
+    add_dry_run,
+    add_operator,
+    add_retry_options,
+    add_yes,
+    check_retry_options,
+)
+from memras.cli.progress import ProgressDisplay
 from memras.errors import UsageError, WorkflowError
+from memras.host import Host
+from memras.store import Store
 from memras.text import escape
-
-if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
+from memras.workflow import lock
+from memras.workflow.backends import BackendContext, load_backend
+from memras.workflow.offline import DEFAULT_BACKOFF_INITIAL_S
+from memras.workflow.preflight import PreflightInput, run_preflight
+from memras.workflow.runner import Replacement, ReplaceOptions, StepOutcome, resolve_target
+from memras.workflow.states import HAPPY_PATH
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dimm", nargs="?", help="DIMM label, locator, serial, mcN/dimmM or PNP0C80:NN")
-    p.add_argument("--dry-run", action="store_true", help="preflight and plan only; no change")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_dry_run(p, "preflight and plan only")
+    add_yes(p)
     p.add_argument("--backend", help="acpi | qemu | manual | simulated (or a plugin)")
     p.add_argument("--resume", action="store_true", help="continue the replacement in progress")
     p.add_argument("--abort", action="store_true", help="roll back the replacement in progress")
-    p.add_argument("--operator", help="your name, recorded in the audit trail")
+    add_operator(p)
     p.add_argument("--on-failure", choices=("rollback", "leave"), default="rollback",
                    help="when offlining fails: re-online (default) or leave offline")
     p.add_argument("--force-zone", action="store_true",
@@ -40,9 +53,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qmp", help="QMP socket of the VM (qemu backend)")
     p.add_argument("--no-soft-offline", action="store_true",
                    help="do not soft-offline known bad pages first")
-    p.add_argument("--block-timeout", type=float, default=120.0, help="seconds per block")
-    p.add_argument("--max-attempts", type=int, default=6, help="tries per block on EBUSY")
-    p.add_argument("--backoff", type=float, default=0.2, help="first retry delay (seconds)")
+    add_retry_options(p)
+    p.add_argument("--backoff", type=float, default=DEFAULT_BACKOFF_INITIAL_S,
+                   help="first retry delay (seconds)")
     p.add_argument("--detect-timeout", type=float, default=600.0,
                    help="seconds to wait for the module to go / arrive")
 
@@ -58,11 +71,10 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4G)") from None
 
 
-def _options(args: argparse.Namespace):
-    from memras.workflow.runner import ReplaceOptions
-
-    if args.block_timeout <= 0 or args.max_attempts < 1 or args.backoff < 0:
-        raise UsageError("--block-timeout and --max-attempts must be positive")
+def _options(args: argparse.Namespace) -> ReplaceOptions:
+    check_retry_options(args)
+    if args.backoff < 0:
+        raise UsageError("--backoff must be 0 or more")
     return ReplaceOptions(
         backend=args.backend, on_failure=args.on_failure, operator=args.operator,
         force_zone=args.force_zone, reserve_bytes=args.reserve,
@@ -78,16 +90,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("--resume and --abort exclude each other")
     if not (args.resume or args.abort) and not args.dimm:
         raise UsageError("name the DIMM to replace", hint="see `memras dimms`")
-    from memras.store import Store
-
     store = Store.open(ctx.db)
     host = ctx.writable_host()
     if args.dry_run:
         return _dry_run(args, ctx, host, store)
     ui = _Ui(ctx)
-    kw: dict[str, Any] = {"progress": ui.progress, "say": ui.say, "cancel": ui.cancel}
-    from memras.workflow.runner import Replacement
-
+    kw: dict[str, Any] = {"progress": ui.shown.blocks, "say": ui.shown.say, "cancel": ui.cancel}
     try:
         if args.abort:
             rep = Replacement.active(host, store, **kw)
@@ -96,23 +104,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if args.resume:
             rep = _resumable(host, store, kw)
             if rep.finished:  # it ended before the crash; say how
-                ui.say(f"replacement #{rep.id} already ended ({rep.state.value})")
+                ui.shown.say(f"replacement #{rep.id} already ended ({rep.state.value})")
                 rep.close()
                 return ui.finish(rep, None)
-            ui.say(f"resuming replacement #{rep.id} at {rep.state.value}")
+            ui.shown.say(f"resuming replacement #{rep.id} at {rep.state.value}")
         else:
             _confirm(args, ctx, host)
             rep = Replacement.start(host, store, args.dimm, _options(args), **kw)
-        with ui.interruptible():
+        with ui.shown:  # Ctrl-C: stop after the current block, then roll back
             outcome = rep.run(on_step=ui.step)
         return ui.finish(rep, outcome)
     finally:
-        ui.stop()
+        ui.shown.close()
 
 
-def _resumable(host, store, kw: dict[str, Any]):
-    from memras.workflow.runner import Replacement
-
+def _resumable(host: Host, store: Store, kw: dict[str, Any]) -> Replacement:
     try:
         return Replacement.active(host, store, **kw)
     except WorkflowError:
@@ -122,14 +128,12 @@ def _resumable(host, store, kw: dict[str, Any]):
         return latest
 
 
-def _confirm(args: argparse.Namespace, ctx: Context, host) -> None:
+def _confirm(args: argparse.Namespace, ctx: Context, host: Host) -> None:
     if args.yes:
         return
     if not sys.stdin.isatty():
         raise UsageError("refusing to replace memory without confirmation: no terminal",
                          hint="run it on a terminal, or pass --yes")
-    from memras.workflow.runner import resolve_target
-
     target, status, _reason = resolve_target(host, args.dimm)
     expected = target.label or target.locator or target.dimm_id
     ctx.print(f"This will take {len(target.blocks)} memory blocks offline and remove "
@@ -139,14 +143,7 @@ def _confirm(args: argparse.Namespace, ctx: Context, host) -> None:
         raise UsageError("confirmation did not match; nothing was changed")
 
 
-def _dry_run(args: argparse.Namespace, ctx: Context, host, store) -> int:
-    from memras.audit.service import store_session
-    from memras.workflow import lock
-    from memras.workflow.backends import BackendContext, load_backend
-    from memras.workflow.preflight import PreflightInput, run_preflight
-    from memras.workflow.runner import resolve_target
-    from memras.workflow.states import HAPPY_PATH
-
+def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -> int:
     opts = _options(args)
     target, status, reason = resolve_target(host, args.dimm)
     backend = load_backend(opts.backend or ("simulated" if host.is_simulated else "acpi"),
@@ -171,46 +168,17 @@ def _dry_run(args: argparse.Namespace, ctx: Context, host, store) -> int:
 
 
 class _Ui:
-    """Rich progress on a terminal, plain lines otherwise, nothing but JSON with --json."""
+    """What `memras replace` shows: progress and notes (memras.cli.progress), one line
+    per step on stdout, and the end state; nothing but JSON with --json."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.cancel = threading.Event()
         self.steps: list[dict[str, Any]] = []
-        self._bar: Progress | None = None
-        self._task: TaskID | None = None
-        if not ctx.json and ctx.out.isatty():
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
+        self.shown = ProgressDisplay(ctx, "replace", in_bytes=True, cancel=self.cancel)
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 DownloadColumn(binary_units=True), TimeRemainingColumn())
-
-    def say(self, text: str) -> None:
-        if not self.ctx.json:
-            print(text, file=self.ctx.err)
-
-    def progress(self, p) -> None:
-        if self._bar is None:
-            return
-        if self._task is None:
-            self._bar.start()
-            self._task = self._bar.add_task(p.step, total=p.total_bytes)
-        self._bar.update(self._task, completed=p.done_bytes,
-                         description=f"{p.step} {p.done_blocks}/{p.total_blocks} {p.message}")
-
-    def stop(self) -> None:
-        if self._bar is not None and self._task is not None:
-            self._bar.stop()
-            self._task = None
-
-    def step(self, outcome) -> None:
-        self.stop()
+    def step(self, outcome: StepOutcome) -> None:
+        self.shown.close()  # the step's bar ends before its result line
         self.steps.append({"step": outcome.step, "ok": outcome.ok,
                            "state": outcome.state.value, "message": outcome.message,
                            "seconds": round(outcome.seconds, 3)})
@@ -218,20 +186,8 @@ class _Ui:
             mark = "ok  " if outcome.ok else "FAIL"
             self.ctx.print(f"{mark} {outcome.step}: {escape(outcome.message)}")
 
-    def interruptible(self):
-        ui = self
-
-        class _Guard:
-            def __enter__(self):
-                self.prev = signal.signal(signal.SIGINT, lambda *_: ui.cancel.set())
-
-            def __exit__(self, *exc):
-                signal.signal(signal.SIGINT, self.prev)
-
-        return _Guard()
-
-    def finish(self, rep, outcome) -> int:
-        self.stop()
+    def finish(self, rep: Replacement, outcome: StepOutcome | None) -> int:
+        self.shown.close()
         snap = rep.snapshot()
         if self.ctx.json:
             self.ctx.emit_json({**snap, "steps": self.steps,

@@ -15,6 +15,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("tui", "the terminal UI: dashboard, DIMM detail, memory map, alerts, audit")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    # Not at the top: `memras --help` loads every command module, and memras.cli is
+    # core code that must not import Textual (tests/unit/test_import_hygiene.py).
     from memras.tui.app import MemrasApp
 
     MemrasApp(ctx.root, ctx.db, read_only=True if args.read_only else None,

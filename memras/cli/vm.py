@@ -7,10 +7,15 @@ confirmation (``--yes`` for scripts) and have ``--dry-run``. Every change is aud
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from typing import Any
 
+from memras.capacity import vm
+from memras.capacity.chmem import parse_size
+from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
+from memras.cli.options import add_dry_run, add_operator, add_yes
 from memras.errors import UsageError
 from memras.text import format_bytes
 
@@ -22,15 +27,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--id", dest="device_id", help="id of the new pc-dimm (add)")
     p.add_argument("--slot", type=int, help="DIMM slot (add)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the guest")
-    p.add_argument("--dry-run", action="store_true", help="check and show; change nothing")
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--operator", help="your name, recorded in the audit trail")
-
-
-def _size(text: str) -> int:
-    from memras.capacity.chmem import parse_size
-
-    return parse_size(text)
+    add_dry_run(p, "check and show")
+    add_yes(p)
+    add_operator(p)
 
 
 def _need(args: argparse.Namespace, count: int, usage: str) -> list[str]:
@@ -41,8 +40,6 @@ def _need(args: argparse.Namespace, count: int, usage: str) -> list[str]:
 
 @command("vm", "QEMU guest memory over QMP: list, add/remove pc-dimm, resize virtio-mem")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.capacity import vm
-
     with vm.connect(args.qmp, timeout=args.timeout) as qmp:
         if args.op == "list":
             _need(args, 0, "list --qmp SOCKET")
@@ -60,10 +57,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _change(args: argparse.Namespace, ctx: Context, qmp: Any) -> Any:
-    from memras.capacity import vm
-
     if args.op == "add":
-        size = _size(_need(args, 1, "add SIZE --id ID --qmp SOCKET")[0])
+        size = parse_size(_need(args, 1, "add SIZE --id ID --qmp SOCKET")[0])
         if not args.device_id:
             raise UsageError("name the new DIMM with --id", hint="e.g. --id dimm2")
         vm.check_add(qmp, args.device_id, size)
@@ -75,15 +70,16 @@ def _change(args: argparse.Namespace, ctx: Context, qmp: Any) -> Any:
         dev = vm.find(qmp, device_id)
         if _dry(args, ctx, f"remove {dev.type} {device_id} ({format_bytes(dev.size)})"):
             return None
-        _confirm(args, ctx, f"unplug {device_id} ({format_bytes(dev.size)}) from the guest")
+        ctx.confirm(f"unplug {device_id} ({format_bytes(dev.size)}) from the guest",
+                    yes=args.yes)
         return vm.remove_dimm(qmp, device_id, timeout=args.timeout)
     device_id, text = _need(args, 2, "resize ID SIZE --qmp SOCKET")
-    size, dev = _size(text), vm.find(qmp, device_id)
+    size, dev = parse_size(text), vm.find(qmp, device_id)
     if _dry(args, ctx, f"resize {device_id} from {format_bytes(dev.size)} to "
             f"{format_bytes(size)}"):
         return None
     if size < dev.size:
-        _confirm(args, ctx, f"shrink {device_id} by {format_bytes(dev.size - size)}")
+        ctx.confirm(f"shrink {device_id} by {format_bytes(dev.size - size)}", yes=args.yes)
     return vm.resize_virtio_mem(qmp, device_id, size, timeout=args.timeout)
 
 
@@ -97,13 +93,7 @@ def _dry(args: argparse.Namespace, ctx: Context, what: str) -> bool:
     return True
 
 
-def _confirm(args: argparse.Namespace, ctx: Context, what: str) -> None:
-    ctx.confirm(what, yes=args.yes)
-
-
 def _record(args: argparse.Namespace, ctx: Context, result: Any) -> None:
-    from memras.capacity.record import Recorder
-
     recorder = Recorder.open(ctx.db, operator=args.operator)
     try:
         recorder.audit(f"vm.{result.op}", {"qmp": args.qmp, **result.as_dict()})
@@ -113,7 +103,7 @@ def _record(args: argparse.Namespace, ctx: Context, result: Any) -> None:
 
 def _show_list(ctx: Context, devices: list[Any]) -> int:
     if ctx.json:
-        ctx.emit_json([_as_dict(d) for d in devices])
+        ctx.emit_json([dataclasses.asdict(d) for d in devices])
         return 0
     rows = [(d.id, d.type, format_bytes(d.size),
              format_bytes(d.requested_size) if d.requested_size is not None else None,
@@ -122,9 +112,3 @@ def _show_list(ctx: Context, devices: list[Any]) -> int:
     ctx.table(("ID", "TYPE", "SIZE", "REQUESTED", "ADDR", "SLOT", "NODE", "BACKEND"), rows,
               right=("SIZE", "REQUESTED"))
     return 0
-
-
-def _as_dict(d: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(d)

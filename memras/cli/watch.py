@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from typing import TYPE_CHECKING
 
+from memras.capacity.policy import CapacityPolicy, load_policy_config
+from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
-
-if TYPE_CHECKING:
-    from memras.ingest.sources import LiveSource
+from memras.health.config import load_config
+from memras.ingest.sources import (
+    EdacCounterSource,
+    KmsgSource,
+    LiveSource,
+    RasdaemonSource,
+    TraceSource,
+)
+from memras.store import Store
+from memras.watcher.pipeline import Pipeline, after_store_hook
+from memras.watcher.watch import Periodic, Watcher
 
 ALL_SOURCES = ("kmsg", "trace", "edac", "rasdaemon")
 DEFAULT_SOURCES = ("kmsg", "trace", "edac")
@@ -31,8 +40,6 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> list[LiveSource]:
-    from memras.ingest.sources import EdacCounterSource, KmsgSource, RasdaemonSource, TraceSource
-
     host = ctx.writable_host()  # the trace source creates and enables a tracefs instance
     sources: list[LiveSource] = []
     for name in names:
@@ -57,18 +64,11 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> l
     return sources
 
 
-
-
-def capacity_tasks(ctx: Context, store, pipeline) -> list:
+def capacity_tasks(ctx: Context, store: Store, pipeline: Pipeline | None) -> list[Periodic]:
     """The capacity-on-demand policy as a watcher task, when [capacity] enables it."""
-    from memras.health.config import load_config
-
     raw = load_config(ctx.config).raw_section("capacity")
     if not raw or not raw.get("enabled", True):
         return []
-    from memras.capacity.policy import CapacityPolicy, load_policy_config
-    from memras.capacity.record import Recorder
-
     recorder = Recorder(store=store, operator="memras-watch",
                         alerts=pipeline.alerts if pipeline else None)
     policy = CapacityPolicy(load_policy_config(raw), recorder=recorder)
@@ -78,9 +78,6 @@ def capacity_tasks(ctx: Context, store, pipeline) -> list:
 
 @command("watch", "watcher daemon: store errors live from kmsg, tracefs, EDAC, rasdaemon")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.store import Store
-    from memras.watch import Watcher
-
     names = [n.strip() for n in args.sources.split(",") if n.strip()]
     unknown = sorted(set(names) - set(ALL_SOURCES))
     if unknown:
@@ -94,8 +91,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("no source is available on this host", hint="see --sources")
     pipeline = None
     if not args.no_health:
-        from memras.pipeline import after_store_hook
-
         pipeline = after_store_hook(ctx, store)
     watcher = Watcher(store, sources,
                       on_stored=pipeline.after_store if pipeline else None,

@@ -1,0 +1,62 @@
+"""``memras config show|check|import``: the effective configuration, validated or imported.
+
+``import`` writes a memras.toml from rasdaemon's (/etc/default/rasdaemon) and/or
+mcelog's (/etc/mcelog/mcelog.conf) settings, with notes on what had no equivalent.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from memras.cli import add_global_options, command
+from memras.cli.context import Context
+from memras.errors import UsageError
+from memras.health.config import dump_toml, import_configs, load_config
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    imp = sub.add_parser("import", help="memras.toml from rasdaemon and/or mcelog settings")
+    imp.add_argument("--rasdaemon", type=Path, help="e.g. /etc/default/rasdaemon")
+    imp.add_argument("--mcelog", type=Path, help="e.g. /etc/mcelog/mcelog.conf")
+    imp.add_argument("--output", type=Path, help="write the TOML here instead of printing it")
+    show = sub.add_parser("show", help="the effective configuration (defaults filled in)")
+    check = sub.add_parser("check", help="validate the config file; exit 2 with one line if bad")
+    for parser in (imp, show, check):
+        add_global_options(parser, suppress=True)
+
+
+@command("config", "show, check or import (from rasdaemon/mcelog) the memras config")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.action == "import":
+        return _import(args, ctx)
+    config = load_config(ctx.config)
+    if args.action == "check":
+        where = str(config.path) if config.path else "built-in defaults (no config file)"
+        if ctx.json:
+            ctx.emit_json({"ok": True, "path": where})
+        else:
+            ctx.print(f"{where}: ok")
+        return 0
+    if ctx.json:
+        ctx.emit_json(config.to_dict())
+    else:
+        ctx.out.write(dump_toml(config.to_dict()))
+    return 0
+
+
+def _import(args: argparse.Namespace, ctx: Context) -> int:
+    imported = import_configs(args.rasdaemon, args.mcelog)
+    if args.output is not None:
+        if args.output.exists():
+            raise UsageError(f"{args.output} exists", hint="choose a new --output path")
+        args.output.write_text(imported.to_toml())
+    if ctx.json:
+        ctx.emit_json({"config": imported.data, "notes": imported.notes,
+                       "written": str(args.output) if args.output else None})
+    elif args.output is None:
+        ctx.out.write(imported.to_toml())
+    else:
+        ctx.print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,61 @@
+"""``memras import KIND PATH``: errors from a rasdaemon DB, dmesg, trace or mcelog file.
+
+The file (or stdin, ``-``) goes through the parsers into the store
+(:mod:`memras.watcher.importing`), which counts every line or row as inserted, a
+duplicate, ignored, non-memory or skipped (with samples). The module is named
+``importing`` because ``import`` is a Python keyword.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.cli.options import parse_when
+from memras.cli.progress import ProgressDisplay
+from memras.store import Store
+from memras.text import escape
+from memras.watcher.importing import input_size, run_import
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("kind", choices=["rasdaemon", "dmesg", "trace", "mcelog"],
+                   help="what the file holds")
+    p.add_argument("path", help="file to read, or - for stdin (not for rasdaemon)")
+    p.add_argument("--boot-time", metavar="TIME",
+                   help="boot time of the machine a trace file came from (default: this "
+                        "machine's), to turn trace uptimes into wall time")
+
+
+def _boot_time(args: argparse.Namespace) -> datetime | None:
+    if args.boot_time:
+        return parse_when(args.boot_time)
+    if args.kind != "trace":
+        return None
+    import psutil  # only a trace file without --boot-time needs this machine's boot time
+
+    return datetime.fromtimestamp(psutil.boot_time(), UTC)
+
+
+@command("import", "import errors from a rasdaemon DB, dmesg, trace or mcelog file")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    boot_time = _boot_time(args)
+    # A rasdaemon database reports rows read (total unknown); the others bytes.
+    in_bytes = args.kind != "rasdaemon"
+    total = input_size(args.path) if in_bytes else None
+    with Store.open(ctx.db, create=True) as store, \
+            ProgressDisplay(ctx, "import", total=total, in_bytes=in_bytes) as shown:
+        report = run_import(store, args.kind, args.path, boot_time=boot_time,
+                            progress=shown.update)
+    if ctx.json:
+        ctx.emit_json(asdict(report))
+        return 0
+    ctx.print(f"{report.inserted} inserted, {report.duplicates} duplicates, "
+              f"{report.skipped} skipped, {report.ignored} ignored, "
+              f"{report.non_memory} non-memory machine checks")
+    for sample in report.skipped_samples:
+        ctx.print(f"  skipped: {escape(sample)}")
+    return 0

@@ -1,0 +1,62 @@
+"""``memras errors``: the stored memory error events, newest last (``--since``, ``--dimm``…).
+
+Named ``stored_errors`` rather than after its command: ``memras.errors`` is the
+exception hierarchy, and two modules called ``errors`` would be one too many to read.
+Every kernel- or firmware-supplied string (labels, messages) is escaped before it is
+shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.cli.options import add_error_filters, error_filters
+from memras.errors import UsageError
+from memras.records import DimmLocation
+from memras.store import Store, StoredError
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    add_error_filters(p)
+    p.add_argument("--limit", type=int, help="show only the newest N events")
+
+
+@command("errors", "stored memory error events (--since, --dimm, --type)")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.limit is not None and args.limit < 0:
+        raise UsageError("--limit must be 0 or more", hint="e.g. --limit 50")
+    filters = error_filters(args)
+    with Store.open(ctx.db, create=False) as store:
+        events = store.errors(limit=args.limit, **filters)
+    if ctx.json:
+        ctx.emit_json([_error_json(e) for e in events])
+        return 0
+    if not events:
+        ctx.print("No memory errors stored.")
+        return 0
+    rows = [(e.id, e.time.astimezone().strftime("%Y-%m-%d %H:%M:%S %z"), e.type, e.count,
+             e.label, _location(e.location), _hex(e.address), e.source, e.message)
+            for e in events]
+    ctx.table(["ID", "TIME", "TYPE", "COUNT", "LABEL", "LOCATION", "ADDRESS", "SOURCE",
+               "MESSAGE"], rows, right=["ID", "COUNT"])
+    return 0
+
+
+def _hex(value: int | None) -> str | None:
+    return None if value is None else f"0x{value:x}"
+
+
+def _location(loc: DimmLocation) -> str:
+    """mc:top:mid:low as rasdaemon prints it, -1 for unknown."""
+    parts = (loc.mc, loc.top_layer, loc.middle_layer, loc.lower_layer)
+    return ":".join(str(-1 if p is None else p) for p in parts)
+
+
+def _error_json(e: StoredError) -> dict[str, Any]:
+    data = asdict(e)
+    data["label"] = e.label
+    return data

@@ -1,0 +1,86 @@
+"""``memras verdicts [--at TIME] [--history DIMM]``: per-DIMM verdicts and the rules that fired.
+
+Without ``--history`` the verdicts are replayed from the stored errors (as of
+``--at``, default now), so a changed config shows its effect at once; with it, the
+recorded verdict changes of one slot, each beside the module it judged.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+
+from memras.cli import command
+from memras.cli.context import Context
+from memras.errors import UsageError
+from memras.health.api import replay_verdicts, verdict_history
+from memras.health.config import load_config
+from memras.health.module_registry import ModuleRecord, module_at, module_history
+from memras.health.verdict import Verdict
+from memras.store import Store
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--at", help="judge as of this time (ISO 8601, e.g. 2024-03-01T12:00)")
+    p.add_argument("--history", metavar="DIMM", help="the recorded verdict changes of DIMM")
+
+
+def parse_time(text: str) -> datetime:
+    """``--at``: an ISO 8601 time; naive means UTC, the time the verdicts are stored in."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--at {text!r}: not a time",
+                         hint="use ISO 8601, e.g. 2024-03-01 or 2024-03-01T12:00:00+00:00"
+                         ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@command("verdicts", "per-DIMM verdicts with the rules that fired (--at TIME: as of then)")(
+    _args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.history:
+        with Store.open(ctx.db, create=False) as store:
+            verdicts = verdict_history(store, args.history)
+            modules = module_history(store, args.history)
+        return _print_history(ctx, verdicts, modules)
+    at = parse_time(args.at) if args.at else None
+    until = at + timedelta(microseconds=1) if at else None
+    with Store.open(ctx.db, create=False) as store:
+        # With the host, errors known only by address are mapped to their DIMM (as
+        # the watcher and `memras dimms` do); replay never writes page actions.
+        current, _ = replay_verdicts(store, load_config(ctx.config), until, host=ctx.host)
+    verdicts = [current[k] for k in sorted(current)]
+    if ctx.json:
+        ctx.emit_json([v.to_dict() for v in verdicts])
+        return 0
+    if not verdicts:
+        ctx.print("no verdicts: no memory errors stored" + (f" before {args.at}" if args.at
+                                                             else ""))
+        return 0
+    ctx.table(["DIMM", "VERDICT", "SINCE", "RULES", "WHY"],
+              [(v.dimm_id, v.state.value, v.since.strftime("%Y-%m-%d %H:%M:%S"),
+                ",".join(v.rules), v.reasons[0] if v.reasons else "") for v in verdicts])
+    return 0
+
+
+def _print_history(ctx: Context, verdicts: list[Verdict], modules: list[ModuleRecord]) -> int:
+    """A slot's verdicts, each with the module it judged: a replacement starts a new one."""
+    owners = [module_at(modules, v.at) for v in verdicts]
+    if ctx.json:
+        ctx.emit_json([{**v.to_dict(), "module": m.to_dict() if m else None}
+                       for v, m in zip(verdicts, owners, strict=True)])
+        return 0
+    if not verdicts:
+        ctx.print("no verdicts recorded for this DIMM")
+        return 0
+    ctx.table(["DIMM", "MODULE", "VERDICT", "SINCE", "RULES", "WHY"],
+              [(v.dimm_id, (m.serial or m.identity) if m else "-", v.state.value,
+                v.since.strftime("%Y-%m-%d %H:%M:%S"), ",".join(v.rules),
+                v.reasons[0] if v.reasons else "")
+               for v, m in zip(verdicts, owners, strict=True)])
+    for m in modules[:-1]:
+        if m.removed_at is not None:
+            ctx.print(f"module {m.serial or m.identity} removed "
+                      f"{m.removed_at.strftime('%Y-%m-%d %H:%M:%S')}")
+    return 0
