@@ -8,23 +8,19 @@ alert hooks that acks and resolves notify, as ``memras alerts`` loads them), the
 clock, and whether it may write.
 Screens call the core through thin workers (see tui/messages.py).
 
-Seams for other front ends:
-- ``demo``: any object; when it has ``attach(app)`` that is called once mounted
-  (``memras demo`` drives a simulated server while the app shows it).
-- the wizard: ``memras.tui.screens.wizard.WizardScreen(dimm_id)`` is pushed by
-  ``r`` on a DIMM when that module is importable; it can reach ``app.host``,
-  ``app.open_store()``, ``app.now()`` and ``app.read_only``.
+``demo`` is the simulated server ``memras demo`` runs beside the app (it drives the
+server itself; the app only says DEMO in its title). The replacement wizard
+(``WizardScreen(dimm_id)``, pushed by ``r`` on a DIMM) reaches ``app.host``,
+``app.open_store()``, ``app.now()`` and ``app.read_only``.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from memras.tui.screens.alerts import AlertsScreen
 from memras.tui.screens.audit import AuditScreen
@@ -32,10 +28,13 @@ from memras.tui.screens.dashboard import DashboardScreen
 from memras.tui.screens.dimm_detail import DimmDetailScreen
 from memras.tui.screens.help import HelpScreen
 from memras.tui.screens.memory_map import MemoryMapScreen
+from memras.tui.screens.wizard import WizardScreen
 from textual.app import App
 from textual.binding import Binding
 
+from memras.errors import MemrasError
 from memras.host import Host
+from memras.store import Store
 
 Clock = Callable[[], datetime]
 
@@ -85,7 +84,7 @@ class MemrasApp(App[None]):
         self.demo = demo
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.poll_interval_s = poll_interval_s
-        self._store: Any = None
+        self._store: Store | None = None
         self._store_note = ""
         self._store_lock = threading.Lock()
         if demo is not None:
@@ -95,13 +94,10 @@ class MemrasApp(App[None]):
     def now(self) -> datetime:
         return self.clock()
 
-    def open_store(self) -> Any:
+    def open_store(self) -> Store | None:
         """The shared Store (opened once, from a worker thread); None when unavailable."""
         with self._store_lock:
             if self._store is None and not self._store_note:
-                from memras.errors import MemrasError
-                from memras.store import Store
-
                 try:
                     self._store = Store.open(self.db_url, create=not self.read_only)
                 except MemrasError as exc:
@@ -116,17 +112,11 @@ class MemrasApp(App[None]):
         self.push_screen(DimmDetailScreen(dimm_id))
 
     def replace_dimm(self, dimm_id: str) -> None:
-        """Push the replacement wizard (another module) when installed and allowed."""
+        """Push the replacement wizard, unless the app may not write."""
         if self.read_only:
             self.notify(self.read_only_reason, title="Cannot replace", severity="error")
             return
-        try:
-            wizard = importlib.import_module("memras.tui.screens.wizard")
-        except ImportError:
-            self.notify(f"the replacement wizard is not installed; run `memras replace {dimm_id}`",
-                        title="No wizard", severity="warning")
-            return
-        self.push_screen(wizard.WizardScreen(dimm_id))
+        self.push_screen(WizardScreen(dimm_id))
 
     # --- actions -----------------------------------------------------------------
     def action_show(self, mode: str) -> None:
@@ -135,11 +125,6 @@ class MemrasApp(App[None]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.screen))
-
-    def on_mount(self) -> None:
-        attach = getattr(self.demo, "attach", None)
-        if callable(attach):
-            attach(self)
 
     def on_unmount(self) -> None:
         if self._store is not None:

@@ -1,7 +1,7 @@
 """``memras demo``: the TUI on a simulated server whose memory fails live; no root needed.
 
-On a terminal (and with memras.tui installed) it opens the TUI on the demo server
-(memras.demo.DemoServer), read-write on the simulated root, so the replacement wizard
+On a terminal it opens the TUI on the demo server
+(memras.sim.demo.DemoServer), read-write on the simulated root, so the replacement wizard
 can be played to the end. ``--script``, or stdout not being a terminal, plays the
 whole story headless instead and prints the narrative (``--json``: a summary).
 ``--keep DIR`` leaves the simulated server in DIR for later ``memras --root`` runs.
@@ -11,12 +11,12 @@ Nothing on this machine's /sys or /proc is read or written.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from pathlib import Path
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
+from memras.sim.demo import DEFAULT_SEED, SCRIPT_SPEED, DemoServer, run_scripted
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -27,14 +27,6 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="story seed (same seed, same story)")
     p.add_argument("--speed", type=float, default=None,
                    help="story speed factor (default 1 in the TUI, 12 with --script)")
-
-
-def tui_available() -> bool:
-    """Whether the Textual app has landed and its dependencies import."""
-    try:
-        return importlib.util.find_spec("memras.tui.app") is not None
-    except ModuleNotFoundError:
-        return False
 
 
 def _keep_dir(text: str | None) -> Path | None:
@@ -54,25 +46,16 @@ def _print_keep_hint(ctx: Context, directory: Path) -> None:
 @command("demo", "the TUI on a built-in simulated server with live memory errors; no root")(
     _args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.demo import DEFAULT_SEED, SCRIPT_SPEED
-
     keep = _keep_dir(args.keep)
     seed = DEFAULT_SEED if args.seed is None else args.seed
     if args.speed is not None and args.speed <= 0:
         raise UsageError("--speed must be positive")
-    interactive = ctx.out.isatty() and not args.script and not ctx.json
-    if interactive and not tui_available():
-        ctx.err.write("memras demo: the TUI is not installed in this build; "
-                      "playing the scripted demo instead\n")
-        interactive = False
-    if interactive:
+    if ctx.out.isatty() and not args.script and not ctx.json:
         return _run_tui(ctx, keep, seed, args.speed or 1.0)
     return _run_script(ctx, keep, seed, args.speed or SCRIPT_SPEED)
 
 
 def _run_script(ctx: Context, keep: Path | None, seed: int, speed: float) -> int:
-    from memras.demo import run_scripted
-
     summary = run_scripted(ctx.out, directory=keep, seed=seed, speed=speed, quiet=ctx.json)
     if ctx.json:
         ctx.emit_json(summary)
@@ -80,7 +63,9 @@ def _run_script(ctx: Context, keep: Path | None, seed: int, speed: float) -> int
 
 
 def _run_tui(ctx: Context, keep: Path | None, seed: int, speed: float) -> int:
-    from memras.demo import DemoServer
+    # Not at the top: the scripted demo (--script, --json, a pipe) would pay Textual's
+    # start-up for nothing, and memras.cli is core code that must not import Textual
+    # (tests/unit/test_import_hygiene.py).
     from memras.tui.app import MemrasApp
 
     demo = DemoServer(keep, seed=seed, speed=speed)

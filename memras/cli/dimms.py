@@ -4,14 +4,16 @@ the module registry's identity of each module (a replaced module is a new DIMM).
 from __future__ import annotations
 
 import argparse
-import importlib
 from typing import Any
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import MemrasError
-from memras.inventory import DimmInfo
+from memras.health.api import current_verdicts
+from memras.health.module_registry import current_modules, register_modules
+from memras.store import Store
 from memras.text import format_bytes
+from memras.topology.inventory import DimmInfo, dimm_inventory
 
 NO_VERDICT = "-"
 
@@ -21,33 +23,25 @@ def health_columns(ctx: Context, dimms: list[DimmInfo]
     """(DIMM id -> verdict, DIMM id -> registered module) from the health layer.
 
     The module registry is synced with this inventory first (idempotent, cheap), so
-    a module swapped while memras was not looking shows as a new DIMM. The seam to
-    the health engine: until that module exists (or when its database is not
-    reachable) every DIMM shows "-" rather than failing the inventory.
+    a module swapped while memras was not looking shows as a new DIMM. Without a
+    database (none yet, unreadable) every DIMM shows "-" and one line says why: the
+    inventory comes from the host and must not depend on the store.
     """
-    try:
-        api = importlib.import_module("memras.health.api")
-        modules = importlib.import_module("memras.health.modules")
-    except ModuleNotFoundError:
-        return {}, {}
     ids = [d.id for d in dimms]
     try:
-        from memras.store import Store
-
         with Store.open(ctx.db, create=False) as store:
             try:
-                modules.register_modules(store, dimms)
+                register_modules(store, dimms)
             except MemrasError as exc:  # e.g. a read-only copy: still show what it holds
                 print(f"memras: module registry not updated: {exc.msg}", file=ctx.err)
-            verdicts = {str(k): str(v) for k, v in api.current_verdicts(store, ids).items()}
-            return verdicts, {k: m.to_dict()
-                              for k, m in modules.current_modules(store, ids).items()}
-    except Exception as exc:  # a broken store must not hide the inventory
-        print(f"memras: verdicts unavailable: {exc}", file=ctx.err)
+            verdicts = {str(k): str(v) for k, v in current_verdicts(store, ids).items()}
+            return verdicts, {k: m.to_dict() for k, m in current_modules(store, ids).items()}
+    except MemrasError as exc:
+        print(f"memras: verdicts unavailable: {exc.msg}", file=ctx.err)
         return {}, {}
 
 
-def current_verdicts(ctx: Context, dimms: list[DimmInfo]) -> dict[str, str]:
+def verdict_column(ctx: Context, dimms: list[DimmInfo]) -> dict[str, str]:
     """DIMM id -> verdict (see :func:`health_columns`)."""
     return health_columns(ctx, dimms)[0]
 
@@ -82,8 +76,6 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("dimms", "DIMM inventory: label, location, size, CE/UE, verdict")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.inventory import dimm_inventory
-
     dimms = dimm_inventory(ctx.host)
     verdicts, modules = health_columns(ctx, dimms)
     rows = [dimm_row(d, verdicts, modules) for d in dimms]

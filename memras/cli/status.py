@@ -3,41 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 from collections import Counter
 from typing import Any
 
+from memras.alerts import api as alert_api
 from memras.cli import command
 from memras.cli.context import Context
-from memras.cli.dimms import current_verdicts, dimm_row
+from memras.cli.dimms import dimm_row, verdict_column
+from memras.errors import MemrasError
 from memras.text import escape, format_bytes
+from memras.topology.inventory import dimm_inventory
 
 
 def open_alerts(ctx: Context) -> list[dict[str, Any]] | None:
-    """Open alerts from ``memras.alerts.api.open_alerts(db_url)``; None when unavailable."""
+    """The open alerts; None when there is no alert store to read (no database yet)."""
     try:
-        api = importlib.import_module("memras.alerts.api")
-    except ModuleNotFoundError:
-        return None
-    fn = getattr(api, "open_alerts", None)
-    if fn is None:
-        return None
-    try:
-        return [a if isinstance(a, dict) else {"alert": str(a)} for a in fn(ctx.db)]
-    except Exception:  # a missing or locked database leaves the slot empty, not the screen
+        return alert_api.open_alerts(ctx.db)
+    except MemrasError:  # a missing or locked database leaves the slot empty, not the screen
         return None
 
 
 def collect(ctx: Context) -> dict[str, Any]:
-    from memras.inventory import dimm_inventory
-
     host = ctx.host
     info = host.meminfo.read()
     blocks = host.memory.all()
     size = blocks[0].size if blocks else 0
     by_zone = Counter((b.zone or ("-" if b.online else "offline"), b.state) for b in blocks)
     dimms = dimm_inventory(host) if blocks else []
-    verdicts = current_verdicts(ctx, dimms)
+    verdicts = verdict_column(ctx, dimms)
     return {
         "memory": {
             "total_bytes": info.total, "block_size": size,

@@ -1,7 +1,7 @@
 """The replacement wizard: preflight, typed confirmation, offline, physical swap, online.
 
 It drives :class:`memras.workflow.runner.Replacement` one call at a time through
-:class:`memras.tui.widgets.wizard_driver.WizardDriver`; each call is a thin worker
+:class:`memras.workflow.driver.WizardDriver`; each call is a thin worker
 that posts one message, and progress arrives as replaceable ``WizardProgress``
 messages. Phases, and the keys that move between them::
 
@@ -17,7 +17,6 @@ wizard offers to resume.
 from __future__ import annotations
 
 from memras.tui.widgets.settled import SettledScroll
-from memras.tui.widgets.wizard_driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
 from memras.tui.widgets.wizard_messages import (
     WizardAdvanced,
     WizardFailed,
@@ -46,6 +45,7 @@ from textual.widgets import Footer, Header, Input, ProgressBar, Static
 
 from memras.errors import MemrasError
 from memras.text import escape
+from memras.workflow.driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
 from memras.workflow.runner import ReplaceOptions
 from memras.workflow.states import State
 

@@ -19,7 +19,7 @@ class WizardOpened(Message):
 class WizardAdvanced(Message):
     """An engine call returned: the new state, the snapshot and the steps performed."""
 
-    update: Any  # memras.tui.widgets.wizard_driver.WizardUpdate
+    update: Any  # memras.workflow.driver.WizardUpdate
 
 
 @dataclass

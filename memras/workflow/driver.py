@@ -1,9 +1,11 @@
-"""The wizard's one door to the workflow engine; each method is what one worker calls.
+"""One replacement driven step by step for an interactive front end (the TUI wizard).
 
-No Textual and no kernel or SQL here: it holds the :class:`Replacement` the screen is
-driving and turns the engine's answers into :class:`WizardUpdate` values the screen
-renders. Where the wizard pauses is data (:data:`PAUSES`): after preflight for the
-typed confirmation, once the blocks are offline for the physical swap, at the end.
+Each method is what one background call of the front end does. It holds the
+:class:`Replacement` being driven and turns the engine's answers into
+:class:`WizardUpdate` values for the screen to render; no Textual, kernel or SQL here
+(it lived under tui/widgets/, but nothing in it is a widget). Where the wizard pauses
+is data (:data:`PAUSES`): after preflight for the typed confirmation, once the
+blocks are offline for the physical swap, at the end.
 """
 
 from __future__ import annotations
