@@ -44,11 +44,12 @@ Cost
 from __future__ import annotations
 
 import enum
+import heapq
 import json
 import logging
 import math
 from bisect import bisect_right
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -84,7 +85,14 @@ from memras.health.verdict import (
     decide,
     with_sticky_floor,
 )
-from memras.records import MemoryErrorEvent, Record, event_evidence
+from memras.records import (
+    DimmLocation,
+    ErrorType,
+    MemoryErrorEvent,
+    MemoryFailureEvent,
+    Record,
+    event_evidence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +100,22 @@ RECLASSIFY_EVERY_RECORDS = 64
 RECLASSIFY_SPACING = 8  # at most 8 record-visits per event for periodic reclassification
 RECLASSIFY_NEW_CELL_SPACING = 64  # a new cell may reclassify early, at most 64 visits/event
 DAY_S = 86400
+# A UE reported twice, by the machine check (EDAC/GHES/MCE record) and by the kernel's
+# memory_failure() for the same page, is one UE: the kernel handles the poison within
+# milliseconds of the MCE, so a minute is ample and shorter than any UE rate rule.
+UE_SAME_PAGE_S = 60.0
+PAGE_SHIFT = 12  # x86: memory_failure reports 4 KiB page frame numbers
+
+
+def ue_from_memory_failure(mf: MemoryFailureEvent) -> MemoryErrorEvent:
+    """The UE a ``memory_failure`` record reports: the kernel poisoned a page because
+    hardware said its data was lost (an SRAR/SRAO machine check, GHES, or a consumed
+    poison). Its page is all the location it has; the resolver maps it to a DIMM."""
+    return MemoryErrorEvent(
+        error_type=ErrorType.UNCORRECTED, source=mf.source, count=1, timestamp=mf.timestamp,
+        uptime_s=mf.uptime_s, address=mf.pfn << PAGE_SHIFT, location=DimmLocation(),
+        message=f"memory_failure: {mf.page_type}: {mf.action_result}",
+        driver="memory_failure", raw=mf.raw)
 
 
 class ChangeKind(enum.StrEnum):
@@ -176,6 +200,33 @@ def _trend_sums() -> dict[str, SlidingSum]:
     return {name: SlidingSum(span) for name, span in TREND_WINDOWS_S.items()}
 
 
+class AgedSum:
+    """Counts added at their own (past, any-order) times, each leaving after ``span_s``:
+    the CEs of an offlined page, subtracted from a rate window until they would have
+    aged out of it. A heap, since pages are offlined in any order of their CEs' times;
+    one entry per CE remembered of the page (at most PAGE_LOG_CES a page)."""
+
+    __slots__ = ("span_s", "_heap", "total")
+
+    def __init__(self, span_s: float) -> None:
+        self.span_s = span_s
+        self._heap: list[tuple[float, int]] = []
+        self.total = 0
+
+    def add(self, t: float, count: int) -> None:
+        heapq.heappush(self._heap, (t, count))
+        self.total += count
+
+    def at(self, t: float) -> int:
+        while self._heap and t - self._heap[0][0] >= self.span_s:
+            self.total -= heapq.heappop(self._heap)[1]
+        return self.total
+
+
+def _aged_sums() -> dict[str, AgedSum]:
+    return {name: AgedSum(span) for name, span in TREND_WINDOWS_S.items()}
+
+
 @dataclass
 class _Dimm:
     records: deque[tuple[float, WindowEvent]] = field(default_factory=deque)
@@ -193,6 +244,11 @@ class _Dimm:
     ce_total: int = 0  # every error seen since the engine started (mcelog's CECOUNT)
     ue_total: int = 0
     label: str | None = None
+    # pages offlined (done) -> when: their errors are repaired, not an active fault
+    repaired_pages: dict[int, float] = field(default_factory=dict)
+    # the CEs of repaired pages still inside each trend window (subtracted from it)
+    repaired: dict[str, AgedSum] = field(default_factory=_aged_sums)
+    page_ces: OrderedDict[int, deque[tuple[float, int]]] = field(default_factory=OrderedDict)
     module_since: float = -math.inf  # the boundary this state started at (seconds)
     next_expiry_s: float = -math.inf  # when the earliest active crossing expires
     # (scope, rule) -> (keys crossed, the worst crossing): what verdicts look at
@@ -233,6 +289,9 @@ class HealthEngine:
         self.dimms: dict[str, _Dimm] = {}
         self.skipped_untimed = 0
         self.skipped_removed_module = 0
+        self.skipped_duplicate_ue = 0  # memory_failure and machine check of one UE
+        self._ue_pages: dict[int, tuple[float, bool]] = {}  # page -> (time, memory_failure?)
+        self._touched: dict[str, float] = {}
         self.boundaries: dict[str, list[float]] = {}
         if self.record:
             from memras.health.api import current_verdicts
@@ -250,9 +309,13 @@ class HealthEngine:
     # ---- public ---------------------------------------------------------------
     def process(self, events: Iterable[Record]) -> list[HealthChange]:
         timed: list[tuple[float, MemoryErrorEvent]] = []
-        for e in events:
-            if not isinstance(e, MemoryErrorEvent):
-                continue  # memory_failure_event records are the kernel's own action
+        for record in events:
+            if isinstance(record, MemoryFailureEvent):
+                if self._own_hard_offline(record.pfn << PAGE_SHIFT):
+                    continue  # memras's own hard page action, not a hardware UE
+                e = ue_from_memory_failure(record)
+            else:
+                e = record
             t = event_time_s(e)
             if t is None:
                 self.skipped_untimed += 1
@@ -263,8 +326,14 @@ class HealthEngine:
             self._set_boundaries(None)
             self.cut_modules()
         changes: list[HealthChange] = []
+        self._touched = {}  # DIMM -> its last event time in this batch
         for t, e in timed:
-            changes += self._one(t, e)
+            if not self._duplicate_ue(t, e):
+                changes += self._one(t, e)
+        for dimm_id, t in self._touched.items():  # evidence as of the batch's end
+            change = self._refresh(dimm_id, t)
+            if change is not None:
+                changes.append(change)
         self._note_replaced_buckets()
         if self.record:
             self._save([c for c in changes if c.kind == ChangeKind.VERDICT_CHANGED])
@@ -280,6 +349,26 @@ class HealthEngine:
                             "%d least recently hit %s counters replaced so far", scope,
                             self.buckets.max_per_scope, replaced, scope)
                 self._replaced_noted[scope] = replaced * 10
+
+    def _own_hard_offline(self, page: int) -> bool:
+        """Whether memras hard-offlined ``page`` itself (its memory_failure is ours)."""
+        done = self.page_book.get(page)
+        return done is not None and any(method == "hard" for method, _ in done.steps)
+
+    def _duplicate_ue(self, t: float, e: MemoryErrorEvent) -> bool:
+        """A UE already counted from the other kind of report of the same page."""
+        page = e.page_address
+        if not e.error_type.is_uncorrected or page is None:
+            return False
+        by_failure = e.driver == "memory_failure"
+        seen = self._ue_pages.get(page)
+        self._ue_pages[page] = (t, by_failure)
+        if len(self._ue_pages) > self.buckets.max_per_scope:  # bounded like the buckets
+            self._ue_pages.pop(next(iter(self._ue_pages)))
+        if seen is not None and seen[1] != by_failure and abs(t - seen[0]) <= UE_SAME_PAGE_S:
+            self.skipped_duplicate_ue += 1
+            return True
+        return False
 
     def verdicts(self) -> dict[str, Verdict]:
         return {d: s.verdict for d, s in self.dimms.items() if s.verdict is not None}
@@ -355,7 +444,9 @@ class HealthEngine:
                     changes.append(_page_change(outcome, crossing))
                     if outcome.done and dimm is not None:
                         dimm.pages_offlined += outcome.outcome == "done"
+                        _repair_page(dimm, e.page_address, t)
         if dimm is not None:
+            self._touched[dimm_id] = t  # type: ignore[index]  # dimm is set only with an id
             dimm.ce_total += e.count if severity == Severity.CE else 0
             dimm.ue_total += e.count if severity == Severity.UE else 0
             dimm.label = e.location.label or dimm.label
@@ -383,25 +474,43 @@ class HealthEngine:
         new_cell = cell is not None and cell not in dimm.cells
         if cell is not None:
             dimm.cells.add(cell)
+        # an event away from the classified fault contradicts it: re-evaluate early
+        surprise = new_cell or (dimm.classification is not None
+                                and not dimm.classification.fits(e))
         dimm.since_classified += 1
         if (dimm.classification is None or len(dimm.records) <= RECLASSIFY_EVERY_RECORDS
                 or severity == Severity.UE
-                or (new_cell and dimm.since_classified
+                or (surprise and dimm.since_classified
                     >= len(dimm.records) // RECLASSIFY_NEW_CELL_SPACING)
                 or dimm.since_classified >= max(RECLASSIFY_EVERY_RECORDS,
                                                 len(dimm.records) // RECLASSIFY_SPACING)):
-            dimm.classification = classify_dimm(
-                [r for _, r in dimm.records], params,
-                peer_ces_on_channel=self._peer_ces(dimm_id, dimm, horizon))
-            dimm.since_classified = 0
-        facts = DimmFacts(
-            dimm_id=dimm_id, at=time_of(t), classification=dimm.classification,
-            crossings=self._active(dimm, t), ue_count=dimm.classification.evidence.ue_count,
-            trend=_trend(dimm, t), other_dimms_with_ce_24h=self._others_with_ce(dimm_id, t),
-            pages_offlined=dimm.pages_offlined)
-        verdict = with_sticky_floor(decide(facts, self.config.verdict), dimm.verdict,
-                                    self.config.verdict)
+            self._classify(dimm_id, dimm, t)
+        return self._decide(dimm_id, dimm, t)
+
+    def _classify(self, dimm_id: str, dimm: _Dimm, t: float) -> FaultClassification:
+        params = self.config.classify
+        dimm.classification = classify_dimm(
+            [r for _, r in dimm.records], params,
+            peer_ces_on_channel=self._peer_ces(dimm_id, dimm, t - params.window_h * 3600),
+            repaired_pages=dimm.repaired_pages)
+        dimm.since_classified = 0
+        return dimm.classification
+
+    def _refresh(self, dimm_id: str, t: float) -> HealthChange | None:
+        """Re-judge a DIMM whose classification lags its window (the end of a batch)."""
+        dimm = self.dimms[dimm_id]
+        if dimm.since_classified == 0 or dimm.verdict is None or not dimm.records:
+            return None
+        self._classify(dimm_id, dimm, t)
+        return self._decide(dimm_id, dimm, t)
+
+    def _decide(self, dimm_id: str, dimm: _Dimm, t: float) -> HealthChange | None:
         previous = dimm.verdict
+        verdict = self._verdict(dimm_id, dimm, t)
+        if (previous is None or previous.state != verdict.state) and dimm.since_classified:
+            # a verdict is reached on evidence as of its own event, never a lagging one
+            self._classify(dimm_id, dimm, t)
+            verdict = self._verdict(dimm_id, dimm, t)
         dimm.verdict = verdict
         if previous is not None and previous.state == verdict.state:
             return None
@@ -413,22 +522,37 @@ class HealthEngine:
             f"({verdict.reasons[0]})",
             {**verdict.evidence, "verdict": verdict.state.value,
              "previous": previous.state.value if previous else None,
-             "reasons": list(verdict.reasons)},
+             "reasons": list(verdict.reasons), "reached_at": verdict.since.isoformat()},
             verdict.rules, verdict.state.value)
+
+    def _verdict(self, dimm_id: str, dimm: _Dimm, t: float) -> Verdict:
+        assert dimm.classification is not None  # _judge classifies before deciding
+        facts = DimmFacts(
+            dimm_id=dimm_id, at=time_of(t), classification=dimm.classification,
+            crossings=self._active(dimm, t), ue_count=dimm.classification.evidence.ue_count,
+            trend=_trend(dimm, t), other_dimms_with_ce_24h=self._others_with_ce(dimm_id, t),
+            pages_offlined=dimm.pages_offlined)
+        return with_sticky_floor(decide(facts, self.config.verdict), dimm.verdict,
+                                 self.config.verdict)
 
     def _remember(self, dimm: _Dimm, t: float, e: MemoryErrorEvent, severity: Severity) -> None:
         dimm.records.append((t, WindowEvent(e, t)))
-        if severity == Severity.CE:
-            dimm.last_ce_s = t
-            count = max(e.count, 1)
-            for window in dimm.trend.values():
-                window.add(t, count)
-            if dimm.window_ces is None:
-                dimm.window_ces = SlidingSum(self.config.classify.window_h * 3600)
-            dimm.window_ces.add(t, count)
         channel = channel_key(e.location)
         if channel is not None:
             dimm.channel = channel
+        if severity == Severity.CE:
+            dimm.last_ce_s = t
+            count = max(e.count, 1)
+            if dimm.window_ces is None:
+                dimm.window_ces = SlidingSum(self.config.classify.window_h * 3600)
+            dimm.window_ces.add(t, count)
+            page = e.page_address
+            if page is not None and page in dimm.repaired_pages:
+                return  # a CE at an offlined page (patrol scrub): contained, not active
+            for window in dimm.trend.values():
+                window.add(t, count)
+            if page is not None:
+                _log_page_ce(dimm, page, t, count, self.config.page_counters)
 
     def _active(self, dimm: _Dimm, t: float) -> tuple[ActiveCrossing, ...]:
         """One summary per (scope, rule): a storm over thousands of pages keeps thousands
@@ -513,7 +637,38 @@ def _group(dimm: _Dimm, x: ActiveCrossing, *, new_key: bool) -> None:
 
 
 def _trend(dimm: _Dimm, t: float) -> RateTrend:
-    return RateTrend(**{name: window.at(t) for name, window in dimm.trend.items()})
+    """CEs per SmartHW window, less those at pages offlined since (contained)."""
+    return RateTrend(**{name: max(0, window.at(t) - dimm.repaired[name].at(t))
+                        for name, window in dimm.trend.items()})
+
+
+PAGE_LOG_CES = 64  # CEs remembered per page until it is offlined (older ones stay active)
+
+
+def _log_page_ce(dimm: _Dimm, page: int, t: float, count: int, max_pages: int) -> None:
+    """Remember a page's recent CEs, so offlining it can take them out of the rates.
+    Bounded as the buckets are: ``[page] counters`` pages, least recently hit dropped."""
+    log_ = dimm.page_ces.get(page)
+    if log_ is None:
+        log_ = dimm.page_ces[page] = deque(maxlen=PAGE_LOG_CES)
+        if len(dimm.page_ces) > max_pages:
+            dimm.page_ces.popitem(last=False)
+    else:
+        dimm.page_ces.move_to_end(page)
+    log_.append((t, count))
+
+
+def _repair_page(dimm: _Dimm, page: int | None, t: float) -> None:
+    """The page is offlined at ``t``: its CEs so far stop counting as an active fault
+    (the rate windows subtract them as they would have aged out), and later CEs there
+    (patrol scrub still reads the page) never count. A fault that moves on to other
+    cells is counted as usual, and escalates."""
+    if page is None or page in dimm.repaired_pages:
+        return
+    dimm.repaired_pages[page] = t
+    for when, count in dimm.page_ces.pop(page, ()):
+        for window in dimm.repaired.values():
+            window.add(when, count)
 
 
 def _with_event_context(change: HealthChange, e: MemoryErrorEvent,

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -178,8 +178,23 @@ class Verdict:
     state: VerdictState
     rules: tuple[str, ...]
     reasons: tuple[str, ...]
-    evidence: dict[str, Any]
-    at: datetime  # the (event) time the verdict was reached
+    evidence: dict[str, Any]  # as of ``at``; its counts are the ones the reasons quote
+    at: datetime  # the (event) time of the latest judgement: reasons and evidence are as of it
+    # The event time at which this state was reached (what SINCE shows: the lead time of a
+    # replace verdict is measured from it), and the evidence as of then.
+    reached_at: datetime | None = None
+    reached_evidence: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reached_at is None:  # a verdict judged afresh is reached when judged
+            object.__setattr__(self, "reached_at", self.at)
+        if self.reached_evidence is None:
+            object.__setattr__(self, "reached_evidence", self.evidence)
+
+    @property
+    def since(self) -> datetime:
+        """When this state was reached (``reached_at``, always set after construction)."""
+        return self.reached_at or self.at
 
     def __str__(self) -> str:
         return self.state.value
@@ -187,7 +202,15 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"dimm": self.dimm_id, "verdict": self.state.value, "rules": list(self.rules),
                 "reasons": list(self.reasons), "at": self.at.isoformat(),
-                "evidence": self.evidence}
+                "reached_at": self.since.isoformat(), "evidence": self.evidence,
+                "reached_evidence": self.reached_evidence}
+
+    def continuing(self, previous: Verdict | None) -> Verdict:
+        """This verdict, reached when ``previous`` reached it if the state is unchanged."""
+        if previous is None or previous.state != self.state:
+            return self
+        return replace(self, reached_at=previous.since,
+                       reached_evidence=previous.reached_evidence)
 
 
 Finding = tuple[VerdictState, str, str]  # state, rule id, reason
@@ -212,13 +235,17 @@ def _findings(f: DimmFacts, policy: VerdictPolicy) -> list[Finding]:
         out.append((VerdictState.REPAIR, c.rule, f"contained {c.mode} fault: {c.evidence.detail}"))
     elif c.mode in (FaultMode.CHANNEL, FaultMode.CONTROLLER):
         out.append((VerdictState.WATCH, c.rule, c.evidence.detail))
+    if c.evidence.repaired:
+        out.append((VerdictState.REPAIR, "memras-page-offlined",
+                    f"{c.evidence.repaired} CE record(s) at {f.pages_offlined} offlined "
+                    "page(s): contained, no longer counted in rates or storms"))
     if c.storm:
         state = VerdictState.REPAIR if c.mode.contained else policy.storm
         out.append((state, "storm", f"CE storm: {c.evidence.longest_storm_run} CEs in a row "
                     "each within the storm gap"))
     if c.evidence.ce_records and not out:
-        out.append((VerdictState.WATCH, "ce-seen",
-                    f"{c.evidence.ce_count} CE(s), {c.mode} pattern ({c.rule})"))
+        out.append((VerdictState.WATCH, "ce-seen", f"{c.evidence.ce_count} CE(s) in the window"))
+        out.append((VerdictState.WATCH, c.rule, f"{c.mode} pattern: {c.evidence.detail}"))
     return out
 
 
@@ -276,19 +303,46 @@ def evidence_dict(f: DimmFacts) -> dict[str, Any]:
         "trend": {"last_6m": f.trend.last_6m, "last_3h": f.trend.last_3h,
                   "last_24h": f.trend.last_24h, "last_120h": f.trend.last_120h},
         "thresholds_crossed": list(dict.fromkeys(x.rule for x in f.crossings)),
+        "crossings": [{"scope": x.scope.value, "rule": x.rule, "key": x.key, "keys": x.keys,
+                       "total_in_window": x.total_in_window} for x in f.crossings],
+        "explained": ev.explained, "strength": ev.strength, "runner_up": ev.runner_up,
+        "tie": ev.tie, "repaired": ev.repaired,
         "other_dimms_with_ce_24h": f.other_dimms_with_ce_24h,
         "pages_offlined": f.pages_offlined,
     }
 
 
+def _settles(new: Verdict, previous: Verdict) -> bool:
+    """A contained fault judged replace only by its rate (no UE), whose pages are now
+    offlined and whose new judgement is repair: the offlining was the repair."""
+    contained = {m.value for m in FaultMode if m.contained}
+    then = previous.reached_evidence or previous.evidence
+    return (new.state == VerdictState.REPAIR and "ue" not in previous.rules
+            and not then.get("ue_count") and then.get("fault_mode") in contained
+            and new.evidence.get("fault_mode") in contained
+            and bool(new.evidence.get("repaired")))
+
+
 def with_sticky_floor(new: Verdict, previous: Verdict | None, policy: VerdictPolicy) -> Verdict:
-    """Keep a previous replace-* verdict when the new one is milder (if policy.sticky)."""
+    """Keep a previous replace-* verdict when the new one is milder (if policy.sticky),
+    unless a contained fault judged replace by its rate alone settles at repair once its
+    pages are offlined (:func:`_settles`).
+
+    The rules and reasons are the new judgement's, which agree with its evidence, plus
+    ``sticky``, whose reason says what was judged when; the state, ``reached_at`` and
+    ``reached_evidence`` stay the previous verdict's.
+    """
     if (previous is None or not policy.sticky or not previous.state.is_replace
-            or new.state.rank >= previous.state.rank):
-        return new
-    kept = [(r, why) for r, why in zip(previous.rules, previous.reasons, strict=True)
+            or new.state.rank >= previous.state.rank or _settles(new, previous)):
+        return new.continuing(previous)
+    then = previous.reached_evidence or previous.evidence
+    mode = then.get("fault_mode")
+    why = (f"judged {previous.state} at {previous.since:%Y-%m-%d %H:%M:%S}"
+           + (f" on a {mode} fault" if mode else "")
+           + "; a replace verdict stays until the DIMM is replaced")
+    kept = [(r, reason) for r, reason in zip(new.rules, new.reasons, strict=True)
             if r != "sticky"]
-    kept.append(("sticky", f"judged {previous.state} earlier; a replace verdict stays "
-                 "until the DIMM is replaced"))
+    kept.insert(0, ("sticky", why))
     return Verdict(new.dimm_id, previous.state, tuple(r for r, _ in kept),
-                   tuple(why for _, why in kept), new.evidence, new.at)
+                   tuple(reason for _, reason in kept), new.evidence, new.at,
+                   previous.since, previous.reached_evidence)

@@ -44,7 +44,8 @@ def test_first_ce_means_watch_and_the_verdict_says_why() -> None:
     engine = HealthEngine()
     changes = engine.process(random_ces(1))
     (change,) = [c for c in changes if c.kind == ChangeKind.VERDICT_CHANGED]
-    assert change.verdict == "watch" and change.rule_ids == ("ce-seen",)
+    # the pattern's rule is listed beside ce-seen, since the reasons name the pattern
+    assert change.verdict == "watch" and change.rule_ids == ("ce-seen", "srds22-random")
     verdict = engine.verdicts()[DIMM_A]
     assert verdict.evidence["trend"] == {"last_6m": 1, "last_3h": 1, "last_24h": 1,
                                          "last_120h": 1}
