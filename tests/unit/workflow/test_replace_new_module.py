@@ -13,10 +13,10 @@ from memras.cli import main
 from memras.health.api import current_verdicts, verdict_history
 from memras.health.config import parse_config
 from memras.health.engine import HealthEngine
-from memras.health.modules import current_modules, module_history
+from memras.health.module_registry import current_modules, module_history
 from memras.health.verdict import REPLACED_RULE, VerdictState
 from memras.host import Host
-from memras.inventory import dimm_inventory, resolve_dimm
+from memras.topology.inventory import dimm_inventory, resolve_dimm
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 from memras.sim import profiles
 from memras.sim.kernel import SimulatedKernel
@@ -65,6 +65,15 @@ def test_the_slot_is_ok_with_rule_replaced_and_keeps_the_old_history(replaced) -
     assert [v.state.value for v in history] == ["watch", "replace-now", "ok"]
     just_before = verdict.at - timedelta(seconds=1)
     assert current_verdicts(store, at=just_before)[SLOT].state == VerdictState.REPLACE_NOW
+
+
+def test_the_audit_records_the_verdict_the_replacement_was_decided_on(replaced) -> None:
+    _, store, _, rep = replaced
+    select = next(e for e in AuditTrail(store).list(replacement_id=rep.id)
+                  if e.action == "select")
+    verdict = select.data["verdict"]
+    assert (verdict["dimm_id"], verdict["state"]) == (SLOT, "replace-now")
+    assert verdict["rules"] and isinstance(verdict["at"], str)  # JSON-safe: ISO time
 
 
 def test_registry_rows_close_the_old_module_and_open_the_new(replaced) -> None:
