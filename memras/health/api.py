@@ -10,6 +10,7 @@
         the module registry (memras.health.modules): a replaced module is a new DIMM
     HealthEngine(config, store, host=None).process(events) -> [HealthChange]
     event_from_stored(StoredError) -> MemoryErrorEvent
+    record_from_stored(StoredError) -> Record   (memory_failure rows: MemoryFailureEvent)
 """
 
 from __future__ import annotations
@@ -24,21 +25,22 @@ from sqlalchemy import func, select
 
 from memras.health.config import Config
 from memras.health.engine import ChangeKind, HealthChange, HealthEngine
-from memras.health.keys import naive_utc
-from memras.health.page_action import MemoryPageBook
+from memras.health.keys import DimmResolver, naive_utc
+from memras.health.page_action import MemoryPageBook, PageOutcome
 from memras.health.verdict import Verdict, VerdictState
-from memras.records import ErrorType, MemoryErrorEvent, Source
+from memras.records import ErrorType, MemoryErrorEvent, MemoryFailureEvent, Record, Source
 
 __all__ = ["ChangeKind", "HealthChange", "HealthEngine", "current_verdicts",
-           "event_from_stored", "replay_verdicts", "verdict_history"]
+           "event_from_stored", "record_from_stored", "replay_verdicts", "verdict_history"]
 
 
 def _verdict(row: Any) -> Verdict:
+    at = row.time.replace(tzinfo=UTC)
     return Verdict(dimm_id=row.dimm_id, state=VerdictState(row.state),
                    rules=tuple(json.loads(row.rules or "[]")),
                    reasons=tuple(json.loads(row.reasons or "[]")),
-                   evidence=json.loads(row.evidence or "{}"),
-                   at=row.time.replace(tzinfo=UTC))
+                   evidence=json.loads(row.evidence or "{}"), at=at,
+                   reached_at=row.reached_at.replace(tzinfo=UTC) if row.reached_at else at)
 
 
 def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
@@ -96,15 +98,54 @@ def event_from_stored(stored: Any) -> MemoryErrorEvent:
         location=stored.location, raw=stored.raw or "")
 
 
+def record_from_stored(stored: Any) -> Record:
+    """A StoredError back into its record: a memory_failure row (the kernel poisoned a
+    page: a UE the engine counts) or a memory error."""
+    if stored.rasdaemon_table != "memory_failure_event":
+        return event_from_stored(stored)
+    page_type, _, result = (stored.message or "").rpartition(": ")
+    try:
+        source = Source(stored.source)
+    except ValueError:
+        source = Source.TRACE
+    return MemoryFailureEvent(
+        pfn=(stored.address or 0) % (1 << 64) >> 12, page_type=page_type, action_result=result,
+        source=source, timestamp=stored.time, uptime_s=stored.uptime, raw=stored.raw or "")
+
+
+class _ReplayPageBook(MemoryPageBook):
+    """A replay's page book: its own outcomes in RAM, and the pages the watcher really
+    offlined (read from the store, never written), so their CEs count as contained."""
+
+    def __init__(self, store: Any) -> None:
+        super().__init__()
+        from memras.health.page_action import StorePageBook
+
+        self._stored = StorePageBook(store)
+
+    def get(self, page: int) -> PageOutcome | None:
+        mine = super().get(page)
+        if mine is not None:
+            return mine
+        stored = self._stored.get(page)
+        return stored if stored is not None and stored.done else None
+
+
 def replay_verdicts(store: Any, config: Config | None = None, at: datetime | None = None,
-                    host: Any = None) -> tuple[dict[str, Verdict], list[HealthChange]]:
-    """Recompute verdicts from stored events up to ``at``; nothing is written."""
-    memory_types = [t.value for t in ErrorType if t != ErrorType.INFO]
-    stored = store.errors(until=at, type=memory_types)
-    events = [event_from_stored(s) for s in stored if s.rasdaemon_table != "memory_failure_event"]
+                    host: Any = None, *, resolver: DimmResolver | None = None
+                    ) -> tuple[dict[str, Verdict], list[HealthChange]]:
+    """Recompute verdicts from stored events up to ``at``; nothing is written.
+
+    ``resolver`` maps an event to its DIMM instead of the host's inventory (a page of a
+    memory_failure record is only a DIMM's through the memory map)."""
+    from memras.store.results import MEMORY_FAILURE_TYPE
+
+    memory_types = [t.value for t in ErrorType if t != ErrorType.INFO] + [MEMORY_FAILURE_TYPE]
+    events = [record_from_stored(s) for s in store.errors(until=at, type=memory_types)]
     from memras.health.modules import module_boundaries
 
-    engine = HealthEngine(config, None, host, page_book=MemoryPageBook(), record=False,
+    engine = HealthEngine(config, None, host, resolver=resolver,
+                          page_book=_ReplayPageBook(store), record=False,
                           boundaries=module_boundaries(store))
     engine.config = _without_page_writes(engine.config)
     changes = engine.process(events)

@@ -597,8 +597,10 @@ class HealthEngine:
                     state=c.verdict, previous_state=c.evidence.get("previous"),
                     rules=json.dumps(list(c.rule_ids)),
                     reasons=json.dumps(c.evidence.get("reasons", [])),
+                    reached_at=_reached_at(c),
                     evidence=json.dumps({k: v for k, v in c.evidence.items()
-                                         if k not in ("reasons", "previous", "verdict")})))
+                                         if k not in ("reasons", "previous", "verdict",
+                                                      "reached_at")})))
 
 
 class WindowEvent:
@@ -620,6 +622,13 @@ class WindowEvent:
         self.page_address = e.page_address  # the event's own rule, not a second copy
         self.location = e.location
         self.uptime_s = t
+
+
+def _reached_at(change: HealthChange) -> datetime:
+    """A verdict change's reached_at as health's tables store it (naive UTC)."""
+    text = change.evidence.get("reached_at")
+    at = datetime.fromisoformat(text) if isinstance(text, str) else change.time
+    return at.astimezone(UTC).replace(tzinfo=None)
 
 
 def _add_crossing(dimm: _Dimm, x: ActiveCrossing, t: float, age_s: float) -> None:

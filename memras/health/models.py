@@ -1,7 +1,8 @@
 """health's tables on the shared Base (created by ``Store.open``).
 
 - ``memras_health_verdict``: every verdict *change* per DIMM, at the event time that
-  caused it, with its rules, reasons and evidence (JSON text). The latest row at or
+  caused it, with its rules, reasons and evidence (JSON text), and ``reached_at``, when
+  the state was reached (schema migration 4). The latest row at or
   before a moment is the verdict as of that moment: auditors ask why a module was
   replaced, post-mortems ask when it could have been.
 - ``memras_page_state``: one row per 4 KiB page health acted on *per module*
@@ -39,6 +40,8 @@ class HealthVerdictRow(Base):
     rules: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
     reasons: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
     evidence: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    # naive UTC event time the state was reached (migration 4; NULL in older rows: time)
+    reached_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_memras_health_verdict_dimm_time", "dimm_id", "time"),)
 

@@ -100,6 +100,19 @@ def _page_state_per_module(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE memras_page_state_v3 RENAME TO memras_page_state")
 
 
+def _verdict_reached_at(conn: Connection) -> None:
+    """``memras_health_verdict.reached_at``: when a verdict's state was reached (the
+    event time), which SINCE shows; a row's ``time`` is when it was recorded. Rows
+    written before have it NULL and are read as reached at their ``time``."""
+    from sqlalchemy import inspect
+
+    if "memras_health_verdict" not in set(inspect(conn).get_table_names()):
+        return  # a fresh database: create_all makes the table with the column
+    if "reached_at" in {c["name"] for c in inspect(conn).get_columns("memras_health_verdict")}:
+        return
+    conn.exec_driver_sql("ALTER TABLE memras_health_verdict ADD COLUMN reached_at DATETIME")
+
+
 def _naive(value: object) -> datetime | None:
     """A DateTime column read through the driver (SQLite returns text) as naive UTC."""
     if value is None or isinstance(value, datetime):
@@ -114,6 +127,7 @@ MIGRATIONS: list[Migration] = [
                  "(literal DDL)", _create_rasdaemon_tables),
     Migration(3, "memras_page_state per module: primary key (page, module_id)",
               _page_state_per_module),
+    Migration(4, "memras_health_verdict.reached_at", _verdict_reached_at),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

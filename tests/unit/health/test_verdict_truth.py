@@ -220,3 +220,47 @@ def test_memory_failure_of_memras_own_hard_offline_is_not_a_ue() -> None:
     assert host.offlined == [PAGE]
     changes = e.process([_failure(20, PAGE >> 12)])
     assert not [c for c in changes if c.kind == ChangeKind.UE]
+
+
+# ---- stored: reached_at survives the database, memory_failure rows are replayed as UEs --
+
+def test_recorded_verdicts_keep_reached_at_and_an_old_database_gains_it(tmp_path) -> None:
+    import sqlite3
+
+    from memras.health.api import current_verdicts
+    from memras.store import Store
+
+    path = tmp_path / "old.db"
+    Store.open(path).close()
+    db = sqlite3.connect(path)  # as memras left it before migration 4
+    db.execute("DROP TABLE memras_health_verdict")
+    db.execute("CREATE TABLE memras_health_verdict (id INTEGER PRIMARY KEY, dimm_id VARCHAR,"
+               " time DATETIME, state VARCHAR, previous_state VARCHAR, rules TEXT,"
+               " reasons TEXT, evidence TEXT)")
+    db.execute("INSERT INTO memras_health_verdict VALUES (1, 'old', '2024-03-01 10:00:00.000000',"
+               " 'watch', NULL, '[\"ce-seen\"]', '[\"1 CE(s) in the window\"]', '{}')")
+    db.execute("DELETE FROM memras_schema WHERE version = 4")
+    db.commit()
+    db.close()
+    with Store.open(path) as store:
+        assert current_verdicts(store)["old"].since.hour == 10  # NULL: reached at its time
+        e = HealthEngine(parse_config("[page]\naction='off'"), store)
+        e.process([ce(0, ue=True, **CELL)])
+        e.process([ce(3 * HOUR, rank=0, bank=5, row=3, column=3)])
+        v = current_verdicts(store)[DIMM_A]
+    assert v.state == VerdictState.REPLACE_NOW and v.since == T0
+
+
+def test_a_stored_memory_failure_moves_the_replayed_verdict(tmp_path) -> None:
+    from memras.health.api import replay_verdicts
+    from memras.store import Store
+
+    with Store.open(tmp_path / "m.db") as store:
+        store.add_events([ce(0, address=PAGE, **CELL), _failure(HOUR, PAGE >> 12)])
+        verdicts, changes = replay_verdicts(store)
+        assert [c.dimm_id for c in changes if c.kind == ChangeKind.UE] == [None]
+        # with the locator's answer (here a resolver) the UE lands on its DIMM
+        pages = {PAGE: DIMM_A}
+        verdicts, _ = replay_verdicts(store, resolver=lambda ev: pages.get(ev.page_address))
+    assert verdicts[DIMM_A].state == VerdictState.REPLACE_NOW
+    assert verdicts[DIMM_A].since == T0 + timedelta(hours=1)
