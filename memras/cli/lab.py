@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
+from memras.cli.progress import ProgressDisplay
 from memras.errors import LabError, UsageError
 from memras.lab.kernel import cache_dir
 
@@ -72,26 +73,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return actions[args.lab_command](args, ctx)
 
 
-@contextmanager
-def _progress(ctx: Context) -> Iterator[Callable[[str], None]]:
-    """Stage messages as a spinner on a terminal; nothing otherwise."""
-    if ctx.json or not sys.stderr.isatty():
-        yield lambda _msg: None
-        return
-    from rich.console import Console as RichConsole  # lazy: ~35 ms, a terminal only
-
-    with RichConsole(stderr=True).status("starting the lab") as status:
-        yield lambda msg: status.update(msg)
-
-
 def _up(args: argparse.Namespace, ctx: Context) -> int:
     from memras.lab.guest import Lab, LabConfig  # lazy: see LAZY_LAB
 
     config = LabConfig()
     config = replace(config, keep=(*config.keep, *(p.resolve() for p in args.keep)),
                      accel=args.accel)
-    with _progress(ctx) as progress:
-        lab = Lab(config, state_dir=state_dir(), progress=progress)
+    with ProgressDisplay(ctx, "lab") as shown:
+        lab = Lab(config, state_dir=state_dir(), progress=shown.message)
         lab.boot()
     return _show_state(ctx, lab)
 
@@ -170,8 +159,8 @@ def _lab_for_run(ctx: Context) -> Iterator[Lab]:
     except LabError as exc:
         if "no lab guest" not in exc.msg and "no longer running" not in exc.msg:
             raise
-    with _progress(ctx) as progress:
-        lab = Lab(state_dir=state_dir(), progress=progress)
+    with ProgressDisplay(ctx, "lab") as shown:
+        lab = Lab(state_dir=state_dir(), progress=shown.message)
         lab.boot()
     try:
         yield lab
