@@ -9,7 +9,7 @@ from typing import Any
 from memras.alerts import api as alert_api
 from memras.cli import command
 from memras.cli.context import Context
-from memras.cli.dimms import dimm_row, verdict_column
+from memras.cli.dimm_rows import dimm_row, verdict_column
 from memras.errors import MemrasError
 from memras.text import escape, format_bytes
 from memras.topology.inventory import dimm_inventory
