@@ -285,10 +285,11 @@ def is_amd(regs: MceRegisters) -> bool:
     return regs.cpuvendor in (X86_VENDOR_AMD, X86_VENDOR_HYGON)
 
 
-def is_memory_error(regs: MceRegisters) -> bool:
-    """Does this MCE report a memory error (see the module docstring for AMD)?"""
+def is_memory_error(regs: MceRegisters, *, umc: bool = False) -> bool:
+    """Does this MCE report a memory error (see the module docstring for AMD)?
+    ``umc``: the source named the bank a Unified Memory Controller, IPID not given."""
     if is_amd(regs):
-        amd = _amd_is_memory(regs)
+        amd = ((regs.status >> 16) & 0x3F) == 0 if umc else _amd_is_memory(regs)
         if amd is not None:
             return amd
     code = classify_mcacod(regs.status & 0xFFFF)
@@ -334,26 +335,31 @@ def mce_to_memory_error(
     socket_known: bool = True,
     kmsg_seq: int | None = None,
     raw: str = "",
+    umc: bool = False,
 ) -> MemoryErrorEvent | None:
     """A MemoryErrorEvent for a memory MCE (address None if not usable), else None.
 
     ``count`` is Intel's corrected-error count (bits 52:38) when set, as skx_edac
     reports it (1 on AMD and for uncorrected errors); ``socket_known`` is False when
-    the text the registers came from had no socket.
+    the text the registers came from had no socket; ``umc`` as :func:`is_memory_error`.
     """
-    if not (regs.status & VAL) or not is_memory_error(regs):
+    if not (regs.status & VAL) or not is_memory_error(regs, umc=umc):
         return None
     st = decode_status(regs.status)
     ser = bool(regs.mcgcap & MCG_SER_P) if regs.mcgcap else True
     grade = severity(regs.status, regs.mcgstatus, ser=ser)
     code = classify_mcacod(st.mcacod)
     address = normalized = grain = None
-    if is_amd(regs) and regs.ipid:
+    if is_amd(regs) and (regs.ipid or umc):
         if st.addrv:  # SMCA: ADDR[55:0] UMC-normalized, LSB in ADDR[61:56]
             lsb = (regs.addr >> 56) & 0x3F
             normalized = regs.addr & ((1 << 56) - 1) & ~((1 << lsb) - 1)
     elif is_amd(regs):
         address = regs.addr if st.addrv else None  # K8 northbridge: system address
+    elif regs.mcgcap and not regs.mcgcap & MCG_SER_P:
+        # Before MCG_SER_P (Nehalem/Westmere) MISC[8:0] is model-specific, not an address
+        # mode: a memory controller's ADDR is the physical address (as mcelog reads it)
+        address = regs.addr if st.addrv else None
     else:
         address = usable_address(regs.status, regs.misc, regs.addr)
         grain = misc_address_lsb(regs.misc) if address is not None else None

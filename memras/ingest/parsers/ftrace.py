@@ -52,6 +52,10 @@ _BODY_PARSERS: dict[str, Callable[..., TraceResult | None]] = {
 }
 
 
+# An event quoted without its ftrace columns (commit messages, perf/trace-cmd excerpts)
+_BARE_EVENT = re.compile(r"^\s*(?P<event>" + "|".join(_BODY_PARSERS) + r"): (?P<body>.*)$")
+
+
 def split_trace_line(line: str) -> tuple[str, float, str] | None:
     """``(event, uptime_s, body)`` of a trace line, None when it has no ftrace prefix."""
     m = _LINE.match(line)
@@ -74,11 +78,14 @@ def parse_trace_line(line: str, *, boot_time: datetime | None = None) -> TraceRe
             when = None if boot_time is None else boot_time + timedelta(seconds=uptime_s)
             return mc_event_from_groups(groups[5:], source=Source.TRACE, uptime_s=uptime_s,
                                         raw=line, timestamp=when)
-    parts = split_trace_line(line)
+    parts: tuple[str, float | None, str] | None = split_trace_line(line)
     if parts is None:
-        return None
-    event, uptime_s, body = parts
+        bare = _BARE_EVENT.match(line)
+        if bare is None:
+            return None
+        parts = bare["event"], None, bare["body"]
+    event, stamp, body = parts
     parser = _BODY_PARSERS.get(event)
     if parser is None:
         return None
-    return parser(body, uptime_s=uptime_s, raw=line)
+    return parser(body, uptime_s=stamp, raw=line)

@@ -12,6 +12,7 @@ The registers are decoded by :mod:`memras.ingest.mca`; non-memory records are co
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from memras.ingest.mca import X86_VENDOR_AMD, X86_VENDOR_INTEL, mce_to_memory_error
 from memras.ingest.parsers._common import ParserStats, walltime_to_datetime
@@ -32,6 +33,8 @@ _FIELD = {
     "APICID": "apicid", "SOCKETID": "socketid", "PPIN": "ppin", "MICROCODE": "microcode",
 }  # fmt: skip
 _VENDOR = re.compile(r"^CPUID Vendor (\w+)")
+# mcelog's Nehalem/Westmere decode of the memory controller's MISC (nehalem.c)
+_NEHALEM_WHERE = re.compile(r"^Memory (channel|DIMM) ID of error: (\d+)")
 
 
 def _records_text(text: str) -> list[list[str]]:
@@ -62,6 +65,19 @@ def _fields(lines: list[str]) -> dict[str, int]:
     return fields
 
 
+def _with_decoded_position(event: MemoryErrorEvent, lines: list[str]) -> MemoryErrorEvent:
+    """The channel and DIMM mcelog decoded from a Nehalem-style MISC, when it did."""
+    found = {m[1]: int(m[2]) for line in lines if (m := _NEHALEM_WHERE.match(line))}
+    if not found:
+        return event
+    location = event.location
+    if "channel" in found:  # over MCACOD's channel field: mcelog read the IMC's own
+        location = replace(location, channel=found["channel"])
+    if "DIMM" in found:
+        location = replace(location, slot=found["DIMM"])
+    return replace(event, location=location)
+
+
 def parse_mcelog(text: str, *, stats: ParserStats | None = None) -> list[MemoryErrorEvent]:
     """Every memory error in an mcelog log; other records are counted in ``stats``."""
     stats = stats if stats is not None else ParserStats()
@@ -82,6 +98,7 @@ def parse_mcelog(text: str, *, stats: ParserStats | None = None) -> list[MemoryE
         if event is None:
             stats.non_memory_mce += 1
             continue
+        event = _with_decoded_position(event, lines)
         stats.records += 1
         out.append(event)
     return out

@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from memras.ingest.mca import mce_to_memory_error
+from memras.ingest.mca import X86_VENDOR_AMD, mce_to_memory_error
 from memras.ingest.parsers._common import to_unsigned64
 from memras.ingest.parsers.locations import location_from_label, location_from_pairs
 from memras.records import (
@@ -169,10 +169,47 @@ _RAS_MC_CTL_ERROR = re.compile(
 
 
 def parse_ras_mc_ctl_error(line: str) -> MemoryErrorEvent | None:
-    """One ``ras-mc-ctl --errors`` memory-error line (as pasted in tickets) → record."""
-    m = _RAS_MC_CTL_ERROR.match(line.rstrip("\r\n"))
+    """One ``ras-mc-ctl --errors`` memory-error line (as pasted in tickets) → record:
+    an mc_event row, or an "MCE events:" row that is a memory error."""
+    line = line.rstrip("\r\n")
+    m = _RAS_MC_CTL_ERROR.match(line)
     if m is None:
-        return None
+        return _ras_mc_ctl_mce(line)
     row = m.groupdict()
     row["driver_detail"] = row["driver_detail"].strip()
-    return replace(from_mc_event_row(row), raw=line.rstrip("\r\n"))
+    return replace(from_mc_event_row(row), raw=line)
+
+
+# ras-mc-ctl's "MCE events:" rows: "$id $time error: $msg, CPU $cpu, bank $bank_name
+# (bank=N), mcg …, mci …, memory_channel=C,csrow=R, mcgcap=0x…, status=0x…, addr=0x…"
+# (registers printed only when non-zero; the time is ".." when rasdaemon had none)
+_RAS_MC_CTL_MCE = re.compile(
+    r"^\d+ (?P<timestamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}|\.\.) error: (?P<rest>.*)$")
+_MCE_TEXT_REGS = re.compile(
+    r"\b(mcgcap|mcgstatus|status|addr|misc|ip|tsc|walltime|cpuid|apicid|socketid|cs|bank|"
+    r"cpuvendor|ipid|synd|ppin|microcode)=0x([0-9a-fA-F]+)")
+_RAS_MC_CTL_CPU = re.compile(r", CPU (\d+),")
+_RAS_MC_CTL_WHERE = re.compile(r"memory_channel=(\d+),csrow=(\d+)")
+_SMCA_UMC_NAME = "bank Unified Memory Controller"  # rasdaemon's SMCA bank name
+
+
+def _ras_mc_ctl_mce(line: str) -> MemoryErrorEvent | None:
+    m = _RAS_MC_CTL_MCE.match(line)
+    if m is None:
+        return None
+    rest = m["rest"]
+    regs: dict[str, int] = {k: int(v, 16) for k, v in _MCE_TEXT_REGS.findall(rest)}
+    if "status" not in regs or "bank" not in regs:
+        return None
+    if cpu := _RAS_MC_CTL_CPU.search(rest):
+        regs["cpu"] = int(cpu[1])
+    umc = _SMCA_UMC_NAME in rest
+    if umc:
+        regs.setdefault("cpuvendor", X86_VENDOR_AMD)  # only AMD's decoder names UMC banks
+    event = mce_to_memory_error(MceRegisters(**regs), source=Source.RASDAEMON,
+                                timestamp=parse_timestamp(m["timestamp"]), raw=line, umc=umc)
+    where = _RAS_MC_CTL_WHERE.search(rest)
+    if event is None or where is None:
+        return event
+    found = DimmLocation(channel=int(where[1]), csrow=int(where[2]))
+    return replace(event, location=replace(event.location, channel=None).merged(found))

@@ -52,10 +52,11 @@ MC_EVENT_BODY = (
 _MC_EVENT = re.compile(MC_EVENT_BODY)
 # The first mc_event (commit 53f2d0289875, 3.5): "1 Corrected error:memory read on …
 # (mc:0 location:0:0:0 page:0x586b6e offset:0xa66 grain:32 syndrome:0x0 area:DMA)" —
-# no space after "error:", the page and offset instead of the address, unpadded
-# syndrome. Tried only when the current form does not match (off the hot path).
+# no space after "error:", "memory stick" before the label, the page and offset
+# instead of the address, unpadded syndrome. Tried only when the current form does not
+# match (off the hot path).
 _MC_EVENT_OLD = re.compile(
-    r"(?:(?P<count>\d+) )?(?P<type>\w+) errors?: ?(?P<msg>.*?) ?on (?P<label>.*?)"
+    r"(?:(?P<count>\d+) )?(?P<type>\w+) errors?: ?(?P<msg>.*?) ?on (?:memory stick )?(?P<label>.*?)"
     r" \(mc:(?P<mc>\d+) location:(?P<top>-?\d+):(?P<mid>-?\d+):(?P<low>-?\d+)"
     r" (?:address:0x(?P<addr>[0-9a-fA-F]+)|page:0x(?P<page>[0-9a-fA-F]+)"
     r" offset:0x(?P<off>[0-9a-fA-F]+)) grain:(?P<grain>\d+)"

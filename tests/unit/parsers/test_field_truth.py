@@ -284,7 +284,7 @@ def test_old_mc_event_form() -> None:
     assert decoded(event) == dict(
         kind="MemoryErrorEvent", error_type="Corrected", count=1, address=0x586B6EA66,
         page_shift=12, grain_bits=5, syndrome=0, message="memory read", driver_detail="area:DMA",
-        mc=0, label="memory stick DIMM_1A", top_layer=0, middle_layer=0, lower_layer=0,
+        mc=0, label="DIMM_1A", top_layer=0, middle_layer=0, lower_layer=0,
         raw_lines=1)
 
 
