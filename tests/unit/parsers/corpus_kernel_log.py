@@ -12,64 +12,6 @@ from memras.records import ErrorType
 
 KLOG_CORPUS = [
     (
-        "sb_edac-dmesg-T-edac-utils-10",
-        """\
-[Mon Jan 27 19:27:15 2020] mce: [Hardware Error]: Machine check events logged
-[Mon Jan 27 19:27:15 2020] EDAC sbridge MC0: HANDLING MCE MEMORY ERROR
-[Mon Jan 27 19:27:15 2020] EDAC sbridge MC0: CPU 0: Machine Check Event: 0 Bank 5: 8c00004000010092
-[Mon Jan 27 19:27:15 2020] EDAC MC0: 1 CE memory read error on CPU_SrcID#0_Ha#0_Chan#2_DIMM#0 (channel:2 slot:0 page:0x849923 offset:0x380 grain:32 syndrome:0x0 -  area:DRAM err_code:0001:0092 socket:0 ha:0 channel_mask:4 rank:0)""",
-        [
-            dict(
-                error_type=ErrorType.CORRECTED,
-                count=1,
-                address=0x849923380,
-                page_shift=12,
-                grain_bits=5,
-                syndrome=0,
-                message="memory read error",
-                driver="sb_edac",
-                driver_detail="area:DRAM err_code:0001:0092 socket:0 ha:0 channel_mask:4 rank:0",
-                mce=dict(status=0x8C00004000010092, bank=5),
-                raw_lines=3,
-                loc=dict(
-                    mc=0,
-                    socket=0,
-                    channel=2,
-                    slot=0,
-                    rank=0,
-                    label="CPU_SrcID#0_Ha#0_Chan#2_DIMM#0",
-                ),
-            )
-        ],
-    ),
-    (
-        "skx-adxl-2023-public-log-parser",
-        """\
-[Sat Nov 25 23:16:49 2023] EDAC skx MC1: HANDLING MCE MEMORY ERROR
-[Sat Nov 25 23:16:49 2023] EDAC skx MC1: CPU 0: Machine Check Event: 0x0 Bank 15: 0x8c00004200800090
-[Sat Nov 25 23:16:49 2023] EDAC MC1: 1 CE memory read error on CPU_SrcID#0_MC#1_Chan#0_DIMM#1 (channel:0 slot:1 page:0x91b2f5 offset:0x5c0 grain:32 syndrome:0x0 -  err_code:0x0080:0x0090  SystemAddress:0x91b2f55c0 ProcessorSocketId:0x0 MemoryControllerId:0x1 ChannelAddress:0x11365eac0 ChannelId:0x0 RankAddress:0x226cbd40 PhysicalRankId:0x0 DimmSlotId:0x1 DimmRankId:0x0 Row:0x27b2 Column:0xa0 Bank:0x0 BankGroup:0x5 ChipSelect:0x5)""",
-        [
-            dict(
-                error_type=ErrorType.CORRECTED,
-                address=0x91B2F55C0,
-                driver="skx_edac",
-                mce=dict(status=0x8C00004200800090, bank=15),
-                raw_lines=3,
-                loc=dict(
-                    mc=1,
-                    socket=0,
-                    channel=0,
-                    slot=1,
-                    rank=0,
-                    row=0x27B2,
-                    column=0xA0,
-                    bank=0,
-                    bank_group=5,
-                ),
-            )
-        ],
-    ),
-    (
         "skx-old-detail-mcelog-74",
         "[  100.1] EDAC MC0: 1 CE memory read error on CPU_SrcID#0_MC#0_Chan#0_DIMM#0 (channel:0"
         " slot:0 page:0x12345 offset:0x0 grain:32 syndrome:0x0 -  err_code:0000:009f socket:0"
@@ -117,30 +59,6 @@ EDAC MC0: 1 CE on mc#0csrow#1channel#0 (csrow:1 channel:0 page:0xcaed59 offset:0
                 mce=dict(status=0xDC2040000000011B, bank=17, ipid=0x9600050F00, cpuvendor=2),
                 raw_lines=7,
                 loc=dict(mc=0, csrow=1, channel=0),
-            )
-        ],
-    ),
-    (
-        "ghes-node_exporter-3511",
-        """\
-{35}[Hardware Error]: Hardware error from APEI Generic Hardware Error Source: 4
-{35}[Hardware Error]: It has been corrected by h/w and requires no further action
-{35}[Hardware Error]: event severity: corrected
-{35}[Hardware Error]:  Error 0, type: corrected
-{35}[Hardware Error]:  fru_text: D2
-{35}[Hardware Error]:   section_type: memory error
-{35}[Hardware Error]:    error_status: Storage error in DRAM memory (0x0000000000000400)
-{35}[Hardware Error]:   physical_address: 0x0000006a47d1f540
-{35}[Hardware Error]:   node:6 card:1 module:0 rank:1 bank:2 device:11 row:40948 column:560
-{35}[Hardware Error]:   error_type: 2, single-bit ECC""",
-        [
-            dict(
-                error_type=ErrorType.CORRECTED,
-                address=0x6A47D1F540,
-                driver="ghes",
-                message="single-bit ECC",
-                raw_lines=10,
-                loc=dict(socket=6, rank=1, bank=2, device=11, row=40948, column=560, label="D2"),
             )
         ],
     ),

@@ -9,37 +9,6 @@ from memras.records import ErrorType
 
 TRACE_CORPUS = [
     (
-        "mc_event-amd64-linux-edac-2023",
-        "     kworker/4:1-3950    [004] ..... 84373.064068: mc_event: 1 Corrected error: on"
-        " mc#0csrow#0channel#9 (mc:0 location:0:9:-1 address:0x9ffff000 grain:64"
-        " syndrome:0x00000001 Cs: 0x0 Bank Grp: 0x0 Bank Addr: 0x1f Row: 0x27f Column: 0x7e0"
-        " RankMul: 0x0 SubChannel: 0x0)",
-        dict(
-            error_type=ErrorType.CORRECTED,
-            count=1,
-            uptime_s=84373.064068,
-            address=0x9FFFF000,
-            grain_bits=6,
-            syndrome=1,
-            message="",
-            driver_detail="Cs: 0x0 Bank Grp: 0x0 Bank Addr: 0x1f Row: 0x27f Column: 0x7e0"
-            " RankMul: 0x0 SubChannel: 0x0",
-            loc=dict(
-                mc=0,
-                csrow=0,
-                channel=9,
-                top_layer=0,
-                middle_layer=9,
-                lower_layer=None,
-                bank_group=0,
-                bank=0x1F,
-                row=0x27F,
-                column=0x7E0,
-                label="mc#0csrow#0channel#9",
-            ),
-        ),
-    ),
-    (
         "mc_event-skx-double-space-reference-s3",  # detail per kernel-error-sources.md §3/§4
         "<...>-1234 [001] ..... 99.000001: mc_event: 1 Corrected error: memory read error on"
         " CPU_SrcID#0_MC#1_Chan#0_DIMM#1 (mc:1 location:0:1:-1 address:0x91b2f55c0 grain:32"
@@ -84,31 +53,6 @@ TRACE_CORPUS = [
         ),
     ),
     (
-        "mce_record-intel-linux-edac-2023",
-        "           <...>-235     [000] .....   596.892583: mce_record: CPU: 0, MCGc/s:"
-        " f000c15/0, MC13: 8c00004200800090, IPID: 0000000000000000, ADDR/MISC/SYND:"
-        " 0000000123450000/08000a80c2982086/0000000000000000, RIP: 00:<0000000000000000>,"
-        " TSC: 14120b051a1, PROCESSOR: 0:c06f1, TIME: 1689802780, SOCKET: 0, APIC: 0",
-        dict(
-            error_type=ErrorType.CORRECTED,
-            count=1,
-            address=0x123450000,
-            grain_bits=6,
-            message="memory read error",
-            driver="mce",
-            mce=dict(
-                bank=13,
-                status=0x8C00004200800090,
-                mcgcap=0xF000C15,
-                cpuid=0xC06F1,
-                walltime=1689802780,
-                tsc=0x14120B051A1,
-                misc=0x08000A80C2982086,
-            ),
-            loc=dict(socket=0, channel=0),
-        ),
-    ),
-    (
         "mce_record-lab-guest-debian-6.1",
         "kworker/1:0-22 [001] ..... 4.868755: mce_record: CPU: 0, MCGc/s: 0/0, MC7:"
         " 9c0000000000009f, IPID: 0000000000000000, ADDR/MISC/SYND:"
@@ -146,14 +90,6 @@ TRACE_CORPUS = [
                 socketid=1,
             ),
             loc=dict(socket=1, channel=0),
-        ),
-    ),
-    (
-        "memory_failure_event-xie-xiuqi-commit",
-        "       mce-inject-13150 [001] ....   277.019359: memory_failure_event: pfn 0x19869:"
-        " recovery action for free buddy page: Delayed",
-        dict(
-            pfn=0x19869, page_type="free buddy page", action_result="Delayed", uptime_s=277.019359
         ),
     ),
     (
