@@ -22,7 +22,7 @@ The label is the SMBIOS ``DIMM location:`` when present, else ``fru_text``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from memras.ingest.parsers._common import hex_int
 from memras.ingest.parsers.locations import location_from_pairs
@@ -95,11 +95,20 @@ class GhesBlock:
         self, *, uptime_s: float | None, kmsg_seq: int | None, timestamp=None
     ) -> list[MemoryErrorEvent]:
         raw = "\n".join(self.lines)
-        return [
-            _section_record(s, self.event_severity, uptime_s, kmsg_seq, timestamp, raw)
-            for s in self.sections
-            if s.is_memory
-        ]
+        out: dict[object, MemoryErrorEvent] = {}
+        for section in self.sections:
+            if not section.is_memory:
+                continue
+            record = _section_record(section, self.event_severity, uptime_s, kmsg_seq,
+                                     timestamp, raw)
+            # Sections naming one address are one fault described twice (an Intel
+            # CPER block: the scrub section, then the multi-bit one): the first, with
+            # what the others add to its location.
+            key: object = (record.address, record.error_type) if record.address else id(section)
+            first = out.get(key)
+            out[key] = record if first is None else replace(
+                first, location=first.location.merged(record.location))
+        return list(out.values())
 
 
 def _label(section: _Section) -> str | None:

@@ -106,8 +106,10 @@ USER_ACCESS_DAX = """
 [ 3784.049190] Memory failure: 0x200c9742: recovery action for dax page: Recovered
 """
 
-# Tony Luck, 'Re: Machine check recovery broken in v6.9-rc1' (lore.kernel.org/all/ZhCQPwgMWo9w3LlO@agluck-desk3/):
-# the CPER block and the user-access line are one fault; its page action follows
+# Tony Luck, 'Re: Machine check recovery broken in v6.9-rc1' (lore.kernel.org/all/ZhCQPwgMWo9w3LlO@agluck-desk3/),
+# the lines from the first MCE notice to the first "already poisoned": the CPER block's
+# two sections name one address, the user-access line is that poison consumed (one
+# fault); its page action follows
 USER_ACCESS_GHES = """
 [  183.645243] mce: [Hardware Error]: Machine check events logged
 [  183.645940] {1}[Hardware Error]: Hardware error from APEI Generic Hardware Error Source: 0
@@ -120,6 +122,12 @@ USER_ACCESS_GHES = """
 [  183.645958] {1}[Hardware Error]:   node:1 card:0 module:0 rank:0 bank:2 device:0 row:1136 column:584
 [  183.645959] {1}[Hardware Error]:   error_type: 14, scrub uncorrected error
 [  183.645961] {1}[Hardware Error]:   DIMM location: NODE 4 CPU1_DIMM_A1
+[  183.645962] {1}[Hardware Error]:  Error 1, type: recoverable
+[  183.645963] {1}[Hardware Error]:   section_type: memory error
+[  183.645964] {1}[Hardware Error]:    error_status: Storage error in DRAM memory (0x0000000000000400)
+[  183.645965] {1}[Hardware Error]:   physical_address: 0x00000008a398a400
+[  183.645965] {1}[Hardware Error]:   node:1
+[  183.645966] {1}[Hardware Error]:   error_type: 3, multi-bit ECC
 [  183.650625] mce: Uncorrected hardware memory error in user-access at 8a398a400
 [  183.763844] Memory failure: 0x8a398a: recovery action for dirty LRU page: Recovered
 [  183.778756] Memory failure: 0x8a398a: already hardware poisoned
@@ -141,7 +149,7 @@ USER_ACCESS = [
              address=0x8A398A400, message="scrub uncorrected error", driver="ghes",
              driver_detail="node:1 card:0 module:0 rank:0 bank:2 device:0 row:1136 column:584",
              socket=1, rank=0, bank=2, device=0, row=1136, column=584,
-             label="NODE 4 CPU1_DIMM_A1", raw_lines=12),  # block, user-access, "already poisoned"
+             label="NODE 4 CPU1_DIMM_A1", raw_lines=18),  # block, user-access, "already poisoned"
     ]),
 ]
 
