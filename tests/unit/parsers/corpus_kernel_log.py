@@ -25,21 +25,6 @@ KLOG_CORPUS = [
         ],
     ),
     (
-        "sb_edac-overflow-machine-shop-66",
-        "EDAC MC1: 262 CE memory read error on CPU_SrcID#0_Ha#0_Chan#1_DIMM#0 (channel:1 slot:0"
-        " page:0x3c5d8b offset:0x740 grain:32 syndrome:0x0 -  OVERFLOW area:DRAM"
-        " err_code:0101:0091 socket:0 ha:0 channel_mask:2 rank:1)",
-        [
-            dict(
-                count=262,
-                address=0x3C5D8B740,
-                driver_detail="OVERFLOW area:DRAM"
-                " err_code:0101:0091 socket:0 ha:0 channel_mask:2 rank:1",
-                loc=dict(mc=1, socket=0, channel=1, slot=0, rank=1),
-            )
-        ],
-    ),
-    (
         "amd64-mce_amd-lkml-forster-2021",
         """\
 [Hardware Error]: Corrected error, no action required.
@@ -188,20 +173,6 @@ mce: [Hardware Error]: PROCESSOR 0:106a5 TIME 1700000000 SOCKET 0 APIC 0 microco
                 syndrome=0x6EC3,
                 driver="amd76x_edac",
                 loc=dict(mc=0, csrow=0, channel=1, label="DIMM_B1"),
-            )
-        ],
-    ),
-    (
-        "pre-3.5-amd64-sre-handbook",
-        "EDAC MC1: CE page 0xf075b2, offset 0x410, grain 0, syndrome 0xa082, row 6, channel 0,"
-        ' label "": amd64_edac',
-        [
-            dict(
-                address=0xF075B2410,
-                grain_bits=None,
-                syndrome=0xA082,
-                driver="amd64_edac",
-                loc=dict(mc=1, csrow=6, channel=0, label=None),
             )
         ],
     ),
