@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.corpus.check import check_parsers, time_rule
-from tests.corpus.loader import CorpusLog, load_all
+from tests.corpus.loader import FAMILIES, CorpusLog, load_all
 
 LOGS = load_all()
 
@@ -37,10 +37,16 @@ def test_log_gives_exactly_its_records(log: CorpusLog) -> None:
     assert outcome.ok, f"{log.id} ({log.url}):\n  " + "\n  ".join(outcome.problems())
 
 
-def test_corpus_is_cited() -> None:
+def test_corpus_is_large_cited_and_covers_every_family() -> None:
+    assert len(LOGS) >= 45
     assert len({log.id for log in LOGS}) == len(LOGS)
     for log in LOGS:
         assert "search index" not in log.source and "index id" not in log.source, log.id
+    covered = {family for log in LOGS for family in log.families}
+    assert covered == set(FAMILIES)
+    records = sum(len(log.expected) for log in LOGS)
+    decoys = sum(len(log.decoys) for log in LOGS)
+    assert records >= 40 and decoys >= 40
 
 
 def test_every_printed_time_is_understood() -> None:
