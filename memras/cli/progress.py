@@ -7,8 +7,9 @@ goes, never by the command:
 - stderr is a terminal, no ``--json``: a Rich bar on stderr with a spinner and the
   latest message (the bar pulses while the total is unknown), erased when it ends;
 - stderr is not a terminal (a pipe, a log file, cron): one plain line on stderr per
-  message or block (``capacity: [3/8] 384M offline: memory35``); bare counts (bytes
-  read so far) print nothing there, as a log of numbers helps no reader;
+  message (``lab: booting the guest``) or block (``[3/8] 384M capacity offline:
+  memory35``); bare counts (bytes read so far) print nothing there, as a log of
+  numbers helps no reader;
 - ``--json``: nothing; stdout holds the JSON and stderr stays for errors.
 
 Progress never goes to stdout, so ``memras … > file`` captures only the result.
@@ -32,6 +33,7 @@ from memras.text import format_bytes
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
     from memras.workflow.offline import Progress as BlockProgress
 
@@ -54,14 +56,13 @@ class ProgressDisplay:
     """
 
     def __init__(self, ctx: Context, name: str, *, total: int | None = None,
-                 in_bytes: bool = False, cancel: threading.Event | None = None,
-                 mode: Mode | None = None) -> None:
+                 in_bytes: bool = False, cancel: threading.Event | None = None) -> None:
         self.ctx, self.name, self.total, self.in_bytes = ctx, name, total, in_bytes
         self.cancel = cancel
-        self.mode: Mode = mode or display_mode(ctx)
+        self.mode: Mode = display_mode(ctx)
         self._bar: RichProgress | None = None
-        self._task: Any = None
-        self._previous_handler: Any = None
+        self._task: TaskID | None = None
+        self._previous_handler: Any = None  # what signal.signal returned: handler or int
 
     # --- what operations call ------------------------------------------------------------
     def message(self, text: str) -> None:
@@ -83,7 +84,8 @@ class ProgressDisplay:
                        done=p.done_bytes, total=p.total_bytes)
         elif self.mode == "plain":
             eta = f", ~{p.eta_s:.0f}s left" if p.eta_s is not None else ""
-            self._line(f"{self.name}: [{p.done_blocks}/{p.total_blocks}] "
+            # No name prefix: the step names the work ("capacity offline", "offline").
+            self._line(f"[{p.done_blocks}/{p.total_blocks}] "
                        f"{format_bytes(p.done_bytes)} {p.step}: {p.message}{eta}")
 
     def say(self, text: str) -> None:
@@ -127,7 +129,7 @@ class ProgressDisplay:
 
     def _live(self, text: str | None, *, done: int | None = None,
               total: int | None = None) -> None:
-        if self._bar is None:
+        if self._bar is None or self._task is None:
             self._bar, self._task = self._start(text or self.name, total)
         fields: dict[str, Any] = {}
         if total is not None:
@@ -138,7 +140,7 @@ class ProgressDisplay:
             fields["completed"] = done
         self._bar.update(self._task, **fields)
 
-    def _start(self, text: str, total: int | None) -> tuple[RichProgress, Any]:
+    def _start(self, text: str, total: int | None) -> tuple[RichProgress, TaskID]:
         # Rich is imported only when a terminal will show it: a pipe or --json run
         # does not pay for it.
         from rich.console import Console

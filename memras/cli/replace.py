@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         else:
             _confirm(args, ctx, host)
             rep = Replacement.start(host, store, args.dimm, _options(args), **kw)
-        with ui.shown:  # Ctrl-C: stop after the current block, then roll back
+        with ui.shown:  # Ctrl-C: stop after the current block; --on-failure says what then
             outcome = rep.run(on_step=ui.step)
         return ui.finish(rep, outcome)
     finally:

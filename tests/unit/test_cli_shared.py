@@ -41,7 +41,7 @@ STEP = Progress("offline", 1, 4, 128 << 20, 512 << 20, 3.4, "memory33")
 
 # (mode chosen from the context, what each kind of report writes on stderr)
 MODES = [
-    ("plain", dict(), ["import: reading", "import: [1/4] 128M offline: memory33, ~3s left",
+    ("plain", dict(), ["import: reading", "[1/4] 128M offline: memory33, ~3s left",
                        "kept line"]),
     ("off", dict(json_out=True), []),
 ]
