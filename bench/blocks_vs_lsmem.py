@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from memras import lsmem
+from memras.topology import lsmem
 from memras.host import Host
 from memras.sim import create
 
@@ -65,7 +65,7 @@ def main() -> int:
         "| run | median (ms) | ratio to lsmem |",
         "|---|---:|---:|",
         f"| `lsmem --sysroot T -o {COLS}` (anchor) | {med['lsmem'] * 1000:.1f} | 1.00 |",
-        f"| `memras.lsmem.render(read_view(...))` in-process | "
+        f"| `memras.topology.lsmem.render(read_view(...))` in-process | "
         f"{med['in-process'] * 1000:.1f} | {med['in-process'] / med['lsmem']:.2f} |",
         f"| `memras blocks --root T` (subprocess, with interpreter start) | "
         f"{med['cli'] * 1000:.1f} | {med['cli'] / med['lsmem']:.2f} |",

@@ -28,7 +28,7 @@ from memras.store.store import _stored_error
 
 if TYPE_CHECKING:
     from memras.host import Host
-    from memras.inventory import DimmInfo
+    from memras.topology.inventory import DimmInfo
     from memras.store import Store
     from memras.store.results import StoredError
 
@@ -237,7 +237,7 @@ class DimmDetail:
     events_read: int
     # After a replacement the evidence above is the new module's only; what its
     # predecessors left in the slot is counted here, not mixed into its evidence.
-    module: Any = None  # memras.health.modules.ModuleRecord in the slot now, if registered
+    module: Any = None  # memras.health.module_registry.ModuleRecord in the slot now, if registered
     since: datetime | None = None  # when the previous module left the slot (aware UTC)
     earlier_events: int = 0  # of the events read, those of removed modules
     earlier_pages: list[dict[str, Any]] = field(default_factory=list)
@@ -311,7 +311,7 @@ def _rows_as_dicts(store: Store, model: Any, *where: Any, order: Any) -> list[di
 def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
     """Everything the DIMM detail screen shows, read once. The evidence (timeline,
     cells, addresses, pages) is the current module's: a replaced module's errors are
-    not the new one's (memras.health.modules)."""
+    not the new one's (memras.health.module_registry)."""
     events = dimm_events(store, dimm) if store is not None else []
     pages: list[dict[str, Any]]
     verdict, history, pages, replacements = None, [], [], []
@@ -321,7 +321,7 @@ def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
     if store is not None:
         from memras.health.api import verdict_history
         from memras.health.models import PageStateRow
-        from memras.health.modules import module_history
+        from memras.health.module_registry import module_history
         from memras.workflow.models import ReplacementRow
 
         history = verdict_history(store, dimm.id)
@@ -405,19 +405,19 @@ class Dashboard:
     summary: HostSummary
     recent: RecentErrors | None
     dimms: list[DimmRow]
-    alerts: list[Any]  # open memras.alerts.model.Alert, oldest first
+    alerts: list[Any]  # open memras.alerts.alert.Alert, oldest first
 
 
 def dashboard(host: Host, store: Store | None, now: datetime) -> Dashboard:
     """Host totals, the DIMM table and the open alerts: every read bounded or indexed."""
-    from memras.inventory import dimm_inventory
+    from memras.topology.inventory import dimm_inventory
 
     summary = host_summary(host)
     inventory = dimm_inventory(host) if summary.block_count else []
     alerts: list[Any] = []
     recent = None
     if store is not None:
-        from memras.alerts.model import AlertState
+        from memras.alerts.alert import AlertState
         from memras.alerts.service import SqlAlertStore
 
         alerts = SqlAlertStore(store).list(AlertState.OPEN)

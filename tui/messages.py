@@ -27,7 +27,7 @@ class DashboardLoaded(Message):
     summary: Any  # memras.views.HostSummary
     recent: Any  # memras.views.RecentErrors | None
     dimms: list[Any]  # memras.views.DimmRow
-    alerts: list[Any]  # memras.alerts.model.Alert (open)
+    alerts: list[Any]  # memras.alerts.alert.Alert (open)
     store_note: str = ""  # why the database part is empty, if it is
 
 
@@ -54,7 +54,7 @@ class DetailLoaded(Message):
 @dataclass
 class MapLoaded(Message):
     cells: list[Any]  # memras.views.BlockCell
-    dimms: list[Any]  # memras.inventory.DimmInfo
+    dimms: list[Any]  # memras.topology.inventory.DimmInfo
 
 
 @dataclass
@@ -67,7 +67,7 @@ class AlertChanged(Message):
     """An alert was acked or resolved through the alert service (hooks told)."""
 
     action: str  # "ack" | "resolve"
-    alert: Any  # memras.alerts.model.Alert, after the change
+    alert: Any  # memras.alerts.alert.Alert, after the change
     warnings: str = ""  # hooks that did not load, as the CLI prints them on stderr
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from memras.alerts.model import Alert, AlertState
+from memras.alerts.alert import Alert, AlertState
 
 
 def alert_title(alert: Alert) -> str:

@@ -32,7 +32,7 @@ from typing import Protocol
 
 from memras.alerts.config import AlertsConfig, HookConfig, RateLimit
 from memras.alerts.hooks import AlertHook, DimmMetrics, MetricsSnapshot
-from memras.alerts.model import Alert, AlertKind, AlertState, utcnow
+from memras.alerts.alert import Alert, AlertKind, AlertState, utcnow
 from memras.errors import HookError
 
 OK = "ok"

@@ -19,7 +19,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar, TextIO
 
 from memras.alerts.config import AlertsConfig, HookConfig
-from memras.alerts.model import Alert
+from memras.alerts.alert import Alert
 from memras.errors import HookError
 from memras.text import escape
 

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from memras.alerts.config import AlertsConfig
 from memras.alerts.dispatcher import Delivery, Dispatcher, HookResult, SubmitResult
 from memras.alerts.hooks import load_hooks
-from memras.alerts.model import Alert, AlertKind, AlertState, Severity
+from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.alerts.models import AlertRow, DeliveryRow
 from memras.errors import UsageError
 

@@ -303,7 +303,7 @@ class CapacityPolicy:
         return action
 
     def _perform(self, host: Any, action: Action, sample: Sample) -> None:
-        from memras.alerts.model import Severity
+        from memras.alerts.alert import Severity
         from memras.capacity import chmem
 
         # move is ONLINE or OFFLINE here (tick() skips NONE): exactly chmem's two actions

@@ -4,7 +4,7 @@ Every change memras makes to how much memory a machine or guest has appends a ro
 to the hash-chained audit trail (:class:`memras.audit.service.AuditTrail`) with
 action names ``capacity.*``, ``vm.*`` and ``partition.*``; the ones an operator
 should hear about (the policy moving standby memory, failures, partial results)
-are also raised as workflow alerts (:meth:`memras.alerts.model.Alert.from_workflow`).
+are also raised as workflow alerts (:meth:`memras.alerts.alert.Alert.from_workflow`).
 A :class:`Recorder` without a store records nothing: the dry-run and unit paths.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from memras.alerts.model import Alert, Severity
+from memras.alerts.alert import Alert, Severity
 
 
 @dataclass

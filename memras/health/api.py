@@ -7,7 +7,7 @@
         action): what the rules say, with full evidence as of that moment; a slot
         whose module was replaced is judged from the replacement on
     register_modules / record_replacement / current_modules / module_history
-        the module registry (memras.health.modules): a replaced module is a new DIMM
+        the module registry (memras.health.module_registry): a replaced module is a new DIMM
     HealthEngine(config, store, host=None).process(events) -> [HealthChange]
     event_from_stored(StoredError) -> MemoryErrorEvent
     record_from_stored(StoredError) -> Record   (memory_failure rows: MemoryFailureEvent)
@@ -142,7 +142,7 @@ def replay_verdicts(store: Any, config: Config | None = None, at: datetime | Non
 
     memory_types = [t.value for t in ErrorType if t != ErrorType.INFO] + [MEMORY_FAILURE_TYPE]
     events = [record_from_stored(s) for s in store.errors(until=at, type=memory_types)]
-    from memras.health.modules import module_boundaries
+    from memras.health.module_registry import module_boundaries
 
     engine = HealthEngine(config, None, host, resolver=resolver,
                           page_book=_ReplayPageBook(store), record=False,

@@ -295,7 +295,7 @@ class HealthEngine:
         self.boundaries: dict[str, list[float]] = {}
         if self.record:
             from memras.health.api import current_verdicts
-            from memras.health.modules import register_modules
+            from memras.health.module_registry import register_modules
 
             if inventory:
                 register_modules(store, inventory)
@@ -382,7 +382,7 @@ class HealthEngine:
     # ---- module boundaries -----------------------------------------------------------
     def _set_boundaries(self, given: dict[str, list[datetime]] | None) -> None:
         if given is None and self.store is not None:
-            from memras.health.modules import module_boundaries
+            from memras.health.module_registry import module_boundaries
 
             given = module_boundaries(self.store)
         self.boundaries = {k: sorted(t.timestamp() for t in v) for k, v in (given or {}).items()}
@@ -713,7 +713,7 @@ def _inventory_of(host: Any) -> list[Any] | None:
     from memras.errors import MemrasError
 
     try:
-        from memras.inventory import dimm_inventory
+        from memras.topology.inventory import dimm_inventory
 
         return dimm_inventory(host)
     except (ImportError, MemrasError, OSError):

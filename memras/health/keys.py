@@ -118,13 +118,13 @@ def owned_by(scope: Scope, key: str, dimm_id: str, pages: set[str]) -> bool:
 
 
 def inventory_resolver(host: Any, dimms: list[Any] | None = None) -> DimmResolver:
-    """A resolver backed by :mod:`memras.inventory` (label, EDAC layers, address).
+    """A resolver backed by :mod:`memras.topology.inventory` (label, EDAC layers, address).
 
     The inventory (unless given) and memory map are read once. An event is matched by its EDAC
     ``mc:top:mid:low`` first, then by any name the inventory knows (label, locator),
-    then by its address when :func:`memras.locate.locate` maps it to one DIMM.
+    then by its address when :func:`memras.topology.locate.locate` maps it to one DIMM.
     """
-    from memras import inventory, locate
+    from memras.topology import inventory, locate
 
     if dimms is None:
         dimms = inventory.dimm_inventory(host)

@@ -161,7 +161,7 @@ class StorePageBook:
     """A PageBook in the memras database (``memras_page_state``).
 
     A row belongs to the module that held the page's slot when it was written (the
-    registry's :func:`memras.health.modules.module_at`): a replacement module sits at
+    registry's :func:`memras.health.module_registry.module_at`): a replacement module sits at
     the old one's physical addresses, so :meth:`get` answers only with a state of a
     module still in its slot, and :meth:`put` never overwrites a removed module's row
     (kept for audit; :meth:`all` lists every module's).
@@ -207,7 +207,7 @@ class StorePageBook:
 
 def _module_id(s: Any, dimm_id: str | None, time: datetime) -> int:
     """The registry id of the module in ``dimm_id``'s slot at ``time`` (0: unknown)."""
-    from memras.health.modules import history_in, module_at
+    from memras.health.module_registry import history_in, module_at
 
     if dimm_id is None:
         return 0
@@ -218,7 +218,7 @@ def _module_id(s: Any, dimm_id: str | None, time: datetime) -> int:
 def _of_removed_module(s: Any, row: Any) -> bool:
     """Whether ``row`` is a page state of a module no longer in its slot."""
     from memras.health.models import DimmModuleRow
-    from memras.health.modules import history_in, of_removed_module
+    from memras.health.module_registry import history_in, of_removed_module
 
     if row.module_id:
         module = s.get(DimmModuleRow, row.module_id)

@@ -58,7 +58,7 @@ def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, 
     """The new module's SMBIOS identity when the platform shows it."""
     try:
         from memras.host import Host
-        from memras.inventory import resolve_dimm
+        from memras.topology.inventory import resolve_dimm
 
         # Host keeps the SMBIOS it read first (the tables are built at boot); a fresh
         # reader sees a platform that refreshed the slot's entry after the swap.
@@ -81,7 +81,7 @@ def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, 
 def module_serial(ident: dict[str, Any], old_serial: str,
                   backend_serial: str) -> tuple[str, str]:
     """(serial, source) of the new module: "smbios", "backend" or "none" (no serial)."""
-    from memras.health.modules import real_serial
+    from memras.health.module_registry import real_serial
 
     smbios = real_serial(ident.get("serial"))
     if smbios and smbios != real_serial(old_serial):

@@ -29,7 +29,7 @@ from typing import Any
 
 from memras.alerts.config import parse_duration
 from memras.alerts.hooks import AlertHook
-from memras.alerts.model import Alert
+from memras.alerts.alert import Alert
 from memras.errors import HookError
 from memras.text import escape
 

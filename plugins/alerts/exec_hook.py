@@ -36,7 +36,7 @@ from typing import Any
 
 from memras.alerts.config import parse_duration
 from memras.alerts.hooks import AlertHook
-from memras.alerts.model import Alert
+from memras.alerts.alert import Alert
 from memras.errors import HookError
 
 DEFAULT_TIMEOUT_S = 30.0

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from memras.alerts.hooks import AlertHook, MetricsSnapshot
-from memras.alerts.model import Alert
+from memras.alerts.alert import Alert
 from memras.errors import HookError
 
 METRICS = (

@@ -29,7 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from memras.alerts.hooks import AlertHook
-from memras.alerts.model import Alert, Severity
+from memras.alerts.alert import Alert, Severity
 from memras.errors import HookError
 from memras.text import escape
 

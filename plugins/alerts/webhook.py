@@ -29,7 +29,7 @@ from typing import Any
 
 from memras.alerts.config import parse_duration
 from memras.alerts.hooks import AlertHook
-from memras.alerts.model import PAYLOAD_SCHEMA, Alert
+from memras.alerts.alert import PAYLOAD_SCHEMA, Alert
 from memras.errors import HookError
 
 SIGNATURE_HEADER = "X-Memras-Signature"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from memras.tui.screens.alerts import AlertsScreen
 
-from memras.alerts.model import AlertState
+from memras.alerts.alert import AlertState
 from memras.alerts.service import SqlAlertStore
 from memras.cli import main
 from memras.store import Store

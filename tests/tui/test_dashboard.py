@@ -67,19 +67,6 @@ async def test_r_pushes_the_wizard_for_the_selected_dimm(make_app) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, DashboardScreen))
 
 
-async def test_r_without_the_wizard_module_explains(make_app, monkeypatch) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "memras.tui.screens.wizard", None)  # import fails
-    app = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: dashboard_ready(app))
-        await pilot.press("down")
-        await pilot.press("r")
-        assert any("memras replace mc0/dimm2" in str(n.message) for n in app._notifications)
-        assert isinstance(app.screen, DashboardScreen)
-
-
 async def test_enter_opens_detail_and_escape_returns(make_app) -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

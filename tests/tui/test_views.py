@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from memras import views
 from memras.host import Host
-from memras.inventory import dimm_inventory
+from memras.topology.inventory import dimm_inventory
 from memras.store import Store
 from tests.tui.world import BROKEN, FAILING, PINNED_NOW
 
@@ -45,7 +45,7 @@ def test_dimm_detail_after_a_replacement_shows_the_new_modules_evidence_only(wor
 
     from memras.health.keys import naive_utc
     from memras.health.models import PageStateRow
-    from memras.health.modules import (
+    from memras.health.module_registry import (
         ModuleIdentity,
         current_modules,
         record_replacement,

@@ -17,7 +17,7 @@ import pytest
 
 from memras.cli import main
 from memras.host import Host
-from memras.lsmem import human_size
+from memras.topology.lsmem import human_size
 from memras.sim import PROFILES, create
 from memras.sim.actions import set_busy
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from memras.demo import FAILING_DIMM, run_scripted, story_schedule
+from memras.sim.demo import FAILING_DIMM, run_scripted, story_schedule
 
 
 def test_story_is_seeded_and_ends_in_an_uncorrected_error_on_the_failing_dimm() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from memras.errors import KernelInterfaceError, UsageError
 from memras.host import Host
-from memras.inventory import resolve_dimm
-from memras.locate import blocks_for_dimm, locate
+from memras.topology.inventory import resolve_dimm
+from memras.topology.locate import blocks_for_dimm, locate
 from memras.sim import profiles
 from memras.sim.smbios_build import Type17, Type19, Type20, build_smbios
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-from memras import watch
+from memras.watcher import watch
 from memras.ingest.sources import SourceBatch
 from memras.store.results import AddResult
 

@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from memras.alerts.model import AlertState
+from memras.alerts.alert import AlertState
 
 FILTERS = ("open", "acked", "resolved", "all")
 

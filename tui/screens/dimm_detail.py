@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from memras import views
-from memras.inventory import resolve_dimm
+from memras.topology.inventory import resolve_dimm
 
 HEAT_CHARS = " ░▒▓█"
 
@@ -134,7 +134,7 @@ def _verdict(d: views.DimmDetail) -> Table:
     t.add_row("now", verdict_text(str(v.state) if v is not None else None))
     if v is None:
         return t
-    t.add_row("since", when_text(v.at))
+    t.add_row("since", when_text(v.since))
     for rule, reason in zip(v.rules, v.reasons, strict=False):
         t.add_row(Text(rule, style="bold"), safe(reason))
     for key, value in sorted((v.evidence or {}).items())[:12]:

@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from memras import views
-from memras.inventory import dimm_inventory
+from memras.topology.inventory import dimm_inventory
 from memras.text import format_bytes
 
 

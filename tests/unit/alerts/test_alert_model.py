@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from memras.alerts.config import AlertsConfig, RetryPolicy, parse_duration
-from memras.alerts.model import (
+from memras.alerts.alert import (
     PAYLOAD_SCHEMA,
     Alert,
     AlertKind,

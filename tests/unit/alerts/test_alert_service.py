@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from memras.alerts.config import AlertsConfig
-from memras.alerts.model import AlertState
+from memras.alerts.alert import AlertState
 from memras.alerts.service import AlertService
 from memras.cli import main
 from memras.errors import UsageError

@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from memras.plugins.alerts.email_hook import EmailHook
 
-from memras.alerts.model import Alert, AlertKind, Severity
+from memras.alerts.alert import Alert, AlertKind, Severity
 from memras.errors import HookError
 
 from .conftest import TlsFiles

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from memras.plugins.alerts.exec_hook import ExecHook
 
-from memras.alerts.model import Alert, AlertKind, Severity, event_evidence
+from memras.alerts.alert import Alert, AlertKind, Severity, event_evidence
 from memras.errors import HookError
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 

@@ -12,7 +12,7 @@ import pytest
 from memras.alerts.config import AlertsConfig
 from memras.alerts.dispatcher import OK, Dispatcher, MemoryAlertStore
 from memras.alerts.hooks import RecordingHook, available_hooks, load_hooks
-from memras.alerts.model import Alert
+from memras.alerts.alert import Alert
 
 BUILTINS = {"exec", "webhook", "syslog", "email", "prometheus"}
 

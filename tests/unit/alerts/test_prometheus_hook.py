@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from memras.alerts.config import AlertsConfig, HookConfig, RateLimit
 from memras.alerts.dispatcher import Dispatcher, MemoryAlertStore
 from memras.alerts.hooks import DimmMetrics, MetricsSnapshot
-from memras.alerts.model import Alert, AlertKind, AlertState, Severity
+from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.errors import HookError
 
 HOSTILE = 'CPU0 "A1"\\\nx'

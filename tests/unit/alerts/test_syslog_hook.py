@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from memras.plugins.alerts.syslog_hook import SyslogHook
 
-from memras.alerts.model import Alert, AlertKind, Severity
+from memras.alerts.alert import Alert, AlertKind, Severity
 from memras.errors import HookError
 
 RFC5424 = re.compile(

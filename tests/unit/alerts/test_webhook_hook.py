@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from memras.plugins.alerts.webhook import WebhookHook, verify_signature
 
-from memras.alerts.model import Alert, AlertKind, Severity
+from memras.alerts.alert import Alert, AlertKind, Severity
 from memras.errors import HookError
 
 from .conftest import HttpReceiver, TlsFiles

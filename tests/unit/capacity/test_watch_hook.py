@@ -8,7 +8,7 @@ from memras.capacity.policy import CapacityPolicy, Move, load_policy_config
 from memras.ingest.sources import KmsgSource
 from memras.sim import profiles
 from memras.store import Store
-from memras.watch import Watcher
+from memras.watcher.watch import Watcher
 from memras.workflow.offline import RetryPolicy
 
 

@@ -14,7 +14,7 @@ from memras.health.api import current_verdicts, replay_verdicts, verdict_history
 from memras.health.buckets import Scope
 from memras.health.config import parse_config
 from memras.health.engine import HealthEngine
-from memras.health.modules import (
+from memras.health.module_registry import (
     ModuleIdentity,
     current_modules,
     module_boundaries,
@@ -41,7 +41,7 @@ class _Dev:  # the fields of memras.host.smbios.MemoryDevice the registry reads
 
 
 @dataclass(frozen=True)
-class _Dimm:  # the fields of memras.inventory.DimmInfo the registry reads
+class _Dimm:  # the fields of memras.topology.inventory.DimmInfo the registry reads
     id: str
     smbios: _Dev | None
 

@@ -112,7 +112,7 @@ def _rasdaemon_db(path: Path, columns: dict[str, str], rows: int) -> Path:
                                               ("0.8.5", rs.TABLE_COLUMNS_V085)])
 def test_import_rasdaemon_db_without_loss(version: str, columns: dict[str, str],
                                           tmp_path: Path) -> None:
-    from memras.store.importing import run_import
+    from memras.watcher.importing import run_import
 
     source = _rasdaemon_db(tmp_path / f"ras-{version}.db", columns, rows=30)
     before = source.read_bytes()

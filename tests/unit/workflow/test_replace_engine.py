@@ -107,7 +107,7 @@ def refused(rep: Replacement) -> str:
 
 def test_refuses_interleaved_or_unmapped_dimm(tmp_path, store) -> None:
     host = server(tmp_path, "skylake-2s").host()
-    from memras.inventory import dimm_inventory
+    from memras.topology.inventory import dimm_inventory
 
     dimm = next(d for d in dimm_inventory(host) if d.mapping != "mapped")
     before = [(b.index, b.state) for b in host.memory.all()]

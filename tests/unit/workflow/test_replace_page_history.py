@@ -17,7 +17,7 @@ import pytest
 from memras.audit.service import AuditTrail
 from memras.health.config import parse_config
 from memras.health.engine import ChangeKind, HealthEngine
-from memras.health.modules import module_history
+from memras.health.module_registry import module_history
 from memras.health.page_action import StorePageBook
 from memras.records import ErrorType, MemoryErrorEvent, Source
 from memras.sim import profiles

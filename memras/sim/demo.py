@@ -11,8 +11,8 @@ directory (or a given one), opens a store next to it and runs two threads:
   error ends it about :data:`STORY_LENGTH_S` seconds in. Days of decay are played
   in half a minute ("time sped up"), so the health engine sees watch →
   repair-by-page-offlining → replace-now and the alerts fire on the way;
-- the *watcher* (:class:`memras.watch.Watcher` over the kmsg, trace and EDAC
-  sources of the simulated root, with :class:`memras.pipeline.Pipeline` for
+- the *watcher* (:class:`memras.watcher.watch.Watcher` over the kmsg, trace and EDAC
+  sources of the simulated root, with :class:`memras.watcher.pipeline.Pipeline` for
   verdicts and alerts), storing events live, exactly as ``memras watch`` does.
 
 The simulated kernel's clock is kept in step with the wall clock (``/proc/stat``
@@ -208,8 +208,8 @@ class DemoServer:
         if self._threads:
             return self
         from memras.ingest.sources import EdacCounterSource, KmsgSource, TraceSource
-        from memras.pipeline import Pipeline
-        from memras.watch import Watcher
+        from memras.watcher.pipeline import Pipeline
+        from memras.watcher.watch import Watcher
 
         host = self.host()
         self.pipeline = Pipeline(self.store, host)
@@ -258,7 +258,7 @@ class DemoServer:
         return current_verdicts(self.store).get(ref) if ref else None
 
     def _failing_ref(self) -> str | None:
-        from memras.inventory import resolve_dimm
+        from memras.topology.inventory import resolve_dimm
 
         info = resolve_dimm(self.host(), self.failing_dimm)
         return info.edac_ref or info.id

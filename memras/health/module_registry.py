@@ -55,7 +55,7 @@ from memras.health.models import HealthVerdictRow
 from memras.health.verdict import REPLACED_RULE, VerdictState
 
 if TYPE_CHECKING:
-    from memras.inventory import DimmInfo
+    from memras.topology.inventory import DimmInfo
 
 SOURCE_INVENTORY, SOURCE_REPLACEMENT = "inventory", "replacement"
 # What firmware writes into type 17 strings when it knows no serial (DSP0134 has no

@@ -37,7 +37,7 @@ from memras.host.smbios import ArrayMappedRange, DeviceMappedRange, MemoryDevice
 
 if TYPE_CHECKING:
     from memras.host import Host
-    from memras.inventory import DimmInfo
+    from memras.topology.inventory import DimmInfo
 
 PAGE_SHIFT = 12  # x86: the kernel's pages are 4 KiB (PFNs in hwpoison, memory_failure)
 
@@ -121,7 +121,7 @@ class AddressLocation:
 def locate(host: Host, address: int, *, memory_map: MemoryMap | None = None,
            inventory: list[DimmInfo] | None = None) -> AddressLocation:
     """Where ``address`` (a system physical byte address) lives."""
-    from memras.inventory import dimm_inventory
+    from memras.topology.inventory import dimm_inventory
 
     if address < 0:
         raise UsageError(f"address {address} is negative")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from memras.ingest.sources import EdacCounterSource, KmsgSource, LiveSource, SourceBatch
 from memras.records import Record
 
-log = logging.getLogger("memras.watch")
+log = logging.getLogger("memras.watcher.watch")
 
 FLUSH_INTERVAL_S = 0.2  # an event is stored at most this long after it was read
 POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the stop flag

@@ -20,7 +20,7 @@ from typing import Any
 
 from memras.records import Record
 
-log = logging.getLogger("memras.pipeline")
+log = logging.getLogger("memras.watcher.pipeline")
 
 ALERT_QUEUE_MAX = 10_000  # alerts waiting for delivery; beyond it they are counted, not queued
 
@@ -54,7 +54,7 @@ class Pipeline:
             self.alerts_dropped += 1  # they are in the store; the TUI and `alerts list` show them
 
     def _deliver(self) -> None:
-        from memras.alerts.model import Alert
+        from memras.alerts.alert import Alert
 
         while True:
             item = self._queue.get()
