@@ -51,6 +51,9 @@ class Source(enum.StrEnum):
     EDAC_COUNTER = "edac-counter"  # gap records from EDAC sysfs counters
     SIMULATOR = "simulator"  # the built-in simulated server
     LAB = "lab"  # injected in the QEMU lab (host side bookkeeping)
+    # An MCE the platform firmware reported (APEI/GHES → MCA pseudo-bank 255), whatever
+    # road it took: a second road to a fault the CPU may have logged itself
+    FIRMWARE = "firmware"
 
 
 @dataclass(frozen=True, slots=True)

@@ -189,6 +189,7 @@ _MCE_KEYS = {
     "microcode": "microcode",
 }
 _DECIMAL_MCE_KEYS = frozenset({"cpu", "vendor", "time", "socket"})
+FIRMWARE_MCE_BANK = 255  # struct mce.bank of an APEI-reported memory error (u8 -1)
 _MC_BANK = re.compile(r"MC(\d+)$")
 _RIP = re.compile(r"([0-9a-fA-F]+):<([0-9a-fA-F]+)>")
 
@@ -242,11 +243,15 @@ def parse_mce_record(
     regs = MceRegisters(**fields)
     timestamp = walltime_to_datetime(regs.walltime)
     text = body if raw is None else raw
+    # apei_mce_report_mem_error() logs firmware's CPER record as bank 255: the same
+    # fault the CPU's own bank may have logged just before (Luck 2023), so a road of
+    # its own for de-duplication
+    source = Source.FIRMWARE if regs.bank == FIRMWARE_MCE_BANK else Source.TRACE
     event = mce_to_memory_error(
-        regs, source=Source.TRACE, timestamp=timestamp, uptime_s=uptime_s, raw=text
+        regs, source=source, timestamp=timestamp, uptime_s=uptime_s, raw=text
     )
     if event is None:
-        return NonMemoryMce(regs, Source.TRACE, timestamp=timestamp, uptime_s=uptime_s, raw=text)
+        return NonMemoryMce(regs, source, timestamp=timestamp, uptime_s=uptime_s, raw=text)
     return event
 
 
