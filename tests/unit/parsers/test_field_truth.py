@@ -180,6 +180,22 @@ OLD_EDAC = [
 ]
 
 
+OLD_EDAC.append(
+    # k8_edac, 2.6.19: a located CE, then the overflow the driver could not place
+    # (Orion Poplawski, 'Re: EDAC chipkill messages', lore.kernel.org/all/45B0F5B7.4080703@cora.nwra.com/;
+    # the quoted lines' '>> ' markers removed, the mail's wraps joined)
+    ("k8-overflow-no-info-poplawski-2007",
+     "EDAC k8 MC1: general bus error: participating processor(local node origin), time-out(no timeout) memory transaction type(generic read), mem or i/o(mem access), cache level(generic)\n"
+     'EDAC MC1: CE page 0xfbf6f, offset 0x4d0, grain 8, syndrome 0xc8f4, row 1, channel 0, label "": k8_edac\n'
+     "EDAC MC1: CE - no information available: k8_edac Error Overflow set\n"
+     "EDAC k8 MC1: extended error code: ECC chipkill x4 error",
+     [dict(kind="MemoryErrorEvent", error_type="Corrected", count=1, address=0xFBF6F4D0,
+           page_shift=12, grain_bits=3, syndrome=0xC8F4, driver="k8_edac",
+           driver_detail="k8_edac", mc=1, channel=0, csrow=1, raw_lines=1),
+      dict(kind="MemoryErrorEvent", error_type="Corrected", count=1,
+           driver_detail="k8_edac Error Overflow set", mc=1, raw_lines=1)]))
+
+
 @pytest.mark.parametrize(("case", "text", "expected"), OLD_EDAC, ids=[c[0] for c in OLD_EDAC])
 def test_older_driver_forms(case: str, text: str, expected: list[dict]) -> None:
     assert klog(text) == expected
