@@ -49,15 +49,25 @@ class Context:
     # pay ~35 ms of start-up for it.
     @cached_property
     def host(self) -> Host:
-        from memras.host import Host
-
-        return Host(self.root)
+        return self._host(allow_real_writes=False)
 
     def writable_host(self) -> Host:
         """A Host allowed to change the real machine (only for commands meant to)."""
+        return self._host(allow_real_writes=True)
+
+    def _host(self, *, allow_real_writes: bool) -> Host:
         from memras.host import Host
 
-        return Host(self.root, allow_real_writes=True)
+        self.load_simulator_if_simulated()
+        return Host(self.root, allow_real_writes=allow_real_writes)
+
+    def load_simulator_if_simulated(self) -> None:
+        """A simulated server's writes go to the simulated kernel, which registers itself
+        with the host layer when imported (the host layer never imports the simulator)."""
+        from memras.host import SIM_MARKER
+
+        if (self.root / SIM_MARKER).is_dir():
+            import memras.sim  # noqa: F401  (lazy: only simulated roots need it)
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)

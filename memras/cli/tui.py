@@ -19,6 +19,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # core code that must not import Textual (tests/unit/test_import_hygiene.py).
     from memras.tui.app import MemrasApp
 
+    ctx.load_simulator_if_simulated()
     MemrasApp(ctx.root, ctx.db, read_only=True if args.read_only else None,
               config_path=ctx.config).run()
     return 0

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
-from memras.host._fs import KernelFs
+from memras.host._fs import SIM_MARKER, KernelFs
 from memras.host.acpi import AcpiMemoryDevices
 from memras.host.edac import Edac
 from memras.host.kmsg import Kmsg
@@ -21,7 +21,7 @@ from memras.host.memory_blocks import MemoryBlocks
 from memras.host.nodes import Nodes
 from memras.host.tracefs import Tracefs
 
-__all__ = ["Host"]
+__all__ = ["SIM_MARKER", "Host"]
 
 
 class Host:

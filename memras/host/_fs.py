@@ -16,7 +16,6 @@ kernel, which applies the kernel's rules (Movable offlines, EBUSY, eject…).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +26,16 @@ SIM_MARKER = ".memras-sim"  # directory under a simulated root; see memras.sim
 
 # A simulated kernel: (relative path, value) -> None, raising OSError like the kernel.
 SimWriter = Callable[[str, str], None]
+# Builds the simulated kernel of a root. memras.sim registers it when imported: the
+# simulator sits above production code, so the host layer never imports it.
+SimulatorFactory = Callable[[Path], SimWriter]
+_simulator_factory: SimulatorFactory | None = None
+
+
+def register_simulator(factory: SimulatorFactory) -> None:
+    """Called by :mod:`memras.sim`: writes under a simulated root go to ``factory(root)``."""
+    global _simulator_factory
+    _simulator_factory = factory
 
 
 def running_in_lab_guest() -> bool:
@@ -49,7 +58,7 @@ class KernelFs:
             )
         self.is_real_root = self.root.resolve() == Path("/")
         self.allow_real_writes = allow_real_writes
-        # The simulator is imported only when a simulated root is first written:
+        # The simulated kernel is built when a simulated root is first written:
         # reading commands (blocks, locate) should not pay for it.
         self._simulated = (self.root / SIM_MARKER).is_dir()
         self._sim_writer_fn: SimWriter | None = None
@@ -61,9 +70,11 @@ class KernelFs:
     @property
     def _sim_writer(self) -> SimWriter | None:
         if self._simulated and self._sim_writer_fn is None:
-            from memras.sim.kernel import SimulatedKernel
-
-            self._sim_writer_fn = SimulatedKernel(self.root).write
+            if _simulator_factory is None:
+                raise KernelInterfaceError(
+                    f"{self.root} is a simulated server but the simulator is not loaded",
+                    hint="import memras.sim before writing to a simulated root")
+            self._sim_writer_fn = _simulator_factory(self.root)
         return self._sim_writer_fn
 
     def path(self, rel: str) -> Path:
@@ -161,7 +172,3 @@ class KernelFs:
         with contextlib.suppress(FileNotFoundError):
             os.rmdir(self.path(rel))
 
-
-def errno_name(exc: OSError) -> str:
-    """``EBUSY`` for an OSError with errno 16; ``E?`` when unknown."""
-    return errno.errorcode.get(exc.errno or 0, "E?")

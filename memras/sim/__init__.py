@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from memras.host._fs import register_simulator
+from memras.sim.kernel import SimulatedKernel
 from memras.sim.profiles import PROFILES, SimServer, create
 from memras.sim.spec import ServerSpec
+from memras.sim.state import read_state
+
+register_simulator(lambda root: SimulatedKernel(root).write)
 
 __all__ = ["PROFILES", "SimServer", "create", "load"]
 
 
 def load(root: str | Path) -> ServerSpec:
     """The spec a simulated server was created from (raises UsageError if not one)."""
-    from memras.sim.state import read_state
-
     return read_state(root).spec
