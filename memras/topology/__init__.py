@@ -1,1 +1,2 @@
-"""Where memory is: the DIMM inventory (EDAC + SMBIOS + ACPI), the memory map, address location, lsmem rendering."""
+"""Where memory is: the DIMM inventory (EDAC + SMBIOS + ACPI), the memory map,
+address location, and lsmem's rendering of the blocks."""

@@ -32,7 +32,7 @@ from memras.errors import UsageError
 from memras.host.acpi import AcpiMemoryDevice
 from memras.host.edac import EdacController, EdacDimm, parse_dimm_location
 from memras.host.smbios import MemoryDevice
-from memras.topology.locate import UNMAPPED, MemoryMap, blocks_for_dimm, read_memory_map
+from memras.topology.memory_map import UNMAPPED, MemoryMap, blocks_for_dimm, read_memory_map
 
 if TYPE_CHECKING:
     from memras.host import Host
@@ -53,7 +53,7 @@ class DimmInfo:
     acpi_device: str | None
     acpi_uid: str | None
     blocks: tuple[int, ...] = ()
-    mapping: str = UNMAPPED  # mapped | interleaved | unmapped (see memras.topology.locate)
+    mapping: str = UNMAPPED  # mapped | interleaved | unmapped (see memras.topology.memory_map)
     mapping_reason: str = ""
     match: str = ""  # how the sources were joined, or why they were not
 

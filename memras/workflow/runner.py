@@ -105,7 +105,7 @@ class StepFailed(WorkflowError):
 def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
     """The DIMM the engineer named, its blocks, and the mapping status and reason."""
     from memras.topology.inventory import resolve_dimm
-    from memras.topology.locate import blocks_for_dimm
+    from memras.topology.memory_map import blocks_for_dimm
 
     dimm = resolve_dimm(host, dimm_text)
     mapping = blocks_for_dimm(host, dimm)
