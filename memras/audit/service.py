@@ -38,8 +38,8 @@ from memras.audit.chain import (
     row_hash,
     verify_chain,
 )
+from memras.audit.models import AuditHeadRow, AuditRow
 from memras.errors import StoreError, UsageError
-from memras.workflow.models import AuditHeadRow, AuditRow
 
 EXPORT_FORMATS = ("json", "csv")
 _APPEND_RETRIES = 8

@@ -32,10 +32,9 @@ from memras.store.results import (
 
 if TYPE_CHECKING:
     from memras.store.base import Base
-    from memras.store.store import MODEL_MODULES, Store, database_url
+    from memras.store.store import Store, database_url
 
-_LAZY = {"Base": "memras.store.base", "MODEL_MODULES": "memras.store.store",
-         "Store": "memras.store.store", "database_url": "memras.store.store"}
+_LAZY = {"Base": "memras.store.base", "Store": "memras.store.store", "database_url": "memras.store.store"}
 
 
 def __getattr__(name: str) -> Any:
@@ -49,7 +48,6 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "MEMORY_FAILURE_TYPE",
-    "MODEL_MODULES",
     "AddResult",
     "Base",
     "Store",

@@ -1,4 +1,4 @@
-"""The workflow's and the audit trail's tables, on the shared :class:`memras.store.base.Base`.
+"""The workflow's tables, on the shared :class:`memras.store.base.Base`.
 
 - ``memras_replacement``: one row per replacement; ``state`` is the last state reached,
   ``current_step`` the step being performed (set before its action, cleared after), so
@@ -8,11 +8,10 @@
   (``offline``/``online``), so after a crash at any instant no block can be offline
   without a row that says memras may have offlined it.
 - ``memras_workflow_lock``: at most one row: the replacement in progress.
-- ``memras_audit``: append-only, hash-chained (see :mod:`memras.audit.chain`); the
-  canonical JSON that was hashed is stored verbatim in ``payload``.
-- ``memras_audit_head``: one row with the count and the last hash.
 
-``Store.open`` imports this module so the tables exist in every memras database.
+The audit trail's tables are the audit area's own (:mod:`memras.audit.models`).
+
+Importing this module registers the tables; ``Store.open`` creates what is registered.
 """
 
 from __future__ import annotations
@@ -77,22 +76,3 @@ class WorkflowLockRow(Base):
     host: Mapped[str] = mapped_column(String(256))
     acquired_at: Mapped[datetime] = mapped_column(DateTime)
 
-
-class AuditRow(Base):
-    __tablename__ = "memras_audit"
-
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    time: Mapped[str] = mapped_column(String(40), index=True)  # ISO 8601 UTC, as hashed
-    replacement_id: Mapped[int | None] = mapped_column(Integer, index=True)
-    action: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[str] = mapped_column(Text)  # the canonical JSON that was hashed
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditHeadRow(Base):
-    __tablename__ = "memras_audit_head"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    count: Mapped[int] = mapped_column(Integer)
-    last_hash: Mapped[str] = mapped_column(String(64))
