@@ -15,69 +15,19 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import func, select
 
 from memras.health.config import Config
 from memras.health.engine import ChangeKind, HealthChange, HealthEngine
-from memras.health.keys import DimmResolver, naive_utc
+from memras.health.keys import DimmResolver
 from memras.health.page_action import MemoryPageBook, PageOutcome
-from memras.health.verdict import Verdict, VerdictState
+from memras.health.verdict import Verdict
+from memras.health.verdict_rows import current_verdicts, verdict_history
 from memras.records import ErrorType, MemoryErrorEvent, MemoryFailureEvent, Record, Source
 
 __all__ = ["ChangeKind", "HealthChange", "HealthEngine", "current_verdicts",
            "event_from_stored", "record_from_stored", "replay_verdicts", "verdict_history"]
-
-
-def _verdict(row: Any) -> Verdict:
-    at = row.time.replace(tzinfo=UTC)
-    return Verdict(dimm_id=row.dimm_id, state=VerdictState(row.state),
-                   rules=tuple(json.loads(row.rules or "[]")),
-                   reasons=tuple(json.loads(row.reasons or "[]")),
-                   evidence=json.loads(row.evidence or "{}"), at=at,
-                   reached_at=row.reached_at.replace(tzinfo=UTC) if row.reached_at else at)
-
-
-def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
-                     ) -> dict[str, Verdict]:
-    """The latest recorded verdict of each DIMM at or before ``at`` (default: now).
-
-    ``store`` may be a Store or a database URL/path (opened read-only, never created).
-    Given an iterable of DIMM ids instead of a time, only those DIMMs are returned
-    (the form ``memras dimms`` uses); ``str(verdict)`` is its state.
-    """
-    from memras.health.models import HealthVerdictRow as V
-
-    if isinstance(store, str | Path):
-        from memras.store import Store
-
-        with Store.open(store, create=False) as opened:
-            return current_verdicts(opened, at)
-    only: set[str] | None = None
-    if at is not None and not isinstance(at, datetime):
-        only, at = {str(x) for x in at}, None
-    newest = select(V.dimm_id, func.max(V.id).label("id"))
-    if only is not None:
-        newest = newest.where(V.dimm_id.in_(sorted(only)))
-    if at is not None:
-        newest = newest.where(V.time <= naive_utc(at))
-    latest = newest.group_by(V.dimm_id).subquery()
-    with store.session(write=False) as s:
-        rows = s.scalars(select(V).join(latest, V.id == latest.c.id)).all()
-        return {r.dimm_id: _verdict(r) for r in rows}
-
-
-def verdict_history(store: Any, dimm_id: str) -> list[Verdict]:
-    from memras.health.models import HealthVerdictRow as V
-
-    with store.session(write=False) as s:
-        rows = s.scalars(select(V).where(V.dimm_id == dimm_id).order_by(V.time, V.id)).all()
-        return [_verdict(r) for r in rows]
 
 
 def event_from_stored(stored: Any) -> MemoryErrorEvent:

@@ -85,6 +85,7 @@ from memras.health.verdict import (
     decide,
     with_sticky_floor,
 )
+from memras.health.verdict_rows import current_verdicts
 from memras.records import (
     DimmLocation,
     ErrorType,
@@ -100,6 +101,11 @@ RECLASSIFY_EVERY_RECORDS = 64
 RECLASSIFY_SPACING = 8  # at most 8 record-visits per event for periodic reclassification
 RECLASSIFY_NEW_CELL_SPACING = 64  # a new cell may reclassify early, at most 64 visits/event
 DAY_S = 86400
+# A batch ends with each DIMM's evidence re-classified when it lags by this much event
+# time (a window's worth of classifying per 500-event batch made a storm ~20 % dearer;
+# a storm spans seconds per batch, so this refreshes every dozen batches there, and
+# every batch when errors are minutes apart). The evidence says its age: last_seen.
+REFRESH_AFTER_S = 60.0
 # A UE reported twice, by the machine check (EDAC/GHES/MCE record) and by the kernel's
 # memory_failure() for the same page, is one UE: the kernel handles the poison within
 # milliseconds of the MCE, so a minute is ample and shorter than any UE rate rule.
@@ -240,6 +246,7 @@ class _Dimm:
     pages_offlined: int = 0
     classification: FaultClassification | None = None
     since_classified: int = 0
+    classified_s: float = -math.inf  # event time of the last classification
     verdict: Verdict | None = None
     ce_total: int = 0  # every error seen since the engine started (mcelog's CECOUNT)
     ue_total: int = 0
@@ -294,7 +301,6 @@ class HealthEngine:
         self._touched: dict[str, float] = {}
         self.boundaries: dict[str, list[float]] = {}
         if self.record:
-            from memras.health.api import current_verdicts
             from memras.health.module_registry import register_modules
 
             if inventory:
@@ -494,12 +500,14 @@ class HealthEngine:
             peer_ces_on_channel=self._peer_ces(dimm_id, dimm, t - params.window_h * 3600),
             repaired_pages=dimm.repaired_pages)
         dimm.since_classified = 0
+        dimm.classified_s = t
         return dimm.classification
 
     def _refresh(self, dimm_id: str, t: float) -> HealthChange | None:
         """Re-judge a DIMM whose classification lags its window (the end of a batch)."""
         dimm = self.dimms[dimm_id]
-        if dimm.since_classified == 0 or dimm.verdict is None or not dimm.records:
+        if (dimm.since_classified == 0 or dimm.verdict is None or not dimm.records
+                or t - dimm.classified_s < REFRESH_AFTER_S):
             return None
         self._classify(dimm_id, dimm, t)
         return self._decide(dimm_id, dimm, t)
