@@ -285,8 +285,8 @@ def _evidence(ces: _Timed, ue_count: int, storm_run: int, repaired: int) -> Faul
         ue_count=ue_count,
         rows=distinct([e.location.row for e in events]),
         columns=distinct([e.location.column for e in events]),
-        banks=tuple(sorted({_bank_text(_bank_of(e)) for e in events
-                            if e.location.bank is not None})),
+        banks=tuple(sorted({_bank_text(b) for b in {_bank_of(e) for e in events
+                                                       if e.location.bank is not None}})),
         ranks=distinct([e.location.rank for e in events]),
         devices=distinct([e.location.device for e in events]),
         channels=distinct([_channel_of(e) for e in events]),
@@ -311,8 +311,13 @@ def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = Class
     """
     timed = sorted(((t, e) for e in events if (t := event_time_s(e)) is not None),
                    key=lambda te: te[0])
-    ces = [(t, e) for t, e in timed if not e.error_type.is_uncorrected]
-    ue_count = sum(max(e.count, 1) for _, e in timed if e.error_type.is_uncorrected)
+    ces: _Timed = []
+    ue_count = 0
+    for t, e in timed:  # one pass: a storm's window is thousands of events
+        if e.error_type.is_uncorrected:
+            ue_count += max(e.count, 1)
+        else:
+            ces.append((t, e))
     repaired = repaired_pages or {}
     active = [(t, e) for t, e in ces if e.page_address not in repaired]
     storm_run = 0

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -209,8 +209,9 @@ class Verdict:
         """This verdict, reached when ``previous`` reached it if the state is unchanged."""
         if previous is None or previous.state != self.state:
             return self
-        return replace(self, reached_at=previous.since,
-                       reached_evidence=previous.reached_evidence)
+        # built directly: dataclasses.replace per judged event was a tenth of a storm's cost
+        return Verdict(self.dimm_id, self.state, self.rules, self.reasons, self.evidence,
+                       self.at, previous.since, previous.reached_evidence)
 
 
 Finding = tuple[VerdictState, str, str]  # state, rule id, reason

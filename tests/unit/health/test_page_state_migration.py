@@ -8,6 +8,7 @@ from pathlib import Path
 
 from memras.health.page_action import PageAction, PageOutcome, StorePageBook
 from memras.store import Store
+from memras.store.migrations import LATEST_VERSION
 
 V2_PAGE_STATE = """CREATE TABLE memras_page_state (
     page BIGINT NOT NULL, dimm_id VARCHAR(128), action VARCHAR(20) NOT NULL,
@@ -53,7 +54,7 @@ def test_v2_page_states_get_their_module_and_stay(tmp_path: Path) -> None:
                           " ORDER BY time").fetchall()
         assert rows == [(OLD_PAGE, 1, "PNP0C80:00", "done"), (NO_SLOT_PAGE, 0, None, "done"),
                         (CURRENT_PAGE, 2, "PNP0C80:00", "done")]
-        assert db.execute("SELECT max(version) FROM memras_schema").fetchone() == (4,)
+        assert db.execute("SELECT max(version) FROM memras_schema").fetchone() == (LATEST_VERSION,)
         book = StorePageBook(store)
         assert book.get(OLD_PAGE) is None  # module 1 was replaced
         assert book.get(CURRENT_PAGE).outcome == "done"  # module 2 is in the slot
