@@ -301,7 +301,7 @@ class HealthEngine:
         self._touched: dict[str, float] = {}
         self.boundaries: dict[str, list[float]] = {}
         if self.record:
-            from memras.health.modules import register_modules
+            from memras.health.module_registry import register_modules
 
             if inventory:
                 register_modules(store, inventory)
@@ -388,7 +388,7 @@ class HealthEngine:
     # ---- module boundaries -----------------------------------------------------------
     def _set_boundaries(self, given: dict[str, list[datetime]] | None) -> None:
         if given is None and self.store is not None:
-            from memras.health.modules import module_boundaries
+            from memras.health.module_registry import module_boundaries
 
             given = module_boundaries(self.store)
         self.boundaries = {k: sorted(t.timestamp() for t in v) for k, v in (given or {}).items()}
@@ -721,7 +721,7 @@ def _inventory_of(host: Any) -> list[Any] | None:
     from memras.errors import MemrasError
 
     try:
-        from memras.inventory import dimm_inventory
+        from memras.topology.inventory import dimm_inventory
 
         return dimm_inventory(host)
     except (ImportError, MemrasError, OSError):
