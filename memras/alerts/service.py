@@ -16,7 +16,6 @@ from __future__ import annotations
 import builtins
 import getpass
 import os
-import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,11 +23,12 @@ from typing import Any, TextIO, overload
 
 from sqlalchemy import select
 
+from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.alerts.config import AlertsConfig
 from memras.alerts.dispatcher import Delivery, Dispatcher, HookResult, SubmitResult
 from memras.alerts.hooks import load_hooks
-from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.alerts.models import AlertRow, DeliveryRow
+from memras.config import read_config_file
 from memras.errors import UsageError
 
 
@@ -131,27 +131,8 @@ class SqlAlertStore:
 
 
 def load_alerts_config(path: str | Path | None) -> AlertsConfig:
-    """The ``[alerts]`` table of the memras config (no path: the default config file).
-
-    Read through the shared reader ``memras.health.config.load_config``; without it,
-    the TOML file itself (and no path means no hooks).
-    """
-    try:
-        from memras.health.config import load_config
-    except ImportError:
-        if path is None:
-            return AlertsConfig()
-        return AlertsConfig.from_dict(_read_toml(Path(path)).get("alerts", {}))
-    return AlertsConfig.from_dict(load_config(path).raw_section("alerts") or {})
-
-
-def _read_toml(path: Path) -> Mapping[str, Any]:
-    try:
-        return tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"cannot read config {path}: {exc.strerror}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config {path} is not valid TOML: {exc}") from exc
+    """The ``[alerts]`` table of the memras config (no path: the default config file)."""
+    return AlertsConfig.from_dict(read_config_file(path).section("alerts"))
 
 
 def current_user() -> str:

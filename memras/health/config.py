@@ -1,4 +1,4 @@
-"""memras.toml: load and validate it; import rasdaemon's and mcelog's settings into it.
+"""memras.toml's health tables: validate them; import rasdaemon's and mcelog's settings into it.
 
 Schema (every table optional; defaults documented in buckets/classify/verdict)::
 
@@ -22,12 +22,17 @@ Every error names the file, the key, the value and what is allowed, in one line.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memras.config import (
+    ConfigFile,
+    config_file_from_dict,
+    parse_config_text,
+    read_config_file,
+)
 from memras.errors import UsageError
 from memras.health.buckets import (
     DEFAULT_THRESHOLDS,
@@ -41,7 +46,6 @@ from memras.health.classify import ClassifyParams
 from memras.health.page_action import PageAction
 from memras.health.verdict import VerdictPolicy
 
-DEFAULT_CONFIG_PATH = Path("/etc/memras/memras.toml")
 DEFAULT_PAGE_ACTION = PageAction.SOFT  # what rasdaemon and mcelog.conf both ship
 SCOPE_SEVERITIES: dict[Scope, tuple[Severity, ...]] = {
     Scope.DIMM: (Severity.CE, Severity.UE),
@@ -52,7 +56,6 @@ SCOPE_SEVERITIES: dict[Scope, tuple[Severity, ...]] = {
     Scope.RANK: (Severity.CE,),
     Scope.BANK: (Severity.CE,),
 }
-KNOWN_TABLES = ("thresholds", "page", "classify", "verdict", "workflow", "alerts", "capacity")
 
 
 @dataclass(frozen=True)
@@ -89,39 +92,24 @@ class Config:
 
 def load_config(path: str | Path | None = None) -> Config:
     """Read and validate a config; no path = /etc/memras/memras.toml if it exists."""
-    if path is None:
-        if not DEFAULT_CONFIG_PATH.is_file():
-            return Config()
-        path = DEFAULT_CONFIG_PATH
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UsageError(f"config file {path} does not exist",
-                         hint="pass --config PATH, or create it with `memras config import`"
-                         ) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
-    return parse_config(text, path.name, path)
+    return _from_file(read_config_file(path))
 
 
 def parse_config(text: str, name: str = "memras.toml", path: Path | None = None) -> Config:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{name}: not valid TOML: {exc}") from None
-    return config_from_dict(data, name, path)
+    return _from_file(parse_config_text(text, name, path))
 
 
 def config_from_dict(data: Mapping[str, Any], name: str = "memras.toml",
                      path: Path | None = None) -> Config:
-    for key, value in data.items():
-        if key not in KNOWN_TABLES:
-            raise UsageError(f"{name}: unknown table [{key}] (allowed: {', '.join(KNOWN_TABLES)})")
-        if not isinstance(value, Mapping):
-            raise UsageError(f"{name}: {key} must be a table ([{key}])")
+    return _from_file(config_file_from_dict(data, name, path))
+
+
+def _from_file(file: ConfigFile) -> Config:
+    data, name = file.data, file.name
+    if file.path is None and not data:
+        return Config()
     return Config(
-        path=path,
+        path=file.path,
         thresholds=_thresholds(data.get("thresholds", {}), name),
         page_action=_page_action(data.get("page", {}), name),
         page_counters=_page_counters(data.get("page", {}), name),

@@ -17,7 +17,7 @@ from tests.tui.world import PINNED_NOW, World, build
 def no_host_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """This machine's /etc/memras/memras.toml never decides a result (its alert hooks
     would run on every ack); tests that want hooks pass ``config_path``."""
-    from memras.health import config
+    from memras import config
 
     monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", tmp_path / "no-such-memras.toml")
 
