@@ -17,8 +17,6 @@ also carries ``X-Memras-Schema: memras.alert/v1``. Standard library only (urllib
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import ssl
 import urllib.error
@@ -27,24 +25,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from memras.alerts.alert import PAYLOAD_SCHEMA, Alert
 from memras.alerts.config import parse_duration
 from memras.alerts.hooks import AlertHook
-from memras.alerts.alert import PAYLOAD_SCHEMA, Alert
+from memras.alerts.signing import SCHEMA_HEADER, SIGNATURE_HEADER, sign
 from memras.errors import HookError
 
-SIGNATURE_HEADER = "X-Memras-Signature"
-SCHEMA_HEADER = "X-Memras-Schema"
 DEFAULT_TIMEOUT_S = 10.0
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The signature header value: ``sha256=`` + hex HMAC-SHA256 of the body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(body: bytes, secret: str, header: str | None) -> bool:
-    """For receivers (and tests): does ``header`` sign ``body`` with ``secret``?"""
-    return header is not None and hmac.compare_digest(sign(body, secret), header)
 
 
 class WebhookHook(AlertHook):

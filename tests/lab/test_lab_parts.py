@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from memras.plugins.alerts.webhook import SIGNATURE_HEADER, sign
 
+from memras.alerts.signing import SIGNATURE_HEADER, sign
 from memras.errors import LabError, QemuError
 from memras.lab.guest import DimmSpec, Lab, LabConfig, qemu_argv
 from memras.lab.initramfs import init_script

@@ -1,28 +1,17 @@
 """A real HTTP receiver on the host for the guest's webhook alerts (the ``alerts`` scenario).
 
-It checks each POST's signature itself, with the algorithm the webhook hook signs with
-(``X-Memras-Signature: sha256=`` + hex HMAC-SHA256 of the body, see
-plugins/alerts/webhook.py), instead of importing the plugin: the lab sits above
-production code and reaches no plugin. Once signing lives in a core module, import it.
+It checks each POST's signature with :mod:`memras.alerts.signing`, the code the webhook
+hook signs with (the lab sits above production code and reaches no plugin).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.server
 import json
 import threading
 from typing import Any
 
-SIGNATURE_HEADER = "X-Memras-Signature"
-SCHEMA_HEADER = "X-Memras-Schema"
-
-
-def signature_ok(body: bytes, secret: str, header: str | None) -> bool:
-    """Does ``header`` sign ``body`` with ``secret`` (HMAC-SHA256, ``sha256=<hex>``)?"""
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return header is not None and hmac.compare_digest(expected, header)
+from memras.alerts.signing import SCHEMA_HEADER, SIGNATURE_HEADER, verify_signature
 
 
 class WebhookReceiver:
@@ -38,7 +27,7 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.deliveries.append({
                     "body": json.loads(body),
-                    "signed": signature_ok(body, secret, self.headers.get(SIGNATURE_HEADER)),
+                    "signed": verify_signature(body, secret, self.headers.get(SIGNATURE_HEADER)),
                     "schema_header": self.headers.get(SCHEMA_HEADER)})
                 self.send_response(204)
                 self.end_headers()

@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from memras.plugins.alerts.webhook import WebhookHook, verify_signature
+from memras.plugins.alerts.webhook import WebhookHook
 
 from memras.alerts.alert import Alert, AlertKind, Severity
+from memras.alerts.signing import verify_signature
 from memras.errors import HookError
 
 from .conftest import HttpReceiver, TlsFiles
