@@ -113,6 +113,12 @@ UE_SAME_PAGE_S = 60.0
 PAGE_SHIFT = 12  # x86: memory_failure reports 4 KiB page frame numbers
 
 
+def is_soft_offline(mf: MemoryFailureEvent) -> bool:
+    """A CE-driven soft offline (kernel_log.py's ``soft offline (CE collector)``): the
+    page migrated away for its corrected errors; no data was lost, so it is no UE."""
+    return mf.page_type.startswith("soft offline")
+
+
 def ue_from_memory_failure(mf: MemoryFailureEvent) -> MemoryErrorEvent:
     """The UE a ``memory_failure`` record reports: the kernel poisoned a page because
     hardware said its data was lost (an SRAR/SRAO machine check, GHES, or a consumed
@@ -320,6 +326,8 @@ class HealthEngine:
                 if self._own_hard_offline(record.pfn << PAGE_SHIFT):
                     continue  # memras's own hard page action, not a hardware UE
                 e = ue_from_memory_failure(record)
+                if is_soft_offline(record):  # the kernel offlined a page for its CEs
+                    e = replace(e, error_type=ErrorType.INFO)
             else:
                 e = record
             t = event_time_s(e)
@@ -334,7 +342,9 @@ class HealthEngine:
         changes: list[HealthChange] = []
         self._touched = {}  # DIMM -> its last event time in this batch
         for t, e in timed:
-            if not self._duplicate_ue(t, e):
+            if e.error_type == ErrorType.INFO:
+                self._kernel_offlined(t, e)
+            elif not self._duplicate_ue(t, e):
                 changes += self._one(t, e)
         for dimm_id, t in self._touched.items():  # evidence as of the batch's end
             change = self._refresh(dimm_id, t)
@@ -355,6 +365,14 @@ class HealthEngine:
                             "%d least recently hit %s counters replaced so far", scope,
                             self.buckets.max_per_scope, replaced, scope)
                 self._replaced_noted[scope] = replaced * 10
+
+    def _kernel_offlined(self, t: float, e: MemoryErrorEvent) -> None:
+        """A page the kernel's CE collector soft-offlined: a page action like memras's
+        own, so the DIMM's CEs there are contained (when the page maps to a DIMM)."""
+        dimm_id = dimm_id_for(e, self.resolver)
+        dimm = self.dimms.get(dimm_id) if dimm_id is not None else None
+        if dimm is not None and e.message.endswith((": Recovered", ": Ignored")):
+            _repair_page(dimm, e.page_address, t)
 
     def _own_hard_offline(self, page: int) -> bool:
         """Whether memras hard-offlined ``page`` itself (its memory_failure is ours)."""

@@ -264,3 +264,18 @@ def test_a_stored_memory_failure_moves_the_replayed_verdict(tmp_path) -> None:
         verdicts, _ = replay_verdicts(store, resolver=lambda ev: pages.get(ev.page_address))
     assert verdicts[DIMM_A].state == VerdictState.REPLACE_NOW
     assert verdicts[DIMM_A].since == T0 + timedelta(hours=1)
+
+
+def test_a_ce_collector_soft_offline_is_a_page_action_not_a_ue() -> None:
+    pages = {PAGE: DIMM_A}
+    e = HealthEngine(parse_config("[page]\naction='off'\n[thresholds.page]\nce='50/24h'"),
+                     resolver=lambda ev: pages.get(ev.page_address or -1) or "mc0:0:0:-1")
+    e.process(cell_burst(30))
+    soft = MemoryFailureEvent(pfn=PAGE >> 12, page_type="soft offline (CE collector)",
+                              action_result="Recovered", source=Source.KMSG,
+                              timestamp=T0 + timedelta(seconds=200))
+    changes = e.process([soft])
+    assert not [c for c in changes if c.kind == ChangeKind.UE]
+    e.process([ce(400, rank=0, bank=6, row=0x300, column=0x30)])
+    v = e.verdicts()[DIMM_A]
+    assert "ue" not in v.rules and v.evidence["trend"]["last_24h"] == 1
