@@ -56,6 +56,26 @@ class Source(enum.StrEnum):
     FIRMWARE = "firmware"
 
 
+class TimeSource(enum.StrEnum):
+    """Where a record's wall-clock time came from (memras_error.time_source).
+
+    A time memras could not learn is never invented: such a row is stored at the time
+    it was imported (IMPORT) or placed by a guess (INFERRED), and the health engine
+    keeps both out of rate thresholds (history, never a storm)."""
+
+    KERNEL = "kernel"  # stamped by the kernel itself (MCE walltime, mcelog TIME)
+    RASDAEMON = "rasdaemon"  # a rasdaemon row's timestamp (its local wall clock)
+    SYSLOG = "syslog"  # the line's own wall-clock prefix (syslog, journal, dmesg -T, ISO)
+    UPTIME_BOOT = "uptime+boot"  # kernel uptime + a boot time that is known or stated
+    INFERRED = "inferred"  # uptime + a boot time guessed (this machine's, for a file)
+    IMPORT = "import"  # no clock at all: the time memras stored it
+
+    @property
+    def is_real(self) -> bool:
+        """Whether rate thresholds may use the time (its spacing is the events')."""
+        return self not in (TimeSource.INFERRED, TimeSource.IMPORT)
+
+
 @dataclass(frozen=True, slots=True)
 class DimmLocation:
     """Where on the hardware an error was decoded to. Every field is optional."""
@@ -163,6 +183,7 @@ class MemoryErrorEvent:
     # 1, 2… for the 2nd, 3rd… line of identical text (same stamp) the kernel printed:
     # distinct errors the store must not take for one record read twice
     repeat: int = 0
+    time_source: TimeSource | None = None  # None: judged from ``source`` by the store
 
     @property
     def page_address(self) -> int | None:
@@ -184,6 +205,7 @@ class MemoryFailureEvent:
     kmsg_seq: int | None = None
     raw: str = ""
     repeat: int = 0  # as MemoryErrorEvent.repeat
+    time_source: TimeSource | None = None  # as MemoryErrorEvent.time_source
 
 
 Record = MemoryErrorEvent | MemoryFailureEvent

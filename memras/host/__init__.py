@@ -68,6 +68,14 @@ class Host:
             return datetime.now(UTC) - timedelta(seconds=float(uptime[0]))
         return None
 
+    def boot_id(self) -> str | None:
+        """This boot's random id (/proc/sys/kernel/random/boot_id, drivers/char/random.c):
+        a /dev/kmsg sequence number or a trace offset means something only within the
+        boot it was read in, so cursors are keyed by it. None when the file is absent
+        (a simulated or captured tree without it)."""
+        text = self.fs.read("/proc/sys/kernel/random/boot_id", default="").strip()
+        return text or None
+
     def can_write(self) -> bool:
         """Whether kernel writes would be allowed (root user, or a simulated tree)."""
         return self.is_simulated or not self.is_real or os.geteuid() == 0

@@ -7,10 +7,19 @@ commits a batch's records and its cursor in one transaction, so a crash at any
 point either keeps both or neither: nothing is lost and nothing is stored twice.
 
     source      kernel interface            cursor              loss it can prove
-    kmsg        /dev/kmsg                   last stored seq     seq jumps (ring overwritten)
-    trace       tracefs instances/memras    byte offset (sim)   - (kernel keeps unread events)
+    kmsg        /dev/kmsg                   boot id:last seq    seq jumps (ring overwritten),
+                                                                a new boot's ring that starts
+                                                                past its first record
+    trace       tracefs instances/memras    boot id:offset (sim) - (kernel keeps unread events)
     edac        EDAC mc/dimm counters       last counters JSON  counts no event explains
     rasdaemon   rasdaemon's SQLite DB       last row id/table   -
+
+A kmsg sequence number or a trace offset means something only within the boot it was
+read in (the sequence restarts at 0 on every boot), so those cursors carry the boot id
+(/proc/sys/kernel/random/boot_id). On a new boot — or a cursor that does not say its
+boot — the reader starts at the ring's first record and the store drops what it has
+already (a record's identity is its source and raw text, sequence number included):
+nothing of the new boot is skipped for being "at or below" the old boot's cursor.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from memras.host import Host
 from memras.host.edac import EdacDimm
 from memras.host.kmsg import KmsgReader, record_seq
 from memras.host.tracefs import TracePipeReader, TraceSetup
-from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
+from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record, TimeSource
 
 if TYPE_CHECKING:
     from memras.ingest.parsers.kernel_log import KernelLogParser
@@ -79,9 +88,34 @@ def with_wall_time(records: list[Record], boot: datetime | None) -> list[Record]
     out: list[Record] = []
     for r in records:
         if r.timestamp is None and r.uptime_s is not None:
-            r = dataclasses.replace(r, timestamp=boot + timedelta(seconds=r.uptime_s))
+            r = dataclasses.replace(r, timestamp=boot + timedelta(seconds=r.uptime_s),
+                                    time_source=TimeSource.UPTIME_BOOT)
         out.append(r)
     return out
+
+
+def boot_cursor(boot_id: str | None, position: int) -> str:
+    """A cursor that says which boot its position belongs to: ``boot id:position``."""
+    return str(position) if boot_id is None else f"{boot_id}:{position}"
+
+
+def resume_position(cursor: str | None, boot_id: str | None) -> tuple[int | None, bool]:
+    """(position to resume after, whether a previous boot's cursor was found).
+
+    The position is kept only when the cursor is of this boot (both unknown counts as
+    the same: a tree without a boot id). A bare number (an older memras) does not say
+    its boot, so it is not trusted: reading starts again and the store drops re-reads.
+    """
+    if not cursor:
+        return None, False
+    saved_boot, sep, text = cursor.rpartition(":")
+    if not text.isdigit():
+        return None, False
+    if not sep:
+        return (int(text), False) if boot_id is None else (None, True)
+    if saved_boot == boot_id:
+        return int(text), False
+    return None, True
 
 
 def _parsers():  # imported lazily: the parsers package is large and only the watcher needs it
@@ -99,12 +133,15 @@ class KmsgSource:
         self.host = host
         self._reader: KmsgReader | None = None
         self._boot: datetime | None = None
+        self._boot_id: str | None = None
         self._last_seq: int | None = None
         self._durable_seq: int | None = None
         self._parser: KernelLogParser | None = None
+        self._new_boot = False  # a previous boot's cursor: check the ring's first record
 
     def start(self, cursor: str | None) -> None:
-        self._last_seq = int(cursor) if cursor and cursor.isdigit() else None
+        self._boot_id = self.host.boot_id()
+        self._last_seq, self._new_boot = resume_position(cursor, self._boot_id)
         self._durable_seq = self._last_seq
         self._reader = self.host.kmsg.open()
         self._parser = _parsers().KernelLogParser()
@@ -120,6 +157,12 @@ class KmsgSource:
             self._durable_seq = self._last_seq
         for raw in got.records:
             seq = record_seq(raw)
+            if seq is not None and self._new_boot:
+                self._new_boot = False
+                if seq > 0:  # the ring had wrapped before this boot's first read
+                    batch.gaps.append(Gap(self.name, "kmsg", seq, "records",
+                                          f"{seq} kernel log records of this boot were "
+                                          "overwritten before memras read them"))
             if seq is not None and self._last_seq is not None:
                 if seq <= self._last_seq:
                     continue  # already stored before a restart
@@ -134,7 +177,7 @@ class KmsgSource:
                 if not self._parser.pending:
                     self._durable_seq = seq
         if self._durable_seq is not None:
-            batch.cursor = str(self._durable_seq)
+            batch.cursor = boot_cursor(self._boot_id, self._durable_seq)
         batch.records = with_wall_time(batch.records, self._boot)
         return batch
 
@@ -151,7 +194,7 @@ class KmsgSource:
         if self._parser is not None:
             batch.records.extend(with_wall_time(self._parser.flush(), self._boot))
             if self._last_seq is not None:
-                batch.cursor = str(self._last_seq)
+                batch.cursor = boot_cursor(self._boot_id, self._last_seq)
         return batch
 
     def stop(self) -> None:
@@ -169,17 +212,21 @@ class TraceSource:
         self._setup: TraceSetup | None = None
         self._reader: TracePipeReader | None = None
         self._boot: datetime | None = None
+        self._boot_id: str | None = None
         self._offset = 0
 
     def start(self, cursor: str | None) -> None:
         self._setup = self.host.tracefs.setup()
         self._reader = self.host.tracefs.open_pipe(self._setup)
         self._boot = self.host.boot_time()
-        if not self._reader.is_pipe and cursor and cursor.isdigit():
-            # A tailed file (simulator, capture): continue where the last run stopped.
+        self._boot_id = self.host.boot_id()
+        offset, _ = resume_position(cursor, self._boot_id)
+        if not self._reader.is_pipe and offset is not None:
+            # A tailed file (simulator, capture) of this boot: continue where the last
+            # run stopped. Another boot's offset is not this file's: read it from 0.
             import os
 
-            self._offset = int(cursor)
+            self._offset = offset
             os.lseek(self._reader._fd, self._offset, os.SEEK_SET)
 
     def poll(self, timeout_s: float) -> SourceBatch:
@@ -208,7 +255,7 @@ class TraceSource:
                 continue
             batch.records.append(record)
         if not self._reader.is_pipe:
-            batch.cursor = str(self._offset)
+            batch.cursor = boot_cursor(self._boot_id, self._offset)
         batch.records = with_wall_time(batch.records, self._boot)
         return batch
 

@@ -13,25 +13,36 @@ identically:
    decoded DIMM position ``("dimm", socket, mc, channel, slot, csrow, rank, bank, row,
    column)`` when any is known; else the MCE ``("mce", bank, status)``;
    for memory failures, the pfn;
-4. a time bucket: the caller's ``time_bucket`` (e.g. its own arrival window), or
-   ``floor(uptime_s / window_s)``, or the wall clock in ``window_s`` steps; ``None``
-   when the record has no time, which then matches only other timeless records.
+4. the clock and a time bucket of it: ``("wall", floor(wall_s / window_s))`` when the
+   record's wall-clock time is real (the store passes it: rasdaemon's local times,
+   boot + uptime, syslog stamps all meet there), else ``("up", floor(uptime_s /
+   window_s))`` (a capture without a clock: it meets only the same boot's uptimes),
+   else ``None`` (no time: matches only other timeless records). A caller may give its
+   own ``time_bucket``.
+
+Tolerance: the store looks a key up in its own bucket and both neighbours, so two
+reports of one fault less than ``window_s`` (2 s) apart always meet, and reports
+``2 * window_s`` or more apart never do. rasdaemon stamps whole seconds of its own
+estimate of the boot time (uptime_diff), so it trails the kernel's clock by up to ~1 s.
 
 What matches: records of one fault carrying the same page (trace mce_record vs kmsg
-mce lines; mc_event vs the EDAC line, whose page:offset give the same address).
+mce lines; mc_event vs the EDAC line, whose page:offset give the same address; the
+kernel's report vs rasdaemon's row of it).
 What does not: a record with an address vs one without (an MCE with ADDRV clear vs
-the EDAC line that located it); two different faults in the same page and bucket
-(they collapse — for CEs the count is the unit of judgement, so the caller should
-add ``count`` rather than drop the second); arrivals straddling a bucket edge —
-use :func:`dedup_keys`, which also gives the previous bucket's key, and treat a hit
-on either as a duplicate.
+the EDAC line that located it); arrivals further apart than the tolerance.
+
+Which reports are two errors and which are one (see :func:`reporter`): the store counts
+rows per *road* (source and reporter) under a key. Two reports by one road are two
+errors the kernel printed separately (never merged: their raw text, kmsg sequence
+number or trace timestamp differ); a report on another road is the same error as long
+as that road has more rows under the key than this one.
 """
 
 from __future__ import annotations
 
 import math
 
-from memras.records import ErrorType, MemoryErrorEvent, MemoryFailureEvent, Record
+from memras.records import ErrorType, MemoryErrorEvent, MemoryFailureEvent, Record, Source
 
 DEFAULT_WINDOW_S = 2.0
 Key = tuple[object, ...]
@@ -52,54 +63,88 @@ def _where(event: MemoryErrorEvent) -> tuple[object, ...]:
     return ("none",)
 
 
-def _bucket(record: Record, window_s: float) -> int | None:
+def clock_bucket(record: Record, window_s: float = DEFAULT_WINDOW_S,
+                 wall_s: float | None = None) -> tuple[str, int] | None:
+    """``("wall", n)`` from a real wall-clock time (``wall_s``, or the record's own
+    timestamp when the caller passes none), else ``("up", n)`` from the uptime."""
+    if wall_s is None and record.timestamp is not None and (
+            record.time_source is None or record.time_source.is_real):
+        wall_s = record.timestamp.timestamp()
+    if wall_s is not None and math.isfinite(wall_s):
+        return "wall", int(wall_s // window_s)
     if record.uptime_s is not None and math.isfinite(record.uptime_s):
-        return int(record.uptime_s // window_s)
-    if record.timestamp is not None:
-        return int(record.timestamp.timestamp() // window_s)
+        return "up", int(record.uptime_s // window_s)
     return None
 
 
-def dedup_key(
-    record: Record, *, window_s: float = DEFAULT_WINDOW_S, time_bucket: int | None = None
-) -> Key:
-    bucket = time_bucket if time_bucket is not None else _bucket(record, window_s)
+def dedup_key(record: Record, *, window_s: float = DEFAULT_WINDOW_S,
+              time_bucket: int | None = None, wall_s: float | None = None) -> Key:
+    clock: tuple[str | None, int | None] | None
+    clock = (None, time_bucket) if time_bucket is not None else \
+        clock_bucket(record, window_s, wall_s)
+    tag, bucket = clock if clock is not None else (None, None)
     if isinstance(record, MemoryErrorEvent):
         klass = "UE" if record.error_type.is_uncorrected else "CE"
-        return ("mem", klass, _where(record), bucket)
-    return ("mf", record.pfn, bucket)
+        return ("mem", klass, _where(record), tag, bucket)
+    return ("mf", record.pfn, tag, bucket)
 
 
-def dedup_keys(record: Record, *, window_s: float = DEFAULT_WINDOW_S) -> tuple[Key, Key | None]:
+def dedup_keys(record: Record, *, window_s: float = DEFAULT_WINDOW_S,
+               wall_s: float | None = None) -> tuple[Key, Key | None]:
     """This record's key and the key it would have had one bucket earlier."""
-    key = dedup_key(record, window_s=window_s)
+    key = dedup_key(record, window_s=window_s, wall_s=wall_s)
     bucket = key[-1]
     if not isinstance(bucket, int):
         return key, None
     return key, (*key[:-1], bucket - 1)
 
 
+# Drivers that pass on what the platform firmware reported (APEI GHES, eMCA extlog):
+# their report of a fault is a second road beside the CPU's and the EDAC driver's.
+FIRMWARE_DRIVERS = frozenset({"ghes", "ghes_edac", "extlog"})
+REPORTERS = {"firmware": "f", "edac": "e", "cpu": "c", "page": "p"}
+
+
+def reporter(record: Record) -> str:
+    """Who within a source reported the record: ``firmware`` (GHES/extlog, including
+    ghes_edac's EDAC line: driver_detail "APEI location"), ``edac`` (an EDAC driver's
+    own decode: a label or layers, no registers), ``cpu`` (machine-check registers) or
+    ``page`` (memory_failure). One error reported by skx/i10nm_edac and by firmware
+    arrives on two roads of one source; two errors of one reporter stay two."""
+    if isinstance(record, MemoryFailureEvent):
+        return "page"
+    if (record.driver in FIRMWARE_DRIVERS or record.driver_detail.startswith("APEI location")
+            or record.source is Source.FIRMWARE):
+        return "firmware"
+    loc = record.location
+    if record.mce is None and (loc.label or loc.top_layer is not None
+                               or record.driver.endswith("_edac")):
+        return "edac"
+    return "cpu"
+
+
 _UNCORRECTED = frozenset(t for t in ErrorType if t.is_uncorrected)
 
 
-def dedup_key_parts(record: Record, *, window_s: float = DEFAULT_WINDOW_S
-                    ) -> tuple[str, int] | None:
+def dedup_key_parts(record: Record, *, window_s: float = DEFAULT_WINDOW_S,
+                    wall_s: float | None = None) -> tuple[str, int] | None:
     """``(repr(key[:-1]), key[-1])`` of :func:`dedup_key` for the common case, built
     without the key tuple: a memory error with an address, or a memory failure, that has
-    an uptime. None for anything else (the caller then uses :func:`dedup_keys`).
+    a time. None for anything else (the caller then uses :func:`dedup_keys`).
 
     The store hashes ``repr(key[:-1])`` and prefixes the bucket (memras.store); building
     that text directly saves tuple building and a generic ``repr`` on the ingest hot
-    path. It must equal ``repr(dedup_key(record)[:-1])`` exactly (tested)."""
-    uptime = record.uptime_s
-    if uptime is None or not math.isfinite(uptime):
+    path. It must equal ``repr(dedup_key(record, wall_s=wall_s)[:-1])`` exactly (tested)."""
+    clock = clock_bucket(record, window_s, wall_s)
+    if clock is None:
         return None
+    tag, bucket = clock
     if type(record) is MemoryErrorEvent:
         address = record.address
         if address is None:
             return None
         klass = "UE" if record.error_type in _UNCORRECTED else "CE"
-        return f"('mem', '{klass}', ('page', {address & ~0xFFF}))", int(uptime // window_s)
+        return f"('mem', '{klass}', ('page', {address & ~0xFFF}), '{tag}')", bucket
     if type(record) is MemoryFailureEvent and type(record.pfn) is int:
-        return f"('mf', {record.pfn})", int(uptime // window_s)
+        return f"('mf', {record.pfn}, '{tag}')", bucket
     return None

@@ -152,7 +152,12 @@ def test_dedup_trace_mce_matches_kmsg_mce_lines() -> None:
     )
     parser.feed("[    4.868701] mce: [Hardware Error]: TSC 52db3942f ADDR 100201000 MISC 86")
     (kmsg,) = parser.flush()
-    assert dedup_key(trace) == dedup_key(kmsg)
+    # the two meet on the wall clock: the trace record's own (TIME), the kmsg line's
+    # boot + uptime (a boot time that puts the MCE at its TIME)
+    assert trace.timestamp is not None and kmsg.uptime_s is not None
+    boot_s = trace.timestamp.timestamp() - 4.868755
+    assert dedup_key(trace) == dedup_key(kmsg, wall_s=boot_s + kmsg.uptime_s)
+    assert dedup_key(kmsg)[-2:] == ("up", 2)  # no clock: its uptime, in its own namespace
     other = parse_trace_line(
         "kworker/1:0-22 [001] ..... 4.9: mc_event: 1 Corrected error: x on L (mc:0"
         " location:0:0:-1 address:0x200000000 grain:64 syndrome:0x0)"
