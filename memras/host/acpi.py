@@ -61,12 +61,6 @@ class AcpiMemoryDevices:
     def all(self) -> list[AcpiMemoryDevice]:
         return [self.read(n) for n in self.names()]
 
-    def owner_of_block(self, index: int) -> AcpiMemoryDevice | None:
-        for dev in self.all():
-            if index in dev.blocks:
-                return dev
-        return None
-
     def eject(self, name: str) -> None:
         """Ask the kernel to offline and remove the device (ACPI _EJ0)."""
         self.fs.write(f"{ACPI_DEVICES_DIR}/{name}/eject", "1")

@@ -178,9 +178,6 @@ class DeviceMappedRange:
     def contains(self, address: int) -> bool:
         return self.start <= address <= self.end
 
-    def overlaps(self, start: int, end: int) -> bool:
-        return self.start <= end and start <= self.end
-
     @property
     def interleaved(self) -> bool:
         """Whether the firmware says (or cannot rule out) that other devices share the range."""

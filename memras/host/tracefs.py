@@ -17,7 +17,6 @@ that is tailed instead.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import time
@@ -139,14 +138,3 @@ class Tracefs:
 
     def open_pipe(self, setup: TraceSetup) -> TracePipeReader:
         return TracePipeReader(setup.pipe_path, is_pipe=not self.fs.is_simulated)
-
-    def teardown(self, setup: TraceSetup) -> None:
-        """Disable our events and remove the instance (the kernel frees its buffer)."""
-        if setup.instance_dir is None:
-            return
-        for event in setup.enabled:
-            with contextlib.suppress(OSError):
-                self.fs.write(f"{setup.instance_dir}/events/{event}/enable", "0")
-        # EBUSY while a reader still has the pipe open is harmless: the next start reuses it.
-        with contextlib.suppress(OSError):
-            self.fs.rmdir(setup.instance_dir)

@@ -2,14 +2,15 @@
 
 Removal is a real ACPI eject through :class:`memras.host.Host` (the simulated kernel
 applies the kernel's rules: offline every block, or re-online and fail with EBUSY);
-insertion calls the simulator's ``insert_dimm`` for the same slot.
+insertion calls the simulator's ``insert_dimm`` for the same slot. It serves the
+simulator, so it sits with it above production code.
 """
 
 from __future__ import annotations
 
 from memras.plugins.backends.acpi import AcpiBackend
 
-from memras.errors import WorkflowError
+from memras.sim import actions
 from memras.workflow.backends import BackendResult, Target
 
 
@@ -24,10 +25,6 @@ class SimulatedBackend(AcpiBackend):
         return super().can_remove(target)
 
     def insert(self, target: Target) -> BackendResult:
-        try:
-            from memras.sim import actions
-        except ImportError:
-            raise WorkflowError("the simulator cannot insert modules in this build") from None
         serial = f"NEW-{target.serial or target.dimm_id}"[:32]
         blocks = actions.insert_dimm(self.ctx.host.root, target.acpi_device or "",
                                      size=target.size, serial=serial, part=target.part,
