@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from memras.audit.report import render_report
 from memras.audit.service import AuditTrail
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.store import Store
 from memras.text import escape
+from memras.workflow.report import render_report
 
 
 def _args(p: argparse.ArgumentParser) -> None:

@@ -1,1 +1,1 @@
-"""Sources to store to health to alerts: the live watcher, its pipeline, and offline import."""
+"""Sources to store to health to alerts: the live watcher, its pipeline, offline import."""
