@@ -34,6 +34,10 @@ echo "== ruff"
 .venv/bin/ruff check memras tui plugins tests bench
 lint=$?
 
+echo "== layer contract (imports flow downward: docs/architecture.md, Layers)"
+.venv/bin/python tests/unit/test_layers.py
+layers=$?
+
 echo "== mypy"
 .venv/bin/mypy  # files and settings: [tool.mypy] in pyproject.toml
 types=$?
@@ -48,6 +52,10 @@ if [ "$status" = 5 ]; then
 fi
 if [ "$lint" != 0 ]; then
   echo "!! ruff found problems (see above): failing the run" >&2
+  [ "$status" = 0 ] && status=1
+fi
+if [ "$layers" != 0 ]; then
+  echo "!! an import runs against the layer contract (see above): failing the run" >&2
   [ "$status" = 0 ] && status=1
 fi
 if [ "$types" != 0 ]; then
