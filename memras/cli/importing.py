@@ -1,9 +1,10 @@
 """``memras import KIND PATH``: errors from a rasdaemon DB, dmesg, trace or mcelog file.
 
 The file (or stdin, ``-``) goes through the parsers into the store
-(:mod:`memras.watcher.importing`), which counts every line or row as inserted, a
-duplicate, ignored, non-memory or skipped (with samples). The module is named
-``importing`` because ``import`` is a Python keyword.
+(:mod:`memras.watcher.importing`), which counts every line or row as inserted (and of
+those, flagged: a value out of its domain clamped or blanked), a duplicate, ignored,
+non-memory or skipped, with each skip and flag reason counted and samples kept. The
+module is named ``importing`` because ``import`` is a Python keyword.
 """
 
 from __future__ import annotations
@@ -57,7 +58,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     ctx.print(f"{report.inserted} inserted, {report.duplicates} duplicates, "
               f"{report.skipped} skipped, {report.ignored} ignored, "
-              f"{report.non_memory} non-memory machine checks")
+              f"{report.non_memory} non-memory machine checks, {report.flagged} flagged "
+              f"({report.kind})")
+    for title, counts in (("flagged", report.flag_reasons), ("skipped", report.skipped_reasons)):
+        for reason, n in sorted(counts.items(), key=lambda item: -item[1]):
+            ctx.print(f"  {title} {n}: {escape(reason)}")
     for sample in report.skipped_samples:
         ctx.print(f"  skipped: {escape(sample)}")
     return 0

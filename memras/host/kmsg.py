@@ -103,9 +103,10 @@ class KmsgReader:
             chunk = os.read(self._fd, _FILE_SLICE)
             if chunk:
                 self._pending += chunk
-            if b"\n" in self._pending or time.monotonic() >= deadline:
-                break
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            if b"\n" in self._pending or (not chunk and time.monotonic() >= deadline):
+                break  # (a record longer than a slice is read on, up to its newline)
+            if not chunk:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         complete, _, self._pending = self._pending.rpartition(b"\n")
         if not complete:
             return KmsgRead(records=[])

@@ -113,6 +113,16 @@ def _verdict_reached_at(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE memras_health_verdict ADD COLUMN reached_at DATETIME")
 
 
+def _error_flags(conn: Connection) -> None:
+    """``memras_error.flags``: the values a record had out of their domain, clamped or
+    blanked (memras.store.bounds). Rows written before read as unflagged (NULL)."""
+    from sqlalchemy import inspect
+
+    if "flags" in {c["name"] for c in inspect(conn).get_columns("memras_error")}:
+        return  # a fresh database: create_all (migration 1) made the column
+    conn.exec_driver_sql("ALTER TABLE memras_error ADD COLUMN flags TEXT")
+
+
 def _naive(value: object) -> datetime | None:
     """A DateTime column read through the driver (SQLite returns text) as naive UTC."""
     if value is None or isinstance(value, datetime):
@@ -128,6 +138,7 @@ MIGRATIONS: list[Migration] = [
     Migration(3, "memras_page_state per module: primary key (page, module_id)",
               _page_state_per_module),
     Migration(4, "memras_health_verdict.reached_at", _verdict_reached_at),
+    Migration(5, "memras_error.flags: values clamped or blanked", _error_flags),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -66,6 +66,9 @@ class ErrorRow(Base):
     raw: Mapped[str] = mapped_column(Text, default="")
     rasdaemon_table: Mapped[str | None] = mapped_column(String(32))
     rasdaemon_id: Mapped[int | None] = mapped_column(Integer)
+    # Values the record had out of their domain, clamped or blanked (memras.store.bounds):
+    # "count:too-large,address:too-large"; NULL when the row is as the source said
+    flags: Mapped[str | None] = mapped_column(Text)
 
 
 class ErrorCountRow(Base):

@@ -12,13 +12,32 @@ MEMORY_FAILURE_TYPE = "MemoryFailure"  # memras_error.type of a MemoryFailureEve
 
 @dataclass(frozen=True, slots=True)
 class AddResult:
+    """What one ``add_events`` did with its batch: every record is inserted (some of
+    them ``flagged``: stored with values clamped or blanked), a duplicate, or
+    ``skipped`` (not storable; counted in memras_skipped, reasons here)."""
+
     inserted: int = 0
     duplicates: int = 0
     new_events: list[Record] = field(default_factory=list, repr=False)  # those inserted
+    flagged: int = 0  # of the inserted
+    skipped: int = 0
+    skip_reasons: dict[str, int] = field(default_factory=dict)  # reason -> records
+    flag_reasons: dict[str, int] = field(default_factory=dict)  # e.g. count:too-large -> rows
 
     def __add__(self, other: AddResult) -> AddResult:
         return AddResult(self.inserted + other.inserted, self.duplicates + other.duplicates,
-                         self.new_events + other.new_events)
+                         self.new_events + other.new_events, self.flagged + other.flagged,
+                         self.skipped + other.skipped,
+                         add_counts(self.skip_reasons, other.skip_reasons),
+                         add_counts(self.flag_reasons, other.flag_reasons))
+
+
+def add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    """Per-reason counts of ``a`` and ``b`` together (a new dict)."""
+    out = dict(a)
+    for reason, n in b.items():
+        out[reason] = out.get(reason, 0) + n
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +61,7 @@ class StoredError:
     raw: str
     rasdaemon_table: str | None
     rasdaemon_id: int | None
+    flags: str | None = None  # values clamped or blanked on the way in (memras.store.bounds)
 
     @property
     def label(self) -> str | None:

@@ -44,7 +44,7 @@ LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_gro
 FIRST_COLUMNS = ("time", "uptime", "source", "type", "count", "address", "page",
                  "normalized_address", "grain_bits", "syndrome")
 LAST_COLUMNS = ("message", "driver", "driver_detail", "dedup_key", "identity", "raw",
-                "rasdaemon_table", "rasdaemon_id")
+                "rasdaemon_table", "rasdaemon_id", "flags")
 ERROR_COLUMNS = (*FIRST_COLUMNS, *LOCATION_FIELDS, *LAST_COLUMNS)
 _NONES = (None,) * len(LOCATION_FIELDS)
 
@@ -144,11 +144,14 @@ class RowBuilder:
     def build(self, batch: list[tuple[str, str | None, str, Record, datetime]], *,
               time_processor: Callable[[Any], Any] | None = None,
               uptime_processor: Callable[[Any], Any] | None = None,
-              first_id: Callable[[str], int] | None = None) -> ErrorRows:
+              first_id: Callable[[str], int] | None = None,
+              flags: dict[int, str] | None = None) -> ErrorRows:
         """Rows for (key, previous key, identity, record, UTC time) items (the store's
         prepared records: the time is aware with tzinfo UTC; the previous key is not
         stored). With ``first_id``
-        (table -> the first free rasdaemon row id) the rasdaemon mirror is built too."""
+        (table -> the first free rasdaemon row id) the rasdaemon mirror is built too.
+        ``flags`` (``id(record)`` -> text, from :mod:`memras.store.bounds`) marks the
+        rows whose values were clamped or blanked; the records are already in bounds."""
         out = ErrorRows()
         rows, counts, mirror = out.rows, out.counts, out.rasdaemon
         shapes = self._shapes
@@ -159,6 +162,7 @@ class RowBuilder:
         iso_text = time_processor is _isoformat_us
         t: Any  # text, or the dialect's value for a datetime
         values: tuple[Any, ...]  # the leading columns' values, of either record kind
+        tail: tuple[Any, ...]  # the trailing ones
         for key, _, identity, record, when in batch:
             # One timestamp() per record gives both texts, kept per second of event time:
             # memras_error.time (naive UTC, isoformat with microseconds: exactly the
@@ -234,15 +238,16 @@ class RowBuilder:
                          grain, s64, record.driver_detail))
             if row_id is None:
                 mask |= 0b100000
+            else:
+                tail += (link_table, row_id)
+            if flags and (flagged := flags.get(id(record))) is not None:
+                mask |= 0b1000000
+                tail += (flagged,)
             entry = shapes.get((mask, loc_names))
             if entry is None:
                 entry = self._shape(mask, loc_names)
             shape, pick_first, pick_last = entry
-            if row_id is None:
-                rows.append((shape, pick_first(values) + loc_values + tail))
-            else:
-                rows.append((shape, pick_first(values) + loc_values + tail
-                             + (link_table, row_id)))
+            rows.append((shape, pick_first(values) + loc_values + tail))
             acc = counts.get(ck := (type_, *counted))
             if acc is None:
                 acc = counts[ck] = [0, 0]
@@ -253,7 +258,8 @@ class RowBuilder:
     def _shape(self, mask: int, loc_names: Shape) -> tuple[Shape, Any, Any]:
         """The column names of rows whose optional values are NULL per ``mask`` (bit i:
         the i-th of uptime, address+page, normalized_address, grain_bits, syndrome, the
-        rasdaemon link), and a picker of the non-NULL leading values."""
+        rasdaemon link; bit 6 set: flags present), and a picker of the non-NULL leading
+        values."""
         optional = [("uptime",), ("address", "page"), ("normalized_address",),
                     ("grain_bits",), ("syndrome",)]
         first = ["time", "uptime", "source", "type", "count", "address", "page",
@@ -264,6 +270,8 @@ class RowBuilder:
         last = ["message", "driver", "driver_detail", "dedup_key", "identity", "raw"]
         if not mask >> 5 & 1:
             last += ["rasdaemon_table", "rasdaemon_id"]
+        if mask >> 6 & 1:
+            last.append("flags")
         indexes = [FIRST_COLUMNS.index(n) for n in first]
         pick = itemgetter(*indexes)
         entry = ((*first, *loc_names, *last), pick, None)

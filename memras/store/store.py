@@ -44,13 +44,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memras.errors import StoreError
 from memras.records import DimmLocation, Record
 from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
+from memras.store.bounds import BoundsChecker, Checked
 from memras.store.checkpoint import WalCheckpointer
 from memras.store.migrations import migrate
 from memras.store.models import (
@@ -72,6 +73,7 @@ from memras.store.rows import LOCATION_FIELDS, ROW_BUILDERS, FastStatements, Row
 # imports whichever exist so that one create_all makes every table.
 MODEL_MODULES = ["memras.health.models", "memras.alerts.models", "memras.workflow.models"]
 
+SAMPLE_CHARS = 500  # of a skipped record's text kept in memras_skipped
 KEY_CHUNK = 512  # keys per "dedup_key IN (...)" — well under SQLite's variable limit
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # 4 MiB: with time-ordered dedup keys the index's hot pages are its newest ones, so
@@ -195,6 +197,7 @@ class Store:
         self._statements: FastStatements | None = None
         self._default_keys = key_fn is None
         self._rows = RowBuilder()  # its caches are bounded and kept across batches
+        self._bounds = BoundsChecker()
         # The event writer's WAL checkpoints run on a thread of their own (see
         # memras.store.checkpoint), started by the first add_events on a file database.
         database = engine.url.database if self.mirrors_rasdaemon else None
@@ -279,27 +282,111 @@ class Store:
 
     def add_events(self, events: Iterable[Record], *, cursor: tuple[str, str] | None = None,
                    boot_time: datetime | None = None) -> AddResult:
-        """Store one batch atomically; returns how many were new and how many duplicates.
+        """Store one batch atomically; returns how many were new, duplicates, flagged
+        and skipped.
 
         ``cursor`` = (source name, position) is saved in the same transaction.
         ``boot_time`` turns an event's uptime into wall time when it has no timestamp.
+
+        No record fails its batch: values out of their domain are clamped or blanked and
+        the row flagged (:mod:`memras.store.bounds`); a record that still cannot be
+        prepared or inserted is skipped, counted in memras_skipped (``store:<source>``)
+        with its reason, and the others are stored with the cursor. ``new_events`` are
+        the records as stored (in bounds), which is what health judges.
         """
-        batch = list(events)
-        prepared = self._prepare(batch, boot_time)
+        checked = self._bounds.check_batch(list(events))
+        prepared, rejected, flags = self._prepare_each(checked, boot_time)
+        rejected = checked.rejected + rejected
         try:
             with self._write() as conn:
                 self._checkpoint_elsewhere(conn)
                 fresh = self._drop_known(conn, prepared)
+                duplicates = len(prepared) - len(fresh)
                 if fresh:
-                    self._insert(conn, fresh)
+                    failed = self._insert_isolated(conn, fresh, flags)
+                    if failed:
+                        lost = {id(record) for record, _ in failed}
+                        fresh = [p for p in fresh if id(p[3]) not in lost]
+                        rejected += failed
+                self._count_rejected(conn, rejected)
                 if cursor is not None:
                     self._set_cursor(conn, *cursor)
         except SQLAlchemyError as exc:
             raise _store_error("store events", exc) from exc
         if self._checkpointer is not None:
             self._checkpointer.batch_committed()
-        return AddResult(inserted=len(fresh), duplicates=len(batch) - len(fresh),
-                         new_events=[p[3] for p in fresh])
+        reasons: dict[str, int] = {}
+        for _, reason in rejected:
+            reasons[reason] = reasons.get(reason, 0) + 1
+        new_events = [p[3] for p in fresh]
+        flag_reasons: dict[str, int] = {}
+        flagged = [flags[id(r)] for r in new_events if id(r) in flags] if flags else []
+        for text in flagged:
+            for flag in text.split(","):
+                flag_reasons[flag] = flag_reasons.get(flag, 0) + 1
+        return AddResult(inserted=len(fresh), duplicates=duplicates, new_events=new_events,
+                         flagged=len(flagged), skipped=len(rejected), skip_reasons=reasons,
+                         flag_reasons=flag_reasons)
+
+    def _prepare_each(self, checked: Checked, boot_time: datetime | None
+                      ) -> tuple[list[_Prepared], list[tuple[Record, str]], dict[int, str]]:
+        """:meth:`_prepare` of the batch; when it fails, record by record, so that one
+        record it cannot handle is skipped with its reason instead of losing the batch.
+        Also the flags re-keyed by the prepared records (preparing may date a record,
+        which makes it a new object)."""
+        records, flags = checked.records, checked.flags
+        rejected: list[tuple[Record, str]] = []
+        try:
+            prepared = self._prepare(records, boot_time)
+            pairs = zip(records, prepared, strict=True)
+        except Exception:  # noqa: BLE001 - whatever it is, it is found and counted below
+            prepared = []
+            kept = []
+            for record in records:
+                try:
+                    prepared += self._prepare([record], boot_time)
+                    kept.append(record)
+                except Exception as exc:  # noqa: BLE001 - counted with its reason
+                    rejected.append((record, _failure_reason("prepare", exc)))
+            pairs = zip(kept, prepared, strict=True)
+        if flags:
+            flags = {id(p[3]): flags[id(r)] for r, p in pairs if id(r) in flags}
+        return prepared, rejected, flags
+
+    def _insert_isolated(self, conn: Connection, fresh: list[_Prepared],
+                         flags: dict[int, str]) -> list[tuple[Record, str]]:
+        """:meth:`_insert` of the batch under a savepoint; if a record's values fail it,
+        the batch is rolled back to the savepoint and inserted record by record, each
+        under its own, so only the failing ones are left out. A failure of the database
+        itself (locked, full, I/O) is not a record's: it fails the batch as before."""
+        try:
+            with conn.begin_nested():
+                self._insert(conn, fresh, flags)
+            return []
+        except OperationalError:
+            raise
+        except Exception:  # noqa: BLE001 - isolated record by record below
+            pass
+        failed: list[tuple[Record, str]] = []
+        for one in fresh:
+            try:
+                with conn.begin_nested():
+                    self._insert(conn, [one], flags)
+            except OperationalError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - counted with its reason
+                failed.append((one[3], _failure_reason("insert", exc)))
+        return failed
+
+    def _count_rejected(self, conn: Connection, rejected: list[tuple[Record, str]]) -> None:
+        """Skipped records into memras_skipped, one row per ``store:<source>``."""
+        by_source: dict[str, list[tuple[Record, str]]] = {}
+        for record, reason in rejected:
+            by_source.setdefault(f"store:{record.source}", []).append((record, reason))
+        for source, items in by_source.items():
+            record, reason = items[-1]
+            self._count_skipped(conn, source, (record.raw or repr(record))[:SAMPLE_CHARS],
+                                reason=reason, n=len(items))
 
     def _checkpoint_elsewhere(self, conn: Connection) -> None:
         """Hand this connection's WAL checkpoints to the checkpointer thread (automatic
@@ -381,7 +468,8 @@ class Store:
             self._statements = FastStatements.for_dialect(conn.dialect)
         return self._statements
 
-    def _insert(self, conn: Connection, fresh: list[_Prepared]) -> None:
+    def _insert(self, conn: Connection, fresh: list[_Prepared],
+                flags: dict[int, str] | None = None) -> None:
         """memras_error rows, the rasdaemon-format mirror (ids allocated under the write
         lock: BEGIN IMMEDIATE) and the count bumps of one batch."""
         statements = self._fast(conn)
@@ -392,7 +480,8 @@ class Store:
         rows = self._rows.build(fresh,
                                 time_processor=statements.time_processor,
                                 uptime_processor=statements.uptime_processor,
-                                first_id=first_id if self.mirrors_rasdaemon else None)
+                                first_id=first_id if self.mirrors_rasdaemon else None,
+                                flags=flags)
         for table, params in rows.rasdaemon.items():
             conn.exec_driver_sql(rs.insert_sql(table, ROW_BUILDERS[table][1]), params)
         statements.insert(conn, rows.rows)
@@ -438,14 +527,18 @@ class Store:
 
     def count_skipped(self, source: str, sample: str, *, reason: str = "", n: int = 1) -> None:
         """Count ``n`` malformed inputs from ``source``, keeping the latest as a sample."""
+        with self._write_translated("count skipped input") as conn:
+            self._count_skipped(conn, source, sample, reason=reason, n=n)
+
+    def _count_skipped(self, conn: Connection, source: str, sample: str, *, reason: str,
+                       n: int) -> None:
         t = SkippedRow.__table__
         now = datetime.now(UTC).replace(tzinfo=None)
-        with self._write_translated("count skipped input") as conn:
-            done = conn.execute(update(t).where(t.c.source == source).values(
-                count=t.c.count + n, sample=sample, reason=reason, updated=now))
-            if done.rowcount == 0:
-                conn.execute(t.insert().values(source=source, count=n, sample=sample,
-                                               reason=reason, updated=now))
+        done = conn.execute(update(t).where(t.c.source == source).values(
+            count=t.c.count + n, sample=sample, reason=reason, updated=now))
+        if done.rowcount == 0:
+            conn.execute(t.insert().values(source=source, count=n, sample=sample,
+                                           reason=reason, updated=now))
 
     def skipped(self) -> dict[str, int]:
         with self._read() as conn:
@@ -569,7 +662,14 @@ def _stored_error(r: Any) -> StoredError:
         normalized_address=rs.as_u64(r["normalized_address"]), location=location,
         message=r["message"], driver=r["driver"], driver_detail=r["driver_detail"],
         dimm_id=r["dimm_id"], raw=r["raw"], rasdaemon_table=r["rasdaemon_table"],
-        rasdaemon_id=r["rasdaemon_id"])
+        rasdaemon_id=r["rasdaemon_id"], flags=r["flags"])
+
+
+def _failure_reason(step: str, exc: Exception) -> str:
+    """A short, stable reason for memras_skipped: the step and the exception's kind and
+    first line (no traceback; the sample row keeps the record's text)."""
+    first = (str(exc).splitlines() or [""])[0][:120]
+    return f"{step}: {type(exc).__name__}: {first}" if first else f"{step}: {type(exc).__name__}"
 
 
 def _store_error(what: str, exc: SQLAlchemyError) -> StoreError:

@@ -3,9 +3,15 @@
 The parsers (``memras.ingest.parsers``) turn text into records; this module only
 reads, batches (``BATCH_EVENTS`` per transaction), counts and reports progress, so
 the CLI and the TUI show the same numbers. Nothing is lost silently: every line or
-row ends up inserted, a duplicate, ignored (not a memory error record), non-memory
-(a machine check of another kind, counted) or skipped (malformed: counted in
-``memras_skipped`` with a sample).
+row ends up inserted (some flagged: stored with a value out of its domain clamped or
+blanked, see :mod:`memras.store.bounds`), a duplicate, ignored (not a memory error
+record), non-memory (a machine check of another kind, counted) or skipped (counted in
+``memras_skipped`` with a sample, and per reason in the report).
+
+Text is split at ``\n`` only, as the kernel ends its records: a CR or NUL inside a
+line stays in that line (a CR before the newline, from a CRLF copy, is dropped),
+bytes that are not UTF-8 become U+FFFD, and a line longer than any kernel record
+(``MAX_LINE_CHARS``) is skipped with that reason instead of reaching the parsers.
 
 A rasdaemon database is read read-only through the watcher's
 :class:`memras.ingest.sources.RasdaemonSource` (one reader for both uses), with a
@@ -14,6 +20,7 @@ cursor per database file, so importing the same file again adds only new rows.
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import sys
@@ -26,12 +33,18 @@ from typing import IO
 
 from memras.errors import StoreError, UsageError
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
-from memras.store.results import AddResult
+from memras.store.results import AddResult, add_counts
 from memras.store.store import Store
 
 BATCH_EVENTS = 5000
 KINDS = ("rasdaemon", "dmesg", "trace", "mcelog")
 MAX_SAMPLE_CHARS = 500
+# A kernel record is at most 8 KiB on /dev/kmsg (CONSOLE_EXT_LOG_MAX) and a trace line
+# about a page; 64 KiB leaves room for prefixes and joined continuation lines. A longer
+# "line" is a file without newlines or garbage, and the parsers' regexes need not see it.
+MAX_LINE_CHARS = 64 * 1024
+MALFORMED = "malformed"
+TOO_LONG = f"line longer than {MAX_LINE_CHARS} characters"
 
 Progress = Callable[[int], None]  # called with the bytes (or rows) consumed so far
 
@@ -46,10 +59,24 @@ class ImportReport:
     non_memory: int = 0
     skipped: int = 0
     skipped_samples: list[str] = field(default_factory=list)
+    flagged: int = 0  # of the inserted: a value clamped or blanked (memras.store.bounds)
+    skipped_reasons: dict[str, int] = field(default_factory=dict)  # reason -> count
+    flag_reasons: dict[str, int] = field(default_factory=dict)  # e.g. address:too-large
 
     def add(self, result: AddResult) -> None:
+        """What the store did with a batch: records it could not store are skipped too."""
         self.inserted += result.inserted
         self.duplicates += result.duplicates
+        self.flagged += result.flagged
+        self.skipped += result.skipped
+        self.skipped_reasons = add_counts(self.skipped_reasons, result.skip_reasons)
+        self.flag_reasons = add_counts(self.flag_reasons, result.flag_reasons)
+
+    def note_skip(self, sample: str, reason: str) -> None:
+        self.skipped += 1
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+        if len(self.skipped_samples) < 5:
+            self.skipped_samples.append(sample)
 
 
 class _Batcher:
@@ -59,8 +86,8 @@ class _Batcher:
                  boot_time: datetime | None) -> None:
         self.store, self.report, self.source, self.boot_time = store, report, source, boot_time
         self.pending: list[Record] = []
-        self.unsaved_skips = 0  # malformed inputs not yet counted in memras_skipped
-        self.last_sample = ""
+        # reason -> (inputs not yet counted in memras_skipped, the latest sample)
+        self.unsaved: dict[str, tuple[int, str]] = {}
 
     def classify(self, result: object, raw: str, *, malformed: bool = False) -> None:
         if isinstance(result, MemoryErrorEvent | MemoryFailureEvent):
@@ -74,35 +101,38 @@ class _Batcher:
         else:
             self.report.ignored += 1
 
-    def skip(self, raw: str) -> None:
-        self.report.skipped += 1
+    def skip(self, raw: str, reason: str = MALFORMED) -> None:
         sample = raw.rstrip("\n")[:MAX_SAMPLE_CHARS]
-        if len(self.report.skipped_samples) < 5:
-            self.report.skipped_samples.append(sample)
-        self.unsaved_skips += 1
-        self.last_sample = sample
+        self.report.note_skip(sample, reason)
+        n, _ = self.unsaved.get(reason, (0, ""))
+        self.unsaved[reason] = (n + 1, sample)
 
     def flush(self) -> None:
         if self.pending:
             self.report.add(self.store.add_events(self.pending, boot_time=self.boot_time))
         self.pending = []
-        if self.unsaved_skips:  # one write per batch, not one per bad line
-            self.store.count_skipped(f"import:{self.source}", self.last_sample,
-                                     reason="malformed", n=self.unsaved_skips)
-            self.unsaved_skips = 0
+        for reason, (n, sample) in self.unsaved.items():  # one write per batch and reason
+            self.store.count_skipped(f"import:{self.source}", sample, reason=reason, n=n)
+        self.unsaved = {}
 
 
 # ---- reading text ---------------------------------------------------------------------
 
 @contextmanager
 def open_text(path: str) -> Iterator[tuple[IO[str], int | None]]:
-    """``-`` is stdin; a file is read as UTF-8, bad bytes replaced (never a crash)."""
+    """``-`` is stdin; a file is read as UTF-8, bad bytes replaced (never a crash), lines
+    ended by ``\n`` alone (see the module docstring)."""
     if path == "-":
-        yield sys.stdin, None
+        binary = getattr(sys.stdin, "buffer", None)
+        if binary is None:  # already text (a test's StringIO)
+            yield sys.stdin, None
+        else:
+            yield io.TextIOWrapper(binary, encoding="utf-8", errors="replace",
+                                   newline="\n"), None
         return
     p = Path(path)
     try:
-        handle = p.open(encoding="utf-8", errors="replace", newline="")
+        handle = p.open(encoding="utf-8", errors="replace", newline="\n")
         size = p.stat().st_size
     except FileNotFoundError as exc:
         raise UsageError(f"no such file: {path}", hint="check the path") from exc
@@ -116,14 +146,25 @@ def open_text(path: str) -> Iterator[tuple[IO[str], int | None]]:
 
 
 def _lines(handle: IO[str], progress: Progress | None) -> Iterator[str]:
+    """Each line without its ``\n`` or ``\r\n``."""
     consumed = 0
     for n, line in enumerate(handle, 1):
         consumed += len(line)
         if progress is not None and n % 4096 == 0:
             progress(consumed)
-        yield line
+        line = line[:-1] if line.endswith("\n") else line
+        yield line[:-1] if line.endswith("\r") else line
     if progress is not None:
         progress(consumed)
+
+
+def _kernel_lines(batcher: _Batcher, lines: Iterable[str]) -> Iterator[str]:
+    """Lines short enough to be kernel output; longer ones skipped with the reason."""
+    for line in lines:
+        if len(line) > MAX_LINE_CHARS:
+            batcher.skip(line, TOO_LONG)
+        else:
+            yield line
 
 
 # ---- one importer per kind ----------------------------------------------------------------
@@ -132,7 +173,7 @@ def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
     from memras.ingest.parsers.ftrace import parse_trace_line, split_trace_line
 
     memory_events = {"mc_event", "mce_record", "memory_failure_event", "extlog_mem_event"}
-    for line in lines:
+    for line in _kernel_lines(batcher, lines):
         if not line.strip():
             continue
         result = parse_trace_line(line)
@@ -147,22 +188,23 @@ def import_dmesg(batcher: _Batcher, lines: Iterable[str]) -> None:
     from memras.ingest.parsers.kernel_log import KernelLogParser
 
     parser = KernelLogParser()
-    for line in lines:
-        for record in parser.feed(line.rstrip("\n")) or ():
+    for line in _kernel_lines(batcher, lines):
+        for record in parser.feed(line) or ():
             batcher.classify(record, line)
     for record in parser.flush() or ():
         batcher.classify(record, "")
     _count_parser_stats(batcher, getattr(parser, "stats", None))
 
 
-def import_mcelog(batcher: _Batcher, text: str) -> None:
+def import_mcelog(batcher: _Batcher, lines: Iterable[str]) -> None:
+    from memras.ingest.parsers._common import ParserStats
     from memras.ingest.parsers.mcelog import parse_mcelog
 
-    result = parse_mcelog(text)
-    records = getattr(result, "records", result)
-    for record in records:
+    stats = ParserStats()
+    text = "\n".join(_kernel_lines(batcher, lines))
+    for record in parse_mcelog(text, stats=stats):
         batcher.classify(record, "")
-    _count_parser_stats(batcher, getattr(result, "stats", None))
+    _count_parser_stats(batcher, stats)
 
 
 def _count_parser_stats(batcher: _Batcher, stats: object) -> None:
@@ -213,8 +255,9 @@ def import_rasdaemon(store: Store, path: str, report: ImportReport,
             raise StoreError(f"cannot read {path}: {batch.skipped[0]}",
                              hint="check the file and its permissions")
         for sample in batch.skipped:
-            report.skipped += 1
-            store.count_skipped("import:rasdaemon", sample[:MAX_SAMPLE_CHARS], reason="row")
+            report.note_skip(sample[:MAX_SAMPLE_CHARS], "unreadable row")
+            store.count_skipped("import:rasdaemon", sample[:MAX_SAMPLE_CHARS],
+                                reason="unreadable row")
         if not batch.records and not batch.skipped:
             return
         report.add(store.add_events(batch.records, cursor=(cursor_name, batch.cursor or "{}")))
@@ -242,7 +285,7 @@ def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None
         elif kind == "dmesg":
             import_dmesg(batcher, _lines(handle, progress))
         else:
-            import_mcelog(batcher, "".join(_lines(handle, progress)))
+            import_mcelog(batcher, _lines(handle, progress))
     batcher.flush()
     return report
 

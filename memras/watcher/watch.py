@@ -15,7 +15,10 @@ and the source threads block; the kernel keeps buffering (kmsg ring, trace
 buffer), and whatever it had to overwrite shows up as a counted gap.
 
 Nothing here is fatal: a malformed line is counted with a sample kept; a parser
-or hook exception is caught and counted; SIGTERM sets the stop event, the
+or hook exception is caught and counted; a record the store cannot take (a value no
+row can hold) never fails its batch: the store clamps or blanks it and flags the row,
+or skips that record and counts it, and the cursor moves past it either way, so a
+restart does not die on the same line again; SIGTERM sets the stop event, the
 sources finish their current poll, the queue is drained and the last batch is
 stored before :meth:`Watcher.run` returns.
 """
@@ -62,6 +65,7 @@ class SourceStats:
     read: int = 0
     inserted: int = 0
     duplicates: int = 0
+    flagged: int = 0  # inserted with a value clamped or blanked (memras.store.bounds)
     skipped: int = 0
     ignored: int = 0
     gaps: int = 0
@@ -209,9 +213,10 @@ class Watcher:
             )
             stats.inserted += result.inserted
             stats.duplicates += result.duplicates
+            stats.flagged += result.flagged
             for sample in batch.skipped:
-                self.store.count_skipped(batch.source, sample)
-            stats.skipped += len(batch.skipped)
+                self.store.count_skipped(batch.source, sample, reason="not parsable")
+            stats.skipped += len(batch.skipped) + result.skipped
             for gap in batch.gaps:
                 self.store.add_gap(source=gap.source, subject=gap.subject, count=gap.count,
                                    error_type=gap.error_type, message=gap.message)
@@ -220,14 +225,16 @@ class Watcher:
             stats.gaps += len(batch.gaps)
             stored.extend(result.new_events)
         self.stats.batches_stored += len(batches)
-        for edac in self._edac:
-            edac.observe(stored)
-        if stored and self.on_stored is not None:
-            try:
+        # The batch and its cursor are stored: what follows only reads the records, and
+        # its failure is counted, never fatal (the writer must not die on one record).
+        try:
+            for edac in self._edac:
+                edac.observe(stored)
+            if stored and self.on_stored is not None:
                 self.on_stored(stored)
-            except Exception as exc:  # health/alert failures are counted, never fatal
-                self.stats.hook_errors += 1
-                log.error("after-store hook failed: %s: %s", type(exc).__name__, exc)
+        except Exception as exc:  # health/alert failures are counted, never fatal
+            self.stats.hook_errors += 1
+            log.error("after-store hook failed: %s: %s", type(exc).__name__, exc)
 
 
 def _merged(batches: list[SourceBatch]) -> list[SourceBatch]:
