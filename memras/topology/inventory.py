@@ -32,7 +32,13 @@ from memras.errors import UsageError
 from memras.host.acpi import AcpiMemoryDevice
 from memras.host.edac import EdacController, EdacDimm, parse_dimm_location
 from memras.host.smbios import MemoryDevice
-from memras.topology.memory_map import UNMAPPED, MemoryMap, blocks_for_dimm, read_memory_map
+from memras.topology.memory_map import (
+    UNMAPPED,
+    MemoryMap,
+    ModuleRef,
+    blocks_for_dimm,
+    read_memory_map,
+)
 
 if TYPE_CHECKING:
     from memras.host import Host
@@ -56,6 +62,12 @@ class DimmInfo:
     mapping: str = UNMAPPED  # mapped | interleaved | unmapped (see memras.topology.memory_map)
     mapping_reason: str = ""
     match: str = ""  # how the sources were joined, or why they were not
+
+    @property
+    def ref(self) -> ModuleRef:
+        """What the memory map's reverse lookup needs of this module."""
+        return ModuleRef(self.label, self.match, self.acpi_device,
+                         self.smbios.handle if self.smbios is not None else None)
 
     @property
     def edac_ref(self) -> str | None:
@@ -238,7 +250,7 @@ def dimm_inventory(host: Host, *, memory_map: MemoryMap | None = None) -> list[D
 
 
 def _with_blocks(host: Host, mm: MemoryMap, entry: DimmInfo) -> DimmInfo:
-    result = blocks_for_dimm(host, entry, memory_map=mm)
+    result = blocks_for_dimm(host, entry.ref, memory_map=mm)
     return dataclasses.replace(
         entry, blocks=result.blocks, mapping=result.status, mapping_reason=result.reason,
         acpi_device=entry.acpi_device or result.acpi_device,

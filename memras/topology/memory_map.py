@@ -22,7 +22,7 @@ touch one common 128 MiB block cannot be offlined separately either. The closure
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from memras.errors import KernelInterfaceError
 from memras.host.acpi import AcpiMemoryDevice
@@ -35,17 +35,14 @@ if TYPE_CHECKING:
 MAPPED, INTERLEAVED, UNMAPPED = "mapped", "interleaved", "unmapped"
 
 
-class MappableModule(Protocol):
-    """What the reverse lookup needs of a module (the inventory's DimmInfo has it)."""
+@dataclass(frozen=True, slots=True)
+class ModuleRef:
+    """What the reverse lookup needs of a module (the inventory's ``DimmInfo.ref``)."""
 
-    @property
-    def label(self) -> str: ...
-    @property
-    def match(self) -> str: ...
-    @property
-    def acpi_device(self) -> str | None: ...
-    @property
-    def smbios(self) -> MemoryDevice | None: ...
+    label: str
+    match: str  # how the inventory joined its sources ("acpi…" when by ACPI device)
+    acpi_device: str | None
+    smbios_handle: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,18 +105,18 @@ class DimmBlocks:
     reason: str
 
 
-def blocks_for_dimm(host: Host, dimm: MappableModule, *,
+def blocks_for_dimm(host: Host, dimm: ModuleRef, *,
                     memory_map: MemoryMap | None = None) -> DimmBlocks:
     """Which blocks must go offline to free ``dimm``, and whether it can go alone."""
     mm = memory_map or read_memory_map(host)
-    handle = dimm.smbios.handle if dimm.smbios is not None else None
+    handle = dimm.smbios_handle
     own = [r for r in mm.ranges if r.device_handle == handle] if handle is not None else []
     if own:
         assert handle is not None  # own is empty without a handle
         return _by_smbios_ranges(mm, dimm, handle, own)
     if dimm.acpi_device is not None and dimm.match.startswith("acpi"):
         return _by_acpi_device(mm, dimm.acpi_device)
-    if dimm.smbios is not None:
+    if handle is not None:
         return DimmBlocks(UNMAPPED, (), None,
                           f"the firmware gives no SMBIOS type 20 range for {dimm.label}")
     return DimmBlocks(UNMAPPED, (), None,
@@ -175,7 +172,7 @@ def _device_name(mm: MemoryMap, handle: int) -> str:
     return (dev.locator or dev.full_locator) if dev else f"SMBIOS handle {handle:#06x}"
 
 
-def _by_smbios_ranges(mm: MemoryMap, dimm: MappableModule, handle: int,
+def _by_smbios_ranges(mm: MemoryMap, dimm: ModuleRef, handle: int,
                       own: list[DeviceMappedRange]) -> DimmBlocks:
     members = _interleave_set(mm, handle)
     blocks = _existing_blocks(mm, members)

@@ -108,7 +108,7 @@ def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
     from memras.topology.memory_map import blocks_for_dimm
 
     dimm = resolve_dimm(host, dimm_text)
-    mapping = blocks_for_dimm(host, dimm)
+    mapping = blocks_for_dimm(host, dimm.ref)
     uid = None
     if mapping.acpi_device:
         try:

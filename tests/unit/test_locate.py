@@ -9,10 +9,10 @@ import pytest
 
 from memras.errors import KernelInterfaceError, UsageError
 from memras.host import Host
-from memras.topology.inventory import resolve_dimm
-from memras.topology.locate import blocks_for_dimm, locate
 from memras.sim import profiles
 from memras.sim.smbios_build import Type17, Type19, Type20, build_smbios
+from memras.topology.inventory import resolve_dimm
+from memras.topology.locate import blocks_for_dimm, locate
 
 GIB = 1 << 30
 BS = 128 << 20
@@ -111,9 +111,9 @@ def test_forward_beyond_last_block_is_a_usage_error(two_alone_two_interleaved):
 
 def test_reverse_alone_interleaved(two_alone_two_interleaved):
     host = two_alone_two_interleaved
-    a = blocks_for_dimm(host, resolve_dimm(host, "A"))
+    a = blocks_for_dimm(host, resolve_dimm(host, "A").ref)
     assert (a.status, a.blocks, a.acpi_device) == ("mapped", tuple(range(8)), "PNP0C80:00")
-    c = blocks_for_dimm(host, resolve_dimm(host, "C"))
+    c = blocks_for_dimm(host, resolve_dimm(host, "C").ref)
     assert (c.status, c.blocks, c.acpi_device) == ("interleaved", tuple(range(16, 32)),
                                                    "PNP0C80:02")
     assert "interleaved with D" in c.reason and "PNP0C80:02" in c.reason
@@ -125,7 +125,7 @@ def test_reverse_device_holding_two_dimms_is_not_mapped(tmp_path):
     smbios(tmp_path, [dimm(0x11, "A", 1024), dimm(0x12, "B", 1024)], [
         Type20(0x21, 0, GIB - 1, 0x11, 0x1200), Type20(0x22, GIB, 2 * GIB - 1, 0x12, 0x1200)])
     host = Host(tmp_path)
-    result = blocks_for_dimm(host, resolve_dimm(host, "A"))
+    result = blocks_for_dimm(host, resolve_dimm(host, "A").ref)
     assert result.status == "interleaved" and "PNP0C80:00 also holds" in result.reason
 
 
@@ -135,7 +135,7 @@ def test_reverse_ranges_sharing_a_block_make_a_set(tmp_path):
     smbios(tmp_path, [dimm(0x11, "A", 1024), dimm(0x12, "B", 1024)], [
         Type20(0x21, 0, half - 1, 0x11, 0x1200), Type20(0x22, half, 2 * GIB - 1, 0x12, 0x1200)])
     host = Host(tmp_path)
-    result = blocks_for_dimm(host, resolve_dimm(host, "B"))
+    result = blocks_for_dimm(host, resolve_dimm(host, "B").ref)
     assert result.status == "interleaved" and result.blocks == tuple(range(16))
 
 
@@ -145,7 +145,7 @@ def test_edac_only_is_unmapped_with_reason(tmp_path):
     host = Host(tmp_path)
     loc = locate(host, 0x1000)
     assert loc.status == "unmapped" and "SMBIOS" in loc.reason
-    result = blocks_for_dimm(host, resolve_dimm(host, "mc0/dimm0"))
+    result = blocks_for_dimm(host, resolve_dimm(host, "mc0/dimm0").ref)
     assert result.status == "unmapped" and result.blocks == ()
 
 
@@ -167,7 +167,7 @@ def test_qemu_guest_address_in_a_hotplugged_dimm(tmp_path):
     assert (loc.block, loc.zone, loc.acpi_device, loc.acpi_uid) == (32, "Movable",
                                                                     "PNP0C80:00", "0")
     assert loc.status == "mapped" and loc.candidates[0].dimm_id == "PNP0C80:00"
-    reverse = blocks_for_dimm(host, resolve_dimm(host, "PNP0C80:00"))
+    reverse = blocks_for_dimm(host, resolve_dimm(host, "PNP0C80:00").ref)
     assert reverse.status == "mapped" and loc.block in reverse.blocks
     assert reverse.acpi_device == "PNP0C80:00"
 
@@ -178,13 +178,13 @@ def test_skylake_interleaved_address_lists_the_socket_set(tmp_path):
     assert loc.status == "interleaved" and len(loc.candidates) == 6
     assert {c.locator for c in loc.candidates} == {f"P1-DIMM{x}1" for x in "ABCDEF"}
     assert all(c.dimm_id and c.dimm_id.startswith("mc") for c in loc.candidates)
-    reverse = blocks_for_dimm(host, resolve_dimm(host, "P1-DIMMA1"))
+    reverse = blocks_for_dimm(host, resolve_dimm(host, "P1-DIMMA1").ref)
     assert reverse.status == "interleaved" and "P1-DIMMB1" in reverse.reason
 
 
 def test_demo_dimm_alone_under_its_own_acpi_device(tmp_path):
     host = _profile(tmp_path, "demo")
     dimm_info = resolve_dimm(host, "P1-DIMMB1")
-    result = blocks_for_dimm(host, dimm_info)
+    result = blocks_for_dimm(host, dimm_info.ref)
     device = host.acpi.read(result.acpi_device)
     assert result.status == "mapped" and result.blocks == device.blocks
