@@ -9,9 +9,16 @@ drop an older one from the queue without losing anything the feed would show.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:  # the core's result types; the screens' workers import what they call
+    from memras.alerts.alert import Alert
+    from memras.audit.chain import ChainReport
+    from memras.audit.service import AuditEntry
+    from memras.topology.inventory import DimmInfo
+    from memras.views import BlockCell, DimmDetail, DimmRow, FeedRow, HostSummary, RecentErrors
 
 
 @dataclass
@@ -24,10 +31,10 @@ class LoadFailed(Message):
 
 @dataclass
 class DashboardLoaded(Message):
-    summary: Any  # memras.views.HostSummary
-    recent: Any  # memras.views.RecentErrors | None
-    dimms: list[Any]  # memras.views.DimmRow
-    alerts: list[Any]  # memras.alerts.alert.Alert (open)
+    summary: HostSummary
+    recent: RecentErrors | None
+    dimms: list[DimmRow]
+    alerts: list[Alert]  # the open ones
     store_note: str = ""  # why the database part is empty, if it is
 
 
@@ -38,7 +45,7 @@ class DashboardReady(Message):
 
 @dataclass
 class EventsArrived(Message):
-    rows: list[Any]  # memras.views.FeedRow, newest first, at most the feed's length
+    rows: list[FeedRow]  # newest first, at most the feed's length
     last_id: int
     new: int  # events seen since the previous message was *produced*
 
@@ -48,18 +55,18 @@ class EventsArrived(Message):
 
 @dataclass
 class DetailLoaded(Message):
-    detail: Any  # memras.views.DimmDetail
+    detail: DimmDetail
 
 
 @dataclass
 class MapLoaded(Message):
-    cells: list[Any]  # memras.views.BlockCell
-    dimms: list[Any]  # memras.topology.inventory.DimmInfo
+    cells: list[BlockCell]
+    dimms: list[DimmInfo]
 
 
 @dataclass
 class AlertsLoaded(Message):
-    alerts: list[Any]
+    alerts: list[Alert]
 
 
 @dataclass
@@ -67,18 +74,18 @@ class AlertChanged(Message):
     """An alert was acked or resolved through the alert service (hooks told)."""
 
     action: str  # "ack" | "resolve"
-    alert: Any  # memras.alerts.alert.Alert, after the change
+    alert: Alert  # after the change
     warnings: str = ""  # hooks that did not load, as the CLI prints them on stderr
 
 
 @dataclass
 class AuditLoaded(Message):
-    entries: list[Any]
+    entries: list[AuditEntry]
 
 
 @dataclass
 class AuditVerified(Message):
-    report: Any  # memras.audit.chain.ChainReport
+    report: ChainReport
 
 
 @dataclass
@@ -89,4 +96,4 @@ class AuditExported(Message):
 
 @dataclass
 class InventoryLoaded(Message):
-    dimms: list[Any] = field(default_factory=list)
+    dimms: list[DimmInfo] = field(default_factory=list)

@@ -47,8 +47,8 @@ class WizardDriver:
         self.host, self.store = host, store
         self.options = options or ReplaceOptions()
         self.rep: Replacement | None = None
-        self.on_progress: Callable[[Progress], None] | None = None
-        self.on_step: Callable[[StepOutcome], None] | None = None
+        self.on_progress: Callable[[Progress], object] | None = None  # what it returns is unused
+        self.on_step: Callable[[StepOutcome], object] | None = None
         self.cancel = threading.Event()
 
     def _progress(self, progress: Progress) -> None:

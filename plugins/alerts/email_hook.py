@@ -27,9 +27,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from memras.alerts.alert import Alert
 from memras.alerts.config import parse_duration
 from memras.alerts.hooks import AlertHook
-from memras.alerts.alert import Alert
 from memras.errors import HookError
 from memras.text import escape
 

@@ -34,9 +34,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from memras.alerts.alert import Alert
 from memras.alerts.config import parse_duration
 from memras.alerts.hooks import AlertHook
-from memras.alerts.alert import Alert
 from memras.errors import HookError
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -140,7 +140,8 @@ def rasdaemon_variables(alert: Alert) -> dict[str, str]:
 def mcelog_variables(alert: Alert) -> dict[str, str]:
     """mcelog's DIMM trigger variables; a variable whose value is unknown is absent."""
     ev = alert.evidence
-    event = ev.get("last_event") if isinstance(ev.get("last_event"), Mapping) else {}
+    last = ev.get("last_event")
+    event: Mapping[str, Any] = last if isinstance(last, Mapping) else {}
     socket, channel, slot = event.get("socket"), event.get("channel"), event.get("slot")
     ce, ue = ev.get("ce_count"), ev.get("ue_count")
     threshold = threshold_evidence(ev)

@@ -30,8 +30,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from memras.alerts.hooks import AlertHook, MetricsSnapshot
 from memras.alerts.alert import Alert
+from memras.alerts.hooks import AlertHook, MetricsSnapshot
 from memras.errors import HookError
 
 METRICS = (

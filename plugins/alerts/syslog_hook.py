@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from memras.alerts.hooks import AlertHook
 from memras.alerts.alert import Alert, Severity
+from memras.alerts.hooks import AlertHook
 from memras.errors import HookError
 from memras.text import escape
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import TYPE_CHECKING
 
 from memras.tui.messages import AlertChanged, AlertsLoaded, LoadFailed
 from memras.tui.screens.prompt import PromptScreen
@@ -17,18 +18,23 @@ from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe, severity_text, when_text
 from memras.tui.widgets.settled import MeasuredTable
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from memras.alerts.alert import AlertState
+from memras.alerts.alert import Alert, AlertState
+
+if TYPE_CHECKING:
+    from memras.tui.app import MemrasApp
 
 FILTERS = ("open", "acked", "resolved", "all")
 
 
 class AlertsScreen(Screen[None]):
+    if TYPE_CHECKING:  # the app's own type, for its attributes (the app imports this screen)
+        app = getters.app(MemrasApp)
     CSS_PATH = "alerts.tcss"
     BINDINGS = [
         Binding("f", "cycle_filter", "Filter", id="alerts.filter"),
@@ -40,7 +46,7 @@ class AlertsScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.filter = "open"
-        self.alerts: list[object] = []
+        self.alerts: list[Alert] = []
 
     def compose(self) -> ComposeResult:
         yield ReadOnlyBanner()
@@ -158,7 +164,8 @@ class AlertsScreen(Screen[None]):
         table = self.query_one("#alert-table", DataTable)
         if not table.row_count:
             return None
-        return int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return int(key) if key is not None else None  # rows are added with their id as key
 
     def action_ack(self) -> None:
         if (alert_id := self._selected("ack")) is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memras.tui.messages import AuditExported, AuditLoaded, AuditVerified, LoadFailed
 from memras.tui.screens.prompt import PromptScreen
@@ -15,7 +16,7 @@ from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe
 from memras.tui.widgets.settled import MeasuredTable
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -23,8 +24,15 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from memras import views
 
+if TYPE_CHECKING:
+    from memras.tui.app import MemrasApp
+
+    from memras.audit.service import AuditEntry, AuditTrail
+
 
 class AuditScreen(Screen[None]):
+    if TYPE_CHECKING:  # the app's own type, for its attributes (the app imports this screen)
+        app = getters.app(MemrasApp)
     CSS_PATH = "audit.tcss"
     BINDINGS = [
         Binding("v", "verify", "Verify", id="audit.verify"),
@@ -35,8 +43,8 @@ class AuditScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.entries: list[object] = []
-        self.failing: dict[int, list[str]] = {}
+        self.entries: list[AuditEntry] = []
+        self.failing: dict[int | None, list[str]] = {}  # None: a problem of no one row
 
     def compose(self) -> ComposeResult:
         yield ReadOnlyBanner()
@@ -51,7 +59,7 @@ class AuditScreen(Screen[None]):
     def on_mount(self) -> None:
         self.load()
 
-    def _trail(self) -> object:
+    def _trail(self) -> AuditTrail:
         from memras.audit.service import AuditTrail
 
         store = self.app.open_store()

@@ -7,13 +7,14 @@ the DIMM's newest events folded into rows/columns/banks, pages, replacements).
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from memras.tui.messages import DetailLoaded, LoadFailed
 from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe, size_text, sparkline, verdict_text, when_text
 from rich.table import Table
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -23,10 +24,15 @@ from textual.widgets import Footer, Header, Static
 from memras import views
 from memras.topology.inventory import resolve_dimm
 
+if TYPE_CHECKING:
+    from memras.tui.app import MemrasApp
+
 HEAT_CHARS = " ░▒▓█"
 
 
 class DimmDetailScreen(Screen[None]):
+    if TYPE_CHECKING:  # the app's own type, for its attributes (the app imports this screen)
+        app = getters.app(MemrasApp)
     CSS_PATH = "dimm_detail.tcss"
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="detail.back"),

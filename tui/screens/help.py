@@ -5,18 +5,18 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 
-def binding_rows(bindings: list[Binding | tuple[str, ...]]) -> list[tuple[str, str, str]]:
+def binding_rows(bindings: list[BindingType]) -> list[tuple[str, str, str]]:
     """(key, description, id) for every binding with a description."""
     rows = []
     for b in bindings:
         if not isinstance(b, Binding):
-            b = Binding(*b)
+            b = Binding(b[0], b[1], b[2] if len(b) == 3 else "")  # (key, action[, text])
         if b.description:
             rows.append((b.key_display or b.key, b.description, b.id or ""))
     return rows

@@ -8,13 +8,14 @@ One worker reads the inventory and :func:`memras.views.block_cells`; the grid
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from memras.tui.messages import LoadFailed, MapLoaded
 from memras.tui.widgets.block_grid import COLOUR_MODES, BlockGrid, cell_colour, dimm_colour
 from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -22,11 +23,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from memras import views
-from memras.topology.inventory import dimm_inventory
 from memras.text import format_bytes
+from memras.topology.inventory import DimmInfo, dimm_inventory
+
+if TYPE_CHECKING:
+    from memras.tui.app import MemrasApp
 
 
 class MemoryMapScreen(Screen[None]):
+    if TYPE_CHECKING:  # the app's own type, for its attributes (the app imports this screen)
+        app = getters.app(MemrasApp)
     CSS_PATH = "memory_map.tcss"
     BINDINGS = [
         Binding("c", "cycle_colour", "Colour by", id="map.colour"),
@@ -36,7 +42,7 @@ class MemoryMapScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.dimms: list[object] = []
+        self.dimms: list[DimmInfo] = []
         self.selected: views.BlockCell | None = None
         self.highlighted: str | None = None
         self._pending_highlight: str | None = None

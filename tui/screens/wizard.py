@@ -16,6 +16,8 @@ wizard offers to resume.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from memras.tui.widgets.settled import SettledScroll
 from memras.tui.widgets.wizard_messages import (
     WizardAdvanced,
@@ -36,7 +38,7 @@ from memras.tui.widgets.wizard_panels import (
     target_text,
 )
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -44,16 +46,22 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
 
 from memras.errors import MemrasError
+from memras.host import Host
 from memras.text import escape
 from memras.workflow.driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
 from memras.workflow.runner import ReplaceOptions
 from memras.workflow.states import State
+
+if TYPE_CHECKING:
+    from memras.tui.app import MemrasApp
 
 REVEAL_POLL_S = 0.02
 RUNNING_PHASES = ("opening", "preflight", "offlining", "swapping", "finishing", "aborting")
 
 
 class WizardScreen(Screen[None]):
+    if TYPE_CHECKING:  # the app's own type, for its attributes (the app imports this screen)
+        app = getters.app(MemrasApp)
     CSS_PATH = "wizard.tcss"
     BINDINGS = [
         Binding("escape", "back", "Cancel/Back", id="wizard.back"),
@@ -99,16 +107,20 @@ class WizardScreen(Screen[None]):
 
     # --- workers: one engine call each ---------------------------------------------------
     def _make_driver(self) -> WizardDriver:
-        from memras.host import Host
-
-        store = self.app.open_store()  # type: ignore[attr-defined]
+        store = self.app.open_store()
         if store is None:
-            raise MemrasError(self.app.store_note or "no database")  # type: ignore[attr-defined]
-        host = Host(self.app.host.root, allow_real_writes=True)  # type: ignore[attr-defined]
+            raise MemrasError(self.app.store_note or "no database")
+        host = Host(self.app.host.root, allow_real_writes=True)
         driver = WizardDriver(host, store, self.options)
         driver.on_progress = lambda p: self.post_message(WizardProgress(p))
         driver.on_step = lambda o: self.post_message(WizardStepDone(o))
         return driver
+
+    def _opened(self) -> WizardDriver:
+        """The driver open_wizard made; the keys that move the wizard on come after it."""
+        if self.driver is None:
+            raise MemrasError("the wizard has not opened a replacement yet")
+        return self.driver
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
     def open_wizard(self) -> None:
@@ -121,17 +133,17 @@ class WizardScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
     def begin(self, dimm: str) -> None:
         try:
-            self.post_message(WizardAdvanced(self.driver.begin(dimm)))  # type: ignore[union-attr]
+            self.post_message(WizardAdvanced(self._opened().begin(dimm)))
         except MemrasError as exc:
             self.post_message(WizardFailed(exc.msg))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
     def advance(self, pauses: frozenset[State]) -> None:
-        self.post_message(WizardAdvanced(self.driver.run_until(pauses)))  # type: ignore[union-attr]
+        self.post_message(WizardAdvanced(self._opened().run_until(pauses)))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
     def abort(self) -> None:
-        self.post_message(WizardAdvanced(self.driver.abort()))  # type: ignore[union-attr]
+        self.post_message(WizardAdvanced(self._opened().abort()))
 
     # --- messages --------------------------------------------------------------------------
     @on(WizardOpened)
