@@ -194,12 +194,13 @@ class FeedRow:
     label: str
     address: int | None
     message: str
+    time_source: str | None = None  # memras_error.time_source: import/inferred are no clock
 
 
 def events_after(store: Store, after_id: int | None, limit: int) -> list[FeedRow]:
     """The newest ``limit`` events with id > ``after_id``, newest first (primary key scan)."""
     c = ErrorRow.__table__.c
-    query = select(c.id, c.time, c.type, c.label, c.address, c.message)
+    query = select(c.id, c.time, c.type, c.label, c.address, c.message, c.time_source)
     if after_id is not None:
         query = query.where(c.id > after_id)
     query = query.order_by(desc(c.id)).limit(limit)
@@ -207,7 +208,7 @@ def events_after(store: Store, after_id: int | None, limit: int) -> list[FeedRow
         rows = conn.execute(query).all()
     return [FeedRow(id=r[0], time=r[1].replace(tzinfo=UTC), type=r[2], label=r[3] or "",
                     address=None if r[4] is None else r[4] & 0xFFFFFFFFFFFFFFFF,
-                    message=r[5] or "") for r in rows]
+                    message=r[5] or "", time_source=r[6]) for r in rows]
 
 
 # --- one DIMM in detail --------------------------------------------------------------

@@ -27,17 +27,17 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="what the file holds")
     p.add_argument("path", help="file to read, or - for stdin (not for rasdaemon)")
     p.add_argument("--boot-time", metavar="TIME",
-                   help="boot time of the machine a trace file came from (default: this "
-                        "machine's), to turn trace uptimes into wall time")
+                   help="boot time of the machine a dmesg or trace file came from, to turn "
+                        "its uptimes into wall time (default: what the capture itself says)")
+    p.add_argument("--year", type=int, metavar="YEAR",
+                   help="year of year-less syslog stamps (default: the file's mtime's)")
 
 
-def _boot_time(args: argparse.Namespace) -> datetime | None:
-    if args.boot_time:
-        return parse_when(args.boot_time)
-    if args.kind != "trace":
+def _this_boot(args: argparse.Namespace) -> datetime | None:
+    """This machine's boot time, offered to a trace file that states no clock (its rows
+    are then time_source=inferred). Not at the top: psutil costs ~50 ms of start-up."""
+    if args.kind != "trace" or args.boot_time:
         return None
-    # Not at the top: psutil costs ~50 ms of start-up, and only a trace file without
-    # --boot-time needs this machine's boot time.
     import psutil
 
     return datetime.fromtimestamp(psutil.boot_time(), UTC)
@@ -45,14 +45,14 @@ def _boot_time(args: argparse.Namespace) -> datetime | None:
 
 @command("import", "import errors from a rasdaemon DB, dmesg, trace or mcelog file")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    boot_time = _boot_time(args)
+    boot_time = parse_when(args.boot_time) if args.boot_time else None
     # A rasdaemon database reports rows read (total unknown); the others bytes.
     in_bytes = args.kind != "rasdaemon"
     total = input_size(args.path) if in_bytes else None
     with Store.open(ctx.db, create=True) as store, \
             ProgressDisplay(ctx, "import", total=total, in_bytes=in_bytes) as shown:
         report = run_import(store, args.kind, args.path, boot_time=boot_time,
-                            progress=shown.update)
+                            progress=shown.update, year=args.year, this_boot=_this_boot(args))
     if ctx.json:
         ctx.emit_json(asdict(report))
         return 0
@@ -65,4 +65,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ctx.print(f"  {title} {n}: {escape(reason)}")
     for sample in report.skipped_samples:
         ctx.print(f"  skipped: {escape(sample)}")
+    for note in report.notes:
+        ctx.print(f"note: {note}")
     return 0

@@ -38,11 +38,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not events:
         ctx.print("No memory errors stored.")
         return 0
-    rows = [(e.id, e.time.astimezone().strftime("%Y-%m-%d %H:%M:%S %z"), e.type, e.count,
-             e.label, _location(e.location), _hex(e.address), e.source, e.message)
+    # CLOCK: where TIME came from (records.TimeSource); "import" is when it was imported
+    rows = [(e.id, e.time.astimezone().strftime("%Y-%m-%d %H:%M:%S %z"), e.time_source or "-",
+             e.type, e.count, e.label, _location(e.location), _hex(e.address), e.source,
+             e.message)
             for e in events]
-    ctx.table(["ID", "TIME", "TYPE", "COUNT", "LABEL", "LOCATION", "ADDRESS", "SOURCE",
-               "MESSAGE"], rows, right=["ID", "COUNT"])
+    ctx.table(["ID", "TIME", "CLOCK", "TYPE", "COUNT", "LABEL", "LOCATION", "ADDRESS",
+               "SOURCE", "MESSAGE"], rows, right=["ID", "COUNT"])
     return 0
 
 

@@ -24,7 +24,14 @@ from memras.health.keys import DimmResolver
 from memras.health.page_action import MemoryPageBook, PageOutcome
 from memras.health.verdict import Verdict
 from memras.health.verdict_rows import current_verdicts, verdict_history
-from memras.records import ErrorType, MemoryErrorEvent, MemoryFailureEvent, Record, Source
+from memras.records import (
+    ErrorType,
+    MemoryErrorEvent,
+    MemoryFailureEvent,
+    Record,
+    Source,
+    TimeSource,
+)
 
 __all__ = ["ChangeKind", "HealthChange", "HealthEngine", "current_verdicts",
            "event_from_stored", "record_from_stored", "replay_verdicts", "verdict_history"]
@@ -45,7 +52,16 @@ def event_from_stored(stored: Any) -> MemoryErrorEvent:
         uptime_s=stored.uptime, address=stored.address,
         normalized_address=stored.normalized_address, message=stored.message or "",
         driver=stored.driver or "", driver_detail=stored.driver_detail or "",
-        location=stored.location, raw=stored.raw or "")
+        location=stored.location, raw=stored.raw or "",
+        time_source=_time_source(getattr(stored, "time_source", None)))
+
+
+def _time_source(value: str | None) -> TimeSource | None:
+    """A stored row's time source; None (rows from before it was kept) judges as real."""
+    try:
+        return None if value is None else TimeSource(value)
+    except ValueError:
+        return None
 
 
 def record_from_stored(stored: Any) -> Record:

@@ -453,7 +453,10 @@ class HealthEngine:
                 {"address": e.address, "count": e.count, "label": e.location.label},
                 ("ue",)))
         dimm = self._dimm(dimm_id) if dimm_id is not None else None
-        for scope, key in scope_keys(e, dimm_id).items():
+        # A row without a real clock (time_source import/inferred: stored at import time,
+        # or placed by a guessed boot) is history: counted, never a rate or a storm.
+        clocked = e.time_source is None or e.time_source.is_real
+        for scope, key in (scope_keys(e, dimm_id).items() if clocked else ()):
             crossing = self.buckets.account(scope, severity, key, t, e.count)
             if crossing is None:
                 continue
@@ -475,7 +478,8 @@ class HealthEngine:
             dimm.ue_total += e.count if severity == Severity.UE else 0
             dimm.label = e.location.label or dimm.label
             # dimm is only set when dimm_id is (mypy cannot tie the two)
-            change = self._judge(dimm_id, dimm, t, e, severity)  # type: ignore[arg-type]
+            change = (self._judge(dimm_id, dimm, t, e, severity)  # type: ignore[arg-type]
+                      if clocked or severity == Severity.UE else None)
             if change is not None:
                 changes.append(change)
         return [_with_event_context(c, e, dimm) for c in changes]

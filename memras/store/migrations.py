@@ -123,6 +123,16 @@ def _error_flags(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE memras_error ADD COLUMN flags TEXT")
 
 
+def _error_time_source(conn: Connection) -> None:
+    """``memras_error.time_source``: where a row's time came from (records.TimeSource).
+    Rows written before read as NULL: their clock was not recorded."""
+    from sqlalchemy import inspect
+
+    if "time_source" in {c["name"] for c in inspect(conn).get_columns("memras_error")}:
+        return  # a fresh database: create_all (migration 1) made the column
+    conn.exec_driver_sql("ALTER TABLE memras_error ADD COLUMN time_source VARCHAR(16)")
+
+
 def _naive(value: object) -> datetime | None:
     """A DateTime column read through the driver (SQLite returns text) as naive UTC."""
     if value is None or isinstance(value, datetime):
@@ -139,6 +149,8 @@ MIGRATIONS: list[Migration] = [
               _page_state_per_module),
     Migration(4, "memras_health_verdict.reached_at", _verdict_reached_at),
     Migration(5, "memras_error.flags: values clamped or blanked", _error_flags),
+    Migration(6, "memras_error.time_source: where a row's time came from",
+              _error_time_source),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

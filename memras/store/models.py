@@ -62,8 +62,13 @@ class ErrorRow(Base):
     # sources; `identity` (source + raw) tells a re-read record from a second fault on
     # the same page reported by the same source, which must be kept (see store.py).
     dedup_key: Mapped[str] = mapped_column(String(32), index=True)
+    # "<reporter code>:<digest>" (memras.store.store._identity): the code tells which
+    # road of a source reported the row (firmware, EDAC driver, CPU registers, page)
     identity: Mapped[str] = mapped_column(String(32))
     raw: Mapped[str] = mapped_column(Text, default="")
+    # Where `time` came from (memras.records.TimeSource: kernel, rasdaemon, syslog,
+    # uptime+boot, inferred, import); NULL for rows stored before memras recorded it
+    time_source: Mapped[str | None] = mapped_column(String(16))
     rasdaemon_table: Mapped[str | None] = mapped_column(String(32))
     rasdaemon_id: Mapped[int | None] = mapped_column(Integer)
     # Values the record had out of their domain, clamped or blanked (memras.store.bounds):

@@ -62,6 +62,8 @@ class StoredError:
     rasdaemon_table: str | None
     rasdaemon_id: int | None
     flags: str | None = None  # values clamped or blanked on the way in (memras.store.bounds)
+    # where ``time`` came from (memras.records.TimeSource value); None: not recorded
+    time_source: str | None = None
 
     @property
     def label(self) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy.engine import Dialect
 
-from memras.records import DimmLocation, MemoryFailureEvent, Record
+from memras.records import DimmLocation, MemoryFailureEvent, Record, TimeSource
 from memras.store import rasdaemon_schema as rs
 from memras.store.models import ErrorCountRow, ErrorRow
 from memras.store.results import MEMORY_FAILURE_TYPE
@@ -44,7 +44,7 @@ LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_gro
 FIRST_COLUMNS = ("time", "uptime", "source", "type", "count", "address", "page",
                  "normalized_address", "grain_bits", "syndrome")
 LAST_COLUMNS = ("message", "driver", "driver_detail", "dedup_key", "identity", "raw",
-                "rasdaemon_table", "rasdaemon_id", "flags")
+                "time_source", "rasdaemon_table", "rasdaemon_id", "flags")
 ERROR_COLUMNS = (*FIRST_COLUMNS, *LOCATION_FIELDS, *LAST_COLUMNS)
 _NONES = (None,) * len(LOCATION_FIELDS)
 
@@ -141,14 +141,14 @@ class RowBuilder:
         self._stamps = rs.LocalTimestamps()
         self._seconds: dict[int, list[str | None]] = {}  # see build(); bounded
 
-    def build(self, batch: list[tuple[str, str | None, str, Record, datetime]], *,
+    def build(self, batch: list[tuple[str, Any, str, Record, datetime, TimeSource]], *,
               time_processor: Callable[[Any], Any] | None = None,
               uptime_processor: Callable[[Any], Any] | None = None,
               first_id: Callable[[str], int] | None = None,
               flags: dict[int, str] | None = None) -> ErrorRows:
-        """Rows for (key, previous key, identity, record, UTC time) items (the store's
-        prepared records: the time is aware with tzinfo UTC; the previous key is not
-        stored). With ``first_id``
+        """Rows for (key, neighbour keys, identity, record, UTC time, time source) items
+        (the store's prepared records: the time is aware with tzinfo UTC; the neighbour
+        keys are not stored). With ``first_id``
         (table -> the first free rasdaemon row id) the rasdaemon mirror is built too.
         ``flags`` (``id(record)`` -> text, from :mod:`memras.store.bounds`) marks the
         rows whose values were clamped or blanked; the records are already in bounds."""
@@ -163,7 +163,7 @@ class RowBuilder:
         t: Any  # text, or the dialect's value for a datetime
         values: tuple[Any, ...]  # the leading columns' values, of either record kind
         tail: tuple[Any, ...]  # the trailing ones
-        for key, _, identity, record, when in batch:
+        for key, _, identity, record, when, time_source in batch:
             # One timestamp() per record gives both texts, kept per second of event time:
             # memras_error.time (naive UTC, isoformat with microseconds: exactly the
             # dialect processor's text when iso_text) and rasdaemon's local timestamp.
@@ -211,7 +211,7 @@ class RowBuilder:
                 values = (t, uptime, source, type_, 1, a64, record.pfn)
                 mask = (uptime is None) | 0b11100  # no normalized address, grain, syndrome
                 tail = (f"{record.page_type}: {record.action_result}", "", "", key, identity,
-                        record.raw)
+                        record.raw, time_source.value)
                 loc_names, loc_values, counted = (), (), _EMPTY_LOCATION_COUNT
             else:
                 type_ = str(record.error_type)
@@ -228,7 +228,7 @@ class RowBuilder:
                 mask = ((uptime is None) | (address is None) << 1 | (norm is None) << 2
                         | (grain is None) << 3 | (synd is None) << 4)
                 tail = (record.message, record.driver, record.driver_detail, key, identity,
-                        record.raw)
+                        record.raw, time_source.value)
                 _, loc_names, loc_values, counted, mc_part = location_parts(record.location)
                 if link_table == "mc_event" and tables is _MC_EVENT_ONLY:
                     if texts[1] is None:
@@ -267,7 +267,8 @@ class RowBuilder:
         for bit, names in enumerate(optional):
             if mask >> bit & 1:
                 first = [n for n in first if n not in names]
-        last = ["message", "driver", "driver_detail", "dedup_key", "identity", "raw"]
+        last = ["message", "driver", "driver_detail", "dedup_key", "identity", "raw",
+                "time_source"]
         if not mask >> 5 & 1:
             last += ["rasdaemon_table", "rasdaemon_id"]
         if mask >> 6 & 1:

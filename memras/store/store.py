@@ -26,6 +26,7 @@ cannot race another writer. Everything outside the rasdaemon mirror is portable 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 from collections.abc import Callable, Iterable, Iterator
@@ -48,7 +49,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memras.errors import StoreError
-from memras.records import DimmLocation, Record
+from memras.records import DimmLocation, Record, Source, TimeSource
 from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
 from memras.store.bounds import BoundsChecker, Checked
@@ -91,10 +92,19 @@ def _default_keys_fn() -> KeysFn:
     return dedup_keys
 
 
-def _default_parts_fn() -> Callable[[Record], tuple[str, int] | None]:
+def _default_parts_fn() -> Callable[..., tuple[str, int] | None]:
     from memras.ingest.parsers.dedup import dedup_key_parts
 
     return dedup_key_parts
+
+
+def _default_generic_fn() -> Callable[..., tuple]:
+    from memras.ingest.parsers.dedup import dedup_key
+
+    return dedup_key
+
+
+_DIGEST_CHARS = 24
 
 
 def _digest(text: str) -> str:
@@ -134,10 +144,38 @@ def _key_texts(key: tuple, previous: tuple | None) -> tuple[str, str | None]:
 
 def _identity(record: Record) -> str:
     """Same source + same raw text = the same record read twice (e.g. after a resume);
-    ``repeat`` tells apart identical lines the kernel printed more than once."""
+    ``repeat`` tells apart identical lines the kernel printed more than once. Prefixed
+    by the code of the record's reporter (``e:…``), so a stored row's road is known
+    without another column (see _drop_known)."""
     raw = record.raw or repr(record)
     text = f"{raw}\n#{record.repeat}" if record.repeat else raw
-    return _digest(repr((str(record.source), text)))
+    return f"{_reporter_code(record)}:{_digest(repr((str(record.source), text)))}"
+
+
+def _reporter_code(record: Record) -> str:
+    global _REPORTER_CODE
+    if _REPORTER_CODE is None:  # the parsers package, loaded on the first write only
+        from memras.ingest.parsers.dedup import REPORTERS, reporter
+
+        def code(record: Record) -> str:
+            return REPORTERS[reporter(record)]
+
+        _REPORTER_CODE = code
+    return _REPORTER_CODE(record)
+
+
+_REPORTER_CODE: Callable[[Record], str] | None = None
+
+
+def _neighbour_texts(key: tuple) -> tuple[str, tuple[str, ...]]:
+    """:func:`_key_text` of a key and of its twins one bucket either side."""
+    bucket = key[-1] if key else None
+    if type(bucket) is not int:
+        return _key_text(key), ()
+    digest = _digest(repr(key[:-1]))
+    return (f"{bucket & _BUCKET_MASK:08x}{digest}",
+            (f"{(bucket - 1) & _BUCKET_MASK:08x}{digest}",
+             f"{(bucket + 1) & _BUCKET_MASK:08x}{digest}"))
 
 
 def _utc_naive(when: datetime) -> datetime:
@@ -180,10 +218,15 @@ def _import_model_modules() -> None:
                 raise  # the module exists but something it imports is missing
 
 
-# A record ready to store: (hashed dedup key, hashed key of the previous time bucket or
-# None, identity, record, aware UTC time). A plain tuple: a NamedTuple's constructor is
-# a Python-level call, paid per record on the ingest hot path.
-_Prepared = tuple[str, str | None, str, Record, datetime]
+# A record ready to store: (hashed dedup key, hashed keys of the neighbour time buckets,
+# identity, record, aware UTC time, where that time came from). A plain tuple: a
+# NamedTuple's constructor is a Python-level call, paid per record on the hot path.
+_Prepared = tuple[str, tuple[str, ...], str, Record, datetime, TimeSource]
+# A time further ahead than this is a foreign clock (a file from another machine or
+# boot): stored at import time instead, never in the future.
+FUTURE_SLACK = timedelta(minutes=5)
+MATCHED_KEYS_KEPT = 65_536  # Store._matched: ~100 bytes a key
+_DEFAULT_TIME_SOURCE = {Source.RASDAEMON: TimeSource.RASDAEMON, Source.KMSG: TimeSource.SYSLOG}
 
 
 class Store:
@@ -197,6 +240,10 @@ class Store:
         self._statements: FastStatements | None = None
         self._default_keys = key_fn is None
         self._rows = RowBuilder()  # its caches are bounded and kept across batches
+        # key -> {road: reports} matched to another road's row and not stored: a later
+        # batch's report on that road is then a further error, not the same one again
+        # (see _drop_known). Bounded: the oldest keys go first (they are past matching).
+        self._matched: dict[str, dict[str, int]] = {}
         self._bounds = BoundsChecker()
         # The event writer's WAL checkpoints run on a thread of their own (see
         # memras.store.checkpoint), started by the first add_events on a file database.
@@ -406,61 +453,76 @@ class Store:
             self._keys_fn = _default_keys_fn()
         keys_fn = self._keys_fn
         # The parsers' own keys: their text is built directly (dedup_key_parts), hashed
-        # once for the key and its previous-bucket twin. A custom key_fn, or a record
-        # the fast form does not cover, takes the generic path.
+        # once for the key and its neighbour buckets. A custom key_fn, or a record the
+        # fast form does not cover, takes the generic path.
         parts_fn = _default_parts_fn() if self._default_keys else None
+        generic = _default_generic_fn() if self._default_keys else None
         now = datetime.now(UTC)
         out: list[_Prepared] = []
         append = out.append
         for record in batch:
-            when = record.timestamp
-            if when is None:
-                if record.uptime_s is not None and boot_time is not None:
-                    when = boot_time + timedelta(seconds=record.uptime_s)
-                else:
-                    when = now
-            if when.tzinfo is not UTC:
-                when = (when if when.tzinfo is not None else when.astimezone()).astimezone(UTC)
-            parts = None if parts_fn is None else parts_fn(record)
+            when, time_source = _clock(record, boot_time, now)
+            wall_s = when.timestamp() if time_source.is_real else None
+            parts = None if parts_fn is None else parts_fn(record, wall_s=wall_s)
+            near: tuple[str, ...]
             if parts is not None:
                 digest = _digest(parts[0])
                 bucket = parts[1]
                 key = f"{bucket & _BUCKET_MASK:08x}{digest}"
-                previous: str | None = f"{(bucket - 1) & _BUCKET_MASK:08x}{digest}"
+                near = (f"{(bucket - 1) & _BUCKET_MASK:08x}{digest}",
+                        f"{(bucket + 1) & _BUCKET_MASK:08x}{digest}")
+            elif generic is not None:
+                key, near = _neighbour_texts(generic(record, wall_s=wall_s))
             else:
                 key, previous = _key_texts(*keys_fn(record))
-            append((key, previous, _identity(record), record, when))
+                near = () if previous is None else (previous,)
+            identity = _identity(record)
+            if record.timestamp is None or (
+                    not time_source.is_real and record.time_source is not time_source):
+                # health judges the record, not the row: give it the row's time and source
+                record = dataclasses.replace(record, timestamp=when, time_source=time_source)
+            append((key, near, identity, record, when, time_source))
         return out
 
     def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
-        """Keep a record unless it was read before (same source and raw under its key) or
-        another source already reported the fault (its key or the previous bucket's)."""
-        lookup = list({k for p in prepared for k in (p[0], p[1]) if k is not None})
+        """Keep a record unless it was read before (same identity under its key or a
+        neighbour bucket's) or it is another road's report of an error already stored:
+        some other road has more rows under those keys than this record's road has
+        (memras.ingest.parsers.dedup: one error seen by two roads is one row; two errors
+        one road printed separately are two rows)."""
+        lookup = list({k for p in prepared for k in (p[0], *p[1])})
         # key -> what is stored under it (see _remember): O(1) per record even when a
         # stuck cell puts thousands of rows under one key.
         seen: dict[str, Any] = {}
         for start in range(0, len(lookup), KEY_CHUNK):
             for key, source, identity in self._fast(conn).known_keys(
                     conn, lookup[start:start + KEY_CHUNK]):
-                _remember(seen, key, source, identity)
+                _remember(seen, key, *_stored_road(source, identity))
+        matched = self._matched
+        for key in lookup:
+            for road, n in matched.get(key, {}).items():
+                for _ in range(n):
+                    _remember(seen, key, road, "")  # no digest: never a re-read
         fresh = []
         get = seen.get
         for p in prepared:
-            key, previous, identity, record, _ = p
-            source = str(record.source)
-            entry = get(key)
-            if entry is None:
-                if (previous is not None and previous in seen
-                        and _seen_before(seen[previous], source, identity)):
-                    continue
-                seen[key] = (identity, source)  # _remember's first-row form, inline
+            key, near, identity, record = p[0], p[1], p[2], p[3]
+            road, digest = f"{record.source}/{identity[0]}", identity[2:]
+            entries = [e for e in (get(key), *map(get, near)) if e is not None]
+            if not entries:
+                seen[key] = (digest, road)  # _remember's first-row form, inline
                 fresh.append(p)
                 continue
-            if (_seen_before(entry, source, identity)
-                    or (previous is not None and _seen_before(get(previous), source, identity))):
-                continue
-            fresh.append(p)
-            _remember(seen, key, source, identity)
+            reread = digest in _digests(entries)
+            duplicate = reread or _seen_before(entries, road, digest)
+            _remember(seen, key, road, digest)
+            if not duplicate:
+                fresh.append(p)
+            elif not reread:  # another road's report of a stored error
+                counts = matched.setdefault(key, {})
+                counts[road] = counts.get(road, 0) + 1
+                if len(matched) > MATCHED_KEYS_KEPT:
+                    del matched[next(iter(matched))]
         return fresh
 
     def _fast(self, conn: Connection) -> FastStatements:
@@ -601,28 +663,86 @@ class Store:
 # ---- helpers (module level: pure, no Store state) ---------------------------------
 
 
-def _remember(seen: dict[str, Any], key: str, source: str, identity: str) -> None:
-    """Note a row under ``key``. The entry is ``(identity, source)`` for one row (a
-    storm's keys are almost all new: no sets built per record) and becomes a list of
-    two sets, identities and sources, from the second row on."""
+def _remember(seen: dict[str, Any], key: str, road: str, digest: str) -> None:
+    """Note a row (or a report matched to one) under ``key``. The entry is ``(digest,
+    road)`` for one row (a storm's keys are almost all new: nothing built per record)
+    and becomes ``[set of digests, {road: rows}]`` from the second on."""
     entry = seen.get(key)
     if entry is None:
-        seen[key] = (identity, source)
+        seen[key] = (digest, road)
     elif type(entry) is tuple:
-        seen[key] = [{entry[0], identity}, {entry[1], source}]
+        roads = {entry[1]: 1}
+        roads[road] = roads.get(road, 0) + 1
+        seen[key] = [{entry[0], digest}, roads]
     else:
-        entry[0].add(identity)
-        entry[1].add(source)
+        entry[0].add(digest)
+        entry[1][road] = entry[1].get(road, 0) + 1
 
 
-def _seen_before(entry: Any, source: str, identity: str) -> bool:
-    """A stored row under the key is this record read again, or another source's report."""
-    if entry is None:
-        return False
-    if type(entry) is tuple:
-        return identity == entry[0] or source != entry[1]
-    identities, sources = entry
-    return identity in identities or len(sources) > 1 or source not in sources
+def _seen_before(entries: list[Any], road: str, digest: str) -> bool:
+    """This record read again (its digest is stored), or another road's report of an
+    error stored already: some other road has more rows under the keys than this road."""
+    own = 0
+    others: dict[str, int] = {}
+    for entry in entries:
+        if type(entry) is tuple:
+            if entry[0] == digest:
+                return True
+            counts = {entry[1]: 1}
+        else:
+            if digest in entry[0]:
+                return True
+            counts = entry[1]
+        for other, rows in counts.items():
+            if other == road:
+                own += rows
+            else:
+                others[other] = others.get(other, 0) + rows
+    return max(others.values(), default=0) > own
+
+
+def _digests(entries: list[Any]) -> set[str]:
+    out: set[str] = set()
+    for entry in entries:
+        if type(entry) is tuple:
+            out.add(entry[0])
+        else:
+            out |= entry[0]
+    return out
+
+
+def _stored_road(source: str, identity: str) -> tuple[str, str]:
+    """(road, digest) of a stored row: its identity is ``reporter code:digest``; rows
+    stored before roads existed have a bare digest and an unknown reporter ``?``."""
+    if len(identity) == _DIGEST_CHARS + 2 and identity[1] == ":":
+        return f"{source}/{identity[0]}", identity[2:]
+    return f"{source}/?", identity
+
+
+def _clock(record: Record, boot_time: datetime | None,
+           now: datetime) -> tuple[datetime, TimeSource]:
+    """A record's wall-clock time (aware UTC) and where it came from. No time is
+    invented: without its own clock or a stated boot time a record is stored at ``now``
+    as ``import``; a time more than FUTURE_SLACK ahead (a foreign clock) likewise."""
+    when = record.timestamp
+    source = record.time_source
+    if when is not None:
+        if source is None:
+            source = _DEFAULT_TIME_SOURCE.get(record.source, TimeSource.KERNEL)
+            if record.uptime_s is not None and record.source is not Source.RASDAEMON \
+                    and record.source is not Source.KMSG:
+                source = TimeSource.UPTIME_BOOT  # dated by a source from the boot time
+        if when.tzinfo is not UTC:
+            when = (when if when.tzinfo is not None else when.astimezone()).astimezone(UTC)
+    elif record.uptime_s is not None and boot_time is not None:
+        when, source = boot_time + timedelta(seconds=record.uptime_s), TimeSource.UPTIME_BOOT
+        if when.tzinfo is not UTC:
+            when = when.astimezone(UTC)
+    else:
+        return now, TimeSource.IMPORT
+    if when - now > FUTURE_SLACK:
+        return now, TimeSource.IMPORT
+    return when, source
 
 
 def _type_values(type: str | Iterable[str]) -> list[str]:
@@ -662,7 +782,7 @@ def _stored_error(r: Any) -> StoredError:
         normalized_address=rs.as_u64(r["normalized_address"]), location=location,
         message=r["message"], driver=r["driver"], driver_detail=r["driver_detail"],
         dimm_id=r["dimm_id"], raw=r["raw"], rasdaemon_table=r["rasdaemon_table"],
-        rasdaemon_id=r["rasdaemon_id"], flags=r["flags"])
+        rasdaemon_id=r["rasdaemon_id"], flags=r["flags"], time_source=r["time_source"])
 
 
 def _failure_reason(step: str, exc: Exception) -> str:

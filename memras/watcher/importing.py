@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from memras.errors import StoreError, UsageError
+from memras.ingest.clock import ImportClock, following, import_clock
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
 from memras.store.results import AddResult, add_counts
 from memras.store.store import Store
@@ -62,6 +63,7 @@ class ImportReport:
     flagged: int = 0  # of the inserted: a value clamped or blanked (memras.store.bounds)
     skipped_reasons: dict[str, int] = field(default_factory=dict)  # reason -> count
     flag_reasons: dict[str, int] = field(default_factory=dict)  # e.g. address:too-large
+    notes: list[str] = field(default_factory=list)  # how times were found (ingest.clock)
 
     def add(self, result: AddResult) -> None:
         """What the store did with a batch: records it could not store are skipped too."""
@@ -89,9 +91,11 @@ class _Batcher:
         # reason -> (inputs not yet counted in memras_skipped, the latest sample)
         self.unsaved: dict[str, tuple[int, str]] = {}
 
+    clock: ImportClock | None = None  # dates dmesg/trace records (memras.ingest.clock)
+
     def classify(self, result: object, raw: str, *, malformed: bool = False) -> None:
         if isinstance(result, MemoryErrorEvent | MemoryFailureEvent):
-            self.pending.append(result)
+            self.pending.append(result if self.clock is None else self.clock.date(result))
             if len(self.pending) >= BATCH_EVENTS:
                 self.flush()
         elif result is not None:
@@ -267,8 +271,11 @@ def import_rasdaemon(store: Store, path: str, report: ImportReport,
 
 
 def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None = None,
-               progress: Progress | None = None) -> ImportReport:
-    """Import one file (``-`` = stdin) of ``kind``; see the module docstring."""
+               progress: Progress | None = None, year: int | None = None,
+               this_boot: datetime | None = None) -> ImportReport:
+    """Import one file (``-`` = stdin) of ``kind``; see the module docstring. A dmesg or
+    trace file's times: :mod:`memras.ingest.clock` (``boot_time`` = --boot-time,
+    ``year`` = --year, ``this_boot`` = this machine's boot, offered to trace files)."""
     if kind not in KINDS:
         raise UsageError(f"unknown import kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     report = ImportReport(kind=kind, path=path)
@@ -279,14 +286,18 @@ def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None
         import_rasdaemon(store, path, report, progress)
         return report
     batcher = _Batcher(store, report, kind, boot_time)
+    batcher.clock = import_clock(kind, path, boot_time=boot_time, year=year,
+                                 this_boot=this_boot)
     with open_text(path) as (handle, _size):
         if kind == "trace":
-            import_trace(batcher, _lines(handle, progress))
+            import_trace(batcher, following(batcher.clock, _lines(handle, progress)))
         elif kind == "dmesg":
-            import_dmesg(batcher, _lines(handle, progress))
+            import_dmesg(batcher, following(batcher.clock, _lines(handle, progress)))
         else:
             import_mcelog(batcher, _lines(handle, progress))
     batcher.flush()
+    if batcher.clock is not None:
+        report.notes = batcher.clock.notes()
     return report
 
 

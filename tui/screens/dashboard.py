@@ -40,9 +40,11 @@ from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from memras import views
+from memras.records import TimeSource
 from memras.text import format_bytes
 
 FEED_ROWS = 50
+NO_CLOCK = {t.value for t in TimeSource if not t.is_real}
 ALERTS_SHOWN = 20  # newest open alerts in the dashboard's pane; all of them: a (Alerts)
 RELOAD_AFTER_EVENTS_S = 2.0
 # Verdicts, alerts and blocks also change without new events: a replacement finished in
@@ -196,7 +198,9 @@ class DashboardScreen(Screen[None]):
         feed.clear()
         for row in message.rows:
             style = "bold red" if row.type in views.UNCORRECTED_TYPES else ""
-            feed.add_row(row.time.strftime("%H:%M:%S"), Text(row.type, style=style),
+            # a row without its own clock says so: its time is when it was imported
+            clock = f" ({row.time_source})" if row.time_source in NO_CLOCK else ""
+            feed.add_row(row.time.strftime("%H:%M:%S") + clock, Text(row.type, style=style),
                          safe(row.label),
                          f"{row.address:#x}" if row.address is not None else "-")
         first = self.feed_count == 0

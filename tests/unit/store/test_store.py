@@ -297,10 +297,10 @@ def test_rows_of_mixed_shapes_keep_nulls_values_and_order(tmp_path: Path) -> Non
 
 def test_fast_dedup_key_text_equals_the_generic_one(tmp_path: Path, make_event) -> None:
     """The store builds the parsers' key text directly (dedup_key_parts); it must hash to
-    exactly what the generic path (dedup_keys -> _key_texts) gives, or re-reads of rows
+    exactly what the generic path (dedup_key -> _neighbour_texts) gives, or re-reads of rows
     stored by the generic path would not be recognised."""
-    from memras.ingest.parsers import dedup_keys
-    from memras.store.store import _key_texts
+    from memras.ingest.parsers import dedup_key
+    from memras.store.store import _neighbour_texts
 
     store = Store.open(tmp_path / "keys.db")
     records = [
@@ -314,5 +314,6 @@ def test_fast_dedup_key_text_equals_the_generic_one(tmp_path: Path, make_event) 
     ]
     prepared = store._prepare(records, None)
     for record, p in zip(records, prepared, strict=True):
-        assert p[:2] == _key_texts(*dedup_keys(record))
+        wall_s = p[4].timestamp() if p[5].is_real else None  # the row's time, if real
+        assert p[:2] == _neighbour_texts(dedup_key(record, wall_s=wall_s))
     store.close()
