@@ -52,6 +52,7 @@ def rasdaemon(lab: Lab, report: ScenarioReport) -> None:
             report.facts["rasdaemon_rows"] = rows
             step.detail = f"{rows} of {len(addrs)}"
             report.expect(rows > 0, "rasdaemon recorded no mce_record row")
+        _watch_beside_rasdaemon(lab, report, dimm0.id, work)
     finally:
         lab.run(f"kill $(cat {work}/pid); sleep 1")
     with report.step("memras import rasdaemon: same rows") as step:
@@ -78,3 +79,39 @@ def rasdaemon(lab: Lab, report: ScenarioReport) -> None:
         step.detail = errors.strip()[-300:]
         report.expect(f"{extra_addr:x}" in errors.lower(),
                       f"ras-mc-ctl --errors does not list {extra_addr:#x}: {errors[-300:]}")
+
+
+def _watch_beside_rasdaemon(lab: Lab, report: ScenarioReport, dimm_id: str, work: str) -> None:
+    """``memras watch`` reading the kernel (kmsg, its own trace instance) and the running
+    rasdaemon's DB at once: rasdaemon's rows carry its local wall clock, the trace's
+    records boot + uptime, so each CE is two reports of one error — N CEs, N rows."""
+    db, log = f"{work}/beside.db", f"{work}/beside.log"
+    fresh = [ce_address(lab, dimm_id, 0x30000 + n * 0x1000) for n in range(10)]
+    with report.step(f"memras watch --rasdaemon-db beside rasdaemon: {len(fresh)} CEs") as step:
+        actions.start_guest_watch(lab, db, log, sources="kmsg,trace,rasdaemon",
+                                  extra=f"--rasdaemon-db {RASDAEMON_DB} --no-health")
+        for addr in fresh:
+            actions.inject_sw_ce(lab, addr)
+        count = f"select count(*) from mce_record where addr in ({','.join(map(str, fresh))})"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # rasdaemon has them too, then one poll more
+            if int(actions.guest_sql(lab, RASDAEMON_DB, count)[0][0]) >= len(fresh):
+                break
+            time.sleep(1)
+        time.sleep(3)
+        actions.stop_guest_watch(lab, log)
+        before = report.facts["rasdaemon_rows"]  # the earlier burst, from the DB only
+        rows = int(actions.guest_sql(lab, db, "select count(*) from memras_error")[0][0])
+        mine = int(actions.guest_sql(lab, db, "select count(*) from memras_error where "
+                                     f"address in ({','.join(map(str, fresh))})")[0][0])
+        out = lab.check(f"{actions.memras_argv()} --db {db} summary --json", timeout=60)
+        import json
+
+        summary = sum(t["events"] for t in json.loads(out)["totals"])
+        report.facts.update(beside_rows=rows, beside_fresh_rows=mine, beside_summary=summary)
+        step.detail = f"{mine} rows for {len(fresh)} CEs; {rows} in all, summary {summary}"
+        report.expect(mine == len(fresh), f"{mine} rows for {len(fresh)} CEs (want one each)")
+        # the earlier burst came from rasdaemon's DB alone (memras's trace instance did
+        # not exist yet): one row each as well
+        report.expect(rows == before + len(fresh) == summary,
+                      f"{rows} rows, summary {summary}: want {before} + {len(fresh)} in both")
