@@ -184,6 +184,9 @@ class MemoryErrorEvent:
     # distinct errors the store must not take for one record read twice
     repeat: int = 0
     time_source: TimeSource | None = None  # None: judged from ``source`` by the store
+    # values the parser could not take as given ("err_type:unknown"), kept with the row
+    # in memras_error.flags (memras.store.bounds adds its own)
+    flags: tuple[str, ...] = ()
 
     @property
     def page_address(self) -> int | None:
@@ -206,6 +209,7 @@ class MemoryFailureEvent:
     raw: str = ""
     repeat: int = 0  # as MemoryErrorEvent.repeat
     time_source: TimeSource | None = None  # as MemoryErrorEvent.time_source
+    flags: tuple[str, ...] = ()  # as MemoryErrorEvent.flags
 
 
 Record = MemoryErrorEvent | MemoryFailureEvent

@@ -418,6 +418,9 @@ class RasdaemonSource:
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=0.5)
         conn.row_factory = sqlite3.Row
+        # a text column with bytes that are not UTF-8 would fail the whole read, every
+        # poll, and the cursor would never pass the row: such bytes become U+FFFD
+        conn.text_factory = lambda data: data.decode("utf-8", "replace")
         return conn
 
     def poll(self, timeout_s: float) -> SourceBatch:

@@ -10,7 +10,8 @@ every restart died on it again. A lone surrogate in a text does the same
 (UnicodeEncodeError). This module is the one place such values are decided, before
 the store hashes keys or builds rows, so memras_error, the rasdaemon mirror, the
 per-DIMM counts and the health engine (which gets the stored records) all see the
-same values.
+same values. A parser's own notes (``Record.flags``: a rasdaemon row's unknown type or
+unparsable time) join the row's flags here.
 
 Domains are what a field can *mean*, not merely what SQLite holds:
 
@@ -107,9 +108,9 @@ class BoundsChecker:
                 and (g is None or 0 <= g <= GRAIN_BITS_MAX)
                 and (u is None or 0 <= u <= UPTIME_MAX_S) and loc_ok
                 and _time_ok(r.timestamp) and (r.mce is None or _registers_ok(r.mce))
-                and _texts_ok(r, _ERROR_TEXTS) and _label_ok(r.location)):
+                and _texts_ok(r, _ERROR_TEXTS) and _label_ok(r.location) and not r.flags):
             return r, []
-        notes: list[str] = []
+        notes = list(r.flags)  # the parser's own (an unknown type, an unparsable time)
         changes: dict[str, Any] = {}
         if not 0 <= r.count <= COUNT_MAX:
             changes["count"] = min(max(r.count, 0), COUNT_MAX)
@@ -141,7 +142,7 @@ class BoundsChecker:
         if not 0 <= r.pfn <= PFN_MAX:
             return None, ["pfn beyond physical memory"]
         changes: dict[str, Any] = {}
-        notes: list[str] = []
+        notes = list(r.flags)
         u = r.uptime_s
         if u is not None and not 0 <= u <= UPTIME_MAX_S:
             changes["uptime_s"] = None

@@ -13,6 +13,15 @@ Mirrors rasdaemon's ras-record.c bindings:
   detected from the row itself.
 - extlog ``severity`` is the CPER number (0 recoverable, 1 fatal, 2 corrected, 3 info)
   and ``etype`` the CPER memory error type (cper.c ``mem_err_type_strs``).
+
+Nothing is invented silently. rasdaemon writes only the five type strings, a count and
+a timestamp on every row, so a row without them was not written by it as it stands; the
+record keeps what can be kept and says what was not there in ``flags`` (stored in
+memras_error.flags): an unknown type is stored as Info with ``err_type:unknown``, a
+missing count as 1 with ``err_count:missing``, an unparsable timestamp as none at all
+with ``timestamp:unparsable`` (the store then keeps the row at its import time and
+marks its time source ``import``). A negative or huge count is kept as read: the
+store's bounds clamp it and flag the row (memras.store.bounds), as for every source.
 """
 
 from __future__ import annotations
@@ -51,9 +60,16 @@ def parse_timestamp(text: str | None) -> datetime | None:
     if not text:
         return None
     try:
-        return datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S %z")
+        return datetime.strptime(str(text).strip(), "%Y-%m-%d %H:%M:%S %z")
     except ValueError:
         return None
+
+
+def _timestamp(row: Mapping[str, Any]) -> tuple[datetime | None, tuple[str, ...]]:
+    """The row's time, and ``timestamp:unparsable`` when it has text that is not one."""
+    text = row.get("timestamp")
+    when = parse_timestamp(text)
+    return when, (("timestamp:unparsable",) if when is None and text else ())
 
 
 def _int(row: Mapping[str, Any], key: str) -> int | None:
@@ -88,11 +104,18 @@ def from_mc_event_row(row: Mapping[str, Any], *, mislabelled_068: bool = False) 
     # skx/i10nm report the MCA corrected-error count, which can be 0; keep what the row
     # says, so a memras DB read back gives the same counts (only a missing value is 1).
     count = _int(row, "err_count")
+    error_type = types.get(str(row.get("err_type")))
+    timestamp, flags = _timestamp(row)
+    if error_type is None:
+        flags += ("err_type:unknown",)
+    if count is None:
+        flags += ("err_count:missing",)
     return MemoryErrorEvent(
-        error_type=types.get(str(row.get("err_type")), ErrorType.INFO),
+        error_type=ErrorType.INFO if error_type is None else error_type,
         source=Source.RASDAEMON,
         count=1 if count is None else count,
-        timestamp=parse_timestamp(row.get("timestamp")),
+        timestamp=timestamp,
+        flags=flags,
         address=to_unsigned64(_int(row, "address")),
         grain_bits=grain if grain is not None and grain >= 0 else None,
         syndrome=to_unsigned64(_int(row, "syndrome")),
@@ -115,23 +138,27 @@ def from_mce_record_row(row: Mapping[str, Any]) -> MemoryErrorEvent | None:
     # mcgcap/mcgstatus were bound with bind_int: 32-bit, sign-extended
     values["mcgcap"] &= 0xFFFFFFFF
     values["mcgstatus"] &= 0xFFFFFFFF
-    return mce_to_memory_error(
+    timestamp, flags = _timestamp(row)
+    event = mce_to_memory_error(
         MceRegisters(**values),
         source=Source.RASDAEMON,
-        timestamp=parse_timestamp(row.get("timestamp")),
+        timestamp=timestamp,
         raw=repr(dict(row)),
     )
+    return event if event is None or not flags else replace(event, flags=flags)
 
 
 def from_memory_failure_row(row: Mapping[str, Any]) -> MemoryFailureEvent:
     pfn_text = str(row.get("pfn") or "0")
+    timestamp, flags = _timestamp(row)
     return MemoryFailureEvent(
         pfn=int(pfn_text, 16) if pfn_text.lower().startswith("0x") else int(pfn_text),
         page_type=row.get("page_type") or "",
         action_result=row.get("action_result") or "",
         source=Source.RASDAEMON,
-        timestamp=parse_timestamp(row.get("timestamp")),
+        timestamp=timestamp,
         raw=repr(dict(row)),
+        flags=flags,
     )
 
 
@@ -139,13 +166,19 @@ def from_extlog_row(row: Mapping[str, Any]) -> MemoryErrorEvent:
     severity = _int(row, "severity")
     etype = _int(row, "etype")
     fru = (row.get("fru_text") or "").strip()
+    known = severity is not None and 0 <= severity < len(_CPER_SEVERITY)
+    count = _int(row, "error_count")
+    timestamp, flags = _timestamp(row)
+    if not known:
+        flags += ("severity:unknown",)
+    if count is None:
+        flags += ("error_count:missing",)
     return MemoryErrorEvent(
-        error_type=_CPER_SEVERITY[severity]
-        if severity is not None and 0 <= severity < len(_CPER_SEVERITY)
-        else ErrorType.INFO,
+        error_type=_CPER_SEVERITY[severity] if known else ErrorType.INFO,  # type: ignore[index]
         source=Source.RASDAEMON,
-        count=_int(row, "error_count") or 1,
-        timestamp=parse_timestamp(row.get("timestamp")),
+        count=1 if count is None else count,
+        timestamp=timestamp,
+        flags=flags,
         address=to_unsigned64(_int(row, "address")),
         message=CPER_MEM_ERR_TYPES[etype]
         if etype is not None and 0 <= etype < len(CPER_MEM_ERR_TYPES)

@@ -131,7 +131,7 @@ def mc_event_from_groups(
 assert tuple(f.name for f in dataclasses.fields(MemoryErrorEvent)) == (
     "error_type", "source", "count", "timestamp", "uptime_s", "address", "normalized_address",
     "page_shift", "grain_bits", "syndrome", "message", "driver", "driver_detail", "location",
-    "mce", "kmsg_seq", "raw", "repeat", "time_source"), "update mc_event_from_match"
+    "mce", "kmsg_seq", "raw", "repeat", "time_source", "flags"), "update mc_event_from_match"
 
 
 _GRAIN_BITS: dict[str, int | None] = {}

@@ -27,7 +27,7 @@ from memras.records import (
 from memras.sim import profiles
 from memras.store import Store
 from memras.store.bounds import COUNT_MAX, BoundsChecker
-from memras.watcher.importing import MAX_LINE_CHARS, TOO_LONG
+from memras.watcher.importing import MAX_LINE_CHARS, TOO_LONG, run_import
 from memras.watcher.watch import Watcher
 
 REAL = ("EDAC MC1: 262 CE memory read error on CPU_SrcID#0_Ha#0_Chan#1_DIMM#0 (channel:1 "
@@ -290,3 +290,48 @@ def test_watcher_moves_its_cursor_past_a_hostile_line(tmp_path, line: bytes) -> 
         # a restart resumes after the line instead of dying on it again
         again = Watcher(store, [KmsgSource(host)], flush_interval_s=0.0).run(once=True)
         assert again.sources["kmsg"].read == 0 and again.sources["kmsg"].errors == 0
+
+
+# ---- rasdaemon: what its rows do not say is flagged, not invented -----------------------
+
+RAS_ROWS = [
+    # (id, timestamp, err_count, err_type, label, flags of the stored row)
+    ("good", "2024-12-19 03:52:38 +0000", 1, "Corrected", "A1", None),
+    ("unparsable-time", "yesterday", 1, "Corrected", "A1", "timestamp:unparsable"),
+    ("negative-count", "2024-12-19 03:52:39 +0000", -5, "Corrected", "A1", "count:negative"),
+    ("count-2^63-1", "2024-12-19 03:52:40 +0000", (1 << 63) - 1, "Corrected", "A1",
+     "count:too-large"),
+    ("unknown-type", "2024-12-19 03:52:41 +0000", 1, "Bogus", "A1", "err_type:unknown"),
+    ("no-count", "2024-12-19 03:52:42 +0000", None, "Corrected", "A1", "err_count:missing"),
+    ("invalid-utf8-label", "2024-12-19 03:52:43 +0000", 1, "Corrected", b"A\xff1", None),
+]
+
+
+def _ras_db(path: Path) -> Path:
+    from memras.store import rasdaemon_schema as rs
+
+    with sqlite3.connect(path) as db:
+        db.execute(rs.create_table_sql("mc_event"))
+        for i, (_, stamp, count, kind, label, _) in enumerate(RAS_ROWS, 1):
+            db.execute("INSERT INTO mc_event (id, timestamp, err_count, err_type, err_msg, "
+                       "label, mc, top_layer, middle_layer, lower_layer, address, grain, "
+                       "syndrome, driver_detail) VALUES (?, ?, ?, ?, 'memory read error', "
+                       "CAST(? AS TEXT), 0, 0, 0, -1, ?, 6, 0, '')",
+                       (i, stamp, count, kind, label, 0x1000 * i))
+    return path
+
+
+def test_rasdaemon_import_flags_what_it_cannot_take_as_given(tmp_path) -> None:
+    source = _ras_db(tmp_path / "ras-mc_event.db")
+    with Store.open(tmp_path / "m.db") as store:
+        report = run_import(store, "rasdaemon", str(source))
+        assert (report.inserted, report.skipped) == (len(RAS_ROWS), 0)
+        assert report.flagged == sum(1 for r in RAS_ROWS if r[5] is not None)
+        by_address = {e.address: e for e in store.errors()}
+    for i, (name, _, _, _, _, flags) in enumerate(RAS_ROWS, 1):
+        stored = by_address[0x1000 * i]
+        assert stored.flags == flags, name
+    assert by_address[0x3000].count == 0 and by_address[0x4000].count == COUNT_MAX
+    assert by_address[0x5000].type == "Info"
+    assert by_address[0x2000].time_source == "import"  # dated at import, and says so
+    assert by_address[0x7000].label == "A\ufffd1"

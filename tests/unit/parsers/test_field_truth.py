@@ -33,7 +33,7 @@ def decoded(record: Record) -> dict[str, Any]:
     out: dict[str, Any] = {"kind": type(record).__name__}
     for f in dataclasses.fields(record):
         value = getattr(record, f.name)
-        if f.name in ("source", "raw") or value is None or value == "":
+        if f.name in ("source", "raw") or value is None or value in ("", ()):
             continue
         if f.name == "repeat" and value == 0:
             continue
