@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from memras.host import Host
 from memras.host.edac import EdacDimm
 from memras.host.kmsg import KmsgReader, record_seq
 from memras.host.tracefs import TracePipeReader, TraceSetup
+from memras.ingest.edac_ledger import DEFAULT_GAP_GRACE_S, Ledger, is_own_reset, own_resets
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record, TimeSource
 
 if TYPE_CHECKING:
@@ -280,57 +282,69 @@ def dimm_matches(dimm: EdacDimm, event: MemoryErrorEvent) -> bool:
 
 
 class EdacCounterSource:
-    """Polls EDAC counters and turns unexplained increases into gap records.
+    """Polls EDAC counters and turns counts no event reported into gap records.
 
     The kernel counts every error it decodes in ``dimm_ce_count``; events can still
     go missing (trace buffer overrun, a watcher that was down while the kmsg ring
-    wrapped, a driver that logs nothing). Each poll compares the counter increase
-    per DIMM with the events the watcher stored for it; a deficit that persists for
-    two polls (events may trail the counter by a moment) becomes a gap. A counter
-    that went down, or ``seconds_since_reset`` that went backwards, is a reset
-    (reboot, driver reload, reset_counters): the baseline is taken again and the
-    reset itself is reported, so nothing is misread as a huge negative delta.
+    wrapped, a driver that logs nothing). Each poll adds the counter increase per DIMM
+    to a :class:`~memras.ingest.edac_ledger.Ledger`, which the events the watcher
+    stores for that DIMM pay off, oldest first; a count still unexplained after
+    ``grace_s`` (and two polls) is a gap: late events are not gaps. A controller whose
+    ``seconds_since_reset`` went backwards was reset (reboot, driver reload,
+    reset_counters): its DIMMs count again from zero, and the reset is reported unless
+    memras made it itself (:func:`~memras.ingest.edac_ledger.is_own_reset`, read
+    through ``own_resets``, which returns the store's mark text). A DIMM counter that
+    went down alone is taken as its new baseline.
     """
 
     name = "edac"
 
     def __init__(self, host: Host, *, interval_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 grace_s: float = DEFAULT_GAP_GRACE_S,
+                 own_resets: Callable[[], str | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.host = host
         self.interval_s = interval_s
+        self.grace_s = grace_s
+        self._own_resets = own_resets
         self._clock = clock
+        self._wall_clock = wall_clock
         self._next_poll = 0.0
-        self._baseline: dict[str, tuple[int, int]] = {}  # key -> (ce, ue) when last settled
-        self._seen: dict[str, tuple[int, int]] = {}  # events since baseline
-        self._deficit_polls: dict[str, int] = {}
+        self._last: dict[str, tuple[int, int]] = {}  # key -> (ce, ue) at the last reading
+        self._ledgers: dict[tuple[str, int], Ledger] = {}  # (key, 0 CE | 1 UE) -> ledger
+        self._lock = threading.Lock()  # observe() runs in the writer thread, poll() not
         self._reset_marks: dict[int, int] = {}  # mc -> seconds_since_reset
+        self._read_at: float | None = None  # wall time of the last reading
 
     def start(self, cursor: str | None) -> None:
         saved = json.loads(cursor) if cursor else {}
-        self._baseline = {k: tuple(v) for k, v in saved.get("baseline", {}).items()}
+        # the baseline is the counters up to which every count was explained or called
+        self._last = {k: (int(v[0]), int(v[1])) for k, v in saved.get("baseline", {}).items()}
         self._reset_marks = {int(k): v for k, v in saved.get("since_reset", {}).items()}
+        self._read_at = saved.get("read_at")
 
     def observe(self, events: list[Record]) -> None:
         """Called by the watcher with every stored batch, to credit events to DIMMs."""
         dimms = self._dimms_cache
-        for event in events:
-            if not isinstance(event, MemoryErrorEvent):
-                continue
-            for dimm in dimms:
-                if dimm_matches(dimm, event):
-                    ce, ue = self._seen.get(dimm.key, (0, 0))
-                    if event.error_type.is_uncorrected:
-                        ue += event.count
-                    else:
-                        ce += event.count
-                    self._seen[dimm.key] = (ce, ue)
-                    break
+        now = self._clock()
+        with self._lock:
+            for event in events:
+                if not isinstance(event, MemoryErrorEvent):
+                    continue
+                dimm = next((d for d in dimms if dimm_matches(d, event)), None)
+                if dimm is not None:
+                    self._ledger(dimm.key, event.error_type.is_uncorrected).event(
+                        now, event.count)
 
     @property
     def _dimms_cache(self) -> list[EdacDimm]:
         if not hasattr(self, "_dimms"):
             self._dimms = self.host.edac.dimms()
         return self._dimms
+
+    def _ledger(self, key: str, uncorrected: bool) -> Ledger:
+        return self._ledgers.setdefault((key, int(uncorrected)), Ledger())
 
     def poll(self, timeout_s: float) -> SourceBatch:
         batch = SourceBatch(source=self.name)
@@ -339,50 +353,63 @@ class EdacCounterSource:
             time.sleep(min(timeout_s, self._next_poll - now))
             return batch
         self._next_poll = now + self.interval_s
+        read_at = self._wall_clock()
         controllers = self.host.edac.controllers()
         self._dimms = [d for c in controllers for d in c.dimms]
-        for mc in controllers:
-            previous = self._reset_marks.get(mc.index)
-            self._reset_marks[mc.index] = mc.seconds_since_reset
-            if previous is not None and mc.seconds_since_reset < previous:
-                batch.gaps.append(Gap(self.name, f"mc{mc.index}", 0, "reset",
-                                      f"EDAC counters of mc{mc.index} ({mc.mc_name}) were reset"))
+        with self._lock:
+            for mc in controllers:
+                if self._was_reset(mc.index, mc.seconds_since_reset):
+                    self._last.update({d.key: (0, 0) for d in mc.dimms})  # zeroed then
+                    if not self._is_own_reset(mc.index, read_at):
+                        batch.gaps.append(Gap(
+                            self.name, f"mc{mc.index}", 0, "reset",
+                            f"EDAC counters of mc{mc.index} ({mc.mc_name}) were reset"))
                 for dimm in mc.dimms:
-                    self._baseline.pop(dimm.key, None)
-            for dimm in mc.dimms:
-                self._check_dimm(dimm, batch)
-        batch.cursor = json.dumps({"baseline": self._baseline,
-                                   "since_reset": self._reset_marks}, sort_keys=True)
+                    self._check_dimm(dimm, now, batch)
+            self._read_at = read_at
+            batch.cursor = json.dumps({"baseline": self._baseline(),
+                                       "since_reset": self._reset_marks,
+                                       "read_at": read_at}, sort_keys=True)
         return batch
 
-    def _check_dimm(self, dimm: EdacDimm, batch: SourceBatch) -> None:
+    def _was_reset(self, mc: int, seconds_since_reset: int) -> bool:
+        previous = self._reset_marks.get(mc)
+        self._reset_marks[mc] = seconds_since_reset
+        return previous is not None and seconds_since_reset < previous
+
+    def _is_own_reset(self, mc: int, now: float) -> bool:
+        marks = own_resets(self._own_resets()) if self._own_resets is not None else {}
+        return is_own_reset(marks, mc, self._read_at, now)
+
+    def _check_dimm(self, dimm: EdacDimm, now: float, batch: SourceBatch) -> None:
         key = dimm.key
         current = (dimm.ce_count, dimm.ue_count)
-        base = self._baseline.get(key)
-        if base is None or current[0] < base[0] or current[1] < base[1]:
-            self._baseline[key] = current  # first sight or a reset: start counting here
-            self._seen.pop(key, None)
-            return
-        seen = self._seen.get(key, (0, 0))
-        deficit = (current[0] - base[0] - seen[0], current[1] - base[1] - seen[1])
-        if deficit[0] <= 0 and deficit[1] <= 0:
-            self._baseline[key] = current
-            self._seen.pop(key, None)
-            self._deficit_polls.pop(key, None)
-            return
-        polls = self._deficit_polls.get(key, 0) + 1
-        self._deficit_polls[key] = polls
-        if polls < 2:
-            return  # events may trail the counters by one poll
-        for count, kind in ((deficit[0], "Corrected"), (deficit[1], "Uncorrected")):
-            if count > 0:
+        last = self._last.get(key)
+        self._last[key] = current
+        if last is None:
+            return  # first sight: count from here
+        for kind, (was, count) in enumerate(zip(last, current, strict=True)):
+            ledger = self._ledger(key, bool(kind))
+            if count >= was:  # a counter that went down alone: a new baseline
+                ledger.count(now, count - was)
+            due = ledger.overdue(now, self.grace_s)
+            if due > 0:
+                name = "Uncorrected" if kind else "Corrected"
                 batch.gaps.append(Gap(
-                    self.name, key, count, kind,
-                    f"kernel counted {count} {kind.lower()} errors on DIMM "
-                    f"{dimm.label or key} that no event reported"))
-        self._baseline[key] = current
-        self._seen.pop(key, None)
-        self._deficit_polls.pop(key, None)
+                    self.name, key, due, name,
+                    f"kernel counted {due} {name.lower()} errors on DIMM "
+                    f"{dimm.label or key} that no event reported within "
+                    f"{self.grace_s:g} s"))
+
+    def _baseline(self) -> dict[str, list[int]]:
+        """Per DIMM, the counters minus the counts still waiting for their events: a
+        restart waits for those again instead of forgetting them."""
+        def settled(key: str, kind: int, value: int) -> int:
+            ledger = self._ledgers.get((key, kind))
+            return max(0, value - ledger.unexplained) if ledger else value
+
+        return {key: [settled(key, 0, ce), settled(key, 1, ue)]
+                for key, (ce, ue) in self._last.items()}
 
     def stop(self) -> None:
         pass

@@ -48,7 +48,7 @@ def test_explained_increase_is_not_a_gap(tmp_path):
 
 def test_unexplained_increase_becomes_gap_after_two_polls(tmp_path):
     make_edac_tree(tmp_path, ce=5)
-    src = EdacCounterSource(Host(tmp_path), interval_s=0)
+    src = EdacCounterSource(Host(tmp_path), interval_s=0, grace_s=0)  # polls alone
     src.start(None)
     poll(src)
     make_edac_tree(tmp_path, ce=9)
@@ -78,7 +78,7 @@ def test_cursor_round_trip_keeps_baseline(tmp_path):
     src.start(None)
     cursor = poll(src).cursor
     make_edac_tree(tmp_path, ce=7)
-    again = EdacCounterSource(Host(tmp_path), interval_s=0)
+    again = EdacCounterSource(Host(tmp_path), interval_s=0, grace_s=0)
     again.start(cursor)
     poll(again)
     gaps = poll(again).gaps
