@@ -118,6 +118,6 @@ class Context:
         else:
             line = f"memras: {escape(exc.msg)}"
             if exc.hint:
-                line += f" ({exc.hint})"
+                line += f" ({escape(exc.hint)})"  # hints may quote firmware labels
             print(line, file=self.err)
 

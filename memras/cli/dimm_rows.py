@@ -11,8 +11,10 @@ from typing import Any
 from memras.cli.context import Context
 from memras.errors import MemrasError
 from memras.health.api import current_verdicts
+from memras.health.dimm_names import DimmNames
 from memras.health.module_registry import current_modules, register_modules
 from memras.store import Store
+from memras.store.dimm_ids import DimmFilter
 from memras.topology.inventory import DimmInfo
 
 NO_VERDICT = "-"
@@ -68,3 +70,14 @@ def dimm_row(d: DimmInfo, verdicts: dict[str, str],
 def module_text(module: dict[str, Any] | None) -> str:
     """The module column: the serial the registry knows it by, or "-"."""
     return (module or {}).get("serial") or NO_VERDICT
+
+
+def dimm_names(ctx: Context, store: Store | None) -> DimmNames:
+    """The DIMMs this command can name: the host's inventory, then the database's."""
+    return DimmNames.of(ctx.host, store)
+
+
+def dimm_filter(ctx: Context, store: Store, text: str) -> DimmFilter:
+    """``--dimm TEXT`` as a store filter: any name of one DIMM, else a UsageError (exit 2)
+    with the closest known names — never "no errors" for a typo."""
+    return dimm_names(ctx, store).error_filter(text)

@@ -17,7 +17,9 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.options import parse_when
 from memras.cli.progress import ProgressDisplay
+from memras.health.dimm_names import attribute_from_host
 from memras.store import Store
+from memras.store.dimm_ids import last_error_id
 from memras.text import escape
 from memras.watcher.importing import input_size, run_import
 
@@ -51,8 +53,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     total = input_size(args.path) if in_bytes else None
     with Store.open(ctx.db, create=True) as store, \
             ProgressDisplay(ctx, "import", total=total, in_bytes=in_bytes) as shown:
+        before = last_error_id(store)
         report = run_import(store, args.kind, args.path, boot_time=boot_time,
                             progress=shown.update, year=args.year, this_boot=_this_boot(args))
+        # the new rows' DIMM: --root's inventory when it knows the module, else the
+        # error's own location key (a file from another machine still has its DIMMs)
+        attribute_from_host(store, ctx.host, before)
     if ctx.json:
         ctx.emit_json(asdict(report))
         return 0

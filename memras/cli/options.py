@@ -66,7 +66,7 @@ _TYPE_ALIASES = {
 def add_error_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="from this time: 24h, 7d, YYYY-MM-DD or ISO time")
     p.add_argument("--until", help="before this time (same forms as --since)")
-    p.add_argument("--dimm", help="DIMM label (as the kernel reports it) or DIMM id")
+    p.add_argument("--dimm", help="a DIMM by any name: id, label, locator, serial, ACPI device")
     p.add_argument("--type", help="CE, UE, Corrected, Uncorrected, Deferred, Fatal, Info, "
                                   "MemoryFailure (comma-separated)")
 

@@ -26,6 +26,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         from memras.store import Store  # here, not at the top: it imports SQLAlchemy
 
         with Store.open(ctx.db, create=False) as store:
+            if args.dimm:
+                from memras.cli.dimm_rows import dimm_filter  # any name of one DIMM
+
+                filters["dimm"] = dimm_filter(ctx, store, args.dimm)
             summary = store.summary(**filters)
     if ctx.json:
         ctx.emit_json(asdict(summary))

@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 from memras.cli import command
 from memras.cli.context import Context
+from memras.cli.dimm_rows import dimm_names
 from memras.errors import UsageError
 from memras.health.api import replay_verdicts, verdict_history
 from memras.health.config import load_config
+from memras.health.dimm_names import DimmNames
 from memras.health.module_registry import ModuleRecord, module_at, module_history
 from memras.health.verdict import Verdict
 from memras.store import Store
@@ -22,7 +24,8 @@ from memras.store import Store
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--at", help="judge as of this time (ISO 8601, e.g. 2024-03-01T12:00)")
-    p.add_argument("--history", metavar="DIMM", help="the recorded verdict changes of DIMM")
+    p.add_argument("--history", "--dimm", metavar="DIMM",
+                   help="the recorded verdict changes of DIMM (id, label, locator, serial…)")
 
 
 def parse_time(text: str) -> datetime:
@@ -41,41 +44,47 @@ def parse_time(text: str) -> datetime:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.history:
         with Store.open(ctx.db, create=False) as store:
-            verdicts = verdict_history(store, args.history)
-            modules = module_history(store, args.history)
-        return _print_history(ctx, verdicts, modules)
+            names = dimm_names(ctx, store)
+            dimm = names.resolve(args.history)  # any name; unknown: exit 2, closest names
+            verdicts = verdict_history(store, dimm.id)
+            modules = module_history(store, dimm.id)
+        return _print_history(ctx, verdicts, modules, names)
     at = parse_time(args.at) if args.at else None
     until = at + timedelta(microseconds=1) if at else None
     with Store.open(ctx.db, create=False) as store:
         # With the host, errors known only by address are mapped to their DIMM (as
         # the watcher and `memras dimms` do); replay never writes page actions.
         current, _ = replay_verdicts(store, load_config(ctx.config), until, host=ctx.host)
-    verdicts = [current[k] for k in sorted(current)]
+        names = dimm_names(ctx, store)
+        shown = {k: names.display(k) for k in current}
+    verdicts = [current[k] for k in sorted(current, key=lambda k: (shown[k], k))]
     if ctx.json:
-        ctx.emit_json([v.to_dict() for v in verdicts])
+        ctx.emit_json([{**v.to_dict(), "dimm": shown[v.dimm_id]} for v in verdicts])
         return 0
     if not verdicts:
         ctx.print("no verdicts: no memory errors stored" + (f" before {args.at}" if args.at
                                                              else ""))
         return 0
-    ctx.table(["DIMM", "VERDICT", "SINCE", "RULES", "WHY"],
-              [(v.dimm_id, v.state.value, v.since.strftime("%Y-%m-%d %H:%M:%S"),
+    ctx.table(["DIMM", "ID", "VERDICT", "SINCE", "RULES", "WHY"],
+              [(shown[v.dimm_id], v.dimm_id, v.state.value, v.since.strftime("%Y-%m-%d %H:%M:%S"),
                 ",".join(v.rules), v.reasons[0] if v.reasons else "") for v in verdicts])
     return 0
 
 
-def _print_history(ctx: Context, verdicts: list[Verdict], modules: list[ModuleRecord]) -> int:
+def _print_history(ctx: Context, verdicts: list[Verdict], modules: list[ModuleRecord],
+                   names: DimmNames) -> int:
     """A slot's verdicts, each with the module it judged: a replacement starts a new one."""
     owners = [module_at(modules, v.at) for v in verdicts]
     if ctx.json:
-        ctx.emit_json([{**v.to_dict(), "module": m.to_dict() if m else None}
+        ctx.emit_json([{**v.to_dict(), "dimm": names.display(v.dimm_id),
+                        "module": m.to_dict() if m else None}
                        for v, m in zip(verdicts, owners, strict=True)])
         return 0
     if not verdicts:
         ctx.print("no verdicts recorded for this DIMM")
         return 0
     ctx.table(["DIMM", "MODULE", "VERDICT", "SINCE", "RULES", "WHY"],
-              [(v.dimm_id, (m.serial or m.identity) if m else "-", v.state.value,
+              [(names.display(v.dimm_id), (m.serial or m.identity) if m else "-", v.state.value,
                 v.since.strftime("%Y-%m-%d %H:%M:%S"), ",".join(v.rules),
                 v.reasons[0] if v.reasons else "")
                for v, m in zip(verdicts, owners, strict=True)])

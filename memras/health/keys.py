@@ -17,9 +17,9 @@ from typing import Any
 from memras.errors import MemrasError
 from memras.health.buckets import Scope
 from memras.records import DimmLocation, LocatedError, MemoryErrorEvent
+from memras.topology.naming import UNSPECIFIC_LABELS, specific
 
 DimmResolver = Callable[[MemoryErrorEvent], str | None]
-UNSPECIFIC_LABELS = frozenset({"", "any memory", "unknown memory"})
 
 
 def event_time_s(event: LocatedError) -> float | None:
@@ -55,7 +55,7 @@ def location_key(loc: DimmLocation) -> str | None:
         dimm = loc.slot if loc.slot is not None else f"cs{loc.csrow}"
         return f"S{socket}:C{loc.channel}:D{dimm}"
     label = (loc.label or "").strip()
-    if label.lower() not in UNSPECIFIC_LABELS and " or " not in label:
+    if specific(label):
         return f"label:{label}"
     return None
 

@@ -54,6 +54,7 @@ from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
 from memras.store.bounds import BoundsChecker, Checked
 from memras.store.checkpoint import WalCheckpointer
+from memras.store.dimm_ids import DimmFilter
 from memras.store.migrations import migrate
 from memras.store.models import (
     ErrorCountRow,
@@ -625,7 +626,7 @@ class Store:
     # ---- reading -----------------------------------------------------------------
 
     def errors(self, since: datetime | None = None, until: datetime | None = None,
-               dimm: str | None = None, type: str | Iterable[str] | None = None,
+               dimm: str | DimmFilter | None = None, type: str | Iterable[str] | None = None,
                limit: int | None = None) -> list[StoredError]:
         """Stored events, oldest first; ``limit`` keeps the newest ``limit`` of them."""
         t = ErrorRow.__table__
@@ -638,7 +639,8 @@ class Store:
         return [_stored_error(r) for r in reversed(rows)]
 
     def summary(self, since: datetime | None = None, until: datetime | None = None,
-                dimm: str | None = None, type: str | Iterable[str] | None = None) -> Summary:
+                dimm: str | DimmFilter | None = None,
+                type: str | Iterable[str] | None = None) -> Summary:
         """Per type/label/location counts like ``ras-mc-ctl --summary``, plus totals by type.
 
         Without filters it reads the maintained ``memras_error_count`` table; with
@@ -749,7 +751,7 @@ def _type_values(type: str | Iterable[str]) -> list[str]:
     return [type] if isinstance(type, str) else list(type)
 
 
-def _filters(since: datetime | None, until: datetime | None, dimm: str | None,
+def _filters(since: datetime | None, until: datetime | None, dimm: str | DimmFilter | None,
              type: str | Iterable[str] | None) -> list[Any]:
     c = ErrorRow.__table__.c
     clauses: list[Any] = []
@@ -758,13 +760,15 @@ def _filters(since: datetime | None, until: datetime | None, dimm: str | None,
     if until is not None:
         clauses.append(c.time < _utc_naive(until))
     if dimm is not None:
-        clauses.append(or_(c.label == dimm, c.dimm_id == dimm))
+        # a DimmFilter: a resolved DIMM (memras.health.dimm_names); text: label or id as is
+        clauses.append(dimm.clause() if isinstance(dimm, DimmFilter)
+                       else or_(c.label == dimm, c.dimm_id == dimm))
     if type is not None:
         clauses.append(c.type.in_(_type_values(type)))
     return clauses
 
 
-def _grouped_query(since: datetime | None, until: datetime | None, dimm: str | None,
+def _grouped_query(since: datetime | None, until: datetime | None, dimm: str | DimmFilter | None,
                    type: str | Iterable[str] | None) -> Any:
     c = ErrorRow.__table__.c
     keys = (c.type, func.coalesce(c.label, ""), func.coalesce(c.mc, -1),

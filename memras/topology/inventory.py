@@ -28,10 +28,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from memras.errors import UsageError
 from memras.host.acpi import AcpiMemoryDevice
 from memras.host.edac import EdacController, EdacDimm, parse_dimm_location
 from memras.host.smbios import MemoryDevice
+from memras.topology import naming
 from memras.topology.memory_map import (
     UNMAPPED,
     MemoryMap,
@@ -39,6 +39,7 @@ from memras.topology.memory_map import (
     blocks_for_dimm,
     read_memory_map,
 )
+from memras.topology.naming import fold
 
 if TYPE_CHECKING:
     from memras.host import Host
@@ -85,13 +86,9 @@ class DimmInfo:
         return [n for n in out if n]
 
 
-def _fold(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
 def _smbios_names(dev: MemoryDevice) -> set[str]:
-    return {n for n in (_fold(dev.full_locator), _fold(dev.locator),
-                        _fold(f"{dev.bank_locator}_{dev.locator}")) if n}
+    return {n for n in (fold(dev.full_locator), fold(dev.locator),
+                        fold(f"{dev.bank_locator}_{dev.locator}")) if n}
 
 
 # skx/i10nm default labels (skx_common.c) and the bank locators mcelog's
@@ -136,7 +133,7 @@ def match_edac_smbios(edac: list[EdacDimm], devices: list[MemoryDevice],
     joined: dict[int, MemoryDevice] = {}
     how: dict[int, str] = {}
     for i, e in enumerate(edac):
-        hits = [d for d in devices if _fold(e.label) and _fold(e.label) in _smbios_names(d)]
+        hits = [d for d in devices if fold(e.label) and fold(e.label) in _smbios_names(d)]
         if len(hits) == 1 and hits[0] not in joined.values():
             joined[i], how[i] = hits[0], "label"
     free = {j: d for j, d in enumerate(devices) if d not in joined.values()}
@@ -260,14 +257,10 @@ def _with_blocks(host: Host, mm: MemoryMap, entry: DimmInfo) -> DimmInfo:
 
 def resolve_dimm(host: Host, text: str, *,
                  inventory: list[DimmInfo] | None = None) -> DimmInfo:
-    """The module ``text`` names: id, EDAC label, mcN/dimmM, locator, serial, PNP0C80:NN."""
+    """The module ``text`` names: id, EDAC label, mcN/dimmM, locator, bank locator,
+    serial, PNP0C80:NN, or a prefix only it has (:func:`memras.topology.naming.match`:
+    an unknown name is a UsageError with the closest known names)."""
     dimms = inventory if inventory is not None else dimm_inventory(host)
-    wanted = _fold(text)
-    exact = [d for d in dimms if _fold(d.id) == wanted]
-    hits = exact or [d for d in dimms if wanted in {_fold(n) for n in d.names()}]
-    if len(hits) == 1:
-        return hits[0]
-    known = ", ".join(d.id for d in (hits or dimms)) or "none"
-    if hits:
-        raise UsageError(f"{text!r} names {len(hits)} DIMMs", hint=f"pick one of: {known}")
-    raise UsageError(f"no DIMM called {text!r}", hint=f"known DIMMs: {known}")
+    info = naming.match(text, [naming.named(d) for d in dimms]).info
+    assert info is not None  # every candidate here came from the inventory
+    return info

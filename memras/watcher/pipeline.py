@@ -32,6 +32,10 @@ class Pipeline:
         from memras.health.config import load_config
 
         self.engine = HealthEngine(load_config(config_path), store, host)
+        self.store = store
+        # memras_error rows up to this id have a DIMM, or none could be found; 0 at
+        # start, so rows stored before memras attributed them are done once per start
+        self.attributed_to = 0
         self.alerts = AlertService.open(store, load_alerts_config(config_path))
         self.changes = 0
         self.alerts_dropped = 0
@@ -40,6 +44,11 @@ class Pipeline:
         self._thread.start()
 
     def after_store(self, records: list[Record]) -> None:
+        from memras.health.dimm_names import attribute_errors
+
+        # each stored row gets the DIMM id the engine judges it under (memras_error.dimm_id)
+        self.attributed_to = attribute_errors(self.store, self.engine.resolver,
+                                              self.attributed_to)
         for change in self.engine.process(records):
             self.changes += 1
             self._enqueue(("change", change))

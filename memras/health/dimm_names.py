@@ -1,0 +1,202 @@
+"""DIMMs by name across the host's inventory and the database: the commands' one resolver.
+
+Identity is health's (:mod:`memras.health.keys`): the inventory's id when the host knows
+the module (``mc0/dimm2``), else the event's location key (``mc1:0:1:-1``,
+``S0:C1:D0``, ``label:…``). Names are topology's (:mod:`memras.topology.naming`): the
+slot locator, else the EDAC label, else the id. This module joins the two:
+
+* :meth:`DimmNames.resolve` takes any name of a DIMM the inventory knows, and when the
+  inventory does not know it (a database imported from another machine, a module
+  since removed) the identities stored with its errors: their keys and labels;
+* :meth:`DimmNames.display` / :meth:`DimmNames.wide` show an id as people name it,
+  so a verdict keyed ``mc1:0:1:-1`` reads as the label its errors printed;
+* :meth:`DimmNames.error_filter` selects a DIMM's stored rows, those attributed to it
+  and those stored before attribution whose location resolves to it;
+* :func:`attribute_errors` fills ``memras_error.dimm_id`` for rows stored without one,
+  with the same :func:`memras.health.keys.dimm_id_for` the engine judges by.
+
+Why the location key and not the label is a foreign DIMM's identity: a label changes
+when someone runs ``ras-mc-ctl --register-labels``; the controller and layers do not,
+and health's buckets and recorded verdicts are keyed by them already. The label is
+what is *shown*.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from memras.errors import MemrasError, UsageError
+from memras.health.keys import DimmResolver, dimm_id_for, inventory_resolver
+from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
+from memras.store.dimm_ids import (
+    DimmFilter,
+    StoredDimm,
+    set_dimm_ids,
+    stored_dimms,
+    unattributed,
+)
+from memras.topology.naming import NamedDimm, fold, match, named, specific
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
+    from memras.topology.inventory import DimmInfo
+
+
+def _probe(location: DimmLocation, address: int | None = None) -> MemoryErrorEvent:
+    """An event carrying only what a resolver reads: the location and the address."""
+    return MemoryErrorEvent(ErrorType.CORRECTED, Source.TRACE, address=address,
+                            location=location)
+
+
+def host_inventory(host: Any) -> list[DimmInfo]:
+    """The host's inventory, or none when it has no readable memory description."""
+    if host is None:
+        return []
+    from memras.topology.inventory import dimm_inventory
+
+    try:
+        return dimm_inventory(host)
+    except (MemrasError, OSError):
+        return []
+
+
+def host_resolver(host: Any, inventory: list[DimmInfo]) -> DimmResolver | None:
+    """Health's inventory resolver for ``host``, None without an inventory."""
+    if not inventory:
+        return None
+    try:
+        return inventory_resolver(host, inventory)
+    except (MemrasError, OSError):
+        return None
+
+
+class DimmNames:
+    """The DIMMs a command can name: the inventory's, then the database's."""
+
+    def __init__(self, inventory: list[DimmInfo], store: Store | None = None,
+                 resolver: DimmResolver | None = None) -> None:
+        self.inventory = [named(d) for d in inventory]
+        self.store = store
+        self.resolver = resolver
+
+    @classmethod
+    def of(cls, host: Any, store: Store | None) -> DimmNames:
+        inventory = host_inventory(host)
+        return cls(inventory, store, host_resolver(host, inventory))
+
+    @cached_property
+    def _stored(self) -> tuple[list[NamedDimm], dict[str, list[DimmLocation]]]:
+        """(DIMMs known from stored rows, id -> locations of its unattributed rows)."""
+        if self.store is None:
+            return [], {}
+        labels: dict[str, dict[str, int]] = defaultdict(dict)
+        loose: dict[str, list[DimmLocation]] = defaultdict(list)
+        for row in stored_dimms(self.store):
+            dimm_id = row.dimm_id or self._id_of(row)
+            if dimm_id is None:
+                continue
+            label = (row.location.label or "").strip()
+            seen = labels[dimm_id]
+            if specific(label):
+                seen[label] = seen.get(label, 0) + row.events
+            if row.dimm_id is None:
+                loose[dimm_id].append(row.location)
+        known = {d.id for d in self.inventory}
+        stored = [_from_rows(dimm_id, by_events) for dimm_id, by_events in labels.items()
+                  if dimm_id not in known]
+        return stored, dict(loose)
+
+    def _id_of(self, row: StoredDimm) -> str | None:
+        return dimm_id_for(_probe(row.location), self.resolver)
+
+    @property
+    def known(self) -> list[NamedDimm]:
+        return self.inventory + self._stored[0]
+
+    def resolve(self, text: str) -> NamedDimm:
+        """The DIMM ``text`` names: the inventory first, then the stored identities."""
+        try:
+            return match(text, self.inventory)
+        except UsageError:
+            if self.store is None:
+                raise
+        return match(text, self.known)
+
+    def find(self, dimm_id: str) -> NamedDimm | None:
+        return next((d for d in self.known if d.id == dimm_id), None)
+
+    def display(self, dimm_id: str | None) -> str:
+        """How ``dimm_id`` is shown: slot label, else EDAC label, else the id."""
+        if dimm_id is None:
+            return "-"
+        found = self.find(dimm_id)
+        return found.display if found is not None else dimm_id
+
+    def wide(self, dimm_id: str) -> str:
+        found = self.find(dimm_id)
+        return found.wide if found is not None else dimm_id
+
+    def error_filter(self, text: str) -> DimmFilter:
+        """The store filter for the rows of the DIMM ``text`` names: attributed to it, or
+        stored before attribution at a location that resolves to it. A label exactly as
+        the kernel printed it selects the rows that printed it even when they lie at
+        several locations (the rows `errors --dimm LABEL` always gave)."""
+        try:
+            dimm = self.resolve(text)
+        except UsageError:
+            printed = self._printed(text)
+            if not printed:
+                raise
+            return DimmFilter(labels=printed)
+        return DimmFilter((dimm.id,), locations=tuple(self._stored[1].get(dimm.id, ())))
+
+    def _printed(self, text: str) -> tuple[str, ...]:
+        wanted = fold(text)
+        return tuple(sorted({name for d in self._stored[0] for name in d.names[1:]
+                             if fold(name) == wanted}))
+
+
+def _from_rows(dimm_id: str, labels: dict[str, int]) -> NamedDimm:
+    """A DIMM known from stored rows: shown by its most reported specific label."""
+    ordered = sorted(labels, key=lambda label: -labels[label])
+    display = ordered[0] if ordered else dimm_id
+    names = (dimm_id, *ordered)
+    return NamedDimm(dimm_id, display, names)
+
+
+def attribute_errors(store: Store, resolver: DimmResolver | None, after_id: int = 0) -> int:
+    """Fill ``dimm_id`` on rows after ``after_id`` stored without one; returns the last
+    row id looked at (the caller's next ``after_id``). Rows no DIMM can be found for
+    (an address outside every module, "any memory") stay NULL."""
+    while True:
+        groups, last = unattributed(store, after_id)
+        if last == after_id:
+            return after_id
+        set_dimm_ids(store, _ids_by_dimm(groups.items(), resolver))
+        after_id = last
+
+
+def _ids_by_dimm(groups: Iterable[tuple[tuple[DimmLocation, int | None], list[int]]],
+                 resolver: DimmResolver | None) -> dict[str, list[int]]:
+    """Row ids per DIMM id. A location that resolves without its address is asked once,
+    not once per address (a storm on one DIMM has thousands of addresses)."""
+    by_location: dict[DimmLocation, str | None] = {}
+    out: dict[str, list[int]] = defaultdict(list)
+    for (location, address), ids in groups:
+        if location not in by_location:
+            by_location[location] = dimm_id_for(_probe(location), resolver)
+        dimm_id = by_location[location]
+        if dimm_id is None and address is not None and resolver is not None:
+            dimm_id = resolver(_probe(location, address))
+        if dimm_id is not None:
+            out[dimm_id].extend(ids)
+    return out
+
+
+
+def attribute_from_host(store: Store, host: Any, after_id: int = 0) -> int:
+    """:func:`attribute_errors` with ``host``'s inventory (location keys without one)."""
+    return attribute_errors(store, host_resolver(host, host_inventory(host)), after_id)

@@ -1,0 +1,148 @@
+"""One way to name a DIMM: which name is shown, and which names are accepted.
+
+Shown (:func:`display_name`): the slot's label as printed on the board, i.e. the SMBIOS
+locator (``P1-DIMMC1``), when known; else the EDAC label (``CPU_SrcID#0_MC#0_Chan#2_DIMM#0``,
+or a slot name ``ras-mc-ctl --register-labels`` wrote there); else the id (``mc0/dimm2``,
+``PNP0C80:00``, or for a DIMM known only from stored events, the health key such as
+``mc1:0:1:-1``). Wide views add the other names where they differ
+(:func:`wide_name`: ``P1-DIMMC1 (CPU_SrcID#0_MC#0_Chan#2_DIMM#0, mc0/dimm2)``).
+
+Accepted (:func:`match`): every name a DIMM has (id, EDAC label, ``mcN/dimmM``, the EDAC
+key, SMBIOS locator and bank locator, serial, ACPI device), case and whitespace folded.
+Exact first (the id before other names, so an id never loses to another DIMM's label),
+then a prefix that only one DIMM's names start with. Anything else is a UsageError
+(exit 2) naming the closest known names (difflib), never an empty answer: "no errors"
+for a typo reads like a healthy DIMM.
+
+Why no fuzzy match is ever taken silently: ``P1-DIMMA1`` and ``P1-DIMMA2`` are one
+edit apart and are different modules; a command that pulls memory must act on the
+DIMM the engineer named, or on none.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from memras.errors import UsageError
+
+if TYPE_CHECKING:
+    from memras.topology.inventory import DimmInfo
+
+# EDAC labels that name no module (ghes_edac's "unknown memory", a blank label).
+UNSPECIFIC_LABELS = frozenset({"", "any memory", "unknown memory"})
+SUGGESTIONS = 5  # closest names offered for an unknown one
+KNOWN_SHOWN = 12  # DIMMs listed when nothing is close
+
+
+def fold(text: str) -> str:
+    """Whitespace runs to one space, case folded: how names are compared."""
+    return " ".join(text.split()).casefold()
+
+
+def specific(label: str | None) -> bool:
+    """Whether an EDAC label names one module (not blank, "any memory", "A or B")."""
+    text = (label or "").strip()
+    return text.casefold() not in UNSPECIFIC_LABELS and " or " not in text
+
+
+@dataclass(frozen=True, slots=True)
+class NamedDimm:
+    """A DIMM as naming sees it: its id, the name to show, every name it answers to.
+
+    ``info`` is the inventory entry when the host knows the module, None for a DIMM
+    known only from stored events (a database imported from another machine)."""
+
+    id: str
+    display: str
+    names: tuple[str, ...]
+    info: DimmInfo | None = None
+
+    @property
+    def wide(self) -> str:
+        """The display name with the other names beside it, where they differ."""
+        return wide_text(self.display, self.names)
+
+
+def wide_text(display: str, names: Iterable[str]) -> str:
+    others: list[str] = []
+    for name in names:
+        if name and fold(name) != fold(display) and fold(name) not in map(fold, others):
+            others.append(name)
+    return f"{display} ({', '.join(others[:2])})" if others else display
+
+
+def display_name(dimm: DimmInfo) -> str:
+    """Slot label/locator when known, else the EDAC label, else the id."""
+    if dimm.smbios is not None and dimm.smbios.locator.strip():
+        return dimm.smbios.locator.strip()
+    if dimm.edac is not None and specific(dimm.edac.label):
+        return dimm.edac.label.strip()
+    return dimm.label.strip() if dimm.edac is None and dimm.label.strip() else dimm.id
+
+
+def wide_name(dimm: DimmInfo) -> str:
+    """``P1-DIMMC1 (CPU_SrcID#0_MC#0_Chan#2_DIMM#0, mc0/dimm2)``: for wide views."""
+    edac_label = dimm.edac.label if dimm.edac is not None and specific(dimm.edac.label) else ""
+    return wide_text(display_name(dimm), [edac_label, dimm.id])
+
+
+def named(dimm: DimmInfo) -> NamedDimm:
+    """An inventory entry as naming sees it; its EDAC key answers as health writes it
+    (``mc0:1:0:-1``), so a verdict's key names the module too."""
+    names = [dimm.id, *dimm.names()]
+    if dimm.smbios is not None:
+        names.append(dimm.smbios.bank_locator)
+    if dimm.edac is not None:
+        names.append(f"mc{dimm.edac.key}")
+    return NamedDimm(dimm.id, display_name(dimm), _unique(names), dimm)
+
+
+def _unique(names: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, str] = {}
+    for name in names:
+        if name and name.strip() and fold(name) not in seen:
+            seen[fold(name)] = name.strip()
+    return tuple(seen.values())
+
+
+def match(text: str, dimms: Sequence[NamedDimm], *, what: str = "DIMM") -> NamedDimm:
+    """The one DIMM ``text`` names (see the module docstring), else a UsageError."""
+    wanted = fold(text)
+    if not wanted:
+        raise UsageError(f"name a {what}", hint=_known_hint(dimms))
+    for hits in (
+        [d for d in dimms if fold(d.id) == wanted],
+        [d for d in dimms if wanted in map(fold, d.names)],
+        [d for d in dimms if any(fold(n).startswith(wanted) for n in d.names)],
+    ):
+        ids = {d.id for d in hits}
+        if len(ids) == 1:
+            return hits[0]
+        if ids:
+            shown = ", ".join(d.wide for d in _by_id(hits))
+            raise UsageError(f"{text!r} names {len(ids)} DIMMs", hint=f"pick one of: {shown}")
+    raise UsageError(f"no {what} called {text!r}", hint=suggest(text, dimms))
+
+
+def _by_id(dimms: Iterable[NamedDimm]) -> list[NamedDimm]:
+    return list({d.id: d for d in dimms}.values())
+
+
+def suggest(text: str, dimms: Sequence[NamedDimm]) -> str:
+    """"did you mean: …" with the closest known names, or the known DIMMs."""
+    by_fold = {fold(n): n for d in dimms for n in d.names}
+    close = difflib.get_close_matches(fold(text), list(by_fold), n=SUGGESTIONS, cutoff=0.5)
+    if close:
+        return "did you mean: " + ", ".join(by_fold[c] for c in close)
+    return _known_hint(dimms)
+
+
+def _known_hint(dimms: Sequence[NamedDimm]) -> str:
+    if not dimms:
+        return "no DIMMs known: no inventory under --root and no errors stored"
+    shown = [d.display for d in _by_id(dimms)]
+    more = f" … ({len(shown)} in all)" if len(shown) > KNOWN_SHOWN else ""
+    return "known DIMMs: " + ", ".join(shown[:KNOWN_SHOWN]) + more
