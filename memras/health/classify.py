@@ -380,11 +380,13 @@ def _local_candidates(ces: _Timed, p: ClassifyParams) -> list[_Candidate]:
     banks = max(len(ranks), 1) * g["banks_per_rank"]
     out: list[_Candidate] = []
     out += _cell_candidate(ces, p, banks * g["rows_per_bank"] * g["columns"])
-    decoded = [e for _, e in ces if e.location.row is not None and e.location.column is not None]
-    for line, places in (("row", banks * g["rows_per_bank"]), ("column", banks * g["columns"])):
-        out += _line_candidate(decoded, line, places)
-    in_bank = [e for _, e in ces if e.location.bank is not None]
-    out += _bank_candidates(in_bank, p, banks)
+    # (bank, row, column) once per event: the candidates below read nothing else
+    located = [(_bank_of(e), e.location.row, e.location.column) for _, e in ces
+               if e.location.bank is not None or e.location.row is not None]
+    decoded = [(b, r, c) for b, r, c in located if r is not None and c is not None]
+    out += _line_candidate(decoded, "row", banks * g["rows_per_bank"])
+    out += _line_candidate(decoded, "column", banks * g["columns"])
+    out += _bank_candidates([x for x in located if x[0][2] is not None], p, banks)
     return out
 
 
@@ -405,16 +407,18 @@ def _cell_candidate(ces: _Timed, p: ClassifyParams, places: int) -> list[_Candid
     return out
 
 
-def _line_candidate(decoded: list[LocatedError], line: str, places: int) -> list[_Candidate]:
+def _line_candidate(decoded: list[tuple[_BankKey, int, int]], line: str,
+                    places: int) -> list[_Candidate]:
     """srds22-row (a row with >= 2 columns) or srds22-column (a column with >= 2 rows):
-    the two lines holding most CEs."""
+    the two lines holding most CEs. ``decoded``: (bank, row, column) per CE."""
     other = "column" if line == "row" else "row"
+    by_row = line == "row"
     hits: Counter[tuple[_BankKey, int]] = Counter()
     spread: dict[tuple[_BankKey, int], set[int]] = defaultdict(set)
-    for e in decoded:
-        key = (_bank_of(e), getattr(e.location, line))
+    for b, r, c in decoded:
+        key, across = ((b, r), c) if by_row else ((b, c), r)
         hits[key] += 1
-        spread[key].add(getattr(e.location, other))
+        spread[key].add(across)
     lines = sorted(((k, n) for k, n in hits.items() if len(spread[k]) >= 2),
                    key=lambda kn: (-kn[1], -len(spread[kn[0]])))
     mode = FaultMode.ROW if line == "row" else FaultMode.COLUMN
@@ -426,18 +430,19 @@ def _line_candidate(decoded: list[LocatedError], line: str, places: int) -> list
             for key, k in lines[:2]]
 
 
-def _bank_candidates(in_bank: list[LocatedError], p: ClassifyParams,
-                     banks: int) -> list[_Candidate]:
-    """The busiest bank (srds22-bank), and the strongest set of >= 2 banks."""
-    counts = Counter(_bank_of(e) for e in in_bank)
+def _bank_candidates(in_bank: list[tuple[_BankKey, int | None, int | None]],
+                     p: ClassifyParams, banks: int) -> list[_Candidate]:
+    """The busiest bank (srds22-bank), and the strongest set of >= 2 banks.
+    ``in_bank``: (bank, row, column) per CE with a known bank."""
+    counts = Counter(b for b, _, _ in in_bank)
     banks = max(banks, len(counts))
     rows: dict[_BankKey, set[int]] = defaultdict(set)
     cols: dict[_BankKey, set[int]] = defaultdict(set)
-    for e in in_bank:
-        if e.location.row is not None:
-            rows[_bank_of(e)].add(e.location.row)
-        if e.location.column is not None:
-            cols[_bank_of(e)].add(e.location.column)
+    for b, row, col in in_bank:
+        if row is not None:
+            rows[b].add(row)
+        if col is not None:
+            cols[b].add(col)
     out: list[_Candidate] = []
     n = len(in_bank)
     spread = [(b, k) for b, k in counts.most_common()
