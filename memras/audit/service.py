@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -40,6 +40,9 @@ from memras.audit.chain import (
 )
 from memras.audit.models import AuditHeadRow, AuditRow
 from memras.errors import StoreError, UsageError
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
 
 EXPORT_FORMATS = ("json", "csv")
 _APPEND_RETRIES = 8
@@ -86,11 +89,10 @@ class AuditEntry:
 
 
 @contextmanager
-def store_session(store: Any) -> Iterator[Session]:
-    """A session from a memras Store (``store.session()``) or a plain sessionmaker."""
-    factory = store.session if hasattr(store, "session") else store
+def store_session(store: Store) -> Iterator[Session]:
+    """A session of ``store``, its SQLAlchemy errors told as a StoreError."""
     try:
-        with factory() as session:
+        with store.session() as session:
             yield session
     except SQLAlchemyError as exc:
         raise StoreError(f"audit database error: {type(exc).__name__}: {exc}".splitlines()[0],
@@ -114,7 +116,7 @@ def _entry(row: AuditRow) -> AuditEntry:
 class AuditTrail:
     """The append-only, hash-chained audit table of one memras database."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     # --- writing ------------------------------------------------------------------

@@ -41,12 +41,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from memras.errors import UsageError
 from memras.host.memory_blocks import MemoryBlock
 from memras.text import format_bytes
 from memras.workflow.offline import Progress, RetryPolicy, set_block_state
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 Action = Literal["online", "offline"]
 ZONES = ("DMA", "DMA32", "Normal", "Highmem", "Movable", "Device")
@@ -309,7 +312,7 @@ class Result:
 OnOutcome = Callable[[Outcome], None]
 
 
-def execute(host: Any, the_plan: Plan, *, retry: RetryPolicy | None = None,
+def execute(host: Host, the_plan: Plan, *, retry: RetryPolicy | None = None,
             cancel: threading.Event | None = None,
             progress: Callable[[Progress], None] | None = None,
             on_outcome: OnOutcome | None = None) -> Result:
@@ -352,7 +355,7 @@ def _progress(progress: Callable[[Progress], None] | None, step: str, done: int,
                       message))
 
 
-def rollback(host: Any, result: Result, *, retry: RetryPolicy | None = None) -> Result:
+def rollback(host: Host, result: Result, *, retry: RetryPolicy | None = None) -> Result:
     """Put every block this run changed back into its former state (newest first)."""
     retry = retry or RetryPolicy()
     never = threading.Event()
@@ -382,7 +385,7 @@ def errno_of(error: str | None) -> int | None:
 # --- preflight -------------------------------------------------------------------------
 
 
-def preflight(host: Any, the_plan: Plan, reserve_bytes: int) -> list[Any]:
+def preflight(host: Host, the_plan: Plan, reserve_bytes: int) -> list[Any]:
     """Checks before changing anything: privileges, something to do, and for offline the
     MemAvailable reserve (after the expected blocks are gone it must stay >= reserve)."""
     from memras.workflow.preflight import Check

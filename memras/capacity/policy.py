@@ -36,9 +36,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from memras.errors import UsageError
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 MiB, GiB = 1 << 20, 1 << 30
 
@@ -262,7 +265,7 @@ class CapacityPolicy:
         self.last_action: Action | None = None
         self.sampled_at: float | None = None
 
-    def standby_blocks(self, host: Any) -> tuple[int, ...]:
+    def standby_blocks(self, host: Host) -> tuple[int, ...]:
         """The configured blocks; a size is resolved once to the highest Movable blocks."""
         if self.blocks:
             return self.blocks
@@ -278,14 +281,14 @@ class CapacityPolicy:
         self.blocks = tuple(sorted(movable)[-count:])
         return self.blocks
 
-    def sample(self, host: Any, now: float) -> Sample:
+    def sample(self, host: Host, now: float) -> Sample:
         blocks = set(self.standby_blocks(host))
         online = [b for b in host.memory.all() if b.index in blocks and b.online]
         psi = parse_psi_some_avg10(host.fs.read("/proc/pressure/memory", default=""))
         return Sample(now, host.meminfo.read().available, psi,
                       len(online) * host.memory.block_size())
 
-    def tick(self, host: Any, now: float) -> Action:
+    def tick(self, host: Host, now: float) -> Action:
         """One sample, one decision, at most one move; nothing within ``interval_s``."""
         if self.sampled_at is not None and self.state is not None and \
                 now - self.sampled_at < self.config.interval_s:
@@ -302,7 +305,7 @@ class CapacityPolicy:
         self.last_action = action
         return action
 
-    def _perform(self, host: Any, action: Action, sample: Sample) -> None:
+    def _perform(self, host: Host, action: Action, sample: Sample) -> None:
         from memras.alerts.alert import Severity
         from memras.capacity import chmem
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memras.alerts.alert import Severity
 from memras.capacity import chmem
@@ -29,6 +29,9 @@ from memras.cli.progress import ProgressDisplay
 from memras.errors import UsageError
 from memras.text import block_names, format_bytes
 from memras.workflow.offline import RetryPolicy
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 DEFAULT_RESERVE_FRACTION = 0.10
 MIN_RESERVE_BYTES = 256 << 20
@@ -57,7 +60,7 @@ def default_reserve(mem_total: int) -> int:
     return max(MIN_RESERVE_BYTES, int(mem_total * DEFAULT_RESERVE_FRACTION))
 
 
-def _plan(args: argparse.Namespace, host: Any):
+def _plan(args: argparse.Namespace, host: Host):
     if bool(args.request) == bool(args.blocks):
         raise UsageError("give exactly one of SIZE|RANGE or --blocks N-M",
                          hint="e.g. memras capacity offline 256M")
@@ -70,7 +73,7 @@ def _plan(args: argparse.Namespace, host: Any):
     return chmem.plan(req, host.memory.all())
 
 
-def _reserve(args: argparse.Namespace, host: Any) -> int:
+def _reserve(args: argparse.Namespace, host: Host) -> int:
     if args.reserve is None:
         return default_reserve(host.meminfo.read().total)
     return chmem.parse_size(args.reserve)

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memras.capacity.chmem import parse_size
 from memras.cli import command
@@ -25,9 +25,12 @@ from memras.errors import NotPermitted, UsageError
 from memras.hotplug_test import Config, HotplugTest, Want, plan
 from memras.hotplug_test.pressure import workload_size
 from memras.hotplug_test.render import _ms, write_reports
-from memras.hotplug_test.select import parse_block_list
+from memras.hotplug_test.select import Selection, parse_block_list
 from memras.text import block_names, format_bytes
 from memras.workflow.offline import RetryPolicy
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 MIN_RESERVE_BYTES = 256 << 20
 RESERVE_FRACTION = 0.10
@@ -94,7 +97,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         policy=RetryPolicy(block_timeout_s=args.block_timeout, max_attempts=args.max_attempts))
 
 
-def refuse_real_root(host: Any, args: argparse.Namespace) -> None:
+def refuse_real_root(host: Host, args: argparse.Namespace) -> None:
     """The real machine only with --i-understand, as root; a simulated or captured tree always."""
     if not host.is_real or host.is_simulated:
         return
@@ -108,7 +111,7 @@ def refuse_real_root(host: Any, args: argparse.Namespace) -> None:
                            hint="run it with sudo, after --dry-run")
 
 
-def preflight(host: Any, selection: Any, config: Any) -> list[dict[str, Any]]:
+def preflight(host: Host, selection: Selection, config: Config) -> list[dict[str, Any]]:
     """What must hold before anything is offlined; each {name, ok, detail}."""
     checks: list[dict[str, Any]] = []
     mem = host.meminfo.read()
@@ -168,7 +171,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return status
 
 
-def _show_plan(ctx: Context, selection: Any, checks: list[dict[str, Any]], config: Any) -> int:
+def _show_plan(ctx: Context, selection: Selection, checks: list[dict[str, Any]],
+               config: Config) -> int:
     ok = all(c["ok"] for c in checks)
     if ctx.json:
         ctx.emit_json({"dry_run": True, **selection.as_dict(), "preflight": checks,

@@ -20,9 +20,12 @@ import enum
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memras.errors import KernelInterfaceError, NotPermitted, ParseError, UsageError
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 RASDAEMON_LABEL_DB = Path("/etc/ras/dimm_labels.db")
 RASDAEMON_LABEL_DIR = Path("/etc/ras/dimm_labels.d")
@@ -143,7 +146,7 @@ def label_files(db: Path | None, directory: Path | None, default_db: Path,
     return files, explicit
 
 
-def read_board(host: Any, mainboard: str | None = None) -> Board:
+def read_board(host: Host, mainboard: str | None = None) -> Board:
     """This machine's board, or ``VENDOR:MODEL`` when given (like --mainboard)."""
     if mainboard:
         vendor, sep, model = mainboard.partition(":")
@@ -190,7 +193,7 @@ class PlannedLabel:
                 "current": self.current, "status": self.status, "flavour": self.flavour.value}
 
 
-def plan_labels(host: Any, boards: list[BoardLabels]) -> list[PlannedLabel]:
+def plan_labels(host: Host, boards: list[BoardLabels]) -> list[PlannedLabel]:
     """What registering would write: each entry with its EDAC node (or missing)."""
     dimms = {(d.mc, *d.layers): d for d in host.edac.dimms()}
     csrows: dict[tuple[int, ...], Any] = {(c.mc, c.csrow, c.channel): c for c in _csrows(host)}
@@ -209,7 +212,7 @@ def plan_labels(host: Any, boards: list[BoardLabels]) -> list[PlannedLabel]:
     return out
 
 
-def _csrows(host: Any) -> list[Any]:
+def _csrows(host: Host) -> list[Any]:
     out = []
     for ctl in host.edac.controllers():
         out += [_CsrowRef(ctl.index, c.csrow, c.channel, c.label) for c in ctl.csrows]
@@ -224,7 +227,7 @@ class _CsrowRef:
     label: str
 
 
-def register_labels(host: Any, plan: list[PlannedLabel]) -> list[tuple[PlannedLabel, str]]:
+def register_labels(host: Host, plan: list[PlannedLabel]) -> list[tuple[PlannedLabel, str]]:
     """Write each planned label through Host; (entry, outcome) per entry."""
     results = []
     for p in plan:

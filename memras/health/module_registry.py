@@ -55,6 +55,7 @@ from memras.health.models import HealthVerdictRow
 from memras.health.verdict import REPLACED_RULE, VerdictState
 
 if TYPE_CHECKING:
+    from memras.store.store import Store
     from memras.topology.inventory import DimmInfo
 
 SOURCE_INVENTORY, SOURCE_REPLACEMENT = "inventory", "replacement"
@@ -158,7 +159,7 @@ def _is_stale(s: Session, row: M, key: str) -> bool:
     return before == key
 
 
-def register_modules(store: Any, inventory: Iterable[DimmInfo],
+def register_modules(store: Store, inventory: Iterable[DimmInfo],
                      now: datetime | None = None) -> list[str]:
     """Sync the registry with the inventory; returns the slots whose module changed."""
     at = naive_utc(now or datetime.now(UTC))
@@ -201,7 +202,7 @@ def _add_replaced_verdict(s: Session, slot_id: str, at: datetime, old: M, new: M
                              "old_module": old.identity, "new_module": new.identity})))
 
 
-def record_replacement(store: Any, *, slot_id: str, replacement_id: int,
+def record_replacement(store: Store, *, slot_id: str, replacement_id: int,
                        old: ModuleIdentity, new: ModuleIdentity, at: datetime) -> bool:
     """Close the slot's module, open ``new`` and write the slot's "ok"/"replaced" verdict.
 
@@ -223,18 +224,19 @@ def record_replacement(store: Any, *, slot_id: str, replacement_id: int,
     return True
 
 
-def module_boundaries(store: Any) -> dict[str, list[datetime]]:
+def module_boundaries(store: Store) -> dict[str, list[datetime]]:
     """Slot -> the (aware UTC) times its module changed, oldest first."""
     with store.session() as s:
         rows = s.execute(select(M.slot_id, M.removed_at).where(M.removed_at.is_not(None))
                          .order_by(M.removed_at)).all()
     out: dict[str, list[datetime]] = {}
     for slot_id, removed_at in rows:
-        out.setdefault(slot_id, []).append(removed_at.replace(tzinfo=UTC))
+        if removed_at is not None:  # the query asks for these only; the column allows NULL
+            out.setdefault(slot_id, []).append(removed_at.replace(tzinfo=UTC))
     return out
 
 
-def current_modules(store: Any, ids: Iterable[str] | None = None) -> dict[str, ModuleRecord]:
+def current_modules(store: Store, ids: Iterable[str] | None = None) -> dict[str, ModuleRecord]:
     """Slot -> the module in it now (only ``ids`` when given)."""
     query = select(M).where(M.removed_at.is_(None))
     if ids is not None:
@@ -243,7 +245,7 @@ def current_modules(store: Any, ids: Iterable[str] | None = None) -> dict[str, M
         return {r.slot_id: ModuleRecord.of(r) for r in s.scalars(query)}
 
 
-def module_history(store: Any, slot_id: str) -> list[ModuleRecord]:
+def module_history(store: Store, slot_id: str) -> list[ModuleRecord]:
     """Every module the slot held, oldest first."""
     with store.session() as s:
         return history_in(s, slot_id)

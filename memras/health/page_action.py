@@ -37,9 +37,13 @@ import errno
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from memras.errors import KernelInterfaceError, NotPermitted
+
+if TYPE_CHECKING:
+    from memras.host import Host
+    from memras.store.store import Store
 
 
 class PageAction(enum.StrEnum):
@@ -102,7 +106,7 @@ def _steps_for(action: PageAction) -> tuple[str, ...]:
             PageAction.SOFT_THEN_HARD: ("soft", "hard")}.get(action, ())
 
 
-def _write(host: Any, method: str, page: int) -> str:
+def _write(host: Host, method: str, page: int) -> str:
     """One write through Host; the outcome as a word."""
     try:
         if method == "soft":
@@ -122,14 +126,14 @@ def _write(host: Any, method: str, page: int) -> str:
     return DONE
 
 
-def _hardware_corrupted(host: Any) -> int | None:
+def _hardware_corrupted(host: Host) -> int | None:
     try:
         return int(host.meminfo.read().hardware_corrupted)
     except (KernelInterfaceError, OSError):
         return None
 
 
-def act_on_page(host: Any | None, page: int, action: PageAction, book: PageBook, *,
+def act_on_page(host: Host | None, page: int, action: PageAction, book: PageBook, *,
                 time: datetime, dimm_id: str | None = None) -> PageOutcome:
     """Apply ``action`` to ``page`` (its 4 KiB-aligned address) and record the outcome."""
     page &= ~0xFFF
@@ -167,7 +171,7 @@ class StorePageBook:
     (kept for audit; :meth:`all` lists every module's).
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def get(self, page: int) -> PageOutcome | None:

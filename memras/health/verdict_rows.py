@@ -10,13 +10,16 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
 from memras.health.keys import naive_utc
 from memras.health.models import HealthVerdictRow as V
 from memras.health.verdict import Verdict, VerdictState
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
 
 
 def _verdict(row: Any) -> Verdict:
@@ -28,7 +31,7 @@ def _verdict(row: Any) -> Verdict:
                    reached_at=row.reached_at.replace(tzinfo=UTC) if row.reached_at else at)
 
 
-def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
+def current_verdicts(store: Store, at: datetime | Iterable[str] | None = None
                      ) -> dict[str, Verdict]:
     """The latest recorded verdict of each DIMM at or before ``at`` (default: now).
 
@@ -55,7 +58,7 @@ def current_verdicts(store: Any, at: datetime | Iterable[str] | None = None
         return {r.dimm_id: _verdict(r) for r in rows}
 
 
-def verdict_history(store: Any, dimm_id: str) -> list[Verdict]:
+def verdict_history(store: Store, dimm_id: str) -> list[Verdict]:
     with store.session(write=False) as s:
         rows = s.scalars(select(V).where(V.dimm_id == dimm_id).order_by(V.time, V.id)).all()
         return [_verdict(r) for r in rows]

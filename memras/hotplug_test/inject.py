@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import errno
 import threading
+from typing import TYPE_CHECKING
 
 from memras.hotplug_test.model import Report
 from memras.workflow.offline import RetryPolicy, set_block_state
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 NOTIFIER_ACTIONS = "/sys/kernel/debug/notifier-error-inject/memory/actions"
 GOING_OFFLINE = f"{NOTIFIER_ACTIONS}/MEM_GOING_OFFLINE/error"
@@ -31,7 +35,7 @@ OFFLINE_ERRNO = -errno.EBUSY
 ONLINE_ERRNO = -errno.ENOMEM
 
 
-def notifier_available(host) -> bool:
+def notifier_available(host: Host) -> bool:
     return host.fs.exists(GOING_OFFLINE) and host.fs.exists(GOING_ONLINE)
 
 
@@ -39,7 +43,7 @@ def _errno(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno or 0, str(exc.errno))
 
 
-def notifier_checks(host, report: Report, block: int, online_as: str) -> None:
+def notifier_checks(host: Host, report: Report, block: int, online_as: str) -> None:
     """Both injector expectations on ``block`` (online at the call, online at return)."""
     mem = host.memory
     try:
@@ -83,7 +87,7 @@ def notifier_checks(host, report: Report, block: int, online_as: str) -> None:
     report.add("notifier-online", stayed and recovered, block=block, detail=detail)
 
 
-def hwpoison_check(host, report: Report, block: int, online_as: str, policy: RetryPolicy,
+def hwpoison_check(host: Host, report: Report, block: int, online_as: str, policy: RetryPolicy,
                    cancel: threading.Event) -> None:
     """Soft-offline a page in ``block``, then the block must still offline and come back."""
     mem = host.memory

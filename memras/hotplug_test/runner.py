@@ -26,6 +26,7 @@ import platform
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from memras import __version__
 from memras.errors import WorkflowError
@@ -38,6 +39,9 @@ from memras.hotplug_test.usage import KPAGEFLAGS, in_use_bytes
 from memras.workflow.detect import wait_blocks_added, wait_blocks_gone, wait_for
 from memras.workflow.offline import set_block_state
 
+if TYPE_CHECKING:
+    from memras.host import Host
+
 ProgressFn = Callable[[str], None]
 AUTO_ONLINE_WAIT_S = 5.0
 
@@ -47,13 +51,13 @@ def online_target(zone: str) -> str:
     return "online_movable" if zone == "Movable" else "online_kernel"
 
 
-def plan(host, config: Config) -> Selection:
+def plan(host: Host, config: Config) -> Selection:
     return select_blocks(host.memory.all(), only=config.blocks,
                          include_kernel_zones=config.include_kernel_zones,
                          max_blocks=config.max_blocks)
 
 
-def environment(host) -> dict[str, object]:
+def environment(host: Host) -> dict[str, object]:
     fs = host.fs
     kernel = fs.read("/proc/sys/kernel/osrelease", default="")
     if not kernel and host.is_real:
@@ -80,7 +84,7 @@ def environment(host) -> dict[str, object]:
 
 
 class HotplugTest:
-    def __init__(self, host, config: Config, *, cancel: threading.Event | None = None,
+    def __init__(self, host: Host, config: Config, *, cancel: threading.Event | None = None,
                  progress: ProgressFn | None = None) -> None:
         self.host = host
         self.config = config

@@ -12,15 +12,19 @@ expected event, for that block, is a failure.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from memras.workflow.detect import UeventSource
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 GRACE_S = 0.05
 DRAIN_S = 0.01
 
 
 class UeventWatch:
-    def __init__(self, host, timeout_s: float) -> None:
+    def __init__(self, host: Host, timeout_s: float) -> None:
         self.source = UeventSource(host)
         self.timeout_s = timeout_s
         # UeventSource falls back to sleeping when it has neither a netlink monitor nor

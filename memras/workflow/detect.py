@@ -14,9 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memras.errors import WorkflowError
 from memras.host._fs import SIM_MARKER
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 DEFAULT_POLL_S = 0.5
 
@@ -24,7 +28,7 @@ DEFAULT_POLL_S = 0.5
 class UeventSource:
     """Blocks until a memory uevent arrives or ``timeout`` passes; never required."""
 
-    def __init__(self, host) -> None:
+    def __init__(self, host: Host) -> None:
         self.host = host
         self._monitor = None
         self._sim_file: Path | None = None
@@ -81,7 +85,7 @@ def _netlink_monitor():
         return None
 
 
-def wait_for(host, condition: Callable[[], bool], *, what: str, timeout_s: float,
+def wait_for(host: Host, condition: Callable[[], bool], *, what: str, timeout_s: float,
              cancel: threading.Event, poll_s: float = DEFAULT_POLL_S,
              source: UeventSource | None = None) -> None:
     """Return once ``condition()`` holds; WorkflowError on timeout or cancel."""
@@ -98,11 +102,11 @@ def wait_for(host, condition: Callable[[], bool], *, what: str, timeout_s: float
         events.wait(min(poll_s, remaining))
 
 
-def present_blocks(host) -> set[int]:
+def present_blocks(host: Host) -> set[int]:
     return set(host.memory.indexes())
 
 
-def blocks_in_range(host, start: int, size: int) -> list[int]:
+def blocks_in_range(host: Host, start: int, size: int) -> list[int]:
     """Blocks present whose range lies inside ``[start, start + size)``."""
     if size <= 0:
         return []
@@ -111,14 +115,14 @@ def blocks_in_range(host, start: int, size: int) -> list[int]:
     return [b for b in host.memory.indexes() if first <= b <= last]
 
 
-def wait_blocks_gone(host, blocks: tuple[int, ...], *, timeout_s: float,
+def wait_blocks_gone(host: Host, blocks: tuple[int, ...], *, timeout_s: float,
                      cancel: threading.Event) -> None:
     wait_for(host, lambda: not (set(blocks) & present_blocks(host)),
              what=f"memory blocks {_span(blocks)} to be removed", timeout_s=timeout_s,
              cancel=cancel)
 
 
-def wait_blocks_added(host, start: int, size: int, *, timeout_s: float,
+def wait_blocks_added(host: Host, start: int, size: int, *, timeout_s: float,
                       cancel: threading.Event) -> list[int]:
     """Wait until the kernel has added blocks covering the old module's range."""
     expected = size // host.memory.block_size() if size else 1

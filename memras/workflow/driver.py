@@ -13,12 +13,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memras.errors import MemrasError, WorkflowError
 from memras.workflow.offline import Progress
 from memras.workflow.runner import Replacement, ReplaceOptions, StepOutcome
 from memras.workflow.states import State
+
+if TYPE_CHECKING:
+    from memras.host import Host
+    from memras.store.store import Store
 
 # Where the wizard stops and waits for the engineer.
 CONFIRM_AT = frozenset({State.CHECKED})
@@ -43,7 +47,7 @@ class WizardUpdate:
 class WizardDriver:
     """Drives one replacement step by step for the wizard (one per wizard screen)."""
 
-    def __init__(self, host: Any, store: Any, options: ReplaceOptions | None = None) -> None:
+    def __init__(self, host: Host, store: Store, options: ReplaceOptions | None = None) -> None:
         self.host, self.store = host, store
         self.options = options or ReplaceOptions()
         self.rep: Replacement | None = None

@@ -38,7 +38,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, func, select, update
 from sqlalchemy.engine import Connection
@@ -46,6 +46,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from memras.errors import StoreError
 from memras.workflow.models import ReplacementBlockRow
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
 
 _TABLE = ReplacementBlockRow.__table__
 # Bind names must differ from column names in an executemany UPDATE.
@@ -160,11 +163,10 @@ class BlockJournal:
 
 
 @contextmanager
-def block_journal(store: Any, replacement_id: int, role: str) -> Iterator[BlockJournal]:
+def block_journal(store: Store, replacement_id: int, role: str) -> Iterator[BlockJournal]:
     """A journal on one connection of ``store``'s engine; held results are flushed at exit,
     also when the step fails (an exception from the batch)."""
-    engine = getattr(store, "engine", None) or store.kw["bind"]  # Store or sessionmaker
-    engine = engine.execution_options(memras_write=True)
+    engine = store.engine.execution_options(memras_write=True)
     try:
         conn = engine.connect()
     except SQLAlchemyError as exc:

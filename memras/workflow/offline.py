@@ -25,8 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from memras.errors import KernelInterfaceError, WorkflowError
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 RETRYABLE_ERRNOS = frozenset({errno.EBUSY, errno.EAGAIN, errno.EINTR})
 
@@ -112,7 +116,7 @@ def _errno_text(exc: OSError) -> str:
     return f"{name}: {exc.strerror or exc}"
 
 
-def set_block_state(host, block: int, state: str, policy: RetryPolicy,
+def set_block_state(host: Host, block: int, state: str, policy: RetryPolicy,
                     cancel: threading.Event) -> BlockResult:
     """Write ``state`` to one block, retrying EBUSY/EAGAIN with backoff until the deadline."""
     started = time.monotonic()
@@ -145,7 +149,7 @@ def set_block_state(host, block: int, state: str, policy: RetryPolicy,
     return BlockResult(block, False, attempt, time.monotonic() - started, last_error)
 
 
-def run_blocks(host, blocks: Sequence[int], state: str, *, step: str, policy: RetryPolicy,
+def run_blocks(host: Host, blocks: Sequence[int], state: str, *, step: str, policy: RetryPolicy,
                cancel: threading.Event, before: Callable[[int], None],
                after: Callable[[BlockResult], None],
                progress: Callable[[Progress], None] | None = None,

@@ -6,12 +6,15 @@ not what the machine looks like now), with the chain's verification result at th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from memras.audit.service import AuditTrail, store_session
 from memras.errors import UsageError
 from memras.text import escape
 from memras.workflow.models import ReplacementRow
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
 
 REPORT_FORMATS = ("text", "markdown")
 
@@ -37,7 +40,7 @@ def _blocks(blocks: list[int]) -> str:
     return f"memory{blocks[0]}-memory{blocks[-1]} ({len(blocks)})" if blocks else "-"
 
 
-def render_report(store: Any, replacement_id: int, fmt: str = "text") -> str:
+def render_report(store: Store, replacement_id: int, fmt: str = "text") -> str:
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"unknown report format {fmt!r}", hint="use text or markdown")
     with store_session(store) as s:
