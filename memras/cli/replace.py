@@ -29,7 +29,7 @@ from memras.host import Host
 from memras.store import Store
 from memras.text import escape
 from memras.workflow import lock
-from memras.workflow.backends import BackendContext, load_backend
+from memras.workflow.backends import BackendContext, Target, load_backend
 from memras.workflow.offline import DEFAULT_BACKOFF_INITIAL_S
 from memras.workflow.preflight import PreflightInput, run_preflight
 from memras.workflow.runner import Replacement, ReplaceOptions, StepOutcome, resolve_target
@@ -135,12 +135,17 @@ def _confirm(args: argparse.Namespace, ctx: Context, host: Host) -> None:
         raise UsageError("refusing to replace memory without confirmation: no terminal",
                          hint="run it on a terminal, or pass --yes")
     target, status, _reason = resolve_target(host, args.dimm)
-    expected = target.label or target.locator or target.dimm_id
+    expected = _shown(target)  # what is printed on the board beside the slot
     ctx.print(f"This will take {len(target.blocks)} memory blocks offline and remove "
               f"{escape(expected)} (serial {escape(target.serial) or '?'}).")
     answer = input(f"Type the DIMM label ({escape(expected)}) to go on: ").strip()
     if answer != expected:
         raise UsageError("confirmation did not match; nothing was changed")
+
+
+def _shown(target: Target) -> str:
+    """The DIMM as memras.topology.naming shows it: slot locator, EDAC label, id."""
+    return target.locator or target.label or target.dimm_id
 
 
 def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -> int:
@@ -159,7 +164,7 @@ def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -
                        "checks": [c.as_dict() for c in checks],
                        "plan": [s.name for s in HAPPY_PATH]})
         return 0 if ok else 1
-    ctx.print(f"dry run: replace {escape(target.label)} with backend {backend.name}")
+    ctx.print(f"dry run: replace {escape(_shown(target))} with backend {backend.name}")
     for c in checks:
         ctx.print("  " + escape(c.line()))
     ctx.print("plan: " + " → ".join(s.name for s in HAPPY_PATH))

@@ -76,5 +76,5 @@ def _dimm_names(ctx: Context, store: Store, events: list[StoredError]) -> dict[s
 def _error_json(e: StoredError, shown: dict[str, str]) -> dict[str, Any]:
     data = asdict(e)
     data["label"] = e.label
-    data["dimm"] = shown.get(e.dimm_id) if e.dimm_id else None  # the display name
+    data["dimm_name"] = shown.get(e.dimm_id) if e.dimm_id else None  # as people name it
     return data

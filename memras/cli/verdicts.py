@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         shown = {k: names.display(k) for k in current}
     verdicts = [current[k] for k in sorted(current, key=lambda k: (shown[k], k))]
     if ctx.json:
-        ctx.emit_json([{**v.to_dict(), "dimm": shown[v.dimm_id]} for v in verdicts])
+        ctx.emit_json([{**v.to_dict(), "dimm_name": shown[v.dimm_id]} for v in verdicts])
         return 0
     if not verdicts:
         ctx.print("no verdicts: no memory errors stored" + (f" before {args.at}" if args.at
@@ -76,7 +76,7 @@ def _print_history(ctx: Context, verdicts: list[Verdict], modules: list[ModuleRe
     """A slot's verdicts, each with the module it judged: a replacement starts a new one."""
     owners = [module_at(modules, v.at) for v in verdicts]
     if ctx.json:
-        ctx.emit_json([{**v.to_dict(), "dimm": names.display(v.dimm_id),
+        ctx.emit_json([{**v.to_dict(), "dimm_name": names.display(v.dimm_id),
                         "module": m.to_dict() if m else None}
                        for v, m in zip(verdicts, owners, strict=True)])
         return 0
