@@ -18,6 +18,7 @@ the live feed below take the rest, so a taller terminal shows more of both.
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 from memras.tui.messages import DashboardLoaded, DashboardReady, EventsArrived, LoadFailed
 from memras.tui.widgets.chrome import ReadOnlyBanner
@@ -31,7 +32,7 @@ from memras.tui.widgets.format import (
 )
 from memras.tui.widgets.settled import MeasuredTable
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -43,6 +44,11 @@ from memras import views
 from memras.records import TimeSource
 from memras.text import format_bytes
 
+if TYPE_CHECKING:
+    from memras.tui.app import MemrasApp
+
+    from memras.alerts.alert import Alert
+
 FEED_ROWS = 50
 NO_CLOCK = {t.value for t in TimeSource if not t.is_real}
 ALERTS_SHOWN = 20  # newest open alerts in the dashboard's pane; all of them: a (Alerts)
@@ -53,6 +59,8 @@ RELOAD_EVERY_S = 10.0
 
 
 class DashboardScreen(Screen[None]):
+    if TYPE_CHECKING:  # the app's own type, for its attributes (the app imports this screen)
+        app = getters.app(MemrasApp)
     CSS_PATH = "dashboard.tcss"
     BINDINGS = [
         Binding("enter", "open_dimm", "Detail", id="dashboard.detail"),
@@ -176,7 +184,7 @@ class DashboardScreen(Screen[None]):
         if rows:
             table.move_cursor(row=min(selected, len(rows) - 1))
 
-    def _fill_alerts(self, alerts: list[object]) -> None:
+    def _fill_alerts(self, alerts: list[Alert]) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         if not alerts:
             text.append("none open", style="green")
