@@ -349,3 +349,41 @@ def guest_sql(lab: Lab, db: str, query: str) -> list[list[str]]:
     """Rows of a query on a guest SQLite file, through the sqlite3 CLI (tab-separated)."""
     out = lab.check(f"sqlite3 -separator '\t' {shlex.quote(db)} {shlex.quote(query)}")
     return [line.split("\t") for line in out.splitlines() if line]
+
+
+# --- kernel-to-stored latency (scenario ingest-latency) -----------------------------------
+
+LATENCY_PROBE = "memras/lab/latency_probe.py"  # standard library only, run from the share
+
+
+def latency_probe(lab: Lab, args: str, timeout_s: float = 120) -> str:
+    """``latency_probe.py ARGS`` in the guest (inject, summary); its output."""
+    script = shlex.quote(str(checkout_root() / LATENCY_PROBE))
+    return lab.check(f"{python_argv()} {script} {args}", timeout=timeout_s)
+
+
+def start_commit_poller(lab: Lab, db: str, log: str) -> None:
+    """The probe's ``poll`` in the guest's background: when each new row became visible."""
+    script = shlex.quote(str(checkout_root() / LATENCY_PROBE))
+    lab.check(f"rm -f {log}; ( {python_argv()} {script} poll --db {db} --out {log} "
+              f"& echo $! > {log}.pid )")
+    wait_guest_output(lab, f"cat {log}", r"^ready", timeout_s=60)
+
+
+def stop_commit_poller(lab: Lab, log: str, timeout_s: float = 30) -> None:
+    lab.run(f"kill -TERM $(cat {log}.pid)")
+    wait_guest_output(lab, f"kill -0 $(cat {log}.pid) 2>/dev/null && echo running || echo gone",
+                      r"^gone", timeout_s)
+
+
+def start_trace_counter(lab: Lab, name: str, buffer_kb: int) -> str:
+    """A trace instance recording every ``mce_record`` that nobody reads: how many records
+    the kernel logged (``per_cpu/*/stats`` entries). Its path."""
+    path = f"{TRACING}/instances/{name}"
+    lab.check(f"mkdir -p {path} && echo {buffer_kb} > {path}/buffer_size_kb && "
+              f"echo 1 > {path}/events/mce/mce_record/enable")
+    return path
+
+
+def stop_trace_counter(lab: Lab, path: str) -> None:
+    lab.run(f"echo 0 > {path}/events/mce/mce_record/enable; rmdir {path}")

@@ -6,7 +6,8 @@ it is imported, which this package does below, so importing it gives every scena
 
 * ``boot``: boot-facts; ``hotplug``: replace-dimm, offline-busy (raw QMP hotplug);
 * ``mce``: mce-qemu, mce-sw; ``parity``: parity (memras blocks/locate vs lsmem);
-* ``ingest``: ingest (memras watch in the guest); ``alerts``: alerts (with
+* ``ingest``: ingest (memras watch in the guest); ``latency``: ingest-latency;
+  ``alerts``: alerts (with
   ``webhook_receiver`` on the host); ``rasdaemon``: rasdaemon interop;
 * ``capacity``: capacity-policy (with the ``workload`` driver);
 * ``replace``: replace-no-downtime; ``failures``: replace-offline-refused,
@@ -24,6 +25,7 @@ from memras.lab.scenarios import (  # noqa: F401 (imported to register their sce
     failures,
     hotplug,
     ingest,
+    latency,
     mce,
     parity,
     rasdaemon,

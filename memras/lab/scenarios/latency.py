@@ -1,0 +1,144 @@
+"""``ingest-latency``: from the kernel's own timestamp of a CE to its row's commit.
+
+``memras watch`` (kmsg + trace, no health) runs in the guest; the guest-side
+:mod:`memras.lab.latency_probe` injects software CEs (a) one by one, spaced out, and
+(b) at a steady target rate for a minute, throttled to what the guest kernel really
+logs, and stamps each new row with the moment it became visible in the store. The
+report has, per phase, injected / logged by the kernel / stored once / twice / never,
+and p50/p90/p99/max of (visible - kernel timestamp mapped to the wall clock).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from memras.errors import LabError
+from memras.lab import actions
+from memras.lab.guest import Lab
+from memras.lab.latency_probe import STEP
+from memras.lab.scenarios.common import GUEST_WORK, ce_address, dimm_spec
+from memras.lab.scenarios.registry import ScenarioReport, scenario
+
+SINGLES = 50
+SINGLE_SPACING_S = 0.3  # longer than the watcher's 200 ms flush: each CE travels alone
+STEADY_RATE = 1000.0
+STEADY_SECONDS = 60.0
+SINGLES_OFFSET = 0x100000  # into dimm0, clear of the other scenarios' addresses (< 0x40000)
+STEADY_OFFSET = 0x200000
+COUNTER_KB = 12288  # per CPU: ~60k mce_record entries fit without overwriting
+CATCH_UP_S = 150.0  # bound on waiting for the watcher to store the backlog
+
+
+def _inject(lab: Lab, name: str, rate: float, seconds: float, base: int, max_count: int,
+            counter: str) -> dict[str, Any]:
+    out = f"{GUEST_WORK}/lat-{name}.json"
+    actions.latency_probe(lab, f"inject --rate {rate:g} --seconds {seconds:g} --base {base:#x} "
+                               f"--max-count {max_count} --counter {counter} --out {out}",
+                          timeout_s=seconds + 90)
+    return {"path": out, **json.loads(lab.check(f"cat {out}"))}
+
+
+def _stored(lab: Lab, db: str, lo: int, hi: int, since_uptime: float) -> int:
+    rows = actions.guest_sql(lab, db, f"SELECT count(DISTINCT address) FROM memras_error "
+                                      f"WHERE address BETWEEN {lo} AND {hi} "
+                                      f"AND uptime >= {since_uptime}")
+    return int(rows[0][0]) if rows else 0
+
+
+def _wait_caught_up(lab: Lab, db: str, phases: list[dict[str, Any]], since: float) -> int:
+    """Wait until the store holds every address the kernel logged (or stops growing for
+    20 s, or CATCH_UP_S passes): the watcher may be far behind after the steady phase."""
+    lo = min(p["base"] for p in phases)
+    hi = max(p["base"] + p["count"] * STEP for p in phases)
+    want = sum(int(p["kernel_logged"]) for p in phases)
+    deadline, last, last_change = time.monotonic() + CATCH_UP_S, -1, time.monotonic()
+    while True:
+        have = _stored(lab, db, lo, hi, since)
+        if have != last:
+            last, last_change = have, time.monotonic()
+        if have >= want or time.monotonic() > deadline or time.monotonic() - last_change > 20:
+            return have
+        time.sleep(2)
+
+
+def _wait_quiet(lab: Lab, db: str, timeout_s: float = 60) -> None:
+    """Until the row count holds still for two seconds (or ``timeout_s``)."""
+    deadline, last = time.monotonic() + timeout_s, None
+    while time.monotonic() < deadline:
+        count = actions.guest_sql(lab, db, "SELECT count(*) FROM memras_error")
+        if count == last:
+            return
+        last = count
+        time.sleep(2)
+
+
+def _uptime(lab: Lab) -> float:
+    return float(lab.check("cut -d' ' -f1 /proc/uptime").strip())
+
+
+@scenario("ingest-latency", "memras watch: kernel timestamp -> committed row for 50 single "
+                            "software CEs and a steady target 1,000/s for 60 s; p50/p99, and "
+                            "every CE the kernel logged stored exactly once")
+def ingest_latency(lab: Lab, report: ScenarioReport) -> None:
+    dimm0 = dimm_spec(lab, "dimm0")
+    db, log, seen = (f"{GUEST_WORK}/lat.db", f"{GUEST_WORK}/lat-watch.log",
+                     f"{GUEST_WORK}/lat-seen.txt")
+    singles_base = ce_address(lab, dimm0.id, SINGLES_OFFSET)
+    steady_base = ce_address(lab, dimm0.id, STEADY_OFFSET)
+    steady_max = ((dimm0.size_mib << 20) - STEADY_OFFSET) // STEP
+    counter = ""
+    try:
+        with report.step("start memras watch, the kernel's record counter, the row poller") \
+                as step:
+            lab.check(f"mkdir -p {GUEST_WORK}")
+            actions.enable_mce_observation(lab)
+            counter = actions.start_trace_counter(lab, "memras-latency-count", COUNTER_KB)
+            actions.start_guest_watch(lab, db, log, extra="--no-health")
+            actions.start_commit_poller(lab, db, seen)
+            _wait_quiet(lab, db)  # the new database first imports the kernel ring's past
+            since = _uptime(lab)
+            step.detail = f"run starts at kernel uptime {since:.3f} s"
+        with report.step(f"{SINGLES} single CEs, {SINGLE_SPACING_S} s apart") as step:
+            singles = _inject(lab, "singles", 1 / SINGLE_SPACING_S, SINGLES * SINGLE_SPACING_S,
+                              singles_base, SINGLES, counter)
+            step.detail = f"{singles['count']} injected, kernel logged {singles['kernel_logged']}"
+        with report.step(f"steady: target {STEADY_RATE:g}/s for {STEADY_SECONDS:g} s") as step:
+            steady = _inject(lab, "steady", STEADY_RATE, STEADY_SECONDS, steady_base, steady_max,
+                             counter)
+            step.detail = (f"{steady['count']} injected at {steady['rate']}/s (throttled "
+                           f"{steady['throttled_s']} s waiting for the kernel), kernel logged "
+                           f"{steady['kernel_logged']}")
+        with report.step("wait for the watcher to store the backlog") as step:
+            have = _wait_caught_up(lab, db, [singles, steady], since)
+            step.detail = f"{have} distinct addresses stored"
+        with report.step("stop the poller and the watcher") as step:
+            actions.stop_commit_poller(lab, seen)
+            step.detail = actions.stop_guest_watch(lab, log, timeout_s=120)
+            report.facts["watch_output"] = step.detail
+    finally:
+        lab.run(f"kill $(cat {seen}.pid) $(cat {log}.pid) 2>/dev/null")
+        if counter:
+            actions.stop_trace_counter(lab, counter)
+    with report.step("latency and counts per phase") as step:
+        summary = json.loads(actions.latency_probe(
+            lab, f"summary --seen {seen} --phase {singles['path']} --phase {steady['path']}"))
+        report.facts.update(clock_offset_spread_s=summary["clock_offset_spread_s"],
+                            phases=summary["phases"], loadavg=lab.check("cat /proc/loadavg"))
+        step.detail = "; ".join(_line(name, p) for name, p in summary["phases"].items())
+    for name, phase in report.facts["phases"].items():
+        report.expect(phase["kernel_logged"] == phase["injected"],
+                      f"{name}: the guest kernel logged {phase['kernel_logged']} of "
+                      f"{phase['injected']} injected CEs (MCE pool full?)")
+        report.expect(phase["missing"] == 0 and phase["stored_twice_or_more"] == 0,
+                      f"{name}: {phase['missing']} CEs never stored "
+                      f"(e.g. {phase['missing_sample']}), "
+                      f"{phase['stored_twice_or_more']} stored more than once")
+
+
+def _line(name: str, phase: dict[str, Any]) -> str:
+    if "p50_s" not in phase:
+        raise LabError(f"{name}: no stored row of this run: {phase}")
+    return (f"{name}: {phase['stored']}/{phase['injected']} stored at {phase['rate']}/s, "
+            f"p50 {phase['p50_s']:.3f} s, p99 {phase['p99_s']:.3f} s, max {phase['max_s']:.3f} s")
