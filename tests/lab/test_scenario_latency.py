@@ -1,0 +1,32 @@
+"""Kernel-to-stored latency of live CEs: memras watch in the guest stores every CE the
+kernel logged exactly once, 50 spaced ones and a steady stream (target 1,000/s, 60 s).
+
+No timing is asserted (the figures go to docs/performance.md through
+bench/ingest_latency_lab.py); they are printed. What must hold on any machine: the
+guest kernel logged every injected CE (the injector waits for it) and the store holds
+each of them once.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from memras.lab.guest import Lab
+from memras.lab.scenarios import run_scenario
+from memras.lab.scenarios import show_report as show
+
+pytestmark = pytest.mark.lab
+
+
+def test_every_logged_ce_is_stored_once(lab: Lab) -> None:
+    report = run_scenario(lab, "ingest-latency")
+    print(show(report))
+    assert report.ok, show(report)
+    phases = report.facts["phases"]
+    assert set(phases) == {"lat-singles", "lat-steady"}
+    for name, phase in phases.items():
+        assert phase["injected"] > 0, name
+        assert phase["kernel_logged"] == phase["injected"], (name, phase)
+        assert phase["stored"] == phase["injected"], (name, phase)
+        assert (phase["missing"], phase["stored_twice_or_more"]) == (0, 0), (name, phase)
+    assert phases["lat-singles"]["injected"] == 50
