@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -70,10 +69,6 @@ from memras.store.results import (
     Summary,
 )
 from memras.store.rows import LOCATION_FIELDS, ROW_BUILDERS, FastStatements, RowBuilder
-
-# Other areas declare their tables on the shared Base in these modules; Store.open
-# imports whichever exist so that one create_all makes every table.
-MODEL_MODULES = ["memras.health.models", "memras.alerts.models", "memras.workflow.models"]
 
 SAMPLE_CHARS = 500  # of a skipped record's text kept in memras_skipped
 KEY_CHUNK = 512  # keys per "dedup_key IN (...)" — well under SQLite's variable limit
@@ -210,13 +205,6 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def _import_model_modules() -> None:
-    for name in MODEL_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not name.startswith(exc.name):
-                raise  # the module exists but something it imports is missing
 
 
 # A record ready to store: (hashed dedup key, hashed keys of the neighbour time buckets,
@@ -251,6 +239,7 @@ class Store:
         database = engine.url.database if self.mirrors_rasdaemon else None
         self._wal_path = Path(database) if database and database != ":memory:" else None
         self._checkpointer: WalCheckpointer | None = None
+        self._tables_known = 0  # how many registered tables this store has created
 
     # ---- opening ----------------------------------------------------------------
 
@@ -281,11 +270,27 @@ class Store:
         return store
 
     def _migrate(self) -> None:
-        _import_model_modules()
         try:
             with self._write() as conn:
                 migrate(conn)
-                Base.metadata.create_all(conn, checkfirst=True)  # other areas' tables
+                self._create_registered_tables(conn)
+        except SQLAlchemyError as exc:
+            raise _store_error("prepare the database", exc) from exc
+
+    def _create_registered_tables(self, conn: Connection) -> None:
+        """Every table registered on Base so far: each area declares its tables in its own
+        models module, imported by the area's code that uses them."""
+        Base.metadata.create_all(conn, checkfirst=True)
+        self._tables_known = len(Base.metadata.tables)
+
+    def _create_tables_registered_since(self) -> None:
+        """An area whose models were imported after this store was opened gets its tables
+        on its first session, so the order of imports never decides what exists."""
+        if len(Base.metadata.tables) == self._tables_known:
+            return
+        try:
+            with self._write() as conn:
+                self._create_registered_tables(conn)
         except SQLAlchemyError as exc:
             raise _store_error("prepare the database", exc) from exc
 
@@ -317,6 +322,7 @@ class Store:
         at once with "database is locked", which a deferred BEGIN does once another
         connection committed in between. Pure readers pass ``write=False``.
         """
+        self._create_tables_registered_since()
         bind = self.engine.execution_options(memras_write=True) if write else self.engine
         with Session(bind) as session:
             try:
