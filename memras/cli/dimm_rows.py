@@ -16,6 +16,7 @@ from memras.health.module_registry import current_modules, register_modules
 from memras.store import Store
 from memras.store.dimm_ids import DimmFilter
 from memras.topology.inventory import DimmInfo
+from memras.topology.naming import display_name, display_names, wide_name
 
 NO_VERDICT = "-"
 
@@ -48,12 +49,24 @@ def verdict_column(ctx: Context, dimms: list[DimmInfo]) -> dict[str, str]:
     return health_columns(ctx, dimms)[0]
 
 
+def dimm_rows(dimms: list[DimmInfo], verdicts: dict[str, str],
+              modules: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """:func:`dimm_row` of each, named as the whole inventory tells them apart."""
+    shown = display_names(dimms)
+    return [dimm_row(d, verdicts, modules, shown[d.id]) for d in dimms]
+
+
 def dimm_row(d: DimmInfo, verdicts: dict[str, str],
-             modules: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+             modules: dict[str, dict[str, Any]] | None = None,
+             name: str | None = None) -> dict[str, Any]:
     """One DIMM for tables and --json; ``module`` is its registry entry (serial the
-    registry files it under, installed_at, source), None when not registered."""
+    registry files it under, installed_at, source), None when not registered;
+    ``name`` its display name (:func:`memras.topology.naming.display_names`)."""
+    name = name or display_name(d)
     return {
-        "id": d.id, "label": d.label, "location": d.location, "size_bytes": d.size_bytes,
+        # name: as people call it (memras.topology.naming); label: the EDAC label etc.
+        "id": d.id, "name": name, "wide_name": wide_name(d, name), "label": d.label,
+        "location": d.location, "size_bytes": d.size_bytes,
         "ce": d.ce_count, "ue": d.ue_count, "verdict": verdicts.get(d.id, NO_VERDICT),
         "locator": d.smbios.locator if d.smbios else None,
         "bank_locator": d.smbios.bank_locator if d.smbios else None,

@@ -9,8 +9,9 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.text import escape
-from memras.topology.inventory import resolve_dimm
+from memras.topology.inventory import dimm_inventory, resolve_dimm
 from memras.topology.locate import locate
+from memras.topology.naming import display_names, wide_name
 
 
 def parse_address(text: str) -> int:
@@ -55,14 +56,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _reverse(ctx: Context, text: str) -> int:
-    dimm = resolve_dimm(ctx.host, text)
+    dimms = dimm_inventory(ctx.host)
+    dimm = resolve_dimm(ctx.host, text, inventory=dimms)
+    name = display_names(dimms)[dimm.id]
     if ctx.json:
-        ctx.emit_json({"dimm": dimm.id, "label": dimm.label, "status": dimm.mapping,
+        ctx.emit_json({"dimm": dimm.id, "name": name, "label": dimm.label,
+                       "status": dimm.mapping,
                        "blocks": list(dimm.blocks), "acpi_device": dimm.acpi_device,
                        "reason": dimm.mapping_reason})
         return 0
     blocks = f"{dimm.blocks[0]}-{dimm.blocks[-1]} ({len(dimm.blocks)})" if dimm.blocks else "-"
-    ctx.print(f"DIMM         {escape(dimm.id)} ({escape(dimm.label)})")
+    ctx.print(f"DIMM         {escape(wide_name(dimm, name))}")
     ctx.print(f"mapping      {dimm.mapping}: {escape(dimm.mapping_reason)}")
     ctx.print(f"blocks       {blocks}")
     ctx.print(f"ACPI device  {dimm.acpi_device or '-'}")

@@ -9,7 +9,7 @@ from typing import Any
 from memras.alerts import api as alert_api
 from memras.cli import command
 from memras.cli.context import Context
-from memras.cli.dimm_rows import dimm_row, verdict_column
+from memras.cli.dimm_rows import dimm_rows, verdict_column
 from memras.errors import MemrasError
 from memras.text import escape, format_bytes
 from memras.topology.inventory import dimm_inventory
@@ -40,7 +40,7 @@ def collect(ctx: Context) -> dict[str, Any]:
         },
         "blocks": [{"zone": z, "state": s, "count": n, "bytes": n * size}
                    for (z, s), n in sorted(by_zone.items())],
-        "dimms": [dimm_row(d, verdicts) for d in dimms],
+        "dimms": dimm_rows(dimms, verdicts),
         "alerts": open_alerts(ctx),
     }
 
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     errored = [d for d in dimms if (d["ce"] or 0) + (d["ue"] or 0) > 0]
     ctx.print(f"DIMMs    {len(dimms)} found, {len(errored)} with errors")
     if errored:
-        ctx.table(["ID", "LABEL", "CE", "UE", "VERDICT"],
-                  [[d["id"], d["label"], d["ce"], d["ue"], d["verdict"]] for d in errored],
+        ctx.table(["DIMM", "ID", "CE", "UE", "VERDICT"],
+                  [[d["name"], d["id"], d["ce"], d["ue"], d["verdict"]] for d in errored],
                   right=("CE", "UE"))
     ctx.print("")
     alerts = data["alerts"]

@@ -38,11 +38,11 @@ from memras.store.dimm_ids import (
     stored_dimms,
     unattributed,
 )
-from memras.topology.naming import NamedDimm, fold, match, named, specific
+from memras.topology.inventory import DimmInfo, dimm_inventory
+from memras.topology.naming import NamedDimm, fold, match, named_all, specific
 
 if TYPE_CHECKING:
     from memras.store.store import Store
-    from memras.topology.inventory import DimmInfo
 
 
 def _probe(location: DimmLocation, address: int | None = None) -> MemoryErrorEvent:
@@ -55,7 +55,6 @@ def host_inventory(host: Any) -> list[DimmInfo]:
     """The host's inventory, or none when it has no readable memory description."""
     if host is None:
         return []
-    from memras.topology.inventory import dimm_inventory
 
     try:
         return dimm_inventory(host)
@@ -78,7 +77,7 @@ class DimmNames:
 
     def __init__(self, inventory: list[DimmInfo], store: Store | None = None,
                  resolver: DimmResolver | None = None) -> None:
-        self.inventory = [named(d) for d in inventory]
+        self.inventory = named_all(inventory)
         self.store = store
         self.resolver = resolver
 

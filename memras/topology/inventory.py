@@ -261,6 +261,6 @@ def resolve_dimm(host: Host, text: str, *,
     serial, PNP0C80:NN, or a prefix only it has (:func:`memras.topology.naming.match`:
     an unknown name is a UsageError with the closest known names)."""
     dimms = inventory if inventory is not None else dimm_inventory(host)
-    info = naming.match(text, [naming.named(d) for d in dimms]).info
+    info = naming.match(text, naming.named_all(dimms)).info
     assert info is not None  # every candidate here came from the inventory
     return info

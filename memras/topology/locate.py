@@ -28,6 +28,7 @@ from memras.topology.memory_map import (
     read_memory_map,
     why_unmapped,
 )
+from memras.topology.naming import display_names
 
 if TYPE_CHECKING:
     from memras.host import Host
@@ -44,7 +45,7 @@ __all__ = ["INTERLEAVED", "MAPPED", "UNMAPPED", "AddressLocation", "Candidate", 
 class Candidate:
     """A module that backs (or may back) an address."""
 
-    name: str  # what to call it: the inventory label, else the SMBIOS locator
+    name: str  # what to call it: naming.display_name, else the SMBIOS locator
     dimm_id: str | None  # DimmInfo.id, when the inventory knows the module
     smbios_handle: int | None
     locator: str
@@ -116,7 +117,7 @@ def _candidate(mm: MemoryMap, dimms: list[DimmInfo], handle: int) -> Candidate:
     dev = mm.devices.get(handle)
     info = next((d for d in dimms if d.smbios is not None and d.smbios.handle == handle), None)
     locator = dev.locator if dev else ""
-    name = info.label if info else (locator or f"SMBIOS handle {handle:#06x}")
+    name = display_names(dimms)[info.id] if info else (locator or f"SMBIOS handle {handle:#06x}")
     return Candidate(name, info.id if info else None, handle, locator,
                      dev.bank_locator if dev else "", dev.serial if dev else "")
 

@@ -83,13 +83,35 @@ def display_name(dimm: DimmInfo) -> str:
     return dimm.label.strip() if dimm.edac is None and dimm.label.strip() else dimm.id
 
 
-def wide_name(dimm: DimmInfo) -> str:
+def display_names(dimms: Sequence[DimmInfo]) -> dict[str, str]:
+    """id -> display name for a whole inventory, each shown once: where two modules
+    share a locator (``DIMM_A0`` on each socket of a ghes board) the bank locator is
+    put before it (``N1 DIMM_A0``), and if that is shared too, the id after it."""
+    shown = {d.id: display_name(d) for d in dimms}
+    for d in [d for d in dimms if d.id in _shared(shown)]:  # all of a clash, then rename
+        if d.smbios is not None and d.smbios.full_locator.strip():
+            shown[d.id] = " ".join(d.smbios.full_locator.split())
+    for dimm_id in _shared(shown):
+        if shown[dimm_id] != dimm_id:
+            shown[dimm_id] = f"{shown[dimm_id]} [{dimm_id}]"
+    return shown
+
+
+def _shared(shown: dict[str, str]) -> set[str]:
+    """The ids whose display name another id has too."""
+    by_name: dict[str, list[str]] = {}
+    for dimm_id, name in shown.items():
+        by_name.setdefault(fold(name), []).append(dimm_id)
+    return {i for ids in by_name.values() if len(ids) > 1 for i in ids}
+
+
+def wide_name(dimm: DimmInfo, display: str | None = None) -> str:
     """``P1-DIMMC1 (CPU_SrcID#0_MC#0_Chan#2_DIMM#0, mc0/dimm2)``: for wide views."""
     edac_label = dimm.edac.label if dimm.edac is not None and specific(dimm.edac.label) else ""
-    return wide_text(display_name(dimm), [edac_label, dimm.id])
+    return wide_text(display or display_name(dimm), [edac_label, dimm.id])
 
 
-def named(dimm: DimmInfo) -> NamedDimm:
+def named(dimm: DimmInfo, display: str | None = None) -> NamedDimm:
     """An inventory entry as naming sees it; its EDAC key answers as health writes it
     (``mc0:1:0:-1``), so a verdict's key names the module too."""
     names = [dimm.id, *dimm.names()]
@@ -97,7 +119,14 @@ def named(dimm: DimmInfo) -> NamedDimm:
         names.append(dimm.smbios.bank_locator)
     if dimm.edac is not None:
         names.append(f"mc{dimm.edac.key}")
-    return NamedDimm(dimm.id, display_name(dimm), _unique(names), dimm)
+    shown = display or display_name(dimm)
+    return NamedDimm(dimm.id, shown, _unique([shown, *names]), dimm)
+
+
+def named_all(dimms: Sequence[DimmInfo]) -> list[NamedDimm]:
+    """Every inventory entry, with the inventory's display names (:func:`display_names`)."""
+    shown = display_names(dimms)
+    return [named(d, shown[d.id]) for d in dimms]
 
 
 def _unique(names: Iterable[str]) -> tuple[str, ...]:

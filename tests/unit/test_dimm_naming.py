@@ -16,7 +16,7 @@ from memras.records import MemoryFailureEvent, Source
 from memras.sim import profiles
 from memras.store import Store
 from memras.topology.inventory import DimmInfo, dimm_inventory, resolve_dimm
-from memras.topology.naming import display_name, wide_name
+from memras.topology.naming import display_name, display_names, wide_name
 from tests.corpus.loader import REAL_DIR, load
 
 # rasdaemon's mc_event trace format (ras-mc-handler.c), as tests/unit/test_cli_ingest.py
@@ -166,3 +166,17 @@ def test_rows_stored_before_attribution_are_found_and_then_attributed(tmp_path: 
         names = DimmNames.of(host, store)
         assert names.display(target.id) == display_name(target)
         assert len(store.errors(dimm=names.error_filter(target.smbios.serial))) == 1
+
+
+def test_a_locator_on_every_socket_is_shown_with_its_bank(tmp_path: Path, capsys) -> None:
+    """ghes boards print DIMM_A0 on each socket: names must tell them apart, and the
+    shared locator alone names two DIMMs (exit 2), never the first one found."""
+    root = tmp_path / "ghes"
+    host = profiles.create("ghes", root).host()
+    shown = display_names(dimm_inventory(host))
+    assert len(set(shown.values())) == len(shown) == 12
+    assert {shown["mc0/dimm0"], shown["mc0/dimm6"]} == {"N0 DIMM_A0", "N1 DIMM_A0"}
+    code, out, err = _run(capsys, "--root", str(root), "locate", "--dimm", "DIMM_A0")
+    assert code == 2 and "names 2 DIMMs" in err and "N1 DIMM_A0" in err
+    code, out, _ = _run(capsys, "--root", str(root), "--json", "locate", "--dimm", "n1 dimm_a0")
+    assert code == 0 and json.loads(out)["name"] == "N1 DIMM_A0"
