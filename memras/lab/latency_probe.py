@@ -98,6 +98,10 @@ def phase_summary(injected: Sequence[int], rows: Sequence[tuple[float, int, floa
     if latencies:
         figures = {f"p{q}_s": round(percentile(latencies, q), 4) for q in (50, 90, 99)}
         figures.update(max_s=round(latencies[-1], 4), min_s=round(latencies[0], 4))
+        # how fast rows of this phase became visible once they started to (the watcher's
+        # throughput when the phase outruns it)
+        seen = [r[0] for r in mine]
+        figures["stored_per_s"] = round(len(mine) / max(max(seen) - min(seen), 1e-3), 1)
     missing = [a for a in injected if a not in stored]
     return {"injected": len(injected), "stored": len(stored),
             "stored_twice_or_more": sum(1 for n in stored.values() if n > 1),

@@ -74,6 +74,14 @@ def _wait_quiet(lab: Lab, db: str, timeout_s: float = 60) -> None:
         time.sleep(2)
 
 
+def _cpu_seconds(lab: Lab, pidfile: str) -> float:
+    """User + system CPU seconds a guest process has used (/proc/PID/stat fields 14, 15):
+    with the run's length it says whether the watcher was CPU-bound."""
+    out = lab.check(f"awk '{{print $14 + $15}}' /proc/$(cat {pidfile})/stat; getconf CLK_TCK")
+    ticks, per_s = out.split()[:2]
+    return round(int(ticks) / int(per_s), 2)
+
+
 def _uptime(lab: Lab) -> float:
     return float(lab.check("cut -d' ' -f1 /proc/uptime").strip())
 
@@ -114,6 +122,9 @@ def ingest_latency(lab: Lab, report: ScenarioReport) -> None:
             have = _wait_caught_up(lab, db, [singles, steady], since)
             step.detail = f"{have} distinct addresses stored"
         with report.step("stop the poller and the watcher") as step:
+            report.facts["watch_cpu_s"] = _cpu_seconds(lab, f"{log}.pid")
+            report.facts["poller_cpu_s"] = _cpu_seconds(lab, f"{seen}.pid")
+            report.facts["run_s"] = round(_uptime(lab) - since, 1)
             actions.stop_commit_poller(lab, seen)
             step.detail = actions.stop_guest_watch(lab, log, timeout_s=120)
             report.facts["watch_output"] = step.detail
