@@ -4,6 +4,8 @@
 
     [alerts]
     repeat_interval = "24h"        # re-notify an unresolved, unacked alert after this
+    gap_grace = "30s"              # an EDAC count waits this long for its event before
+                                   # it is a gap (memras.ingest.edac_ledger)
     [alerts.retry]
     attempts = 3                   # tries per hook per alert (1..MAX_ATTEMPTS)
     backoff = "2s"                 # first wait; doubles each retry, capped by max_backoff
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memras.errors import UsageError
+from memras.ingest.edac_ledger import DEFAULT_GAP_GRACE_S, MAX_GAP_GRACE_S, MIN_GAP_GRACE_S
 
 MIN_REPEAT_INTERVAL_S = 60.0
 DEFAULT_REPEAT_INTERVAL_S = 24 * 3600.0
@@ -92,6 +95,7 @@ class AlertsConfig:
     repeat_interval_s: float = DEFAULT_REPEAT_INTERVAL_S
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     hooks: tuple[HookConfig, ...] = ()
+    gap_grace_s: float = DEFAULT_GAP_GRACE_S
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any] | None) -> AlertsConfig:
@@ -102,13 +106,17 @@ class AlertsConfig:
         if not MIN_REPEAT_INTERVAL_S <= repeat <= MAX_REPEAT_INTERVAL_S:
             raise UsageError(f"alerts config: repeat_interval {repeat:g}s is out of range",
                              hint=f"use {MIN_REPEAT_INTERVAL_S:g}s .. {MAX_REPEAT_INTERVAL_S:g}s")
+        grace = parse_duration(raw.pop("gap_grace", DEFAULT_GAP_GRACE_S), what="gap_grace")
+        if not MIN_GAP_GRACE_S <= grace <= MAX_GAP_GRACE_S:
+            raise UsageError(f"alerts config: gap_grace {grace:g}s is out of range",
+                             hint=f"use {MIN_GAP_GRACE_S:g}s .. {MAX_GAP_GRACE_S:g}s")
         retry = _retry(raw.pop("retry", {}))
         default_rate = _rate(raw.pop("rate_limit", {}), RateLimit(), "rate_limit")
         hooks = _hooks(raw.pop("hooks", {}), default_rate)
         if raw:
             raise UsageError(f"alerts config: unknown key(s) {', '.join(sorted(raw))}",
                              hint="hook options go under [alerts.hooks.NAME]")
-        return cls(repeat_interval_s=repeat, retry=retry, hooks=hooks)
+        return cls(repeat_interval_s=repeat, retry=retry, hooks=hooks, gap_grace_s=grace)
 
     def hook(self, name: str) -> HookConfig | None:
         return next((h for h in self.hooks if h.name == name), None)

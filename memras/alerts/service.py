@@ -9,6 +9,16 @@ front ends call::
     service.raise_alert(Alert.from_change(change))    # de-dup, store, deliver
     service.ack(12, by="ana", note="replacing Friday")
     service.resolve(12)
+    service.ack_many([12, 13], note="...")            # several: what changed, what did not
+    service.resolve_for_dimm("mc0/dimm2", reason="resolved by replacement #4",
+                             reference={"replacement_id": 4})
+
+Acknowledging keeps what was said: the note of the acknowledgement stays as written
+(its author and time are the ack's), and a note given on an already acknowledged alert
+is appended on a line of its own, with who and when. An ack without a note changes
+nothing of an acknowledged alert. A resolve records who resolved it and why in the
+alert's ``evidence["resolution"]`` (a replacement adds its id there), so an auditor
+sees that the module was replaced, not that someone closed the alert.
 """
 
 from __future__ import annotations
@@ -16,7 +26,8 @@ from __future__ import annotations
 import builtins
 import getpass
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, overload
@@ -139,6 +150,43 @@ def current_user() -> str:
     return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a bulk ack or resolve did: alerts changed, and alerts already so."""
+
+    changed: list[Alert] = field(default_factory=list)
+    unchanged: list[Alert] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"changed": [a.to_payload() for a in self.changed],
+                "unchanged": [a.to_payload() for a in self.unchanged]}
+
+
+def with_note(alert: Alert, note: str | None, by: str, at: datetime) -> Alert:
+    """``alert`` acknowledged by ``by`` at ``at``, earlier notes kept.
+
+    The first acknowledgement's note is stored as written (``acked_by``/``acked_at``
+    say whose it is); any later note is a new line that names its author and time.
+    """
+    if alert.state is AlertState.OPEN:
+        alert = alert.replace(state=AlertState.ACKED, acked_by=by, acked_at=at)
+        if not alert.ack_note:
+            return alert.replace(ack_note=note or None)
+    if not note:
+        return alert
+    line = f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC {by}: {note}"
+    return alert.replace(ack_note=f"{alert.ack_note}\n{line}" if alert.ack_note else line)
+
+
+def resolved(alert: Alert, by: str, at: datetime, reason: str | None = None,
+             reference: Mapping[str, Any] | None = None) -> Alert:
+    """``alert`` resolved, with who, when, why and a reference (e.g. a replacement id)
+    in ``evidence["resolution"]``."""
+    resolution = {"by": by, "at": at.isoformat(), "reason": reason, **dict(reference or {})}
+    return alert.replace(state=AlertState.RESOLVED, resolved_at=at,
+                         evidence={**alert.evidence, "resolution": resolution})
+
+
 class AlertService:
     """Raise, acknowledge, resolve and list alerts; hooks hear about each change."""
 
@@ -185,20 +233,56 @@ class AlertService:
     def list(self, state: AlertState | None = None) -> list[Alert]:
         return self.alerts.list(state)
 
-    def ack(self, alert_id: int, *, by: str | None = None, note: str | None = None) -> Alert:
-        alert = self.get(alert_id)
-        if alert.state is AlertState.RESOLVED:
-            raise UsageError(f"alert {alert_id} is already resolved")
-        acked = alert.replace(state=AlertState.ACKED, acked_by=by or current_user(),
-                              acked_at=datetime.now(UTC), ack_note=note)
-        return self._change_state(acked)
+    def unresolved_for_dimm(self, dimm_id: str, label: str | None = None) -> builtins.list[Alert]:
+        """Open and acknowledged alerts of the DIMM ``dimm_id`` (or, stored before the
+        DIMM had an id, labelled ``label``), oldest first."""
+        alerts = self.alerts.list(AlertState.OPEN) + self.alerts.list(AlertState.ACKED)
+        return sorted((a for a in alerts if a.dimm_id == dimm_id
+                       or (label is not None and a.dimm_label == label)),
+                      key=lambda a: a.id or 0)
 
-    def resolve(self, alert_id: int) -> Alert:
-        alert = self.get(alert_id)
-        if alert.state is AlertState.RESOLVED:
-            return alert
-        return self._change_state(alert.replace(state=AlertState.RESOLVED,
-                                                resolved_at=datetime.now(UTC)))
+    def ack(self, alert_id: int, *, by: str | None = None, note: str | None = None) -> Alert:
+        changes = self.ack_alerts([self.get(alert_id)], by=by, note=note)
+        return (changes.changed or changes.unchanged)[0]
+
+    def ack_many(self, alert_ids: Iterable[int], *, by: str | None = None,
+                 note: str | None = None) -> Changes:
+        """Acknowledge each alert (all are checked before any is changed)."""
+        return self.ack_alerts(self._all(alert_ids), by=by, note=note)
+
+    def ack_alerts(self, alerts: builtins.list[Alert], *, by: str | None = None,
+                   note: str | None = None) -> Changes:
+        closed = [a.id for a in alerts if a.state is AlertState.RESOLVED]
+        if closed:
+            raise UsageError(f"alert {', '.join(map(str, closed))} "
+                             f"{'is' if len(closed) == 1 else 'are'} already resolved",
+                             hint="nothing was acknowledged")
+        by, now = by or current_user(), datetime.now(UTC)
+        return self._apply(alerts, lambda a: with_note(a, note, by, now))
+
+    def resolve(self, alert_id: int, *, reason: str | None = None,
+                reference: Mapping[str, Any] | None = None) -> Alert:
+        changes = self.resolve_alerts([self.get(alert_id)], reason=reason, reference=reference)
+        return (changes.changed or changes.unchanged)[0]
+
+    def resolve_many(self, alert_ids: Iterable[int], *, reason: str | None = None,
+                     by: str | None = None) -> Changes:
+        """Resolve each alert (all are checked before any is changed)."""
+        return self.resolve_alerts(self._all(alert_ids), reason=reason, by=by)
+
+    def resolve_for_dimm(self, dimm_id: str, *, reason: str,
+                         reference: Mapping[str, Any] | None = None,
+                         by: str | None = None) -> Changes:
+        """Resolve every unresolved alert of a DIMM, e.g. once its module is replaced."""
+        return self.resolve_alerts(self.unresolved_for_dimm(dimm_id), reason=reason,
+                                   reference=reference, by=by)
+
+    def resolve_alerts(self, alerts: builtins.list[Alert], *, reason: str | None = None,
+                       reference: Mapping[str, Any] | None = None,
+                       by: str | None = None) -> Changes:
+        by, now = by or current_user(), datetime.now(UTC)
+        return self._apply(alerts, lambda a: a if a.state is AlertState.RESOLVED
+                           else resolved(a, by, now, reason, reference))
 
     def send_test(self) -> builtins.list[HookResult]:
         return self.dispatcher.send_test()
@@ -209,7 +293,19 @@ class AlertService:
     def close(self) -> None:
         self.dispatcher.close()
 
-    def _change_state(self, alert: Alert) -> Alert:
-        self.alerts.update(alert)
-        self.dispatcher.notify_state(alert)
-        return alert
+    def _all(self, alert_ids: Iterable[int]) -> builtins.list[Alert]:
+        """The alerts of ``alert_ids`` (each once, in order); an unknown id fails all."""
+        return [self.get(i) for i in dict.fromkeys(alert_ids)]
+
+    def _apply(self, alerts: builtins.list[Alert], change: Callable[[Alert], Alert]) -> Changes:
+        """Store and announce each alert ``change`` alters; report the rest unchanged."""
+        out = Changes()
+        for alert in alerts:
+            after = change(alert)
+            if after == alert:
+                out.unchanged.append(alert)
+                continue
+            self.alerts.update(after)
+            self.dispatcher.notify_state(after)
+            out.changed.append(after)
+        return out

@@ -3,9 +3,13 @@
 ::
 
     memras alerts [list] [--state open|acked|resolved|all]
-    memras alerts ack ID [--note TEXT] [--by NAME]
-    memras alerts resolve ID
+    memras alerts ack ID [ID ...] | --dimm NAME  [--note TEXT] [--by NAME]
+    memras alerts resolve ID [ID ...] | --dimm NAME  [--by NAME]
     memras alerts test [--hook NAME ...]
+
+``ack`` and ``resolve`` take several ids (all are checked before any changes) or
+``--dimm`` (every unresolved alert of that DIMM, named as any command names it);
+``--json`` prints ``{"changed": [...], "unchanged": [...]}`` alert payloads.
 
 Hooks come from the ``[alerts]`` table of ``--config``. ``test`` sends one test
 alert through each configured hook (with the configured retries, no rate limit,
@@ -16,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import Callable
 from typing import Any
 
-from memras.alerts.alert import AlertState
+from memras.alerts.alert import Alert, AlertState
 from memras.alerts.dispatcher import FAILED, Dispatcher, HookResult, MemoryAlertStore
 from memras.alerts.hooks import available_hooks, load_hooks
-from memras.alerts.service import AlertService, load_alerts_config
+from memras.alerts.service import AlertService, Changes, load_alerts_config
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
@@ -36,17 +41,25 @@ def _args(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     listing = sub.add_parser("list", help="list alerts (the default)")
     listing.add_argument("--state", choices=STATES, default=argparse.SUPPRESS)
-    ack = sub.add_parser("ack", help="acknowledge an alert: silences repeats until resolved")
-    ack.add_argument("id", type=int, metavar="ID")
-    ack.add_argument("--note", help="why, or what happens next")
+    ack = sub.add_parser("ack", help="acknowledge alerts: silences repeats until resolved")
+    _targets(ack)
+    ack.add_argument("--note", help="why, or what happens next (earlier notes are kept)")
     ack.add_argument("--by", help="who acknowledges (default: $SUDO_USER or the login name)")
-    resolve = sub.add_parser("resolve", help="close an alert; a new one may fire again")
-    resolve.add_argument("id", type=int, metavar="ID")
+    resolve = sub.add_parser("resolve", help="close alerts; a new one may fire again")
+    _targets(resolve)
+    resolve.add_argument("--by", help="who resolves (default: $SUDO_USER or the login name)")
     test = sub.add_parser("test", help="send a test alert through the configured hooks")
     test.add_argument("--hook", action="append", metavar="NAME",
                       help="only this hook (repeatable)")
     for child in (listing, ack, resolve, test):
         add_global_options(child, suppress=True)
+
+
+def _targets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", type=int, nargs="*", metavar="ID", help="alert ids")
+    parser.add_argument("--dimm", metavar="NAME",
+                        help="every open or acknowledged alert of this DIMM "
+                             "(id, label, locator, serial, mcN/dimmM)")
 
 
 @command("alerts", "alert list, ack, resolve, and hook test")(_args)
@@ -78,21 +91,63 @@ def _list(args: argparse.Namespace, ctx: Context, service: Any) -> int:
     return 0
 
 
-def _ack(args: argparse.Namespace, ctx: Context, service: Any) -> int:
-    alert = service.ack(args.id, by=args.by, note=args.note)
-    return _report(ctx, alert, f"alert {alert.id} acknowledged by {alert.acked_by}")
-
-
-def _resolve(args: argparse.Namespace, ctx: Context, service: Any) -> int:
-    alert = service.resolve(args.id)
-    return _report(ctx, alert, f"alert {alert.id} resolved")
-
-
-def _report(ctx: Context, alert: Any, text: str) -> int:
-    if ctx.json:
-        ctx.emit_json(alert.to_payload())
+def _ack(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
+    if _by_dimm(args):
+        changes = service.ack_alerts(_dimm_alerts(ctx, service, args.dimm), by=args.by,
+                                     note=args.note)
     else:
-        ctx.print(text)
+        changes = service.ack_many(_ids(args), by=args.by, note=args.note)
+    return _report(ctx, changes, lambda a: f"acknowledged by {a.acked_by}",
+                   "already acknowledged")
+
+
+def _resolve(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
+    if _by_dimm(args):
+        changes = service.resolve_alerts(_dimm_alerts(ctx, service, args.dimm), by=args.by)
+    else:
+        changes = service.resolve_many(_ids(args), by=args.by)
+    return _report(ctx, changes, lambda a: "resolved", "already resolved")
+
+
+def _by_dimm(args: argparse.Namespace) -> bool:
+    if args.dimm and args.ids:
+        raise UsageError("give alert ids or --dimm, not both")
+    return bool(args.dimm)
+
+
+def _ids(args: argparse.Namespace) -> list[int]:
+    if not args.ids:
+        raise UsageError(f"name the alerts to {args.action}: ID [ID ...] or --dimm NAME",
+                         hint="see `memras alerts list`")
+    return list(args.ids)
+
+
+def _dimm_alerts(ctx: Context, service: AlertService, name: str) -> list[Alert]:
+    """The unresolved alerts of the DIMM ``name`` (resolved as every command does); a
+    name this host does not show (a module since removed) is matched as stored."""
+    from memras.topology.inventory import resolve_dimm  # reads the host: only for --dimm
+
+    try:
+        dimm = resolve_dimm(ctx.host, name)
+    except UsageError:
+        stored = service.unresolved_for_dimm(name, label=name)
+        if stored:
+            return stored
+        raise
+    return service.unresolved_for_dimm(dimm.id, label=dimm.label or None)
+
+
+def _report(ctx: Context, changes: Changes, done: Callable[[Alert], str],
+            already: str) -> int:
+    if ctx.json:
+        ctx.emit_json(changes.to_json())
+        return 0
+    for alert in changes.changed:
+        ctx.print(f"alert {alert.id} {done(alert)}")
+    for alert in changes.unchanged:
+        ctx.print(f"alert {alert.id} unchanged: {already}")
+    if not changes.changed and not changes.unchanged:
+        ctx.print("no open or acknowledged alerts on that DIMM")
     return 0
 
 

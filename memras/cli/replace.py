@@ -71,7 +71,7 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4G)") from None
 
 
-def _options(args: argparse.Namespace) -> ReplaceOptions:
+def _options(args: argparse.Namespace, alerts_config: str | None = None) -> ReplaceOptions:
     check_retry_options(args)
     if args.backoff < 0:
         raise UsageError("--backoff must be 0 or more")
@@ -81,7 +81,7 @@ def _options(args: argparse.Namespace) -> ReplaceOptions:
         soft_offline=not args.no_soft_offline, detect_timeout_s=args.detect_timeout,
         policy={"block_timeout_s": args.block_timeout, "max_attempts": args.max_attempts,
                 "backoff_initial_s": args.backoff},
-        backend_options={"qmp": args.qmp} if args.qmp else {})
+        backend_options={"qmp": args.qmp} if args.qmp else {}, alerts_config=alerts_config)
 
 
 @command("replace", "replace a DIMM: preflight, offline, remove, insert, online, verify")(_args)
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ui.shown.say(f"resuming replacement #{rep.id} at {rep.state.value}")
         else:
             _confirm(args, ctx, host)
-            rep = Replacement.start(host, store, args.dimm, _options(args), **kw)
+            rep = Replacement.start(host, store, args.dimm, _options(args, ctx.config), **kw)
         with ui.shown:  # Ctrl-C: stop after the current block; --on-failure says what then
             outcome = rep.run(on_step=ui.step)
         return ui.finish(rep, outcome)

@@ -6,12 +6,14 @@ import argparse
 import signal
 import threading
 
+from memras.alerts.service import load_alerts_config
 from memras.capacity.policy import CapacityPolicy, load_policy_config
 from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.health.config import load_config
+from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
 from memras.ingest.sources import (
     EdacCounterSource,
     KmsgSource,
@@ -39,7 +41,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="store events only; do not compute verdicts or fire alerts")
 
 
-def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> list[LiveSource]:
+def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
+                  store: Store | None = None) -> list[LiveSource]:
     host = ctx.writable_host()  # the trace source creates and enables a tracefs instance
     sources: list[LiveSource] = []
     for name in names:
@@ -56,7 +59,11 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace) -> l
                               "(mount -t tracefs nodev /sys/kernel/tracing)\n")
         elif name == "edac":
             if host.edac.present:
-                sources.append(EdacCounterSource(host, interval_s=args.edac_interval))
+                # the replacement workflow marks the counter resets it makes in the store
+                marks = (lambda: store.get_cursor(OWN_RESETS_CURSOR)) if store else None
+                sources.append(EdacCounterSource(
+                    host, interval_s=args.edac_interval, own_resets=marks,
+                    grace_s=load_alerts_config(ctx.config).gap_grace_s))
         elif name == "rasdaemon":
             if not args.rasdaemon_db:
                 raise UsageError("the rasdaemon source needs --rasdaemon-db PATH")
@@ -86,7 +93,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.rasdaemon_db and "rasdaemon" not in names:
         names.append("rasdaemon")
     store = Store.open(ctx.db)
-    sources = build_sources(ctx, names, args)
+    sources = build_sources(ctx, names, args, store)
     if not sources:
         raise UsageError("no source is available on this host", hint="see --sources")
     pipeline = None

@@ -207,14 +207,16 @@ class DemoServer:
         """Start the watcher and the story (once; later calls do nothing)."""
         if self._threads:
             return self
+        from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
         from memras.ingest.sources import EdacCounterSource, KmsgSource, TraceSource
         from memras.watcher.pipeline import Pipeline
         from memras.watcher.watch import Watcher
 
         host = self.host()
         self.pipeline = Pipeline(self.store, host)
-        watcher = Watcher(self.store, [KmsgSource(host), TraceSource(host),
-                                       EdacCounterSource(host, interval_s=1.0)],
+        edac = EdacCounterSource(host, interval_s=1.0,  # the demo's replacement resets
+                                 own_resets=lambda: self.store.get_cursor(OWN_RESETS_CURSOR))
+        watcher = Watcher(self.store, [KmsgSource(host), TraceSource(host), edac],
                           on_stored=self.pipeline.after_store, on_gap=self.pipeline.on_gap)
         self._threads = [
             threading.Thread(target=self._watch, args=(watcher,), name="memras-demo-watch",

@@ -74,6 +74,7 @@ class ReplaceOptions:
     detect_timeout_s: float = 600.0
     policy: dict[str, Any] = field(default_factory=dict)  # RetryPolicy fields (int and float)
     backend_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"qmp": path}
+    alerts_config: str | None = None  # --config: its [alerts] hooks hear of resolved alerts
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(**self.policy)
@@ -593,7 +594,8 @@ def _verify(rep: Replacement) -> dict[str, Any]:
         ident, target.serial, _backend_serial(rep))
     report.identity = ident
     report.checks.append(check)
-    report.edac = edac_baseline(rep.host, target.label, reset_allowed=rep.options.reset_edac)
+    report.edac = edac_baseline(rep.host, target.label, reset_allowed=rep.options.reset_edac,
+                                before_reset=lambda mc: _mark_own_reset(rep, mc))
     rep._update(new_identity=ident, result=report.as_dict())
     if not report.ok:
         bad = next(c for c in report.checks if not c.ok)
@@ -625,16 +627,44 @@ def _record_new_module(rep: Replacement) -> None:
                        at=_now())
 
 
+def _mark_own_reset(rep: Replacement, mc: int) -> None:
+    """Tell the watcher's EDAC source that memras resets ``mc`` now: it is no alert."""
+    from memras.ingest.edac_ledger import OWN_RESETS_CURSOR, note_own_reset
+
+    marks = rep.store.get_cursor(OWN_RESETS_CURSOR)
+    rep.store.set_cursor(OWN_RESETS_CURSOR, note_own_reset(marks, mc, time.time()))
+
+
 def _release_lock(rep: Replacement) -> None:
     with store_session(rep.store) as s:
         lock.release(s, rep.id)
         s.commit()
 
 
+def _resolve_old_alerts(rep: Replacement) -> dict[str, Any]:
+    """The old module's open and acknowledged alerts are about a module that is gone:
+    resolved, saying which replacement did it. An alert problem never fails the close."""
+    from memras.alerts.service import AlertService
+
+    try:
+        service = AlertService.configured(rep.store, rep.options.alerts_config)
+        try:
+            changes = service.resolve_for_dimm(
+                rep.target.dimm_id, reason=f"resolved by replacement #{rep.id}",
+                reference={"replacement_id": rep.id}, by=rep.actor.operator or rep.actor.user)
+        finally:
+            service.close()
+    except MemrasError as exc:
+        return {"error": exc.msg}
+    return {"resolved": [a.id for a in changes.changed]}
+
+
 def _close(rep: Replacement) -> dict[str, Any]:
     _record_new_module(rep)
+    alerts = _resolve_old_alerts(rep)
     _release_lock(rep)
-    return {"message": "replacement complete", "new_identity": rep._row().new_identity}
+    return {"message": "replacement complete", "new_identity": rep._row().new_identity,
+            "alerts": alerts}
 
 
 def _rollback(rep: Replacement) -> dict[str, Any]:

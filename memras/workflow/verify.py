@@ -13,6 +13,7 @@ controller, so doing it with another DIMM's errors present would erase evidence.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +91,10 @@ def module_serial(ident: dict[str, Any], old_serial: str,
     return (backend, "backend") if backend else ("", "none")
 
 
-def edac_baseline(host, label: str, *, reset_allowed: bool) -> dict[str, Any]:
-    """Record (and where safe reset) the counters of the controller holding ``label``."""
+def edac_baseline(host, label: str, *, reset_allowed: bool,
+                  before_reset: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Record (and where safe reset) the counters of the controller holding ``label``;
+    ``before_reset(mc)`` runs just before the reset (the watcher's own-reset mark)."""
     try:
         controllers = host.edac.controllers()
     except Exception as exc:
@@ -105,6 +108,8 @@ def edac_baseline(host, label: str, *, reset_allowed: bool) -> dict[str, Any]:
                 "others_with_errors": [d.label for d in others], "reset": False}
         if reset_allowed and not others:
             try:
+                if before_reset is not None:
+                    before_reset(mc.index)
                 host.edac.reset_counters(mc.index)
                 base["reset"] = True
             except (OSError, Exception) as exc:

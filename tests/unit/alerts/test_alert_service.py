@@ -106,7 +106,7 @@ def test_cli_list_ack_resolve_with_json(store: Store, db: Path,
     assert code == 0 and "A1\\x1b[31m" in out and "\x1b" not in out
     code, out, _ = _cli(capsys, "alerts", "ack", str(alert_id), "--note", "seen",
                         "--by", "bo", "--db", str(db), "--json")
-    assert code == 0 and json.loads(out)["ack"]["by"] == "bo"
+    assert code == 0 and json.loads(out)["changed"][0]["ack"]["by"] == "bo"
     code, out, _ = _cli(capsys, "alerts", "list", "--state", "acked", "--db", str(db), "--json")
     (payload,) = json.loads(out)
     assert payload["dimm"]["label"] == "A1\x1b[31m" and payload["ack"]["note"] == "seen"
