@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 
@@ -239,13 +240,18 @@ SRAO_MCG_STATUS = 0x5
 
 
 def memras_argv() -> str:
-    """This checkout's memras, as the guest shell runs it (the checkout is kept visible)."""
-    return shlex.quote(str(checkout_root() / ".venv" / "bin" / "memras"))
+    """The memras this process runs, as the guest shell runs it: this interpreter with
+    this memras's import root first on its path (a checkout, or the site-packages of a
+    pip or pipx install). Both are kept visible in the guest (``LabConfig.keep``), so
+    the guest runs the same code however memras was installed, not a checkout's venv
+    that a pipx user does not have."""
+    return f"PYTHONPATH={shlex.quote(str(checkout_root()))} {python_argv()} -m memras"
 
 
 def python_argv() -> str:
-    """This checkout's venv Python, as the guest shell runs it."""
-    return shlex.quote(str(checkout_root() / ".venv" / "bin" / "python"))
+    """The interpreter this process runs (a venv's python, kept as its venv path so the
+    venv's site-packages come with it), as the guest shell runs it."""
+    return shlex.quote(sys.executable or "python3")
 
 
 def start_guest_watch(lab: Lab, db: str, log: str, *, sources: str = "kmsg,trace",

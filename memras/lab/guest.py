@@ -76,7 +76,7 @@ from memras.lab.console import CommandResult, Console
 from memras.lab.initramfs import AGENT_MODULES, READY_BANNER, SHELL_STARTING, ensure_initramfs
 from memras.lab.initramfs import GUEST_IP as GUEST_IP  # the init script sets it
 from memras.lab.kernel import Kernel, cache_dir, ensure_guest_agent, ensure_kernel
-from memras.qemu.qmp import GuestQmp
+from memras.qemu.qmp import GuestQmp, qmp_library
 
 QEMU = "qemu-system-x86_64"
 QEMU_HINT = "run: apt-get install qemu-system-x86"
@@ -242,6 +242,7 @@ class Lab:
         qemu = shutil.which(QEMU)
         if qemu is None:
             raise LabError(f"{QEMU} not found", hint=QEMU_HINT)
+        qmp_library()  # the [vm] extra: say it is missing before a boot, not after
         if self.state_file.is_file() and _pid_alive(LabState.load(self.state_file).pid):
             raise LabError(f"a lab guest already runs from {self.state_dir}",
                            hint="run: memras lab down")

@@ -11,6 +11,11 @@ Unplug contract (docs/hotplug-internals.md, acpi-eject): ``device_del`` returns 
 once; success is ``DEVICE_DELETED`` for the device, failure is an
 ``ACPI_DEVICE_OST`` with status 0x80-0x83 (0x82 = busy: the guest could not
 offline the memory) or no ``DEVICE_DELETED`` within the timeout.
+
+``qemu.qmp`` is the ``memras[vm]`` extra, not a core dependency: a production server
+never drives QEMU. It is imported where a connection is made (:func:`qmp_library`),
+so this module's helpers and every command that merely lists them load without it,
+and a missing extra is one line naming the extra, not a traceback.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from qemu.qmp import QMPError
-from qemu.qmp.legacy import QEMUMonitorProtocol
+from memras.errors import QemuError, UsageError
 
-from memras.errors import QemuError
+if TYPE_CHECKING:
+    from qemu.qmp.legacy import QEMUMonitorProtocol
+
+VM_EXTRA_HINT = "pip install 'memras[vm]', or with pipx: pipx inject memras qemu.qmp"
 
 Event = dict[str, Any]
 OST_FAILURES = range(0x80, 0x84)
@@ -47,6 +55,19 @@ class UnplugResult:
         return next((s for s in self.ost_status if s in OST_FAILURES), None)
 
 
+def qmp_library() -> ModuleType:
+    """``qemu.qmp``, or a UsageError naming the extra that installs it."""
+    try:
+        import qemu.qmp
+        import qemu.qmp.legacy  # noqa: F401  (GuestQmp's synchronous client)
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("qemu"):
+            raise
+        raise UsageError("the QEMU monitor client qemu.qmp is not installed: "
+                         "install memras[vm]", hint=VM_EXTRA_HINT) from None
+    return qemu.qmp
+
+
 def event_data(event: Event) -> dict[str, Any]:
     """An event's data; ``ACPI_DEVICE_OST`` nests it under ``info`` (ACPIOSTInfo)."""
     data: dict[str, Any] = event.get("data") or {}
@@ -60,10 +81,12 @@ class GuestQmp:
     def __init__(self, socket_path: Path, timeout: float = 30.0) -> None:
         self.socket_path = socket_path
         self.events: list[Event] = []
-        self._qmp = QEMUMonitorProtocol(str(socket_path))
+        lib = qmp_library()
+        self._error: type[Exception] = lib.QMPError
+        self._qmp: QEMUMonitorProtocol = lib.legacy.QEMUMonitorProtocol(str(socket_path))
         try:
             self._qmp.connect()
-        except (QMPError, OSError) as exc:
+        except (self._error, OSError) as exc:
             raise QemuError(f"cannot connect to QMP at {socket_path}: {exc}",
                             hint="is QEMU running with -qmp unix:PATH,server=on?") from None
         self._qmp.settimeout(timeout)
@@ -83,7 +106,7 @@ class GuestQmp:
         """Run a QMP command; a QEMU error becomes :class:`QemuError`."""
         try:
             return self._qmp.cmd(name, **args)
-        except QMPError as exc:
+        except self._error as exc:
             raise QemuError(f"QMP {name} failed: {exc}") from None
 
     def hmp(self, command_line: str) -> str:

@@ -8,6 +8,8 @@ Insert: ``object-del`` the old backend, ``object-add`` a new memory-backend-ram 
 same size and ``device_add`` a pc-dimm in the same slot; the guest adds its blocks.
 The monitor comes from ``--qmp`` (``backend_options["qmp"]``): a unix socket path, or
 ``HOST:PORT`` for a TCP monitor (the lab guest reaches its QEMU at 10.0.2.100:4444).
+The QMP client is the ``memras[vm]`` extra, imported when a session opens
+(:func:`memras.qemu.qmp.qmp_library`): listing the backends never needs it.
 """
 
 from __future__ import annotations
@@ -15,10 +17,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from qemu.qmp import EventListener, QMPClient
-
 from memras.errors import WorkflowError
-from memras.qemu.qmp import OST_FAILURES, event_data
+from memras.qemu.qmp import OST_FAILURES, event_data, qmp_library
 from memras.workflow.backends import Backend, BackendResult, Target
 
 
@@ -57,7 +57,7 @@ class QemuBackend(Backend):
                                 hint="check --qmp (QEMU: -qmp unix:… or tcp:…)") from None
 
     async def _session(self, coro_fn, *args: Any) -> Any:
-        qmp = QMPClient("memras")
+        qmp = qmp_library().QMPClient("memras")
         await qmp.connect(self.address)
         try:
             return await coro_fn(qmp, *args)
@@ -88,7 +88,7 @@ class QemuBackend(Backend):
             return BackendResult(True, "QEMU lists no DIMM in that slot: already removed")
         dev_id = data["id"]
         # QMPClient.listen() yields nothing: events are read from the listener itself.
-        events = EventListener(("DEVICE_DELETED", "ACPI_DEVICE_OST"))
+        events = qmp_library().EventListener(("DEVICE_DELETED", "ACPI_DEVICE_OST"))
         with qmp.listen(events):
             await qmp.execute("device_del", {"id": dev_id})
             await self._wait_deleted(events, dev_id)
