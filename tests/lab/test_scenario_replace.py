@@ -20,7 +20,12 @@ from memras.lab.console import CommandResult
 from memras.lab.guest import Lab
 from memras.lab.scenarios import run_scenario
 from memras.lab.scenarios import show_report as show
-from memras.lab.scenarios.replace import _migrated, _rounds, figures
+from memras.lab.scenarios.replace import (
+    _migrated,
+    _rounds,
+    alerts_after_replacement,
+    figures,
+)
 
 
 @pytest.mark.lab
@@ -39,6 +44,11 @@ def test_replacement_under_load_has_no_downtime(lab: Lab) -> None:
     assert facts["ce_stored"] == len(facts["ce_addrs"])
     assert facts["dimm_verdict"].startswith("replace")
     assert facts["audit_verify"]["ok"] is True
+    # Alerts follow the hardware: the old module's are resolved, naming the replacement,
+    # and the swap's EDAC counter reset is not alerted.
+    alerts = facts["alerts_after_replace"]
+    assert alerts["open"] == [] and alerts["resets"] == []
+    assert alerts["resolved_by_replacement"]
     # The workload's data sat in the DIMM, was migrated out, and never went bad.
     assert facts["pages_in_dimm_before_replace"] > 0
     assert facts["workload_live"]["pages_in_range"] == 0
@@ -122,3 +132,18 @@ def test_migrated_is_the_counter_difference_with_failures_summed() -> None:
     after = {"pgmigrate_success": 1034, "thp_migration_success": 3, "pgmigrate_fail": 2,
              "thp_migration_fail": 1, "thp_migration_split": 1}
     assert _migrated(before, after) == {"pages": 1024, "thp": 2, "thp_split": 1, "fail": 3}
+
+
+def test_alerts_after_replacement_sorts_open_resets_and_resolved() -> None:
+    def alert(n: int, dimm: str, state: str, kind: str = "ue", **evidence: object) -> dict:
+        return {"id": n, "dimm": {"id": dimm}, "state": state, "kind": kind,
+                "evidence": evidence}
+
+    alerts = [alert(1, "dimm1", "resolved", resolution={"replacement_id": 7}),
+              alert(2, "dimm1", "acked"),
+              alert(3, "dimm2", "open"),
+              alert(4, None, "open", kind="gap", error_type="reset"),
+              alert(5, None, "open", kind="gap", error_type="Corrected"),
+              alert(6, "dimm1", "resolved", resolution={"replacement_id": 6})]
+    assert alerts_after_replacement(alerts, "dimm1", 7) == {
+        "open": [2], "resets": [4], "resolved_by_replacement": [1]}

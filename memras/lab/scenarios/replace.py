@@ -191,6 +191,24 @@ def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
 
+def alerts_after_replacement(alerts: list[dict[str, Any]], dimm_id: str,
+                             replacement_id: int) -> dict[str, list[int]]:
+    """From ``memras alerts list --state all --json``: the replaced module's alerts
+    still open or acknowledged, counter-reset alerts, and the alerts the replacement
+    resolved (ids)."""
+    def is_reset(a: dict[str, Any]) -> bool:
+        return a["kind"] == "gap" and (a.get("evidence") or {}).get("error_type") == "reset"
+
+    def resolved_by(a: dict[str, Any]) -> object:
+        return ((a.get("evidence") or {}).get("resolution") or {}).get("replacement_id")
+
+    return {"open": [a["id"] for a in alerts
+                     if a["dimm"]["id"] == dimm_id and a["state"] != "resolved"],
+            "resets": [a["id"] for a in alerts if is_reset(a)],
+            "resolved_by_replacement": [a["id"] for a in alerts
+                                        if resolved_by(a) == replacement_id]}
+
+
 @scenario("replace-no-downtime", "CEs on dimm1 -> replace verdict -> memras replace --backend "
                                  "qemu in the guest, under a checksumming workload; "
                                  "offline time vs raw sysfs writes")
@@ -318,6 +336,19 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
                     report.expect(needed in actions_seen,
                                   f"audit lacks {needed}: {actions_seen}")
                 report.expect(verified["ok"], f"audit verify failed: {verified}")
+            with report.step("alerts: the replaced module's are resolved by the "
+                             "replacement; the watcher raises no counter-reset alert") as step:
+                memras.json("watch --once")  # what the watcher makes of the swap
+                _, alerts = memras.json("alerts list --state all")
+                swept = alerts_after_replacement(alerts, device.name, rid)
+                report.facts["alerts_after_replace"] = swept
+                step.detail = (f"{len(swept['resolved_by_replacement'])} resolved by "
+                               f"#{rid}; open {swept['open']}; reset alerts {swept['resets']}")
+                report.expect(not swept["open"],
+                              f"{device.name} still has unresolved alerts {swept['open']}")
+                report.expect(not swept["resets"], f"counter-reset alerts {swept['resets']}")
+                report.expect(bool(swept["resolved_by_replacement"]),
+                              f"no alert names replacement #{rid} (the verdict raised none?)")
         last = n == ROUNDS
         with report.step(f"raw sysfs offline of the same blocks (round {n}, after)"
                          + ("; put dimm1 back" if last else "")) as step:
