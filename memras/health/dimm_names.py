@@ -24,20 +24,13 @@ what is *shown*.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from memras.errors import MemrasError, UsageError
 from memras.health.keys import DimmResolver, dimm_id_for, inventory_resolver
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
-from memras.store.dimm_ids import (
-    DimmFilter,
-    StoredDimm,
-    set_dimm_ids,
-    stored_dimms,
-    unattributed,
-)
+from memras.store.dimm_ids import DimmFilter, StoredDimm, fill_dimm_ids, stored_dimms
 from memras.topology.inventory import DimmInfo, dimm_inventory
 from memras.topology.naming import NamedDimm, fold, match, named_all, specific
 
@@ -167,33 +160,18 @@ def _from_rows(dimm_id: str, labels: dict[str, int]) -> NamedDimm:
 
 
 def attribute_errors(store: Store, resolver: DimmResolver | None, after_id: int = 0) -> int:
-    """Fill ``dimm_id`` on rows after ``after_id`` stored without one; returns the last
-    row id looked at (the caller's next ``after_id``). Rows no DIMM can be found for
-    (an address outside every module, "any memory") stay NULL."""
-    while True:
-        groups, last = unattributed(store, after_id)
-        if last == after_id:
-            return after_id
-        set_dimm_ids(store, _ids_by_dimm(groups.items(), resolver))
-        after_id = last
+    """Fill ``dimm_id`` on rows after ``after_id`` stored without one, with the id
+    :func:`memras.health.keys.dimm_id_for` gives (the engine's own); returns the last row
+    id covered (the caller's next ``after_id``). Rows no DIMM can be found for (an
+    address outside every module, "any memory") stay NULL."""
 
+    def dimm_of(location: DimmLocation) -> str | None:
+        return dimm_id_for(_probe(location), resolver)
 
-def _ids_by_dimm(groups: Iterable[tuple[tuple[DimmLocation, int | None], list[int]]],
-                 resolver: DimmResolver | None) -> dict[str, list[int]]:
-    """Row ids per DIMM id. A location that resolves without its address is asked once,
-    not once per address (a storm on one DIMM has thousands of addresses)."""
-    by_location: dict[DimmLocation, str | None] = {}
-    out: dict[str, list[int]] = defaultdict(list)
-    for (location, address), ids in groups:
-        if location not in by_location:
-            by_location[location] = dimm_id_for(_probe(location), resolver)
-        dimm_id = by_location[location]
-        if dimm_id is None and address is not None and resolver is not None:
-            dimm_id = resolver(_probe(location, address))
-        if dimm_id is not None:
-            out[dimm_id].extend(ids)
-    return out
+    def dimm_at(location: DimmLocation, address: int) -> str | None:
+        return resolver(_probe(location, address)) if resolver is not None else None
 
+    return fill_dimm_ids(store, after_id, dimm_of, dimm_at if resolver is not None else None)
 
 
 def attribute_from_host(store: Store, host: Any, after_id: int = 0) -> int:

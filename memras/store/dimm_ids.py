@@ -1,11 +1,11 @@
 """Which DIMM a stored error is: ``memras_error.dimm_id``, filled after the insert.
 
 The store does not know DIMMs (the inventory and the health keys live above it), so
-it is told: :func:`unattributed` hands the rows without a DIMM (grouped by their
-location and address, so a storm on one DIMM is one question, not thousands), the
-caller answers with health's key for each group (memras.health.dimm_names), and
-:func:`set_dimm_ids` writes the answers, ``UPDATE … WHERE id IN (…)`` per DIMM.
-Why after the insert and not in the insert's rows: the insert is the ingest hot path
+it is told: :func:`fill_dimm_ids` groups the rows without a DIMM by location, asks the
+caller (memras.health.dimm_names, with health's keys) once per distinct location, and
+writes each answer with one ``UPDATE … WHERE <that location>``; only rows whose
+location names no DIMM (a memory_failure page) are asked by address. Why after the
+insert and not in the insert's rows: the insert is the ingest hot path
 (memras.store.rows), and attribution may need the memory map (an address-only error);
 a second short transaction keeps the insert's cost and shape as they are.
 
@@ -17,7 +17,7 @@ when the database came from a machine whose inventory is not here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +26,11 @@ from sqlalchemy import and_, func, or_, select, update
 from memras.records import DimmLocation
 from memras.store import rasdaemon_schema as rs
 from memras.store.models import ErrorRow
-from memras.store.rows import LOCATION_FIELDS
 
 if TYPE_CHECKING:
     from memras.store.store import Store
 
-PAGE_ROWS = 20_000  # rows read per pass of unattributed(): bounds memory on a backfill
+PAGE_ROWS = 20_000  # ids per window of fill_dimm_ids(): bounds a backfill's transactions
 ID_CHUNK = 500  # ids per "id IN (…)": under SQLite's variable limit
 # The columns that tell DIMMs apart when a row has no dimm_id yet (health's keys read
 # these: mc and layers, socket/channel/slot, the label).
@@ -50,8 +49,7 @@ class DimmFilter:
 
     def clause(self) -> Any:
         c = ErrorRow.__table__.c
-        loose = [and_(*(_equal(c[name], getattr(loc, name)) for name in _KEY_FIELDS))
-                 for loc in self.locations]
+        loose = [_at(loc) for loc in self.locations]
         either: list[Any] = [c.dimm_id.in_(self.ids)] if self.ids else []
         either += [c.label.in_(self.labels)] if self.labels else []
         if loose:
@@ -88,35 +86,71 @@ def last_error_id(store: Store) -> int:
         return conn.scalar(select(func.max(ErrorRow.__table__.c.id))) or 0
 
 
-Groups = dict[tuple[DimmLocation, int | None], list[int]]
+DimmOf = Callable[[DimmLocation], "str | None"]  # a location -> its DIMM id
+DimmAt = Callable[[DimmLocation, int], "str | None"]  # (location, address) -> DIMM id
 
 
-def unattributed(store: Store, after_id: int, limit: int = PAGE_ROWS) -> tuple[Groups, int]:
-    """Rows with id > ``after_id`` and no dimm_id, at most ``limit`` of them, as
-    (location, address) -> row ids; and the last id read (``after_id`` when none)."""
+def fill_dimm_ids(store: Store, after_id: int, dimm_of: DimmOf, dimm_at: DimmAt | None = None,
+                  *, window: int = PAGE_ROWS) -> int:
+    """Give the rows after ``after_id`` without a DIMM the id ``dimm_of`` names for their
+    location, else (location naming none) the id ``dimm_at`` names for their address;
+    returns the last row id covered (the caller's next ``after_id``).
+
+    Per window of ids: one GROUP BY of the unattributed rows' locations, one question
+    per distinct location, and one UPDATE per location answered (a 5000-event storm on
+    four DIMMs is four); only rows whose location names no DIMM are read one by one."""
+    last = last_error_id(store)
+    while after_id < last:
+        upto = min(after_id + window, last)
+        _fill_window(store, (after_id, upto), dimm_of, dimm_at)
+        after_id = upto
+    return last
+
+
+def _fill_window(store: Store, span: tuple[int, int], dimm_of: DimmOf,
+                 dimm_at: DimmAt | None) -> None:
     c = ErrorRow.__table__.c
-    columns = [c.id, c.address, *(c[name] for name in LOCATION_FIELDS)]
-    query = (select(*columns).where(c.id > after_id, c.dimm_id.is_(None))
-             .order_by(c.id).limit(limit))
+    open_rows = (c.id > span[0], c.id <= span[1], c.dimm_id.is_(None))
+    keys = [c[name] for name in _KEY_FIELDS]
     with store._read() as conn:
-        rows = conn.execute(query).all()
-    groups: Groups = {}
-    for row in rows:
-        location = DimmLocation(**dict(zip(LOCATION_FIELDS, row[2:], strict=True)))
-        groups.setdefault((location, rs.as_u64(row[1])), []).append(row[0])
-    return groups, (rows[-1][0] if rows else after_id)
-
-
-def set_dimm_ids(store: Store, ids_by_dimm: Mapping[str, Iterable[int]]) -> int:
-    """Write each DIMM id on its rows (only where none is set yet); rows updated."""
+        groups = conn.execute(select(*keys).where(*open_rows).group_by(*keys)).all()
+    updates: list[tuple[str, Any]] = []
+    for values in groups:
+        location = DimmLocation(**dict(zip(_KEY_FIELDS, values, strict=True)))
+        dimm_id = dimm_of(location)
+        if dimm_id is not None:
+            updates.append((dimm_id, _at(location)))
+        elif dimm_at is not None:
+            updates += _by_address(store, open_rows, location, dimm_at)
+    if not updates:
+        return
     t = ErrorRow.__table__
-    done = 0
     # the store's own write transaction: BEGIN IMMEDIATE on SQLite, errors translated
     with store._write_translated("attribute errors to DIMMs") as conn:
-        for dimm_id, ids in ids_by_dimm.items():
-            ordered = sorted(ids)
-            for i in range(0, len(ordered), ID_CHUNK):
-                done += conn.execute(update(t).where(
-                    t.c.id.in_(ordered[i:i + ID_CHUNK]), t.c.dimm_id.is_(None)
-                ).values(dimm_id=dimm_id)).rowcount
-    return done
+        for dimm_id, where in updates:
+            conn.execute(update(t).where(*open_rows, where).values(dimm_id=dimm_id))
+
+
+def _at(location: DimmLocation) -> Any:
+    c = ErrorRow.__table__.c
+    return and_(*(_equal(c[name], getattr(location, name)) for name in _KEY_FIELDS))
+
+
+def _by_address(store: Store, open_rows: tuple[Any, ...], location: DimmLocation,
+                dimm_at: DimmAt) -> list[tuple[str, Any]]:
+    """(DIMM id, rows) for the rows at ``location`` that only their address places."""
+    c = ErrorRow.__table__.c
+    with store._read() as conn:
+        rows = conn.execute(select(c.id, c.address).where(
+            *open_rows, _at(location), c.address.is_not(None))).all()
+    ids: dict[str, list[int]] = {}
+    answers: dict[int, str | None] = {}
+    for row_id, stored in rows:
+        address = rs.as_u64(stored) or 0
+        if address not in answers:
+            answers[address] = dimm_at(location, address)
+        dimm_id = answers[address]
+        if dimm_id is not None:
+            ids.setdefault(dimm_id, []).append(row_id)
+    return [(dimm_id, c.id.in_(chunk[i:i + ID_CHUNK]))
+            for dimm_id, chunk in ids.items() for i in range(0, len(chunk), ID_CHUNK)]
