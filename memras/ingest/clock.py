@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from memras.ingest.parsers._common import walltime_to_datetime
 from memras.ingest.parsers.prefixes import strip_prefixes
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record, TimeSource
 
@@ -52,6 +53,9 @@ REBOOT_BACKSTEP_S = 60.0
 # A time this far ahead of now is another machine's or boot's clock: not used.
 FUTURE_SLACK = timedelta(minutes=5)
 MESSAGES_KEPT = 20_000  # messages remembered to pair -T lines with uptime lines
+# The printk and trace clocks are u64 nanoseconds: a larger "uptime" (a corrupt or
+# hostile line) is no clock at all, and must not be turned into a date.
+UPTIME_MAX_S = (1 << 64) / 1e9
 
 _MONTHS = {m: i for i, m in enumerate(
     ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
@@ -72,6 +76,18 @@ def syslog_time(line: str, year: int) -> datetime | None:
         return datetime(year, month, int(m[2]), int(m[3]), int(m[4]), int(m[5]),
                         int((m[6] or "0").ljust(6, "0")))
     except ValueError:  # Feb 29 of a year without one, or a mangled stamp
+        return None
+
+
+def _uptime(value: float | None) -> float | None:
+    return value if value is not None and 0.0 <= value <= UPTIME_MAX_S else None
+
+
+def _shifted(when: datetime, seconds: float) -> datetime | None:
+    """``when`` moved by ``seconds``; None past the calendar's ends (year 1 or 9999)."""
+    try:
+        return when + timedelta(seconds=seconds)
+    except OverflowError:
         return None
 
 
@@ -131,7 +147,7 @@ class ImportClock:
         if uptime is not None:
             segment.max_uptime_s = max(segment.max_uptime_s, uptime)
             if wall is not None and segment.boot is None:
-                segment.boot = _aware(wall) - timedelta(seconds=uptime)
+                segment.boot = _shifted(_aware(wall), -uptime)
                 segment.how = "a line stamped with both a wall clock and an uptime"
             elif message and len(self._uptime_of) < MESSAGES_KEPT:
                 self._uptime_of.setdefault(message, (self._index, uptime))
@@ -144,7 +160,7 @@ class ImportClock:
             found = self._uptime_of.get(message)
             if found is not None and self._segments[found[0]].boot is None:
                 segment = self._segments[found[0]]
-                segment.boot = _aware(wall) - timedelta(seconds=found[1])
+                segment.boot = _shifted(_aware(wall), -found[1])
                 segment.how = "a message printed both with dmesg -T and with its uptime"
 
     def _step(self, uptime: float | None) -> _Segment:
@@ -162,22 +178,22 @@ class ImportClock:
     def _uptime_of_line(self, line: str) -> float | None:
         if self.kind == "trace":
             m = _FTRACE_STAMP.search(line)
-            return float(m[1]) if m else None
+            return _uptime(float(m[1])) if m else None
         p = strip_prefixes(line)
-        return None if p is None else p.uptime_s
+        return None if p is None else _uptime(p.uptime_s)
 
     def _line_clock(self, line: str) -> tuple[float | None, datetime | None, str]:
         """(uptime, wall clock, bare message) a line states."""
         if self.kind == "trace":
             m = _FTRACE_STAMP.search(line)
             t = _MCE_TIME.search(line) if m else None
-            wall = datetime.fromtimestamp(int(t[1]), UTC) if t and int(t[1]) > 0 else None
-            return (float(m[1]) if m else None), wall, ""
+            wall = walltime_to_datetime(int(t[1])) if t else None
+            return (_uptime(float(m[1])) if m else None), wall, ""
         p = strip_prefixes(line)
         if p is None:
             return None, None, ""
         wall = p.timestamp or self._syslog(line.lstrip(" \t"))
-        return p.uptime_s, wall, p.message.strip()
+        return _uptime(p.uptime_s), wall, p.message.strip()
 
     # ---- dating -----------------------------------------------------------------------
     def date(self, record: Record) -> Record:
@@ -191,10 +207,11 @@ class ImportClock:
         stamp = self._syslog(first) if first else None
         if stamp is not None:
             return self._counted(record, TimeSource.SYSLOG, stamp)
-        if record.uptime_s is not None:
+        uptime = _uptime(record.uptime_s)
+        if uptime is not None:
             boot, source = self._boot()
-            if boot is not None:
-                when = boot + timedelta(seconds=record.uptime_s)
+            when = None if boot is None else _shifted(boot, uptime)
+            if when is not None:
                 if when - self.now <= FUTURE_SLACK:
                     return self._counted(record, source, when)
                 self._future += 1

@@ -90,8 +90,11 @@ def with_wall_time(records: list[Record], boot: datetime | None) -> list[Record]
     out: list[Record] = []
     for r in records:
         if r.timestamp is None and r.uptime_s is not None:
-            r = dataclasses.replace(r, timestamp=boot + timedelta(seconds=r.uptime_s),
-                                    time_source=TimeSource.UPTIME_BOOT)
+            try:
+                r = dataclasses.replace(r, timestamp=boot + timedelta(seconds=r.uptime_s),
+                                        time_source=TimeSource.UPTIME_BOOT)
+            except (OverflowError, ValueError):  # an uptime no clock reaches, or NaN: left
+                pass  # undated (the store's bounds do the same) instead of a dead source
         out.append(r)
     return out
 

@@ -67,7 +67,7 @@ def parse_timestamp(text: str | None) -> datetime | None:
 
 def _timestamp(row: Mapping[str, Any]) -> tuple[datetime | None, tuple[str, ...]]:
     """The row's time, and ``timestamp:unparsable`` when it has text that is not one."""
-    text = row.get("timestamp")
+    text = _text(row, "timestamp")
     when = parse_timestamp(text)
     return when, (("timestamp:unparsable",) if when is None and text else ())
 
@@ -78,8 +78,19 @@ def _int(row: Mapping[str, Any], key: str) -> int | None:
         return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # text, a BLOB, NaN or infinity
         return None
+
+
+def _text(row: Mapping[str, Any], key: str) -> str:
+    """A TEXT column as text: SQLite stores any type in any column, so a BLOB is decoded
+    (bad bytes as U+FFFD) and a number written out; NULL is empty."""
+    value = row.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
 
 
 def _layer(row: Mapping[str, Any], key: str) -> int | None:
@@ -89,8 +100,8 @@ def _layer(row: Mapping[str, Any], key: str) -> int | None:
 
 def from_mc_event_row(row: Mapping[str, Any], *, mislabelled_068: bool = False) -> MemoryErrorEvent:
     types = _TYPES_068_SHIFTED if mislabelled_068 else _TYPES
-    label = row.get("label") or None
-    detail = row.get("driver_detail") or ""
+    label = _text(row, "label") or None
+    detail = _text(row, "driver_detail")
     location = location_from_label(label).merged(location_from_pairs(detail))
     location = location.merged(
         DimmLocation(
@@ -119,7 +130,7 @@ def from_mc_event_row(row: Mapping[str, Any], *, mislabelled_068: bool = False) 
         address=to_unsigned64(_int(row, "address")),
         grain_bits=grain if grain is not None and grain >= 0 else None,
         syndrome=to_unsigned64(_int(row, "syndrome")),
-        message=row.get("err_msg") or "",
+        message=_text(row, "err_msg"),
         driver_detail=detail,
         location=location,
         raw=repr(dict(row)),
@@ -153,8 +164,8 @@ def from_memory_failure_row(row: Mapping[str, Any]) -> MemoryFailureEvent:
     timestamp, flags = _timestamp(row)
     return MemoryFailureEvent(
         pfn=int(pfn_text, 16) if pfn_text.lower().startswith("0x") else int(pfn_text),
-        page_type=row.get("page_type") or "",
-        action_result=row.get("action_result") or "",
+        page_type=_text(row, "page_type"),
+        action_result=_text(row, "action_result"),
         source=Source.RASDAEMON,
         timestamp=timestamp,
         raw=repr(dict(row)),
@@ -165,7 +176,7 @@ def from_memory_failure_row(row: Mapping[str, Any]) -> MemoryFailureEvent:
 def from_extlog_row(row: Mapping[str, Any]) -> MemoryErrorEvent:
     severity = _int(row, "severity")
     etype = _int(row, "etype")
-    fru = (row.get("fru_text") or "").strip()
+    fru = _text(row, "fru_text").strip()
     known = severity is not None and 0 <= severity < len(_CPER_SEVERITY)
     count = _int(row, "error_count")
     timestamp, flags = _timestamp(row)
