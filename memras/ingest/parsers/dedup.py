@@ -66,8 +66,16 @@ def _where(event: MemoryErrorEvent) -> tuple[object, ...]:
 def clock_bucket(record: Record, window_s: float = DEFAULT_WINDOW_S,
                  wall_s: float | None = None) -> tuple[str, int] | None:
     """``("wall", n)`` from a real wall-clock time (``wall_s``, or the record's own
-    timestamp when the caller passes none), else ``("up", n)`` from the uptime."""
-    if wall_s is None and record.timestamp is not None and (
+    timestamp when the caller passes none), else ``("up", n)`` from the uptime.
+
+    A machine check's own ``walltime`` (the kernel's TIME, set once per MCE) comes
+    first: every road copies it verbatim (trace, kmsg, rasdaemon's mce_record.walltime,
+    mcelog), while rasdaemon's timestamp is its own estimate and a guest's trace clock
+    can drift (the QEMU lab's ran ~30x slow)."""
+    mce = record.mce if type(record) is MemoryErrorEvent else None
+    if mce is not None and mce.walltime > 0:
+        wall_s = float(mce.walltime)
+    elif wall_s is None and record.timestamp is not None and (
             record.time_source is None or record.time_source.is_real):
         wall_s = record.timestamp.timestamp()
     if wall_s is not None and math.isfinite(wall_s):

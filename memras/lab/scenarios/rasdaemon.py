@@ -86,7 +86,8 @@ def _watch_beside_rasdaemon(lab: Lab, report: ScenarioReport, dimm_id: str, work
     rasdaemon's DB at once: rasdaemon's rows carry its local wall clock, the trace's
     records boot + uptime, so each CE is two reports of one error — N CEs, N rows."""
     db, log = f"{work}/beside.db", f"{work}/beside.log"
-    fresh = [ce_address(lab, dimm_id, 0x30000 + n * 0x1000) for n in range(10)]
+    # pages the first burst (0x10000 + 40 pages) did not touch
+    fresh = [ce_address(lab, dimm_id, 0x80000 + n * 0x1000) for n in range(10)]
     with report.step(f"memras watch --rasdaemon-db beside rasdaemon: {len(fresh)} CEs") as step:
         actions.start_guest_watch(lab, db, log, sources="kmsg,trace,rasdaemon",
                                   extra=f"--rasdaemon-db {RASDAEMON_DB} --no-health")
@@ -109,7 +110,18 @@ def _watch_beside_rasdaemon(lab: Lab, report: ScenarioReport, dimm_id: str, work
 
         summary = sum(t["events"] for t in json.loads(out)["totals"])
         report.facts.update(beside_rows=rows, beside_fresh_rows=mine, beside_summary=summary)
+        # rasdaemon recorded these too: the import step below compares with its total
+        report.facts["rasdaemon_rows"] = int(actions.guest_sql(
+            lab, RASDAEMON_DB, "select count(*) from mce_record")[0][0])
         step.detail = f"{mine} rows for {len(fresh)} CEs; {rows} in all, summary {summary}"
+        if mine != len(fresh):  # what each road stored, to see why they did not meet
+            detail = actions.guest_sql(
+                lab, db, "select source, time, time_source, uptime, address, "
+                "substr(identity, 1, 1) from memras_error order by address, time") + \
+                actions.guest_sql(lab, RASDAEMON_DB, "select id, timestamp, addr, tsc, walltime "
+                                  "from mce_record order by id desc limit 12")
+            report.facts["beside_detail"] = detail
+            step.detail += "\n" + "\n".join(" ".join(r) for r in detail[-40:])
         report.expect(mine == len(fresh), f"{mine} rows for {len(fresh)} CEs (want one each)")
         # the earlier burst came from rasdaemon's DB alone (memras's trace instance did
         # not exist yet): one row each as well
