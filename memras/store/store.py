@@ -48,7 +48,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memras.errors import StoreError
-from memras.records import DimmLocation, Record, Source, TimeSource
+from memras.records import DimmLocation, MemoryErrorEvent, Record, Source, TimeSource
 from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
 from memras.store.bounds import BoundsChecker, Checked
@@ -737,8 +737,12 @@ def _clock(record: Record, boot_time: datetime | None,
     if when is not None:
         if source is None:
             source = _DEFAULT_TIME_SOURCE.get(record.source, TimeSource.KERNEL)
-            if record.uptime_s is not None and record.source is not Source.RASDAEMON \
-                    and record.source is not Source.KMSG:
+            if record.source is Source.RASDAEMON:
+                pass
+            elif type(record) is MemoryErrorEvent and record.mce is not None \
+                    and record.mce.walltime > 0:
+                source = TimeSource.KERNEL  # the MCE's own TIME (parsers date by it)
+            elif record.uptime_s is not None and record.source is not Source.KMSG:
                 source = TimeSource.UPTIME_BOOT  # dated by a source from the boot time
         if when.tzinfo is not UTC:
             when = (when if when.tzinfo is not None else when.astimezone()).astimezone(UTC)
