@@ -27,13 +27,36 @@ run — the generator is not tuned to the engine):
   over up to an hour — with a CE rate per DIMM that is lognormal: median 68 CEs/year and
   mean 55x the median (Meza et al. DSN'15: mean ~55x median; ~3,751 CEs/DIMM/year on
   average, CS739's summary of Schroeder: 3,751 / 55 = 68).
+* Every fault sits in one DRAM device of its rank (Sridharan & Liberty count faults per
+  device; an x4 ECC RDIMM has DEVICES = 18 per rank), and its CEs name that device.
 * UEs: 0.3 % of DIMMs a year (Schroeder: 0.05-0.39 %/year). A share UE_WITHOUT_CE of
   them has no CE precursor (the mean of Baeg et al.'s ~60 % and Sridharan's ~17 %): a
-  UE at a random time. The rest progress from a permanent fault, with a probability
-  per mode proportional to its footprint weight (MODE_UE_WEIGHT, an assumption: bigger
-  faults put more bits of a word at risk; "SEC-DED is not enough", Sridharan SC'13),
-  scaled so the fleet meets the 0.3 %; the UE comes an exponential time after onset,
-  mean UE_AFTER_ONSET_D (assumption: Schroeder's month-scale CE->UE correlation).
+  UE at a random time, which no CE rule can catch. The rest come from a permanent fault
+  that PROGRESSES (Sridharan SC12: > 83 % of nodes with a UE first had CEs from the
+  same fault), with a probability per mode proportional to its footprint weight
+  (MODE_UE_WEIGHT, an assumption: under chipkill/SDDC the faults of large granularity
+  cause most UEs, Sridharan SC12/SC13; "SEC-DED is not enough"), scaled so the fleet
+  meets the 0.3 %; the UE comes an exponential time after onset, mean UE_AFTER_ONSET_D
+  (assumption: Schroeder's month-scale CE->UE correlation).
+* Progressing vs stable. A permanent fault that does not end in a UE is stable: a
+  steady rate and a bounded footprint (its cell, row, column, bank or banks, one
+  device) for as long as it lives. A progressing fault behaves the same until the last
+  PROGRESS_D days before its UE (the whole of its life when the UE comes sooner); over
+  that phase, at fraction s of the way through it (assumptions, all named here):
+  - its CE rate rises linearly to RATE_GROWTH times its own rate (footprint/rate
+    growth before the UE; CEs cluster in time and a month with CEs makes the next
+    13x to > 90x likelier to have CEs, Schroeder CACM'11);
+  - a share SPREAD_MAX * s of its CEs fall outside its footprint, one granularity up:
+    a cell/word fault into its row or column, a row or column fault into other rows
+    and columns of its bank, a bank fault into other banks of its rank, a multi-bank
+    fault into the other rank (footprint spreading to new rows/banks; Beigi HPCA'23:
+    > 45 % of faults are multi-bit);
+  - a share SECOND_DEVICE of those spread CEs come from a second device of the rank:
+    the bit pattern leaves the one-device coverage of chipkill/SDDC, Li et al. SC'22's
+    "risky CEs" that precede UEs.
+  The UE is in the spread footprint. PROGRESS_D, RATE_GROWTH, SPREAD_MAX and
+  SECOND_DEVICE have no published value; they were fixed before memras's new policy
+  was scored on this fleet and not changed after.
   The UE event is in the history at the failure time (as a real log has it) and the
   ticket says the same time; the DIMM is replaced then, so its history ends.
 * Runtime: a DIMM's history is cut after MAX_CE_RECORDS records (first flags of every
@@ -70,6 +93,11 @@ BURST_SPREAD_S = 3600.0
 UE_PER_DIMM_YEAR = 0.003
 UE_WITHOUT_CE = (0.60 + 0.17) / 2
 UE_AFTER_ONSET_D = 30.0
+DEVICES = 18  # x4 ECC RDIMM: 16 data + 2 check devices per rank
+PROGRESS_D = 14.0  # the progression phase: at most this long before the UE (assumption)
+RATE_GROWTH = 10.0  # the CE rate at the UE, over the fault's own rate (assumption)
+SPREAD_MAX = 0.5  # share of CEs outside the footprint at the UE (assumption)
+SECOND_DEVICE = 0.5  # share of spread CEs on a second device of the rank (assumption)
 MAX_CE_RECORDS = 2000
 DIMMS_PER_HOST = 16
 RANKS, BANK_GROUPS, BANKS, ROWS, COLUMNS = 2, 4, 4, 1 << 17, 1 << 10
@@ -96,6 +124,19 @@ class Fault:
     bank: int
     row: int
     column: int
+    device: int = 0
+    ue_s: float | None = None  # a progressing fault's UE time (None: stable)
+
+    def stage(self, t_s: float) -> float:
+        """How far into its progression phase the fault is at ``t_s`` (0 before it or
+        for a stable fault, 1 at the UE)."""
+        if self.ue_s is None:
+            return 0.0
+        start = max(self.onset_s, self.ue_s - PROGRESS_D * DAY_S)
+        return min(max((t_s - start) / max(self.ue_s - start, 1.0), 0.0), 1.0)
+
+
+Cell = tuple[int, int, int, int, int, int]  # rank, bank group, bank, row, column, device
 
 
 def ue_probability(mode: str) -> float:
@@ -120,8 +161,20 @@ def _draw_mode(rng: random.Random) -> tuple[str, bool]:
     return "single-bit", True
 
 
-def _cell(rng: random.Random, f: Fault) -> tuple[int, int, int, int, int]:
-    """(rank, bank group, bank, row, column) of one error inside the fault's footprint."""
+def _cell(rng: random.Random, f: Fault, t_s: float | None = None) -> Cell:
+    """(rank, bank group, bank, row, column, device) of one error of the fault at
+    ``t_s``: inside its footprint, or, for a progressing fault in its phase, one
+    granularity up with probability SPREAD_MAX * stage (see the module docstring)."""
+    stage = f.stage(t_s) if t_s is not None else 1.0
+    if stage > 0 and rng.random() < SPREAD_MAX * stage:
+        device = f.device
+        if rng.random() < SECOND_DEVICE:
+            device = (f.device + rng.randrange(1, DEVICES)) % DEVICES
+        return (*_spread(rng, f), device)
+    return (*_inside(rng, f), f.device)
+
+
+def _inside(rng: random.Random, f: Fault) -> tuple[int, int, int, int, int]:
     if f.mode in ("single-bit", "single-word"):
         return f.rank, f.bank_group, f.bank, f.row, f.column
     if f.mode == "single-column":
@@ -135,28 +188,52 @@ def _cell(rng: random.Random, f: Fault) -> tuple[int, int, int, int, int]:
             rng.randrange(COLUMNS))
 
 
-def _event(slot: int, cell: tuple[int, int, int, int, int], t_s: float, t0: datetime,
+def _spread(rng: random.Random, f: Fault) -> tuple[int, int, int, int, int]:
+    """One granularity up from the fault's footprint."""
+    if f.mode in ("single-bit", "single-word"):
+        if rng.random() < 0.5:  # into its row, or into its column
+            return f.rank, f.bank_group, f.bank, f.row, rng.randrange(COLUMNS)
+        return f.rank, f.bank_group, f.bank, rng.randrange(ROWS), f.column
+    if f.mode in ("single-row", "single-column", "single-bank"):
+        bank_group, bank = f.bank_group, f.bank
+        if f.mode == "single-bank":  # into another bank of the rank
+            bank_group, bank = divmod((f.bank_group * BANKS + f.bank
+                                       + rng.randrange(1, BANK_GROUPS * BANKS))
+                                      % (BANK_GROUPS * BANKS), BANKS)
+        return f.rank, bank_group, bank, rng.randrange(ROWS), rng.randrange(COLUMNS)
+    rank = 1 - f.rank if f.mode == "multi-bank" else rng.randrange(RANKS)
+    return (rank, rng.randrange(BANK_GROUPS), rng.randrange(BANKS), rng.randrange(ROWS),
+            rng.randrange(COLUMNS))
+
+
+def _event(slot: int, cell: Cell, t_s: float, t0: datetime,
            error_type: ErrorType = ErrorType.CORRECTED) -> MemoryErrorEvent:
-    rank, bg, bank, row, column = cell
+    rank, bg, bank, row, column, device = cell
     socket, channel, dimm = slot // 8, slot // 2 % 4, slot % 2
     offset = ((((rank * BANK_GROUPS + bg) * BANKS + bank) * ROWS + row) * COLUMNS + column) * 8
     return MemoryErrorEvent(
         error_type, Source.SIMULATOR, timestamp=t0 + timedelta(seconds=t_s),
         address=(slot << 35) + offset,
         location=DimmLocation(socket=socket, channel=channel, slot=dimm, rank=rank,
-                              bank_group=bg, bank=bank, row=row, column=column))
+                              bank_group=bg, bank=bank, row=row, column=column,
+                              device=device))
 
 
 def _bursts(rng: random.Random, f: Fault, end_s: float) -> list[float]:
-    """Times of a permanent fault's CEs: bursts at a lognormal rate, onset to end."""
+    """Times of a permanent fault's CEs: bursts at its lognormal rate from onset to end,
+    rising to RATE_GROWTH times that over a progressing fault's phase (thinning: bursts
+    drawn at the top rate, each kept with the rate at its time over the top rate)."""
     per_day = CE_MEDIAN_PER_YEAR / YEAR_D * math.exp(rng.gauss(0, CE_SIGMA))
-    burst_per_s = per_day / BURST_MEAN / DAY_S
+    top = RATE_GROWTH if f.ue_s is not None else 1.0
+    burst_per_s = per_day * top / BURST_MEAN / DAY_S
     times: list[float] = []
     t = f.onset_s
     while len(times) < MAX_CE_RECORDS:
         t += rng.expovariate(burst_per_s)
         if t >= end_s:
             break
+        if rng.random() * top > 1 + (RATE_GROWTH - 1) * f.stage(t):
+            continue
         size = 1 + int(math.log(1 - rng.random()) / math.log(1 - 1 / BURST_MEAN))
         times += sorted(t + rng.uniform(0, BURST_SPREAD_S) for _ in range(size))
     return [x for x in times if x < end_s][:MAX_CE_RECORDS]
@@ -201,13 +278,15 @@ def _dimm_history(rng: random.Random, slot: int, period_s: float, t0: datetime,
         mode, permanent = _draw_mode(rng)
         faults.append(Fault(mode, permanent, rng.uniform(0, period_s), rng.randrange(RANKS),
                             rng.randrange(BANK_GROUPS), rng.randrange(BANKS),
-                            rng.randrange(ROWS), rng.randrange(COLUMNS)))
+                            rng.randrange(ROWS), rng.randrange(COLUMNS),
+                            rng.randrange(DEVICES)))
         key = f"{mode} {'permanent' if permanent else 'transient'}"
         counts[key] = counts.get(key, 0) + 1
     failure: tuple[float, Fault | None] | None = None
     for f in faults:
         if f.permanent and rng.random() < ue_probability(f.mode):
             at = f.onset_s + rng.expovariate(1 / (UE_AFTER_ONSET_D * DAY_S))
+            f.ue_s = at  # it progresses towards its UE (seen only if at < period_s)
             if at < period_s and (failure is None or at < failure[0]):
                 failure = (at, f)
     no_precursor_rate = UE_PER_DIMM_YEAR * UE_WITHOUT_CE * period_s / DAY_S / YEAR_D
@@ -215,21 +294,23 @@ def _dimm_history(rng: random.Random, slot: int, period_s: float, t0: datetime,
         failure = (rng.uniform(0, period_s), None)
         counts[NO_PRECURSOR] = counts.get(NO_PRECURSOR, 0) + 1
     end_s = failure[0] if failure else period_s
-    timed: list[tuple[float, tuple[int, int, int, int, int]]] = []
+    timed: list[tuple[float, Cell]] = []
     for f in faults:
         if f.onset_s >= end_s:
             continue
         if not f.permanent:
             size = 1 if f.mode in ("single-bit", "single-word") else rng.randint(2, 5)
-            timed += [(f.onset_s + rng.uniform(0, 60), _cell(rng, f)) for _ in range(size)]
+            timed += [(f.onset_s + rng.uniform(0, 60), _cell(rng, f, f.onset_s))
+                      for _ in range(size)]
         else:
-            timed += [(t, _cell(rng, f)) for t in _bursts(rng, f, end_s)]
+            timed += [(t, _cell(rng, f, t)) for t in _bursts(rng, f, end_s)]
     timed = sorted((x for x in timed if x[0] < end_s), key=lambda x: x[0])[:MAX_CE_RECORDS]
     events = [_event(slot, cell, t, t0) for t, cell in timed]
     if failure is None:
         return events, None
     at, cause = failure
-    cell = _cell(rng, cause) if cause is not None else (0, 0, 0, rng.randrange(ROWS), 0)
+    cell = (_cell(rng, cause) if cause is not None
+            else (0, 0, 0, rng.randrange(ROWS), 0, rng.randrange(DEVICES)))
     events.append(_event(slot, cell, at, t0, ErrorType.UNCORRECTED))
     return events, (at, cause.mode if cause is not None else NO_PRECURSOR)
 
