@@ -23,12 +23,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, desc, func, or_, select
 
+from memras.alerts.alert import AlertState
+from memras.alerts.service import SqlAlertStore
+from memras.health.api import current_verdicts, verdict_history
+from memras.health.models import PageStateRow
+from memras.health.module_registry import module_history
 from memras.store.models import ErrorRow
 from memras.store.store import _stored_error
+from memras.topology.inventory import DimmInfo, dimm_inventory
+from memras.topology.naming import display_names
+from memras.workflow.models import ReplacementRow
 
 if TYPE_CHECKING:
     from memras.host import Host
-    from memras.topology.inventory import DimmInfo
     from memras.store import Store
     from memras.store.results import StoredError
 
@@ -157,12 +164,12 @@ class DimmRow:
     rate: tuple[int, ...]
     verdict: str | None  # a memras.health VerdictState value, None when never judged
     reasons: tuple[str, ...] = ()
+    name: str = ""  # as people call it: memras.topology.naming.display_names
 
 
 def verdicts_for(store: Store | None, ids: list[str]) -> dict[str, Any]:
     if store is None:
         return {}
-    from memras.health.api import current_verdicts
 
     return current_verdicts(store, ids)
 
@@ -173,6 +180,7 @@ def dimm_rows(dimms: list[DimmInfo], store: Store | None, now: datetime, *,
     if recent is None:
         recent = recent_errors(store, now) if store is not None else RecentErrors(now=now)
     verdicts = verdicts_for(store, [d.id for d in dimms])
+    shown = display_names(dimms)
     rows = []
     for d in dimms:
         v = verdicts.get(d.id)
@@ -180,7 +188,7 @@ def dimm_rows(dimms: list[DimmInfo], store: Store | None, now: datetime, *,
             id=d.id, label=d.label, location=d.location, size_bytes=d.size_bytes,
             ce=d.ce_count, ue=d.ue_count, rate=tuple(dimm_rate(d, recent)),
             verdict=str(v.state) if v is not None else None,
-            reasons=tuple(v.reasons) if v is not None else ()))
+            reasons=tuple(v.reasons) if v is not None else (), name=shown[d.id]))
     return rows
 
 
@@ -320,11 +328,6 @@ def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
     earlier: list[StoredError] = []
     earlier_pages: list[dict[str, Any]] = []
     if store is not None:
-        from memras.health.api import verdict_history
-        from memras.health.models import PageStateRow
-        from memras.health.module_registry import module_history
-        from memras.workflow.models import ReplacementRow
-
         history = verdict_history(store, dimm.id)
         verdict = history[-1] if history else None
         modules = module_history(store, dimm.id)
@@ -411,16 +414,11 @@ class Dashboard:
 
 def dashboard(host: Host, store: Store | None, now: datetime) -> Dashboard:
     """Host totals, the DIMM table and the open alerts: every read bounded or indexed."""
-    from memras.topology.inventory import dimm_inventory
-
     summary = host_summary(host)
     inventory = dimm_inventory(host) if summary.block_count else []
     alerts: list[Any] = []
     recent = None
     if store is not None:
-        from memras.alerts.alert import AlertState
-        from memras.alerts.service import SqlAlertStore
-
         alerts = SqlAlertStore(store).list(AlertState.OPEN)
         recent = recent_errors(store, now)
     return Dashboard(summary=summary, recent=recent,

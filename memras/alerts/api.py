@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from memras.alerts.alert import Alert, AlertState
+from memras.alerts.service import SqlAlertStore
+from memras.store.store import Store
 
 
 def alert_title(alert: Alert) -> str:
@@ -25,9 +27,6 @@ def open_alerts(db_url: str) -> list[dict[str, Any]]:
     Raises:
         StoreError: there is no database at ``db_url`` (it is not created).
     """
-    from memras.alerts.service import SqlAlertStore
-    from memras.store.store import Store
-
     with Store.open(db_url, create=False) as store:
         alerts = SqlAlertStore(store).list(AlertState.OPEN)
     return [{**alert.to_payload(), "title": alert_title(alert)} for alert in alerts]

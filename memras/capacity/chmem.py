@@ -388,6 +388,8 @@ def errno_of(error: str | None) -> int | None:
 def preflight(host: Host, the_plan: Plan, reserve_bytes: int) -> list[Any]:
     """Checks before changing anything: privileges, something to do, and for offline the
     MemAvailable reserve (after the expected blocks are gone it must stay >= reserve)."""
+    # lazy: workflow.preflight reads the backends' entry points (importlib.metadata),
+    # which capacity commands that plan or dry-run never need
     from memras.workflow.preflight import Check
 
     checks = [Check("privileges", host.can_write(),

@@ -38,6 +38,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
+from memras.alerts.alert import Severity
+from memras.capacity import chmem
+from memras.capacity.chmem import parse_size
+from memras.capacity.record import Recorder
 from memras.errors import UsageError
 
 if TYPE_CHECKING:
@@ -167,7 +171,6 @@ def _bounded(raw: Mapping[str, Any], key: str, bounds: tuple[float, float, float
 def _size(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    from memras.capacity.chmem import parse_size
 
     return parse_size(str(value))
 
@@ -255,8 +258,6 @@ class CapacityPolicy:
     """
 
     def __init__(self, config: PolicyConfig, recorder: Any = None, retry: Any = None) -> None:
-        from memras.capacity.record import Recorder
-
         self.config = config
         self.recorder = recorder or Recorder()
         self.retry = retry
@@ -306,9 +307,6 @@ class CapacityPolicy:
         return action
 
     def _perform(self, host: Host, action: Action, sample: Sample) -> None:
-        from memras.alerts.alert import Severity
-        from memras.capacity import chmem
-
         # move is ONLINE or OFFLINE here (tick() skips NONE): exactly chmem's two actions
         verb = cast("chmem.Action", action.move.value)
         blocks = [b for b in host.memory.all() if b.index in set(self.standby_blocks(host))]

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memras.alerts.alert import Alert, Severity
+
+if TYPE_CHECKING:
+    from memras.alerts.service import AlertService
+    from memras.store.store import Store
 
 
 @dataclass
 class Recorder:
     """Audit rows (and optional alerts) for capacity actions; inert without a store."""
 
-    store: Any = None
+    store: Store | None = None
     operator: str | None = None
-    alerts: Any = None  # an AlertService, or None for "audit only"
+    alerts: AlertService | None = None  # None: audit only
     entries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @classmethod
@@ -32,12 +36,14 @@ class Recorder:
         """Over the memras database at ``db`` (None: record in memory only)."""
         if db is None:
             return cls(operator=operator)
+        # lazy, here and below: SQLAlchemy only once there is a database to record to;
+        # `memras capacity|partition|vm` import this module also to plan and dry-run
         from memras.store import Store
 
         store = Store.open(db)
         service = None
         if alerts:
-            from memras.alerts.service import AlertService
+            from memras.alerts.service import AlertService  # lazy: SQLAlchemy (above)
 
             service = AlertService.open(store)
         return cls(store=store, operator=operator, alerts=service)
@@ -47,7 +53,7 @@ class Recorder:
         self.entries.append((action, dict(data)))
         if self.store is None:
             return
-        from memras.audit.service import Actor, AuditTrail
+        from memras.audit.service import Actor, AuditTrail  # lazy: SQLAlchemy (open)
 
         AuditTrail(self.store).append(action, data, actor=Actor.current(self.operator))
 

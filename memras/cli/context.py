@@ -56,7 +56,7 @@ class Context:
         return self._host(allow_real_writes=True)
 
     def _host(self, *, allow_real_writes: bool) -> Host:
-        from memras.host import Host
+        from memras.host import Host  # lazy: see host above
 
         self.load_simulator_if_simulated()
         return Host(self.root, allow_real_writes=allow_real_writes)
@@ -64,7 +64,7 @@ class Context:
     def load_simulator_if_simulated(self) -> None:
         """A simulated server's writes go to the simulated kernel, which registers itself
         with the host layer when imported (the host layer never imports the simulator)."""
-        from memras.host import SIM_MARKER
+        from memras.host import SIM_MARKER  # lazy: see host above
 
         if (self.root / SIM_MARKER).is_dir():
             import memras.sim  # noqa: F401  (lazy: only simulated roots need it)

@@ -10,6 +10,9 @@ from typing import TYPE_CHECKING
 from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
+from memras.evaluate import evaluate
+from memras.evaluate import history as H
+from memras.health.config import load_config
 
 if TYPE_CHECKING:
     from memras.evaluate.metrics import Evaluation, RuleScore
@@ -47,10 +50,6 @@ def _args(p: argparse.ArgumentParser) -> None:
 @command("evaluate", "how verdicts and mcelog/rasdaemon rules did on a labelled history")(
     _args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from memras.evaluate import evaluate
-    from memras.evaluate import history as H
-    from memras.health.config import load_config
-
     config = load_config(ctx.config)
     horizon_s = parse_horizon(args.horizon) if args.horizon else None
     if args.csv:

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
         with Store.open(ctx.db, create=False) as store:
             if args.dimm:
-                from memras.cli.dimm_rows import dimm_filter  # any name of one DIMM
+                # any name of one DIMM; lazy like Store: dimm_rows imports SQLAlchemy
+                from memras.cli.dimm_rows import dimm_filter
 
                 filters["dimm"] = dimm_filter(ctx, store, args.dimm)
             summary = store.summary(**filters)

@@ -29,8 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from memras.errors import UsageError
+from memras.health.api import event_from_stored
 from memras.health.keys import location_key
+from memras.ingest.sources import RasdaemonSource
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
+from memras.store import Store
+from memras.watcher.importing import check_rasdaemon_db
 
 MAX_REASONS = 20  # skipped rows whose reason is kept for the report; all are counted
 
@@ -280,9 +284,6 @@ def read_tickets_csv(path: str | Path, skipped: Skipped | None = None) -> list[T
 
 def read_rasdaemon_db(path: str | Path, host: str) -> History:
     """rasdaemon's ras-mc_event.db (read-only, through the watcher's reader)."""
-    from memras.ingest.sources import RasdaemonSource
-    from memras.watcher.importing import check_rasdaemon_db
-
     history = History()
     source = RasdaemonSource(str(check_rasdaemon_db(str(path))))
     source.start(None)
@@ -302,9 +303,6 @@ def read_rasdaemon_db(path: str | Path, host: str) -> History:
 
 def read_memras_db(url: str, host: str) -> History:
     """The memory errors a memras database holds (opened read-only, never created)."""
-    from memras.health.api import event_from_stored
-    from memras.store import Store
-
     history = History()
     memory_types = [t.value for t in ErrorType if t != ErrorType.INFO]
     with Store.open(url, create=False) as store:

@@ -16,12 +16,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from memras.health.config import Config
 from memras.health.engine import ChangeKind, HealthChange, HealthEngine
 from memras.health.keys import DimmResolver
-from memras.health.page_action import MemoryPageBook, PageOutcome
+from memras.health.module_registry import module_boundaries
+from memras.health.page_action import MemoryPageBook, PageAction, PageOutcome, StorePageBook
 from memras.health.verdict import Verdict
 from memras.health.verdict_rows import current_verdicts, verdict_history
 from memras.records import (
@@ -32,12 +33,17 @@ from memras.records import (
     Source,
     TimeSource,
 )
+from memras.store.results import MEMORY_FAILURE_TYPE, StoredError
+
+if TYPE_CHECKING:
+    from memras.host import Host
+    from memras.store.store import Store
 
 __all__ = ["ChangeKind", "HealthChange", "HealthEngine", "current_verdicts",
            "event_from_stored", "record_from_stored", "replay_verdicts", "verdict_history"]
 
 
-def event_from_stored(stored: Any) -> MemoryErrorEvent:
+def event_from_stored(stored: StoredError) -> MemoryErrorEvent:
     """A StoredError (memras.store) back into the record health judges."""
     try:
         error_type = ErrorType(stored.type)
@@ -64,7 +70,7 @@ def _time_source(value: str | None) -> TimeSource | None:
         return None
 
 
-def record_from_stored(stored: Any) -> Record:
+def record_from_stored(stored: StoredError) -> Record:
     """A StoredError back into its record: a memory_failure row (the kernel poisoned a
     page: a UE the engine counts) or a memory error."""
     if stored.rasdaemon_table != "memory_failure_event":
@@ -83,9 +89,8 @@ class _ReplayPageBook(MemoryPageBook):
     """A replay's page book: its own outcomes in RAM, and the pages the watcher really
     offlined (read from the store, never written), so their CEs count as contained."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         super().__init__()
-        from memras.health.page_action import StorePageBook
 
         self._stored = StorePageBook(store)
 
@@ -97,18 +102,15 @@ class _ReplayPageBook(MemoryPageBook):
         return stored if stored is not None and stored.done else None
 
 
-def replay_verdicts(store: Any, config: Config | None = None, at: datetime | None = None,
-                    host: Any = None, *, resolver: DimmResolver | None = None
+def replay_verdicts(store: Store, config: Config | None = None, at: datetime | None = None,
+                    host: Host | None = None, *, resolver: DimmResolver | None = None
                     ) -> tuple[dict[str, Verdict], list[HealthChange]]:
     """Recompute verdicts from stored events up to ``at``; nothing is written.
 
     ``resolver`` maps an event to its DIMM instead of the host's inventory (a page of a
     memory_failure record is only a DIMM's through the memory map)."""
-    from memras.store.results import MEMORY_FAILURE_TYPE
-
     memory_types = [t.value for t in ErrorType if t != ErrorType.INFO] + [MEMORY_FAILURE_TYPE]
     events = [record_from_stored(s) for s in store.errors(until=at, type=memory_types)]
-    from memras.health.module_registry import module_boundaries
 
     engine = HealthEngine(config, None, host, resolver=resolver,
                           page_book=_ReplayPageBook(store), record=False,
@@ -121,7 +123,5 @@ def replay_verdicts(store: Any, config: Config | None = None, at: datetime | Non
 
 def _without_page_writes(config: Config) -> Config:
     from dataclasses import replace
-
-    from memras.health.page_action import PageAction
 
     return replace(config, page_action=PageAction.ACCOUNT)

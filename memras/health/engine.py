@@ -53,8 +53,9 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from memras.errors import MemrasError
 from memras.health.buckets import BucketSet, Crossing, Scope, Severity
 from memras.health.classify import FaultClassification, _cell_of, classify_dimm
 from memras.health.config import Config
@@ -63,15 +64,19 @@ from memras.health.keys import (
     channel_key,
     dimm_id_for,
     event_time_s,
+    inventory_resolver,
     owned_by,
     scope_keys,
     time_of,
 )
+from memras.health.models import HealthVerdictRow
+from memras.health.module_registry import module_boundaries, register_modules
 from memras.health.page_action import (
     MemoryPageBook,
     PageAction,
     PageBook,
     PageOutcome,
+    StorePageBook,
     act_on_page,
 )
 from memras.health.verdict import (
@@ -94,6 +99,11 @@ from memras.records import (
     Record,
     event_evidence,
 )
+from memras.topology.inventory import DimmInfo, dimm_inventory
+
+if TYPE_CHECKING:
+    from memras.host import Host
+    from memras.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +288,8 @@ class HealthEngine:
     store; with a store they are read from its module registry.
     """
 
-    def __init__(self, config: Config | None = None, store: Any = None, host: Any = None, *,
+    def __init__(self, config: Config | None = None, store: Store | None = None,
+                 host: Host | None = None, *,
                  resolver: DimmResolver | None = None, page_book: PageBook | None = None,
                  record: bool = True,
                  boundaries: dict[str, list[datetime]] | None = None) -> None:
@@ -289,12 +300,7 @@ class HealthEngine:
         inventory = _inventory_of(host) if resolver is None or self.record else None
         self.resolver = resolver if resolver is not None else _resolver_for(host, inventory)
         if page_book is None:
-            if store is not None:
-                from memras.health.page_action import StorePageBook
-
-                page_book = StorePageBook(store)
-            else:
-                page_book = MemoryPageBook()
+            page_book = StorePageBook(store) if store is not None else MemoryPageBook()
         self.page_book = page_book
         self.buckets = BucketSet(dict(self.config.thresholds),
                                  max_per_scope=self.config.page_counters)
@@ -306,9 +312,7 @@ class HealthEngine:
         self._ue_pages: dict[int, tuple[float, bool]] = {}  # page -> (time, memory_failure?)
         self._touched: dict[str, float] = {}
         self.boundaries: dict[str, list[float]] = {}
-        if self.record:
-            from memras.health.module_registry import register_modules
-
+        if self.record and store is not None:  # record implies a store
             if inventory:
                 register_modules(store, inventory)
             for dimm_id, verdict in current_verdicts(store).items():
@@ -406,8 +410,6 @@ class HealthEngine:
     # ---- module boundaries -----------------------------------------------------------
     def _set_boundaries(self, given: dict[str, list[datetime]] | None) -> None:
         if given is None and self.store is not None:
-            from memras.health.module_registry import module_boundaries
-
             given = module_boundaries(self.store)
         self.boundaries = {k: sorted(t.timestamp() for t in v) for k, v in (given or {}).items()}
 
@@ -616,10 +618,8 @@ class HealthEngine:
                    and t - other.last_ce_s < DAY_S)
 
     def _save(self, changes: list[HealthChange]) -> None:
-        if not changes:
+        if not changes or self.store is None:
             return
-        from memras.health.models import HealthVerdictRow
-
         with self.store.session() as s:
             for c in changes:
                 s.add(HealthVerdictRow(
@@ -737,26 +737,21 @@ def _page_change(o: PageOutcome, c: Crossing) -> HealthChange:
         f"page {o.page:#x}: {o.action} -> {o.outcome}", o.to_dict(), (c.rule_id,))
 
 
-def _inventory_of(host: Any) -> list[Any] | None:
+def _inventory_of(host: Host | None) -> list[DimmInfo] | None:
     if host is None:
         return None
-    from memras.errors import MemrasError
 
     try:
-        from memras.topology.inventory import dimm_inventory
-
         return dimm_inventory(host)
-    except (ImportError, MemrasError, OSError):
-        return None  # no inventory (module or data): location keys only
+    except (MemrasError, OSError):
+        return None  # no inventory data: location keys only
 
 
-def _resolver_for(host: Any, inventory: list[Any] | None) -> DimmResolver | None:
+def _resolver_for(host: Host | None, inventory: list[DimmInfo] | None) -> DimmResolver | None:
     if host is None or inventory is None:
         return None
-    from memras.errors import MemrasError
-    from memras.health.keys import inventory_resolver
 
     try:
         return inventory_resolver(host, inventory)
-    except (ImportError, MemrasError, OSError):
+    except (MemrasError, OSError):
         return None  # no memory map: location keys only

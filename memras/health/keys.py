@@ -12,12 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from memras.errors import MemrasError
 from memras.health.buckets import Scope
 from memras.records import DimmLocation, LocatedError, MemoryErrorEvent
+from memras.topology import inventory, locate
+from memras.topology.inventory import DimmInfo
 from memras.topology.naming import UNSPECIFIC_LABELS, specific
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 DimmResolver = Callable[[MemoryErrorEvent], str | None]
 
@@ -117,15 +122,13 @@ def owned_by(scope: Scope, key: str, dimm_id: str, pages: set[str]) -> bool:
     return False
 
 
-def inventory_resolver(host: Any, dimms: list[Any] | None = None) -> DimmResolver:
+def inventory_resolver(host: Host, dimms: list[DimmInfo] | None = None) -> DimmResolver:
     """A resolver backed by :mod:`memras.topology.inventory` (label, EDAC layers, address).
 
     The inventory (unless given) and memory map are read once. An event is matched by its EDAC
     ``mc:top:mid:low`` first, then by any name the inventory knows (label, locator),
     then by its address when :func:`memras.topology.locate.locate` maps it to one DIMM.
     """
-    from memras.topology import inventory, locate
-
     if dimms is None:
         dimms = inventory.dimm_inventory(host)
     memory_map = locate.read_memory_map(host)

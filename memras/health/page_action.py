@@ -42,6 +42,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from memras.errors import KernelInterfaceError, NotPermitted
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from memras.health.models import PageStateRow
     from memras.host import Host
     from memras.store.store import Store
 
@@ -174,10 +177,12 @@ class StorePageBook:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    # The table imports below are lazy: health.config imports this module for PageAction,
+    # and `memras config` (and every config load) must not pay for SQLAlchemy.
     def get(self, page: int) -> PageOutcome | None:
         from sqlalchemy import select
 
-        from memras.health.models import PageStateRow as P
+        from memras.health.models import PageStateRow as P  # lazy: see above get
 
         with self.store.session() as s:
             row = s.scalars(select(P).where(P.page == _signed(page))
@@ -187,7 +192,7 @@ class StorePageBook:
             return _from_row(row)
 
     def put(self, outcome: PageOutcome) -> None:
-        from memras.health.models import PageStateRow
+        from memras.health.models import PageStateRow  # lazy: see above get
 
         time = outcome.time.astimezone(UTC).replace(tzinfo=None)
         with self.store.session() as s:
@@ -202,16 +207,16 @@ class StorePageBook:
     def all(self) -> list[PageOutcome]:
         from sqlalchemy import select
 
-        from memras.health.models import PageStateRow
+        from memras.health.models import PageStateRow  # lazy: see above get
 
         with self.store.session() as s:
             return [_from_row(r) for r in s.scalars(select(PageStateRow).order_by(
                 PageStateRow.time, PageStateRow.module_id))]
 
 
-def _module_id(s: Any, dimm_id: str | None, time: datetime) -> int:
+def _module_id(s: Session, dimm_id: str | None, time: datetime) -> int:
     """The registry id of the module in ``dimm_id``'s slot at ``time`` (0: unknown)."""
-    from memras.health.module_registry import history_in, module_at
+    from memras.health.module_registry import history_in, module_at  # lazy: SQLAlchemy
 
     if dimm_id is None:
         return 0
@@ -219,8 +224,9 @@ def _module_id(s: Any, dimm_id: str | None, time: datetime) -> int:
     return 0 if module is None else module.id
 
 
-def _of_removed_module(s: Any, row: Any) -> bool:
+def _of_removed_module(s: Session, row: PageStateRow) -> bool:
     """Whether ``row`` is a page state of a module no longer in its slot."""
+    # lazy, as the table imports above: SQLAlchemy
     from memras.health.models import DimmModuleRow
     from memras.health.module_registry import history_in, of_removed_module
 

@@ -10,16 +10,14 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 
 from memras.health.keys import naive_utc
 from memras.health.models import HealthVerdictRow as V
 from memras.health.verdict import Verdict, VerdictState
-
-if TYPE_CHECKING:
-    from memras.store.store import Store
+from memras.store.store import Store
 
 
 def _verdict(row: Any) -> Verdict:
@@ -31,7 +29,7 @@ def _verdict(row: Any) -> Verdict:
                    reached_at=row.reached_at.replace(tzinfo=UTC) if row.reached_at else at)
 
 
-def current_verdicts(store: Store, at: datetime | Iterable[str] | None = None
+def current_verdicts(store: Store | str | Path, at: datetime | Iterable[str] | None = None
                      ) -> dict[str, Verdict]:
     """The latest recorded verdict of each DIMM at or before ``at`` (default: now).
 
@@ -40,8 +38,6 @@ def current_verdicts(store: Store, at: datetime | Iterable[str] | None = None
     (the form ``memras dimms`` uses); ``str(verdict)`` is its state.
     """
     if isinstance(store, str | Path):
-        from memras.store import Store
-
         with Store.open(store, create=False) as opened:
             return current_verdicts(opened, at)
     only: set[str] | None = None

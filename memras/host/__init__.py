@@ -11,6 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memras.host._fs import SIM_MARKER, KernelFs
 from memras.host.acpi import AcpiMemoryDevices
@@ -20,6 +21,9 @@ from memras.host.meminfo import MemInfoReader
 from memras.host.memory_blocks import MemoryBlocks
 from memras.host.nodes import Nodes
 from memras.host.tracefs import Tracefs
+
+if TYPE_CHECKING:
+    from memras.host.smbios import Smbios
 
 __all__ = ["SIM_MARKER", "Host"]
 
@@ -37,7 +41,9 @@ class Host:
         self.tracefs = Tracefs(self.fs)
 
     @cached_property
-    def smbios(self):  # -> memras.host.smbios.Smbios
+    def smbios(self) -> Smbios:
+        # lazy: its table decoders are a quarter of this package's import time, and only
+        # commands that name DIMMs read SMBIOS (every command builds a Host)
         from memras.host.smbios import Smbios
 
         return Smbios(self.fs)

@@ -22,6 +22,7 @@ import select
 import time
 from dataclasses import dataclass, field
 
+from memras.errors import KernelInterfaceError
 from memras.host._fs import SIM_MARKER, KernelFs
 
 TRACEFS_MOUNTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -116,8 +117,6 @@ class Tracefs:
             return TraceSetup(pipe_path=str(sim_trace), enabled=list(RAS_EVENTS))
         mount = self.mount_point()
         if mount is None:
-            from memras.errors import KernelInterfaceError
-
             raise KernelInterfaceError(
                 "tracefs is not mounted",
                 hint="mount -t tracefs nodev /sys/kernel/tracing, or run without the trace source",

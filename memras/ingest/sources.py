@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from memras.host import Host
@@ -123,7 +124,8 @@ def resume_position(cursor: str | None, boot_id: str | None) -> tuple[int | None
     return None, True
 
 
-def _parsers():  # imported lazily: the parsers package is large and only the watcher needs it
+def _parsers() -> ModuleType:
+    # lazy: the parsers package is large and only reading a live source needs it
     from memras.ingest import parsers
 
     return parsers

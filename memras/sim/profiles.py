@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from memras.errors import UsageError
+from memras.host import Host
 from memras.sim import tree
 from memras.sim.spec import (
     AcpiSlotSpec,
@@ -37,7 +39,7 @@ from memras.sim.spec import (
     MiB,
     ServerSpec,
 )
-from memras.sim.state import BOOT_UPTIME_US, SimState, sim_dir, write_state
+from memras.sim.state import BOOT_UPTIME_US, SimState, read_state, sim_dir, write_state
 
 # --- building blocks -------------------------------------------------------------------
 
@@ -297,13 +299,10 @@ class SimServer:
     spec: ServerSpec
 
     def host(self):  # -> memras.host.Host
-        from memras.host import Host
 
         return Host(self.root)
 
     def state(self) -> SimState:
-        from memras.sim.state import read_state
-
         return read_state(self.root)
 
 
@@ -312,8 +311,6 @@ def create(name: str, root: str | Path) -> SimServer:
     try:
         builder = PROFILES[name]
     except KeyError:
-        from memras.errors import UsageError
-
         raise UsageError(f"unknown simulator profile {name!r}",
                          hint=f"choose one of {', '.join(PROFILES)}") from None
     return write_server(builder(), root)
@@ -322,8 +319,6 @@ def create(name: str, root: str | Path) -> SimServer:
 def write_server(spec: ServerSpec, root: str | Path) -> SimServer:
     root = Path(root)
     if sim_dir(root).exists():
-        from memras.errors import UsageError
-
         raise UsageError(f"{root} already holds a simulated server",
                          hint="use an empty directory")
     _write_skeleton(root, spec)

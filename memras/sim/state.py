@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memras.errors import UsageError
 from memras.host._fs import SIM_MARKER
 from memras.sim.spec import ServerSpec, spec_from_json, spec_to_json
 
@@ -101,8 +102,6 @@ def read_state(root: str | Path) -> SimState:
     try:
         return SimState.from_json(json.loads(path.read_text()))
     except FileNotFoundError:
-        from memras.errors import UsageError
-
         raise UsageError(f"{root} is not a simulated server (no {SIM_MARKER}/{STATE_FILE})",
                          hint="create one with memras.sim.create(profile, root)") from None
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from memras.sim.smbios_build import Type17, Type19, Type20, build_smbios
 from memras.sim.spec import FOUR_GIB, PAGE_SIZE, ServerSpec
 from memras.sim.state import SimState
 
@@ -261,8 +262,6 @@ def write_dmi(root: Path, spec: ServerSpec) -> None:
     workflow's verify step can read the new module's serial. (Platforms that do not
     are covered by verify's "serial unchanged" path and the backend's serial.)
     """
-    from memras.sim.smbios_build import Type17, Type19, Type20, build_smbios
-
     ident = root / "sys/class/dmi/id"
     ident.mkdir(parents=True, exist_ok=True)
     for name, value in spec.dmi.items():

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memras.errors import KernelInterfaceError
 from memras.host.memory_blocks import MEMORY_DIR, MemoryBlock, MemoryBlocks
 
 COLUMNS = ("RANGE", "SIZE", "STATE", "REMOVABLE", "BLOCK", "NODE", "ZONES")
@@ -60,8 +61,6 @@ class LsmemRow:
 
 def read_view(memory: MemoryBlocks) -> LsmemView:
     """Read the blocks the way lsmem does (raises KernelInterfaceError if absent)."""
-    from memras.errors import KernelInterfaceError
-
     if not memory.present:
         raise KernelInterfaceError(
             f"{MEMORY_DIR}/block_size_bytes is missing: this system does not support "

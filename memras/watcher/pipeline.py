@@ -16,9 +16,18 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from memras.alerts.alert import Alert
+from memras.alerts.service import AlertService, load_alerts_config
+from memras.health.api import HealthEngine
+from memras.health.config import load_config
+from memras.health.dimm_names import attribute_errors
 from memras.records import Record
+
+if TYPE_CHECKING:
+    from memras.host import Host
+    from memras.store.store import Store
 
 log = logging.getLogger("memras.watcher.pipeline")
 
@@ -26,11 +35,7 @@ ALERT_QUEUE_MAX = 10_000  # alerts waiting for delivery; beyond it they are coun
 
 
 class Pipeline:
-    def __init__(self, store: Any, host: Any, *, config_path: str | None = None) -> None:
-        from memras.alerts.service import AlertService, load_alerts_config
-        from memras.health.api import HealthEngine
-        from memras.health.config import load_config
-
+    def __init__(self, store: Store, host: Host, *, config_path: str | None = None) -> None:
         self.engine = HealthEngine(load_config(config_path), store, host)
         self.store = store
         # memras_error rows up to this id have a DIMM, or none could be found; 0 at
@@ -38,19 +43,20 @@ class Pipeline:
         self.attributed_to = 0
         self.alerts = AlertService.open(store, load_alerts_config(config_path))
         self.changes = 0
+        self.on_change: Callable[[Any], object] | None = None  # e.g. the journal's EventLog
         self.alerts_dropped = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=ALERT_QUEUE_MAX)
         self._thread = threading.Thread(target=self._deliver, name="memras-alerts", daemon=True)
         self._thread.start()
 
     def after_store(self, records: list[Record]) -> None:
-        from memras.health.dimm_names import attribute_errors
-
         # each stored row gets the DIMM id the engine judges it under (memras_error.dimm_id)
         self.attributed_to = attribute_errors(self.store, self.engine.resolver,
                                               self.attributed_to)
         for change in self.engine.process(records):
             self.changes += 1
+            if self.on_change is not None:
+                self.on_change(change)
             self._enqueue(("change", change))
 
     def on_gap(self, gap: Any) -> None:
@@ -63,8 +69,6 @@ class Pipeline:
             self.alerts_dropped += 1  # they are in the store; the TUI and `alerts list` show them
 
     def _deliver(self) -> None:
-        from memras.alerts.alert import Alert
-
         while True:
             item = self._queue.get()
             if item is None:
@@ -88,7 +92,7 @@ class Pipeline:
         self.alerts.close()
 
 
-def after_store_hook(ctx: Any, store: Any) -> Pipeline:
+def after_store_hook(ctx: Any, store: Store) -> Pipeline:
     """The pipeline for ``memras watch`` (page actions need a host allowed to write)."""
     return Pipeline(store, ctx.writable_host(), config_path=ctx.config)
 

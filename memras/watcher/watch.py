@@ -21,6 +21,12 @@ or skips that record and counts it, and the cursor moves past it either way, so 
 restart does not die on the same line again; SIGTERM sets the stop event, the
 sources finish their current poll, the queue is drained and the last batch is
 stored before :meth:`Watcher.run` returns.
+
+Under systemd (:mod:`memras.watcher.notify`) the writer loop says READY=1 once every
+source has started and WATCHDOG=1 every half watchdog interval, so a writer stuck
+in the store or a hook is restarted; a reload (SIGHUP: :meth:`Watcher.request_reload`)
+runs ``on_reload`` between two batches on the writer thread, the only one that touches
+the pipeline, and a reload that fails keeps the running configuration.
 """
 
 from __future__ import annotations
@@ -31,9 +37,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from memras.ingest.sources import EdacCounterSource, KmsgSource, LiveSource, SourceBatch
 from memras.records import Record
+from memras.watcher.journal import EventLog
+from memras.watcher.notify import SdNotify
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
 
 log = logging.getLogger("memras.watcher.watch")
 
@@ -93,13 +105,16 @@ class WatchStats:
 class Watcher:
     def __init__(
         self,
-        store,
+        store: Store,
         sources: Sequence[LiveSource],
         *,
         on_stored: OnStored | None = None,
         on_gap: OnGap | None = None,
         flush_interval_s: float = FLUSH_INTERVAL_S,
         periodic: Sequence[Periodic] = (),
+        notify: SdNotify | None = None,
+        on_reload: Callable[[], object] | None = None,
+        event_log: EventLog | None = None,
     ) -> None:
         self.store = store
         self.sources = list(sources)
@@ -110,12 +125,26 @@ class Watcher:
         self.stats = WatchStats()
         self._queue: queue.Queue[SourceBatch | None] = queue.Queue(maxsize=QUEUE_BATCHES)
         self._edac = [s for s in self.sources if isinstance(s, EdacCounterSource)]
+        self.notify = notify or SdNotify(None)
+        self.on_reload = on_reload
+        self.event_log = event_log
+        self.reloads = 0
+        # set from a signal handler: a plain attribute (an Event's lock could be held by
+        # the very thread the handler interrupts)
+        self._reload_requested = False
+        self._started = {s.name: threading.Event() for s in self.sources}
+        self._ready = False
+
+    def request_reload(self) -> None:
+        """Run ``on_reload`` at the writer's next turn (safe to call from a signal handler)."""
+        self._reload_requested = True
 
     # --- source side ---------------------------------------------------------------
     def _pump(self, source: LiveSource, stop: threading.Event, once: bool) -> None:
         stats = self.stats.for_source(source.name)
         try:
             source.start(self.store.get_cursor(source.name))
+            self._started[source.name].set()
             while not stop.is_set():
                 batch = source.poll(0.0 if once else POLL_TIMEOUT_S)
                 if batch:
@@ -129,6 +158,7 @@ class Watcher:
             stats.last_error = f"{type(exc).__name__}: {exc}"
             log.error("source %s stopped: %s", source.name, stats.last_error)
         finally:
+            self._started[source.name].set()  # started or failed: not waited for any more
             source.stop()
             self._queue.put(None)  # "this source is done"
 
@@ -160,9 +190,34 @@ class Watcher:
             if pending:
                 self._store(pending)
             self._run_periodic()
+            self._service(stop)
+        self.notify.stopping()
         for t in threads:
             t.join(timeout=5)
         return self.stats
+
+    def _service(self, stop: threading.Event) -> None:
+        """The service manager's side: readiness, the watchdog keep-alive, a reload."""
+        if not self._ready and all(e.is_set() for e in self._started.values()):
+            self._ready = True
+            self.notify.ready(f"reading {', '.join(s.name for s in self.sources)}")
+        self.notify.watchdog()
+        if self._reload_requested and not stop.is_set():
+            self._reload_requested = False
+            self._reload()
+
+    def _reload(self) -> None:
+        self.notify.reloading()
+        try:
+            if self.on_reload is not None:
+                self.on_reload()
+            self.reloads += 1
+            log.info("configuration reloaded")
+        except Exception as exc:  # a bad new config must not stop the running watcher
+            self.stats.hook_errors += 1
+            log.error("reload failed, the running configuration stays: %s: %s",
+                      type(exc).__name__, exc)
+        self.notify.ready(f"reloaded ({self.reloads} times)")
 
     def _run_periodic(self) -> None:
         for task in self.periodic:
@@ -230,6 +285,8 @@ class Watcher:
         try:
             for edac in self._edac:
                 edac.observe(stored)
+            if self.event_log is not None:
+                self.event_log.records(stored)
             if stored and self.on_stored is not None:
                 self.on_stored(stored)
         except Exception as exc:  # health/alert failures are counted, never fatal

@@ -25,6 +25,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from memras.alerts.alert import Alert, AlertState
+from memras.alerts.service import AlertService, SqlAlertStore
 
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
@@ -64,8 +65,6 @@ class AlertsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="alerts-load")
     def load(self) -> None:
-        from memras.alerts.service import SqlAlertStore
-
         try:
             store = self.app.open_store()
             state = None if self.filter == "all" else AlertState(self.filter)
@@ -78,8 +77,6 @@ class AlertsScreen(Screen[None]):
     @work(thread=True, exclusive=False, exit_on_error=False, group="alerts-change")
     def change(self, action: str, alert_id: int, note: str = "") -> None:
         """``action`` is ack or resolve: one AlertService call, as ``memras alerts`` makes."""
-        from memras.alerts.service import AlertService
-
         warnings = io.StringIO()
         try:
             if (store := self.app.open_store()) is None:

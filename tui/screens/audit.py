@@ -23,11 +23,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from memras import views
+from memras.audit.service import AuditEntry, AuditTrail
 
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
 
-    from memras.audit.service import AuditEntry, AuditTrail
 
 
 class AuditScreen(Screen[None]):
@@ -60,8 +60,6 @@ class AuditScreen(Screen[None]):
         self.load()
 
     def _trail(self) -> AuditTrail:
-        from memras.audit.service import AuditTrail
-
         store = self.app.open_store()
         if store is None:
             raise RuntimeError(self.app.store_note or "no database")
