@@ -31,6 +31,7 @@ from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.store import Store
+from memras.topology.inventory import resolve_dimm
 
 STATES = ("open", "acked", "resolved", "all")
 
@@ -125,8 +126,6 @@ def _ids(args: argparse.Namespace) -> list[int]:
 def _dimm_alerts(ctx: Context, service: AlertService, name: str) -> list[Alert]:
     """The unresolved alerts of the DIMM ``name`` (resolved as every command does); a
     name this host does not show (a module since removed) is matched as stored."""
-    from memras.topology.inventory import resolve_dimm  # reads the host: only for --dimm
-
     try:
         dimm = resolve_dimm(ctx.host, name)
     except UsageError:

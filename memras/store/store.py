@@ -82,20 +82,22 @@ KeyFn = Callable[[Record], tuple]  # record -> its dedup key
 KeysFn = Callable[[Record], tuple[tuple, tuple | None]]  # -> (key, previous bucket's key)
 
 
+# The parsers own the dedup key's meaning. Their package is imported lazily, here and in
+# _reporter_code: readers of the store (status, dimms, summary, the TUI) never load it.
 def _default_keys_fn() -> KeysFn:
-    from memras.ingest.parsers.dedup import dedup_keys  # the parsers own the key's meaning
+    from memras.ingest.parsers.dedup import dedup_keys  # lazy: see above
 
     return dedup_keys
 
 
 def _default_parts_fn() -> Callable[..., tuple[str, int] | None]:
-    from memras.ingest.parsers.dedup import dedup_key_parts
+    from memras.ingest.parsers.dedup import dedup_key_parts  # lazy: see _default_keys_fn
 
     return dedup_key_parts
 
 
 def _default_generic_fn() -> Callable[..., tuple]:
-    from memras.ingest.parsers.dedup import dedup_key
+    from memras.ingest.parsers.dedup import dedup_key  # lazy: see _default_keys_fn
 
     return dedup_key
 

@@ -33,6 +33,11 @@ from typing import IO
 
 from memras.errors import StoreError, UsageError
 from memras.ingest.clock import ImportClock, following, import_clock
+from memras.ingest.parsers._common import ParserStats
+from memras.ingest.parsers.ftrace import parse_trace_line, split_trace_line
+from memras.ingest.parsers.kernel_log import KernelLogParser
+from memras.ingest.parsers.mcelog import parse_mcelog
+from memras.ingest.sources import RasdaemonSource
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
 from memras.store.results import AddResult, add_counts
 from memras.store.store import Store
@@ -181,8 +186,6 @@ def _kernel_lines(batcher: _Batcher, lines: Iterable[str]) -> Iterator[str]:
 # ---- one importer per kind ----------------------------------------------------------------
 
 def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
-    from memras.ingest.parsers.ftrace import parse_trace_line, split_trace_line
-
     memory_events = {"mc_event", "mce_record", "memory_failure_event", "extlog_mem_event"}
     for line in _kernel_lines(batcher, lines):
         if not line.strip():
@@ -196,8 +199,6 @@ def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
 
 
 def import_dmesg(batcher: _Batcher, lines: Iterable[str]) -> None:
-    from memras.ingest.parsers.kernel_log import KernelLogParser
-
     parser = KernelLogParser()
     for line in _kernel_lines(batcher, lines):
         for record in parser.feed(line) or ():
@@ -208,9 +209,6 @@ def import_dmesg(batcher: _Batcher, lines: Iterable[str]) -> None:
 
 
 def import_mcelog(batcher: _Batcher, lines: Iterable[str]) -> None:
-    from memras.ingest.parsers._common import ParserStats
-    from memras.ingest.parsers.mcelog import parse_mcelog
-
     stats = ParserStats()
     text = "\n".join(_kernel_lines(batcher, lines))
     for record in parse_mcelog(text, stats=stats):
@@ -254,8 +252,6 @@ def check_rasdaemon_db(path: str) -> Path:
 def import_rasdaemon(store: Store, path: str, report: ImportReport,
                      progress: Progress | None = None,
                      on_stored: OnStored | None = None) -> None:
-    from memras.ingest.sources import RasdaemonSource
-
     p = check_rasdaemon_db(path)
     cursor_name = f"import:rasdaemon:{os.path.realpath(p)}"
     source = RasdaemonSource(str(p))
