@@ -1,4 +1,12 @@
-"""``memras watch``: the watcher daemon (``--once``: drain the sources and exit)."""
+"""``memras watch``: the watcher daemon (``--once``: drain the sources and exit).
+
+As a service (contrib/systemd/memras-watch.service): READY=1 and WATCHDOG=1 through
+$NOTIFY_SOCKET (:mod:`memras.watcher.notify`); SIGHUP re-reads the config file (health
+thresholds, alert hooks, the capacity policy) and swaps the pipeline between two
+batches, keeping the old one when the new file is invalid; one journal line per stored
+error and health change (:mod:`memras.watcher.journal`), on by default when stderr is
+the journal. The sources and the command-line options stay as started.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +30,10 @@ from memras.ingest.sources import (
     TraceSource,
 )
 from memras.store import Store
+from memras.watcher import journal
+from memras.watcher.notify import SdNotify
 from memras.watcher.pipeline import Pipeline, after_store_hook
-from memras.watcher.watch import Periodic, Watcher
+from memras.watcher.watch import Periodic, Watcher, WatchStats
 
 ALL_SOURCES = ("kmsg", "trace", "edac", "rasdaemon")
 DEFAULT_SOURCES = ("kmsg", "trace", "edac")
@@ -39,6 +49,9 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="EDAC counter poll interval (default %(default)s)")
     p.add_argument("--no-health", action="store_true",
                    help="store events only; do not compute verdicts or fire alerts")
+    p.add_argument("--log-events", action=argparse.BooleanOptionalAction, default=None,
+                   help="log one MEMRAS_EVENT=… line per stored error and health change "
+                        "on stderr (default: on when stderr is the systemd journal)")
 
 
 def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
@@ -96,24 +109,64 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     sources = build_sources(ctx, names, args, store)
     if not sources:
         raise UsageError("no source is available on this host", hint="see --sources")
-    pipeline = None
-    if not args.no_health:
-        pipeline = after_store_hook(ctx, store)
-    watcher = Watcher(store, sources,
-                      on_stored=pipeline.after_store if pipeline else None,
-                      on_gap=pipeline.on_gap if pipeline else None,
-                      periodic=capacity_tasks(ctx, store, pipeline))
+    on_journal = journal.stderr_is_journal(stream=ctx.err)
+    log_events = on_journal if args.log_events is None else args.log_events
+    with journal.logging_to(ctx.err, journal=on_journal, events=log_events):
+        stats = _serve(args, ctx, store, sources, log_events)
+    return _report(ctx, stats)
+
+
+def _serve(args: argparse.Namespace, ctx: Context, store: Store, sources: list[LiveSource],
+           log_events: bool) -> WatchStats:
+    """Run the watcher until SIGTERM/SIGINT (or drained, with --once), reloading on SIGHUP."""
+    events = journal.EventLog() if log_events else None
+    watcher = Watcher(store, sources, notify=SdNotify.from_env(), event_log=events)
+    pipeline = _install_pipeline(args, ctx, store, watcher)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if not args.once:
+        signal.signal(signal.SIGHUP, lambda *_: watcher.request_reload())
+
+        def reload() -> None:
+            nonlocal pipeline
+            old, pipeline = pipeline, _install_pipeline(args, ctx, store, watcher)
+            if old is not None:
+                old.close()  # its queued alerts are delivered first
+
+        watcher.on_reload = reload
     if not args.once and not ctx.json:
         ctx.print(f"memras watch: sources {', '.join(s.name for s in sources)}; "
                   f"database {ctx.db}; Ctrl-C or SIGTERM to stop")
     try:
-        stats = watcher.run(stop, once=args.once)
+        return watcher.run(stop, once=args.once)
     finally:
         if pipeline is not None:
             pipeline.close()
+
+
+def _install_pipeline(args: argparse.Namespace, ctx: Context, store: Store,
+                      watcher: Watcher) -> Pipeline | None:
+    """Health, alerts and capacity from the config file, wired into ``watcher``: at start
+    and on each reload (an invalid file raises here, before anything is swapped)."""
+    pipeline = None if args.no_health else after_store_hook(ctx, store)
+    try:
+        periodic = capacity_tasks(ctx, store, pipeline)
+    except Exception:
+        if pipeline is not None:
+            pipeline.close()
+        raise
+    watcher.on_stored = pipeline.after_store if pipeline else None
+    watcher.on_gap = pipeline.on_gap if pipeline else None
+    watcher.periodic = periodic
+    if watcher.event_log is not None:
+        watcher.event_log.resolver = pipeline.engine.resolver if pipeline else None
+        if pipeline is not None:
+            pipeline.on_change = watcher.event_log.change
+    return pipeline
+
+
+def _report(ctx: Context, stats: WatchStats) -> int:
     if ctx.json:
         ctx.emit_json(stats.as_dict())
     else:
