@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from tests.corpus.hostile import Pipeline, hostile_line, hostile_text, rasdaemon_rows
 
 
-
 def ci(examples: int) -> settings:
     """Deadline-free (the machine is shared), derandomized (a failure reproduces)."""
     return settings(max_examples=examples, deadline=None, derandomize=True, database=None,

@@ -335,3 +335,20 @@ def test_rasdaemon_import_flags_what_it_cannot_take_as_given(tmp_path) -> None:
     assert by_address[0x5000].type == "Info"
     assert by_address[0x2000].time_source == "import"  # dated at import, and says so
     assert by_address[0x7000].label == "A\ufffd1"
+
+
+def test_watcher_stores_rasdaemon_rows_with_impossible_counts_flagged(tmp_path) -> None:
+    """Negative and 2^63-1 counts, an unknown type and bytes that are not UTF-8 arrive
+    through the live RasdaemonSource too: stored flagged, and its cursor moves on."""
+    from memras.ingest.sources import RasdaemonSource
+
+    source = _ras_db(tmp_path / "ras-mc_event.db")
+    with Store.open(tmp_path / "m.db") as store:
+        stats = Watcher(store, [RasdaemonSource(str(source))],
+                        flush_interval_s=0.0).run(once=True)
+        ras = stats.sources["rasdaemon"]
+        assert (ras.errors, ras.inserted, ras.skipped) == (0, len(RAS_ROWS), 0)
+        assert ras.flagged == sum(1 for r in RAS_ROWS if r[5] is not None)
+        assert json.loads(store.get_cursor("rasdaemon") or "{}") == {"mc_event": len(RAS_ROWS)}
+        flags = sorted(e.flags or "" for e in store.errors())
+    assert flags == sorted(r[5] or "" for r in RAS_ROWS)
