@@ -76,26 +76,42 @@ def _run(pipeline: Pipeline, road: str, examples: int, seed: int) -> None:
     with_seed(seed)(road_examples)()
 
 
-def run(examples: int, seed: int) -> dict[str, Any]:
+def _road(road: str, examples: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One road's examples in a store of its own: (its row of the table, its totals)."""
     pipeline = Pipeline(read_back_every=50)
-    per_road: dict[str, dict[str, Any]] = {}
-    started = time.perf_counter()
+    t0 = time.perf_counter()
     try:
-        for road, share in SHARES.items():
-            n = max(1, round(examples * share))
-            before = asdict(pipeline.totals)
-            t0 = time.perf_counter()
-            _run(pipeline, road, n, seed)
-            after = asdict(pipeline.totals)
-            per_road[road] = {k: after[k] - before[k] for k in
-                              ("examples", "inserted", "flagged", "skipped", "duplicates",
-                               "health_changes")}
-            per_road[road]["seconds"] = round(time.perf_counter() - t0, 1)
-            print(f"{road}: {per_road[road]}", file=sys.stderr, flush=True)
+        _run(pipeline, road, examples, seed)
     finally:
         pipeline.close()
     totals = asdict(pipeline.totals)
-    return {"examples": totals["examples"], "seed": seed, "failures": 0,
+    row = {k: totals[k] for k in ("examples", "inserted", "flagged", "skipped",
+                                  "duplicates", "health_changes")}
+    row["seconds"] = round(time.perf_counter() - t0, 1)
+    print(f"{road}: {row}", file=sys.stderr, flush=True)
+    return row, totals
+
+
+def run(examples: int, seed: int, jobs: int = 1) -> dict[str, Any]:
+    """Every road, ``jobs`` at a time (each its own process and store)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    started = time.perf_counter()
+    work = {road: max(1, round(examples * share)) for road, share in SHARES.items()}
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = {road: pool.submit(_road, road, n, seed) for road, n in work.items()}
+        done = {road: f.result() for road, f in futures.items()}
+    per_road = {road: row for road, (row, _) in done.items()}
+    totals: dict[str, Any] = {}
+    for _, road_totals in done.values():
+        for key, value in road_totals.items():
+            if isinstance(value, dict):
+                merged = totals.setdefault(key, {})
+                for reason, n in value.items():
+                    merged[reason] = merged.get(reason, 0) + n
+            else:
+                totals[key] = totals.get(key, 0) + value
+    return {"examples": totals["examples"], "seed": seed, "failures": 0, "jobs": jobs,
             "seconds": round(time.perf_counter() - started, 1),
             "load_average": [round(x, 1) for x in os.getloadavg()],
             "per_road": per_road, "totals": totals}
@@ -114,8 +130,9 @@ def markdown(result: dict[str, Any]) -> str:
         for road, r in result["per_road"].items())
     return f"""## Fuzz
 
-`bench/fuzz_pipeline.py --examples {result['examples']:,}` (seed {result['seed']}; load
-average {result['load_average']} at the end, 2-core machine shared with other jobs):
+`bench/fuzz_pipeline.py --examples {result['examples']:,} --jobs {result['jobs']}` (seed
+{result['seed']}; load average {result['load_average']} at the end, 2-core machine shared
+with other jobs):
 {result['examples']:,} Hypothesis examples through parser -> store -> health and the live
 watcher, **{result['failures']} failures** in {result['seconds']:,} s. Each example is one
 capture of real corpus lines mutated (a number swapped for 2^64, 2^63, a negative or 40
@@ -156,10 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--examples", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=20261206)
+    p.add_argument("--jobs", type=int, default=2, help="roads run at once (processes)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--write-docs", type=Path, metavar="PERFORMANCE_MD")
     args = p.parse_args(argv)
-    result = run(args.examples, args.seed)
+    result = run(args.examples, args.seed, args.jobs)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
