@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "audit": "memras.cli.audit",
     "blocks": "memras.cli.blocks",
     "capacity": "memras.cli.capacity",
+    "completion": "memras.cli.completion",
     "config": "memras.cli.config",
     "demo": "memras.cli.demo",
     "dimms": "memras.cli.dimms",
