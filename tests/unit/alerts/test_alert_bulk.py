@@ -44,6 +44,13 @@ def service(db: Path) -> Iterator[AlertService]:
         yield AlertService.open(store)
 
 
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A simulated demo server, for --dimm names."""
+    profiles.create("demo", tmp_path / "root")
+    return tmp_path / "root"
+
+
 def raise_on(service: AlertService, dimm_id: str, kind: str = "threshold-crossed",
              label: str | None = None) -> int:
     change = Change(dimm_id=dimm_id, kind=kind,
@@ -129,10 +136,8 @@ def test_cli_needs_ids_or_dimm_and_not_both(db: Path, service: AlertService,
 
 
 def test_cli_dimm_names_a_module_as_every_command_does(
-        tmp_path: Path, service: AlertService, db: Path,
+        root: Path, service: AlertService, db: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    root = tmp_path / "root"
-    profiles.create("demo", root)
     mine = [raise_on(service, "mc0/dimm2"), raise_on(service, "mc0/dimm2", kind="ue")]
     other = raise_on(service, "mc1/dimm0")
     code, out, _ = _cli(capsys, "alerts", "ack", "--dimm", "P1-DIMMB1", "--note", "swap",
@@ -149,10 +154,8 @@ def test_cli_dimm_names_a_module_as_every_command_does(
 
 
 def test_cli_dimm_finds_a_module_this_host_no_longer_shows_by_its_stored_label(
-        tmp_path: Path, service: AlertService, db: Path,
+        root: Path, service: AlertService, db: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    root = tmp_path / "root"
-    profiles.create("demo", root)
     gone = raise_on(service, "mc9/dimm9", label="GONE_DIMM")
     code, out, _ = _cli(capsys, "alerts", "resolve", "--dimm", "GONE_DIMM", "--root", str(root),
                         "--db", str(db), "--json")

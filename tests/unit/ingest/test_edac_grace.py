@@ -44,11 +44,18 @@ def poll_at(src: EdacCounterSource, clock: Clock, at: float) -> list[tuple[int, 
     return [(g.count, g.error_type) for g in src.poll(0.0).gaps]
 
 
-def test_events_stored_after_the_counter_poll_within_grace_are_no_gap(tmp_path):
+def watched(root: Path, ce: int = 0, grace_s: float = 30.0
+            ) -> tuple[Clock, EdacCounterSource]:
+    """A source that took its baseline (``ce`` counted) at t=1000."""
     clock = Clock()
-    make_edac_tree(tmp_path, ce=0)
-    src = source(tmp_path, clock)
+    make_edac_tree(root, ce=ce)
+    src = source(root, clock, grace_s=grace_s)
     poll_at(src, clock, 1000)
+    return clock, src
+
+
+def test_events_stored_after_the_counter_poll_within_grace_are_no_gap(tmp_path):
+    clock, src = watched(tmp_path)
     make_edac_tree(tmp_path, ce=1)
     assert poll_at(src, clock, 1005) == []  # counted; its event is still on its way
     assert poll_at(src, clock, 1010) == []  # two polls, but within the grace period
@@ -58,10 +65,7 @@ def test_events_stored_after_the_counter_poll_within_grace_are_no_gap(tmp_path):
 
 
 def test_a_count_no_event_explains_within_grace_is_a_gap_once(tmp_path):
-    clock = Clock()
-    make_edac_tree(tmp_path, ce=0)
-    src = source(tmp_path, clock)
-    poll_at(src, clock, 1000)
+    clock, src = watched(tmp_path)
     make_edac_tree(tmp_path, ce=1)
     assert poll_at(src, clock, 1005) == []
     assert poll_at(src, clock, 1034) == []  # 29 s: still waiting
@@ -72,10 +76,7 @@ def test_a_count_no_event_explains_within_grace_is_a_gap_once(tmp_path):
 
 
 def test_a_short_grace_still_waits_for_a_second_poll(tmp_path):
-    clock = Clock()
-    make_edac_tree(tmp_path, ce=0)
-    src = source(tmp_path, clock, grace_s=1)
-    poll_at(src, clock, 1000)
+    clock, src = watched(tmp_path, grace_s=1)
     make_edac_tree(tmp_path, ce=2)
     assert poll_at(src, clock, 1060) == []  # first read: older than grace, one poll only
     assert poll_at(src, clock, 1065) == [(2, "Corrected")]
@@ -84,10 +85,7 @@ def test_a_short_grace_still_waits_for_a_second_poll(tmp_path):
 def test_a_steady_stream_whose_events_trail_the_counter_raises_no_gap(tmp_path):
     """Each poll sees one more count than the events stored so far: a running deficit
     never reaches zero, yet every count is explained within seconds."""
-    clock = Clock()
-    make_edac_tree(tmp_path, ce=0)
-    src = source(tmp_path, clock)
-    poll_at(src, clock, 1000)
+    clock, src = watched(tmp_path)
     for n in range(1, 40):
         make_edac_tree(tmp_path, ce=n)
         assert poll_at(src, clock, 1000 + 5 * n) == []
@@ -96,10 +94,7 @@ def test_a_steady_stream_whose_events_trail_the_counter_raises_no_gap(tmp_path):
 
 
 def test_an_event_stored_before_the_poll_that_reads_its_count_explains_it(tmp_path):
-    clock = Clock()
-    make_edac_tree(tmp_path, ce=3)
-    src = source(tmp_path, clock)
-    poll_at(src, clock, 1000)
+    clock, src = watched(tmp_path, ce=3)
     clock.now = 1002
     src.observe([event_on_dimm0(2)])
     make_edac_tree(tmp_path, ce=5)
@@ -107,10 +102,7 @@ def test_an_event_stored_before_the_poll_that_reads_its_count_explains_it(tmp_pa
 
 
 def test_events_the_counter_never_counted_expire_and_hide_no_later_gap(tmp_path):
-    clock = Clock()
-    make_edac_tree(tmp_path, ce=0)
-    src = source(tmp_path, clock)
-    poll_at(src, clock, 1000)
+    clock, src = watched(tmp_path)
     src.observe([event_on_dimm0(5)])  # e.g. an imported history: never counted here
     poll_at(src, clock, 1005)
     poll_at(src, clock, 1040)  # the unclaimed events are dropped
@@ -120,10 +112,7 @@ def test_events_the_counter_never_counted_expire_and_hide_no_later_gap(tmp_path)
 
 
 def test_a_restart_waits_again_for_counts_that_were_pending(tmp_path):
-    clock = Clock()
-    make_edac_tree(tmp_path, ce=4)
-    src = source(tmp_path, clock)
-    poll_at(src, clock, 1000)
+    clock, src = watched(tmp_path, ce=4)
     make_edac_tree(tmp_path, ce=6)
     clock.now = 1005
     src._next_poll = 0.0
