@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from memras.errors import UsageError
-from memras.health.api import event_from_stored
+from memras.health.api import record_from_stored
 from memras.health.keys import location_key
 from memras.ingest.sources import RasdaemonSource
-from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
-from memras.store import Store
+from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, MemoryFailureEvent, Source
+from memras.store import MEMORY_FAILURE_TYPE, Store
 from memras.watcher.importing import check_rasdaemon_db
 
 MAX_REASONS = 20  # skipped rows whose reason is kept for the report; all are counted
@@ -75,6 +75,9 @@ ERROR_TYPES: dict[str, ErrorType] = {
 }
 
 
+HistoryRecord = MemoryErrorEvent | MemoryFailureEvent
+
+
 class BadRow(ValueError):
     """One row that cannot be read; its message is the reason, in one line."""
 
@@ -103,10 +106,11 @@ class Skipped:
 class History:
     """Memory error events per host, and what was skipped reading them."""
 
-    events: dict[str, list[MemoryErrorEvent]] = field(default_factory=dict)
+    # memory errors, and the kernel's memory_failure records (a poisoned page: a UE)
+    events: dict[str, list[HistoryRecord]] = field(default_factory=dict)
     skipped: Skipped = field(default_factory=Skipped)
 
-    def add(self, host: str, event: MemoryErrorEvent) -> None:
+    def add(self, host: str, event: HistoryRecord) -> None:
         self.events.setdefault(host, []).append(event)
 
     @property
@@ -296,17 +300,20 @@ def read_rasdaemon_db(path: str | Path, host: str) -> History:
         if not batch.records and not batch.skipped:
             return history
         for record in batch.records:
-            # memory_failure rows are the kernel's own action; Info rows are not errors
-            if isinstance(record, MemoryErrorEvent) and record.error_type != ErrorType.INFO:
+            # Info rows are not errors; memory_failure rows are UEs the kernel handled
+            # (the replay maps their page to a DIMM and keeps soft offlines out)
+            if isinstance(record, MemoryFailureEvent) or (
+                    isinstance(record, MemoryErrorEvent) and record.error_type != ErrorType.INFO):
                 history.add(host, record)
 
 
 def read_memras_db(url: str, host: str) -> History:
     """The memory errors a memras database holds (opened read-only, never created)."""
     history = History()
-    memory_types = [t.value for t in ErrorType if t != ErrorType.INFO]
+    memory_types = [t.value for t in ErrorType if t != ErrorType.INFO] + [MEMORY_FAILURE_TYPE]
     with Store.open(url, create=False) as store:
         for stored in store.errors(type=memory_types):
-            if stored.rasdaemon_table != "memory_failure_event":
-                history.add(host, event_from_stored(stored))
+            record = record_from_stored(stored)  # a memory_failure row: MemoryFailureEvent
+            if isinstance(record, MemoryFailureEvent) or record.error_type != ErrorType.INFO:
+                history.add(host, record)
     return history

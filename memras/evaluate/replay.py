@@ -9,8 +9,11 @@ What it decides
 
 Structure
     One :class:`~memras.health.engine.HealthEngine` per host, fed that host's events in
-    their own time order, with no store and no Host: nothing is written, pages are only
-    accounted (``[page] action = account``), DIMM ids are the engine's location keys.
+    their own time order, with no store and no Host: nothing is written; the config's
+    page action is assumed to succeed (``assume_offlined``: the watcher's soft offline
+    of a page with CEs), so CEs at offlined pages count as contained and a fault that
+    keeps erring past its offlined pages is seen as such; ``[page] action = account``
+    or ``off`` replays without it. DIMM ids are the engine's location keys.
     One engine per host because the engine's peer rules (another DIMM on the channel,
     "no other DIMM has CEs") look at the DIMMs of one machine. The baselines run beside
     it on the same events, with the same leaky bucket the engine uses
@@ -35,13 +38,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from memras.evaluate.history import HistoryRecord
 from memras.health.buckets import LeakyBucket, Threshold
 from memras.health.config import Config
-from memras.health.engine import ChangeKind, HealthEngine
-from memras.health.keys import dimm_id_for, event_time_s, time_of
-from memras.health.page_action import MemoryPageBook, PageAction
+from memras.health.engine import ChangeKind, HealthEngine, is_soft_offline, ue_from_memory_failure
+from memras.health.keys import DimmResolver, dimm_id_for, event_time_s, location_key, time_of
+from memras.health.page_action import MemoryPageBook
 from memras.health.verdict import VerdictState
-from memras.records import MemoryErrorEvent
+from memras.records import ErrorType, MemoryErrorEvent, MemoryFailureEvent
 
 # The verdict levels evaluated: a DIMM is flagged at a level once its verdict is at
 # least that severe (ok is no flag).
@@ -146,43 +150,79 @@ class Replay:
 
 
 def replay_config(config: Config | None) -> Config:
-    """The config as given, with page actions only accounted (a replay acts on nothing)."""
-    return replace(config or Config(), page_action=PageAction.ACCOUNT)
+    """The config as given (the replay's engine assumes its page action succeeds)."""
+    return config or Config()
 
 
-def replay_host(host: str, events: Iterable[MemoryErrorEvent], config: Config,
+def replay_host(host: str, events: Iterable[HistoryRecord], config: Config,
                 baselines: Baselines = Baselines(), into: Replay | None = None) -> Replay:
-    """Replay one host's events (any order) into ``into`` (a new Replay by default)."""
+    """Replay one host's records (any order) into ``into`` (a new Replay by default).
+
+    A memory_failure record (the kernel poisoned a page: a UE) names no DIMM; it is
+    the DIMM's whose located errors of this history were at the same page, for the
+    engine and for mcelog's UE bucket alike. A soft offline of the CE collector is a
+    page action, not an error: the engine takes it, the baselines do not."""
     out = into if into is not None else Replay()
-    timed: list[tuple[float, MemoryErrorEvent]] = []
-    for e in events:
+    timed: list[tuple[float, HistoryRecord, MemoryErrorEvent]] = []
+    for record in events:
         out.events += 1
+        e = _as_error(record)
         t = event_time_s(e) if e.timestamp is not None else None
         if t is None:
             out.untimed += 1
         else:
-            timed.append((t, e))
+            timed.append((t, record, e))
     timed.sort(key=lambda te: te[0])
-    engine = HealthEngine(config, None, None, record=False, page_book=MemoryPageBook())
+    resolver = page_resolver(e for _, _, e in timed)
+    engine = HealthEngine(config, None, None, record=False, page_book=MemoryPageBook(),
+                          resolver=resolver, assume_offlined=True)
     state = _BaselineState(baselines)
     for start in range(0, len(timed), BATCH_EVENTS):
         batch = timed[start:start + BATCH_EVENTS]
-        for t, e in batch:
-            dimm_id = dimm_id_for(e)
+        for t, _, e in batch:
+            if e.error_type == ErrorType.INFO:
+                continue
+            dimm_id = dimm_id_for(e, resolver)
             if dimm_id is None:
                 out.unattributed += 1
                 continue
             dimm = _dimm(out, host, dimm_id)
             _count(dimm, e, time_of(t))
             state.account(t, e, dimm)
-        for change in engine.process([e for _, e in batch]):
+        for change in engine.process([record for _, record, _ in batch]):
             if change.kind == ChangeKind.VERDICT_CHANGED and change.dimm_id is not None:
                 _flag_levels(_dimm(out, host, change.dimm_id), change.verdict,
                              change.time, change.rule_ids)
     return out
 
 
-def replay(events_by_host: dict[str, list[MemoryErrorEvent]], config: Config | None = None,
+def _as_error(record: HistoryRecord) -> MemoryErrorEvent:
+    """A memory error as it is; a memory_failure record as the UE it reports (Info for a
+    CE collector's soft offline), as the engine reads it."""
+    if not isinstance(record, MemoryFailureEvent):
+        return record
+    e = ue_from_memory_failure(record)
+    return replace(e, error_type=ErrorType.INFO) if is_soft_offline(record) else e
+
+
+def page_resolver(events: Iterable[MemoryErrorEvent]) -> DimmResolver:
+    """Map an event that names no DIMM (a memory_failure page) to the DIMM whose located
+    errors were at its page; located events keep their own key."""
+    pages: dict[int, str] = {}
+    for e in events:
+        key = location_key(e.location)
+        if key is not None and e.page_address is not None:
+            pages.setdefault(e.page_address, key)
+
+    def resolve(e: MemoryErrorEvent) -> str | None:
+        if location_key(e.location) is not None or e.page_address is None:
+            return None
+        return pages.get(e.page_address)
+
+    return resolve
+
+
+def replay(events_by_host: dict[str, list[HistoryRecord]], config: Config | None = None,
            baselines: Baselines = Baselines()) -> Replay:
     """Every host of a history, one engine each, in host order."""
     effective = replay_config(config)

@@ -73,9 +73,10 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import NamedTuple
 
 from memras.errors import UsageError
 from memras.health.keys import event_time_s, time_of
@@ -95,6 +96,10 @@ CLASSIFY_TUNABLES: dict[str, Tunable] = {
     "storm_gap_s": Tunable(1, 60, 3600, "SmartHW storm: max gap between them (s)"),
     "storm_window_h": Tunable(1, 120, 8760, "SmartHW storm: look-back window (h)"),
     "window_h": Tunable(1, 720, 8760, "events per DIMM the classifier looks at (h)"),
+    # Growth: a fault's CEs keep coming from places it had not touched once it was
+    # established (Sridharan SC12: UEs come from faults that progress; footprint growth
+    # precedes them). 2 distinct new places: one stray CE nearby is a coincidence.
+    "spread_min": Tunable(1, 2, 10**6, "new places near an established fault: growing"),
     # The newest events of a DIMM that classification looks at, at most. 4096 leaves the
     # CE minimums above (1000) four times their size; each kept event costs the watcher
     # ~180 bytes, so in a storm over four DIMMs the default holds ~3 MiB (20,000 held ~14
@@ -123,6 +128,7 @@ class ClassifyParams:
     storm_gap_s: int = CLASSIFY_TUNABLES["storm_gap_s"].default
     storm_window_h: int = CLASSIFY_TUNABLES["storm_window_h"].default
     window_h: int = CLASSIFY_TUNABLES["window_h"].default
+    spread_min: int = CLASSIFY_TUNABLES["spread_min"].default
     window_events: int = CLASSIFY_TUNABLES["window_events"].default
 
     @classmethod
@@ -152,6 +158,12 @@ class FaultMode(enum.StrEnum):
         """Whether offlining the affected pages can contain it (a cell or a row)."""
         return self in (FaultMode.CELL, FaultMode.ROW)
 
+    @property
+    def wide(self) -> bool:
+        """A fault across banks or ranks of a device: the granularity that causes most
+        UEs under chipkill/SDDC (Sridharan SC12/SC13)."""
+        return self in (FaultMode.MULTI_BANK, FaultMode.RANK)
+
 
 @dataclass(frozen=True, slots=True)
 class FaultEvidence:
@@ -175,6 +187,17 @@ class FaultEvidence:
     runner_up: str = ""  # the next explanation, e.g. "column 0x40 in bank 0.-.2 (4.5)"
     tie: bool = False  # the runner-up is within a factor of 10 of the winner
     repaired: int = 0  # CE records at pages offlined since (not active, not in storms)
+    # Growth (:func:`growth`): CE records outside the fault's footprint but next to it
+    # (its bank for a cell/row/column, its rank for a bank, the other rank for banks),
+    # after it was established, and the distinct places they hit.
+    spread: int = 0
+    spread_places: int = 0
+    spread_detail: str = ""
+    # CE records where a contained fault is, at pages not offlined, after the first of
+    # its pages was offlined: the offlining did not contain it.
+    after_offline: int = 0
+    growing: bool = False  # spread_places >= spread_min
+    erring_after_offline: bool = False  # after_offline >= spread_min
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,10 +354,89 @@ def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = Class
     detail = best.detail
     if tie and runner_up is not None:
         detail += f"; as strong: {runner_up.detail}"
+    grown = growth(ces, best.place, repaired) if best.strength >= params.min_strength else None
     evidence = replace(evidence, detail=detail, explained=best.explained,
                        strength=round(best.strength, 1), tie=tie,
-                       runner_up=runner_up.label if runner_up else "")
+                       runner_up=runner_up.label if runner_up else "",
+                       **(grown._asdict() if grown else {}),
+                       growing=grown is not None and grown.spread_places >= params.spread_min,
+                       erring_after_offline=(grown is not None
+                                             and grown.after_offline >= params.spread_min))
     return FaultClassification(best.mode, best.rule, evidence, storm, best.place)
+
+
+class Growth(NamedTuple):
+    spread: int
+    spread_places: int
+    spread_detail: str
+    after_offline: int
+
+
+# CEs inside its footprint that establish a fault of each place kind: two make a cell,
+# row or column; a bank or a set of banks passes the chance test (10^-3) from about 4.
+ESTABLISHED_CES = {"cell": 2, "row": 2, "column": 2, "bank": 4, "banks": 4}
+
+
+def growth(ces: _Timed, place: tuple[object, ...], repaired: Mapping[int, float]) -> Growth:
+    """How the fault at ``place`` grew after it was established (its ESTABLISHED_CES-th
+    CE inside its footprint): CEs next to it but outside it, and, for a contained fault,
+    CEs inside it at pages not offlined after one of its pages was.
+
+    Next to it is one granularity up, where a progressing fault spreads first: the bank
+    of a cell, row or column; the other banks of a bank's rank; the ranks a set of banks
+    does not touch. A stable fault keeps its footprint, and CEs of an unrelated fault
+    land there by chance only rarely (one bank of 32, one DIMM of many).
+    """
+    if not place:
+        return Growth(0, 0, "", 0)
+    fit = _fits_place(place)
+    inside = [(t, e) for t, e in ces if fit(e)]
+    kind = str(place[0])
+    if len(inside) < ESTABLISHED_CES.get(kind, 2):
+        return Growth(0, 0, "", 0)
+    established = inside[ESTABLISHED_CES.get(kind, 2) - 1][0]
+    near = _near_place(place)
+    spread = [e for t, e in ces if t > established and not fit(e) and near(e)]
+    by_bank = kind in ("bank", "banks")
+    places = {_bank_of(e) if by_bank else _cell_of(e) for e in spread}
+    detail = ""
+    if spread:
+        what = "bank" if by_bank else "cell"
+        detail = (f"{len(spread)} CE(s) at {len(places)} new {what}(s) next to the fault "
+                  f"since it was established at {time_of(established):%Y-%m-%d %H:%M}")
+    offlined = [repaired[p] for _, e in inside
+                if (p := e.page_address) is not None and p in repaired]
+    after = 0
+    if kind in ("cell", "row") and offlined:
+        first = min(offlined)
+        after = sum(1 for t, e in inside if t > first and e.page_address not in repaired)
+    return Growth(len(spread), len(places), detail, after)
+
+
+def _fits_place(place: tuple[object, ...]) -> Callable[[LocatedError], bool]:
+    probe = FaultClassification(FaultMode.NONE, "", place=place)
+    return probe.fits
+
+
+def _near_place(place: tuple[object, ...]) -> Callable[[LocatedError], bool]:
+    """Whether an event lies one granularity up from ``place`` (see :func:`growth`)."""
+    kind, *where = place
+    if kind == "cell":
+        cell = where[0]
+        if not isinstance(cell, tuple) or len(cell) != 5:
+            return lambda e: False  # an address-only cell has no bank to spread in
+        bank = cell[:3]
+        return lambda e: _bank_of(e) == bank
+    if kind in ("row", "column"):
+        return lambda e: _bank_of(e) == where[0]
+    if kind == "bank":
+        rank = where[0][0] if isinstance(where[0], tuple) else None
+        return lambda e: e.location.rank == rank and e.location.bank is not None
+    banks = where[0] if isinstance(where[0], frozenset) else frozenset()
+    ranks = {b[0] for b in banks}
+    if len(ranks) > 1:
+        return lambda e: False  # already across ranks: nothing wider on the DIMM
+    return lambda e: e.location.rank is not None and e.location.rank not in ranks
 
 
 def _strongest(ces: _Timed, ev: FaultEvidence, p: ClassifyParams,

@@ -72,6 +72,8 @@ from memras.health.keys import (
 from memras.health.models import HealthVerdictRow
 from memras.health.module_registry import module_boundaries, register_modules
 from memras.health.page_action import (
+    ALREADY_DONE,
+    DONE,
     MemoryPageBook,
     PageAction,
     PageBook,
@@ -291,9 +293,12 @@ class HealthEngine:
     def __init__(self, config: Config | None = None, store: Store | None = None,
                  host: Host | None = None, *,
                  resolver: DimmResolver | None = None, page_book: PageBook | None = None,
-                 record: bool = True,
+                 record: bool = True, assume_offlined: bool = False,
                  boundaries: dict[str, list[datetime]] | None = None) -> None:
         self.config = config or Config()
+        # a replay without a Host (memras evaluate): judge as the watcher would have, its
+        # page action succeeding, so CEs at offlined pages count as contained
+        self.assume_offlined = assume_offlined
         self.store = store
         self.host = host
         self.record = record and store is not None
@@ -490,6 +495,8 @@ class HealthEngine:
         action = self.config.page_action
         if action == PageAction.OFF:
             return None
+        if self.assume_offlined and self.host is None and action != PageAction.ACCOUNT:
+            return _assumed_offline(page, action, self.page_book, when, dimm_id)
         return act_on_page(self.host, page, action, self.page_book, time=when, dimm_id=dimm_id)
 
     def _judge(self, dimm_id: str, dimm: _Dimm, t: float, e: MemoryErrorEvent,
@@ -708,6 +715,19 @@ def _repair_page(dimm: _Dimm, page: int | None, t: float) -> None:
     for when, count in dimm.page_ces.pop(page, ()):
         for window in dimm.repaired.values():
             window.add(when, count)
+
+
+def _assumed_offline(page: int, action: PageAction, book: PageBook, when: datetime,
+                     dimm_id: str | None) -> PageOutcome:
+    """The outcome a replay assumes for ``action`` on ``page``: done, nothing written."""
+    page &= ~0xFFF
+    previous = book.get(page)
+    if previous is not None and previous.done:
+        return replace(previous, outcome=ALREADY_DONE, time=when, steps=())
+    method = "hard" if action == PageAction.HARD else "soft"  # soft-then-hard: soft did it
+    outcome = PageOutcome(page, action, DONE, when, dimm_id, steps=((method, DONE),))
+    book.put(outcome)
+    return outcome
 
 
 def _with_event_context(change: HealthChange, e: MemoryErrorEvent,

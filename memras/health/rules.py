@@ -35,7 +35,10 @@ RULES: tuple[Rule, ...] = (
     Rule("ue", "Google, Jaguar, Cielo, Cisco replace on a UE",
          "an uncorrected error from any source (EDAC, MCE, GHES, memory_failure) -> replace-now"),
     Rule("mcelog-dimm-ce-10/24h", "mcelog.conf [dimm] ce-error-threshold",
-         "the DIMM's CE bucket overflowed; the fault mode picks the verdict",
+         "the DIMM's CE bucket overflowed; the fault mode picks the verdict: watch for "
+         "no local fault, repair for a cell, row, column or bank fault (a count alone does "
+         "not predict a UE: Meza DSN'15), replace-at-next-maintenance for a multi-bank or "
+         "rank fault",
          "10 / 24h", "[thresholds.dimm] ce"),
     Rule("mcelog-dimm-ue-1/24h", "mcelog.conf [dimm] uc-error-threshold",
          "the DIMM's UE bucket overflowed", "1 / 24h", "[thresholds.dimm] ue"),
@@ -56,7 +59,8 @@ RULES: tuple[Rule, ...] = (
          rf"site-(dimm|socket|page|row|rank|bank|host)-(ce|ue)-{_AGE}"),
     Rule("sun-x4140-24/24h", "Sun X4140 service manual",
          "more CEs in 24 h on this DIMM than the limit while no other DIMM has CEs -> "
-         "replace-at-next-maintenance (CEs at offlined pages do not count)",
+         "watch: a count alone does not predict a UE (Meza DSN'15); CEs at offlined "
+         "pages do not count",
          "24", "[verdict] sun_ce_per_24h", r"sun-x4140-\d+/24h"),
     Rule("srds22-cell", "Alibaba SRDS'22 (Cheng et al.) cell rule",
          "one cell repeats within the inter-arrival limit: a cell fault -> repair",
@@ -67,16 +71,21 @@ RULES: tuple[Rule, ...] = (
          "the strongest explanation is one row with >= 2 columns -> repair",
          "chance < 10^-3", "[classify] min_strength"),
     Rule("srds22-column", "SRDS'22 column rule; Sridharan SC'12 modes",
-         "the strongest explanation is one column with >= 2 rows",
+         "the strongest explanation is one column with >= 2 rows -> repair once past "
+         "the DIMM threshold",
          "chance < 10^-3", "[classify] min_strength"),
     Rule("srds22-bank", "SRDS'22 bank rule; Sridharan SC'12 modes",
-         "the strongest explanation is one bank, errors over >= 2 rows and >= 2 columns",
+         "the strongest explanation is one bank, errors over >= 2 rows and >= 2 columns "
+         "-> repair once past the DIMM threshold",
          "> 1 CE, chance < 10^-3", "[classify] bank_ce_min, min_strength"),
     Rule("memras-multi-bank", "memras; Sridharan SC'12 multi-bank/multi-rank modes",
-         "the strongest explanation is a set of >= 2 banks (rank mode when they span ranks)",
+         "the strongest explanation is a set of >= 2 banks (rank mode when they span "
+         "ranks) -> replace-at-next-maintenance: faults across banks or ranks cause most "
+         "UEs under chipkill/SDDC (Sridharan SC'12)",
          "chance < 10^-3", "[classify] min_strength"),
     Rule("srds22-channel", "SRDS'22 channel rule",
-         "no local pattern, but more CEs than the limit over > 1 (rank, bank)",
+         "no local pattern, but more CEs than the limit over > 1 (rank, bank): a "
+         "multi-bank or rank fault -> replace-at-next-maintenance",
          "1000", "[classify] channel_ce_min"),
     Rule("srds22-socket", "SRDS'22 socket rule",
          "more CEs than the limit over > 1 channel: the controller", "1000",
@@ -91,6 +100,16 @@ RULES: tuple[Rule, ...] = (
          "more CEs than the limit in a row, each within the gap; repair for a cell or row "
          "fault, else the [verdict] storm state", "10, 60 s, 120 h",
          "[classify] storm_run_min, storm_gap_s, storm_window_h; [verdict] storm"),
+    Rule("memras-fault-growing", "memras; Sridharan SC'12 (UEs come from faults that "
+         "progress), Li SC'22 (risky CEs precede UEs)",
+         "after a fault was established, CEs at >= N new places next to it (cells of its "
+         "bank for a cell/row/column fault, banks of its rank for a bank fault, the other "
+         "rank for a multi-bank fault) -> replace-at-next-maintenance", "2",
+         "[classify] spread_min"),
+    Rule("memras-erring-after-offline", "memras; Hwang et al. ASPLOS'12 (page retirement)",
+         "a cell or row fault keeps erring at pages not offlined after one of its pages "
+         "was: offlining does not contain it -> replace-at-next-maintenance", "2",
+         "[classify] spread_min"),
     Rule("memras-page-offlined", "memras; Hwang et al. ASPLOS'12 (page retirement)",
          "CEs at pages offlined since: contained -> repair; not counted in rates or storms",
          "-", "[page] action"),

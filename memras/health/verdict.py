@@ -74,8 +74,11 @@ _STATE_RANK: dict[VerdictState, int] = {state: i for i, state in enumerate(Verdi
 MODE_VERDICT_POLICY: dict[FaultMode, VerdictState] = {
     FaultMode.CELL: VerdictState.REPAIR,
     FaultMode.ROW: VerdictState.REPAIR,
-    FaultMode.COLUMN: VerdictState.REPLACE_LATER,
-    FaultMode.BANK: VerdictState.REPLACE_LATER,
+    # A stable column or bank fault with many CEs is not a UE on its way: counts are
+    # Pareto-skewed and access-driven (Meza DSN'15); its erring pages are offlined, and
+    # it is replaced when it grows (memras-fault-growing) or spreads over banks.
+    FaultMode.COLUMN: VerdictState.REPAIR,
+    FaultMode.BANK: VerdictState.REPAIR,
     FaultMode.MULTI_BANK: VerdictState.REPLACE_LATER,
     FaultMode.RANK: VerdictState.REPLACE_LATER,
     FaultMode.CHANNEL: VerdictState.WATCH,  # rule out the controller/board first (Sun)
@@ -83,6 +86,13 @@ MODE_VERDICT_POLICY: dict[FaultMode, VerdictState] = {
     FaultMode.RANDOM: VerdictState.WATCH,
     FaultMode.NONE: VerdictState.WATCH,
 }
+
+# Said of every count-only finding that stops short of replace.
+COUNT_ONLY = ("a CE count alone does not predict a UE: counts are Pareto-skewed and "
+              "access-driven, Meza DSN'15")
+# The classifier rules that name a wide (multi-bank, rank) fault from its pattern: a
+# local set of banks, or SRDS'22's errors over > 1 (rank, bank) by volume.
+WIDE_RULES = ("memras-multi-bank", "srds22-channel")
 
 # The state a crossing of another scope's threshold earns on its own.
 SCOPE_CROSSING_VERDICT: dict[Scope, VerdictState] = {
@@ -223,15 +233,17 @@ def _findings(f: DimmFacts, policy: VerdictPolicy) -> list[Finding]:
     if f.ue_count > 0:
         out.append((VerdictState.REPLACE_NOW, "ue", f"{f.ue_count} uncorrected error(s)"))
     if f.trend.last_24h > policy.sun_ce_per_24h and f.other_dimms_with_ce_24h == 0:
-        out.append((VerdictState.REPLACE_LATER, f"sun-x4140-{policy.sun_ce_per_24h}/24h",
-                    f"{f.trend.last_24h} CEs in 24 h and no other DIMM has CEs"))
+        out.append((VerdictState.WATCH, f"sun-x4140-{policy.sun_ce_per_24h}/24h",
+                    f"{f.trend.last_24h} CEs in 24 h and no other DIMM has CEs ({COUNT_ONLY})"))
     for x in f.crossings:
         if x.scope == Scope.DIMM:
             state = policy.modes.get(c.mode, VerdictState.WATCH)
+            why = "" if state.is_replace else f" ({COUNT_ONLY})"
             out.append((state, x.rule, f"{x.total_in_window} CEs crossed the DIMM threshold; "
-                        f"fault mode {c.mode} -> {state}"))
+                        f"fault mode {c.mode} -> {state}{why}"))
             out.append((state, c.rule, f"{c.mode} fault: {c.evidence.detail}"))
     out += _scope_findings(f.crossings)
+    out += _predictive_findings(c)
     if c.mode.contained:
         out.append((VerdictState.REPAIR, c.rule, f"contained {c.mode} fault: {c.evidence.detail}"))
     elif c.mode in (FaultMode.CHANNEL, FaultMode.CONTROLLER):
@@ -247,6 +259,25 @@ def _findings(f: DimmFacts, policy: VerdictPolicy) -> list[Finding]:
     if c.evidence.ce_records and not out:
         out.append((VerdictState.WATCH, "ce-seen", f"{c.evidence.ce_count} CE(s) in the window"))
         out.append((VerdictState.WATCH, c.rule, f"{c.mode} pattern: {c.evidence.detail}"))
+    return out
+
+
+def _predictive_findings(c: FaultClassification) -> list[Finding]:
+    """Evidence that a fault is on its way to a UE, whatever its CE count: it spans banks
+    or ranks, it keeps growing, or offlining its pages did not contain it."""
+    ev = c.evidence
+    out: list[Finding] = []
+    if c.mode.wide and c.rule in WIDE_RULES:
+        out.append((VerdictState.REPLACE_LATER, c.rule,
+                    f"{c.mode} fault: {ev.detail}; faults across banks or ranks cause most "
+                    "UEs under chipkill/SDDC (Sridharan SC12)"))
+    if ev.growing:
+        out.append((VerdictState.REPLACE_LATER, "memras-fault-growing",
+                    f"{c.mode} fault growing: {ev.spread_detail}"))
+    if ev.erring_after_offline:
+        out.append((VerdictState.REPLACE_LATER, "memras-erring-after-offline",
+                    f"{c.mode} fault still erring: {ev.after_offline} CE record(s) at pages "
+                    "not offlined since its first page was: offlining does not contain it"))
     return out
 
 
@@ -308,6 +339,9 @@ def evidence_dict(f: DimmFacts) -> dict[str, Any]:
                        "total_in_window": x.total_in_window} for x in f.crossings],
         "explained": ev.explained, "strength": ev.strength, "runner_up": ev.runner_up,
         "tie": ev.tie, "repaired": ev.repaired,
+        "spread": ev.spread, "spread_places": ev.spread_places,
+        "spread_detail": ev.spread_detail, "growing": ev.growing,
+        "after_offline": ev.after_offline, "erring_after_offline": ev.erring_after_offline,
         "other_dimms_with_ce_24h": f.other_dimms_with_ce_24h,
         "pages_offlined": f.pages_offlined,
     }

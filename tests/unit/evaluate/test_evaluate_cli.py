@@ -16,14 +16,14 @@ DATA = Path(__file__).parents[2] / "data" / "evaluate"
 
 # Hand-checked from tests/data/evaluate/errors.csv (see README.md there for each DIMM).
 EXPECTED_TABLE = """\
-33 events on 5 DIMMs of 2 host(s); 4 failed DIMM(s), 1 with no events
+66 events on 7 DIMMs of 2 host(s); 5 failed DIMM(s), 1 with no events
 RULE                                 FLAGGED TP FP FN PRECISION RECALL LEAD  P10  P90
-memras watch                               5  3  2  1      0.60   0.75 5.0d 3.5d 6.6d
-memras repair-by-page-offlining            4  3  1  1      0.75   0.75 5.0d 3.4d 5.8d
-memras replace-at-next-maintenance         3  2  0  2      1.00   0.50 4.0d 3.2d 4.8d
-memras replace-now                         3  0  0  4         -   0.00    -    -    -
-mcelog DIMM 10 / 24h CE | 1 / 24h UE       4  2  1  2      0.67   0.50 4.0d 3.2d 4.8d
-rasdaemon page 50 / 24h CE                 1  1  0  3      1.00   0.25 5.0d 5.0d 5.0d
+memras watch                               7  4  3  1      0.57   0.80 4.5d 3.4d 6.4d
+memras repair-by-page-offlining            6  4  2  1      0.67   0.80 4.2d 3.2d 5.7d
+memras replace-at-next-maintenance         4  1  0  4      1.00   0.20 2.0d 2.0d 2.0d
+memras replace-now                         4  0  0  5         -   0.00    -    -    -
+mcelog DIMM 10 / 24h CE | 1 / 24h UE       6  2  2  3      0.50   0.40 4.0d 3.2d 4.8d
+rasdaemon page 50 / 24h CE                 1  1  0  4      1.00   0.20 5.0d 5.0d 5.0d
 """
 
 
@@ -48,23 +48,33 @@ def test_json_has_the_same_figures_and_lead_hours(capsys) -> None:
     code, out, _ = _run(capsys, "--json", *_committed("--per-dimm"))
     data = json.loads(out)
     assert code == 0
-    assert (data["dimms"], data["hosts"], data["failures"]) == (5, 2, 4)
+    assert (data["dimms"], data["hosts"], data["failures"]) == (7, 2, 5)
     rules = {r["rule"]: r for r in data["rules"]}
     replace = rules["memras-replace-at-next-maintenance"]
-    assert (replace["tp"], replace["fp"], replace["fn"], replace["late"]) == (2, 0, 2, 1)
-    assert replace["lead_h"] == {"median": 96.25, "p10": 77.25, "p90": 115.25}
-    assert rules["mcelog-dimm"]["precision"] == pytest.approx(2 / 3)
+    assert (replace["tp"], replace["fp"], replace["fn"], replace["late"]) == (1, 0, 4, 3)
+    assert replace["lead_h"] == {"median": 48.0, "p10": 48.0, "p90": 48.0}
+    assert rules["mcelog-dimm"]["precision"] == pytest.approx(2 / 4)
     per_dimm = {(d["host"], d["dimm"]): d for d in data["per_dimm"]}
     cell = per_dimm[("web-01", "S1:C0:D0")]  # a repeating cell: repaired, never replace
     assert "memras-replace-at-next-maintenance" not in cell["flags"]
     assert cell["flags"]["mcelog-dimm"] == "2024-03-15T04:30:00+00:00"
+    # a stable bank fault past mcelog's and Sun's counts: repair, not replace
+    bank = per_dimm[("web-01", "S0:C3:D0")]
+    assert "mcelog-dimm" in bank["flags"]
+    assert "memras-replace-at-next-maintenance" not in bank["flags"]
+    assert "srds22-bank" in bank["why"]["memras-repair-by-page-offlining"]
+    # a row fault spreading to other rows of its bank: replace 48 h before its UE
+    grown = per_dimm[("db-02", "S1:C0:D0")]
+    assert grown["flags"]["memras-replace-at-next-maintenance"] == "2024-03-12T00:00:00+00:00"
+    assert "memras-fault-growing" in grown["why"]["memras-replace-at-next-maintenance"]
 
 
 def test_horizon_turns_older_flags_into_misses(capsys) -> None:
     code, out, _ = _run(capsys, "--json", *_committed("--horizon", "4d"))
     rules = {r["rule"]: r for r in json.loads(out)["rules"]}
-    watch = rules["memras-watch"]  # leads 74 h, 120 h, 168 h: two are older than 96 h
-    assert (code, watch["tp"], watch["early"], watch["fn"]) == (0, 1, 2, 3)
+    # leads 74 h, 96 h, 120 h, 168 h: two are older than 96 h (96 h itself is in)
+    watch = rules["memras-watch"]
+    assert (code, watch["tp"], watch["early"], watch["fn"]) == (0, 2, 2, 3)
     assert json.loads(out)["horizon_h"] == 96
 
 

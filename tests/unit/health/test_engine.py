@@ -71,21 +71,26 @@ def test_row_fault_means_repair_by_page_offlining() -> None:
     assert verdict.evidence["rows"] == ["0x1a2f"]
 
 
-def test_threshold_plus_column_fault_means_replace_at_maintenance() -> None:
+def test_threshold_plus_stable_column_fault_means_repair_not_replace() -> None:
+    # policy (verdict-truth issue): a DIMM threshold is a count, and a stable column
+    # fault is not a UE on its way; it was replace-at-next-maintenance before
     events = [ce(i * 600.0, rank=0, bank=2, row=100 + i, column=0x40) for i in range(10)]
     engine = HealthEngine()
     engine.process(events)
     verdict = engine.verdicts()[DIMM_A]
-    assert verdict.state == VerdictState.REPLACE_LATER
-    assert verdict.rules[:2] == ("mcelog-dimm-ce-10/24h", "srds22-column") or \
-        set(verdict.rules) >= {"mcelog-dimm-ce-10/24h", "srds22-column"}
+    assert verdict.state == VerdictState.REPAIR
+    assert set(verdict.rules) >= {"mcelog-dimm-ce-10/24h", "srds22-column"}
+    reason = verdict.reasons[verdict.rules.index("mcelog-dimm-ce-10/24h")]
+    assert "-> repair-by-page-offlining" in reason and "Meza" in reason
 
 
 def test_sun_rule_needs_the_dimm_to_be_alone() -> None:
     alone = HealthEngine()
     alone.process(random_ces(25, step=60.5))
     v = alone.verdicts()[DIMM_A]
-    assert v.state == VerdictState.REPLACE_LATER and "sun-x4140-24/24h" in v.rules
+    # a count-only rule: it fires and says so, at watch (replace before the policy change)
+    assert v.state == VerdictState.WATCH and "sun-x4140-24/24h" in v.rules
+    assert "Meza" in v.reasons[v.rules.index("sun-x4140-24/24h")]
     # another DIMM (another channel) erring the same day: the Sun rule does not fire
     crowd = HealthEngine()
     crowd.process([ce(1.0, middle_layer=1, channel=1, rank=0, bank=0, row=1, column=1),

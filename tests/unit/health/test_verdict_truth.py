@@ -64,7 +64,8 @@ def test_cell_fault_offlined_late_settles_at_repair_once_silent() -> None:
     host = OffliningHost()
     e = engine("[thresholds.page]\nce = '50 / 24h'", host=host)
     changes = e.process(cell_burst(50))  # sun 24/24h and the storm fire before CE 50
-    assert "replace-at-next-maintenance" in states(changes)
+    # both are counts on a contained fault: watch and repair, no longer replace
+    assert not any(s.startswith("replace") for s in states(changes))
     assert host.offlined == [PAGE]
     v = e.verdicts()[DIMM_A]
     assert v.state == VerdictState.REPAIR and "sticky" not in v.rules
@@ -168,14 +169,15 @@ def test_a_sticky_verdict_reasons_with_its_current_evidence() -> None:
     _check_agrees(v)
 
 
-def test_the_14_row_column_fault_with_a_stray_is_judged_a_column_to_replace() -> None:
+def test_the_14_row_column_fault_with_a_stray_is_judged_a_column_to_repair() -> None:
     e = engine("[page]\naction='off'")
     events = [ce(i * 600.0, rank=0, bank=2, row=r, column=0x40) for i, r in enumerate(range(14))]
     events.append(ce(14 * 600.0, rank=0, bank=2, row=7, column=0x41))
     e.process(events)
     v = e.verdicts()[DIMM_A]
     assert v.evidence["fault_mode"] == "column" and "srds22-column" in v.rules
-    assert v.state == VerdictState.REPLACE_LATER
+    # a stable column (no growth) past the DIMM threshold: repair, was replace
+    assert v.state == VerdictState.REPAIR and not v.evidence["growing"]
 
 
 # ---- 5. a UE counts whatever reports it ----------------------------------------------
