@@ -159,3 +159,36 @@ def test_not_a_rasdaemon_database_is_one_line(tmp_path: Path, capsys) -> None:
     code, _, err = _run(capsys, "evaluate", "--rasdaemon", str(bogus), "--tickets",
                         str(DATA / "tickets.csv"))
     assert code != 0 and len(err.strip().splitlines()) == 1 and "x.db" in err
+
+
+def test_memras_database_memory_failure_ue_is_the_dimms_failure_signal(tmp_path: Path,
+                                                                      capsys) -> None:
+    """A UE the kernel reported only through memory_failure (its page, no DIMM) counts on
+    the DIMM whose CEs were at that page: replace-now, and mcelog's UE bucket, flag it."""
+    from datetime import timedelta
+
+    from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, MemoryFailureEvent
+    from memras.records import Source as Src
+    from memras.store import Store
+
+    t0 = datetime(2024, 3, 1, tzinfo=UTC)
+    page = 0x7F1234000
+    loc = DimmLocation(socket=0, channel=1, slot=0, rank=0, bank=1, row=0x10, column=0x20)
+    ces = [MemoryErrorEvent(ErrorType.CORRECTED, Src.TRACE, timestamp=t0 + timedelta(hours=i),
+                            address=page + 0x40, location=loc) for i in range(2)]
+    poison = MemoryFailureEvent(pfn=page >> 12, page_type="dirty LRU page",
+                                action_result="Recovered", source=Src.TRACE,
+                                timestamp=t0 + timedelta(days=2))
+    db = tmp_path / "memras.db"
+    with Store.open(db) as store:
+        store.add_events([*ces, poison])
+    tickets = tmp_path / "tickets.csv"
+    tickets.write_text("host,dimm,failure_time\nh1,S0:C1:D0,2024-03-04T00:00:00Z\n")
+    code, out, _ = _run(capsys, "--json", "evaluate", "--memras", str(db), "--host", "h1",
+                        "--tickets", str(tickets), "--per-dimm")
+    data = json.loads(out)
+    assert code == 0 and data["events"] == 3 and data["unattributed"] == 0
+    dimm = {d["dimm"]: d for d in data["per_dimm"]}["S0:C1:D0"]
+    assert (dimm["ces"], dimm["ues"]) == (2, 1)
+    assert dimm["flags"]["memras-replace-now"] == "2024-03-03T00:00:00+00:00"
+    assert dimm["flags"]["mcelog-dimm"] == "2024-03-03T00:00:00+00:00"
