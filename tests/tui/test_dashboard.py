@@ -14,6 +14,8 @@ from tests.tui.conftest import wait_until
 from tests.tui.helpers import dashboard_ready, static_text, table_rows
 from tests.tui.world import BROKEN, FAILING, PINNED_NOW, _event
 
+FAILING_NAME, BROKEN_NAME = "P1-DIMMB1", "P2-DIMMA1"  # their slot locators, shown first
+
 
 async def test_dashboard_shows_summary_dimms_alerts_and_feed(make_app) -> None:
     seen: list[Message] = []
@@ -26,15 +28,15 @@ async def test_dashboard_shows_summary_dimms_alerts_and_feed(make_app) -> None:
         summary = static_text(screen, "#summary")
         assert "demo-db-01" in summary
         assert "14 CE, 1 UE" in summary  # the last 24 h, by the pinned clock
-        rows = {r[0]: r for r in table_rows(screen, "#dimms")}
+        rows = {r[0]: r for r in table_rows(screen, "#dimms")}  # by slot name (naming)
         assert len(rows) == 10
-        assert rows[BROKEN][1] == "✖ REPLACE NOW"
-        assert rows[FAILING][1] == "~ REPAIR: offline pages"
-        assert rows["mc1/dimm0"][1] == "! WATCH"
-        assert rows["mc0/dimm0"][1] == "- not judged"
-        assert rows[FAILING][2] == "14" and rows[BROKEN][3] == "1"
-        assert set(rows[FAILING][4]) - {"·", " "}  # the 24 h sparkline is not flat
-        assert set(rows["mc0/dimm0"][4]) == {"·"}
+        assert rows[BROKEN_NAME][1] == "✖ REPLACE NOW"
+        assert rows[FAILING_NAME][1] == "~ REPAIR: offline pages"
+        assert rows["P1-DIMMD1"][1] == "! WATCH"  # mc1/dimm0
+        assert rows["P1-DIMMA1"][1] == "- not judged"  # mc0/dimm0
+        assert rows[FAILING_NAME][2] == "14" and rows[BROKEN_NAME][3] == "1"
+        assert set(rows[FAILING_NAME][4]) - {"·", " "}  # the 24 h sparkline is not flat
+        assert set(rows["P1-DIMMA1"][4]) == {"·"}
         assert "uncorrected memory error on mc2/dimm0" in static_text(screen, "#open-alerts")
         feed = table_rows(screen, "#feed")
         assert len(feed) == 16 and feed[0][1] == "Corrected"

@@ -84,7 +84,7 @@ class DashboardScreen(Screen[None]):
         yield Static("reading the host…", id="summary")
         table = MeasuredTable(id="dimms", cursor_type="row", zebra_stripes=True)
         # verdict first after the id, so it stays on screen at 80 columns
-        table.add_columns("ID", "Verdict", "CE", "UE", "24 h errors", "Size", "Label", "Location")
+        table.add_columns("DIMM", "Verdict", "CE", "UE", "24 h errors", "Size", "Label", "Location")
         yield table
         with Horizontal(id="lower"):
             with Vertical(id="alerts-box"):
@@ -178,7 +178,7 @@ class DashboardScreen(Screen[None]):
         table.clear()
         for r in rows:
             table.add_row(
-                Text(r.id), verdict_text(r.verdict), count_text(r.ce),
+                safe(r.name or r.id), verdict_text(r.verdict), count_text(r.ce),
                 count_text(r.ue, bad=True), sparkline(r.rate), size_text(r.size_bytes),
                 safe(r.label), safe(r.location), key=r.id)
         if rows:

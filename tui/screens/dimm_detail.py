@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, Static
 
 from memras import views
 from memras.topology.inventory import resolve_dimm
+from memras.topology.naming import wide_name
 
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
@@ -109,7 +110,7 @@ def _kv_table(title: str) -> Table:
 
 def _identity(d: views.DimmDetail) -> Table:
     dimm = d.dimm
-    t = _kv_table(f"DIMM {dimm.id}")
+    t = _kv_table(f"DIMM {wide_name(dimm)}")  # slot name, EDAC label, id
     t.add_row("label", safe(dimm.label, "bold"))
     t.add_row("location", safe(dimm.location))
     t.add_row("size", size_text(dimm.size_bytes))

@@ -25,6 +25,7 @@ from textual.widgets import Footer, Header, Static
 from memras import views
 from memras.text import format_bytes
 from memras.topology.inventory import DimmInfo, dimm_inventory
+from memras.topology.naming import display_names
 
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
@@ -103,9 +104,10 @@ class MemoryMapScreen(Screen[None]):
         text = Text.assemble(("colour by ", "dim"), (grid.mode, "bold"), ("  (c)\n", "dim"))
         counts = Counter((c.state, c.zone) for c in grid.cells)
         if grid.mode == "dimm":
+            shown = display_names(self.dimms)
             for d in self.dimms[:12]:
                 text.append("█ ", style=dimm_colour(d.id))
-                text.append_text(safe(d.label))
+                text.append_text(safe(shown[d.id]))
                 text.append(f" ({len(d.blocks)})\n")
         else:
             seen: dict[str, tuple[str, int]] = {}
@@ -135,8 +137,12 @@ class MemoryMapScreen(Screen[None]):
                              f"zone    {cell.zone or '-'}\n",
                              f"node    {cell.node if cell.node is not None else '-'}\n",
                              "DIMM    ")
-        text.append_text(safe(owner.label if owner else "- (none or interleaved)"))
+        shown = display_names(self.dimms)[owner.id] if owner else "- (none or interleaved)"
+        text.append_text(safe(shown))
         if owner is not None:
+            if owner.label != shown:  # the EDAC label, as the kernel's error lines name it
+                text.append("\n        ")
+                text.append_text(safe(owner.label))
             text.append(f"\n        {owner.id}, {format_bytes(owner.size_bytes or 0)}")
         self.query_one("#block-info", Static).update(text)
 
