@@ -15,6 +15,8 @@ from pathlib import Path
 from memras.cli import command
 from memras.cli.context import Context
 from memras.health import labels as L
+from memras.topology.inventory import dimm_inventory
+from memras.topology.naming import display_names
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -41,15 +43,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     plan = L.plan_labels(host, L.matching_boards(boards, board))
     results = L.register_labels(host, plan) if args.action == "register" else \
         [(p, p.status) for p in plan]
+    # the module each EDAC node is, by the name people use (memras.topology.naming)
+    shown = display_names(dimm_inventory(host)) if plan else {}
     if ctx.json:
         ctx.emit_json({"board": {"vendor": board.vendor, "model": board.model,
                                  "product": board.product},
-                       "labels": [{**p.to_dict(), "result": r} for p, r in results]})
+                       "labels": [{**p.to_dict(), "dimm_name": shown.get(p.node or ""),
+                                   "result": r} for p, r in results]})
     elif not plan:
         ctx.print(f"no labels for board {board.vendor!r} {board.model!r} in "
                   f"{len(files) + len(edac_files)} label file(s)")
     else:
-        ctx.table(["LABEL", "LOCATION", "NODE", "CURRENT", "RESULT"],
-                  [(p.label, p.target, p.node or "missing", p.current, r) for p, r in results])
+        ctx.table(["LABEL", "LOCATION", "NODE", "DIMM", "CURRENT", "RESULT"],
+                  [(p.label, p.target, p.node or "missing", shown.get(p.node or ""), p.current, r)
+                   for p, r in results])
     failed = [r for _, r in results if r not in ("written", "same", "change", "missing")]
     return 1 if failed else 0

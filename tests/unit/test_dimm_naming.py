@@ -180,3 +180,14 @@ def test_a_locator_on_every_socket_is_shown_with_its_bank(tmp_path: Path, capsys
     assert code == 2 and "names 2 DIMMs" in err and "N1 DIMM_A0" in err
     code, out, _ = _run(capsys, "--root", str(root), "--json", "locate", "--dimm", "n1 dimm_a0")
     assert code == 0 and json.loads(out)["name"] == "N1 DIMM_A0"
+
+
+def test_labels_show_names_the_dimm_each_edac_node_is(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "skx"
+    profiles.create("skylake-2s", root)
+    labeldb = tmp_path / "dimm_labels.db"
+    labeldb.write_text("Vendor: Supermicro\nModel: X11DPi-N\n  BOARD-C1: 0.2.0;\n")
+    code, out, _ = _run(capsys, "--root", str(root), "--json", "labels", "show",
+                        "--labeldb", str(labeldb))
+    (entry,) = json.loads(out)["labels"]
+    assert code == 0 and (entry["node"], entry["dimm_name"]) == ("mc0/dimm4", "P1-DIMMC1")
