@@ -12,6 +12,8 @@ command -v modprobe >/dev/null || need_apt+=(kmod)
 command -v lsmem >/dev/null || need_apt+=(util-linux)
 command -v tmux >/dev/null || need_apt+=(tmux)
 command -v unshare >/dev/null || need_apt+=(util-linux)
+# systemd-analyze verify/security on contrib/systemd (tests/unit/deploy); nothing is started
+command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing system packages: ${need_apt[*]}"
