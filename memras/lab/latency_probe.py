@@ -26,7 +26,7 @@ runs from the read-only 9p share with the host's Python and must start fast):
     python3 latency_probe.py poll --db /tmp/w.db --out /tmp/seen.txt
     python3 latency_probe.py inject --rate 1000 --seconds 60 --base 0x100200000 \
         --counter /sys/kernel/tracing/instances/c --out /tmp/steady.json
-    python3 latency_probe.py summary --seen /tmp/seen.txt --phase /tmp/steady.json
+    python3 latency_probe.py summary --seen /tmp/seen.txt --phase /tmp/steady.json --since 80
 """
 
 from __future__ import annotations
@@ -215,8 +215,8 @@ def summary(args: argparse.Namespace) -> None:
     for path in args.phase:
         with open(path) as f:
             phase = json.load(f)
-        since = phase["start"] - offset - 1.0  # a second's slack for clock mapping error
-        figures = phase_summary(addresses(phase["base"], phase["count"]), rows, offset, since)
+        figures = phase_summary(addresses(phase["base"], phase["count"]), rows, offset,
+                                args.since)
         phases[os.path.basename(path).rsplit(".", 1)[0]] = {**phase, **figures}
     drift = max(offsets) - min(offsets)
     json.dump({"clock_offset_spread_s": round(drift, 6), "phases": phases}, sys.stdout)
@@ -241,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("summary")
     s.add_argument("--seen", required=True)
     s.add_argument("--phase", action="append", required=True)
+    s.add_argument("--since", type=float, required=True,
+                   help="kernel uptime before the run's first injection")
     args = ap.parse_args(argv)
     {"inject": inject, "poll": poll, "summary": summary}[args.cmd](args)
 

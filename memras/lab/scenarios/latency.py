@@ -134,10 +134,13 @@ def ingest_latency(lab: Lab, report: ScenarioReport) -> None:
             actions.stop_trace_counter(lab, counter)
     with report.step("latency and counts per phase") as step:
         summary = json.loads(actions.latency_probe(
-            lab, f"summary --seen {seen} --phase {singles['path']} --phase {steady['path']}"))
+            lab, f"summary --seen {seen} --phase {singles['path']} --phase {steady['path']} "
+                 f"--since {since}"))
         report.facts.update(clock_offset_spread_s=summary["clock_offset_spread_s"],
                             phases=summary["phases"], loadavg=lab.check("cat /proc/loadavg"))
         step.detail = "; ".join(_line(name, p) for name, p in summary["phases"].items())
+        report.facts["missing_rows"] = _rows_at(lab, db, [
+            int(a, 16) for p in summary["phases"].values() for a in p["missing_sample"]])
     for name, phase in report.facts["phases"].items():
         report.expect(phase["kernel_logged"] == phase["injected"],
                       f"{name}: the guest kernel logged {phase['kernel_logged']} of "
@@ -145,7 +148,18 @@ def ingest_latency(lab: Lab, report: ScenarioReport) -> None:
         report.expect(phase["missing"] == 0 and phase["stored_twice_or_more"] == 0,
                       f"{name}: {phase['missing']} CEs never stored "
                       f"(e.g. {phase['missing_sample']}), "
-                      f"{phase['stored_twice_or_more']} stored more than once")
+                      f"{phase['stored_twice_or_more']} stored more than once; "
+                      f"the store's rows there: {report.facts['missing_rows'][:5]}")
+
+
+def _rows_at(lab: Lab, db: str, addrs: list[int]) -> list[list[str]]:
+    """The store's rows at these addresses (id, source, uptime, time): what a CE the
+    poller never saw left in the database, so a failed run explains itself."""
+    if not addrs:
+        return []
+    return actions.guest_sql(lab, db, "SELECT id, printf('%x', address), source, uptime, "
+                                      "time FROM memras_error WHERE address IN "
+                                      f"({', '.join(str(a) for a in addrs)}) ORDER BY id")
 
 
 def _line(name: str, phase: dict[str, Any]) -> str:
