@@ -210,6 +210,14 @@ class MemoryFailureEvent:
     repeat: int = 0  # as MemoryErrorEvent.repeat
     time_source: TimeSource | None = None  # as MemoryErrorEvent.time_source
     flags: tuple[str, ...] = ()  # as MemoryErrorEvent.flags
+    # log2 of the logging kernel's page size when the source says (a 64 KiB arm64 or
+    # POWER kernel prints 64 KiB PFNs); None: 4 KiB, x86's and the default.
+    page_shift: int | None = None
+
+    @property
+    def address(self) -> int:
+        """The page's first byte: the PFN in the logging kernel's pages."""
+        return self.pfn << (self.page_shift or 12)
 
 
 Record = MemoryErrorEvent | MemoryFailureEvent

@@ -18,6 +18,7 @@ from memras.cli.context import Context
 from memras.cli.options import parse_when
 from memras.cli.progress import ProgressDisplay
 from memras.health.dimm_names import attribute_from_host
+from memras.ingest.parsers.kernel_log import page_shift_from_size
 from memras.store import Store
 from memras.store.dimm_ids import last_error_id
 from memras.text import escape
@@ -33,6 +34,20 @@ def _args(p: argparse.ArgumentParser) -> None:
                         "its uptimes into wall time (default: what the capture itself says)")
     p.add_argument("--year", type=int, metavar="YEAR",
                    help="year of year-less syslog stamps (default: the file's mtime's)")
+    p.add_argument("--page-size", type=_page_shift, metavar="BYTES", dest="page_shift",
+                   help="page size of the machine a dmesg came from, e.g. 65536 for a 64 KiB "
+                        "arm64 or POWER kernel (default: what the log shows, else 4096)")
+
+
+def _page_shift(text: str) -> int:
+    try:
+        size = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes") from None
+    try:
+        return page_shift_from_size(size)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _this_boot(args: argparse.Namespace) -> datetime | None:
@@ -55,7 +70,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ProgressDisplay(ctx, "import", total=total, in_bytes=in_bytes) as shown:
         before = last_error_id(store)
         report = run_import(store, args.kind, args.path, boot_time=boot_time,
-                            progress=shown.update, year=args.year, this_boot=_this_boot(args))
+                            progress=shown.update, year=args.year, this_boot=_this_boot(args),
+                            page_shift=args.page_shift)
         # the new rows' DIMM: --root's inventory when it knows the module, else the
         # error's own location key (a file from another machine still has its DIMMs)
         attribute_from_host(store, ctx.host, before)

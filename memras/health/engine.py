@@ -122,7 +122,6 @@ REFRESH_AFTER_S = 60.0
 # memory_failure() for the same page, is one UE: the kernel handles the poison within
 # milliseconds of the MCE, so a minute is ample and shorter than any UE rate rule.
 UE_SAME_PAGE_S = 60.0
-PAGE_SHIFT = 12  # x86: memory_failure reports 4 KiB page frame numbers
 
 
 def is_soft_offline(mf: MemoryFailureEvent) -> bool:
@@ -137,7 +136,7 @@ def ue_from_memory_failure(mf: MemoryFailureEvent) -> MemoryErrorEvent:
     poison). Its page is all the location it has; the resolver maps it to a DIMM."""
     return MemoryErrorEvent(
         error_type=ErrorType.UNCORRECTED, source=mf.source, count=1, timestamp=mf.timestamp,
-        uptime_s=mf.uptime_s, address=mf.pfn << PAGE_SHIFT, location=DimmLocation(),
+        uptime_s=mf.uptime_s, address=mf.address, location=DimmLocation(),
         message=f"memory_failure: {mf.page_type}: {mf.action_result}",
         driver="memory_failure", raw=mf.raw)
 
@@ -332,7 +331,7 @@ class HealthEngine:
         timed: list[tuple[float, MemoryErrorEvent]] = []
         for record in events:
             if isinstance(record, MemoryFailureEvent):
-                if self._own_hard_offline(record.pfn << PAGE_SHIFT):
+                if self._own_hard_offline(record.address):
                     continue  # memras's own hard page action, not a hardware UE
                 e = ue_from_memory_failure(record)
                 if is_soft_offline(record):  # the kernel offlined a page for its CEs

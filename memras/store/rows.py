@@ -207,7 +207,7 @@ class RowBuilder:
                 type_ = MEMORY_FAILURE_TYPE
                 count = 1
                 source = str(record.source)
-                a64 = rs.as_int64(record.pfn << 12)
+                a64 = rs.as_int64(record.address)
                 values = (t, uptime, source, type_, 1, a64, record.pfn)
                 mask = (uptime is None) | 0b11100  # no normalized address, grain, syndrome
                 tail = (f"{record.page_type}: {record.action_result}", "", "", key, identity,

@@ -198,8 +198,8 @@ def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
         batcher.classify(result, line, malformed=malformed)
 
 
-def import_dmesg(batcher: _Batcher, lines: Iterable[str]) -> None:
-    parser = KernelLogParser()
+def import_dmesg(batcher: _Batcher, lines: Iterable[str], page_shift: int | None = None) -> None:
+    parser = KernelLogParser(page_shift=page_shift)  # None: inferred from the log, else 4 KiB
     for line in _kernel_lines(batcher, lines):
         for record in parser.feed(line) or ():
             batcher.classify(record, line)
@@ -279,11 +279,13 @@ def import_rasdaemon(store: Store, path: str, report: ImportReport,
 
 def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None = None,
                progress: Progress | None = None, year: int | None = None,
-               this_boot: datetime | None = None,
+               this_boot: datetime | None = None, page_shift: int | None = None,
                on_stored: OnStored | None = None) -> ImportReport:
     """Import one file (``-`` = stdin) of ``kind``; see the module docstring. A dmesg or
     trace file's times: :mod:`memras.ingest.clock` (``boot_time`` = --boot-time,
-    ``year`` = --year, ``this_boot`` = this machine's boot, offered to trace files)."""
+    ``year`` = --year, ``this_boot`` = this machine's boot, offered to trace files).
+    ``page_shift``: log2 of the logging machine's page size (--page-size) for the PFNs
+    a dmesg prints; None lets the parser infer it (64K/16K arm64 and ppc64 builds)."""
     if kind not in KINDS:
         raise UsageError(f"unknown import kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     report = ImportReport(kind=kind, path=path)
@@ -300,7 +302,7 @@ def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None
         if kind == "trace":
             import_trace(batcher, following(batcher.clock, _lines(handle, progress)))
         elif kind == "dmesg":
-            import_dmesg(batcher, following(batcher.clock, _lines(handle, progress)))
+            import_dmesg(batcher, following(batcher.clock, _lines(handle, progress)), page_shift)
         else:
             import_mcelog(batcher, _lines(handle, progress))
     batcher.flush()

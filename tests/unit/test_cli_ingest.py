@@ -97,3 +97,30 @@ def test_relative_and_absolute_times(tmp_path: Path, db: str, capsys) -> None:
     assert json.loads(_run(capsys, "errors", "--db", db, "--json", "--since", "24h")[1]) == []
     assert len(json.loads(_run(capsys, "errors", "--db", db, "--json", "--since",
                                "2023-12-31")[1])) == 2
+
+
+# A memory_failure line of a 64 KiB-page kernel (arm64 +64k, POWER): the PFN is in 64 KiB
+# pages, so its page starts at pfn << 16; without the size the address would be 16x low.
+MF_LINE = "[  100.000000] Memory failure: 0x1234: recovery action for clean LRU page: Recovered\n"
+
+
+@pytest.mark.parametrize(("argv", "address"), [
+    ((), 0x1234 << 12),  # nothing in the log says: x86's 4 KiB
+    (("--page-size", "65536"), 0x1234 << 16),
+    (("--page-size", "0x4000"), 0x1234 << 14),
+])
+def test_import_page_size_places_the_pfn(tmp_path: Path, db: str, capsys, argv, address) -> None:
+    log = tmp_path / "dmesg.txt"
+    log.write_text(MF_LINE)
+    assert _run(capsys, "--db", db, "import", "dmesg", str(log), *argv)[0] == 0
+    code, out, _ = _run(capsys, "--db", db, "--json", "errors")
+    assert code == 0 and [e["address"] for e in json.loads(out)] == [address]
+
+
+def test_import_page_size_rejects_what_no_kernel_uses(tmp_path: Path, db: str, capsys) -> None:
+    log = tmp_path / "dmesg.txt"
+    log.write_text(MF_LINE)
+    with pytest.raises(SystemExit) as exited:
+        main(["--db", db, "import", "dmesg", str(log), "--page-size", "5000"])
+    assert exited.value.code == 2
+    assert "5000 is not a power of two" in capsys.readouterr().err

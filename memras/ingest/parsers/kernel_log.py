@@ -224,6 +224,13 @@ class KernelLogParser:
             return self.page_shift
         return self._inferred_shift or DEFAULT_PAGE_SHIFT
 
+    @property
+    def pfn_page_shift(self) -> int | None:
+        """What a memory_failure PFN is in: the page size the caller gave or the log
+        showed; None (4 KiB) when nothing said otherwise."""
+        shift = self.page_shift if self.page_shift is not None else self._inferred_shift
+        return None if shift == DEFAULT_PAGE_SHIFT else shift
+
     def feed(self, line: str) -> list[Record]:
         try:
             return self._feed(line)
@@ -374,6 +381,7 @@ class KernelLogParser:
             pfn=action.pfn, page_type=page_type, action_result=result, source=self.source,
             timestamp=action.first.timestamp, uptime_s=action.first.uptime_s,
             kmsg_seq=action.first.kmsg_seq, raw="\n".join(action.lines),
+            page_shift=self.pfn_page_shift,
         )]  # fmt: skip
 
     def _repeats_previous(self, g: _Group) -> bool:
@@ -669,7 +677,7 @@ class KernelLogParser:
         return [MemoryFailureEvent(
             pfn=pfn, page_type=m["type"] or m["oldtype"], action_result=m["result"],
             source=self.source, timestamp=p.timestamp, uptime_s=p.uptime_s,
-            kmsg_seq=p.kmsg_seq, raw="\n".join(lines),
+            kmsg_seq=p.kmsg_seq, raw="\n".join(lines), page_shift=self.pfn_page_shift,
         )]  # fmt: skip
 
     def _kill(self, p: Prefixed, line: str, m: re.Match[str]) -> list[Record]:
