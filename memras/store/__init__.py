@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from memras.store.base import Base
     from memras.store.store import Store, database_url
 
-_LAZY = {"Base": "memras.store.base", "Store": "memras.store.store", "database_url": "memras.store.store"}
+_LAZY = {"Base": "memras.store.base", "Store": "memras.store.store",
+         "database_url": "memras.store.store"}
 
 
 def __getattr__(name: str) -> Any:
