@@ -154,7 +154,7 @@ class DashboardScreen(Screen[None]):
             summary.append(f"  database: {message.store_note}", style="yellow")
         self.query_one("#summary", Static).update(summary)
         self._fill_dimms(message.dimms)
-        self._fill_alerts(message.alerts)
+        self._fill_alerts(message.alerts, {r.id: r.name for r in message.dimms if r.name})
         self.loaded = True
         self._check_ready()
 
@@ -184,14 +184,16 @@ class DashboardScreen(Screen[None]):
         if rows:
             table.move_cursor(row=min(selected, len(rows) - 1))
 
-    def _fill_alerts(self, alerts: list[Alert]) -> None:
+    def _fill_alerts(self, alerts: list[Alert], names: dict[str, str]) -> None:
+        """``names``: DIMM id -> slot name (an alert keeps the label it was raised with)."""
         text = Text(no_wrap=True, overflow="ellipsis")
         if not alerts:
             text.append("none open", style="green")
         for alert in reversed(alerts[-ALERTS_SHOWN:]):  # newest first; the box scrolls
             text.append_text(severity_text(alert.severity.value))
             text.append(f" #{alert.id} ")
-            text.append_text(safe(alert.dimm_label or alert.dimm_id or "-", "bold"))
+            shown = names.get(alert.dimm_id or "") or alert.dimm_label or alert.dimm_id or "-"
+            text.append_text(safe(shown, "bold"))
             text.append(" ")
             text.append_text(safe(alert.message))
             text.append("\n")
