@@ -28,6 +28,7 @@ from memras.alerts.service import SqlAlertStore
 from memras.health.api import current_verdicts, verdict_history
 from memras.health.models import PageStateRow
 from memras.health.module_registry import module_history
+from memras.health.verdict import Verdict
 from memras.store.models import ErrorRow
 from memras.store.store import _stored_error
 from memras.topology.inventory import DimmInfo, dimm_inventory
@@ -236,7 +237,7 @@ class FaultCells:
 @dataclass(frozen=True, slots=True)
 class DimmDetail:
     dimm: DimmInfo
-    verdict: Any  # memras.health.verdict.Verdict | None
+    verdict: Verdict | None
     history: list[Any]
     timeline: list[tuple[str, int, int]]  # (day, CE, UE), oldest first
     cells: FaultCells

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO, overload
+from typing import TYPE_CHECKING, Any, TextIO, overload
 
 from sqlalchemy import select
 
@@ -41,6 +41,9 @@ from memras.alerts.hooks import load_hooks
 from memras.alerts.models import AlertRow, DeliveryRow
 from memras.config import read_config_file
 from memras.errors import UsageError
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
 
 
 @overload
@@ -91,7 +94,7 @@ def _from_row(row: AlertRow) -> Alert:
 class SqlAlertStore:
     """Alerts and delivery records in the memras database (``Store.session()``)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def add(self, alert: Alert) -> Alert:
@@ -197,7 +200,7 @@ class AlertService:
         self.load_failures = dict(load_failures or {})  # hook name -> why it did not load
 
     @classmethod
-    def open(cls, store: Any, config: AlertsConfig | None = None, *,
+    def open(cls, store: Store, config: AlertsConfig | None = None, *,
              only: list[str] | None = None, warn: TextIO | None = None) -> AlertService:
         """Over the memras ``Store``, with the hooks ``config`` enables."""
         config = config or AlertsConfig()
@@ -205,7 +208,7 @@ class AlertService:
         return cls(Dispatcher(SqlAlertStore(store), report.hooks, config), report.failures)
 
     @classmethod
-    def configured(cls, store: Any, config_path: str | Path | None, *,
+    def configured(cls, store: Store, config_path: str | Path | None, *,
                    warn: TextIO | None = None) -> AlertService:
         """What every front end acting on alerts opens: the hooks of ``--config``.
 

@@ -46,6 +46,7 @@ from memras.errors import UsageError
 
 if TYPE_CHECKING:
     from memras.host import Host
+    from memras.workflow.offline import RetryPolicy
 
 MiB, GiB = 1 << 20, 1 << 30
 
@@ -257,7 +258,8 @@ class CapacityPolicy:
     move keeps the mode but restarts the dwell, so a refusing kernel is not hammered.
     """
 
-    def __init__(self, config: PolicyConfig, recorder: Any = None, retry: Any = None) -> None:
+    def __init__(self, config: PolicyConfig, recorder: Recorder | None = None,
+                 retry: RetryPolicy | None = None) -> None:
         self.config = config
         self.recorder = recorder or Recorder()
         self.retry = retry

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             service.close()
 
 
-def _list(args: argparse.Namespace, ctx: Context, service: Any) -> int:
+def _list(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
     state = None if args.state == "all" else AlertState(args.state)
     alerts = service.list(state)
     if ctx.json:

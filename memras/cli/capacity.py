@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return _show_result(ctx, result)
 
 
-def _record_result(recorder: Any, action: str, result: Any) -> None:
+def _record_result(recorder: Recorder, action: str, result: chmem.Result) -> None:
     data = result.as_dict()
     recorder.audit(f"capacity.{action}.result", data)
     if result.exit_status:
@@ -154,7 +154,7 @@ def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
     return chmem.EXIT_OK if ok else chmem.EXIT_FAILURE
 
 
-def _show_result(ctx: Context, result: Any) -> int:
+def _show_result(ctx: Context, result: chmem.Result) -> int:
     if ctx.json:
         ctx.emit_json(result.as_dict())
         return int(result.exit_status)

@@ -23,6 +23,7 @@ from memras.cli.options import add_dry_run, add_retry_options, add_yes, check_re
 from memras.cli.progress import ProgressDisplay
 from memras.errors import NotPermitted, UsageError
 from memras.hotplug_test import Config, HotplugTest, Want, plan
+from memras.hotplug_test.model import Report
 from memras.hotplug_test.pressure import workload_size
 from memras.hotplug_test.render import _ms, write_reports
 from memras.hotplug_test.select import Selection, parse_block_list
@@ -187,7 +188,7 @@ def _show_plan(ctx: Context, selection: Selection, checks: list[dict[str, Any]],
     return 0 if ok else EXIT_FAILED
 
 
-def _show_result(ctx: Context, report: Any, files: dict[str, str]) -> None:
+def _show_result(ctx: Context, report: Report, files: dict[str, str]) -> None:
     rows = [(name, t["pass"], t["fail"], t["skip"]) for name, t in report.tally().items()]
     ctx.table(("CHECK", "PASS", "FAIL", "SKIP"), rows, right=("PASS", "FAIL", "SKIP"))
     figs = report.figures()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from memras.errors import MemrasError, UsageError
 from memras.health.keys import DimmResolver, dimm_id_for, inventory_resolver
@@ -35,6 +35,7 @@ from memras.topology.inventory import DimmInfo, dimm_inventory
 from memras.topology.naming import NamedDimm, fold, match, named_all, specific
 
 if TYPE_CHECKING:
+    from memras.host import Host
     from memras.store.store import Store
 
 
@@ -44,7 +45,7 @@ def _probe(location: DimmLocation, address: int | None = None) -> MemoryErrorEve
                             location=location)
 
 
-def host_inventory(host: Any) -> list[DimmInfo]:
+def host_inventory(host: Host | None) -> list[DimmInfo]:
     """The host's inventory, or none when it has no readable memory description."""
     if host is None:
         return []
@@ -55,9 +56,9 @@ def host_inventory(host: Any) -> list[DimmInfo]:
         return []
 
 
-def host_resolver(host: Any, inventory: list[DimmInfo]) -> DimmResolver | None:
+def host_resolver(host: Host | None, inventory: list[DimmInfo]) -> DimmResolver | None:
     """Health's inventory resolver for ``host``, None without an inventory."""
-    if not inventory:
+    if host is None or not inventory:
         return None
     try:
         return inventory_resolver(host, inventory)
@@ -75,7 +76,7 @@ class DimmNames:
         self.resolver = resolver
 
     @classmethod
-    def of(cls, host: Any, store: Store | None) -> DimmNames:
+    def of(cls, host: Host | None, store: Store | None) -> DimmNames:
         inventory = host_inventory(host)
         return cls(inventory, store, host_resolver(host, inventory))
 
@@ -174,6 +175,6 @@ def attribute_errors(store: Store, resolver: DimmResolver | None, after_id: int 
     return fill_dimm_ids(store, after_id, dimm_of, dimm_at if resolver is not None else None)
 
 
-def attribute_from_host(store: Store, host: Any, after_id: int = 0) -> int:
+def attribute_from_host(store: Store, host: Host, after_id: int = 0) -> int:
     """:func:`attribute_errors` with ``host``'s inventory (location keys without one)."""
     return attribute_errors(store, host_resolver(host, host_inventory(host)), after_id)

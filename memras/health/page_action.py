@@ -242,7 +242,7 @@ def _signed(page: int) -> int:
     return page - (1 << 64) if page >= 1 << 63 else page
 
 
-def _from_row(row: Any) -> PageOutcome:
+def _from_row(row: PageStateRow) -> PageOutcome:
     return PageOutcome(
         page=row.page & ((1 << 64) - 1), action=PageAction(row.action), outcome=row.outcome,
         time=row.time.replace(tzinfo=UTC), dimm_id=row.dimm_id,

@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select
 
@@ -20,7 +19,7 @@ from memras.health.verdict import Verdict, VerdictState
 from memras.store.store import Store
 
 
-def _verdict(row: Any) -> Verdict:
+def _verdict(row: V) -> Verdict:
     at = row.time.replace(tzinfo=UTC)
     return Verdict(dimm_id=row.dimm_id, state=VerdictState(row.state),
                    rules=tuple(json.loads(row.rules or "[]")),

@@ -36,6 +36,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memras.alerts.api import open_alerts
+from memras.audit.service import AuditTrail
+from memras.errors import WorkflowError
+from memras.health.api import current_verdicts
+from memras.health.verdict import Verdict
+from memras.host import Host
+from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
+from memras.ingest.sources import EdacCounterSource, KmsgSource, TraceSource
+from memras.sim import profiles
+from memras.sim.actions import inject_ce
+from memras.sim.state import locked_state, read_state
+from memras.store import Store
+from memras.text import escape
+from memras.topology.inventory import resolve_dimm
+from memras.watcher.pipeline import Pipeline
+from memras.watcher.watch import Watcher
+from memras.workflow.runner import Replacement, ReplaceOptions, StepOutcome
+
 FAILING_DIMM = "P1-DIMMC1"  # mc0 channel 2: its own memory slot, online Movable
 NOISE_DIMMS = ("P1-DIMMD1", "P2-DIMMB1", "P2-DIMME1")  # other controllers and channels
 FAULT_ROW, FAULT_BANK = 0x1A2F, 3
@@ -87,8 +105,6 @@ def story_schedule(seed: int = DEFAULT_SEED,
 
 def sync_clock(root: Path) -> None:
     """Move the simulated kernel's uptime up to the wall clock (never back)."""
-    from memras.sim.state import locked_state
-
     btime = _btime(root)
     with locked_state(root) as state:
         now_us = int((time.time() - btime) * 1_000_000)
@@ -102,8 +118,6 @@ def wait_for_wall_clock(root: Path, limit_s: float = 15.0) -> None:
     replacement dated before them would credit the old module's last errors to
     the new module. Waiting (at most ``limit_s``) keeps the order true.
     """
-    from memras.sim.state import read_state
-
     ahead_s = _btime(root) + read_state(root).uptime_us / 1_000_000 - time.time()
     if ahead_s > 0:
         time.sleep(min(ahead_s + 0.1, limit_s))
@@ -118,8 +132,6 @@ def _btime(root: Path) -> int:
 
 def _write_btime(root: Path) -> None:
     """Date the simulated boot so that its current uptime ends now."""
-    from memras.sim.state import read_state
-
     uptime_s = read_state(root).uptime_us // 1_000_000
     stat = root / "proc/stat"
     if not stat.exists():
@@ -137,8 +149,6 @@ class Story:
         self.done = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        from memras.sim.actions import inject_ce
-
         started = time.monotonic()
         try:
             for item in self.schedule:
@@ -172,31 +182,25 @@ class DemoServer:
         self.failing_dimm = FAILING_DIMM
         self.schedule = story_schedule(seed)
         self.story = Story(self.root, self.schedule, speed=speed, on_inject=on_inject)
-        self.store: Any = None
-        self.pipeline: Any = None
+        self.pipeline: Pipeline | None = None
         self.watch_stats: Any = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._create()
+        self.store = self._create()
 
     @property
     def db_url(self) -> str:
         return str(self.db_path)
 
-    def _create(self) -> None:
-        from memras.sim import profiles
-        from memras.store import Store
-
+    def _create(self) -> Store:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.root / ".memras-sim").exists():
             profiles.create("demo", self.root)
         _write_btime(self.root)
         sync_clock(self.root)
-        self.store = Store.open(self.db_url)
+        return Store.open(self.db_url)
 
-    def host(self) -> Any:
-        from memras.host import Host
-
+    def host(self) -> Host:
         return Host(self.root)
 
     @property
@@ -207,10 +211,6 @@ class DemoServer:
         """Start the watcher and the story (once; later calls do nothing)."""
         if self._threads:
             return self
-        from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
-        from memras.ingest.sources import EdacCounterSource, KmsgSource, TraceSource
-        from memras.watcher.pipeline import Pipeline
-        from memras.watcher.watch import Watcher
 
         host = self.host()
         self.pipeline = Pipeline(self.store, host)
@@ -239,9 +239,7 @@ class DemoServer:
         if self.pipeline is not None:
             self.pipeline.close(timeout_s=5)
             self.pipeline = None
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+        self.store.close()  # closing twice is harmless (Store.close)
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -252,22 +250,16 @@ class DemoServer:
         self.stop()
 
     # --- what the story has done so far -------------------------------------------------
-    def verdict(self) -> Any:
+    def verdict(self) -> Verdict | None:
         """The failing DIMM's current verdict (memras.health), or None."""
-        from memras.health.api import current_verdicts
-
         ref = self._failing_ref()
         return current_verdicts(self.store).get(ref) if ref else None
 
     def _failing_ref(self) -> str | None:
-        from memras.topology.inventory import resolve_dimm
-
         info = resolve_dimm(self.host(), self.failing_dimm)
         return info.edac_ref or info.id
 
     def alerts(self) -> list[dict[str, Any]]:
-        from memras.alerts.api import open_alerts
-
         return open_alerts(self.db_url)
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
@@ -306,8 +298,6 @@ def run_scripted(out: Any, *, directory: str | Path | None = None, seed: int = D
     alerts, every workflow step and the final state. Raises MemrasError when the
     story does not reach a replace verdict or the replacement does not close.
     """
-    from memras.text import escape
-
     say = _Narrator(out, quiet)
     demo = DemoServer(directory, seed=seed, speed=speed,
                       on_inject=lambda item, _addr: say("  " + item.describe()))
@@ -334,8 +324,6 @@ def run_scripted(out: Any, *, directory: str | Path | None = None, seed: int = D
         for alert in alerts:
             say(f"  {escape(alert.get('title', ''))}")
         if not reached:
-            from memras.errors import WorkflowError
-
             raise WorkflowError("the demo story did not reach a replace verdict",
                                 hint="rerun with MEMRAS_DEBUG=1 and report it")
         say.heading(f"replacing {demo.failing_dimm} (simulated backend, operator {operator})")
@@ -362,15 +350,11 @@ def run_scripted(out: Any, *, directory: str | Path | None = None, seed: int = D
         demo.stop()
 
 
-def _is_replace(verdict: Any) -> bool:
+def _is_replace(verdict: Verdict | None) -> bool:
     return verdict is not None and verdict.state.is_replace
 
 
 def _replace(demo: DemoServer, operator: str, say: _Narrator) -> dict[str, Any]:
-    from memras.errors import WorkflowError
-    from memras.text import escape
-    from memras.workflow.runner import Replacement, ReplaceOptions, StepOutcome
-
     steps: list[dict[str, Any]] = []
     inserted: dict[str, Any] = {}
 
@@ -398,8 +382,6 @@ def _replace(demo: DemoServer, operator: str, say: _Narrator) -> dict[str, Any]:
 
 
 def _audit(demo: DemoServer) -> dict[str, Any]:
-    from memras.audit.service import AuditTrail
-
     trail = AuditTrail(demo.store)
     return {"entries": len(trail.list()), "ok": trail.verify().ok}
 

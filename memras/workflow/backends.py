@@ -19,9 +19,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from memras.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 ENTRY_POINT_GROUP = "memras.backends"
 
@@ -63,7 +66,7 @@ class Target:
 class BackendContext:
     """What a backend gets: the host, options, a way to talk to the operator, a cancel."""
 
-    host: Any  # memras.host.Host
+    host: Host
     options: dict[str, Any] = field(default_factory=dict)
     say: Callable[[str], None] = print
     cancel: threading.Event = field(default_factory=threading.Event)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memras.text import format_bytes
 from memras.workflow.backends import Backend, Target
+
+if TYPE_CHECKING:
+    from memras.host import Host
 
 GiB = 1 << 30
 MIN_RESERVE_BYTES = 2 * GiB
@@ -40,7 +43,7 @@ def default_reserve(mem_total: int) -> int:
 
 @dataclass
 class PreflightInput:
-    host: Any
+    host: Host
     target: Target
     mapping_status: str  # mapped | interleaved | unmapped
     mapping_reason: str

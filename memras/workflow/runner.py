@@ -28,21 +28,52 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from memras.alerts.service import AlertService
 from memras.audit.service import Actor, AuditTrail, store_session
 from memras.errors import MemrasError, WorkflowError
 from memras.health.api import current_verdicts
+from memras.health.module_registry import (
+    ModuleIdentity,
+    module_history,
+    of_removed_module,
+    record_replacement,
+)
+from memras.ingest.edac_ledger import OWN_RESETS_CURSOR, note_own_reset
 from memras.jsonenc import json_safe
 from memras.text import block_names
+from memras.topology.inventory import resolve_dimm
+from memras.topology.memory_map import blocks_for_dimm
 from memras.workflow import lock
 from memras.workflow.backends import Backend, BackendContext, Target, load_backend
+from memras.workflow.detect import blocks_in_range, wait_blocks_added
 from memras.workflow.journal import block_journal
 from memras.workflow.models import ReplacementBlockRow, ReplacementRow
-from memras.workflow.offline import BlockResult, Progress, RetryPolicy, run_blocks
+from memras.workflow.offline import (
+    BlockResult,
+    Progress,
+    RetryPolicy,
+    online_state_for,
+    run_blocks,
+    set_block_state,
+)
+from memras.workflow.preflight import PreflightInput, run_preflight
 from memras.workflow.states import HAPPY_PATH, Event, State, Step, advance, step_named
+from memras.workflow.verify import (
+    VerifyReport,
+    check_mem_total,
+    check_new_blocks,
+    edac_baseline,
+    module_serial,
+    new_identity,
+)
+
+if TYPE_CHECKING:
+    from memras.host import Host
+    from memras.store.store import Store
 
 ON_FAILURE_CHOICES = ("rollback", "leave")
 CRASH_ENV, CRASH_LOG_ENV = "MEMRAS_TEST_CRASH_AT", "MEMRAS_TEST_CRASH_LOG"
@@ -103,11 +134,8 @@ class StepFailed(WorkflowError):
         self.data = data or {}
 
 
-def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
+def resolve_target(host: Host, dimm_text: str) -> tuple[Target, str, str]:
     """The DIMM the engineer named, its blocks, and the mapping status and reason."""
-    from memras.topology.inventory import resolve_dimm
-    from memras.topology.memory_map import blocks_for_dimm
-
     dimm = resolve_dimm(host, dimm_text)
     mapping = blocks_for_dimm(host, dimm.ref)
     uid = None
@@ -126,7 +154,7 @@ def resolve_target(host, dimm_text: str) -> tuple[Target, str, str]:
     return target, mapping.status, mapping.reason
 
 
-def verdict_for(store, dimm_id: str) -> dict[str, Any] | None:
+def verdict_for(store: Store, dimm_id: str) -> dict[str, Any] | None:
     """The health verdict and its rules at decision time; None when the DIMM has none."""
     verdict = current_verdicts(store, [dimm_id]).get(dimm_id)
     return None if verdict is None else json_safe(asdict(verdict))
@@ -135,7 +163,7 @@ def verdict_for(store, dimm_id: str) -> dict[str, Any] | None:
 class Replacement:
     """One replacement, persisted; every method re-reads the database first."""
 
-    def __init__(self, host, store, replacement_id: int, *,
+    def __init__(self, host: Host, store: Store, replacement_id: int, *,
                  progress: Callable[[Progress], None] | None = None,
                  say: Callable[[str], None] | None = None,
                  cancel: threading.Event | None = None) -> None:
@@ -154,7 +182,7 @@ class Replacement:
 
     # --- construction -------------------------------------------------------------
     @classmethod
-    def start(cls, host, store, dimm_text: str, options: ReplaceOptions,
+    def start(cls, host: Host, store: Store, dimm_text: str, options: ReplaceOptions,
               **kw: Any) -> Replacement:
         """Select the DIMM and record a NEW replacement (takes the lock)."""
         options.validate()
@@ -187,7 +215,7 @@ class Replacement:
         return rep
 
     @classmethod
-    def active(cls, host, store, **kw: Any) -> Replacement:
+    def active(cls, host: Host, store: Store, **kw: Any) -> Replacement:
         """The replacement in progress (the lock holder), for --resume and --abort."""
         with store_session(store) as s:
             holder = lock.holder(s)
@@ -198,7 +226,7 @@ class Replacement:
         return cls(host, store, rid, **kw)
 
     @classmethod
-    def latest(cls, host, store, **kw: Any) -> Replacement | None:
+    def latest(cls, host: Host, store: Store, **kw: Any) -> Replacement | None:
         """The most recent replacement, in progress or not (None if there was none)."""
         with store_session(store) as s:
             rid = s.scalars(select(ReplacementRow.id).order_by(
@@ -385,7 +413,7 @@ class Replacement:
         return f"all {len(old)} blocks of the old module are online"
 
 
-def _new_row(host, target: Target, status: str, reason: str, options: ReplaceOptions,
+def _new_row(host: Host, target: Target, status: str, reason: str, options: ReplaceOptions,
              actor: Actor) -> ReplacementRow:
     zones = {}
     for block in target.blocks:
@@ -404,8 +432,6 @@ def _new_row(host, target: Target, status: str, reason: str, options: ReplaceOpt
 # --- actions: one function per Step.action; each idempotent ----------------------------
 
 def _preflight(rep: Replacement) -> dict[str, Any]:
-    from memras.workflow.preflight import PreflightInput, run_preflight
-
     row = rep._row()
     with store_session(rep.store) as s:
         holder = lock.holder(s)
@@ -447,18 +473,16 @@ def _soft_offline_pages(rep: Replacement) -> dict[str, Any]:
             "pages": [hex(p) for p in done], "failed_pages": failed}
 
 
-def _known_bad_pages(store, start: int, size: int, slot_id: str | None = None) -> set[int]:
+def _known_bad_pages(store: Store, start: int, size: int, slot_id: str | None = None) -> set[int]:
     """Pages with errors in the module's range, counting only errors of the module in
     the slot now: a module replaced earlier had the same addresses (module registry)."""
-    from memras.health.module_registry import module_history, of_removed_module
-
     try:
         errors = store.errors()
         history = module_history(store, slot_id) if slot_id else []
     except Exception:
         return set()
     return {e.address & ~0xFFF for e in errors
-            if getattr(e, "address", None) is not None and start <= e.address < start + size
+            if e.address is not None and start <= e.address < start + size
             and (e.time is None or not of_removed_module(history, e.time))}
 
 
@@ -526,8 +550,6 @@ def _remove_module(rep: Replacement) -> dict[str, Any]:
 
 
 def _insert_module(rep: Replacement) -> dict[str, Any]:
-    from memras.workflow.detect import blocks_in_range, wait_blocks_added
-
     target = rep.target
     blocks = blocks_in_range(rep.host, target.start, target.size)
     detail, data = "new module already present", {}
@@ -545,8 +567,6 @@ def _insert_module(rep: Replacement) -> dict[str, Any]:
 
 def _online_blocks(rep: Replacement, role: str = "new", step: str = "online_blocks",
                    rows: list[int] | None = None) -> dict[str, Any]:
-    from memras.workflow.offline import online_state_for
-
     blocks = rows if rows is not None else [b.block for b in rep.blocks(role)]
     zones = rep._row().target.get("zones", {})
     results = []
@@ -561,7 +581,6 @@ def _online_blocks(rep: Replacement, role: str = "new", step: str = "online_bloc
             state = online_state_for(info.valid_zones)
         rep._set_block(role, block, "onlining")
         crash_point(f"block:{block}:{step}:before")
-        from memras.workflow.offline import set_block_state
 
         result = set_block_state(rep.host, block, state, rep.options.retry_policy(),
                                  threading.Event())
@@ -576,15 +595,6 @@ def _online_blocks(rep: Replacement, role: str = "new", step: str = "online_bloc
 
 
 def _verify(rep: Replacement) -> dict[str, Any]:
-    from memras.workflow.verify import (
-        VerifyReport,
-        check_mem_total,
-        check_new_blocks,
-        edac_baseline,
-        module_serial,
-        new_identity,
-    )
-
     row, target = rep._row(), rep.target
     report = VerifyReport()
     report.checks.append(check_new_blocks(rep.host, [b.block for b in rep.blocks("new")]))
@@ -615,8 +625,6 @@ def _backend_serial(rep: Replacement) -> str:
 def _record_new_module(rep: Replacement) -> None:
     """The slot now holds a new DIMM: close the old module in the registry, open the new
     one and give the slot an "ok" verdict (rule "replaced"); idempotent by replacement."""
-    from memras.health.module_registry import ModuleIdentity, record_replacement
-
     target, ident = rep.target, rep._row().new_identity or {}
     serial = ident.get("module_serial", "")
     from_smbios = ident.get("serial_source") == "smbios"
@@ -629,8 +637,6 @@ def _record_new_module(rep: Replacement) -> None:
 
 def _mark_own_reset(rep: Replacement, mc: int) -> None:
     """Tell the watcher's EDAC source that memras resets ``mc`` now: it is no alert."""
-    from memras.ingest.edac_ledger import OWN_RESETS_CURSOR, note_own_reset
-
     marks = rep.store.get_cursor(OWN_RESETS_CURSOR)
     rep.store.set_cursor(OWN_RESETS_CURSOR, note_own_reset(marks, mc, time.time()))
 
@@ -644,8 +650,6 @@ def _release_lock(rep: Replacement) -> None:
 def _resolve_old_alerts(rep: Replacement) -> dict[str, Any]:
     """The old module's open and acknowledged alerts are about a module that is gone:
     resolved, saying which replacement did it. An alert problem never fails the close."""
-    from memras.alerts.service import AlertService
-
     try:
         service = AlertService.configured(rep.store, rep.options.alerts_config)
         try:

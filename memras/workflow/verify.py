@@ -17,7 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from memras.health.module_registry import real_serial
+from memras.host import Host
 from memras.text import format_bytes
+from memras.topology.inventory import resolve_dimm
 from memras.workflow.preflight import Check
 
 
@@ -36,7 +39,7 @@ class VerifyReport:
                 "edac": self.edac, "ok": self.ok}
 
 
-def check_new_blocks(host, blocks: list[int]) -> Check:
+def check_new_blocks(host: Host, blocks: list[int]) -> Check:
     if not blocks:
         return Check("new blocks", False, "no memory blocks of the new module are present")
     bad = []
@@ -49,18 +52,15 @@ def check_new_blocks(host, blocks: list[int]) -> Check:
     return Check("new blocks", True, f"{len(blocks)} blocks online in ZONE_MOVABLE")
 
 
-def check_mem_total(host, before: int) -> Check:
+def check_mem_total(host: Host, before: int) -> Check:
     now = host.meminfo.read().total
     detail = f"MemTotal {format_bytes(now)} (before removal {format_bytes(before)})"
     return Check("MemTotal", now >= before, detail)
 
 
-def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, Any], Check]:
+def new_identity(host: Host, target_locator: str, old_serial: str) -> tuple[dict[str, Any], Check]:
     """The new module's SMBIOS identity when the platform shows it."""
     try:
-        from memras.host import Host
-        from memras.topology.inventory import resolve_dimm
-
         # Host keeps the SMBIOS it read first (the tables are built at boot); a fresh
         # reader sees a platform that refreshed the slot's entry after the swap.
         dimm = resolve_dimm(Host(host.root) if isinstance(host, Host) else host,
@@ -82,8 +82,6 @@ def new_identity(host, target_locator: str, old_serial: str) -> tuple[dict[str, 
 def module_serial(ident: dict[str, Any], old_serial: str,
                   backend_serial: str) -> tuple[str, str]:
     """(serial, source) of the new module: "smbios", "backend" or "none" (no serial)."""
-    from memras.health.module_registry import real_serial
-
     smbios = real_serial(ident.get("serial"))
     if smbios and smbios != real_serial(old_serial):
         return smbios, "smbios"
@@ -91,7 +89,7 @@ def module_serial(ident: dict[str, Any], old_serial: str,
     return (backend, "backend") if backend else ("", "none")
 
 
-def edac_baseline(host, label: str, *, reset_allowed: bool,
+def edac_baseline(host: Host, label: str, *, reset_allowed: bool,
                   before_reset: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Record (and where safe reset) the counters of the controller holding ``label``;
     ``before_reset(mc)`` runs just before the reset (the watcher's own-reset mark)."""
