@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from memras.topology import lsmem
 from memras.host import Host
 from memras.sim import create
+from memras.topology import lsmem
 
 COLS = "RANGE,SIZE,STATE,REMOVABLE,BLOCK,NODE,ZONES"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"

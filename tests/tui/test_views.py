@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from memras import views
 from memras.host import Host
-from memras.topology.inventory import dimm_inventory
 from memras.store import Store
+from memras.topology.inventory import dimm_inventory
 from tests.tui.world import BROKEN, FAILING, PINNED_NOW
 
 

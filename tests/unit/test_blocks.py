@@ -17,9 +17,9 @@ import pytest
 
 from memras.cli import main
 from memras.host import Host
-from memras.topology.lsmem import human_size
 from memras.sim import PROFILES, create
 from memras.sim.actions import set_busy
+from memras.topology.lsmem import human_size
 
 LSMEM = shutil.which("lsmem")
 COLS = "RANGE,SIZE,STATE,REMOVABLE,BLOCK,NODE,ZONES"

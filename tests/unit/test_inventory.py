@@ -7,9 +7,9 @@ from test_locate import acpi, blocks, dimm, edac, smbios
 
 from memras.errors import UsageError
 from memras.host import Host
-from memras.topology.inventory import dimm_inventory, resolve_dimm
 from memras.sim import profiles
 from memras.sim.smbios_build import Type20
+from memras.topology.inventory import dimm_inventory, resolve_dimm
 
 GIB = 1 << 30
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import threading
 import time
 
-from memras.watcher import watch
 from memras.ingest.sources import SourceBatch
 from memras.store.results import AddResult
+from memras.watcher import watch
 
 BATCH = 100
 BATCHES = 60

@@ -16,11 +16,11 @@ from memras.health.engine import HealthEngine
 from memras.health.module_registry import current_modules, module_history
 from memras.health.verdict import REPLACED_RULE, VerdictState
 from memras.host import Host
-from memras.topology.inventory import dimm_inventory, resolve_dimm
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 from memras.sim import profiles
 from memras.sim.kernel import SimulatedKernel
 from memras.store import Store
+from memras.topology.inventory import dimm_inventory, resolve_dimm
 from memras.workflow.runner import Replacement, ReplaceOptions
 from memras.workflow.states import State
 
