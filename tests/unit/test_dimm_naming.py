@@ -14,6 +14,7 @@ from memras.health.dimm_names import DimmNames, attribute_from_host
 from memras.host import Host
 from memras.records import MemoryFailureEvent, Source
 from memras.sim import profiles
+from memras.sim.actions import inject_ce
 from memras.store import Store
 from memras.topology.inventory import DimmInfo, dimm_inventory, resolve_dimm
 from memras.topology.naming import display_name, display_names, wide_name
@@ -191,3 +192,16 @@ def test_labels_show_names_the_dimm_each_edac_node_is(tmp_path: Path, capsys) ->
                         "--labeldb", str(labeldb))
     (entry,) = json.loads(out)["labels"]
     assert code == 0 and (entry["node"], entry["dimm_name"]) == ("mc0/dimm4", "P1-DIMMC1")
+
+
+def test_the_watcher_stores_each_error_with_its_dimm(tmp_path: Path, capsys) -> None:
+    """`memras watch --once` on the demo: the simulator's skx_edac CEs (kmsg and trace,
+    stored once) carry the inventory id the health engine judged them under."""
+    root = tmp_path / "demo"
+    profiles.create("demo", root)
+    inject_ce(root, "P2-DIMMB1", count=3)
+    db = str(tmp_path / "m.db")
+    code, _, _ = _run(capsys, "--root", str(root), "watch", "--once", "--db", db)
+    assert code == 0
+    rows = json.loads(_run(capsys, "--root", str(root), "--json", "errors", "--db", db)[1])
+    assert rows and {(r["dimm_id"], r["dimm_name"]) for r in rows} == {("mc2/dimm2", "P2-DIMMB1")}
