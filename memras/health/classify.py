@@ -100,6 +100,11 @@ CLASSIFY_TUNABLES: dict[str, Tunable] = {
     # established (Sridharan SC12: UEs come from faults that progress; footprint growth
     # precedes them). 2 distinct new places: one stray CE nearby is a coincidence.
     "spread_min": Tunable(1, 2, 10**6, "new places near an established fault: growing"),
+    # A DDR4 row is 8 KiB a rank: two 4 KiB pages where it maps contiguously. A row fault
+    # erring past both is not contained by offlining (raise it where channels interleave
+    # finer than a row and one row spans more pages).
+    "offlined_pages_min": Tunable(1, 2, 10**6, "a cell/row fault's pages offlined before "
+                                  "its CEs at further pages mean offlining fails"),
     # The newest events of a DIMM that classification looks at, at most. 4096 leaves the
     # CE minimums above (1000) four times their size; each kept event costs the watcher
     # ~180 bytes, so in a storm over four DIMMs the default holds ~3 MiB (20,000 held ~14
@@ -129,6 +134,7 @@ class ClassifyParams:
     storm_window_h: int = CLASSIFY_TUNABLES["storm_window_h"].default
     window_h: int = CLASSIFY_TUNABLES["window_h"].default
     spread_min: int = CLASSIFY_TUNABLES["spread_min"].default
+    offlined_pages_min: int = CLASSIFY_TUNABLES["offlined_pages_min"].default
     window_events: int = CLASSIFY_TUNABLES["window_events"].default
 
     @classmethod
@@ -193,8 +199,8 @@ class FaultEvidence:
     spread: int = 0
     spread_places: int = 0
     spread_detail: str = ""
-    # CE records where a contained fault is, at pages not offlined, after the first of
-    # its pages was offlined: the offlining did not contain it.
+    # CE records where a contained fault is, at pages not offlined, after
+    # offlined_pages_min of its pages were offlined: the offlining did not contain it.
     after_offline: int = 0
     growing: bool = False  # spread_places >= spread_min
     erring_after_offline: bool = False  # after_offline >= spread_min
@@ -354,7 +360,8 @@ def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = Class
     detail = best.detail
     if tie and runner_up is not None:
         detail += f"; as strong: {runner_up.detail}"
-    grown = growth(ces, best.place, repaired) if best.strength >= params.min_strength else None
+    grown = (growth(ces, best.place, repaired, params.offlined_pages_min)
+             if best.strength >= params.min_strength else None)
     evidence = replace(evidence, detail=detail, explained=best.explained,
                        strength=round(best.strength, 1), tie=tie,
                        runner_up=runner_up.label if runner_up else "",
@@ -377,10 +384,11 @@ class Growth(NamedTuple):
 ESTABLISHED_CES = {"cell": 2, "row": 2, "column": 2, "bank": 4, "banks": 4}
 
 
-def growth(ces: _Timed, place: tuple[object, ...], repaired: Mapping[int, float]) -> Growth:
+def growth(ces: _Timed, place: tuple[object, ...], repaired: Mapping[int, float],
+           offlined_pages_min: int = 2) -> Growth:
     """How the fault at ``place`` grew after it was established (its ESTABLISHED_CES-th
     CE inside its footprint): CEs next to it but outside it, and, for a contained fault,
-    CEs inside it at pages not offlined after one of its pages was.
+    CEs inside it at pages not offlined after ``offlined_pages_min`` of its pages were.
 
     Next to it is one granularity up, where a progressing fault spreads first: the bank
     of a cell, row or column; the other banks of a bank's rank; the ranks a set of banks
@@ -404,12 +412,12 @@ def growth(ces: _Timed, place: tuple[object, ...], repaired: Mapping[int, float]
         what = "bank" if by_bank else "cell"
         detail = (f"{len(spread)} CE(s) at {len(places)} new {what}(s) next to the fault "
                   f"since it was established at {time_of(established):%Y-%m-%d %H:%M}")
-    offlined = [repaired[p] for _, e in inside
-                if (p := e.page_address) is not None and p in repaired]
+    offlined = sorted({repaired[p] for _, e in inside
+                       if (p := e.page_address) is not None and p in repaired})
     after = 0
-    if kind in ("cell", "row") and offlined:
-        first = min(offlined)
-        after = sum(1 for t, e in inside if t > first and e.page_address not in repaired)
+    if kind in ("cell", "row") and len(offlined) >= offlined_pages_min:
+        last = offlined[offlined_pages_min - 1]
+        after = sum(1 for t, e in inside if t > last and e.page_address not in repaired)
     return Growth(len(spread), len(places), detail, after)
 
 

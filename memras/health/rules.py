@@ -107,9 +107,10 @@ RULES: tuple[Rule, ...] = (
          "rank for a multi-bank fault) -> replace-at-next-maintenance", "2",
          "[classify] spread_min"),
     Rule("memras-erring-after-offline", "memras; Hwang et al. ASPLOS'12 (page retirement)",
-         "a cell or row fault keeps erring at pages not offlined after one of its pages "
-         "was: offlining does not contain it -> replace-at-next-maintenance", "2",
-         "[classify] spread_min"),
+         "a cell or row fault keeps erring (>= N CE records) at pages not offlined after "
+         "M of its pages were (a DDR4 row is two 4 KiB pages): offlining does not contain "
+         "it -> replace-at-next-maintenance", "N 2, M 2",
+         "[classify] spread_min, offlined_pages_min"),
     Rule("memras-page-offlined", "memras; Hwang et al. ASPLOS'12 (page retirement)",
          "CEs at pages offlined since: contained -> repair; not counted in rates or storms",
          "-", "[page] action"),

@@ -277,7 +277,7 @@ def _predictive_findings(c: FaultClassification) -> list[Finding]:
     if ev.erring_after_offline:
         out.append((VerdictState.REPLACE_LATER, "memras-erring-after-offline",
                     f"{c.mode} fault still erring: {ev.after_offline} CE record(s) at pages "
-                    "not offlined since its first page was: offlining does not contain it"))
+                    "not offlined since its pages were: offlining does not contain it"))
     return out
 
 

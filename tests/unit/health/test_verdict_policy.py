@@ -79,18 +79,32 @@ def test_a_bank_fault_reaching_other_banks_of_its_rank_escalates() -> None:
     assert "2 new bank(s)" in v.reasons[v.rules.index("memras-fault-growing")]
 
 
-def test_a_row_that_errs_after_its_page_is_offlined_escalates() -> None:
-    # a DRAM row spans pages (interleaving): two CEs offline the first page (mcelog's
-    # page threshold 2 / 24h), then the row errs at two pages not offlined
+def test_a_row_that_errs_after_its_pages_are_offlined_escalates() -> None:
+    # two CEs offline a page (mcelog's page threshold 2 / 24h); after both pages of the
+    # row are offlined (an 8 KiB DDR4 row), the row errs at two more pages
+    host = OffliningHost()
+    pages = [0x4000_0000, 0x4000_1000, 0x5000_0000, 0x6000_0000]
+    events = [ce(d * DAY + i * HOUR, address=page + 0x40 * i, rank=0, bank=1, row=0x10,
+                 column=0x20 + 4 * d + i) for d, page in enumerate(pages[:2]) for i in range(2)]
+    later = [ce(3 * DAY + i * DAY, address=page, rank=0, bank=1, row=0x10, column=0x30 + i)
+             for i, page in enumerate(pages[2:])]
+    v = judge(events, toml="", host=host)
+    assert host.offlined == pages[:2] and v.state == VerdictState.REPAIR
+    v = judge([*events, *later], toml="", host=OffliningHost())
+    assert v.state == VerdictState.REPLACE_LATER and "memras-erring-after-offline" in v.rules
+    assert v.evidence["after_offline"] == 2 and v.evidence["erring_after_offline"]
+    assert not v.evidence["growing"]  # the same row: not spread, still erring
+
+
+def test_a_row_erring_on_its_second_page_after_the_first_is_offlined_is_still_repair() -> None:
+    # one 8 KiB row, two pages: its second page erring later is the same bounded fault
     host = OffliningHost()
     first = [ce(i * HOUR, address=0x4000_0000 + 0x40 * i, rank=0, bank=1, row=0x10,
                 column=0x20 + i) for i in range(2)]
-    later = [ce(DAY + i * DAY, address=0x5000_0000 + i * 0x100_0000, rank=0, bank=1, row=0x10,
-                column=0x30 + i) for i in range(2)]
-    v = judge([*first, *later], toml="", host=host)
-    assert host.offlined == [0x4000_0000]
-    assert v.state == VerdictState.REPLACE_LATER and "memras-erring-after-offline" in v.rules
-    assert v.evidence["after_offline"] == 2 and v.evidence["erring_after_offline"]
+    second = [ce(DAY + i * DAY, address=0x4000_1000 + 0x40 * i, rank=0, bank=1, row=0x10,
+                 column=0x30 + i) for i in range(2)]
+    v = judge([*first, *second], toml="", host=host)
+    assert v.state == VerdictState.REPAIR and v.evidence["after_offline"] == 0
 
 
 def test_a_row_whose_errors_stay_on_its_offlined_page_stays_at_repair() -> None:
