@@ -102,13 +102,20 @@ class BoundsChecker:
 
     def _error(self, r: MemoryErrorEvent) -> tuple[MemoryErrorEvent, list[str]]:
         a, n, s, g, u = r.address, r.normalized_address, r.syndrome, r.grain_bits, r.uptime_s
-        loc_ok = self._location(r.location)[1] is r.location
+        loc = r.location
+        entry = self._locations.get(id(loc))  # _location's cache, read inline (hot path)
+        loc_ok = (entry[0] is loc and entry[1] is loc) if entry is not None \
+            else self._location(loc)[1] is loc
+        t = r.timestamp
         if (0 <= r.count <= COUNT_MAX and (a is None or 0 <= a <= U64_MAX)
                 and (n is None or 0 <= n <= U64_MAX) and (s is None or 0 <= s <= U64_MAX)
                 and (g is None or 0 <= g <= GRAIN_BITS_MAX)
                 and (u is None or 0 <= u <= UPTIME_MAX_S) and loc_ok
-                and _time_ok(r.timestamp) and (r.mce is None or _registers_ok(r.mce))
-                and _texts_ok(r, _ERROR_TEXTS) and _label_ok(r.location) and not r.flags):
+                and (t is None or YEAR_MIN <= t.year <= YEAR_MAX)
+                and (r.mce is None or _registers_ok(r.mce)) and not r.flags
+                # kernel text is ASCII: four C calls; other text is checked in full
+                and ((r.raw.isascii() and r.message.isascii() and r.driver.isascii()
+                      and r.driver_detail.isascii()) or _texts_ok(r, _ERROR_TEXTS))):
             return r, []
         notes = list(r.flags)  # the parser's own (an unknown type, an unparsable time)
         changes: dict[str, Any] = {}
@@ -196,10 +203,6 @@ def _text_ok(text: str) -> bool:
 
 def _texts_ok(record: Record, names: tuple[str, ...]) -> bool:
     return all(_text_ok(getattr(record, name)) for name in names)
-
-
-def _label_ok(loc: DimmLocation) -> bool:
-    return loc.label is None or _text_ok(loc.label)
 
 
 def _escaped(text: str) -> str:
