@@ -15,18 +15,22 @@ runs from the read-only 9p share with the host's Python and must start fast):
   store. Every ``--interval`` it reads the rows committed since the last read (WAL: a
   reader sees exactly the committed rows) and stamps them with the time the read began;
   a row committed after the previous read began is stamped at most one interval late,
-  so the latency is over- rather than under-stated. It also maps the kernel's clock
-  (``local_clock``: printk and the trace's default clock) to the wall clock by writing a
-  marker to its own trace instance between two ``time.time()`` reads, at start and end.
-  (In the lab guest both are the TSC: the two offsets agree to the microsecond.)
+  so the latency is over- rather than under-stated. It also maps the kernel's clocks
+  to the wall clock, at start and end, by writing markers between two ``time.time()``
+  reads: to its own trace instance (the trace's ``local`` clock, raw ``sched_clock``)
+  and to /dev/kmsg (printk's ``local_clock``, which adds a per-boot offset: 0.35 s and
+  1.24 s in two lab boots). A row's stamp is mapped with its own road's offset; one
+  mapping for both put kmsg-dated rows 1.24 s before their injection. (Each road's
+  two offsets agree to a few microseconds: both clocks run on the guest's TSC.)
 * ``summary``: per phase, each injected address against the stored rows of this run:
   how many were stored once, twice, never; and the latency (seen - kernel timestamp of
   the row mapped to the wall clock) as p50/p90/p99/max.
 
     python3 latency_probe.py poll --db /tmp/w.db --out /tmp/seen.txt
-    python3 latency_probe.py inject --rate 1000 --seconds 60 --base 0x100200000 \
+    python3 latency_probe.py inject --rate 1000 --seconds 60 --base 0x100200000 \\
         --counter /sys/kernel/tracing/instances/c --out /tmp/steady.json
-    python3 latency_probe.py summary --seen /tmp/seen.txt --phase /tmp/steady.json --since 80
+    python3 latency_probe.py summary --seen /tmp/seen.txt --phase /tmp/steady.json \\
+        --since 1796580000
 """
 
 from __future__ import annotations
@@ -69,31 +73,36 @@ def clock_offset(samples: Iterable[tuple[float, float, float]]) -> float:
     return (before + after) / 2 - stamp
 
 
-def parse_seen(lines: Iterable[str]) -> tuple[list[tuple[float, int, float]], list[float]]:
-    """The poller's output: rows as (seen, address, kernel uptime) and the clock offsets."""
-    rows: list[tuple[float, int, float]] = []
-    offsets: list[float] = []
+Row = tuple[float, int, float, str]  # seen (wall), address, kernel stamp (uptime), source
+
+
+def parse_seen(lines: Iterable[str]) -> tuple[list[Row], dict[str, list[float]]]:
+    """The poller's output: its rows, and each road's clock offsets (wall - kernel)."""
+    rows: list[Row] = []
+    offsets: dict[str, list[float]] = {}
     for line in lines:
         parts = line.split()
-        if len(parts) == 2 and parts[0] == "offset":
-            offsets.append(float(parts[1]))
-        elif len(parts) == 3 and parts[0] != "ready":
-            rows.append((float(parts[0]), int(parts[1]), float(parts[2])))
+        if len(parts) == 3 and parts[0] == "offset":
+            offsets.setdefault(parts[1], []).append(float(parts[2]))
+        elif len(parts) == 4:
+            rows.append((float(parts[0]), int(parts[1]), float(parts[2]), parts[3]))
     return rows, offsets
 
 
-def phase_summary(injected: Sequence[int], rows: Sequence[tuple[float, int, float]],
-                  offset: float, since_uptime: float) -> dict[str, Any]:
+def phase_summary(injected: Sequence[int], rows: Sequence[Row], offsets: dict[str, float],
+                  since: float) -> dict[str, Any]:
     """Injected addresses against the run's stored rows: counts and latency figures.
 
-    Only rows the kernel stamped at or after ``since_uptime`` belong to this run (the
-    watcher also imports the kernel ring, which in a shared guest holds earlier runs'
-    errors at these addresses).
+    A row's kernel stamp is mapped to the wall clock with its road's offset (kmsg:
+    printk's clock, trace: the trace clock; see the module doc). Only rows stamped at
+    or after ``since`` (wall) belong to this run (the watcher also imports the kernel
+    ring, which in a shared guest holds earlier runs' errors at these addresses).
     """
     wanted = set(injected)
-    mine = [r for r in rows if r[1] in wanted and r[2] >= since_uptime]
+    mine = [(seen, addr, uptime + offsets[source]) for seen, addr, uptime, source in rows
+            if addr in wanted and uptime + offsets[source] >= since]
     stored = Counter(r[1] for r in mine)
-    latencies = sorted(seen - (uptime + offset) for seen, _, uptime in mine)
+    latencies = sorted(seen - stamp for seen, _, stamp in mine)
     figures = {}
     if latencies:
         figures = {f"p{q}_s": round(percentile(latencies, q), 4) for q in (50, 90, 99)}
@@ -169,7 +178,8 @@ def _wait_kernel(counter: str, at_least: int, limit_s: float = 10.0) -> float:
     return time.time() - started
 
 
-def _clock_samples(instance: str, n: int = 5) -> list[tuple[float, float, float]]:
+def _trace_samples(instance: str, n: int = 5) -> list[tuple[float, float, float]]:
+    """(wall before, wall after, trace stamp) of ``n`` markers in a trace instance."""
     marks = {}
     fd = os.open(f"{instance}/trace_marker", os.O_WRONLY)
     for i in range(n):
@@ -184,42 +194,80 @@ def _clock_samples(instance: str, n: int = 5) -> list[tuple[float, float, float]
     return [(*marks[int(m.group(2))], float(m.group(1))) for m in MARKER.finditer(text)]
 
 
+def _kmsg_samples(n: int = 4) -> list[tuple[float, float, float]]:
+    """The same through /dev/kmsg: a written line becomes a record stamped by printk's
+    clock. (Few: writes are rate-limited to a burst of 10 per open file.)"""
+    fd = os.open("/dev/kmsg", os.O_RDWR | os.O_NONBLOCK)
+    try:
+        os.lseek(fd, 0, os.SEEK_END)  # read only what is logged from now on
+        marks = {}
+        nonce = time.monotonic_ns()  # this call's markers only, whatever the ring holds
+        for i in range(n):
+            before = time.time()
+            # the newline ends the record: an open one is not yet readable
+            os.write(fd, f"memras-clock-{nonce}-{i}\n".encode())
+            marks[f"{nonce}-{i}"] = (before, time.time())
+        samples: list[tuple[float, float, float]] = []
+        while len(samples) < n:
+            try:
+                record = os.read(fd, 8192).decode(errors="replace")
+            except BlockingIOError:
+                break
+            except BrokenPipeError:  # overwritten before we read it: skip
+                continue
+            prefix, _, text = record.partition(";")
+            fields = prefix.split(",")
+            mark = text.strip().removeprefix("memras-clock-")
+            if mark in marks and len(fields) >= 3:
+                samples.append((*marks[mark], int(fields[2]) / 1e6))
+        return samples
+    finally:
+        os.close(fd)
+
+
+def _offsets(instance: str) -> str:
+    return (f"offset trace {clock_offset(_trace_samples(instance)):.6f}\n"
+            f"offset kmsg {clock_offset(_kmsg_samples()):.6f}\n")
+
+
 def poll(args: argparse.Namespace) -> None:
     instance = f"{TRACING}/instances/memras-latency-clock"
     os.makedirs(instance, exist_ok=True)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     with open(args.out, "w", buffering=1) as out:
-        out.write(f"offset {clock_offset(_clock_samples(instance)):.6f}\nready\n")
+        out.write(_offsets(instance) + "ready\n")
         db = sqlite3.connect(args.db, timeout=30)
         last = db.execute("SELECT coalesce(max(id), 0) FROM memras_error").fetchone()[0]
         while not stop:
             seen = time.time()
-            rows = db.execute("SELECT id, address, uptime FROM memras_error WHERE id > ? "
-                              "AND address IS NOT NULL AND uptime IS NOT NULL ORDER BY id",
-                              (last,)).fetchall()
+            rows = db.execute("SELECT id, address, uptime, source FROM memras_error "
+                              "WHERE id > ? AND address IS NOT NULL AND uptime IS NOT NULL "
+                              "ORDER BY id", (last,)).fetchall()
             if rows:
                 last = rows[-1][0]
-                out.write("".join(f"{seen:.6f} {a} {u}\n" for _, a, u in rows))
+                out.write("".join(f"{seen:.6f} {a} {u} {src}\n" for _, a, u, src in rows))
             time.sleep(max(0.0, args.interval - (time.time() - seen)))
-        out.write(f"offset {clock_offset(_clock_samples(instance)):.6f}\n")
+        out.write(_offsets(instance))
     os.rmdir(instance)
 
 
 def summary(args: argparse.Namespace) -> None:
     with open(args.seen) as f:
-        rows, offsets = parse_seen(f)
-    # The two calibrations bracket the run; their mean maps it (their spread is printed).
-    offset = sum(offsets) / len(offsets)
+        rows, calibrations = parse_seen(f)
+    # Two calibrations per road bracket the run; their mean maps it (the spread is printed).
+    offsets = {road: sum(v) / len(v) for road, v in calibrations.items()}
     phases = {}
     for path in args.phase:
         with open(path) as f:
             phase = json.load(f)
-        figures = phase_summary(addresses(phase["base"], phase["count"]), rows, offset,
+        figures = phase_summary(addresses(phase["base"], phase["count"]), rows, offsets,
                                 args.since)
         phases[os.path.basename(path).rsplit(".", 1)[0]] = {**phase, **figures}
-    drift = max(offsets) - min(offsets)
-    json.dump({"clock_offset_spread_s": round(drift, 6), "phases": phases}, sys.stdout)
+    spread = max(max(v) - min(v) for v in calibrations.values())
+    json.dump({"clock_offset_spread_s": round(spread, 6),
+               "kmsg_minus_trace_clock_s": round(offsets["trace"] - offsets["kmsg"], 6),
+               "phases": phases}, sys.stdout)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -242,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--seen", required=True)
     s.add_argument("--phase", action="append", required=True)
     s.add_argument("--since", type=float, required=True,
-                   help="kernel uptime before the run's first injection")
+                   help="wall time (guest clock) before the run's first injection")
     args = ap.parse_args(argv)
     {"inject": inject, "poll": poll, "summary": summary}[args.cmd](args)
 

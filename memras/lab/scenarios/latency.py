@@ -106,7 +106,7 @@ def ingest_latency(lab: Lab, report: ScenarioReport) -> None:
             actions.start_guest_watch(lab, db, log, extra="--no-health")
             actions.start_commit_poller(lab, db, seen)
             _wait_quiet(lab, db)  # the new database first imports the kernel ring's past
-            since = _uptime(lab)
+            since, since_wall = _uptime(lab), actions.guest_time(lab)
             step.detail = f"run starts at kernel uptime {since:.3f} s"
         with report.step(f"{SINGLES} single CEs, {SINGLE_SPACING_S} s apart") as step:
             singles = _inject(lab, "singles", 1 / SINGLE_SPACING_S, SINGLES * SINGLE_SPACING_S,
@@ -135,8 +135,9 @@ def ingest_latency(lab: Lab, report: ScenarioReport) -> None:
     with report.step("latency and counts per phase") as step:
         summary = json.loads(actions.latency_probe(
             lab, f"summary --seen {seen} --phase {singles['path']} --phase {steady['path']} "
-                 f"--since {since}"))
+                 f"--since {since_wall}"))
         report.facts.update(clock_offset_spread_s=summary["clock_offset_spread_s"],
+                            kmsg_minus_trace_clock_s=summary["kmsg_minus_trace_clock_s"],
                             phases=summary["phases"], loadavg=lab.check("cat /proc/loadavg"))
         step.detail = "; ".join(_line(name, p) for name, p in summary["phases"].items())
         report.facts["missing_rows"] = _rows_at(lab, db, [
