@@ -68,7 +68,9 @@ def figures(report: Any, host_s: float, guest_s: float, loads: tuple[str, str]) 
              f"Anchor: a fixed Python loop takes {host_s:.3f} s on the host, "
              f"{guest_s:.3f} s in the guest (**TCG {guest_s / host_s:.0f}x slower**). "
              f"Kernel-to-wall clock offsets at start and end differ by "
-             f"{report.facts['clock_offset_spread_s'] * 1e6:.0f} us. CPU in the guest over the "
+             f"{report.facts['clock_offset_spread_s'] * 1e6:.0f} us; printk's clock minus the "
+             f"trace clock: {report.facts['kmsg_minus_trace_clock_s']:+.3f} s "
+             f"(each road's stamps are mapped with their own offset). CPU in the guest over the "
              f"{report.facts['run_s']:.0f} s run: `memras watch` "
              f"{report.facts['watch_cpu_s']:.0f} s, the row poller "
              f"{report.facts['poller_cpu_s']:.0f} s.", "",

@@ -46,11 +46,11 @@ def test_parse_seen_reads_rows_and_each_roads_calibrations() -> None:
 
 def test_phase_summary_counts_each_address_once_and_ignores_earlier_runs() -> None:
     injected = addresses(0x100200000, 4)
-    # printk's clock runs 1.24 s ahead of the trace clock in this boot
-    offsets = {"trace": 1000.0, "kmsg": 998.76}
+    # printk's clock runs 1.24 s behind the trace clock in this boot (as in the lab's)
+    offsets = {"trace": 1000.0, "kmsg": 1001.24}
     rows = [
         (1100.5, injected[0], 100.0, "trace"),  # 0.5 s
-        (1101.0, injected[1], 101.74, "kmsg"),  # 0.5 s, not 1.74 s: kmsg's own offset
+        (1101.0, injected[1], 99.26, "kmsg"),  # 0.5 s, not 1.74 s: kmsg's own offset
         (1101.0, injected[1], 100.6, "trace"),  # stored twice (kmsg and trace not merged)
         (1102.0, injected[2], 101.0, "trace"),  # 1.0 s
         (1050.0, injected[3], 49.0, "trace"),  # an earlier run's row at the same address
