@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,8 @@ from pathlib import Path
 import pytest
 
 from memras.cli import main
-from memras.sim import profiles
 from memras.watcher import journal
 
-STREAMS = Path(__file__).parents[2] / "fixtures" / "streams"
 PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 
 
@@ -50,15 +47,6 @@ def test_values(raw: object, shown: str) -> None:
     line = journal.line("error", {"label": raw})
     assert "\n" not in line
     assert parse(line)["label"] == ("-" if raw is None else str(raw))
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    profiles.create("demo", root)
-    for suffix in ("kmsg", "trace"):
-        shutil.copy(STREAMS / f"demo-row-fault.{suffix}", root / ".memras-sim" / suffix)
-    return root
 
 
 def test_one_line_per_stored_error_and_per_change(server: Path, tmp_path: Path, capsys) -> None:

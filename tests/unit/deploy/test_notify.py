@@ -6,7 +6,6 @@ RELOADING=1 around a SIGHUP, STOPPING=1), as contrib/systemd/memras-watch.servic
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from memras.sim import profiles
 from memras.watcher.notify import SdNotify
 
-STREAMS = Path(__file__).parents[2] / "fixtures" / "streams"
 WAIT_S = 120.0  # a safety net for a hung watcher, not a measured time
 
 
@@ -94,15 +91,6 @@ def test_from_env(env: dict[str, str], enabled: bool, interval_s: float | None) 
 def test_without_a_socket_nothing_is_sent_and_nothing_fails(tmp_path: Path) -> None:
     assert SdNotify(None).send("READY=1") is False
     assert SdNotify(str(tmp_path / "nobody-listens")).send("READY=1") is False
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    profiles.create("demo", root)
-    for suffix in ("kmsg", "trace"):
-        shutil.copy(STREAMS / f"demo-row-fault.{suffix}", root / ".memras-sim" / suffix)
-    return root
 
 
 def test_the_watcher_as_a_notify_service(server: Path, tmp_path: Path,
