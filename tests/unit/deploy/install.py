@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGE_FILES = ("pyproject.toml", "README.md", "memras", "tui", "plugins")
+PACKAGE_FILES = ("pyproject.toml", "README.md", "memras", "tui", "plugins", "contrib/man")
 TIMEOUT_S = 900  # a cold pip cache downloads every dependency
 
 

@@ -39,6 +39,7 @@ def test_the_wheel_holds_the_three_packages_and_their_data(wheel: Path) -> None:
                    "memras/watcher/notify.py"):
         assert needed in names, needed
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
+    assert f"memras-{__version__}.data/data/share/man/man1/memras.1" in names
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]
@@ -51,6 +52,11 @@ def test_pipx_install_pulls_no_vm_dependency(installed: PipxInstall) -> None:
     held = installed.distributions()
     assert "memras" in held and "textual" in held
     assert "qemu.qmp" not in held
+
+
+def test_pipx_installs_the_man_page(installed: PipxInstall) -> None:
+    page = installed.home / "man" / "man1" / "memras.1"
+    assert page.read_text().startswith('.TH MEMRAS "1"')
 
 
 def test_the_installed_memras_runs(installed: PipxInstall, tmp_path: Path) -> None:
