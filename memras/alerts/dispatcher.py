@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from memras.alerts.alert import Alert, AlertKind, AlertState, utcnow
 from memras.alerts.config import AlertsConfig, HookConfig, RateLimit
 from memras.alerts.hooks import AlertHook, DimmMetrics, MetricsSnapshot
-from memras.alerts.alert import Alert, AlertKind, AlertState, utcnow
 from memras.errors import HookError
 
 OK = "ok"

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar, TextIO
 
-from memras.alerts.config import AlertsConfig, HookConfig
 from memras.alerts.alert import Alert
+from memras.alerts.config import AlertsConfig, HookConfig
 from memras.errors import HookError
 from memras.text import escape
 

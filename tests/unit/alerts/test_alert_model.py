@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from memras.alerts.config import AlertsConfig, RetryPolicy, parse_duration
 from memras.alerts.alert import (
     PAYLOAD_SCHEMA,
     Alert,
@@ -19,6 +18,7 @@ from memras.alerts.alert import (
     alert_from_payload,
     event_evidence,
 )
+from memras.alerts.config import AlertsConfig, RetryPolicy, parse_duration
 from memras.errors import UsageError
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from memras.alerts.config import AlertsConfig
 from memras.alerts.alert import AlertState
+from memras.alerts.config import AlertsConfig
 from memras.alerts.service import AlertService
 from memras.cli import main
 from memras.errors import UsageError

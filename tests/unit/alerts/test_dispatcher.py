@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 from memras.plugins.alerts.webhook import WebhookHook
 
+from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.alerts.config import AlertsConfig, HookConfig, RateLimit, RetryPolicy
 from memras.alerts.dispatcher import FAILED, OK, RATE_LIMITED, Dispatcher, MemoryAlertStore
 from memras.alerts.hooks import AlertHook, RecordingHook
-from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 
 from .conftest import HttpReceiver
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from memras.alerts.alert import Alert
 from memras.alerts.config import AlertsConfig
 from memras.alerts.dispatcher import OK, Dispatcher, MemoryAlertStore
 from memras.alerts.hooks import RecordingHook, available_hooks, load_hooks
-from memras.alerts.alert import Alert
 
 BUILTINS = {"exec", "webhook", "syslog", "email", "prometheus"}
 

@@ -9,10 +9,10 @@ import pytest
 from memras.plugins.alerts.prometheus_hook import PrometheusHook, render
 from prometheus_client.parser import text_string_to_metric_families
 
+from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.alerts.config import AlertsConfig, HookConfig, RateLimit
 from memras.alerts.dispatcher import Dispatcher, MemoryAlertStore
 from memras.alerts.hooks import DimmMetrics, MetricsSnapshot
-from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.errors import HookError
 
 HOSTILE = 'CPU0 "A1"\\\nx'
