@@ -33,6 +33,8 @@ Structure: every mode is a candidate, the strongest explanation wins
                          more than bank_ce_min CEs (default 1: the chance test decides)
     memras-multi-bank    a set of >= 2 banks, each with >= 2 CEs  -> multi-bank, or
                          rank when the banks span ranks
+    memras-device        most CEs from one DRAM device, over >= 2 banks -> multi-bank,
+                         or rank when they span ranks (only when devices are reported)
     srds22-channel       > channel_ce_min CEs over > 1 (rank, bank) and no local
                          candidate above: errors everywhere on the DIMM, by volume
     srds22-socket        > socket_ce_min CEs over > 1 channel     -> controller
@@ -117,7 +119,9 @@ CLASSIFY_TUNABLES: dict[str, Tunable] = {
 # (DDR3, JESD79-3; DDR4 x16, JESD79-4 — x4/x8 DDR4 has 16), 32 Ki rows a bank, 1 Ki
 # columns; as many ranks as the errors show (a DIMM seen erring on one rank may have
 # only one, and all errors on "half" the DIMM would otherwise look like a fault).
-GEOMETRY = {"banks_per_rank": 8, "rows_per_bank": 1 << 15, "columns": 1 << 10}
+GEOMETRY = {"banks_per_rank": 8, "rows_per_bank": 1 << 15, "columns": 1 << 10,
+            # devices of a rank: 9 on an x8 ECC DIMM (an x4 one has 18)
+            "devices": 9}
 TIE_LOG10 = 1.0  # candidates within a factor of 10 of the winner are stated as ties
 
 
@@ -233,6 +237,8 @@ class FaultClassification:
             return (bank, e.location.column) == (where[0], where[1])
         if kind == "bank":
             return bank == where[0]
+        if kind == "device":
+            return e.location.device == where[0]
         banks = where[0]  # a frozenset of bank keys
         return isinstance(banks, frozenset) and bank in banks
 
@@ -381,7 +387,7 @@ class Growth(NamedTuple):
 
 # CEs inside its footprint that establish a fault of each place kind: two make a cell,
 # row or column; a bank or a set of banks passes the chance test (10^-3) from about 4.
-ESTABLISHED_CES = {"cell": 2, "row": 2, "column": 2, "bank": 4, "banks": 4}
+ESTABLISHED_CES = {"cell": 2, "row": 2, "column": 2, "bank": 4, "banks": 4, "device": 4}
 
 
 def growth(ces: _Timed, place: tuple[object, ...], repaired: Mapping[int, float],
@@ -437,6 +443,8 @@ def _near_place(place: tuple[object, ...]) -> Callable[[LocatedError], bool]:
         return lambda e: _bank_of(e) == bank
     if kind in ("row", "column"):
         return lambda e: _bank_of(e) == where[0]
+    if kind == "device":
+        return lambda e: False  # a device's fault errs anywhere in it already
     if kind == "bank":
         rank = where[0][0] if isinstance(where[0], tuple) else None
         return lambda e: e.location.rank == rank and e.location.bank is not None
@@ -497,7 +505,29 @@ def _local_candidates(ces: _Timed, p: ClassifyParams) -> list[_Candidate]:
     out += _line_candidate(decoded, "row", banks * g["rows_per_bank"])
     out += _line_candidate(decoded, "column", banks * g["columns"])
     out += _bank_candidates([x for x in located if x[0][2] is not None], p, banks)
+    out += _device_candidate(ces)
     return out
+
+
+def _device_candidate(ces: _Timed) -> list[_Candidate]:
+    """memras-device: most CEs from one DRAM device (when the source names devices), over
+    >= 2 banks: a multi-bank fault, or a rank fault when they span ranks. Sridharan &
+    Liberty SC12 count faults per device; a fault of one device's shared circuitry
+    (banks, or a DQ across ranks) errs anywhere in it, so no row, column or bank stands
+    out, and without devices such a fault looks like chance."""
+    on = [(e.location.device, _bank_of(e)) for _, e in ces if e.location.device is not None]
+    if not on:
+        return []
+    device, k = Counter(d for d, _ in on).most_common(1)[0]
+    banks = {b for d, b in on if d == device and b[2] is not None}
+    if len(banks) < 2:
+        return []  # one bank: the bank (or a narrower) candidate says it better
+    ranks = {b[0] for b in banks}
+    mode = FaultMode.RANK if len(ranks) > 1 else FaultMode.MULTI_BANK
+    places = GEOMETRY["devices"]
+    return [_Candidate(mode, "memras-device", chance_strength(k, len(on), 1 / places, places),
+                       k, f"device {device}: {k} of {len(on)} CEs with a device, over "
+                       f"{len(banks)} banks of {len(ranks)} rank(s)", ("device", device))]
 
 
 def _cell_candidate(ces: _Timed, p: ClassifyParams, places: int) -> list[_Candidate]:

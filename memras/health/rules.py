@@ -80,8 +80,13 @@ RULES: tuple[Rule, ...] = (
          "> 1 CE, chance < 10^-3", "[classify] bank_ce_min, min_strength"),
     Rule("memras-multi-bank", "memras; Sridharan SC'12 multi-bank/multi-rank modes",
          "the strongest explanation is a set of >= 2 banks (rank mode when they span "
-         "ranks) -> replace-at-next-maintenance: faults across banks or ranks cause most "
-         "UEs under chipkill/SDDC (Sridharan SC'12)",
+         "ranks) -> replace-at-next-maintenance once its errors span more than a day: "
+         "faults across banks or ranks cause most UEs under chipkill/SDDC (Sridharan SC'12)",
+         "chance < 10^-3", "[classify] min_strength"),
+    Rule("memras-device", "memras; Sridharan SC'12 (faults per DRAM device)",
+         "most CEs from one DRAM device (when the source names it), over >= 2 banks: a "
+         "multi-bank fault, rank when they span ranks -> replace-at-next-maintenance "
+         "once its errors span more than a day (watch before: maybe one transient burst)",
          "chance < 10^-3", "[classify] min_strength"),
     Rule("srds22-channel", "SRDS'22 channel rule",
          "no local pattern, but more CEs than the limit over > 1 (rank, bank): a "

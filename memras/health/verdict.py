@@ -92,7 +92,11 @@ COUNT_ONLY = ("a CE count alone does not predict a UE: counts are Pareto-skewed 
               "access-driven, Meza DSN'15")
 # The classifier rules that name a wide (multi-bank, rank) fault from its pattern: a
 # local set of banks, or SRDS'22's errors over > 1 (rank, bank) by volume.
-WIDE_RULES = ("memras-multi-bank", "srds22-channel")
+WIDE_RULES = ("memras-multi-bank", "memras-device", "srds22-channel")
+# A wide fault is judged permanent, and replace-worthy, once its errors span more than a
+# day: a patrol scrub (24 h by default, Dell) has rewritten its cells since, and they
+# erred again. A transient burst (Sridharan SC12: 29 % of faults) is one moment.
+RECUR_S = 86400.0
 
 # The state a crossing of another scope's threshold earns on its own.
 SCOPE_CROSSING_VERDICT: dict[Scope, VerdictState] = {
@@ -268,9 +272,16 @@ def _predictive_findings(c: FaultClassification) -> list[Finding]:
     ev = c.evidence
     out: list[Finding] = []
     if c.mode.wide and c.rule in WIDE_RULES:
-        out.append((VerdictState.REPLACE_LATER, c.rule,
-                    f"{c.mode} fault: {ev.detail}; faults across banks or ranks cause most "
-                    "UEs under chipkill/SDDC (Sridharan SC12)"))
+        recurs = (ev.first_seen is not None and ev.last_seen is not None
+                  and (ev.last_seen - ev.first_seen).total_seconds() > RECUR_S)
+        if recurs:
+            out.append((VerdictState.REPLACE_LATER, c.rule,
+                        f"{c.mode} fault: {ev.detail}; faults across banks or ranks cause "
+                        "most UEs under chipkill/SDDC (Sridharan SC12)"))
+        else:
+            out.append((VerdictState.WATCH, c.rule,
+                        f"{c.mode} pattern: {ev.detail}; within a day: could be one "
+                        "transient burst, replace if it errs again after a scrub cycle"))
     if ev.growing:
         out.append((VerdictState.REPLACE_LATER, "memras-fault-growing",
                     f"{c.mode} fault growing: {ev.spread_detail}"))

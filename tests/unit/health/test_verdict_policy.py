@@ -124,3 +124,34 @@ def test_a_fault_over_two_banks_is_replace_without_any_count() -> None:
     assert v.evidence["fault_mode"] == "multi-bank" and not v.evidence["thresholds_crossed"]
     assert v.state == VerdictState.REPLACE_LATER and v.rules[0] == "memras-multi-bank"
     assert "Sridharan" in v.reasons[0]
+
+
+def _scattered(n: int, step_s: float, device: int) -> list:
+    """n CEs of one device over both ranks and all banks, no row or column twice."""
+    return [ce(i * step_s, rank=i % 2, bank_group=(i // 2) % 4, bank=(i // 8) % 4,
+               row=0x100 + 0x301 * i, column=(97 * i) % 1024, device=device)
+            for i in range(n)]
+
+
+def test_a_device_erring_over_both_ranks_is_a_rank_fault_to_replace() -> None:
+    # a fault of one device's shared circuitry: no cell, row, column or bank stands out
+    v = judge(_scattered(8, 6 * HOUR, device=5))
+    assert v.evidence["fault_mode"] == "rank" and v.evidence["fault_rule"] == "memras-device"
+    assert v.state == VerdictState.REPLACE_LATER and v.rules[0] == "memras-device"
+
+
+def test_the_same_pattern_without_devices_is_chance() -> None:
+    events = [ce(i * 6 * HOUR, rank=i % 2, bank_group=(i // 2) % 4, bank=(i // 8) % 4,
+                 row=0x100 + 0x301 * i, column=(97 * i) % 1024) for i in range(8)]
+    v = judge(events)
+    assert v.evidence["fault_mode"] == "random" and v.state == VerdictState.WATCH
+
+
+def test_a_one_minute_burst_of_one_device_over_banks_is_watch_until_it_recurs() -> None:
+    burst = _scattered(6, 10.0, device=3)  # a transient multi-rank fault: one moment
+    v = judge(burst)
+    assert v.evidence["fault_mode"] == "rank" and v.state == VerdictState.WATCH
+    assert "transient" in v.reasons[v.rules.index("memras-device")]
+    again = [ce(2 * DAY + i * 60.0, rank=1, bank_group=3, bank=2, row=0x7000 + i,
+                column=i, device=3) for i in range(2)]
+    assert judge([*burst, *again]).state == VerdictState.REPLACE_LATER
