@@ -126,6 +126,7 @@ class Fault:
     column: int
     device: int = 0
     ue_s: float | None = None  # a progressing fault's UE time (None: stable)
+    second_device: int = 1  # offset of the second device its spread CEs may come from
 
     def stage(self, t_s: float) -> float:
         """How far into its progression phase the fault is at ``t_s`` (0 before it or
@@ -168,8 +169,8 @@ def _cell(rng: random.Random, f: Fault, t_s: float | None = None) -> Cell:
     stage = f.stage(t_s) if t_s is not None else 1.0
     if stage > 0 and rng.random() < SPREAD_MAX * stage:
         device = f.device
-        if rng.random() < SECOND_DEVICE:
-            device = (f.device + rng.randrange(1, DEVICES)) % DEVICES
+        if rng.random() < SECOND_DEVICE:  # the fault's one second device, as documented
+            device = (f.device + f.second_device) % DEVICES
         return (*_spread(rng, f), device)
     return (*_inside(rng, f), f.device)
 
@@ -287,6 +288,7 @@ def _dimm_history(rng: random.Random, slot: int, period_s: float, t0: datetime,
         if f.permanent and rng.random() < ue_probability(f.mode):
             at = f.onset_s + rng.expovariate(1 / (UE_AFTER_ONSET_D * DAY_S))
             f.ue_s = at  # it progresses towards its UE (seen only if at < period_s)
+            f.second_device = rng.randrange(1, DEVICES)
             if at < period_s and (failure is None or at < failure[0]):
                 failure = (at, f)
     no_precursor_rate = UE_PER_DIMM_YEAR * UE_WITHOUT_CE * period_s / DAY_S / YEAR_D
