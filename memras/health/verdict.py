@@ -10,10 +10,19 @@ Structure: every rule that fires contributes (state, rule id, reason); the
 verdict is the most severe state, and carries every rule, most severe first.
     ue                       any uncorrected error                -> replace-now
                              (Google, Jaguar, Cielo, Cisco replace on a UE)
+    memras-multi-bank /      a wide (multi-bank, rank) fault whose errors span more
+      memras-device ...      than a day (Sridharan SC12: such faults cause most UEs
+                             under chipkill/SDDC)                -> replace-at-next-maintenance
+    memras-fault-growing     new places next to an established fault (classify.growth)
+                                                                 -> replace-at-next-maintenance
+    memras-erring-after-offline  a cell/row fault erring past its offlined pages
+                                                                 -> replace-at-next-maintenance
     sun-x4140-24/24h         > sun_ce_per_24h CEs in 24 h on this DIMM while no
-                             other DIMM has CEs                  -> replace-at-next-maintenance
+                             other DIMM has CEs: a count         -> watch
     <threshold rule>         a DIMM CE threshold crossed (e.g. mcelog-dimm-ce-10/24h):
                              the fault mode picks the state from MODE_VERDICT_POLICY
+                             (repair for a cell/row/column/bank fault, replace for a
+                             wide one, watch otherwise)
     srds22-row / -cell ...   a contained fault (cell, row)      -> repair-by-page-offlining
     storm                    a SmartHW CE storm                 -> policy ``storm``
     <row/page/bank rule>     other scopes' crossings: SCOPE_CROSSING_VERDICT
@@ -24,9 +33,13 @@ failing stays judged until it is replaced, because CEs cluster in time (a month
 with a CE is 13x to >90x likelier to have more, Schroeder CACM'11).
 
 Why not one CE-count threshold
-    Counts are access-driven and Pareto-skewed; a contained row fault is repaired
-    by offlining a few pages while a bank or rank fault is not, and several DIMMs
-    erring on one channel point at the controller or board (Sun X4140, Meza DSN'15).
+    Counts are access-driven and Pareto-skewed (mean ~55x median, Meza DSN'15): a
+    stable fault with many CEs is not a UE on its way, and a count rule flags hundreds
+    of them per UE it catches (bench/verdict_truth.py). UEs come from faults that
+    progress (Sridharan SC12: > 83 % of nodes with a UE first had CEs from the same
+    fault), so replace is earned by growth, by a fault offlining cannot contain, or by a
+    fault wide enough to beat chipkill; counts give watch or repair with that reason.
+    Several DIMMs erring on one channel point at the controller or board (Sun X4140).
 
 Cost
     Pure, O(rules); the engine calls it once per event of the DIMM.
