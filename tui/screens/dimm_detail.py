@@ -7,6 +7,7 @@ the DIMM's newest events folded into rows/columns/banks, pages, replacements).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from memras.tui.messages import DetailLoaded, LoadFailed
@@ -174,8 +175,8 @@ def _cells(d: views.DimmDetail) -> Table:
     return t
 
 
-def _top(counter: object) -> str:
-    common = counter.most_common(3)  # type: ignore[attr-defined]
+def _top(counter: Counter[int]) -> str:
+    common = counter.most_common(3)
     return ("  top: " + ", ".join(f"{k:#x}×{n}" for k, n in common)) if common else ""
 
 
