@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 from memras.errors import MemrasError, UsageError
 from memras.health.keys import DimmResolver, dimm_id_for, inventory_resolver
+from memras.health.module_registry import current_modules
+from memras.health.verdict_rows import current_verdicts
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 from memras.store.dimm_ids import DimmFilter, StoredDimm, fill_dimm_ids, stored_dimms
 from memras.topology.inventory import DimmInfo, dimm_inventory
@@ -97,6 +99,8 @@ class DimmNames:
                 seen[label] = seen.get(label, 0) + row.events
             if row.dimm_id is None:
                 loose[dimm_id].append(row.location)
+        for dimm_id in _judged(self.store):  # a verdict or module kept, no error row left
+            labels.setdefault(dimm_id, {})
         known = {d.id for d in self.inventory}
         stored = [_from_rows(dimm_id, by_events) for dimm_id, by_events in labels.items()
                   if dimm_id not in known]
@@ -150,6 +154,11 @@ class DimmNames:
         wanted = fold(text)
         return tuple(sorted({name for d in self._stored[0] for name in d.names[1:]
                              if fold(name) == wanted}))
+
+
+def _judged(store: Store) -> set[str]:
+    """The DIMM ids health has recorded a verdict or a module for."""
+    return set(current_verdicts(store)) | set(current_modules(store))
 
 
 def _from_rows(dimm_id: str, labels: dict[str, int]) -> NamedDimm:

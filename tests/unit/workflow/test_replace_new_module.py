@@ -124,7 +124,7 @@ def test_memras_dimms_shows_the_new_module(replaced, tmp_path, capsys) -> None:
     argv = ["--root", str(srv.root), "--db", str(tmp_path / "memras.db")]
     assert main([*argv, "dimms"]) == 0
     out = capsys.readouterr().out
-    line = next(x for x in out.splitlines() if x.startswith(SLOT))
+    line = next(x for x in out.splitlines() if SLOT in x.split())  # DIMM name, then ID
     assert "MODULE" in out and f"NEW-{OLD_SERIAL}" in line and " ok " in f" {line} "
     assert main([*argv, "--json", "dimms"]) == 0
     row = next(r for r in json.loads(capsys.readouterr().out)["dimms"] if r["id"] == SLOT)
