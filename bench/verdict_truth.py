@@ -355,11 +355,16 @@ def by_mode(fleet: Fleet, replayed: Replay) -> str:
     return "\n".join(rows)
 
 
-def first_rules(replayed: Replay, failures: dict[tuple[str, str], datetime]) -> str:
-    """What made memras say replace on DIMMs that never failed: the first rule cited."""
+def first_rules(replayed: Replay, failures: dict[tuple[str, str], datetime],
+                failed: bool = False) -> str:
+    """What made memras say replace on DIMMs that never failed (or, with ``failed``, on
+    failed DIMMs before their failure): the first rule the verdict cited."""
     counts: dict[str, int] = {}
     for key, d in replayed.dimms.items():
-        if REPLACE in d.flags and key not in failures and d.why.get(REPLACE):
+        at = d.flags.get(REPLACE)
+        if at is None or not d.why.get(REPLACE):
+            continue
+        if (key in failures and at < failures[key]) if failed else key not in failures:
             counts[d.why[REPLACE][0]] = counts.get(d.why[REPLACE][0], 0) + 1
     return ", ".join(f"{rule} {n}" for rule, n in sorted(counts.items(), key=lambda x: -x[1]))
 
@@ -399,6 +404,8 @@ def report(result: Evaluation, fleet: Fleet, replayed: Replay, args: argparse.Na
               "", by_mode(fleet, replayed),
               "", "Replace-level FPs by the first rule the verdict cited: "
               + first_rules(replayed, failure_times(fleet.tickets)),
+              "", "Replace-level TPs by the first rule the verdict cited: "
+              + first_rules(replayed, failure_times(fleet.tickets), failed=True),
               "", "Faults drawn: " + ", ".join(f"{k} {v}" for k, v in sorted(
                   fleet.faults.items(), key=lambda kv: -kv[1]))]
     return "\n".join(lines)
