@@ -337,8 +337,10 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
                                   f"audit lacks {needed}: {actions_seen}")
                 report.expect(verified["ok"], f"audit verify failed: {verified}")
             with report.step("alerts: the replaced module's are resolved by the "
-                             "replacement; the watcher raises no counter-reset alert") as step:
-                memras.json("watch --once")  # what the watcher makes of the swap
+                             "replacement; no counter-reset alert") as step:
+                # No EDAC driver binds in QEMU (lab-recipe.md), so no counter is reset
+                # here: memras's own reset is proved on the simulator (unit tests), and
+                # this checks no reset alert exists at all.
                 _, alerts = memras.json("alerts list --state all")
                 swept = alerts_after_replacement(alerts, device.name, rid)
                 report.facts["alerts_after_replace"] = swept
