@@ -73,8 +73,8 @@ async def test_map_select_a_block_with_keys_and_mouse(make_app) -> None:
 
 
 async def test_map_handles_16384_blocks(tmp_path) -> None:
-    from time import perf_counter
-
+    """16,384 blocks page through; how fast is bench/tui_first_paint.py's business (no
+    timed assertion in a test: a loaded CI machine would fail it for no reason)."""
     from memras.tui.app import MemrasApp
 
     from memras.sim.profiles import create
@@ -86,11 +86,9 @@ async def test_map_handles_16384_blocks(tmp_path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, MemoryMapScreen)
                          and len(app.screen.query_one(BlockGrid).cells) == 16384, 60)
         grid = app.screen.query_one(BlockGrid)
-        start = perf_counter()
         for _ in range(20):
             await pilot.press("pagedown")
         await pilot.pause()
-        assert perf_counter() - start < 5.0  # virtualised: 20 pages, only visible lines drawn
         assert app.screen.selected == grid.cells[200 * grid.per_line]
         assert grid.scroll_offset.y > 150
 
