@@ -24,6 +24,7 @@ nothing of the new boot is skipped for being "at or below" the old boot's cursor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -44,6 +45,9 @@ from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record, TimeSou
 
 if TYPE_CHECKING:
     from memras.ingest.parsers.kernel_log import KernelLogParser
+
+
+MCE_POOL_FULL = "MCE records pool full!"  # arch/x86/kernel/cpu/mce/genpool.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +95,11 @@ def with_wall_time(records: list[Record], boot: datetime | None) -> list[Record]
     out: list[Record] = []
     for r in records:
         if r.timestamp is None and r.uptime_s is not None:
-            try:
+            # an uptime no clock reaches, or NaN, is left undated (the store's bounds do
+            # the same) instead of killing the source
+            with contextlib.suppress(OverflowError, ValueError):
                 r = dataclasses.replace(r, timestamp=boot + timedelta(seconds=r.uptime_s),
                                         time_source=TimeSource.UPTIME_BOOT)
-            except (OverflowError, ValueError):  # an uptime no clock reaches, or NaN: left
-                pass  # undated (the store's bounds do the same) instead of a dead source
         out.append(r)
     return out
 
@@ -189,6 +193,12 @@ class KmsgSource:
         return batch
 
     def _feed(self, raw: str, batch: SourceBatch) -> None:
+        if MCE_POOL_FULL in raw:
+            # mce/genpool.c drops machine checks it has no room for before anything logs
+            # them: a loss the kernel announces, so a gap of unknown size, never silence.
+            batch.gaps.append(Gap(self.name, "mce", 0, "records",
+                                  "the kernel's MCE record pool was full: it dropped machine "
+                                  "checks before logging them (count unknown)"))
         try:
             # only poll() calls this, after asserting the parser is set (no check per line)
             batch.records.extend(self._parser.feed(raw))  # type: ignore[union-attr]

@@ -276,3 +276,17 @@ def test_resume_position_table():
     ]
     for cursor, boot_id, expected in cases:
         assert resume_position(cursor, boot_id) == expected, cursor
+
+
+def test_a_full_mce_pool_is_a_gap_not_silence(tmp_path):
+    """mce/genpool.c drops machine checks with 'MCE records pool full!' before any log
+    shows them (seen in the lab at ~1,000 injected CEs/s): the watcher records a gap."""
+    root = tmp_path / "root"
+    store = Store.open(tmp_path / "m.db")
+    _boot(root, "aaaa-1", 0, 2, 100.0)
+    with (root / "dev/kmsg").open("a") as kmsg:
+        kmsg.write("4,2,102500000,-;mce: MCE records pool full!\n")
+    _drain(Host(root), store)
+    assert store.count() == 2
+    (gap,) = store.gaps()
+    assert gap["subject"] == "mce" and "pool was full" in gap["message"]
