@@ -64,7 +64,7 @@ def _observed(e: Any, window: tuple[datetime, datetime]) -> Observed:
                     sees_wall_clock=not invented, raw=e.raw, source=e.source)  # fmt: skip
 
 
-def import_text(kind: str, text: str, workdir: Path) -> list[Observed]:
+def import_text(kind: str, text: str, workdir: Path, year: int | None = None) -> list[Observed]:
     """``text`` of ``kind`` through memras's import path into a fresh store; its rows."""
     workdir.mkdir(parents=True)
     started = datetime.now(UTC)
@@ -75,7 +75,7 @@ def import_text(kind: str, text: str, workdir: Path) -> list[Observed]:
         else:
             path = workdir / "input.log"
             path.write_text(text + "\n", encoding="utf-8")
-            run_import(store, IMPORT_KIND[kind], str(path))
+            run_import(store, IMPORT_KIND[kind], str(path), year=year)
         window = (started, datetime.now(UTC))
         return [_observed(e, window) for e in store.errors()]
 
@@ -147,7 +147,7 @@ def run(logs: list[CorpusLog]) -> Report:
     report = Report(date=datetime.now(UTC).strftime("%Y-%m-%d"), seconds=0.0)
     with tempfile.TemporaryDirectory(prefix="memras-recall-") as tmp:
         for n, log in enumerate(logs):
-            rows = import_text(log.kind, log.text, Path(tmp) / f"{n}")
+            rows = import_text(log.kind, log.text, Path(tmp) / f"{n}", log.year)
             decoys = (import_text(log.kind, "\n".join(log.decoys), Path(tmp) / f"{n}-decoys")
                       if log.decoys else [])  # fmt: skip
             outcome = compare(log, rows, decoys)

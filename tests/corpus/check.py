@@ -343,7 +343,9 @@ def field_diffs(log: CorpusLog, e: Expected, o: Observed) -> tuple[list[Diff], i
             if o.uptime is not None:
                 diffs.append(Diff("uptime", None, o.uptime))
         elif name == "timestamp":
-            if o.sees_wall_clock and o.timestamp is not None:
+            # a year-less stamp gets its wall clock from the year the source states
+            # (--year); the printed day and time are then checked below
+            if o.sees_wall_clock and o.timestamp is not None and log.year is None:
                 diffs.append(Diff("timestamp", None, o.timestamp))
         elif name in o.values and o.values[name] is not None:
             diffs.append(Diff(name, None, o.values[name]))

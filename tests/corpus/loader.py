@@ -83,7 +83,7 @@ MCE_KEYS = (
 )  # fmt: skip
 ERROR_TYPES = ("CE", "UE", "Corrected", "Uncorrected", "Deferred", "Fatal", "Info")
 RECORDS = ("error", "memory_failure")
-_TOP_KEYS = {"id", "url", "source", "kind", "arch", "page_size", "families", "known_gap",
+_TOP_KEYS = {"id", "url", "source", "kind", "arch", "page_size", "families", "known_gap", "year",
              "text", "decoys", "expected"}  # fmt: skip
 
 
@@ -116,6 +116,9 @@ class CorpusLog:
     decoys: tuple[str, ...]
     known_gap: str | None
     path: Path
+    # The year a year-less syslog was written, where the source dates it: what an
+    # operator passes as `memras import --year` (None: the file's mtime decides)
+    year: int | None = None
 
     @property
     def lines(self) -> list[str]:
@@ -190,6 +193,7 @@ def load(path: Path) -> CorpusLog:
         id=data["id"], url=data["url"], source=data["source"], kind=data["kind"],
         arch=data["arch"], page_size=page_size, families=families, text=text,
         expected=expected, decoys=decoys, known_gap=data.get("known_gap") or None, path=path,
+        year=data.get("year"),
     )  # fmt: skip
 
 
