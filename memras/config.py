@@ -9,15 +9,17 @@ area's parser. Every error names the file and what is wrong, in one line.
 
 from __future__ import annotations
 
+import enum
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from memras.errors import UsageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/memras/memras.toml")
+Choice = TypeVar("Choice", bound=enum.Enum)
 KNOWN_TABLES = ("thresholds", "page", "classify", "verdict", "workflow", "alerts", "capacity")
 
 
@@ -71,3 +73,12 @@ def config_file_from_dict(data: Mapping[str, Any], name: str = "memras.toml",
         if not isinstance(value, Mapping):
             raise UsageError(f"{name}: {key} must be a table ([{key}])")
     return ConfigFile(path=path, name=name, data=dict(data))
+
+
+def choice(kind: type[Choice], value: object, unknown: str) -> Choice:
+    """``kind(value)``; else one UsageError saying ``unknown`` and what is allowed."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(member.value) for member in kind)
+        raise UsageError(f"{unknown} (allowed: {allowed})") from None

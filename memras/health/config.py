@@ -29,6 +29,7 @@ from typing import Any
 
 from memras.config import (
     ConfigFile,
+    choice,
     config_file_from_dict,
     parse_config_text,
     read_config_file,
@@ -123,12 +124,7 @@ def _thresholds(table: Mapping[str, Any], name: str
                 ) -> dict[tuple[Scope, Severity], Threshold | None]:
     out = dict(DEFAULT_THRESHOLDS)
     for scope_name, values in table.items():
-        try:
-            scope = Scope(scope_name)
-        except ValueError:
-            allowed = ", ".join(s.value for s in Scope)
-            raise UsageError(f"{name}: unknown table [thresholds.{scope_name}] "
-                             f"(allowed: {allowed})") from None
+        scope = choice(Scope, scope_name, f"{name}: unknown table [thresholds.{scope_name}]")
         if not isinstance(values, Mapping):
             raise UsageError(f"{name}: thresholds.{scope_name} must be a table")
         allowed_sev = SCOPE_SEVERITIES[scope]

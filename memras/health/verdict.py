@@ -53,6 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from memras.config import choice
 from memras.errors import UsageError
 from memras.health.buckets import Scope
 from memras.health.classify import FaultClassification, FaultMode
@@ -143,12 +144,7 @@ class VerdictPolicy:
             raise UsageError(f"{where} sticky = {sticky!r}: expected true or false")
         modes = dict(MODE_VERDICT_POLICY)
         for name, state in dict(values.pop("modes", {})).items():
-            try:
-                mode = FaultMode(name)
-            except ValueError:
-                allowed = ", ".join(m.value for m in FaultMode)
-                raise UsageError(f"{where}.modes unknown fault mode {name!r} "
-                                 f"(allowed: {allowed})") from None
+            mode = choice(FaultMode, name, f"{where}.modes unknown fault mode {name!r}")
             modes[mode] = _state(state, f"{where}.modes {name}")
         tunables = check_tunables(VERDICT_TUNABLES, values, where)
         return cls(storm=storm, sticky=sticky, modes=modes, **tunables)
