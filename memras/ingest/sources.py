@@ -69,6 +69,7 @@ class SourceBatch:
     skipped: list[str] = field(default_factory=list)  # raw text that did not parse
     gaps: list[Gap] = field(default_factory=list)
     ignored: int = 0  # recognised non-records (decoys, context lines)
+    read: int = 0  # raw lines the poll read, records or not: 0 means the source is drained
 
     def __bool__(self) -> bool:
         return bool(self.records or self.skipped or self.gaps or self.cursor is not None)
@@ -161,7 +162,7 @@ class KmsgSource:
     def poll(self, timeout_s: float) -> SourceBatch:
         assert self._reader is not None and self._parser is not None
         got = self._reader.read(timeout_s)
-        batch = SourceBatch(source=self.name)
+        batch = SourceBatch(source=self.name, read=len(got.records))
         if not got.records and self._parser.pending:
             # The source went idle with a fault's lines held: that group is complete.
             batch.records.extend(self._parser.flush())
@@ -252,6 +253,7 @@ class TraceSource:
         parse = _parsers().parse_trace_line
         boot = self._boot
         lines = self._reader.read_lines(timeout_s)
+        batch.read = len(lines)
         # bytes as read (not re-encoded text): exact even for blank or non-UTF-8 lines
         self._offset += self._reader.last_bytes
         for line in lines:

@@ -149,7 +149,10 @@ class Watcher:
                 batch = source.poll(0.0 if once else POLL_TIMEOUT_S)
                 if batch:
                     self._put(batch, stop)
-                if once and not batch.records and not batch.skipped:
+                # drained when a poll read nothing (kmsg, trace) or, for sources that do
+                # not count lines, stored nothing: a slice of context lines or decoys
+                # parses to no record but is not the end of the file
+                if once and not batch.read and not batch.records and not batch.skipped:
                     break
             if isinstance(source, KmsgSource):
                 self._put(source.drain_pending(), stop)

@@ -352,3 +352,18 @@ def test_watcher_stores_rasdaemon_rows_with_impossible_counts_flagged(tmp_path) 
         assert json.loads(store.get_cursor("rasdaemon") or "{}") == {"mc_event": len(RAS_ROWS)}
         flags = sorted(e.flags or "" for e in store.errors())
     assert flags == sorted(r[5] or "" for r in RAS_ROWS)
+
+
+def test_watch_once_reads_past_a_slice_of_lines_that_are_not_errors(tmp_path) -> None:
+    """`watch --once` drains a source: a read slice (256 KiB) holding only other kernel
+    messages parses to no record, and is not the end of the ring (it stopped there)."""
+    root = tmp_path / "root"
+    host = profiles.create("demo", root).host()
+    (root / ".memras-sim" / "kmsg").write_bytes(b"")
+    chatter = [b"usb 1-1: new high-speed USB device number %d using xhci_hcd" % i
+               for i in range(6000)]  # ~400 KiB: more than one slice
+    last = _kmsg(root, [*chatter, _valid(3).encode()])
+    with Store.open(tmp_path / "m.db") as store:
+        Watcher(store, [KmsgSource(host)], flush_interval_s=0.0).run(once=True)
+        assert store.get_cursor("kmsg") == str(last)
+        assert 0x2031c14 + 3 in [e.page for e in store.errors()]
