@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _docs import replace_figures  # bench/ is the script directory on sys.path
 
 from memras.lab.actions import python_argv
 from memras.lab.guest import Lab, checkout_root
@@ -94,15 +95,8 @@ def figures(report: Any, host_s: float, guest_s: float, loads: tuple[str, str]) 
 
 def write_docs(block: str) -> None:
     """Replace the figures between this section's markers, or append the section."""
-    text = DOC.read_text()
-    marked = f"{FIGURES_START}\n{block}\n{FIGURES_END}"
-    pattern = re.compile(re.escape(FIGURES_START) + r".*?" + re.escape(FIGURES_END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: marked, text)
-    else:
-        text = (text.rstrip("\n") + f"\n\n{START}\n### Kernel-to-stored latency (lab)\n\n"
-                f"{marked}\n{END}\n")
-    DOC.write_text(text)
+    replace_figures(FIGURES_START, FIGURES_END, block, path=DOC, new_section=(
+        f"{START}\n### Kernel-to-stored latency (lab)\n\n{{figures}}\n{END}"))
 
 
 FIGURES_START = "<!-- ingest-latency-lab figures: written by bench/ingest_latency_lab.py -->"

@@ -68,12 +68,12 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import re
 import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+
+from _docs import replace_figures  # bench/ is the script directory on sys.path
 
 from memras.evaluate import History, evaluate
 from memras.evaluate.history import Ticket
@@ -419,15 +419,8 @@ FIGURES_END = "<!-- end: verdict-truth figures -->"
 def write_docs(figures: str) -> None:
     """Replace the figures block of the "Verdict truth" section (its prose stays), or
     append the section when docs/performance.md has none."""
-    path = Path(__file__).parents[1] / "docs" / "performance.md"
-    text = path.read_text()
-    block = f"{FIGURES_START}\n{figures}\n{FIGURES_END}"
-    pattern = re.compile(re.escape(FIGURES_START) + r".*?" + re.escape(FIGURES_END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip("\n") + f"\n\n{SECTION_START}\n\n{block}\n"
-    path.write_text(text)
+    replace_figures(FIGURES_START, FIGURES_END, figures,
+                    new_section=f"{SECTION_START}\n\n{{figures}}")
 
 
 def main(argv: list[str] | None = None) -> int:

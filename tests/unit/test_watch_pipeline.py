@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import sys
 from pathlib import Path
@@ -19,17 +18,6 @@ import pytest
 
 from memras.cli import main
 from memras.sim import profiles
-
-STREAMS = Path(__file__).parent.parent / "fixtures" / "streams"
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    profiles.create("demo", root)
-    for suffix in ("kmsg", "trace"):
-        shutil.copy(STREAMS / f"demo-row-fault.{suffix}", root / ".memras-sim" / suffix)
-    return root
 
 
 @pytest.fixture

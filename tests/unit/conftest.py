@@ -1,8 +1,9 @@
-"""A simulated server with a recorded error stream, for the watcher-as-a-service tests.
+"""A simulated server with a recorded error stream, for the watcher tests (pipeline,
+service).
 
 The stream (tests/fixtures/streams/demo-row-fault.*) is twelve corrected errors on one
 row of one DIMM, as /dev/kmsg records and as ras:mc_event trace lines: the same errors
-from two sources, stored once (tests/unit/test_watch_pipeline.py uses it too).
+from two sources, stored once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 
 from memras.sim import profiles
 
-STREAMS = Path(__file__).parents[2] / "fixtures" / "streams"
+STREAMS = Path(__file__).parents[1] / "fixtures" / "streams"
 
 
 @pytest.fixture
