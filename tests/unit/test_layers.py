@@ -62,7 +62,7 @@ def _rank(module: str) -> tuple[int, str]:
     return best[0], best[2]
 
 
-def _modules(root: Path, folders: dict[str, str]) -> dict[str, Path]:
+def source_modules(root: Path, folders: dict[str, str]) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for folder, package in folders.items():
         for path in sorted((root / folder).rglob("*.py")):
@@ -73,7 +73,7 @@ def _modules(root: Path, folders: dict[str, str]) -> dict[str, Path]:
     return found
 
 
-def _imports(module: str, path: Path) -> list[tuple[str, int]]:
+def imports_of(module: str, path: Path) -> list[tuple[str, int]]:
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     out = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -97,13 +97,13 @@ def _resolve(target: str, modules: dict[str, Path]) -> str | None:
 
 
 def upward_edges(root: Path = ROOT, folders: dict[str, str] = FOLDERS) -> list[str]:
-    modules = _modules(root, folders)
+    modules = source_modules(root, folders)
     problems: dict[tuple[Path, int, str], str] = {}  # one per line and layer crossed
     for module, path in modules.items():
         if module in ROOTS:
             continue
         rank, layer = _rank(module)
-        for target, line in _imports(module, path):
+        for target, line in imports_of(module, path):
             resolved = _resolve(target, modules)
             if resolved is None or resolved == module:
                 continue
@@ -125,7 +125,7 @@ def upward_edges(root: Path = ROOT, folders: dict[str, str] = FOLDERS) -> list[s
 
 
 def test_every_module_is_in_a_layer() -> None:
-    for module in _modules(ROOT, FOLDERS):
+    for module in source_modules(ROOT, FOLDERS):
         if module not in ROOTS:
             _rank(module)
 
