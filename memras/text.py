@@ -8,7 +8,9 @@ visible ``\\xNN`` escapes, so a hostile label cannot repaint the operator's scre
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 
 def escape(text: str | None) -> str:
@@ -47,3 +49,101 @@ def block_names(blocks: Sequence[int], *, limit: int = 8) -> str:
     """``memory32, memory33 …``: the first ``limit`` blocks as sysfs names; "none" if none."""
     names = ", ".join(f"memory{b}" for b in blocks[:limit])
     return names + (" …" if len(blocks) > limit else "") if names else "none"
+
+
+# ---- secrets kept out of output ---------------------------------------------------------
+#
+# One redaction for everything memras shows or stores about its own configuration and its
+# hooks' failures: `config show`, hook error texts (stored in memras_alert_delivery and
+# logged), load failures and CLI error lines. What counts as a secret:
+#
+# - a config key or query parameter whose name, split at ``_``/``-``, holds one of
+#   SECRET_WORDS (``secret``, ``webhook_secret``, ``password``, ``X-Api-Key``,
+#   ``Authorization``, ``access_token``, ``X-Amz-Signature`` …), or is exactly ``key``
+#   or ``sig`` as a query parameter (``?key=…`` API keys, ``&sig=…`` SAS signatures);
+# - URL credentials: ``scheme://user:PASSWORD@host`` keeps the user, ``scheme://TOKEN@``
+#   (a user part alone is often a token) loses it;
+# - ``Bearer``/``Basic``/``Digest`` credentials and an ``Authorization:`` header's value
+#   in text;
+# - any literal value a caller knows to be secret (a hook's resolved secrets).
+#
+# Each becomes REDACTED. Names stay, so a reader still sees which setting or parameter
+# was there. ``*_file`` keys (``secret_file``, ``password_file``) are paths, not secrets.
+
+REDACTED = "***"
+SECRET_WORDS = frozenset({
+    "secret", "password", "passwd", "passphrase", "pass", "pwd", "token", "apikey",
+    "auth", "authorization", "credential", "credentials", "signature", "cookie",
+    "private", "session",
+})
+_SECRET_PAIRS = frozenset({("api", "key"), ("access", "key"), ("private", "key"),
+                           ("secret", "key"), ("client", "secret")})
+_QUERY_ONLY_NAMES = frozenset({"key", "sig", "code"})
+_NAME_SPLIT = re.compile(r"[_\-.\s]+")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s@:?#]*)(?::([^/\s@?#]*))?@")
+# name = value, name: value (a colon only before a space or quote: never a URL's scheme)
+_NAME_VALUE = re.compile(r"(?i)([?&;]|\b)([a-z][a-z0-9_.\-]*)([\"']?\s*(?:=|:\s+|:(?=[\"']))\s*)"
+                         r"(\"[^\"]*\"|'[^']*'|[^&;\s,\"'}\])]+)")
+_AUTH_SCHEMES = ("bearer", "basic", "digest")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|digest)\s+([A-Za-z0-9._~+/=\-]{6,})")
+# an Authorization header's whole value, whatever its scheme ("token X", "SharedKey a:b")
+_AUTH_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)"
+                          r"([^\r\n\"',}]+)")
+
+
+def is_secret_name(name: str, *, query: bool = False) -> bool:
+    """Whether a config key, header or query parameter ``name`` names a secret."""
+    lowered = name.strip().lower()
+    if lowered.endswith("_file"):
+        return False  # secret_file = "/path": the path is not the secret
+    words = [w for w in _NAME_SPLIT.split(lowered) if w]
+    if any(w in SECRET_WORDS for w in words):
+        return True
+    if any(pair in _SECRET_PAIRS for pair in zip(words, words[1:], strict=False)):
+        return True
+    return query and lowered in _QUERY_ONLY_NAMES
+
+
+def redact(text: str | None, secrets: Iterable[str] = ()) -> str:
+    """``text`` with URL credentials, secret-named parameters, Bearer/Basic credentials
+    and each literal in ``secrets`` (4 characters or more) replaced by REDACTED."""
+    if not text:
+        return ""
+    for value in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(value, REDACTED)
+    text = _URL_USERINFO.sub(_userinfo, text)
+    text = _AUTH_HEADER.sub(lambda m: f"{m[1]}{REDACTED}", text)
+    text = _AUTH_SCHEME.sub(lambda m: f"{m[1]} {REDACTED}", text)
+    return _NAME_VALUE.sub(_name_value, text)
+
+
+def _userinfo(match: re.Match[str]) -> str:
+    scheme, user, password = match[1], match[2], match[3]
+    if password is None:
+        return f"{scheme}{REDACTED}@" if user else match[0]
+    return f"{scheme}{user}:{REDACTED}@"
+
+
+def _name_value(match: re.Match[str]) -> str:
+    lead, name, sep, value = match[1], match[2], match[3], match[4]
+    in_query = lead in ("?", "&", ";") and "=" in sep
+    scheme_redacted = value.lower() in _AUTH_SCHEMES \
+        and match.string.startswith(f" {REDACTED}", match.end())  # "Bearer ***" stays
+    if value.strip("\"'") == REDACTED or scheme_redacted \
+            or not is_secret_name(name, query=in_query):
+        return match[0]
+    return f"{lead}{name}{sep}{REDACTED}"
+
+
+def redact_config(data: Any) -> Any:
+    """A copy of nested config tables with secret-named values and URL credentials
+    redacted (what ``memras config show`` prints)."""
+    if isinstance(data, Mapping):
+        return {k: (REDACTED if is_secret_name(str(k)) and isinstance(v, str | int | float)
+                    and not isinstance(v, bool) and v != "" else redact_config(v))
+                for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact_config(v) for v in data]
+    if isinstance(data, str):
+        return redact(data)
+    return data
