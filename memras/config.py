@@ -10,6 +10,8 @@ area's parser. Every error names the file and what is wrong, in one line.
 from __future__ import annotations
 
 import enum
+import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,3 +84,43 @@ def choice(kind: type[Choice], value: object, unknown: str) -> Choice:
     except ValueError:
         allowed = ", ".join(str(member.value) for member in kind)
         raise UsageError(f"{unknown} (allowed: {allowed})") from None
+
+
+def read_secret_file(path: str | Path, what: str) -> str:
+    """A secret kept in its own file (``secret_file = "/etc/memras/webhook.key"``).
+
+    The file must be a regular file owned by this user or root with no permission for
+    group or others (``chmod 600``), as ssh insists for its keys: a secret anyone on the
+    host can read is no secret. Trailing newlines are stripped (``echo KEY > file``);
+    an empty file is refused. Every refusal is one UsageError naming ``what`` (e.g.
+    ``[alerts.hooks.webhook] secret_file``), the path, and the command that fixes it.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise UsageError(f"{what}: {path} is not a regular file")
+            mode = stat.S_IMODE(info.st_mode)
+            if mode & 0o077:
+                raise UsageError(f"{what}: {path} is mode {mode:04o}, readable or writable by "
+                                 "group or others", hint=f"chmod 600 {path}")
+            if info.st_uid not in (os.geteuid(), 0):
+                raise UsageError(f"{what}: {path} is owned by uid {info.st_uid}, not by this "
+                                 f"user ({os.geteuid()}) or root",
+                                 hint=f"chown {os.geteuid()} {path}")
+            data = handle.read(64 * 1024 + 1)
+    except FileNotFoundError:
+        raise UsageError(f"{what}: {path} does not exist",
+                         hint="create it with the secret on one line, mode 600") from None
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot read {path}: {exc.strerror}") from None
+    if len(data) > 64 * 1024:
+        raise UsageError(f"{what}: {path} is larger than 64 KiB; it should hold one secret")
+    try:
+        secret = data.decode().rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what}: {path} is not UTF-8 text") from None
+    if not secret:
+        raise UsageError(f"{what}: {path} is empty", hint="write the secret into it")
+    return secret
