@@ -1,7 +1,8 @@
 """``memras replace DIMM``: the guided replacement without the TUI.
 
-Without ``--yes`` it asks the engineer to type the DIMM's label on a terminal and refuses
-without one. ``--dry-run`` runs the preflight checks and prints the plan, changing
+Without ``--yes`` it asks the engineer to type the slot label printed on the board
+(:class:`memras.topology.naming.Confirmation`, the TUI wizard's rule too) on a terminal and
+refuses without one. ``--dry-run`` runs the preflight checks and prints the plan, changing
 nothing. ``--resume`` continues the replacement in progress after a crash, kill or
 reboot; ``--abort`` undoes what can be undone and says where the memory is.
 """
@@ -25,9 +26,11 @@ from memras.cli.options import (
 )
 from memras.cli.progress import ProgressDisplay
 from memras.errors import UsageError, WorkflowError
+from memras.health.dimm_names import host_inventory
 from memras.host import Host
 from memras.store import Store
 from memras.text import escape
+from memras.topology.naming import Confirmation, confirmation, specific, wide_text
 from memras.workflow import lock
 from memras.workflow.backends import BackendContext, Target, load_backend
 from memras.workflow.offline import DEFAULT_BACKOFF_INITIAL_S
@@ -135,17 +138,26 @@ def _confirm(args: argparse.Namespace, ctx: Context, host: Host) -> None:
         raise UsageError("refusing to replace memory without confirmation: no terminal",
                          hint="run it on a terminal, or pass --yes")
     target, status, _reason = resolve_target(host, args.dimm)
-    expected = _shown(target)  # what is printed on the board beside the slot
+    asked = _confirmation(host, target)
     ctx.print(f"This will take {len(target.blocks)} memory blocks offline and remove "
-              f"{escape(expected)} (serial {escape(target.serial) or '?'}).")
-    answer = input(f"Type the DIMM label ({escape(expected)}) to go on: ").strip()
-    if answer != expected:
-        raise UsageError("confirmation did not match; nothing was changed")
+              f"{escape(_wide(asked, target))} (serial {escape(target.serial) or '?'}).")
+    answer = input(f"{escape(asked.prompt)}: ")
+    if not asked.accepts(answer):
+        raise UsageError(f"that is not the {asked.what} {asked.name!r}; nothing was changed",
+                         hint="run it again and type the name shown, or pass --yes")
 
 
-def _shown(target: Target) -> str:
-    """The DIMM as memras.topology.naming shows it: slot locator, EDAC label, id."""
-    return target.locator or target.label or target.dimm_id
+def _confirmation(host: Host, target: Target) -> Confirmation:
+    """The name shown for ``target`` and typed to confirm (memras.topology.naming)."""
+    return confirmation(target.dimm_id, host_inventory(host), locator=target.locator,
+                        label=target.label)
+
+
+def _wide(asked: Confirmation, target: Target) -> str:
+    """``P1-DIMMC1 (CPU_SrcID#0_MC#0_Chan#2_DIMM#0, mc0/dimm4)``: the EDAC label and id
+    beside the slot label, where they differ."""
+    label = target.label if specific(target.label) else ""
+    return wide_text(asked.name, [label, target.dimm_id])
 
 
 def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -> int:
@@ -159,12 +171,14 @@ def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -
     checks = run_preflight(PreflightInput(host, target, status, reason, backend,
                                           opts.force_zone, opts.reserve_bytes, other))
     ok = all(c.ok for c in checks)
+    asked = _confirmation(host, target)
     if ctx.json:
-        ctx.emit_json({"dry_run": True, "ok": ok, "target": target.as_dict(),
+        ctx.emit_json({"dry_run": True, "ok": ok, "dimm_name": asked.name,
+                       "target": target.as_dict(),
                        "checks": [c.as_dict() for c in checks],
                        "plan": [s.name for s in HAPPY_PATH]})
         return 0 if ok else 1
-    ctx.print(f"dry run: replace {escape(_shown(target))} with backend {backend.name}")
+    ctx.print(f"dry run: replace {escape(_wide(asked, target))} with backend {backend.name}")
     for c in checks:
         ctx.print("  " + escape(c.line()))
     ctx.print("plan: " + " → ".join(s.name for s in HAPPY_PATH))

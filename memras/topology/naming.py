@@ -175,3 +175,47 @@ def _known_hint(dimms: Sequence[NamedDimm]) -> str:
     shown = [d.display for d in _by_id(dimms)]
     more = f" … ({len(shown)} in all)" if len(shown) > KNOWN_SHOWN else ""
     return "known DIMMs: " + ", ".join(shown[:KNOWN_SHOWN]) + more
+
+
+# --- the confirmation before memory is pulled ------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What the engineer types before a module is taken out: the name it is shown by,
+    the slot label printed on the board beside it when the firmware gives one (the
+    SMBIOS locator). The CLI (`memras replace`) and the TUI wizard both ask this way,
+    so one habit serves both: read the board, type what it says.
+
+    Why the slot label and not the EDAC label or the id: it is the one name the
+    engineer can check against the hardware in front of them; typing it makes them
+    look at the slot they are about to open."""
+
+    name: str
+    what: str  # "slot label" (an SMBIOS locator), else "DIMM label" or "DIMM id"
+
+    @property
+    def prompt(self) -> str:
+        return f"Type the {self.what} {self.name} to go on"
+
+    def accepts(self, typed: str) -> bool:
+        """Whether ``typed`` is the name (case and whitespace folded, as names are
+        compared everywhere): never a prefix, never the closest name."""
+        return bool(fold(typed)) and fold(typed) == fold(self.name)
+
+
+def confirmation(dimm_id: str, dimms: Sequence[DimmInfo] = (), *, locator: str = "",
+                 label: str = "") -> Confirmation:
+    """The confirmation for the module ``dimm_id``: its display name in the inventory
+    ``dimms`` (a locator two modules share gets its bank locator, :func:`display_names`),
+    else ``locator``, else a specific ``label``, else the id (a DIMM the inventory no
+    longer lists, e.g. a replacement resumed after the swap)."""
+    by_id = {d.id: d for d in dimms}
+    dimm = by_id.get(dimm_id)
+    if dimm is not None:
+        locator = dimm.smbios.locator if dimm.smbios is not None else ""
+        name = display_names(dimms)[dimm_id]
+    else:
+        name = (locator.strip() or (label.strip() if specific(label) else "") or dimm_id)
+    if locator.strip():
+        return Confirmation(name, "slot label")
+    return Confirmation(name, "DIMM label" if name != dimm_id else "DIMM id")
