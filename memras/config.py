@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -22,7 +23,8 @@ from memras.errors import UsageError
 
 DEFAULT_CONFIG_PATH = Path("/etc/memras/memras.toml")
 Choice = TypeVar("Choice", bound=enum.Enum)
-KNOWN_TABLES = ("thresholds", "page", "classify", "verdict", "workflow", "alerts", "capacity")
+KNOWN_TABLES = ("thresholds", "page", "classify", "verdict", "workflow", "alerts", "capacity",
+                "store")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,28 @@ def config_file_from_dict(data: Mapping[str, Any], name: str = "memras.toml",
         if not isinstance(value, Mapping):
             raise UsageError(f"{name}: {key} must be a table ([{key}])")
     return ConfigFile(path=path, name=name, data=dict(data))
+
+
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+
+
+def parse_duration(value: object, *, what: str, table: str) -> float:
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"24h"`` or ``"7d"``; ``table`` names
+    the config table in the error (``[alerts]``' intervals, ``[store] keep``)."""
+    if isinstance(value, bool):
+        raise UsageError(f"{table} config: {what} must be a duration, not {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise UsageError(f"{table} config: {what} = {value!r} is not a duration",
+                             hint="use seconds or a number with s, m, h or d, e.g. 24h")
+        seconds = float(match[1]) * _UNITS_S[match[2] or "s"]
+    if seconds < 0:
+        raise UsageError(f"{table} config: {what} must not be negative")
+    return seconds
 
 
 def choice(kind: type[Choice], value: object, unknown: str) -> Choice:

@@ -23,11 +23,11 @@ Durations are seconds (a number) or text with a unit: ``90s``, ``30m``, ``24h``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from memras.config import parse_duration as _parse_duration
 from memras.errors import UsageError
 from memras.ingest.edac_ledger import DEFAULT_GAP_GRACE_S, MAX_GAP_GRACE_S, MIN_GAP_GRACE_S
 
@@ -41,25 +41,10 @@ DEFAULT_MAX_BACKOFF_S = 60.0
 DEFAULT_PER_MINUTE = 20.0
 DEFAULT_BURST = 10
 
-_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-
 
 def parse_duration(value: object, *, what: str) -> float:
-    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"24h"`` or ``"7d"``."""
-    if isinstance(value, bool):
-        raise UsageError(f"alerts config: {what} must be a duration, not {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise UsageError(f"alerts config: {what} = {value!r} is not a duration",
-                             hint="use seconds or a number with s, m, h or d, e.g. 24h")
-        seconds = float(match[1]) * _UNITS_S[match[2] or "s"]
-    if seconds < 0:
-        raise UsageError(f"alerts config: {what} must not be negative")
-    return seconds
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"24h"`` or ``"7d"`` (memras.config's)."""
+    return _parse_duration(value, what=what, table="alerts")
 
 
 @dataclass(frozen=True, slots=True)
