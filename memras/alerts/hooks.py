@@ -20,8 +20,9 @@ from typing import Any, ClassVar, TextIO
 
 from memras.alerts.alert import Alert
 from memras.alerts.config import AlertsConfig, HookConfig
-from memras.errors import HookError
-from memras.text import escape
+from memras.config import read_secret_file
+from memras.errors import HookError, UsageError
+from memras.text import escape, is_secret_name, redact
 
 ENTRY_POINT_GROUP = "memras.alerts"
 
@@ -68,10 +69,18 @@ class AlertHook(ABC):
             options: the hook's ``[alerts.hooks.NAME]`` table (without ``enabled``
                 and ``rate_limit``, which the dispatcher handles).
 
+        Any secret option can be given as a file instead (``secret_file``,
+        ``password_file``, ``headers = { Authorization_file = … }``): see
+        :func:`resolve_secret_files`; ``self.options`` holds the secret itself.
+
         Raises:
             HookError: an option is missing or invalid; the message names it.
         """
-        self.options: Mapping[str, Any] = dict(options or {})
+        self.options: Mapping[str, Any] = resolve_secret_files(options or {}, self.name)
+
+    def secret_values(self) -> list[str]:
+        """The secrets among this hook's options, for redacting its error texts."""
+        return secret_values(self.options)
 
     @abstractmethod
     def send(self, alert: Alert) -> None:
@@ -137,6 +146,47 @@ class RecordingHook(AlertHook):
         self.snapshots.append(snapshot)
 
 
+def resolve_secret_files(options: Mapping[str, Any], hook: str) -> dict[str, Any]:
+    """``options`` with each secret given as a file read in: ``NAME_file = "/path"``
+    becomes ``NAME = <the file's text>`` when NAME names a secret
+    (:func:`memras.text.is_secret_name`: ``secret``, ``password``, ``token``,
+    ``Authorization`` …), in the hook's table and in its sub-tables (``headers``).
+    Other ``*_file`` options (``ca_file``) are paths and stay as they are. The file
+    must be private (:func:`memras.config.read_secret_file`); giving both NAME and
+    NAME_file is an error. Raises HookError with one line naming the option."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            out[key] = resolve_secret_files(value, f"{hook}.{key}")
+            continue
+        name = str(key).removesuffix("_file")
+        if name == key or not is_secret_name(name):
+            out[key] = value
+            continue
+        where = f"[alerts.hooks.{hook}] {key}"
+        if name in options:
+            raise HookError(f"{where}: give {name} or {key}, not both")
+        if not isinstance(value, str) or not value:
+            raise HookError(f"{where} must be a file path")
+        try:
+            out[name] = read_secret_file(value, where)
+        except UsageError as exc:
+            raise HookError(exc.msg, hint=exc.hint) from None
+    return out
+
+
+def secret_values(options: Mapping[str, Any]) -> list[str]:
+    """The values of secret-named options, sub-tables included."""
+    found: list[str] = []
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            found += secret_values(value)
+        elif is_secret_name(str(key)) and isinstance(value, str | int) \
+                and not isinstance(value, bool):
+            found.append(str(value))
+    return found
+
+
 def available_hooks() -> dict[str, EntryPoint]:
     """Hook names → entry points, without importing any plugin module."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -167,7 +217,7 @@ def load_hooks(config: AlertsConfig, *, only: Iterable[str] | None = None,
         try:
             hook = _instantiate(hook_config, registry)
         except Exception as exc:  # a broken plugin must not stop the others
-            reason = _reason(exc)
+            reason = redact(_reason(exc), secret_values(hook_config.options))
             report.failures[hook_config.name] = reason
             print(f"memras: alert hook {escape(hook_config.name)!r} not loaded: "
                   f"{escape(reason)}; the other hooks still run", file=warn or sys.stderr)

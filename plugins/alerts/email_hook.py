@@ -7,7 +7,7 @@ Options (``[alerts.hooks.email]``)::
     from = "memras@server1.example.net"
     to = ["oncall@example.net"]           # or one string
     username = "memras"                   # AUTH only when set
-    password = "…"                        # or password_file = "/etc/memras/smtp.pw"
+    password = "…"                        # or password_file = "/etc/memras/smtp.pw" (mode 600)
     security = "starttls"                 # starttls (default) | ssl (SMTPS) | none
     ca_file = "/etc/memras/ca.pem"        # trust this CA; verification is always on
     timeout = "30s"
@@ -24,7 +24,6 @@ import smtplib
 import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 from memras.alerts.alert import Alert
@@ -58,13 +57,7 @@ class EmailHook(AlertHook):
             raise HookError(f"alert hook email: cannot load ca_file: {exc}") from exc
 
     def _password(self) -> str | None:
-        path = self.option("password_file")
-        if path:
-            try:
-                return Path(path).read_text().strip()
-            except OSError as exc:
-                raise HookError(f"alert hook email: cannot read password_file: {exc}") from exc
-        password = self.option("password")
+        password = self.option("password")  # password_file is read in by AlertHook.__init__
         return None if password is None else str(password)
 
     def message(self, alert: Alert) -> EmailMessage:

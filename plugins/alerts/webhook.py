@@ -7,12 +7,16 @@ Options (``[alerts.hooks.webhook]``)::
     timeout = "10s"
     ca_file = "/etc/memras/ca.pem"  # trust this CA (TLS verification stays on)
     verify = true                   # false only when set explicitly; never the default
-    headers = { Authorization = "Bearer …" }
+    headers = { Authorization = "Bearer …" }   # or { Authorization_file = "/etc/memras/auth" }
 
 With a secret, ``X-Memras-Signature: sha256=<hex>`` is the HMAC-SHA256 of the exact
 body bytes; receivers recompute it and compare in constant time. Any 2xx response is
 success; other statuses, TLS and connection errors are failed attempts. The body
 also carries ``X-Memras-Schema: memras.alert/v1``. Standard library only (urllib).
+
+A ``*_file`` secret must be private (``chmod 600``): see
+:func:`memras.alerts.hooks.resolve_secret_files`. Error texts name the URL with its
+credentials and token parameters redacted (the dispatcher redacts every hook's errors).
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from memras.alerts.alert import PAYLOAD_SCHEMA, Alert
@@ -50,13 +53,7 @@ class WebhookHook(AlertHook):
         self.ssl_context = self._ssl_context()
 
     def _secret(self) -> str | None:
-        secret_file = self.option("secret_file")
-        if secret_file:
-            try:
-                return Path(secret_file).read_text().strip()
-            except OSError as exc:
-                raise HookError(f"alert hook webhook: cannot read secret_file: {exc}") from exc
-        secret = self.option("secret")
+        secret = self.option("secret")  # secret_file is read in by AlertHook.__init__
         return None if secret is None else str(secret)
 
     def _ssl_context(self) -> ssl.SSLContext:

@@ -42,12 +42,18 @@ def test_post_carries_v1_schema_and_a_verifiable_hmac(http_receiver: HttpReceive
 
 def test_secret_file_and_extra_headers(http_receiver: HttpReceiver, tmp_path: Path) -> None:
     (tmp_path / "key").write_text("from-file\n")
+    (tmp_path / "key").chmod(0o600)
+    (tmp_path / "auth").write_text("Bearer from-auth-file\n")
+    (tmp_path / "auth").chmod(0o400)
     hook = WebhookHook({"url": http_receiver.url, "secret_file": str(tmp_path / "key"),
-                        "headers": {"Authorization": "Bearer t"}})
+                        "headers": {"Authorization_file": str(tmp_path / "auth"),
+                                    "X-Other": "plain"}})
     hook.send(_alert())
     (request,) = http_receiver.requests
     assert verify_signature(request.body, "from-file", request.headers["X-Memras-Signature"])
-    assert request.headers["Authorization"] == "Bearer t"
+    assert request.headers["Authorization"] == "Bearer from-auth-file"
+    assert request.headers["X-Other"] == "plain"
+    assert sorted(hook.secret_values()) == ["Bearer from-auth-file", "from-file"]
 
 
 def test_without_secret_no_signature_header(http_receiver: HttpReceiver) -> None:
