@@ -24,7 +24,7 @@ from memras.errors import UsageError
 DEFAULT_CONFIG_PATH = Path("/etc/memras/memras.toml")
 Choice = TypeVar("Choice", bound=enum.Enum)
 KNOWN_TABLES = ("thresholds", "page", "classify", "verdict", "workflow", "alerts", "capacity",
-                "store")
+                "store", "audit")
 
 
 @dataclass(frozen=True)
