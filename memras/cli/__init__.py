@@ -46,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "labels": "memras.cli.labels",
     "locate": "memras.cli.locate",
     "partition": "memras.cli.partition",
+    "prune": "memras.cli.prune",
     "replace": "memras.cli.replace",
     "status": "memras.cli.status",
     "summary": "memras.cli.summary",
