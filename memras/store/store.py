@@ -54,6 +54,7 @@ from memras.store.base import Base
 from memras.store.bounds import BoundsChecker, Checked
 from memras.store.checkpoint import WalCheckpointer
 from memras.store.dimm_ids import DimmFilter
+from memras.store.files import secure_database_files
 from memras.store.migrations import migrate
 from memras.store.models import (
     ErrorCountRow,
@@ -260,6 +261,7 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot create {path.parent}: {exc.strerror}",
                                  hint="pass --db PATH to a writable place") from exc
+            secure_database_files(path)  # created 0640, group memras (memras.store.files)
         try:
             engine = create_engine(url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -269,6 +271,8 @@ class Store:
             _configure_sqlite(engine)
         store = cls(engine, key_fn=key_fn)
         store._migrate()
+        if store._wal_path is not None:  # the -wal/-shm its first write made
+            secure_database_files(store._wal_path)
         return store
 
     def _migrate(self) -> None:
