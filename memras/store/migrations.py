@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, inspect, select
 
 from memras.store import quick, rasdaemon_schema
 from memras.store.models import STORE_TABLES, SchemaRow
@@ -161,6 +161,35 @@ assert LATEST_VERSION == quick.SCHEMA_VERSION, "update memras.store.quick.SCHEMA
 def applied_versions(conn: Connection) -> set[int]:
     SchemaRow.__table__.create(conn, checkfirst=True)
     return set(conn.scalars(select(SchemaRow.version)))
+
+
+def recorded_versions(conn: Connection) -> set[int] | None:
+    """The migrations recorded in the database, or None when it has no ``memras_schema``
+    (not a memras database, or never opened by a writer). Reads only: for read-only opens."""
+    if not inspect(conn).has_table(SchemaRow.__tablename__):
+        return None
+    return set(conn.scalars(select(SchemaRow.version)))
+
+
+def schema_problem(versions: set[int] | None) -> tuple[str, str] | None:
+    """Why a reader of this memras cannot use a database with these migrations recorded,
+    as (message, what to do); None when it is current."""
+    known = {m.version for m in MIGRATIONS}
+    if versions is None:
+        return ("not a memras database yet (no memras_schema table)",
+                "run `memras import` or `memras watch` once to create it, or pass --db")
+    newer = sorted(versions - known)
+    if newer:
+        return (f"written by a newer memras (schema version {max(versions)}; this memras "
+                f"knows up to {LATEST_VERSION})",
+                "upgrade memras on this machine to read it")
+    missing = sorted(known - versions)
+    if missing:
+        return (f"written by an older memras (schema version {max(versions, default=0)}, "
+                f"this memras needs {LATEST_VERSION})",
+                "run `memras watch --once` (or any `memras import`) once as the database's "
+                "owner to upgrade it; readers never change the database")
+    return None
 
 
 def migrate(conn: Connection) -> list[int]:

@@ -41,20 +41,54 @@ def sqlite_path(url_or_path: str) -> Path | None:
     return Path(text).expanduser().absolute()
 
 
+def readonly_uri(path: Path) -> str:
+    """The SQLite URI that opens ``path`` for reading only, creating no file beside it.
+
+    ``mode=ro`` alone is not enough for a WAL database (memras's): its readers need the
+    ``-shm`` index. While a writer has the database open its ``-wal`` and ``-shm`` exist
+    and a ``mode=ro`` reader uses them, read-only if it may not write them (SQLite
+    >= 3.22), so it sees the writer's commits. When no connection has it open, SQLite
+    has removed both, and a ``mode=ro`` reader would have to create them: it fails for a
+    user who cannot write the directory ("attempt to write a readonly database"), and
+    leaves the two files behind for one who can. Then — a WAL database with no ``-wal``
+    file, so every commit is in the main file — the URI adds ``immutable=1``: SQLite
+    reads the file without locks or side files. The cost: a writer starting during that
+    one read is not seen, and a checkpoint into the file during it could fail the read
+    ("malformed"); re-running the command reads it through the writer's files. A
+    read-only Store opens a connection per read (NullPool), so a long-lived reader (the
+    TUI) decides again on each read. A database in rollback-journal mode is read with
+    ``mode=ro`` alone (its readers create nothing).
+    """
+    query = "mode=ro"
+    if not Path(f"{path}-wal").exists() and _is_wal_database(path):
+        query += "&immutable=1"
+    return f"{path.as_uri()}?{query}"
+
+
+def _is_wal_database(path: Path) -> bool:
+    """The file's header says WAL (bytes 18 and 19 are 2: SQLite's file format)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False  # the connection's own open reports it
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
+
+
 def read_summary(url_or_path: str) -> Summary | None:
     """Per-DIMM counts like :meth:`Store.summary` (no filters), or None: use the Store."""
     path = sqlite_path(url_or_path)
     if path is None or not path.is_file():
         return None
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(readonly_uri(path), uri=True)
     except sqlite3.Error:
         return None
     try:
         conn.execute("PRAGMA busy_timeout=5000")
         versions = {v for (v,) in conn.execute("SELECT version FROM memras_schema")}
         if not set(range(1, SCHEMA_VERSION + 1)) <= versions:
-            return None  # an older database: Store.open migrates it
+            return None  # an older database: the Store says what to do
         rows = conn.execute(_COUNTS).fetchall()
     except sqlite3.Error:
         return None

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -46,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from memras.errors import StoreError
 from memras.records import DimmLocation, MemoryErrorEvent, Record, Source, TimeSource
@@ -55,7 +58,7 @@ from memras.store.bounds import BoundsChecker, Checked
 from memras.store.checkpoint import WalCheckpointer
 from memras.store.dimm_ids import DimmFilter
 from memras.store.files import secure_database_files
-from memras.store.migrations import migrate
+from memras.store.migrations import migrate, recorded_versions, schema_problem
 from memras.store.models import (
     ErrorCountRow,
     ErrorRow,
@@ -63,7 +66,7 @@ from memras.store.models import (
     SkippedRow,
     SourceCursorRow,
 )
-from memras.store.quick import summary_group
+from memras.store.quick import readonly_uri, sqlite_path, summary_group
 from memras.store.results import (
     AddResult,
     StoredError,
@@ -190,12 +193,19 @@ def database_url(url_or_path: str | Path) -> str:
     return f"sqlite:///{Path(text).expanduser().absolute()}"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _readonly_connect(path: Path) -> sqlite3.Connection:
+    """A SQLite connection that can only read ``path`` and creates no file beside it
+    (:func:`memras.store.quick.readonly_uri` says how)."""
+    return sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False)
+
+
+def _configure_sqlite(engine: Engine, *, readonly: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" hook issues BEGIN itself
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        # Setting WAL writes the file's header: a reader leaves the mode as it is.
+        cur.execute("PRAGMA query_only=1" if readonly else "PRAGMA journal_mode=WAL")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")  # WAL-safe; see module docstring
@@ -243,13 +253,19 @@ class Store:
         self._wal_path = Path(database) if database and database != ":memory:" else None
         self._checkpointer: WalCheckpointer | None = None
         self._tables_known = 0  # how many registered tables this store has created
+        self.readonly = False  # set by open_readonly: nothing may be written
 
     # ---- opening ----------------------------------------------------------------
 
     @classmethod
     def open(cls, url_or_path: str | Path, *, create: bool = True,
-             key_fn: KeyFn | None = None) -> Store:
-        """Open (and by default create and migrate) the database at a URL or path."""
+             key_fn: KeyFn | None = None, readonly: bool = False) -> Store:
+        """Open (and by default create and migrate) the database at a URL or path.
+
+        ``readonly=True`` is for commands that only read: see :meth:`open_readonly`.
+        """
+        if readonly:
+            return cls.open_readonly(url_or_path)
         url = database_url(url_or_path)
         if url.startswith("sqlite:///") and not url.endswith(":memory:"):
             path = Path(url.removeprefix("sqlite:///"))
@@ -275,6 +291,56 @@ class Store:
             secure_database_files(store._wal_path)
         return store
 
+    @classmethod
+    def open_readonly(cls, url_or_path: str | Path) -> Store:
+        """Open an existing database for reading only: nothing is created or migrated.
+
+        On SQLite every connection is opened with the URI ``mode=ro`` (see
+        :func:`_readonly_connect` for WAL files), so it works for a user who may only read
+        the file, on read-only media, and can never change it. The schema is checked
+        once: a database an older memras wrote (migrations missing) or a newer one did
+        (migrations this memras does not know) is refused in one line that says what to
+        do, instead of failing later on a missing column. A table an area needs that is
+        missing (an older database, or a dropped table) is reported when it is read
+        (:func:`_store_error`). Writing through such a store raises StoreError.
+        """
+        url = database_url(url_or_path)
+        path = sqlite_path(url) if url.startswith("sqlite:") else None
+        if url.startswith("sqlite:") and path is None:
+            raise StoreError(f"cannot open {url!r} read-only",
+                             hint="pass --db with the path of a database file")
+        try:
+            if path is not None:
+                if not path.is_file():
+                    raise StoreError(f"no memras database at {path}",
+                                     hint="run `memras import` or `memras watch` first, "
+                                          "or pass --db")
+                engine = create_engine("sqlite://", creator=lambda: _readonly_connect(path),
+                                       poolclass=NullPool)
+            else:
+                engine = create_engine(url)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StoreError(f"bad database URL {url!r}: {exc}",
+                             hint="use a path or sqlite:///PATH") from exc
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine, readonly=True)
+        store = cls(engine)
+        store.readonly = True
+        store._check_schema(str(path or url))
+        return store
+
+    def _check_schema(self, where: str) -> None:
+        """Refuse a database this memras cannot read as it is (read-only open)."""
+        try:
+            with self.engine.connect() as conn:
+                versions = recorded_versions(conn)
+        except SQLAlchemyError as exc:
+            raise _store_error("read", exc) from exc
+        problem = schema_problem(versions)
+        if problem is not None:
+            msg, hint = problem
+            raise StoreError(f"{where}: {msg}", hint=hint)
+
     def _migrate(self) -> None:
         try:
             with self._write() as conn:
@@ -292,8 +358,8 @@ class Store:
     def _create_tables_registered_since(self) -> None:
         """An area whose models were imported after this store was opened gets its tables
         on its first session, so the order of imports never decides what exists."""
-        if len(Base.metadata.tables) == self._tables_known:
-            return
+        if len(Base.metadata.tables) == self._tables_known or self.readonly:
+            return  # read-only: a missing table is reported when read (_store_error)
         try:
             with self._write() as conn:
                 self._create_registered_tables(conn)
@@ -314,6 +380,9 @@ class Store:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        if self.readonly:
+            raise StoreError("this command opened the database read-only and cannot change it",
+                             hint="a bug in memras: please report it")
         with self.engine.connect() as conn:
             conn = conn.execution_options(memras_write=True)
             with conn.begin():
@@ -328,6 +397,9 @@ class Store:
         at once with "database is locked", which a deferred BEGIN does once another
         connection committed in between. Pure readers pass ``write=False``.
         """
+        if write and self.readonly:
+            raise StoreError("this command opened the database read-only and cannot change it",
+                             hint="a bug in memras: please report it")
         self._create_tables_registered_since()
         bind = self.engine.execution_options(memras_write=True) if write else self.engine
         with Session(bind) as session:
@@ -336,7 +408,7 @@ class Store:
                 session.commit()
             except SQLAlchemyError as exc:
                 session.rollback()
-                raise _store_error("write", exc) from exc
+                raise _store_error("write" if write else "read", exc) from exc
 
     # ---- writing events -----------------------------------------------------------
 
@@ -812,8 +884,22 @@ def _failure_reason(step: str, exc: Exception) -> str:
     return f"{step}: {type(exc).__name__}: {first}" if first else f"{step}: {type(exc).__name__}"
 
 
+_NO_TABLE = re.compile(r"no such table: (\S+)")
+
+
 def _store_error(what: str, exc: SQLAlchemyError) -> StoreError:
-    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    hint = "another memras may hold the lock; retry" if "locked" in detail else \
-        "check the --db path and its permissions"
+    detail = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0]
+    if missing := _NO_TABLE.search(detail):
+        return StoreError(
+            f"cannot {what}: the database has no table {missing.group(1)} (an older memras "
+            "wrote it, or the table was dropped)",
+            hint="run `memras doctor`; `memras watch --once` as the database's owner "
+                 "creates the tables this memras uses")
+    if "readonly database" in detail:
+        hint = "this user may not write the database or its directory; run the command " \
+               "as the database's owner (`memras doctor` shows the permissions)"
+    elif "locked" in detail:
+        hint = "another memras may hold the lock; retry"
+    else:
+        hint = "check the --db path and its permissions"
     return StoreError(f"cannot {what}: {detail}", hint=hint)
