@@ -2,12 +2,14 @@
 
 Structure: one thread per source polls its kernel interface and puts
 :class:`~memras.ingest.sources.SourceBatch` objects on a bounded queue; the
-calling thread is the only writer. It takes the first batch, waits at most
-``flush_interval_s`` (200 ms) for more, and stores everything it has in short
-transactions, each batch together with its source's cursor. So an error is on
-disk within about 200 ms of being read, a burst of a thousand events costs a few
-transactions instead of a thousand, and a crash loses nothing that a restart
-will not read again (kmsg by sequence number, rasdaemon by row id, the trace
+calling thread is the only writer. It takes the first batch, keeps taking more
+while they arrive (each within ``QUIET_S``, 20 ms, of the last) for at most
+``flush_interval_s`` (200 ms), and stores everything it has in short
+transactions, each batch together with its source's cursor. So a lone error is on
+disk within about 20 ms of being read (a fixed 200 ms wait was most of a single
+CE's latency in the lab), a stream within 200 ms, a burst of a thousand events
+costs a few transactions instead of a thousand, and a crash loses nothing that a
+restart will not read again (kmsg by sequence number, rasdaemon by row id, the trace
 instance keeps unread events in the kernel).
 
 Back-pressure instead of dropping: when the writer falls behind, the queue fills
@@ -50,6 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("memras.watcher.watch")
 
 FLUSH_INTERVAL_S = 0.2  # an event is stored at most this long after it was read
+# The writer stores what it holds once no batch came for this long: a lone event does not
+# wait out the whole flush interval, while a stream (batches closer than this) still
+# shares its transactions.
+QUIET_S = 0.02
 POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the stop flag
 # Bound on batches in flight between sources and the writer. A trace batch is at most
 # ~200 lines (tracefs.MAX_READ_BYTES), so a storm holds about 1k parsed records in
@@ -232,7 +238,7 @@ class Watcher:
 
     def _collect(self) -> tuple[list[SourceBatch], int]:
         """The first batch (waiting), then whatever arrives within the flush interval,
-        up to COLLECT_RECORDS records."""
+        each within QUIET_S of the last, up to COLLECT_RECORDS records."""
         batches: list[SourceBatch] = []
         finished = 0
         held = 0
@@ -254,7 +260,7 @@ class Watcher:
             if remaining <= 0:
                 break
             try:
-                item = self._queue.get(timeout=remaining)
+                item = self._queue.get(timeout=min(remaining, QUIET_S))
             except queue.Empty:
                 break
         return batches, finished
