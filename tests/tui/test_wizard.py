@@ -71,7 +71,8 @@ async def test_happy_path_replaces_the_module(quiet_world: World) -> None:
         wizard = await open_wizard(app, pilot)
         await reach(pilot, wizard, "confirm")
         main = static_text(wizard, "#wizard-main")
-        assert "PASS  zones" in main and "FAIL" not in main and f"Type {DIMM}" in main
+        assert "PASS  zones" in main and "FAIL" not in main
+        assert f"Type the slot label {DIMM} to go on" in main
         blocks = module_blocks(wizard)
         await pilot.press(*"P1-DIMMA1", "enter")  # the wrong label changes nothing
         await pilot.pause(0.2)
@@ -94,6 +95,26 @@ async def test_happy_path_replaces_the_module(quiet_world: World) -> None:
     assert [a for a, _ in audit_actions(quiet_world)] == [
         "select", "preflight", "soft_offline_pages", "offline_blocks", "remove_module",
         "insert_module", "online_blocks", "verify", "close"]
+
+
+async def test_confirmation_takes_the_slot_label_as_the_cli_does(quiet_world: World) -> None:
+    """One rule with `memras replace`: the slot label printed on the board (case folded);
+    the EDAC label or the id, though they name the same module, do not confirm."""
+    app = make_app(quiet_world)
+    async with app.run_test(size=(120, 40)) as pilot:
+        wizard = await open_wizard(app, pilot, dimm="mc0/dimm2")  # named by id
+        await reach(pilot, wizard, "confirm")
+        title = static_text(wizard, "#wizard-title")
+        target = static_text(wizard, "#wizard-target")
+        assert title.startswith(f"Replacing {DIMM} ") and "CPU_SrcID" not in title
+        assert target.startswith(f"Module  {DIMM}   serial D3A5F1DD3")
+        assert "\n        CPU_SrcID#0_MC#0_Chan#1_DIMM#0\n        id mc0/dimm2" in target
+        for wrong in ("CPU_SrcID#0_MC#0_Chan#1_DIMM#0", "mc0/dimm2", "P1-DIMMB"):
+            await pilot.press(*wrong, "enter")
+            await pilot.pause(0.1)
+            assert wizard.phase == "confirm", wrong
+        await pilot.press(*DIMM.lower(), "enter")
+        await reach(pilot, wizard, "swap")
 
 
 async def test_ebusy_rolls_back_and_the_blocks_are_online_again(quiet_world: World) -> None:

@@ -46,8 +46,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
 
 from memras.errors import MemrasError
+from memras.health.dimm_names import host_inventory
 from memras.host import Host
 from memras.text import escape
+from memras.topology.inventory import DimmInfo
+from memras.topology.naming import Confirmation, confirmation
 from memras.workflow.driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
 from memras.workflow.runner import ReplaceOptions
 from memras.workflow.states import State
@@ -83,6 +86,7 @@ class WizardScreen(Screen[None]):
         self.running_step: str | None = None
         self.failed_step: str | None = None
         self.settling = False  # a scroll waits for the layout (tests wait for it too)
+        self._inventory: list[DimmInfo] | None = None  # read once, for the DIMM's names
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -92,7 +96,7 @@ class WizardScreen(Screen[None]):
             with SettledScroll(id="wizard-body"):
                 yield Static("", id="wizard-target")
                 yield Static(Text("looking for an interrupted replacement…"), id="wizard-main")
-                yield Input(placeholder="type the label here", id="wizard-confirm")
+                yield Input(placeholder="type the slot label here", id="wizard-confirm")
                 with Vertical(id="wizard-progress"):
                     yield Static("", id="wizard-progress-label")
                     yield ProgressBar(total=1, show_eta=False, id="wizard-overall")
@@ -151,7 +155,7 @@ class WizardScreen(Screen[None]):
         if message.update is not None:
             self.show(message.update)
             self.set_phase("interrupted")
-            self.main(interrupted_text(message.update.snapshot))
+            self.main(interrupted_text(message.update.snapshot, self.confirmation().name))
         elif self.dimm_id is None:
             self.set_phase("done")
             self.main(Text("No replacement is in progress. Choose a DIMM and press r."))
@@ -233,22 +237,22 @@ class WizardScreen(Screen[None]):
         target = snap["target"]["target"]
         self.running_step = None
         self.query_one("#wizard-title", Static).update(
-            Text(f"Replacing {escape(snap['dimm'])}  (replacement #{snap['id']}, "
+            Text(f"Replacing {escape(self.confirmation().name)}  (replacement #{snap['id']}, "
                  f"backend {escape(snap['backend'])}, state {snap['state']})", style="bold"))
         self.query_one("#wizard-steps", Static).update(
             steps_text(update.state, snap.get("current_step"), self.failed_step))
         blocks = blocks_strip(block_statuses(snap))
         self.query_one("#wizard-target", Static).update(
-            target_text(target) + Text("\n        ") + blocks)
+            target_text(target, self.confirmation().name) + Text("\n        ") + blocks)
 
     def ask_confirmation(self, snap: dict) -> None:
         self.set_phase("confirm")
         target = snap["target"]["target"]
-        expected = self.expected_label()
+        asked = self.confirmation()
         body = Text("Preflight passed:\n", style="bold green") + checks_text(snap["checks"])
         body.append(f"\nThis takes {len(target['blocks'])} memory blocks offline and then "
-                    "removes the module.\nType ")
-        body.append(escape(expected), style="bold reverse")
+                    f"removes the module.\nType the {asked.what} ")
+        body.append(escape(asked.name), style="bold reverse")
         body.append(" to go on (escape: stop, nothing is changed).")
         self.main(body)
         field = self.query_one("#wizard-confirm", Input)
@@ -274,10 +278,15 @@ class WizardScreen(Screen[None]):
             self.query_one("#wizard-body", VerticalScroll).scroll_to_widget(field, animate=False)
         self.settling = False
 
-    def expected_label(self) -> str:
+    def confirmation(self) -> Confirmation:
+        """What the engineer types: the slot label, as `memras replace` asks it
+        (:class:`memras.topology.naming.Confirmation`); the inventory is read once."""
         assert self.latest is not None
         target = self.latest.snapshot["target"]["target"]
-        return target.get("locator") or target.get("label") or target.get("dimm_id") or "?"
+        if self._inventory is None:
+            self._inventory = host_inventory(self.app.host)
+        return confirmation(str(target.get("dimm_id") or "?"), self._inventory,
+                            locator=target.get("locator") or "", label=target.get("label") or "")
 
     def resume_from(self, state: State) -> None:
         """Go on from a state the wizard does not pause in (a resumed replacement)."""
@@ -294,9 +303,10 @@ class WizardScreen(Screen[None]):
     def confirmed(self, event: Input.Submitted) -> None:
         if self.phase != "confirm":
             return
-        if event.value.strip() != self.expected_label():
-            self.notify("That is not the label; nothing was changed.", severity="error",
-                        title="Confirmation did not match")
+        asked = self.confirmation()
+        if not asked.accepts(event.value):
+            self.notify(f"That is not the {asked.what} {escape(asked.name)}; nothing was "
+                        "changed.", severity="error", title="Confirmation did not match")
             event.input.value = ""
             return
         self.set_phase("offlining")

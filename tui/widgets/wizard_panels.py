@@ -50,14 +50,20 @@ def steps_text(state: State, running: str | None, failed: str | None) -> Text:
     return out
 
 
-def target_text(target: dict[str, Any]) -> Text:
+def target_text(target: dict[str, Any], name: str | None = None) -> Text:
+    """The module: ``name`` (the slot label, memras.topology.naming) first, then its
+    serial, then the EDAC label and id where they differ from it."""
+    name = name or target.get("locator") or target.get("label") or target.get("dimm_id") or "?"
     out = Text()
     out.append("Module  ", style="bold")
-    out.append_text(safe(target.get("label") or target.get("locator") or "?"))
-    out.append("   locator ")
-    out.append_text(safe(target.get("locator") or "-"))
+    out.append_text(safe(name, "bold"))
     out.append("   serial ")
     out.append_text(safe(target.get("serial") or "-"))
+    for prefix, key in (("", "label"), ("id ", "dimm_id")):  # one a line: fits at 80x24
+        value = str(target.get(key) or "")
+        if value and value != name:
+            out.append(f"\n        {prefix}")
+            out.append_text(safe(value))
     blocks = target.get("blocks") or []
     if blocks:
         out.append(f"\n        {len(blocks)} memory blocks: memory{blocks[0]}–memory{blocks[-1]}")
@@ -156,10 +162,11 @@ def summary_text(snapshot: dict[str, Any]) -> Text:
     return out
 
 
-def interrupted_text(snapshot: dict[str, Any]) -> Text:
+def interrupted_text(snapshot: dict[str, Any], name: str | None = None) -> Text:
+    """``name``: the module's slot label (memras.topology.naming), else the stored label."""
     out = Text(" INTERRUPTED REPLACEMENT ", style="bold black on yellow")
     out.append(f"\n\nReplacement #{snapshot['id']} of ")
-    out.append_text(safe(snapshot.get("dimm") or "?", "bold"))
+    out.append_text(safe(name or snapshot.get("dimm") or "?", "bold"))
     out.append(f" stopped at '{snapshot['state']}'")
     if snapshot.get("current_step"):
         out.append(f" during '{snapshot['current_step']}'")
