@@ -379,8 +379,10 @@ class FastStatements:
             params = values if stmt.order is None else [stmt.order(row) for row in values]
         conn.exec_driver_sql(stmt.sql, params)
 
-    def known_keys(self, conn: Connection, keys: list[str]) -> list[tuple[str, str, str]]:
-        """(dedup_key, source, identity) of stored rows with one of ``keys`` (index lookups).
+    def known_keys(self, conn: Connection, keys: list[str]
+                   ) -> list[tuple[str, str, str, int | None]]:
+        """(dedup_key, source, identity, address) of stored rows with one of ``keys`` (index
+        lookups; the address tells CEs of one page apart: memras.store.store._at).
 
         The key list is padded (repeating its last key) to a power of two: a distinct
         ``IN (?, …)`` length is a distinct statement, and the driver's statement cache
@@ -394,7 +396,7 @@ class FastStatements:
         if sql is None:
             c = ErrorRow.__table__.c
             names = [f"k{i}" for i in range(size)]
-            stmt = select(c.dedup_key, c.source, c.identity).where(
+            stmt = select(c.dedup_key, c.source, c.identity, c.address).where(
                 c.dedup_key.in_([bindparam(n) for n in names]))
             sql = str(stmt.compile(dialect=self.dialect))
             self.lookup_sql[size] = sql

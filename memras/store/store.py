@@ -572,28 +572,34 @@ class Store:
     def _drop_known(self, conn: Connection, prepared: list[_Prepared]) -> list[_Prepared]:
         """Keep a record unless it was read before (same identity under its key or a
         neighbour bucket's) or it is another road's report of an error already stored:
-        some other road has more rows under those keys than this record's road has
-        (memras.ingest.parsers.dedup: one error seen by two roads is one row; two errors
-        one road printed separately are two rows)."""
+        some other road has more rows under those keys *at the record's address* than
+        this record's road has (memras.ingest.parsers.dedup: one error seen by two roads
+        is one row; two errors one road printed separately are two rows). The key names
+        the page; rows are counted per full address under it (:func:`_at`), so two CEs
+        of one page never pair with each other's report on another road, however the
+        roads' clocks are skewed within the tolerance."""
         lookup = list({k for p in prepared for k in (p[0], *p[1])})
-        # key -> what is stored under it (see _remember): O(1) per record even when a
-        # stuck cell puts thousands of rows under one key.
+        # key@address -> what is stored there (see _remember): O(1) per record even when
+        # a stuck cell puts thousands of rows under one key.
         seen: dict[str, Any] = {}
         for start in range(0, len(lookup), KEY_CHUNK):
-            for key, source, identity in self._fast(conn).known_keys(
+            for key, source, identity, address in self._fast(conn).known_keys(
                     conn, lookup[start:start + KEY_CHUNK]):
-                _remember(seen, key, *_stored_road(source, identity))
+                _remember(seen, _at(key, address), *_stored_road(source, identity))
         matched = self._matched
-        for key in lookup:
-            for road, n in matched.get(key, {}).items():
-                for _ in range(n):
-                    _remember(seen, key, road, "")  # no digest: never a re-read
+        if matched:
+            for at in {_at(k, p[3].address) for p in prepared for k in (p[0], *p[1])}:
+                for road, n in matched.get(at, {}).items():
+                    for _ in range(n):
+                        _remember(seen, at, road, "")  # no digest: never a re-read
         fresh = []
         get = seen.get
         for p in prepared:
-            key, near, identity, record = p[0], p[1], p[2], p[3]
-            road, digest = f"{record.source}/{identity[0]}", identity[2:]
-            entries = [e for e in (get(key), *map(get, near)) if e is not None]
+            address, identity = p[3].address, p[2]
+            key = _at(p[0], address)
+            road, digest = f"{p[3].source}/{identity[0]}", identity[2:]
+            entries = [e for e in (get(key), *(get(_at(k, address)) for k in p[1]))
+                       if e is not None]
             if not entries:
                 seen[key] = (digest, road)  # _remember's first-row form, inline
                 fresh.append(p)
@@ -763,6 +769,16 @@ def _remember(seen: dict[str, Any], key: str, road: str, digest: str) -> None:
     else:
         entry[0].add(digest)
         entry[1][road] = entry[1].get(road, 0) + 1
+
+
+def _at(key: str, address: int | None) -> str:
+    """A dedup key narrowed to one address (the key names a page): the unit that roads'
+    reports are counted and matched in. The address as the row stores it (int64) or as a
+    record carries it (u64) gives one text."""
+    return key if address is None else f"{key}@{address & _U64:x}"
+
+
+_U64 = (1 << 64) - 1
 
 
 def _seen_before(entries: list[Any], road: str, digest: str) -> bool:
