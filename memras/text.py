@@ -31,6 +31,15 @@ def escape(text: str | None) -> str:
     return "".join(out)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e]")
+
+
+def has_control(text: str) -> bool:
+    """Whether :func:`escape` would write any character of ``text`` as an escape (other
+    than doubling a backslash)."""
+    return _CONTROL.search(text) is not None
+
+
 def format_bytes(n: int) -> str:
     """lsmem-style human size: 128M, 1.5G, 2T (binary units, one decimal when needed)."""
     units = ["B", "K", "M", "G", "T", "P", "E"]

@@ -15,6 +15,13 @@ What it decides, in order, for each submitted alert:
 4. **Deliver** with bounded exponential backoff (``RetryPolicy``). Every attempt is
    recorded (hook, attempt, ok or the error text). Any exception from a hook counts
    as a failed attempt; nothing a hook does can stop the dispatcher.
+5. **Say so.** A failed attempt is logged (a WARNING on ``memras.alerts``, an ERROR when
+   the last attempt fails: ``memras watch`` writes them on stderr, the journal under
+   systemd) and stored; ``memras alerts list`` shows each alert's failed attempts and
+   last error, and metric hooks get every hook's failed and given-up counts from the
+   store (``memras_alert_delivery_failures_total``). Error texts are redacted
+   (:func:`memras.text.redact`, with the hook's own secrets) before they are stored,
+   logged or shown: a webhook URL's credentials and tokens never reach the database.
 
 Retries sleep in the calling thread; the watcher calls :meth:`Dispatcher.submit`
 from its alert thread, so a slow hook delays later alerts, never event ingestion.
@@ -23,17 +30,21 @@ from its alert thread, so a slow hook delays later alerts, never event ingestion
 from __future__ import annotations
 
 import builtins
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
 from memras.alerts.alert import Alert, AlertKind, AlertState, utcnow
 from memras.alerts.config import AlertsConfig, HookConfig, RateLimit
-from memras.alerts.hooks import AlertHook, DimmMetrics, MetricsSnapshot
+from memras.alerts.hooks import AlertHook, DimmMetrics, HookMetrics, MetricsSnapshot
 from memras.errors import HookError
+from memras.text import escape, redact
+
+log = logging.getLogger("memras.alerts")
 
 OK = "ok"
 FAILED = "failed"
@@ -56,6 +67,41 @@ class Delivery:
         return self.status == OK
 
 
+@dataclass(frozen=True, slots=True)
+class DeliverySummary:
+    """How the deliveries of one alert went, over all its hooks and attempts."""
+
+    ok: int = 0
+    failed: int = 0  # failed attempts, retries included
+    rate_limited: int = 0
+    last_error: str = ""  # "hook: text" of the latest failed attempt (redacted when stored)
+    undelivered: tuple[str, ...] = ()  # hooks whose latest attempt failed
+
+    def to_json(self) -> dict[str, object]:
+        return {"ok": self.ok, "failed": self.failed, "rate_limited": self.rate_limited,
+                "last_error": self.last_error or None, "undelivered": list(self.undelivered)}
+
+
+def summarize(deliveries: Iterable[Delivery]) -> dict[int, DeliverySummary]:
+    """Per alert id, the :class:`DeliverySummary` of its delivery records (in order)."""
+    counts: dict[int, dict[str, int]] = {}
+    last_error: dict[int, str] = {}
+    latest: dict[int, dict[str, str]] = {}
+    for d in deliveries:
+        if d.alert_id is None:
+            continue
+        counts.setdefault(d.alert_id, {}).setdefault(d.status, 0)
+        counts[d.alert_id][d.status] += 1
+        latest.setdefault(d.alert_id, {})[d.hook] = d.status
+        if d.status == FAILED:
+            last_error[d.alert_id] = f"{d.hook}: {d.error}"
+    return {aid: DeliverySummary(
+        ok=c.get(OK, 0), failed=c.get(FAILED, 0), rate_limited=c.get(RATE_LIMITED, 0),
+        last_error=last_error.get(aid, ""),
+        undelivered=tuple(sorted(h for h, st in latest[aid].items() if st == FAILED)))
+        for aid, c in counts.items()}
+
+
 class AlertStore(Protocol):
     """Where alerts and delivery records live (the SQL store, or the in-memory fake)."""
 
@@ -66,6 +112,8 @@ class AlertStore(Protocol):
     def list(self, state: AlertState | None = None) -> list[Alert]: ...
     def record_delivery(self, delivery: Delivery) -> None: ...
     def deliveries(self, alert_id: int) -> builtins.list[Delivery]: ...
+    def delivery_summaries(self, alert_ids: Iterable[int]) -> dict[int, DeliverySummary]: ...
+    def delivery_counts(self) -> dict[str, dict[str, int]]: ...
 
 
 class MemoryAlertStore:
@@ -104,6 +152,17 @@ class MemoryAlertStore:
     def deliveries(self, alert_id: int) -> builtins.list[Delivery]:
         return [d for d in self._deliveries if d.alert_id == alert_id]
 
+    def delivery_summaries(self, alert_ids: Iterable[int]) -> dict[int, DeliverySummary]:
+        wanted = set(alert_ids)
+        return summarize(d for d in self._deliveries if d.alert_id in wanted)
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for d in self._deliveries:
+            out.setdefault(d.hook, {}).setdefault(d.status, 0)
+            out[d.hook][d.status] += 1
+        return out
+
 
 class TokenBucket:
     """``burst`` tokens, refilled continuously at ``per_minute``; one token per send."""
@@ -127,8 +186,11 @@ class TokenBucket:
 
 @dataclass
 class HookCounters:
+    """This process's counts per hook (the store keeps every attempt across runs)."""
+
     delivered: int = 0
     failed: int = 0  # alerts given up on after the last attempt
+    failed_attempts: int = 0  # every failed attempt, retries included
     retries: int = 0
     rate_limited: int = 0
 
@@ -267,6 +329,10 @@ class Dispatcher:
             if not error:
                 self.counters[name].delivered += 1
                 return HookResult(name, OK, attempt)
+            self.counters[name].failed_attempts += 1
+            if record:  # `alerts test` shows its results itself
+                _log_failure(alert, name, attempt, policy.attempts, error,
+                             policy.delay_before(attempt + 1))
         self.counters[name].failed += 1
         return HookResult(name, FAILED, policy.attempts, error)
 
@@ -275,27 +341,60 @@ class Dispatcher:
         if not metric_hooks:
             return
         snapshot = self._snapshot(self.store)
+        snapshot = replace(snapshot, hooks=hook_metrics(self.store, self.hook_names))
         for hook_config, hook in metric_hooks:
             try:
                 hook.publish(snapshot)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # a metrics plugin cannot stop alerts
+                error = f"publish: {_describe(exc, hook)}"
                 self.counters[hook_config.name].failed += 1
+                self.counters[hook_config.name].failed_attempts += 1
+                log.warning("memras: alert hook %s: %s", escape(hook_config.name), escape(error))
                 self.store.record_delivery(Delivery(None, hook_config.name, 1, FAILED,
-                                                    f"publish: {_describe(exc)}", self._clock()))
+                                                    error, self._clock()))
 
 
 def _attempt(hook: AlertHook, alert: Alert) -> str:
-    """'' when the hook accepted the alert, else the error text."""
+    """'' when the hook accepted the alert, else the error text (redacted)."""
     try:
         hook.send(alert)
-    except Exception as exc:  # any failure of a plugin is a failed attempt
-        return _describe(exc)
+    except (Exception, SystemExit) as exc:  # any failure of a plugin is a failed attempt
+        return _describe(exc, hook)
     return ""
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, hook: AlertHook | None = None) -> str:
+    """The error of one attempt, as stored: redacted of URL credentials, tokens and the
+    hook's own secrets, at most 500 characters."""
     text = str(exc) if isinstance(exc, HookError) else f"{type(exc).__name__}: {exc}"
-    return text[:500]
+    secrets: list[str] = []
+    if hook is not None:
+        try:
+            secrets = hook.secret_values()
+        except Exception:  # a plugin overriding it badly still gets the generic redaction
+            secrets = []
+    return redact(text, secrets)[:500]
+
+
+def _log_failure(alert: Alert, hook: str, attempt: int, attempts: int, error: str,
+                 next_delay_s: float) -> None:
+    what = f"alert {alert.id if alert.id is not None else '(test)'} ({alert.severity.value})"
+    if attempt < attempts:
+        log.warning("memras: %s: hook %s attempt %d/%d failed: %s; retrying in %gs", what,
+                    escape(hook), attempt, attempts, escape(error), next_delay_s)
+    else:
+        log.error("memras: %s: hook %s failed all %d attempts, not delivered: %s "
+                  "(see `memras alerts list`)", what, escape(hook), attempts, escape(error))
+
+
+def hook_metrics(store: AlertStore, hooks: Iterable[str]) -> tuple[HookMetrics, ...]:
+    """Delivery counts per hook, from every attempt the store holds (all runs)."""
+    counts = store.delivery_counts()
+    names = sorted(set(hooks) | set(counts))
+    return tuple(HookMetrics(hook=name, delivered=counts.get(name, {}).get(OK, 0),
+                             failed=counts.get(name, {}).get(FAILED, 0),
+                             rate_limited=counts.get(name, {}).get(RATE_LIMITED, 0))
+                 for name in names)
 
 
 def snapshot_from_alerts(store: AlertStore) -> MetricsSnapshot:

@@ -39,11 +39,23 @@ class DimmMetrics:
 
 
 @dataclass(frozen=True, slots=True)
+class HookMetrics:
+    """One hook's delivery attempts as the store records them (every run)."""
+
+    hook: str
+    delivered: int = 0
+    failed: int = 0  # failed attempts, retries and metric publishes included
+    rate_limited: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
-    """What metric hooks publish: per-DIMM counts and verdicts, open alerts."""
+    """What metric hooks publish: per-DIMM counts and verdicts, open alerts, and how
+    each hook's deliveries went."""
 
     dimms: tuple[DimmMetrics, ...] = ()
     alerts_open: int = 0
+    hooks: tuple[HookMetrics, ...] = ()
 
 
 class AlertHook(ABC):

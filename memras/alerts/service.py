@@ -32,11 +32,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, overload
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from memras.alerts.alert import Alert, AlertKind, AlertState, Severity
 from memras.alerts.config import AlertsConfig
-from memras.alerts.dispatcher import Delivery, Dispatcher, HookResult, SubmitResult
+from memras.alerts.dispatcher import (
+    Delivery,
+    DeliverySummary,
+    Dispatcher,
+    HookResult,
+    SubmitResult,
+    summarize,
+)
 from memras.alerts.hooks import load_hooks
 from memras.alerts.models import AlertRow, DeliveryRow
 from memras.config import read_config_file
@@ -142,6 +149,30 @@ class SqlAlertStore:
         with self.store.session(write=False) as session:
             return [Delivery(r.alert_id, r.hook, r.attempt, r.status, r.error,
                              _aware(r.time)) for r in session.scalars(query)]
+
+    def delivery_summaries(self, alert_ids: Iterable[int]) -> dict[int, DeliverySummary]:
+        """Per alert, how its deliveries went (``memras alerts list``)."""
+        ids = sorted(set(alert_ids))
+        rows: builtins.list[Delivery] = []
+        with self.store.session(write=False) as session:
+            for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                query = (select(DeliveryRow.alert_id, DeliveryRow.hook, DeliveryRow.attempt,
+                                DeliveryRow.status, DeliveryRow.error, DeliveryRow.time)
+                         .where(DeliveryRow.alert_id.in_(ids[start:start + 500]))
+                         .order_by(DeliveryRow.id))
+                rows += [Delivery(r.alert_id, r.hook, r.attempt, r.status, r.error or "",
+                                  _aware(r.time)) for r in session.execute(query)]
+        return summarize(rows)
+
+    def delivery_counts(self) -> dict[str, dict[str, int]]:
+        """Attempts per hook and status, over every alert and run (for metrics)."""
+        query = (select(DeliveryRow.hook, DeliveryRow.status, func.count())
+                 .group_by(DeliveryRow.hook, DeliveryRow.status))
+        out: dict[str, dict[str, int]] = {}
+        with self.store.session(write=False) as session:
+            for hook, status, count in session.execute(query):
+                out.setdefault(hook, {})[status] = int(count)
+        return out
 
 
 def load_alerts_config(path: str | Path | None) -> AlertsConfig:
@@ -292,6 +323,10 @@ class AlertService:
 
     def deliveries(self, alert_id: int) -> builtins.list[Delivery]:
         return self.alerts.deliveries(alert_id)
+
+    def delivery_summaries(self, alerts: Iterable[Alert]) -> dict[int, DeliverySummary]:
+        """How each alert's deliveries went: failed attempts, last error, undelivered hooks."""
+        return self.alerts.delivery_summaries(a.id for a in alerts if a.id is not None)
 
     def close(self) -> None:
         self.dispatcher.close()

@@ -8,7 +8,12 @@ Options (``[alerts.hooks.exec]``)::
     workdir = "/etc/ras/triggers" # optional working directory
 
 The program gets only the variables below (plus PATH), as both daemons do, so an
-existing trigger script keeps working. rasdaemon's (ras-mc-handler.c, run_ce/ue
+existing trigger script keeps working. Values come from firmware and the kernel (a DIMM
+label may hold NUL or ESC): each value is passed through :func:`memras.text.escape`
+(control characters as ``\\xNN``, a backslash doubled), never raw, so no label can
+stop the hook (the kernel refuses a NUL in the environment) or repaint the terminal a
+trigger's output is read on. An argument of ``command`` with a control character is
+passed escaped the same way. rasdaemon's (ras-mc-handler.c, run_ce/ue
 trigger) come from ``evidence["last_event"]``: TIMESTAMP ("%Y-%m-%d %H:%M:%S %z"),
 COUNT, TYPE, MESSAGE, LABEL, MC_INDEX, TOP_LAYER, MIDDLE_LAYER, LOWER_LAYER (-1 when
 unused), ADDRESS and SYNDROME (``%llx``, no 0x), GRAIN (log2 bytes), DRIVER_DETAIL.
@@ -38,6 +43,7 @@ from memras.alerts.alert import Alert
 from memras.alerts.config import parse_duration
 from memras.alerts.hooks import AlertHook
 from memras.errors import HookError
+from memras.text import escape, has_control
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -55,7 +61,9 @@ class ExecHook(AlertHook):
             command = [command]
         if not command or not all(isinstance(a, str) for a in command):
             raise HookError("alert hook exec: command must be a list of strings (argv)")
-        self.argv: list[str] = list(command)
+        # argv cannot hold a NUL (execve): an argument with any control character goes
+        # escaped, as the environment does, instead of failing every delivery
+        self.argv: list[str] = [escape(a) if has_control(a) else a for a in command]
         self.timeout_s = parse_duration(self.option("timeout", DEFAULT_TIMEOUT_S),
                                         what="hooks.exec.timeout")
         self.message_style = str(self.option("message_style", "rasdaemon"))
@@ -81,6 +89,8 @@ class ExecHook(AlertHook):
                                     stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise HookError(f"exec hook: cannot run {self.argv[0]}: {exc.strerror}") from exc
+        except ValueError as exc:  # e.g. a NUL in workdir: a failed attempt, with its reason
+            raise HookError(f"exec hook: cannot run {self.argv[0]}: {exc}") from exc
         try:
             _, stderr = proc.communicate(timeout=self.timeout_s)
         except subprocess.TimeoutExpired as exc:
@@ -110,7 +120,7 @@ def trigger_environment(alert: Alert, *, json_path: str,
         env["MESSAGE"] = mcelog["MESSAGE"]
     env.update({k: v for k, v in mcelog.items() if k != "MESSAGE"})
     env.update(memras_variables(alert, json_path))
-    return env
+    return {key: escape(value) for key, value in env.items()}
 
 
 def rasdaemon_variables(alert: Alert) -> dict[str, str]:

@@ -13,6 +13,13 @@ Metrics (node_exporter naming, ``memras_`` prefix)::
     memras_dimm_uncorrected_errors_total{dimm="…",dimm_label="…"}  counter
     memras_dimm_verdict{dimm="…",dimm_label="…",verdict="…"} 1     gauge, one series per DIMM
     memras_alerts_open                                             gauge
+    memras_alert_deliveries_total{hook="…"}                        counter
+    memras_alert_delivery_failures_total{hook="…"}                 counter
+
+The two delivery counters count attempts as the database records them (every run of
+every memras process, so they do not reset when the watcher restarts): a failure is
+one failed attempt (retries and metric publishes included); ``increase(
+memras_alert_delivery_failures_total[1h]) > 0`` finds a hook that stopped delivering.
 
 ``memras_dimm_verdict`` is an info-style gauge (like kube_pod_status_phase): the DIMM's
 current verdict is the ``verdict`` label and the value is always 1, so
@@ -42,6 +49,10 @@ METRICS = (
     ("memras_dimm_verdict", "gauge",
      "The DIMM's current memras verdict, as the verdict label; the value is always 1."),
     ("memras_alerts_open", "gauge", "memras alerts that are open (not acked or resolved)."),
+    ("memras_alert_deliveries_total", "counter",
+     "Alert deliveries the hook accepted (attempts that succeeded)."),
+    ("memras_alert_delivery_failures_total", "counter",
+     "Failed alert delivery attempts of the hook (retries included)."),
 )
 
 
@@ -67,6 +78,11 @@ def render(snapshot: MetricsSnapshot) -> str:
 def _samples(name: str, snapshot: MetricsSnapshot) -> Iterator[str]:
     if name == "memras_alerts_open":
         yield f"{name} {snapshot.alerts_open}"
+        return
+    if name in ("memras_alert_deliveries_total", "memras_alert_delivery_failures_total"):
+        for hook in snapshot.hooks:
+            count = hook.delivered if name == "memras_alert_deliveries_total" else hook.failed
+            yield f"{name}{_labels(hook=hook.hook)} {count}"
         return
     for dimm in snapshot.dimms:
         labels = {"dimm": dimm.dimm_id, "dimm_label": dimm.label or ""}
@@ -175,3 +191,10 @@ class _SnapshotCollector:
                 verdict.add_metric([*values, dimm.verdict], 1)
         yield from (ce, ue, verdict)
         yield GaugeMetricFamily("memras_alerts_open", METRICS[3][2], value=snap.alerts_open)
+        ok = CounterMetricFamily("memras_alert_deliveries", METRICS[4][2], labels=["hook"])
+        failed = CounterMetricFamily("memras_alert_delivery_failures", METRICS[5][2],
+                                     labels=["hook"])
+        for hook in snap.hooks:
+            ok.add_metric([hook.hook], hook.delivered)
+            failed.add_metric([hook.hook], hook.failed)
+        yield from (ok, failed)
