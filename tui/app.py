@@ -85,6 +85,7 @@ class MemrasApp(App[None]):
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
         self.poll_interval_s = poll_interval_s
         self._store: Store | None = None
+        self._writable: Store | None = None  # opened by the first action that writes
         self._store_note = ""
         self._store_lock = threading.Lock()
         if demo is not None:
@@ -94,12 +95,22 @@ class MemrasApp(App[None]):
     def now(self) -> datetime:
         return self.clock()
 
-    def open_store(self) -> Store | None:
-        """The shared Store (opened once, from a worker thread); None when unavailable."""
+    def open_store(self, *, write: bool = False) -> Store | None:
+        """The shared Store (opened once, from a worker thread); None when unavailable.
+
+        Viewing opens the database read-only (it works for a user who may only read it,
+        and changes nothing); ``write=True`` — the wizard, alert acks — opens a second,
+        writable Store the first time an action needs it (never on a read-only app)."""
         with self._store_lock:
+            if write:
+                if self.read_only:
+                    raise MemrasError(self.read_only_reason)
+                if self._writable is None:
+                    self._writable = Store.open(self.db_url)
+                return self._writable
             if self._store is None and not self._store_note:
                 try:
-                    self._store = Store.open(self.db_url, create=not self.read_only)
+                    self._store = Store.open_readonly(self.db_url)
                 except MemrasError as exc:
                     self._store_note = exc.msg
             return self._store
@@ -127,5 +138,6 @@ class MemrasApp(App[None]):
             self.push_screen(HelpScreen(self.screen))
 
     def on_unmount(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        for store in (self._store, self._writable):
+            if store is not None:
+                store.close()

@@ -27,6 +27,6 @@ def open_alerts(db_url: str) -> list[dict[str, Any]]:
     Raises:
         StoreError: there is no database at ``db_url`` (it is not created).
     """
-    with Store.open(db_url, create=False) as store:
+    with Store.open_readonly(db_url) as store:
         alerts = SqlAlertStore(store).list(AlertState.OPEN)
     return [{**alert.to_payload(), "title": alert_title(alert)} for alert in alerts]

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     action = args.action or "list"
     if action == "test":
         return _test(args, ctx)
-    with Store.open(ctx.db, create=False) as store:
+    with ctx.store(write=action != "list") as store:  # list only reads
         service = AlertService.configured(store, ctx.config, warn=ctx.err)
         try:
             return _ACTIONS[action](args, ctx, service)

@@ -18,6 +18,7 @@ from memras.text import escape
 
 if TYPE_CHECKING:
     from memras.host import Host
+    from memras.store import Store
 
 DEFAULT_DB_PATH = "/var/lib/memras/memras.db"
 
@@ -68,6 +69,15 @@ class Context:
 
         if (self.root / SIM_MARKER).is_dir():
             import memras.sim  # noqa: F401  (lazy: only simulated roots need it)
+
+    def store(self, *, write: bool = False) -> Store:
+        """The database. Read-only unless the command changes it (``write=True``: watch,
+        import and the changing commands), so reading needs only read access to the file
+        and never creates or migrates anything (Store.open_readonly); a writer creates
+        and migrates the database."""
+        from memras.store import Store  # lazy: SQLAlchemy costs start-up (see host)
+
+        return Store.open(self.db) if write else Store.open_readonly(self.db)
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out)

@@ -12,7 +12,7 @@ from memras.cli.context import Context
 from memras.errors import MemrasError
 from memras.health.api import current_verdicts
 from memras.health.dimm_names import DimmNames
-from memras.health.module_registry import current_modules, register_modules
+from memras.health.module_registry import current_modules
 from memras.store import Store
 from memras.store.dimm_ids import DimmFilter
 from memras.topology.inventory import DimmInfo
@@ -25,18 +25,15 @@ def health_columns(ctx: Context, dimms: list[DimmInfo]
                    ) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
     """(DIMM id -> verdict, DIMM id -> registered module) from the health layer.
 
-    The module registry is synced with this inventory first (idempotent, cheap), so
-    a module swapped while memras was not looking shows as a new DIMM. Without a
-    database (none yet, unreadable) every DIMM shows "-" and one line says why: the
-    inventory comes from the host and must not depend on the store.
+    The database is only read (``memras dimms`` works for a user who may only read
+    it): the module registry is what the watcher synced at its start, so a module
+    swapped while no watcher ran shows as new once one has. Without a database (none
+    yet, unreadable) every DIMM shows "-" and one line says why: the inventory comes
+    from the host and must not depend on the store.
     """
     ids = [d.id for d in dimms]
     try:
-        with Store.open(ctx.db, create=False) as store:
-            try:
-                register_modules(store, dimms)
-            except MemrasError as exc:  # e.g. a read-only copy: still show what it holds
-                print(f"memras: module registry not updated: {exc.msg}", file=ctx.err)
+        with ctx.store() as store:
             verdicts = {str(k): str(v) for k, v in current_verdicts(store, ids).items()}
             return verdicts, {k: m.to_dict() for k, m in current_modules(store, ids).items()}
     except MemrasError as exc:

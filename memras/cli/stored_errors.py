@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be 0 or more", hint="e.g. --limit 50")
     filters = error_filters(args)
-    with Store.open(ctx.db, create=False) as store:
+    with ctx.store() as store:
         if args.dimm:
             filters["dimm"] = dimm_filter(ctx, store, args.dimm)
         events = store.errors(limit=args.limit, **filters)

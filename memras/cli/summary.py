@@ -23,9 +23,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     filters = error_filters(args)
     summary = None if any(filters.values()) else read_summary(ctx.db)
     if summary is None:  # filtered, not SQLite, or an older schema: the generic read
-        from memras.store import Store  # here, not at the top: it imports SQLAlchemy
-
-        with Store.open(ctx.db, create=False) as store:
+        with ctx.store() as store:  # read-only; Store imports SQLAlchemy (lazy in ctx)
             if args.dimm:
                 # any name of one DIMM; lazy like Store: dimm_rows imports SQLAlchemy
                 from memras.cli.dimm_rows import dimm_filter

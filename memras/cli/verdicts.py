@@ -19,7 +19,6 @@ from memras.health.config import load_config
 from memras.health.dimm_names import DimmNames
 from memras.health.module_registry import ModuleRecord, module_at, module_history
 from memras.health.verdict import Verdict
-from memras.store import Store
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -43,7 +42,7 @@ def parse_time(text: str) -> datetime:
     _args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.history:
-        with Store.open(ctx.db, create=False) as store:
+        with ctx.store() as store:
             names = dimm_names(ctx, store)
             dimm = names.resolve(args.history)  # any name; unknown: exit 2, closest names
             verdicts = verdict_history(store, dimm.id)
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return _print_history(ctx, verdicts, modules, names)
     at = parse_time(args.at) if args.at else None
     until = at + timedelta(microseconds=1) if at else None
-    with Store.open(ctx.db, create=False) as store:
+    with ctx.store() as store:
         # With the host, errors known only by address are mapped to their DIMM (as
         # the watcher and `memras dimms` do); replay never writes page actions.
         current, _ = replay_verdicts(store, load_config(ctx.config), until, host=ctx.host)

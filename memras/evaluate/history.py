@@ -311,7 +311,7 @@ def read_memras_db(url: str, host: str) -> History:
     """The memory errors a memras database holds (opened read-only, never created)."""
     history = History()
     memory_types = [t.value for t in ErrorType if t != ErrorType.INFO] + [MEMORY_FAILURE_TYPE]
-    with Store.open(url, create=False) as store:
+    with Store.open_readonly(url) as store:
         for stored in store.errors(type=memory_types):
             record = record_from_stored(stored)  # a memory_failure row: MemoryFailureEvent
             if isinstance(record, MemoryFailureEvent) or record.error_type != ErrorType.INFO:

@@ -37,7 +37,7 @@ def current_verdicts(store: Store | str | Path, at: datetime | Iterable[str] | N
     (the form ``memras dimms`` uses); ``str(verdict)`` is its state.
     """
     if isinstance(store, str | Path):
-        with Store.open(store, create=False) as opened:
+        with Store.open_readonly(store) as opened:
             return current_verdicts(opened, at)
     only: set[str] | None = None
     if at is not None and not isinstance(at, datetime):

@@ -381,8 +381,7 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         if self.readonly:
-            raise StoreError("this command opened the database read-only and cannot change it",
-                             hint="a bug in memras: please report it")
+            raise _readonly_refusal()
         with self.engine.connect() as conn:
             conn = conn.execution_options(memras_write=True)
             with conn.begin():
@@ -396,10 +395,12 @@ class Store:
         read-then-write waits for the watcher's commit (busy_timeout) instead of failing
         at once with "database is locked", which a deferred BEGIN does once another
         connection committed in between. Pure readers pass ``write=False``.
+
+        On a read-only store every session reads (its connections cannot write: see
+        :meth:`open_readonly`), so an area's reader that asks for the default still
+        works; a write through it fails with one line saying the command only reads.
         """
-        if write and self.readonly:
-            raise StoreError("this command opened the database read-only and cannot change it",
-                             hint="a bug in memras: please report it")
+        write = write and not self.readonly
         self._create_tables_registered_since()
         bind = self.engine.execution_options(memras_write=True) if write else self.engine
         with Session(bind) as session:
@@ -408,6 +409,8 @@ class Store:
                 session.commit()
             except SQLAlchemyError as exc:
                 session.rollback()
+                if self.readonly and "readonly database" in str(exc):
+                    raise _readonly_refusal() from exc
                 raise _store_error("write" if write else "read", exc) from exc
 
     # ---- writing events -----------------------------------------------------------
@@ -898,6 +901,11 @@ def _failure_reason(step: str, exc: Exception) -> str:
     first line (no traceback; the sample row keeps the record's text)."""
     first = (str(exc).splitlines() or [""])[0][:120]
     return f"{step}: {type(exc).__name__}: {first}" if first else f"{step}: {type(exc).__name__}"
+
+
+def _readonly_refusal() -> StoreError:
+    return StoreError("this command opened the database read-only and cannot change it",
+                      hint="a bug in memras: please report it")
 
 
 _NO_TABLE = re.compile(r"no such table: (\S+)")

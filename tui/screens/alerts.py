@@ -79,7 +79,7 @@ class AlertsScreen(Screen[None]):
         """``action`` is ack or resolve: one AlertService call, as ``memras alerts`` makes."""
         warnings = io.StringIO()
         try:
-            if (store := self.app.open_store()) is None:
+            if (store := self.app.open_store(write=True)) is None:
                 raise RuntimeError(self.app.store_note or "no database")
             service = AlertService.configured(store, self.app.config_path, warn=warnings)
             try:

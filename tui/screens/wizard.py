@@ -111,7 +111,7 @@ class WizardScreen(Screen[None]):
 
     # --- workers: one engine call each ---------------------------------------------------
     def _make_driver(self) -> WizardDriver:
-        store = self.app.open_store()
+        store = self.app.open_store(write=True)
         if store is None:
             raise MemrasError(self.app.store_note or "no database")
         host = Host(self.app.host.root, allow_real_writes=True)

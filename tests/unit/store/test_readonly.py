@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from memras.errors import StoreError
 from memras.records import MemoryErrorEvent
@@ -62,8 +63,10 @@ def test_writing_through_a_readonly_store_is_refused(db: Path, event) -> None:  
     with Store.open_readonly(db) as store:
         with pytest.raises(StoreError, match="read-only"):
             store.add_events([event(7)])
-        with pytest.raises(StoreError, match="read-only"), store.session():
-            pass
+        with pytest.raises(StoreError, match="read-only"), store.session() as session:
+            session.execute(text("DELETE FROM memras_error"))
+        with store.session() as session:  # a reader asking for the default session reads
+            assert session.execute(text("SELECT count(*) FROM memras_error")).scalar() == 2
 
 
 def test_a_missing_file_is_one_line_and_not_created(tmp_path: Path) -> None:
