@@ -13,24 +13,41 @@ count and the last hash, so cutting rows off the end is caught as well.
   (rows whose ``seq`` values were swapped still hash correctly, but link wrongly);
 - **truncated**: fewer rows, or another last hash, than the head records.
 
-The head is the anchor: someone who can rewrite both the table and the head can forge a
-shorter history. Copy the head hash elsewhere (``memras audit verify --json`` prints it)
-and pass it back with ``--expect-head`` to close that gap.
+Someone who can rewrite both the table and the head can forge a shorter history, so
+the head is also anchored outside the database on every append (the anchor file, syslog,
+hooks: :mod:`memras.audit.anchor`) and ``verify`` compares against the anchor file;
+``--expect-head`` compares with a head hash recorded anywhere else.
 
 The hash is over the payload alone (not ``seq``) on purpose: swapping two rows' ``seq``
 then leaves each row self-consistent and the checker can say "reordered" rather than
 "edited twice".
+
+**Algorithms.** A row whose payload has ``"chain": {"alg": "hmac-sha256", "key": ID}``
+is hashed with HMAC-SHA256 under the key whose id is ``ID`` (see
+:class:`memras.audit.anchor.ChainKey`); a row without ``chain`` (or with ``"alg":
+"sha256"``) is plain SHA-256, as every row before keys existed. The algorithm is part of
+the hashed payload, so it cannot be switched without breaking the row. Checking:
+
+- an HMAC row without the key cannot be checked (**unverifiable**: never "intact");
+- an HMAC row under another key id is a **key** problem (the key changed, or a forger
+  used their own);
+- a plain row after an HMAC row is a **downgrade**: someone re-chained without the key;
+  so is a plain last row while a key is configured (a whole chain re-chained plain).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 GENESIS_HASH = "0" * 64
+ALG_SHA256 = "sha256"
+ALG_HMAC = "hmac-sha256"
+ALGORITHMS = (ALG_SHA256, ALG_HMAC)
 
 
 def canonical_json(payload: Mapping[str, Any]) -> str:
@@ -39,13 +56,22 @@ def canonical_json(payload: Mapping[str, Any]) -> str:
                       allow_nan=False, default=str)
 
 
-def row_hash(prev_hash: str, payload: Mapping[str, Any]) -> str:
-    """sha256 over the previous hash and the canonical payload, as lowercase hex."""
-    digest = hashlib.sha256()
-    digest.update(prev_hash.encode("ascii"))
-    digest.update(b"\n")
-    digest.update(canonical_json(payload).encode("utf-8"))
-    return digest.hexdigest()
+def row_hash(prev_hash: str, payload: Mapping[str, Any], key: bytes | None = None) -> str:
+    """sha256 (HMAC-SHA256 under ``key``) over the previous hash and the canonical
+    payload, as lowercase hex."""
+    message = prev_hash.encode("ascii") + b"\n" + canonical_json(payload).encode("utf-8")
+    if key is not None:
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hashlib.sha256(message).hexdigest()
+
+
+def chain_of(payload: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The row's algorithm and key id from its payload (no ``chain``: plain SHA-256)."""
+    chain = payload.get("chain")
+    if not isinstance(chain, Mapping):
+        return ALG_SHA256, None
+    key = chain.get("key")
+    return str(chain.get("alg", ALG_SHA256)), key if isinstance(key, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +84,9 @@ class ChainRow:
 
 @dataclass(frozen=True, slots=True)
 class ChainProblem:
-    kind: str  # edited | deleted | reordered | truncated | head
+    # edited | deleted | reordered | truncated | head | unverifiable | key | downgrade
+    # | missing | anchor | replacement
+    kind: str
     seq: int | None
     detail: str
 
@@ -72,6 +100,9 @@ class ChainReport:
     rows: int
     last_hash: str
     problems: tuple[ChainProblem, ...] = field(default_factory=tuple)
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+    algorithms: tuple[str, ...] = field(default_factory=tuple)  # the rows', in order met
+    anchor: str | None = None  # the anchor the rows matched (None: not checked)
 
     @property
     def ok(self) -> bool:
@@ -87,17 +118,57 @@ def _link_problem(row: ChainRow, all_hashes: dict[str, int]) -> ChainProblem:
                         "the row written before it is missing (deleted or replaced)")
 
 
+def _content_problem(row: ChainRow, key: bytes | None, key_id: str | None,
+                     keyed_before: int | None) -> ChainProblem | None:
+    """Whether the row's stored hash is its content's, under the row's own algorithm."""
+    alg, row_key = chain_of(row.payload)
+    if alg == ALG_SHA256:
+        if keyed_before is not None:
+            return ChainProblem("downgrade", row.seq,
+                                f"plain SHA-256 after HMAC row {keyed_before}: re-chained "
+                                "by someone without the key")
+        secret = None
+    elif alg != ALG_HMAC:
+        return ChainProblem("edited", row.seq, f"unknown chain algorithm {alg!r}")
+    elif key is None:
+        return ChainProblem("unverifiable", row.seq,
+                            "HMAC-keyed and no key is configured ([audit] key_file): "
+                            "its content cannot be checked")
+    elif row_key != key_id:
+        return ChainProblem("key", row.seq,
+                            f"keyed with key {row_key}, not the configured key {key_id}")
+    else:
+        secret = key
+    if row_hash(row.prev_hash, row.payload, secret) != row.hash:
+        return ChainProblem("edited", row.seq, "its content does not match its stored hash")
+    return None
+
+
 def verify_chain(rows: Iterable[ChainRow], *, head_count: int | None,
-                 head_hash: str | None, expect_head: str | None = None) -> ChainReport:
-    """Check every row and the head; return all problems found, each naming its row."""
+                 head_hash: str | None, expect_head: str | None = None,
+                 key: bytes | None = None, key_id: str | None = None,
+                 keyed: bool = False) -> ChainReport:
+    """Check every row and the head; return all problems found, each naming its row.
+
+    ``key``/``key_id``: the configured HMAC key (None: HMAC rows are unverifiable).
+    ``keyed``: a key is configured, so the last row must be an HMAC row (an HMAC row
+    vouches for every row before it through ``prev_hash``; a plain last row means a
+    re-chain without the key, or no append since the key was configured)."""
     ordered = sorted(rows, key=lambda r: r.seq)
     problems: list[ChainProblem] = []
     all_hashes = {row.hash: row.seq for row in ordered}
     prev_hash, prev_seq = GENESIS_HASH, 0
+    keyed_before: int | None = None
+    algorithms: list[str] = []
     for row in ordered:
-        if row_hash(row.prev_hash, row.payload) != row.hash:
-            problems.append(ChainProblem("edited", row.seq,
-                                         "its content does not match its stored hash"))
+        content = _content_problem(row, key, key_id, keyed_before)
+        if content is not None:
+            problems.append(content)
+        alg = chain_of(row.payload)[0]
+        if alg not in algorithms:
+            algorithms.append(alg)
+        if alg == ALG_HMAC and keyed_before is None:
+            keyed_before = row.seq
         if row.seq != prev_seq + 1 and row.prev_hash not in all_hashes:
             missing = f"{prev_seq + 1}" if row.seq == prev_seq + 2 else \
                 f"{prev_seq + 1}..{row.seq - 1}"
@@ -106,10 +177,17 @@ def verify_chain(rows: Iterable[ChainRow], *, head_count: int | None,
         elif row.prev_hash != prev_hash:
             problems.append(_link_problem(row, all_hashes))
         prev_hash, prev_seq = row.hash, row.seq
+    if keyed and ordered and chain_of(ordered[-1].payload)[0] != ALG_HMAC:
+        problems.append(ChainProblem(
+            "downgrade", ordered[-1].seq,
+            "a key is configured but the last row is plain SHA-256: re-chained without the "
+            "key, or nothing was appended since the key was configured (`memras audit seal` "
+            "appends a keyed row)"))
     already_deleted = any(p.kind == "deleted" for p in problems)
     problems.extend(_head_problems(len(ordered), prev_hash, head_count, head_hash,
                                    expect_head, already_deleted))
-    return ChainReport(rows=len(ordered), last_hash=prev_hash, problems=tuple(problems))
+    return ChainReport(rows=len(ordered), last_hash=prev_hash, problems=tuple(problems),
+                       algorithms=tuple(algorithms))
 
 
 def _head_problems(count: int, last_hash: str, head_count: int | None,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from memras.audit.service import AuditTrail
+from memras.audit.service import Actor, AuditTrail
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.store import Store
 from memras.text import escape
+from memras.workflow.audit_facts import recorded_replacements
 from memras.workflow.report import render_report
 
 
@@ -23,20 +25,30 @@ def _args(p: argparse.ArgumentParser) -> None:
     exp = sub.add_parser("export", help="all entries as JSON or CSV on stdout")
     exp.add_argument("--format", default="json", help="json | csv")
     exp.add_argument("--replacement", type=int)
-    ver = sub.add_parser("verify", help="check the hash chain; exit 1 if tampered")
+    ver = sub.add_parser("verify", help="check the chain, its anchor and the replacements; "
+                                        "exit 1 unless proven intact")
     ver.add_argument("--expect-head", help="the head hash you recorded elsewhere")
+    ver.add_argument("--anchor-file", type=Path,
+                     help="compare with this anchor file (a copy) instead of the configured one")
+    seal = sub.add_parser("seal", help="append a row that anchors the head now (keyed, "
+                                       "when [audit] key_file is set)")
+    seal.add_argument("--reason", default="sealed by hand",
+                      help="why (e.g. 'key configured'); recorded in the row")
+    seal.add_argument("--operator", help="your name, recorded beside the Unix account")
     rep = sub.add_parser("report", help="printable one-page report of a replacement")
     rep.add_argument("id", type=int, help="replacement id")
     rep.add_argument("--format", default="text", help="text | markdown")
-    for sp in (ls, show, exp, ver, rep):  # --json/--db also after the action
+    for sp in (ls, show, exp, ver, seal, rep):  # --json/--db also after the action
         add_global_options(sp, suppress=True)
 
 
 @command("audit", "the tamper-evident audit trail of replacements")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
     action = getattr(args, "action", None) or "list"
-    store = Store.open(ctx.db)
-    trail = AuditTrail(store)
+    if action == "seal":
+        return _seal(ctx, args)
+    store = Store.open(ctx.db, readonly=True)  # reading creates nothing, not even tables
+    trail = AuditTrail.configured(store, ctx.config, database=ctx.db)
     if action == "list":
         entries = trail.list(replacement_id=getattr(args, "replacement", None),
                              limit=getattr(args, "limit", None))
@@ -62,17 +74,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.out.write(trail.export(args.format, replacement_id=args.replacement))
         return 0
     if action == "verify":
-        report = trail.verify(expect_head=args.expect_head)
-        if ctx.json:
-            ctx.emit_json({"ok": report.ok, "rows": report.rows, "head": report.last_hash,
-                           "problems": [{"kind": p.kind, "row": p.seq, "detail": p.detail}
-                                        for p in report.problems]})
-        else:
-            for p in report.problems:
-                ctx.print(f"TAMPERED {p}")
-            state = "intact" if report.ok else f"{len(report.problems)} problem(s)"
-            ctx.print(f"audit trail {state}: {report.rows} rows, head {report.last_hash}")
-        return 0 if report.ok else 1
+        return _verify(ctx, trail, store, args)
     if action == "report":
         text = render_report(store, args.id, args.format)
         if ctx.json:
@@ -81,3 +83,51 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ctx.out.write(text)
         return 0
     raise UsageError(f"unknown audit action {action!r}")
+
+
+def _verify(ctx: Context, trail: AuditTrail, store: Store, args: argparse.Namespace) -> int:
+    """Exit 0 only when every check ran and passed; a row that cannot be checked (an
+    HMAC row without the key) is exit 1 too: never "intact" unproven."""
+    report = trail.verify(expect_head=args.expect_head,
+                          replacements=recorded_replacements(store),
+                          anchor_file=args.anchor_file)
+    if ctx.json:
+        ctx.emit_json({"ok": report.ok, "rows": report.rows, "head": report.last_hash,
+                       "chain": list(report.algorithms), "anchor": report.anchor,
+                       "problems": [{"kind": p.kind, "row": p.seq, "detail": p.detail}
+                                    for p in report.problems],
+                       "warnings": list(report.warnings)})
+        return 0 if report.ok else 1
+    for p in report.problems:
+        label = "CANNOT CHECK" if p.kind == "unverifiable" else "TAMPERED"
+        ctx.print(escape(f"{label} {p}"))
+    for warning in report.warnings:
+        ctx.print(escape(f"WARNING {warning}"))
+    chain = "+".join(report.algorithms) or "empty"
+    anchor = report.anchor or "not checked"
+    if report.ok:
+        state = "intact"
+    elif all(p.kind == "unverifiable" for p in report.problems):
+        state = "NOT VERIFIED (no key)"
+    else:
+        state = f"NOT intact, {len(report.problems)} problem(s)"
+    ctx.print(escape(f"audit trail {state}: {report.rows} rows ({chain}), head "
+                     f"{report.last_hash}; anchor {anchor}"))
+    return 0 if report.ok else 1
+
+
+def _seal(ctx: Context, args: argparse.Namespace) -> int:
+    """One ``audit.seal`` row: keys the head after a key is configured, re-anchors it
+    after a crash between a commit and its anchor. It proves nothing about the rows
+    before it: run `memras audit verify` first."""
+    with Store.open(ctx.db) as store:
+        trail = AuditTrail.configured(store, ctx.config, database=ctx.db)
+        entry = trail.append("audit.seal", {"reason": args.reason},
+                             actor=Actor.current(args.operator))
+    if ctx.json:
+        ctx.emit_json(entry.as_dict())
+    else:
+        alg = entry.chain.get("alg", "sha256")
+        ctx.print(f"sealed: row {entry.seq} ({alg}), head {entry.hash}; anchored to "
+                  f"{trail.anchor_file or 'no file'}")
+    return 0

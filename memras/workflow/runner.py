@@ -105,7 +105,8 @@ class ReplaceOptions:
     detect_timeout_s: float = 600.0
     policy: dict[str, Any] = field(default_factory=dict)  # RetryPolicy fields (int and float)
     backend_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"qmp": path}
-    alerts_config: str | None = None  # --config: its [alerts] hooks hear of resolved alerts
+    # --config: its [alerts] hooks hear of resolved alerts; its [audit] anchors and keys rows
+    alerts_config: str | None = None
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(**self.policy)
@@ -171,12 +172,12 @@ class Replacement:
         self.progress = progress
         self.say = say or (lambda text: None)
         self.cancel = cancel or threading.Event()
-        self.audit = AuditTrail(store)
         self._process_lock = lock.ProcessLock(lock.lock_file_for(host.root,
                                                                  is_real=host.is_real))
         self._process_lock.acquire()
         row = self._row()
         self.options = ReplaceOptions(**row.options)
+        self.audit = AuditTrail.configured(store, self.options.alerts_config)  # its [audit]
         self.actor = Actor(uid=row.uid, user=row.user, operator=row.operator, host=row.host)
         self._backend: Backend | None = None
 
@@ -189,6 +190,8 @@ class Replacement:
         options.backend = options.backend or ("simulated" if host.is_simulated else "acpi")
         target, status, reason = resolve_target(host, dimm_text)
         actor = Actor.current(options.operator, host.hostname())
+        # a bad [audit] key_file stops us before a replacement is recorded without its rows
+        AuditTrail.configured(store, options.alerts_config).check_can_append()
         with store_session(store) as s:
             holder = lock.holder(s)
             if holder is not None:
