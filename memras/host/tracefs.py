@@ -13,11 +13,23 @@ in the lab (shared/reference/lab-recipe.md). With 0, every event wakes the reade
 
 On a simulated root, ``.memras-sim/trace`` is a text file in trace_pipe format
 that is tailed instead.
+
+Lost events. The instance's ring buffer overwrites its oldest events when memras reads
+slower than the kernel writes (a storm, a watcher that was stopped). The kernel says so
+twice, and memras reads both (reading only): a consuming read of ``trace_pipe`` prints
+``CPU:N [LOST M EVENTS]`` (``CPU:N [LOST EVENTS]`` when the count is unknown) before
+the first event after a loss (print_trace_line), and ``per_cpu/cpuN/stats`` counts
+``overrun`` (overwritten), ``commit overrun`` (nested writes that filled the buffer)
+and ``dropped events`` (a full buffer in non-overwrite mode) since the buffer was
+created (tracing_stats_read). The markers' counts are the same ``overrun`` counter, so
+the watcher takes the counters where it can read them and the markers otherwise (a
+tailed file, a capture).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import time
 from dataclasses import dataclass, field
@@ -48,6 +60,45 @@ class TraceSetup:
 # queue can hold back, instead of one list of every line in memory at once.
 MAX_READ_BYTES = 1 << 16
 _CHUNK_BYTES = 1 << 16
+
+
+# print_trace_line (kernel/trace/trace.c); newer kernels print "[LOST EVENTS]" when the
+# ring buffer cannot say how many
+_LOST_MARKER = re.compile(r"CPU:(\d+) \[LOST (?:(\d+) )?EVENTS\]")
+# the counters of per_cpu/cpuN/stats that count events the buffer lost (tracing_stats_read)
+LOST_STATS_FIELDS = ("overrun", "commit overrun", "dropped events")
+_COUNT_MAX = (1 << 63) - 1  # a gap's count is stored as int64; the kernel prints %lu
+
+
+@dataclass(frozen=True, slots=True)
+class LostMarker:
+    """A trace_pipe line saying the buffer lost events of one CPU before this read."""
+
+    cpu: int
+    count: int | None  # None: the kernel did not know how many ("[LOST EVENTS]")
+
+
+def parse_lost_marker(line: str) -> LostMarker | None:
+    """``CPU:3 [LOST 120 EVENTS]`` -> LostMarker(3, 120); any other line -> None.
+
+    Only the whole line matches (an event's own text cannot pass for a marker); a count
+    beyond what a gap row holds is capped at 2^63-1."""
+    m = _LOST_MARKER.fullmatch(line.strip())
+    if m is None:
+        return None
+    count = None if m.group(2) is None else min(int(m.group(2)), _COUNT_MAX)
+    return LostMarker(cpu=min(int(m.group(1)), _COUNT_MAX), count=count)
+
+
+def parse_lost_stats(text: str) -> int | None:
+    """Events a ``per_cpu/cpuN/stats`` file counts as lost (the LOST_STATS_FIELDS summed),
+    or None when it holds none of them (not a stats file)."""
+    total: int | None = None
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if sep and name.strip() in LOST_STATS_FIELDS and value.strip().isdigit():
+            total = (total or 0) + int(value.strip())
+    return None if total is None else min(total, _COUNT_MAX)
 
 
 class TracePipeReader:
@@ -134,6 +185,22 @@ class Tracefs:
             else:
                 setup.missing.append(event)
         return setup
+
+    def lost_events(self, setup: TraceSetup) -> int | None:
+        """Events the instance's buffer lost since it was created, summed over its CPUs
+        (``per_cpu/cpuN/stats``, read only); None when no stats file is readable (a
+        simulated root, a kernel without them): then the pipe's markers are the record."""
+        if setup.instance_dir is None:
+            return None
+        per_cpu = f"{setup.instance_dir}/per_cpu"
+        total: int | None = None
+        for cpu in self.fs.listdir(per_cpu):
+            if not cpu.startswith("cpu"):
+                continue
+            lost = parse_lost_stats(self.fs.read(f"{per_cpu}/{cpu}/stats", default=""))
+            if lost is not None:
+                total = (total or 0) + lost
+        return None if total is None else min(total, _COUNT_MAX)
 
     def open_pipe(self, setup: TraceSetup) -> TracePipeReader:
         return TracePipeReader(setup.pipe_path, is_pipe=not self.fs.is_simulated)

@@ -10,7 +10,9 @@ point either keeps both or neither: nothing is lost and nothing is stored twice.
     kmsg        /dev/kmsg                   boot id:last seq    seq jumps (ring overwritten),
                                                                 a new boot's ring that starts
                                                                 past its first record
-    trace       tracefs instances/memras    boot id:offset (sim) - (kernel keeps unread events)
+    trace       tracefs instances/memras    boot id:offset (sim) ring buffer overrun: the
+                                            boot id:lost (pipe) per-CPU stats counters, or
+                                                                the pipe's LOST markers
     edac        EDAC mc/dimm counters       last counters JSON  counts no event explains
     rasdaemon   rasdaemon's SQLite DB       last row id/table   -
 
@@ -39,7 +41,7 @@ from typing import TYPE_CHECKING, Protocol
 from memras.host import Host
 from memras.host.edac import EdacDimm
 from memras.host.kmsg import KmsgReader, record_seq
-from memras.host.tracefs import TracePipeReader, TraceSetup
+from memras.host.tracefs import TracePipeReader, TraceSetup, parse_lost_marker
 from memras.ingest.edac_ledger import DEFAULT_GAP_GRACE_S, Ledger, is_own_reset, own_resets
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record, TimeSource
 
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 
 
 MCE_POOL_FULL = "MCE records pool full!"  # arch/x86/kernel/cpu/mce/genpool.c
+LOST_STATS_INTERVAL_S = 2.0  # how often the trace source reads its buffer's lost counters
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,20 +228,28 @@ class TraceSource:
 
     name = "trace"
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, *, stats_interval_s: float = LOST_STATS_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.host = host
         self._setup: TraceSetup | None = None
         self._reader: TracePipeReader | None = None
         self._boot: datetime | None = None
         self._boot_id: str | None = None
         self._offset = 0
+        self.stats_interval_s = stats_interval_s
+        self._clock = clock
+        self._next_stats = 0.0
+        # events the buffer had lost (per-CPU stats) up to what is recorded; None: the
+        # stats are not readable and the pipe's LOST markers are the record
+        self._lost: int | None = None
+        self._lost_cursor: int | None = None  # the lost count the stored cursor holds
 
     def start(self, cursor: str | None) -> None:
         self._setup = self.host.tracefs.setup()
         self._reader = self.host.tracefs.open_pipe(self._setup)
         self._boot = self.host.boot_time()
         self._boot_id = self.host.boot_id()
-        offset, _ = resume_position(cursor, self._boot_id)
+        offset, other_boot = resume_position(cursor, self._boot_id)
         if not self._reader.is_pipe and offset is not None:
             # A tailed file (simulator, capture) of this boot: continue where the last
             # run stopped. Another boot's offset is not this file's: read it from 0.
@@ -246,6 +257,16 @@ class TraceSource:
 
             self._offset = offset
             os.lseek(self._reader._fd, self._offset, os.SEEK_SET)
+        if self._reader.is_pipe:
+            # The pipe's cursor is the buffer's lost count already recorded (written at the
+            # first poll and on every change): a loss while the watcher was down is a gap
+            # at the next start. No cursor: count from now; another boot's cursor: this
+            # boot's buffer is new, every loss in it is unrecorded.
+            lost = self._read_lost()
+            self._lost_cursor = offset
+            if lost is not None:
+                self._lost = (lost if offset is None and not other_boot
+                              else 0 if offset is None or offset > lost else offset)
 
     def poll(self, timeout_s: float) -> SourceBatch:
         assert self._reader is not None
@@ -258,6 +279,17 @@ class TraceSource:
         self._offset += self._reader.last_bytes
         for line in lines:
             if line.startswith("#"):
+                continue
+            if "[LOST " in line and (marker := parse_lost_marker(line)) is not None:
+                if self._lost is None:  # the counters, when readable, count these too
+                    count = marker.count
+                    batch.gaps.append(Gap(
+                        self.name, f"cpu{marker.cpu}", count or 0, "records",
+                        f"the trace buffer lost {count if count is not None else 'some'} "
+                        f"events of CPU {marker.cpu} before memras read them (ring "
+                        "buffer overrun; a larger instances/memras/buffer_size_kb helps)"))
+                else:
+                    batch.ignored += 1
                 continue
             try:
                 record = parse(line, boot_time=boot)  # mc_events come dated: no copy
@@ -275,8 +307,39 @@ class TraceSource:
             batch.records.append(record)
         if not self._reader.is_pipe:
             batch.cursor = boot_cursor(self._boot_id, self._offset)
+        elif self._lost is not None:
+            self._check_lost(batch)
         batch.records = with_wall_time(batch.records, self._boot)
         return batch
+
+    def _read_lost(self) -> int | None:
+        assert self._setup is not None
+        try:
+            return self.host.tracefs.lost_events(self._setup)
+        except Exception:  # an unreadable stats file must not stop the source
+            return None
+
+    def _check_lost(self, batch: SourceBatch) -> None:
+        """Every ``stats_interval_s``: the buffer's lost count grew -> a gap; a count the
+        stored cursor does not hold -> the new cursor (stored with the gap). Counters
+        that went down belong to a recreated instance: what they count is all lost."""
+        now = self._clock()
+        if now < self._next_stats:
+            return
+        self._next_stats = now + self.stats_interval_s
+        lost = self._read_lost()
+        if lost is None or self._lost is None:
+            return
+        grew = lost - self._lost if lost >= self._lost else lost
+        if grew > 0:
+            batch.gaps.append(Gap(
+                self.name, "trace", grew, "records",
+                f"the trace buffer lost {grew} events before memras read them (ring buffer "
+                "overrun; a larger instances/memras/buffer_size_kb helps)"))
+        self._lost = lost
+        if lost != self._lost_cursor:
+            self._lost_cursor = lost
+            batch.cursor = boot_cursor(self._boot_id, lost)
 
     @property
     def enabled_events(self) -> list[str]:
