@@ -133,6 +133,18 @@ def _error_time_source(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE memras_error ADD COLUMN time_source VARCHAR(16)")
 
 
+def _error_texts(conn: Connection) -> None:
+    """``memras_error.texts``: message, driver detail and raw packed and compressed
+    (memras.store.packed_texts). Rows written before keep their plain columns (NULL
+    here) and read as before; they are not rewritten (a long write lock on a big
+    database, for bytes that retention or a VACUUM after it reclaims anyway)."""
+    from sqlalchemy import inspect
+
+    if "texts" in {c["name"] for c in inspect(conn).get_columns("memras_error")}:
+        return  # a fresh database: create_all (migration 1) made the column
+    conn.exec_driver_sql("ALTER TABLE memras_error ADD COLUMN texts BLOB")
+
+
 def _naive(value: object) -> datetime | None:
     """A DateTime column read through the driver (SQLite returns text) as naive UTC."""
     if value is None or isinstance(value, datetime):
@@ -151,6 +163,8 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "memras_error.flags: values clamped or blanked", _error_flags),
     Migration(6, "memras_error.time_source: where a row's time came from",
               _error_time_source),
+    Migration(7, "memras_error.texts: message, detail and raw packed, compressed",
+              _error_texts),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -3,6 +3,8 @@
 - ``memras_error``: every memory error event, normalised (UTC time, one column per
   :class:`memras.records.DimmLocation` field), deduplicated by ``dedup_key`` and linked to
   the rasdaemon-format row written beside it (``rasdaemon_table``/``rasdaemon_id``).
+  Its long texts (message, driver detail, raw input) are packed into one compressed
+  ``texts`` value when that is smaller (:mod:`.packed_texts`; schema migration 7).
 - ``memras_error_count``: per (type, label, mc, layers) counts kept up to date in the
   same transaction as each insert batch, so ``memras summary`` does not scan 1M rows.
   Unknown layers are -1 and an unknown label '' here (NULLs never compare equal in a
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Float, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memras.store.base import Base
@@ -66,6 +68,9 @@ class ErrorRow(Base):
     # road of a source reported the row (firmware, EDAC driver, CPU registers, page)
     identity: Mapped[str] = mapped_column(String(32))
     raw: Mapped[str] = mapped_column(Text, default="")
+    # message, driver_detail and raw packed and compressed (memras.store.packed_texts)
+    # when that is smaller: those three columns are then ''. NULL: they are as stored.
+    texts: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Where `time` came from (memras.records.TimeSource: kernel, rasdaemon, syslog,
     # uptime+boot, inferred, import); NULL for rows stored before memras recorded it
     time_source: Mapped[str | None] = mapped_column(String(16))

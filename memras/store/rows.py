@@ -33,6 +33,7 @@ from sqlalchemy.engine import Dialect
 from memras.records import DimmLocation, MemoryFailureEvent, Record, TimeSource
 from memras.store import rasdaemon_schema as rs
 from memras.store.models import ErrorCountRow, ErrorRow
+from memras.store.packed_texts import pack
 from memras.store.results import MEMORY_FAILURE_TYPE
 
 LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_group", "bank",
@@ -43,7 +44,7 @@ LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_gro
 # here (the health engine fills it), so it is always left out.
 FIRST_COLUMNS = ("time", "uptime", "source", "type", "count", "address", "page",
                  "normalized_address", "grain_bits", "syndrome")
-LAST_COLUMNS = ("message", "driver", "driver_detail", "dedup_key", "identity", "raw",
+LAST_COLUMNS = ("message", "driver", "driver_detail", "dedup_key", "identity", "raw", "texts",
                 "time_source", "rasdaemon_table", "rasdaemon_id", "flags")
 ERROR_COLUMNS = (*FIRST_COLUMNS, *LOCATION_FIELDS, *LAST_COLUMNS)
 _NONES = (None,) * len(LOCATION_FIELDS)
@@ -210,8 +211,11 @@ class RowBuilder:
                 a64 = rs.as_int64(record.address)
                 values = (t, uptime, source, type_, 1, a64, record.pfn)
                 mask = (uptime is None) | 0b11100  # no normalized address, grain, syndrome
-                tail = (f"{record.page_type}: {record.action_result}", "", "", key, identity,
-                        record.raw, time_source.value)
+                message = f"{record.page_type}: {record.action_result}"
+                packed = pack(message, "", record.raw)
+                tail = (("", "", "", key, identity, "", packed, time_source.value)
+                        if packed is not None else
+                        (message, "", "", key, identity, record.raw, None, time_source.value))
                 loc_names, loc_values, counted = (), (), _EMPTY_LOCATION_COUNT
             else:
                 type_ = str(record.error_type)
@@ -227,8 +231,12 @@ class RowBuilder:
                           norm if norm is None else rs.as_int64(norm), grain, s64)
                 mask = ((uptime is None) | (address is None) << 1 | (norm is None) << 2
                         | (grain is None) << 3 | (synd is None) << 4)
-                tail = (record.message, record.driver, record.driver_detail, key, identity,
-                        record.raw, time_source.value)
+                packed = pack(record.message, record.driver_detail, record.raw)
+                tail = ((
+                    "", record.driver, "", key, identity, "", packed, time_source.value)
+                    if packed is not None else (
+                    record.message, record.driver, record.driver_detail, key, identity,
+                    record.raw, None, time_source.value))
                 _, loc_names, loc_values, counted, mc_part = location_parts(record.location)
                 if link_table == "mc_event" and tables is _MC_EVENT_ONLY:
                     if texts[1] is None:
@@ -267,7 +275,7 @@ class RowBuilder:
         for bit, names in enumerate(optional):
             if mask >> bit & 1:
                 first = [n for n in first if n not in names]
-        last = ["message", "driver", "driver_detail", "dedup_key", "identity", "raw",
+        last = ["message", "driver", "driver_detail", "dedup_key", "identity", "raw", "texts",
                 "time_source"]
         if not mask >> 5 & 1:
             last += ["rasdaemon_table", "rasdaemon_id"]

@@ -66,6 +66,7 @@ from memras.store.models import (
     SkippedRow,
     SourceCursorRow,
 )
+from memras.store.packed_texts import unpack
 from memras.store.quick import readonly_uri, sqlite_path, summary_group
 from memras.store.results import (
     AddResult,
@@ -887,12 +888,15 @@ def _grouped_query(since: datetime | None, until: datetime | None, dimm: str | D
 
 def _stored_error(r: Any) -> StoredError:
     location = DimmLocation(**{name: r[name] for name in LOCATION_FIELDS})
+    message, detail, raw = r["message"], r["driver_detail"], r["raw"]
+    if r["texts"] is not None:  # packed (memras.store.packed_texts): the columns are ''
+        message, detail, raw = unpack(r["texts"])
     return StoredError(
         id=r["id"], time=r["time"].replace(tzinfo=UTC), uptime=r["uptime"], source=r["source"],
         type=r["type"], count=r["count"], address=rs.as_u64(r["address"]), page=r["page"],
         normalized_address=rs.as_u64(r["normalized_address"]), location=location,
-        message=r["message"], driver=r["driver"], driver_detail=r["driver_detail"],
-        dimm_id=r["dimm_id"], raw=r["raw"], rasdaemon_table=r["rasdaemon_table"],
+        message=message, driver=r["driver"], driver_detail=detail,
+        dimm_id=r["dimm_id"], raw=raw, rasdaemon_table=r["rasdaemon_table"],
         rasdaemon_id=r["rasdaemon_id"], flags=r["flags"], time_source=r["time_source"])
 
 

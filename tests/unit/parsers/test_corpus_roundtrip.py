@@ -80,9 +80,10 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, dict[str, A
     result = store.add_events([r for _, r in RECORDS])
     assert result.inserted == len(RECORDS)
     by_raw = {e.raw: e for e in store.errors()}
-    with store.engine.connect() as conn:
-        extra = {row.raw: row for row in conn.execute(
-            text("SELECT raw, grain_bits, syndrome FROM memras_error"))}  # fmt: skip
+    with store.engine.connect() as conn:  # raw may be packed (memras.store.packed_texts)
+        by_id = {row.id: row for row in conn.execute(
+            text("SELECT id, grain_bits, syndrome FROM memras_error"))}  # fmt: skip
+    extra = {raw: by_id[e.id] for raw, e in by_raw.items()}
     return store, {"errors": by_raw, "extra": extra}
 
 
