@@ -237,7 +237,9 @@ def publish(head: Head, *, anchor: Path | None, settings: AuditSettings,
         try:
             write_anchor(anchor, head, group_of=database)
         except OSError as exc:
-            failures.append(f"cannot write the audit anchor {anchor}: {exc.strerror}")
+            failures.append(f"cannot write the audit anchor {anchor}: {exc.strerror} "
+                            "(`memras audit verify` reports the rows it lacks; the next "
+                            "append rewrites it)")
     if settings.syslog:
         try:
             to_syslog(head)
@@ -250,5 +252,5 @@ def publish(head: Head, *, anchor: Path | None, settings: AuditSettings,
             failures.append(f"audit anchor hook {getattr(hook, '__name__', hook)!s} "
                             f"failed: {type(exc).__name__}: {exc}")
     for failure in failures:
-        log.warning("memras: %s (`memras audit verify` will report it)", failure)
+        log.warning("memras: %s", failure)
     return failures

@@ -91,7 +91,8 @@ class ChainProblem:
     detail: str
 
     def __str__(self) -> str:
-        where = f"row {self.seq}: " if self.seq is not None else ""
+        where = f"row {self.seq}: " if self.seq is not None and \
+            not self.detail.startswith("rows ") else ""
         return f"{self.kind}: {where}{self.detail}"
 
 
@@ -183,11 +184,29 @@ def verify_chain(rows: Iterable[ChainRow], *, head_count: int | None,
             "a key is configured but the last row is plain SHA-256: re-chained without the "
             "key, or nothing was appended since the key was configured (`memras audit seal` "
             "appends a keyed row)"))
+    problems = _one_line_per_run(problems, ("unverifiable", "key"))
     already_deleted = any(p.kind == "deleted" for p in problems)
     problems.extend(_head_problems(len(ordered), prev_hash, head_count, head_hash,
                                    expect_head, already_deleted))
     return ChainReport(rows=len(ordered), last_hash=prev_hash, problems=tuple(problems),
                        algorithms=tuple(algorithms))
+
+
+def _one_line_per_run(problems: list[ChainProblem], kinds: tuple[str, ...]
+                      ) -> list[ChainProblem]:
+    """Adjacent rows with one same problem of ``kinds`` become one line ("rows 1..12")."""
+    runs: list[list[ChainProblem]] = []
+    for problem in problems:
+        run = runs[-1] if runs else None
+        if (run is not None and problem.kind in kinds and run[0].kind == problem.kind
+                and run[0].detail == problem.detail):
+            run.append(problem)
+        else:
+            runs.append([problem])
+    return [run[0] if len(run) == 1 else
+            ChainProblem(run[0].kind, run[0].seq,
+                         f"rows {run[0].seq}..{run[-1].seq} ({len(run)}): {run[0].detail}")
+            for run in runs]
 
 
 def _head_problems(count: int, last_hash: str, head_count: int | None,

@@ -505,7 +505,8 @@ def _one_replacement(rep: RecordedReplacement,
     if rep.state != state and not crashed:
         problems.append(ChainProblem(
             "replacement", entries[-1].seq,
-            f"{name} is recorded as {rep.state!r}, but its audit rows end in {state!r}"))
+            f"replacement #{rep.id} is recorded as {rep.state!r}, but its audit rows end "
+            f"in {state!r}"))
     return problems
 
 
