@@ -26,8 +26,9 @@ Structure
     A capture can span boots (uptime restarts), so times are found per *segment*:
     a new one starts where uptime falls back by more than ``REBOOT_BACKSTEP_S``. A
     regular file is scanned once before the import (:meth:`ImportClock.scan`), so an
-    anchor late in the file dates the records before it; stdin is read once, and its
-    anchors date what follows them. The same segmentation runs on both passes.
+    anchor late in the file dates the records before it; stdin is spooled by the
+    importer (memory, then a temporary file) and scanned the same way. The same
+    segmentation runs on both passes.
 
 Cost
     One extra read of a file and a regex or two per line; a few bytes per segment.
@@ -286,7 +287,8 @@ def import_clock(kind: str, path: str, *, boot_time: datetime | None = None,
                  year: int | None = None, this_boot: datetime | None = None
                  ) -> ImportClock | None:
     """The clock of one dmesg or trace import (None for other kinds: rasdaemon rows and
-    mcelog records carry their own times). A regular file is scanned first."""
+    mcelog records carry their own times). A regular file is scanned first; stdin
+    (``-``) is left to the caller, which spools it and calls :meth:`ImportClock.scan`."""
     if kind not in ("dmesg", "trace"):
         return None
     clock = ImportClock(kind, boot_time=boot_time, year=year, this_boot=this_boot)

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +51,9 @@ MAX_SAMPLE_CHARS = 500
 # about a page; 64 KiB leaves room for prefixes and joined continuation lines. A longer
 # "line" is a file without newlines or garbage, and the parsers' regexes need not see it.
 MAX_LINE_CHARS = 64 * 1024
+# stdin is copied once so it can be read twice like a file (the clock's pre-scan, then
+# the import): up to this much in memory, the rest in a temporary file (TMPDIR).
+SPOOL_MEMORY_BYTES = 8 << 20
 MALFORMED = "malformed"
 TOO_LONG = f"line longer than {MAX_LINE_CHARS} characters"
 
@@ -135,10 +140,15 @@ class _Batcher:
 # ---- reading text ---------------------------------------------------------------------
 
 @contextmanager
-def open_text(path: str) -> Iterator[tuple[IO[str], int | None]]:
+def open_text(path: str, *, rereadable: bool = False) -> Iterator[tuple[IO[str], int | None]]:
     """``-`` is stdin; a file is read as UTF-8, bad bytes replaced (never a crash), lines
-    ended by ``\n`` alone (see the module docstring)."""
+    ended by ``\n`` alone (see the module docstring). ``rereadable``: stdin is spooled
+    (:func:`spooled_stdin`) so the handle can be rewound like a file's."""
     if path == "-":
+        if rereadable:
+            with spooled_stdin() as handle:
+                yield handle, None
+            return
         binary = getattr(sys.stdin, "buffer", None)
         if binary is None:  # already text (a test's StringIO)
             yield sys.stdin, None
@@ -159,6 +169,26 @@ def open_text(path: str) -> Iterator[tuple[IO[str], int | None]]:
                          hint="check permissions") from exc
     with handle:
         yield handle, size
+
+
+@contextmanager
+def spooled_stdin() -> Iterator[IO[str]]:
+    """All of stdin, as a seekable text handle: kept in memory up to SPOOL_MEMORY_BYTES,
+    beyond that in a temporary file that is removed afterwards (bounded memory however
+    large the capture). Read to EOF first: a live stream belongs to ``memras watch``."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES) as spool:
+        binary = getattr(sys.stdin, "buffer", None)
+        if binary is not None:
+            shutil.copyfileobj(binary, spool, 1 << 20)
+        else:  # already text (a test's StringIO)
+            for chunk in iter(lambda: sys.stdin.read(1 << 20), ""):
+                spool.write(chunk.encode("utf-8", "replace"))
+        spool.seek(0)
+        text = io.TextIOWrapper(spool, encoding="utf-8", errors="replace", newline="\n")
+        try:
+            yield text
+        finally:
+            text.detach()  # the spool's own context closes (and removes) it
 
 
 def _lines(handle: IO[str], progress: Progress | None) -> Iterator[str]:
@@ -298,7 +328,12 @@ def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None
     batcher = _Batcher(store, report, kind, boot_time, on_stored)
     batcher.clock = import_clock(kind, path, boot_time=boot_time, year=year,
                                  this_boot=this_boot)
-    with open_text(path) as (handle, _size):
+    # stdin is spooled so that, like a file, it is scanned for its clock first: a `-T`
+    # stamp or syslog line late in the capture dates the uptime-only records before it
+    with open_text(path, rereadable=batcher.clock is not None) as (handle, _size):
+        if path == "-" and batcher.clock is not None:
+            batcher.clock.scan(handle)
+            handle.seek(0)
         if kind == "trace":
             import_trace(batcher, following(batcher.clock, _lines(handle, progress)))
         elif kind == "dmesg":
