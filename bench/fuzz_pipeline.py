@@ -121,6 +121,10 @@ def run(examples: int, seed: int, jobs: int = 1) -> dict[str, Any]:
             row, chunk_totals = future.result()
             _add(per_road.setdefault(road, {}), row)
             _add(totals, chunk_totals)
+            # progress on stderr: a run cut short still says how far it got
+            print(f"[{time.perf_counter() - started:7.0f} s] {road}: {row['examples']:,} "
+                  f"passed; {totals['examples']:,} of {examples:,} in all",
+                  file=sys.stderr, flush=True)
     return {"examples": totals["examples"], "seed": seed, "failures": 0, "jobs": jobs,
             "seconds": round(time.perf_counter() - started, 1),
             "load_average": [round(x, 1) for x in os.getloadavg()],
