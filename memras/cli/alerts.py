@@ -24,13 +24,20 @@ from collections.abc import Callable
 from typing import Any
 
 from memras.alerts.alert import Alert, AlertState
-from memras.alerts.dispatcher import FAILED, Dispatcher, HookResult, MemoryAlertStore
+from memras.alerts.dispatcher import (
+    FAILED,
+    DeliverySummary,
+    Dispatcher,
+    HookResult,
+    MemoryAlertStore,
+)
 from memras.alerts.hooks import available_hooks, load_hooks
 from memras.alerts.service import AlertService, Changes, load_alerts_config
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.store import Store
+from memras.text import escape
 from memras.topology.inventory import resolve_dimm
 
 STATES = ("open", "acked", "resolved", "all")
@@ -79,8 +86,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _list(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
     state = None if args.state == "all" else AlertState(args.state)
     alerts = service.list(state)
+    deliveries = service.delivery_summaries(alerts)  # failed attempts, last error (redacted)
     if ctx.json:
-        ctx.emit_json([a.to_payload() for a in alerts])
+        ctx.emit_json([_with_deliveries(a, deliveries) for a in alerts])
         return 0
     if not alerts:
         ctx.print(f"no {'' if state is None else state.value + ' '}alerts")
@@ -89,7 +97,27 @@ def _list(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
              a.state.value, a.dimm_label or a.dimm_id, a.repeats, a.message) for a in alerts]
     ctx.table(["ID", "TIME", "SEVERITY", "KIND", "STATE", "DIMM", "REPEATS", "MESSAGE"], rows,
               right=["ID", "REPEATS"])
+    _print_failed_deliveries(ctx, alerts, deliveries)
     return 0
+
+
+def _with_deliveries(alert: Alert, deliveries: dict[int, DeliverySummary]) -> dict[str, Any]:
+    summary = deliveries.get(alert.id) if alert.id is not None else None
+    return {**alert.to_payload(), "deliveries": (summary or DeliverySummary()).to_json()}
+
+
+def _print_failed_deliveries(ctx: Context, alerts: list[Alert],
+                             deliveries: dict[int, DeliverySummary]) -> None:
+    """One line per listed alert a hook failed on: how often, and the last error."""
+    for alert in alerts:
+        summary = deliveries.get(alert.id) if alert.id is not None else None
+        if summary is None or not summary.failed:
+            continue
+        state = (f"not delivered to {', '.join(summary.undelivered)}" if summary.undelivered
+                 else "delivered after retrying")
+        ctx.print(f"alert {alert.id}: {summary.failed} failed delivery attempt"
+                  f"{'' if summary.failed == 1 else 's'}, {escape(state)}; "
+                  f"last: {escape(summary.last_error)}")
 
 
 def _ack(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
