@@ -92,7 +92,7 @@ _NAME_SPLIT = re.compile(r"[_\-.\s]+")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/\s@:?#]*)(?::([^/\s@?#]*))?@")
 # name = value, name: value (a colon only before a space or quote: never a URL's scheme)
 _NAME_VALUE = re.compile(r"(?i)([?&;]|\b)([a-z][a-z0-9_.\-]*)([\"']?\s*(?:=|:\s+|:(?=[\"']))\s*)"
-                         r"(\"[^\"]*\"|'[^']*'|[^&;\s,\"'}\])]+)")
+                         r"(\"[^\"]*\"|'[^']*'|[^&;\s,\"'}\])]*[^&;\s,\"'}\]):])")
 _AUTH_SCHEMES = ("bearer", "basic", "digest")
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|digest)\s+([A-Za-z0-9._~+/=\-]{6,})")
 # an Authorization header's whole value, whatever its scheme ("token X", "SharedKey a:b")
@@ -123,7 +123,24 @@ def redact(text: str | None, secrets: Iterable[str] = ()) -> str:
     text = _URL_USERINFO.sub(_userinfo, text)
     text = _AUTH_HEADER.sub(lambda m: f"{m[1]}{REDACTED}", text)
     text = _AUTH_SCHEME.sub(lambda m: f"{m[1]} {REDACTED}", text)
-    return _NAME_VALUE.sub(_name_value, text)
+    return _redact_pairs(text)
+
+
+def _redact_pairs(text: str) -> str:
+    """Each ``name=value`` / ``name: value`` with a secret name, value redacted. A pair
+    whose name is no secret is passed over by its name only, so its "value" can still be
+    the name of the next pair (``failed: password=x``)."""
+    out: list[str] = []
+    pos = 0
+    while (match := _NAME_VALUE.search(text, pos)) is not None:
+        out.append(text[pos:match.start(4)])
+        if _is_secret_pair(match):
+            out.append(REDACTED)
+            pos = match.end(4)
+        else:
+            pos = match.start(4)
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _userinfo(match: re.Match[str]) -> str:
@@ -133,15 +150,14 @@ def _userinfo(match: re.Match[str]) -> str:
     return f"{scheme}{user}:{REDACTED}@"
 
 
-def _name_value(match: re.Match[str]) -> str:
+def _is_secret_pair(match: re.Match[str]) -> bool:
     lead, name, sep, value = match[1], match[2], match[3], match[4]
     in_query = lead in ("?", "&", ";") and "=" in sep
     scheme_redacted = value.lower() in _AUTH_SCHEMES \
         and match.string.startswith(f" {REDACTED}", match.end())  # "Bearer ***" stays
-    if value.strip("\"'") == REDACTED or scheme_redacted \
-            or not is_secret_name(name, query=in_query):
-        return match[0]
-    return f"{lead}{name}{sep}{REDACTED}"
+    if value.strip("\"'") == REDACTED or scheme_redacted:
+        return False
+    return is_secret_name(name, query=in_query)
 
 
 def redact_config(data: Any) -> Any:

@@ -93,8 +93,9 @@ def summarize(deliveries: Iterable[Delivery]) -> dict[int, DeliverySummary]:
         counts.setdefault(d.alert_id, {}).setdefault(d.status, 0)
         counts[d.alert_id][d.status] += 1
         latest.setdefault(d.alert_id, {})[d.hook] = d.status
-        if d.status == FAILED:
-            last_error[d.alert_id] = f"{d.hook}: {d.error}"
+        if d.status == FAILED:  # named by its hook once ("webhook: cannot POST …")
+            named = d.error.startswith(f"{d.hook}:") or d.error.startswith(f"{d.hook} ")
+            last_error[d.alert_id] = d.error if named else f"{d.hook}: {d.error}"
     return {aid: DeliverySummary(
         ok=c.get(OK, 0), failed=c.get(FAILED, 0), rate_limited=c.get(RATE_LIMITED, 0),
         last_error=last_error.get(aid, ""),
@@ -318,9 +319,10 @@ class Dispatcher:
         policy = self.config.retry
         error = ""
         for attempt in range(1, policy.attempts + 1):
+            if attempt > 1:
+                self.counters[name].retries += 1
             delay = policy.delay_before(attempt)
             if delay:
-                self.counters[name].retries += 1
                 self._sleep(delay)
             error = _attempt(hook, alert)
             if record:

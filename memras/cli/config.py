@@ -2,17 +2,27 @@
 
 ``import`` writes a memras.toml from rasdaemon's (/etc/default/rasdaemon) and/or
 mcelog's (/etc/mcelog/mcelog.conf) settings, with notes on what had no equivalent.
+
+``show`` prints secrets redacted (:func:`memras.text.redact_config`: webhook secrets,
+SMTP passwords, tokens and URL credentials as ``***``), plain and ``--json`` alike.
+``check`` validates the health tables, the ``[alerts]`` table, and every secret a hook
+reads from a file (``secret_file`` …: it exists, is private, is not empty), without
+loading the hooks (nothing is connected to or started).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from memras.alerts.config import AlertsConfig
+from memras.alerts.hooks import resolve_secret_files
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
-from memras.errors import UsageError
+from memras.errors import HookError, UsageError
 from memras.health.config import dump_toml, import_configs, load_config
+from memras.text import redact_config
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -33,17 +43,29 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return _import(args, ctx)
     config = load_config(ctx.config)
     if args.action == "check":
+        _check_alerts(config.raw_section("alerts"), str(config.path or "memras.toml"))
         where = str(config.path) if config.path else "built-in defaults (no config file)"
         if ctx.json:
             ctx.emit_json({"ok": True, "path": where})
         else:
             ctx.print(f"{where}: ok")
         return 0
+    shown = redact_config(config.to_dict())
     if ctx.json:
-        ctx.emit_json(config.to_dict())
+        ctx.emit_json(shown)
     else:
-        ctx.out.write(dump_toml(config.to_dict()))
+        ctx.out.write(dump_toml(shown))
     return 0
+
+
+def _check_alerts(raw: dict[str, Any], where: str) -> None:
+    """``[alerts]`` as the watcher reads it, each hook's secret files included."""
+    alerts = AlertsConfig.from_dict(raw)
+    for hook in alerts.hooks:
+        try:
+            resolve_secret_files(hook.options, hook.name)
+        except HookError as exc:
+            raise UsageError(f"{where}: {exc.msg}", hint=exc.hint) from None
 
 
 def _import(args: argparse.Namespace, ctx: Context) -> int:

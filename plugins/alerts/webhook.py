@@ -2,7 +2,7 @@
 
 Options (``[alerts.hooks.webhook]``)::
 
-    url = "https://alerts.example.net/memras"
+    url = "https://alerts.example.net/memras"  # user:password@ in it: sent as Basic auth
     secret = "shared-secret"        # or secret_file = "/etc/memras/webhook.key"
     timeout = "10s"
     ca_file = "/etc/memras/ca.pem"  # trust this CA (TLS verification stays on)
@@ -21,9 +21,11 @@ credentials and token parameters redacted (the dispatcher redacts every hook's e
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -50,7 +52,17 @@ class WebhookHook(AlertHook):
         self.timeout_s = parse_duration(self.option("timeout", DEFAULT_TIMEOUT_S),
                                         what="hooks.webhook.timeout")
         self.headers = {str(k): str(v) for k, v in dict(self.option("headers", {})).items()}
+        self._url_password = urllib.parse.urlsplit(self.url).password
+        self.url, basic = _split_credentials(self.url)
+        if basic and not any(k.lower() == "authorization" for k in self.headers):
+            self.headers["Authorization"] = basic
         self.ssl_context = self._ssl_context()
+
+    def secret_values(self) -> list[str]:
+        """The options' secrets, and the Basic credentials taken from the URL."""
+        auth = self.headers.get("Authorization", "")
+        extra = [v for v in (auth, self._url_password) if v]
+        return list(dict.fromkeys([*super().secret_values(), *extra]))
 
     def _secret(self) -> str | None:
         secret = self.option("secret")  # secret_file is read in by AlertHook.__init__
@@ -88,3 +100,21 @@ class WebhookHook(AlertHook):
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise HookError(f"webhook: cannot POST to {self.url}: {reason}") from exc
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``http://user:pw@host/x`` -> (``http://host/x``, ``Basic <base64 user:pw>``).
+
+    urllib would take ``user:pw@host`` for the host name; the credentials go in an
+    Authorization header instead (RFC 7617), which also keeps them out of error texts."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal
+    netloc = host + (f":{parts.port}" if parts.port is not None else "")
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
