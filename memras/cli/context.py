@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from memras.errors import MemrasError, UsageError
 from memras.jsonenc import json_default
-from memras.text import escape
+from memras.text import escape, redact
 
 if TYPE_CHECKING:
     from memras.host import Host
@@ -121,13 +121,14 @@ class Context:
             raise UsageError("not confirmed; nothing was changed")
 
     def error(self, exc: MemrasError) -> None:
+        # a --db URL's password or a hook's token never reaches the terminal or a log
+        msg, hint = redact(exc.msg), redact(exc.hint) if exc.hint else exc.hint
         if self.json:
-            json.dump({"error": exc.msg, "hint": exc.hint, "type": type(exc).__name__},
-                      self.err)
+            json.dump({"error": msg, "hint": hint, "type": type(exc).__name__}, self.err)
             self.err.write("\n")
         else:
-            line = f"memras: {escape(exc.msg)}"
-            if exc.hint:
-                line += f" ({escape(exc.hint)})"  # hints may quote firmware labels
+            line = f"memras: {escape(msg)}"
+            if hint:
+                line += f" ({escape(hint)})"  # hints may quote firmware labels
             print(line, file=self.err)
 

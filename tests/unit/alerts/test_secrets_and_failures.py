@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -373,3 +374,47 @@ def test_exec_hook_delivers_an_alert_whose_label_holds_nul_and_esc(
     assert all("\x00" not in v and "\x1b" not in v for v in seen["env"].values())
     summary = service.delivery_summaries([result.alert])[result.alert.id]
     assert (summary.ok, summary.failed) == (1, 0)
+
+
+# ---- memras watch: failures on stderr, in the store, in `alerts list` -------------------
+
+def test_watch_says_on_stderr_when_a_hook_fails(server: Path, tmp_path: Path) -> None:
+    """A real `memras watch --once` process: the exec trigger fails, and the watcher says
+    so on stderr (no journal, no --log-events: the default of a shell), per attempt."""
+    trigger = tmp_path / "trigger"
+    trigger.write_text("#!/bin/sh\necho 'pager gateway down' >&2\nexit 3\n")
+    trigger.chmod(0o755)
+    config = tmp_path / "memras.toml"
+    config.write_text(f"""[page]
+action = "off"
+[alerts.retry]
+attempts = 2
+backoff = 0
+[alerts.hooks.exec]
+command = ["{trigger}"]
+""")
+    db = tmp_path / "m.db"
+    common = ["--root", str(server), "--db", str(db), "--config", str(config)]
+    watch = subprocess.run([sys.executable, "-m", "memras", *common, "watch", "--once"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert watch.returncode == 0, watch.stderr
+    failed = [line for line in watch.stderr.splitlines() if "hook exec" in line]
+    assert failed and len(failed) % 2 == 0  # two attempts per alert, each one line
+    assert any("attempt 1/2 failed: exec hook: " in line and "exited 3: pager gateway down"
+               in line for line in failed)
+    assert any("failed all 2 attempts, not delivered" in line for line in failed)
+    listed = subprocess.run([sys.executable, "-m", "memras", *common, "alerts", "list",
+                             "--state", "all", "--json"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    alerts = json.loads(listed.stdout)
+    assert alerts and all(a["deliveries"]["undelivered"] == ["exec"] for a in alerts)
+    assert sum(a["deliveries"]["failed"] for a in alerts) == len(failed)
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]], ids=["plain", "json"])
+def test_an_error_line_never_shows_a_database_password(
+        capsys: pytest.CaptureFixture[str], json_flag: list[str]) -> None:
+    code, out, err = _cli(capsys, "--db", "nosuchdriver://memras:DBPASS99@127.0.0.1:1/memras",
+                          "alerts", "list", *json_flag)
+    assert code != 0 and out == ""
+    assert "DBPASS99" not in err and "memras:***@127.0.0.1" in err
