@@ -18,8 +18,10 @@ Two databases, both VACUUMed, sizes of the file (tables and indexes; WAL checkpo
 - **memras**: ``Store.add_events`` in batches of 5000 — memras's tables *and* the
   rasdaemon mirror it writes beside them (so ras-mc-ctl reads it).
 
-Reported: bytes per event of each, the ratio (issue #17's goal: <= 2x), and memras's
-bytes per event by table/index (SQLite's ``dbstat``), which says what costs.
+Reported: bytes per event of each, the ratio (issue #17's goal: <= 2x), memras's
+bytes per event by table/index (SQLite's ``dbstat``), which says what costs, and a
+third database written with the texts stored plain (as before schema migration 7) for
+the before/after figure.
 Run:  .venv/bin/python bench/storage_per_event.py [--events 100000] [--json]
       [--write-docs docs/performance.md]
 """
@@ -152,7 +154,21 @@ def write_rasdaemon(path: Path, events: list[Record]) -> None:
     db.close()
 
 
-def write_memras(path: Path, events: list[Record]) -> None:
+def write_memras(path: Path, events: list[Record], *, packed: bool = True) -> None:
+    """``packed=False``: message, detail and raw stored plain, as rows written before
+    schema migration 7 (memras.store.packed_texts) are — the "before" figure."""
+    from memras.store import rows
+
+    saved = rows.pack
+    if not packed:
+        rows.pack = lambda *_: None
+    try:
+        _write_memras(path, events)
+    finally:
+        rows.pack = saved
+
+
+def _write_memras(path: Path, events: list[Record]) -> None:
     with Store.open(path) as store:
         for start in range(0, len(events), BATCH):
             result = store.add_events(events[start:start + BATCH])
@@ -178,8 +194,10 @@ def run(n: int) -> dict[str, Any]:
     try:
         write_rasdaemon(tmp / "ras.db", events)
         write_memras(tmp / "memras.db", events)
+        write_memras(tmp / "plain.db", events, packed=False)
         ras_bytes, ras_parts = vacuumed_size(tmp / "ras.db")
         mem_bytes, mem_parts = vacuumed_size(tmp / "memras.db")
+        plain_bytes, _ = vacuumed_size(tmp / "plain.db")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     mix = {kind: sum(1 for e in events if kind_of(e) == kind) for kind, _ in MIX}
@@ -189,6 +207,8 @@ def run(n: int) -> dict[str, Any]:
         "rasdaemon_bytes": ras_bytes, "memras_bytes": mem_bytes,
         "rasdaemon_bytes_per_event": ras_bytes / n, "memras_bytes_per_event": mem_bytes / n,
         "ratio": mem_bytes / ras_bytes,
+        "plain_texts_bytes_per_event": plain_bytes / n,
+        "plain_texts_ratio": plain_bytes / ras_bytes,
         "memras_parts_per_event": {name: size / n for name, size in sorted(
             mem_parts.items(), key=lambda kv: -kv[1]) if size / n >= 1},
         "rasdaemon_parts_per_event": {name: size / n for name, size in sorted(
@@ -200,12 +220,15 @@ def figures(r: dict[str, Any]) -> str:
     mix = ", ".join(f"{k} {v:,}" for k, v in r["mix"].items())
     lines = [
         f"- {r['events']:,} events ({mix}), from the real lines of "
-        f"{len(r['corpus_urls'])} corpus logs; both databases VACUUMed",
+        f"{len(r['corpus_urls'])} corpus logs; each database VACUUMed",
         f"- rasdaemon 0.8.5's own database: {r['rasdaemon_bytes']:,} bytes = "
         f"**{r['rasdaemon_bytes_per_event']:.0f} bytes/event**",
         f"- memras's database (its tables + the rasdaemon mirror): {r['memras_bytes']:,} bytes"
         f" = **{r['memras_bytes_per_event']:.0f} bytes/event**: "
         f"**{r['ratio']:.2f}x** rasdaemon (goal <= 2x)",
+        f"- the same with message, detail and raw stored plain (rows from before schema "
+        f"migration 7): {r['plain_texts_bytes_per_event']:.0f} bytes/event = "
+        f"{r['plain_texts_ratio']:.2f}x",
         "- memras's bytes/event by table and index (dbstat): " + ", ".join(
             f"{name} {b:.0f}" for name, b in r["memras_parts_per_event"].items()),
     ]
