@@ -333,10 +333,12 @@ class AuditTrail:
         with self._reading() as conn:
             tables = self._tables(conn)
             rows = self._rows(conn)
-            head = None
+            head: tuple[int, str] | None = None  # the head table's (count, last hash)
             if AuditHeadRow.__tablename__ in tables:
                 head_table = AuditHeadRow.__table__
-                head = conn.execute(select(head_table).where(head_table.c.id == 1)).first()
+                found = conn.execute(select(head_table.c["count"], head_table.c.last_hash)
+                                     .where(head_table.c.id == 1)).first()
+                head = (found[0], found[1]) if found else None
         chain_rows, problems, warnings = [], [], []
         for row in rows:
             payload, problem = _decode(row)
@@ -344,8 +346,8 @@ class AuditTrail:
                 problems.append(problem)
             chain_rows.append(ChainRow(row.seq, row.prev_hash, row.hash, payload))
         key, key_note = self._verify_key()
-        report = verify_chain(chain_rows, head_count=head.count if head else None,
-                              head_hash=head.last_hash if head else None,
+        report = verify_chain(chain_rows, head_count=head[0] if head else None,
+                              head_hash=head[1] if head else None,
                               expect_head=expect_head, key=key.secret if key else None,
                               key_id=key.id if key else None,
                               keyed=self.settings.key_file is not None)
@@ -436,7 +438,7 @@ def _anchored_to(payload: Mapping[str, Any]) -> str | None:
     return anchor if isinstance(anchor, str) else None
 
 
-def _missing_tables(tables: set[str], head: Any, anchored: _Anchored | None,
+def _missing_tables(tables: set[str], head: tuple[int, str] | None, anchored: _Anchored | None,
                     replacements: RecordedReplacements | None) -> list[ChainProblem]:
     """A missing audit table is only a problem when something says rows existed."""
     if AuditRow.__tablename__ in tables:
@@ -444,8 +446,8 @@ def _missing_tables(tables: set[str], head: Any, anchored: _Anchored | None,
     evidence = []
     if anchored is not None and anchored.head.count:
         evidence.append(f"the anchor file records {anchored.head.count} rows")
-    if head is not None and head.count:
-        evidence.append(f"the head table records {head.count} rows")
+    if head is not None and head[0]:
+        evidence.append(f"the head table records {head[0]} rows")
     if replacements is not None and replacements.rows:
         evidence.append(f"{len(replacements.rows)} replacement(s) are recorded")
     if not evidence:

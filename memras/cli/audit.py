@@ -8,6 +8,7 @@ from pathlib import Path
 from memras.audit.service import Actor, AuditTrail
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
+from memras.cli.options import add_operator
 from memras.errors import UsageError
 from memras.store import Store
 from memras.text import escape
@@ -34,7 +35,7 @@ def _args(p: argparse.ArgumentParser) -> None:
                                        "when [audit] key_file is set)")
     seal.add_argument("--reason", default="sealed by hand",
                       help="why (e.g. 'key configured'); recorded in the row")
-    seal.add_argument("--operator", help="your name, recorded beside the Unix account")
+    add_operator(seal)
     rep = sub.add_parser("report", help="printable one-page report of a replacement")
     rep.add_argument("id", type=int, help="replacement id")
     rep.add_argument("--format", default="text", help="text | markdown")
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     action = getattr(args, "action", None) or "list"
     if action == "seal":
         return _seal(ctx, args)
-    store = Store.open(ctx.db, readonly=True)  # reading creates nothing, not even tables
+    store = ctx.store()  # read-only: reading creates nothing, not even a dropped table
     trail = AuditTrail.configured(store, ctx.config, database=ctx.db)
     if action == "list":
         entries = trail.list(replacement_id=getattr(args, "replacement", None),
@@ -120,7 +121,7 @@ def _seal(ctx: Context, args: argparse.Namespace) -> int:
     """One ``audit.seal`` row: keys the head after a key is configured, re-anchors it
     after a crash between a commit and its anchor. It proves nothing about the rows
     before it: run `memras audit verify` first."""
-    with Store.open(ctx.db) as store:
+    with ctx.store(write=True) as store:
         trail = AuditTrail.configured(store, ctx.config, database=ctx.db)
         entry = trail.append("audit.seal", {"reason": args.reason},
                              actor=Actor.current(args.operator))
