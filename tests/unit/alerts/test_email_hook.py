@@ -8,6 +8,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -15,6 +16,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from memras.plugins.alerts.email_hook import EmailHook
 
 from memras.alerts.alert import Alert, AlertKind, Severity
+from memras.alerts.config import AlertsConfig, HookConfig, RateLimit, RetryPolicy
+from memras.alerts.dispatcher import Dispatcher, MemoryAlertStore
 from memras.errors import HookError
 
 from .conftest import TlsFiles
@@ -93,6 +96,28 @@ def test_wrong_password_is_a_hook_error(smtp_server: Mailbox, tls_files: TlsFile
     with pytest.raises(HookError, match="refused"):
         EmailHook(_options(smtp_server, tls_files, password="wrong")).send(_alert())
     assert smtp_server.messages == []
+
+
+def test_password_file_logs_in_and_a_refusal_is_stored_without_the_password(
+        smtp_server: Mailbox, tls_files: TlsFiles, tmp_path: Path) -> None:
+    pw = tmp_path / "smtp.pw"
+    pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o600)
+    options = _options(smtp_server, tls_files, password_file=str(pw))
+    del options["password"]
+    EmailHook(options).send(_alert())
+    assert smtp_server.logins == [USER] and len(smtp_server.messages) == 1
+    # a refused login through the dispatcher: recorded, counted, no password anywhere
+    pw.write_text("Wr0ng-pa55word\n")
+    hook = EmailHook(options)
+    store = MemoryAlertStore()
+    result = Dispatcher(store, [(HookConfig("email", {}, RateLimit()), hook)],
+                        AlertsConfig(retry=RetryPolicy(attempts=2, backoff_s=0)),
+                        sleep=lambda _s: None).submit(_alert())
+    errors = [d.error for d in store.deliveries(result.alert.id)]
+    assert len(errors) == 2 and all("refused" in e for e in errors)
+    assert not any("Wr0ng-pa55word" in e or PASSWORD in e for e in errors)
+    assert len(smtp_server.messages) == 1
 
 
 def test_untrusted_server_cert_is_refused(smtp_server: Mailbox, tls_files: TlsFiles) -> None:
