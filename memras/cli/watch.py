@@ -32,6 +32,7 @@ from memras.ingest.sources import (
 )
 from memras.store import Store
 from memras.store.retention import watcher_tasks
+from memras.text import redact
 from memras.watcher import journal
 from memras.watcher.notify import SdNotify
 from memras.watcher.pipeline import Pipeline, after_store_hook
@@ -139,7 +140,7 @@ def _serve(args: argparse.Namespace, ctx: Context, store: Store, sources: list[L
         watcher.on_reload = reload
     if not args.once and not ctx.json:
         ctx.print(f"memras watch: sources {', '.join(s.name for s in sources)}; "
-                  f"database {ctx.db}; Ctrl-C or SIGTERM to stop")
+                  f"database {redact(str(ctx.db))}; Ctrl-C or SIGTERM to stop")
     try:
         return watcher.run(stop, once=args.once)
     finally:
