@@ -22,6 +22,7 @@ from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import HookError, UsageError
 from memras.health.config import dump_toml, import_configs, load_config
+from memras.store.retention import keep_from_config
 from memras.text import redact_config
 
 
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     config = load_config(ctx.config)
     if args.action == "check":
         _check_alerts(config.raw_section("alerts"), str(config.path or "memras.toml"))
+        keep_from_config(config.raw_section("store"))  # [store] as watch and prune read it
         where = str(config.path) if config.path else "built-in defaults (no config file)"
         if ctx.json:
             ctx.emit_json({"ok": True, "path": where})
