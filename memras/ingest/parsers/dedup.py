@@ -32,10 +32,13 @@ What does not: a record with an address vs one without (an MCE with ADDRV clear 
 the EDAC line that located it); arrivals further apart than the tolerance.
 
 Which reports are two errors and which are one (see :func:`reporter`): the store counts
-rows per *road* (source and reporter) under a key. Two reports by one road are two
-errors the kernel printed separately (never merged: their raw text, kmsg sequence
-number or trace timestamp differ); a report on another road is the same error as long
-as that road has more rows under the key than this one.
+rows per *road* (source and reporter) under a key and *address* (the key names the
+page; the store counts each full address apart, so CEs on other cache lines of one page
+never pair across roads, whatever the roads' clock skew within the tolerance). Two
+reports by one road are two errors the kernel printed separately (never merged: their
+raw text, kmsg sequence number or trace timestamp differ); a report on another road is
+the same error as long as that road has more rows under the key and address than this
+one.
 """
 
 from __future__ import annotations
