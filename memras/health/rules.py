@@ -37,8 +37,8 @@ RULES: tuple[Rule, ...] = (
     Rule("mcelog-dimm-ce-10/24h", "mcelog.conf [dimm] ce-error-threshold",
          "the DIMM's CE bucket overflowed; the fault mode picks the verdict: watch for "
          "no local fault, repair for a cell, row, column or bank fault (a count alone does "
-         "not predict a UE: Meza DSN'15), replace-at-next-maintenance for a multi-bank or "
-         "rank fault",
+         "not predict a UE: Meza DSN'15) and, by default, for a multi-bank or rank fault "
+         "([verdict.modes] sets each mode's state)",
          "10 / 24h", "[thresholds.dimm] ce"),
     Rule("mcelog-dimm-ue-1/24h", "mcelog.conf [dimm] uc-error-threshold",
          "the DIMM's UE bucket overflowed", "1 / 24h", "[thresholds.dimm] ue"),
@@ -80,17 +80,21 @@ RULES: tuple[Rule, ...] = (
          "> 1 CE, chance < 10^-3", "[classify] bank_ce_min, min_strength"),
     Rule("memras-multi-bank", "memras; Sridharan SC'12 multi-bank/multi-rank modes",
          "the strongest explanation is a set of >= 2 banks (rank mode when they span "
-         "ranks) -> replace-at-next-maintenance once its errors span more than a day: "
-         "faults across banks or ranks cause most UEs under chipkill/SDDC (Sridharan SC'12)",
-         "chance < 10^-3", "[classify] min_strength"),
+         "ranks); once its errors span more than a day, the [verdict.modes] state of its "
+         "mode: repair by default (a stable wide fault; replaced when it grows), "
+         "replace-at-next-maintenance if set (faults across banks or ranks cause most UEs "
+         "under chipkill/SDDC, Sridharan SC'12)",
+         "chance < 10^-3; repair", "[classify] min_strength; [verdict.modes] multi-bank, rank"),
     Rule("memras-device", "memras; Sridharan SC'12 (faults per DRAM device)",
          "most CEs from one DRAM device (when the source names it), over >= 2 banks: a "
-         "multi-bank fault, rank when they span ranks -> replace-at-next-maintenance "
-         "once its errors span more than a day (watch before: maybe one transient burst)",
-         "chance < 10^-3", "[classify] min_strength"),
+         "multi-bank fault, rank when they span ranks; once its errors span more than a "
+         "day, the [verdict.modes] state of its mode, as memras-multi-bank (watch before: "
+         "maybe one transient burst)",
+         "chance < 10^-3; repair", "[classify] min_strength; [verdict.modes] multi-bank, rank"),
     Rule("srds22-channel", "SRDS'22 channel rule",
          "no local pattern, but more CEs than the limit over > 1 (rank, bank): a "
-         "multi-bank or rank fault -> replace-at-next-maintenance",
+         "multi-bank or rank fault -> the [verdict.modes] state of its mode, as "
+         "memras-multi-bank",
          "1000", "[classify] channel_ce_min"),
     Rule("srds22-socket", "SRDS'22 socket rule",
          "more CEs than the limit over > 1 channel: the controller", "1000",
@@ -109,8 +113,16 @@ RULES: tuple[Rule, ...] = (
          "progress), Li SC'22 (risky CEs precede UEs)",
          "after a fault was established, CEs at >= N new places next to it (cells of its "
          "bank for a cell/row/column fault, banks of its rank for a bank fault, the other "
-         "rank for a multi-bank fault) -> replace-at-next-maintenance", "2",
+         "rank for a multi-bank fault, another DRAM device of its ranks for a device "
+         "fault: beyond chipkill/SDDC's one device) -> replace-at-next-maintenance", "2",
          "[classify] spread_min"),
+    Rule("memras-rate-growing", "memras; Sridharan SC'12 (UEs come from faults that "
+         "progress), SmartHW's 120 h window",
+         "an established fault's erring hours (hours with a CE) in the last window are at "
+         "least N times its rate before it in the classifier window, beyond chance for a "
+         "steady rate (binomial, < 10^-S), with at least a window's history "
+         "before -> replace-at-next-maintenance", "120 h, N 4, S 8",
+         "[classify] rate_window_h, rate_growth_min, rate_min_strength"),
     Rule("memras-erring-after-offline", "memras; Hwang et al. ASPLOS'12 (page retirement)",
          "a cell or row fault keeps erring (>= N CE records) at pages not offlined after "
          "M of its pages were (a DDR4 row is two 4 KiB pages): offlining does not contain "
