@@ -269,11 +269,12 @@ class Dispatcher:
             self._publish()
 
     def close(self) -> None:
-        for _, hook in self.hooks:
+        for hook_config, hook in self.hooks:
             try:
                 hook.close()
-            except Exception:  # closing a broken hook must not stop the others
-                continue
+            except (Exception, SystemExit) as exc:  # a broken hook must not stop the others
+                log.warning("memras: alert hook %s: close failed: %s",
+                            escape(hook_config.name), escape(_describe(exc, hook)))
 
     def _should_renotify(self, earlier: Alert, new: Alert, now: datetime) -> bool:
         if new.severity.rank > earlier.severity.rank:

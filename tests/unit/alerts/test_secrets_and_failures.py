@@ -418,3 +418,25 @@ def test_an_error_line_never_shows_a_database_password(
                           "alerts", "list", *json_flag)
     assert code != 0 and out == ""
     assert "DBPASS99" not in err and "memras:***@127.0.0.1" in err
+
+
+def test_a_hook_failing_to_close_is_logged_and_the_others_still_close(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class BadClose(RaisingHook):
+        def close(self) -> None:
+            raise OSError(f"cannot close session {self.options['token']}")
+
+    class GoodClose(RaisingHook):
+        closed = False
+
+        def close(self) -> None:
+            GoodClose.closed = True
+
+    hooks = [(HookConfig("bad", {}, RateLimit()), BadClose({"token": "tok-CLOSE-1"})),
+             (HookConfig("good", {}, RateLimit()), GoodClose())]
+    from memras.alerts.dispatcher import MemoryAlertStore
+
+    with caplog.at_level(logging.WARNING, logger="memras.alerts"):
+        Dispatcher(MemoryAlertStore(), hooks).close()
+    assert GoodClose.closed
+    assert "alert hook bad: close failed: OSError: cannot close session ***" in caplog.text
