@@ -170,3 +170,19 @@ def test_cli_prune(tmp_path: Path, make_event: EventFactory, capsys):
     config.write_text('[store]\nkeep = "1h"\n')
     assert main(["--db", str(db), "--config", str(config), "prune"]) == 2
     assert "shorter than a day" in capsys.readouterr().err
+
+
+def test_watch_prunes_by_itself(server, tmp_path: Path, make_event: EventFactory, capsys):
+    """`memras watch` with [store] keep runs the pruning task: the old rows go, the
+    stream it just stored (the simulated server's errors, dated now) stays."""
+    db = tmp_path / "m.db"
+    with Store.open(db) as s:
+        s.add_events([make_event("OLD", minutes=i) for i in range(3)])  # Dec 2024
+    config = tmp_path / "memras.toml"
+    config.write_text('[store]\nkeep = "400d"\n')
+    assert main(["--root", str(server), "--db", str(db), "--config", str(config), "--json",
+                 "watch", "--once", "--no-health"]) == 0
+    capsys.readouterr()
+    with Store.open(db) as s:
+        labels = [e.location.label for e in s.errors()]
+    assert "OLD" not in labels and len(labels) == 12
