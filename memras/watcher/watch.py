@@ -2,15 +2,16 @@
 
 Structure: one thread per source polls its kernel interface and puts
 :class:`~memras.ingest.sources.SourceBatch` objects on a bounded queue; the
-calling thread is the only writer. It takes the first batch, keeps taking more
-while they arrive (each within ``QUIET_S``, 20 ms, of the last) for at most
-``flush_interval_s`` (200 ms), and stores everything it has in short
-transactions, each batch together with its source's cursor. So a lone error is on
-disk within about 20 ms of being read (a fixed 200 ms wait was most of a single
-CE's latency in the lab), a stream within 200 ms, a burst of a thousand events
-costs a few transactions instead of a thousand, and a crash loses nothing that a
-restart will not read again (kmsg by sequence number, rasdaemon by row id, the trace
-instance keeps unread events in the kernel).
+calling thread is the only writer. It takes the first batch, waits at most
+``flush_interval_s`` (200 ms) for more, and stores everything it has in short
+transactions, each batch together with its source's cursor; while batches are
+sparse (fewer than ``SPARSE_BATCHES`` in the last second) it stops waiting as soon as
+none came for ``QUIET_S`` (20 ms). So a lone error is on disk within about 20 ms of
+being read (a fixed 200 ms wait was most of a single CE's latency in the lab), a
+stream within 200 ms, a burst of a thousand events costs a few transactions instead
+of a thousand, and a crash loses nothing that a restart will not read again (kmsg by
+sequence number, rasdaemon by row id, the trace instance keeps unread events in the
+kernel).
 
 Back-pressure instead of dropping: when the writer falls behind, the queue fills
 and the source threads block; the kernel keeps buffering (kmsg ring, trace
@@ -37,6 +38,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -52,10 +54,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("memras.watcher.watch")
 
 FLUSH_INTERVAL_S = 0.2  # an event is stored at most this long after it was read
-# The writer stores what it holds once no batch came for this long: a lone event does not
-# wait out the whole flush interval, while a stream (batches closer than this) still
-# shares its transactions.
+# While batches are sparse, the writer stores what it holds once no batch came for QUIET_S:
+# a lone event does not wait out the whole flush interval. A stream (SPARSE_BATCHES or
+# more in the last second) keeps the whole window, so its transactions stay few (one per
+# batch would multiply the writer's fixed cost per transaction, which in the TCG lab guest
+# is ~20-30x its native time). Sparse, that is at most ~16 small transactions a second.
 QUIET_S = 0.02
+SPARSE_BATCHES = 16
 POLL_TIMEOUT_S = 0.1  # how long a source waits for data before checking the stop flag
 # Bound on batches in flight between sources and the writer. A trace batch is at most
 # ~200 lines (tracefs.MAX_READ_BYTES), so a storm holds about 1k parsed records in
@@ -130,6 +135,8 @@ class Watcher:
         self.periodic = list(periodic)
         self.stats = WatchStats()
         self._queue: queue.Queue[SourceBatch | None] = queue.Queue(maxsize=QUEUE_BATCHES)
+        # when the writer took its last SPARSE_BATCHES batches (is the input sparse?)
+        self._taken: deque[float] = deque(maxlen=SPARSE_BATCHES)
         self._edac = [s for s in self.sources if isinstance(s, EdacCounterSource)]
         self.notify = notify or SdNotify(None)
         self.on_reload = on_reload
@@ -237,8 +244,9 @@ class Watcher:
                 log.error("periodic task failed: %s: %s", type(exc).__name__, exc)
 
     def _collect(self) -> tuple[list[SourceBatch], int]:
-        """The first batch (waiting), then whatever arrives within the flush interval,
-        each within QUIET_S of the last, up to COLLECT_RECORDS records."""
+        """The first batch (waiting), then whatever arrives within the flush interval
+        (while batches are sparse, each within QUIET_S of the last), up to
+        COLLECT_RECORDS records."""
         batches: list[SourceBatch] = []
         finished = 0
         held = 0
@@ -246,12 +254,16 @@ class Watcher:
             first = self._queue.get(timeout=1.0)
         except queue.Empty:
             return batches, finished
-        deadline = time.monotonic() + self.flush_interval_s
+        now = time.monotonic()
+        deadline = now + self.flush_interval_s
+        taken = self._taken
+        sparse = len(taken) < SPARSE_BATCHES or now - taken[0] > 1.0
         item: SourceBatch | None = first
         while True:
             if item is None:
                 finished += 1
             else:
+                taken.append(time.monotonic())
                 batches.append(item)
                 held += len(item.records)
                 if held >= COLLECT_RECORDS:
@@ -260,7 +272,8 @@ class Watcher:
             if remaining <= 0:
                 break
             try:
-                item = self._queue.get(timeout=min(remaining, QUIET_S))
+                item = self._queue.get(timeout=min(remaining, QUIET_S) if sparse
+                                       else remaining)
             except queue.Empty:
                 break
         return batches, finished
