@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "config": "memras.cli.config",
     "demo": "memras.cli.demo",
     "dimms": "memras.cli.dimms",
+    "doctor": "memras.cli.doctor",
     "errors": "memras.cli.stored_errors",
     "evaluate": "memras.cli.evaluate",
     "hotplug-test": "memras.cli.hotplug_test",

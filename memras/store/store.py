@@ -330,6 +330,33 @@ class Store:
         store._check_schema(str(path or url))
         return store
 
+    def quick_check(self, max_problems: int = 5) -> list[str]:
+        """SQLite's ``PRAGMA quick_check``: [] when the file is sound, else its first
+        problems (a page or index that does not add up: mid-file corruption). It reads
+        the whole file once (O(size), no index cross-check); other backends: []."""
+        if self.engine.dialect.name != "sqlite":
+            return []
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.exec_driver_sql(f"PRAGMA quick_check({int(max_problems)})").all()
+        except SQLAlchemyError as exc:  # a header too broken to start the check
+            return [str(getattr(exc, "orig", None) or exc).splitlines()[0]]
+        lines = [line for r in rows for line in str(r[0]).splitlines()]
+        if lines == ["ok"]:
+            return []
+        return [line for line in lines if not line.startswith("*** ")][:max_problems]
+
+    def check_sound(self) -> None:
+        """Raise StoreError (one line, what to do) when :meth:`quick_check` finds damage."""
+        problems = self.quick_check()
+        if problems:
+            more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise StoreError(
+                f"the database is damaged: PRAGMA quick_check says {problems[0]!r}{more}",
+                hint="stop memras, keep a copy of the file, then restore it from a backup or "
+                     "rescue what is readable (`sqlite3 memras.db .recover | sqlite3 new.db`) "
+                     "and point --db at the result; `memras doctor` re-checks")
+
     def _check_schema(self, where: str) -> None:
         """Refuse a database this memras cannot read as it is (read-only open)."""
         try:

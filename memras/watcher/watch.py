@@ -190,7 +190,11 @@ class Watcher:
 
     # --- writer side -----------------------------------------------------------------
     def run(self, stop: threading.Event | None = None, *, once: bool = False) -> WatchStats:
-        """Run until ``stop`` is set (or, with ``once``, until every source is drained)."""
+        """Run until ``stop`` is set (or, with ``once``, until every source is drained).
+
+        First the database's ``PRAGMA quick_check``: a damaged file stops the watcher
+        with one line saying what to do (StoreError, exit 1), before anything is added."""
+        self.store.check_sound()
         stop = stop or threading.Event()
         threads = [
             threading.Thread(target=self._pump, args=(s, stop, once),

@@ -114,6 +114,7 @@ READS: list[tuple[str, list[str]]] = [
     ("audit list", ["audit", "list", "--json"]),
     ("audit show", ["audit", "show", "1", "--json"]),
     ("audit report", ["audit", "report", "1", "--json"]),
+    ("doctor", ["doctor", "--json"]),
     ("evaluate --memras", ["evaluate", "--json", "--memras", "{db}", "--tickets",
                            "{tickets}"]),
 ]
@@ -144,6 +145,10 @@ def test_a_read_command_works_as_nobody_and_changes_nothing(world: World, name: 
         assert all(a["schema"] == "memras.alert/v1" for a in data)
     if name == "audit list":
         assert len(data) >= 8  # the replacement's steps
+    if name == "doctor":
+        checks = {f'{c["area"]}/{c["name"]}': c for c in data["checks"]}
+        assert data["ok"] and checks["database/quick_check"]["status"] == "ok"
+        assert "need root" in checks["permissions/user"]["detail"]
     if name == "dimms":
         assert world.dimm in {d["name"] for d in data["dimms"]}
 
