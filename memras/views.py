@@ -21,16 +21,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, desc, func, or_, select
+from sqlalchemy import desc, func, or_, select
 
 from memras.alerts.alert import AlertState
+from memras.alerts.naming import inventory_namer, named_all
 from memras.alerts.service import SqlAlertStore
 from memras.health.api import current_verdicts, verdict_history
+from memras.health.dimm_names import DimmNames
 from memras.health.models import PageStateRow
 from memras.health.module_registry import module_history
 from memras.health.verdict import Verdict
 from memras.store.models import ErrorRow
-from memras.store.store import _stored_error
 from memras.topology.inventory import DimmInfo, dimm_inventory
 from memras.topology.naming import display_names
 from memras.workflow.models import ReplacementRow
@@ -204,12 +205,14 @@ class FeedRow:
     address: int | None
     message: str
     time_source: str | None = None  # memras_error.time_source: import/inferred are no clock
+    dimm_id: str | None = None  # None until the row is attributed (memras.health.dimm_names)
 
 
 def events_after(store: Store, after_id: int | None, limit: int) -> list[FeedRow]:
     """The newest ``limit`` events with id > ``after_id``, newest first (primary key scan)."""
     c = ErrorRow.__table__.c
-    query = select(c.id, c.time, c.type, c.label, c.address, c.message, c.time_source)
+    query = select(c.id, c.time, c.type, c.label, c.address, c.message, c.time_source,
+                   c.dimm_id)
     if after_id is not None:
         query = query.where(c.id > after_id)
     query = query.order_by(desc(c.id)).limit(limit)
@@ -217,7 +220,7 @@ def events_after(store: Store, after_id: int | None, limit: int) -> list[FeedRow
         rows = conn.execute(query).all()
     return [FeedRow(id=r[0], time=r[1].replace(tzinfo=UTC), type=r[2], label=r[3] or "",
                     address=None if r[4] is None else r[4] & 0xFFFFFFFFFFFFFFFF,
-                    message=r[5] or "", time_source=r[6]) for r in rows]
+                    message=r[5] or "", time_source=r[6], dimm_id=r[7]) for r in rows]
 
 
 # --- one DIMM in detail --------------------------------------------------------------
@@ -253,20 +256,14 @@ class DimmDetail:
     earlier_pages: list[dict[str, Any]] = field(default_factory=list)
 
 
-def dimm_events(store: Store, dimm: DimmInfo, limit: int = DETAIL_EVENT_LIMIT
-                ) -> list[StoredError]:
-    """The newest ``limit`` events attributed to ``dimm`` (id, EDAC layers or label)."""
-    c = ErrorRow.__table__.c
-    clauses = [c.dimm_id == dimm.id, c.label.in_([n for n in dimm.names() if n])]
-    if dimm.edac is not None:
-        layers = list(dimm.edac.layers) + [None] * 3
-        clauses.append(and_(c.mc == dimm.edac.mc, *[
-            col == val for col, val in zip((c.top_layer, c.middle_layer, c.lower_layer),
-                                           layers[:3], strict=True) if val is not None]))
-    query = select(ErrorRow.__table__).where(or_(*clauses)).order_by(desc(c.id)).limit(limit)
-    with store.engine.connect() as conn:
-        rows = conn.execute(query).mappings().all()
-    return [_stored_error(r) for r in reversed(rows)]
+def dimm_events(store: Store, dimm: DimmInfo, limit: int = DETAIL_EVENT_LIMIT, *,
+                names: DimmNames | None = None) -> list[StoredError]:
+    """The newest ``limit`` events of ``dimm``, oldest first: the rows ``memras errors
+    --dimm`` selects (one filter, :meth:`DimmNames.error_filter`: attributed to it, or
+    stored before attribution at a location the host's inventory resolves to it).
+    ``names``: the host's (:meth:`DimmNames.of`); without it only ``dimm`` is known."""
+    names = names if names is not None else DimmNames([dimm], store)
+    return store.errors(dimm=names.error_filter(dimm.id), limit=limit)
 
 
 def fault_cells(events: list[StoredError]) -> FaultCells:
@@ -322,7 +319,8 @@ def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
     """Everything the DIMM detail screen shows, read once. The evidence (timeline,
     cells, addresses, pages) is the current module's: a replaced module's errors are
     not the new one's (memras.health.module_registry)."""
-    events = dimm_events(store, dimm) if store is not None else []
+    events = dimm_events(store, dimm, names=DimmNames.of(host, store)
+                         ) if store is not None else []
     pages: list[dict[str, Any]]
     verdict, history, pages, replacements = None, [], [], []
     module, since = None, None
@@ -422,5 +420,7 @@ def dashboard(host: Host, store: Store | None, now: datetime) -> Dashboard:
     if store is not None:
         alerts = SqlAlertStore(store).list(AlertState.OPEN)
         recent = recent_errors(store, now)
-    return Dashboard(summary=summary, recent=recent,
-                     dimms=dimm_rows(inventory, store, now, recent=recent), alerts=alerts)
+    rows = dimm_rows(inventory, store, now, recent=recent)
+    # each alert's DIMM by the name its row shows (the slot label): no second read
+    alerts = named_all(alerts, inventory_namer({r.id: r.name for r in rows}))
+    return Dashboard(summary=summary, recent=recent, dimms=rows, alerts=alerts)

@@ -110,6 +110,10 @@ class Alert:
     last_notified_at: datetime | None = None
     repeats: int = 0  # occurrences suppressed by de-duplication since the last notice
     key: str = ""
+    # The DIMM as people name it now (the slot label, memras.topology.naming), filled
+    # when the alert is read or raised with a host (memras.alerts.naming); not stored:
+    # dimm_label is the label the error printed when the alert was raised.
+    dimm_name: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -160,6 +164,11 @@ class Alert:
     def replace(self, **changes: Any) -> Alert:
         return dataclasses.replace(self, **changes)
 
+    @property
+    def dimm_shown(self) -> str:
+        """How the DIMM is shown: slot label, else the stored label, else the id, else "-"."""
+        return self.dimm_name or self.dimm_label or self.dimm_id or "-"
+
     def to_payload(self) -> dict[str, Any]:
         """The versioned JSON document (schema ``memras.alert/v1``) hooks send."""
         return {
@@ -169,7 +178,7 @@ class Alert:
             "kind": self.kind.value,
             "severity": self.severity.value,
             "state": self.state.value,
-            "dimm": {"id": self.dimm_id, "label": self.dimm_label},
+            "dimm": {"id": self.dimm_id, "label": self.dimm_label, "name": self.dimm_name},
             "message": self.message,
             "verdict": self.verdict,
             "rule_ids": list(self.rule_ids),
@@ -225,6 +234,7 @@ def alert_from_payload(payload: Mapping[str, Any]) -> Alert:
         time=datetime.fromisoformat(payload["time"]),
         dimm_id=dimm.get("id"),
         dimm_label=dimm.get("label"),
+        dimm_name=dimm.get("name"),
         evidence=payload.get("evidence") or {},
         verdict=payload.get("verdict"),
         rule_ids=tuple(payload.get("rule_ids") or ()),

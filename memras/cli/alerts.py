@@ -32,6 +32,7 @@ from memras.alerts.dispatcher import (
     MemoryAlertStore,
 )
 from memras.alerts.hooks import available_hooks, load_hooks
+from memras.alerts.naming import dimm_namer, named_all
 from memras.alerts.service import AlertService, Changes, load_alerts_config
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
@@ -78,14 +79,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.store(write=action != "list") as store:  # list only reads
         service = AlertService.configured(store, ctx.config, warn=ctx.err)
         try:
+            if action == "list":
+                return _list(args, ctx, service, store)
             return _ACTIONS[action](args, ctx, service)
         finally:
             service.close()
 
 
-def _list(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
+def _list(args: argparse.Namespace, ctx: Context, service: AlertService,
+          store: Store) -> int:
     state = None if args.state == "all" else AlertState(args.state)
-    alerts = service.list(state)
+    # each DIMM by its slot label now; the label stored at raise time stays in the JSON
+    alerts = named_all(service.list(state), dimm_namer(ctx.host, store))
     deliveries = service.delivery_summaries(alerts)  # failed attempts, last error (redacted)
     if ctx.json:
         ctx.emit_json([_with_deliveries(a, deliveries) for a in alerts])
@@ -94,7 +99,7 @@ def _list(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
         ctx.print(f"no {'' if state is None else state.value + ' '}alerts")
         return 0
     rows = [(a.id, a.time.strftime("%Y-%m-%d %H:%M"), a.severity.value, a.kind.value,
-             a.state.value, a.dimm_label or a.dimm_id, a.repeats, a.message) for a in alerts]
+             a.state.value, a.dimm_shown, a.repeats, a.message) for a in alerts]
     ctx.table(["ID", "TIME", "SEVERITY", "KIND", "STATE", "DIMM", "REPEATS", "MESSAGE"], rows,
               right=["ID", "REPEATS"])
     _print_failed_deliveries(ctx, alerts, deliveries)
@@ -178,7 +183,7 @@ def _report(ctx: Context, changes: Changes, done: Callable[[Alert], str],
     return 0
 
 
-_ACTIONS = {"list": _list, "ack": _ack, "resolve": _resolve}
+_ACTIONS = {"ack": _ack, "resolve": _resolve}
 
 
 def _test(args: argparse.Namespace, ctx: Context) -> int:

@@ -18,7 +18,7 @@ from memras.topology.inventory import dimm_inventory
 def open_alerts(ctx: Context) -> list[dict[str, Any]] | None:
     """The open alerts; None when there is no alert store to read (no database yet)."""
     try:
-        return alert_api.open_alerts(ctx.db)
+        return alert_api.open_alerts(ctx.db, ctx.host)  # DIMMs by slot label
     except MemrasError:  # a missing or locked database leaves the slot empty, not the screen
         return None
 

@@ -83,12 +83,12 @@ class DimmNames:
         return cls(inventory, store, host_resolver(host, inventory))
 
     @cached_property
-    def _stored(self) -> tuple[list[NamedDimm], dict[str, list[DimmLocation]]]:
-        """(DIMMs known from stored rows, id -> locations of its unattributed rows)."""
+    def _stored(self) -> list[NamedDimm]:
+        """The DIMMs known from stored rows and not from the inventory (every row grouped:
+        read only when a name is not the inventory's)."""
         if self.store is None:
-            return [], {}
+            return []
         labels: dict[str, dict[str, int]] = defaultdict(dict)
-        loose: dict[str, list[DimmLocation]] = defaultdict(list)
         for row in stored_dimms(self.store):
             dimm_id = row.dimm_id or self._id_of(row)
             if dimm_id is None:
@@ -97,21 +97,29 @@ class DimmNames:
             seen = labels[dimm_id]
             if specific(label):
                 seen[label] = seen.get(label, 0) + row.events
-            if row.dimm_id is None:
-                loose[dimm_id].append(row.location)
         for dimm_id in _judged(self.store):  # a verdict or module kept, no error row left
             labels.setdefault(dimm_id, {})
         known = {d.id for d in self.inventory}
-        stored = [_from_rows(dimm_id, by_events) for dimm_id, by_events in labels.items()
-                  if dimm_id not in known]
-        return stored, dict(loose)
+        return [_from_rows(dimm_id, by_events) for dimm_id, by_events in labels.items()
+                if dimm_id not in known]
+
+    @cached_property
+    def _loose(self) -> dict[str, list[DimmLocation]]:
+        """id -> the locations of its rows stored without a dimm_id (only those rows read:
+        a DIMM the inventory names costs no scan of the attributed ones)."""
+        loose: dict[str, list[DimmLocation]] = defaultdict(list)
+        for row in stored_dimms(self.store, unattributed=True) if self.store else []:
+            dimm_id = self._id_of(row)
+            if dimm_id is not None:
+                loose[dimm_id].append(row.location)
+        return dict(loose)
 
     def _id_of(self, row: StoredDimm) -> str | None:
         return dimm_id_for(_probe(row.location), self.resolver)
 
     @property
     def known(self) -> list[NamedDimm]:
-        return self.inventory + self._stored[0]
+        return self.inventory + self._stored
 
     def resolve(self, text: str) -> NamedDimm:
         """The DIMM ``text`` names: the inventory first, then the stored identities."""
@@ -148,11 +156,11 @@ class DimmNames:
             if not printed:
                 raise
             return DimmFilter(labels=printed)
-        return DimmFilter((dimm.id,), locations=tuple(self._stored[1].get(dimm.id, ())))
+        return DimmFilter((dimm.id,), locations=tuple(self._loose.get(dimm.id, ())))
 
     def _printed(self, text: str) -> tuple[str, ...]:
         wanted = fold(text)
-        return tuple(sorted({name for d in self._stored[0] for name in d.names[1:]
+        return tuple(sorted({name for d in self._stored for name in d.names[1:]
                              if fold(name) == wanted}))
 
 

@@ -70,12 +70,17 @@ class StoredDimm:
     events: int
 
 
-def stored_dimms(store: Store) -> list[StoredDimm]:
-    """The distinct DIMM identities in memras_error (one scan, grouped)."""
+def stored_dimms(store: Store, *, unattributed: bool = False) -> list[StoredDimm]:
+    """The distinct DIMM identities in memras_error (one scan, grouped); ``unattributed``:
+    of the rows without a dimm_id only (few, once the watcher or import has attributed
+    them: only those are grouped)."""
     c = ErrorRow.__table__.c
     keys = [c.dimm_id, *(c[name] for name in _KEY_FIELDS)]
+    query = select(*keys, func.count())
+    if unattributed:
+        query = query.where(c.dimm_id.is_(None))
     with store._read() as conn:
-        rows = conn.execute(select(*keys, func.count()).group_by(*keys)).all()
+        rows = conn.execute(query.group_by(*keys)).all()
     return [StoredDimm(r[0], DimmLocation(**dict(zip(_KEY_FIELDS, r[1:-1], strict=True))),
                        r[-1]) for r in rows]
 

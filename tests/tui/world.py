@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from memras.host import Host
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 from memras.sim.actions import inject_ce
 from memras.sim.profiles import create
@@ -70,13 +71,15 @@ def build(tmp_path: Path, monkeypatch: object, *, label: str | None = None,
     return World(root, db)
 
 
-def _fill(store: Store, host: object, monkeypatch: object) -> None:
+def _fill(store: Store, host: Host, monkeypatch: object) -> None:
     from memras.alerts.service import AlertService
     from memras.audit import service as audit_service
     from memras.health.api import HealthEngine
+    from memras.health.dimm_names import attribute_from_host
 
     evs = events()
     store.add_events(evs)
+    attribute_from_host(store, host)  # each row's DIMM, as the watcher and import fill it
     changes = HealthEngine(None, store, host).process(evs)
     alerts = AlertService.open(store)
     for change in changes:

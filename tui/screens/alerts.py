@@ -25,7 +25,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from memras.alerts.alert import Alert, AlertState
+from memras.alerts.naming import dimm_namer, named_all
 from memras.alerts.service import AlertService, SqlAlertStore
+from memras.topology.naming import wide_text
 
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
@@ -68,7 +70,8 @@ class AlertsScreen(Screen[None]):
         try:
             store = self.app.open_store()
             state = None if self.filter == "all" else AlertState(self.filter)
-            alerts = SqlAlertStore(store).list(state) if store is not None else []
+            alerts = [] if store is None else named_all(  # DIMMs by slot label, as now
+                SqlAlertStore(store).list(state), dimm_namer(self.app.host, store))
         except Exception as exc:
             self.post_message(LoadFailed("alerts", str(exc)))
             return
@@ -109,7 +112,7 @@ class AlertsScreen(Screen[None]):
         for a in message.alerts:
             table.add_row(str(a.id), severity_text(a.severity.value),
                           Text(a.state.value, style="bold" if a.state is AlertState.OPEN else ""),
-                          a.kind.value, safe(a.dimm_label or a.dimm_id or "-"),
+                          a.kind.value, safe(a.dimm_shown),
                           when_text(a.time), safe(a.message), key=str(a.id))
         if not message.alerts:
             self.query_one("#alert-detail", Static).update(
@@ -122,6 +125,11 @@ class AlertsScreen(Screen[None]):
             return
         text = Text.assemble((f"Alert #{alert.id}  ", "bold"), severity_text(alert.severity.value),
                              f"  {alert.state.value}  {alert.kind.value}\n")
+        if alert.dimm_id is not None:  # the slot label, then the stored label and id
+            text.append("DIMM ")
+            text.append_text(safe(wide_text(alert.dimm_shown, [alert.dimm_label or "",
+                                                               alert.dimm_id]), "bold"))
+            text.append("\n")
         text.append_text(safe(alert.message))
         if alert.verdict:
             text.append(f"\nverdict {alert.verdict}  rules {', '.join(alert.rule_ids)}")

@@ -76,6 +76,8 @@ class DashboardScreen(Screen[None]):
         self._ready_pending = False
         self.feed_count = 0
         self.feed_last_id = 0  # the newest event id the feed has shown
+        self.feed_rows: list[views.FeedRow] = []
+        self.dimm_names: dict[str, str] = {}  # DIMM id -> slot label, from the last load
         self._reload_timer: object | None = None
 
     def compose(self) -> ComposeResult:
@@ -94,7 +96,7 @@ class DashboardScreen(Screen[None]):
             with Vertical(id="feed-box"):
                 yield Static("Live events", classes="section-title", id="feed-title")
                 feed = MeasuredTable(id="feed", cursor_type="none")
-                feed.add_columns("Time", "Type", "Label", "Address")
+                feed.add_columns("Time", "Type", "DIMM", "Address")
                 yield feed
         yield Footer()
 
@@ -154,7 +156,11 @@ class DashboardScreen(Screen[None]):
             summary.append(f"  database: {message.store_note}", style="yellow")
         self.query_one("#summary", Static).update(summary)
         self._fill_dimms(message.dimms)
-        self._fill_alerts(message.alerts, {r.id: r.name for r in message.dimms if r.name})
+        self._fill_alerts(message.alerts)
+        names = {r.id: r.name for r in message.dimms if r.name}
+        if names != self.dimm_names:  # the feed's DIMMs by slot label from now on
+            self.dimm_names = names
+            self._fill_feed()
         self.loaded = True
         self._check_ready()
 
@@ -184,16 +190,15 @@ class DashboardScreen(Screen[None]):
         if rows:
             table.move_cursor(row=min(selected, len(rows) - 1))
 
-    def _fill_alerts(self, alerts: list[Alert], names: dict[str, str]) -> None:
-        """``names``: DIMM id -> slot name (an alert keeps the label it was raised with)."""
+    def _fill_alerts(self, alerts: list[Alert]) -> None:
+        """Each alert's DIMM by its slot label (views.dashboard names them)."""
         text = Text(no_wrap=True, overflow="ellipsis")
         if not alerts:
             text.append("none open", style="green")
         for alert in reversed(alerts[-ALERTS_SHOWN:]):  # newest first; the box scrolls
             text.append_text(severity_text(alert.severity.value))
             text.append(f" #{alert.id} ")
-            shown = names.get(alert.dimm_id or "") or alert.dimm_label or alert.dimm_id or "-"
-            text.append_text(safe(shown, "bold"))
+            text.append_text(safe(alert.dimm_shown, "bold"))
             text.append(" ")
             text.append_text(safe(alert.message))
             text.append("\n")
@@ -204,15 +209,8 @@ class DashboardScreen(Screen[None]):
 
     @on(EventsArrived)
     def show_events(self, message: EventsArrived) -> None:
-        feed = self.query_one("#feed", DataTable)
-        feed.clear()
-        for row in message.rows:
-            style = "bold red" if row.type in views.UNCORRECTED_TYPES else ""
-            # a row without its own clock says so: its time is when it was imported
-            clock = f" ({row.time_source})" if row.time_source in NO_CLOCK else ""
-            feed.add_row(row.time.strftime("%H:%M:%S") + clock, Text(row.type, style=style),
-                         safe(row.label),
-                         f"{row.address:#x}" if row.address is not None else "-")
+        self.feed_rows = message.rows
+        self._fill_feed()
         first = self.feed_count == 0
         self.feed_count += message.new
         self.feed_last_id = message.last_id
@@ -223,6 +221,19 @@ class DashboardScreen(Screen[None]):
             self._check_ready()
         if message.new and not first and self._reload_timer is None:
             self._reload_timer = self.set_timer(RELOAD_AFTER_EVENTS_S, self._reload_now)
+
+    def _fill_feed(self) -> None:
+        """The feed's rows, each DIMM by its slot label when the row is attributed to a
+        DIMM the table lists, else by the label the error printed."""
+        feed = self.query_one("#feed", DataTable)
+        feed.clear()
+        for row in self.feed_rows:
+            style = "bold red" if row.type in views.UNCORRECTED_TYPES else ""
+            # a row without its own clock says so: its time is when it was imported
+            clock = f" ({row.time_source})" if row.time_source in NO_CLOCK else ""
+            feed.add_row(row.time.strftime("%H:%M:%S") + clock, Text(row.type, style=style),
+                         safe(self.dimm_names.get(row.dimm_id or "") or row.label),
+                         f"{row.address:#x}" if row.address is not None else "-")
 
     def _reload_now(self) -> None:
         self._reload_timer = None
