@@ -228,7 +228,7 @@ def load_hooks(config: AlertsConfig, *, only: Iterable[str] | None = None,
             continue
         try:
             hook = _instantiate(hook_config, registry)
-        except Exception as exc:  # a broken plugin must not stop the others
+        except (Exception, SystemExit) as exc:  # a broken plugin must not stop the others
             reason = redact(_reason(exc), secret_values(hook_config.options))
             report.failures[hook_config.name] = reason
             print(f"memras: alert hook {escape(hook_config.name)!r} not loaded: "
