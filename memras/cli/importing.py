@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import Any
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.options import parse_when
 from memras.cli.progress import ProgressDisplay
+from memras.errors import MemrasError, StoreError
 from memras.health.dimm_names import attribute_from_host
 from memras.ingest.parsers.kernel_log import page_shift_from_size
 from memras.store import Store
@@ -69,12 +71,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with Store.open(ctx.db, create=True) as store, \
             ProgressDisplay(ctx, "import", total=total, in_bytes=in_bytes) as shown:
         before = last_error_id(store)
-        report = run_import(store, args.kind, args.path, boot_time=boot_time,
-                            progress=shown.update, year=args.year, this_boot=_this_boot(args),
-                            page_shift=args.page_shift)
-        # the new rows' DIMM: --root's inventory when it knows the module, else the
-        # error's own location key (a file from another machine still has its DIMMs)
-        attribute_from_host(store, ctx.host, before)
+        try:
+            report = run_import(store, args.kind, args.path, boot_time=boot_time,
+                                progress=shown.update, year=args.year,
+                                this_boot=_this_boot(args), page_shift=args.page_shift)
+        except (StoreError, KeyboardInterrupt) as exc:  # locked, disk full, Ctrl-C
+            stopped = _stopped_early(ctx, store, before, exc)
+        else:
+            stopped = None
+            # the new rows' DIMM: --root's inventory when it knows the module, else the
+            # error's own location key (a file from another machine still has its DIMMs)
+            attribute_from_host(store, ctx.host, before)
+    if stopped is not None:
+        return _report_stopped(ctx, args, stopped)
     if ctx.json:
         ctx.emit_json(asdict(report))
         return 0
@@ -90,3 +99,39 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for note in report.notes:
         ctx.print(f"note: {note}")
     return 0
+
+
+def _stopped_early(ctx: Context, store: Store, before: int, exc: BaseException
+                   ) -> dict[str, Any]:
+    """What an import that stopped early had committed: every batch is one transaction,
+    so the rows stored are whole batches, and a re-run stores the rest — the rows
+    already there are the same records read again (the store's dedup), not stored
+    twice. Their DIMMs are attributed too when the database still lets us."""
+    stopped: dict[str, Any] = {
+        "complete": False, "committed": None, "attributed": False, "rerun_safe": True,
+        "reason": exc.msg if isinstance(exc, MemrasError) else "interrupted",
+        "hint": exc.hint if isinstance(exc, MemrasError) else None,
+        "exit": 1 if isinstance(exc, MemrasError) else 130}
+    try:
+        stopped["committed"] = store.count(after_id=before)
+        attribute_from_host(store, ctx.host, before)
+        stopped["attributed"] = True
+    except MemrasError:
+        pass  # still locked or full: the counts say "unknown", not a guess
+    return stopped
+
+
+def _report_stopped(ctx: Context, args: argparse.Namespace, stopped: dict[str, Any]) -> int:
+    if ctx.json:
+        ctx.emit_json({"kind": args.kind, "path": args.path, **stopped})
+        return int(stopped["exit"])
+    committed = stopped["committed"]
+    rows = "an unknown number of" if committed is None else str(committed)
+    hint = f" ({stopped['hint']})" if stopped["hint"] else ""
+    ctx.print(f"import stopped early: {escape(stopped['reason'])}{escape(hint)}")
+    ctx.print(f"{rows} new rows were committed before it stopped"
+              + ("" if stopped["attributed"] or not committed
+                 else "; their DIMMs were not attributed"))
+    ctx.print("re-running the same import is safe: the rows already stored are recognised "
+              "as the same records and not stored twice")
+    return int(stopped["exit"])

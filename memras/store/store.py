@@ -778,9 +778,15 @@ class Store:
         groups.sort(key=lambda g: (g.type, g.label or "", g.location))
         return Summary.from_groups(groups)
 
-    def count(self) -> int:
+    def count(self, *, after_id: int = 0) -> int:
+        """Stored events; ``after_id``: only those stored after that row (what one import
+        committed, even when it stopped early)."""
+        t = ErrorRow.__table__
+        query = select(func.count()).select_from(t)
+        if after_id:
+            query = query.where(t.c.id > after_id)
         with self._read() as conn:
-            return conn.scalar(select(func.count()).select_from(ErrorRow.__table__)) or 0
+            return conn.scalar(query) or 0
 
 
 # ---- helpers (module level: pure, no Store state) ---------------------------------
