@@ -17,7 +17,7 @@ Identity
     same module must not look new when SMBIOS later adds its part number.
 
 Writers
-    :func:`register_modules` (``memras dimms``/``status``, the watcher at start) syncs
+    :func:`register_modules` (the watcher at start; dimms/status only read) syncs
     the registry from the inventory. It is idempotent: a slot whose identity is
     unchanged costs one comparison. Only a real serial replacing another real serial
     is a swap (made while memras was not looking): the old row is closed, a new one
