@@ -46,10 +46,12 @@ from memras.alerts.dispatcher import (
 )
 from memras.alerts.hooks import load_hooks
 from memras.alerts.models import AlertRow, DeliveryRow
+from memras.alerts.naming import Namer, dimm_namer, named
 from memras.config import read_config_file
 from memras.errors import UsageError
 
 if TYPE_CHECKING:
+    from memras.host import Host
     from memras.store.store import Store
 
 
@@ -101,15 +103,19 @@ def _from_row(row: AlertRow) -> Alert:
 class SqlAlertStore:
     """Alerts and delivery records in the memras database (``Store.session()``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, names: Namer | None = None) -> None:
         self.store = store
+        self.names = names  # each alert read gets its DIMM's slot label (alerts.naming)
+
+    def _read(self, row: AlertRow) -> Alert:
+        return named(_from_row(row), self.names)
 
     def add(self, alert: Alert) -> Alert:
         with self.store.session() as session:
             row = _to_row(alert, AlertRow())
             session.add(row)
             session.flush()
-            return alert.replace(id=row.id)
+            return named(alert.replace(id=row.id), self.names)
 
     def update(self, alert: Alert) -> None:
         with self.store.session() as session:
@@ -121,7 +127,7 @@ class SqlAlertStore:
     def get(self, alert_id: int) -> Alert | None:
         with self.store.session(write=False) as session:
             row = session.get(AlertRow, alert_id)
-            return None if row is None else _from_row(row)
+            return None if row is None else self._read(row)
 
     def find_unresolved(self, key: str) -> Alert | None:
         query = (select(AlertRow).where(AlertRow.dedup_key == key,
@@ -129,14 +135,14 @@ class SqlAlertStore:
                  .order_by(AlertRow.id.desc()).limit(1))
         with self.store.session(write=False) as session:
             row = session.scalars(query).first()
-            return None if row is None else _from_row(row)
+            return None if row is None else self._read(row)
 
     def list(self, state: AlertState | None = None) -> list[Alert]:
         query = select(AlertRow).order_by(AlertRow.id)
         if state is not None:
             query = query.where(AlertRow.state == state.value)
         with self.store.session(write=False) as session:
-            return [_from_row(row) for row in session.scalars(query)]
+            return [self._read(row) for row in session.scalars(query)]
 
     def record_delivery(self, delivery: Delivery) -> None:
         with self.store.session() as session:
@@ -232,15 +238,19 @@ class AlertService:
 
     @classmethod
     def open(cls, store: Store, config: AlertsConfig | None = None, *,
-             only: list[str] | None = None, warn: TextIO | None = None) -> AlertService:
-        """Over the memras ``Store``, with the hooks ``config`` enables."""
+             only: list[str] | None = None, warn: TextIO | None = None,
+             host: Host | None = None) -> AlertService:
+        """Over the memras ``Store``, with the hooks ``config`` enables; with ``host``,
+        every alert raised or read names its DIMM by the slot label (``dimm.name``)."""
         config = config or AlertsConfig()
         report = load_hooks(config, only=only, warn=warn)
-        return cls(Dispatcher(SqlAlertStore(store), report.hooks, config), report.failures)
+        names = dimm_namer(host, store) if host is not None else None
+        return cls(Dispatcher(SqlAlertStore(store, names), report.hooks, config),
+                   report.failures)
 
     @classmethod
     def configured(cls, store: Store, config_path: str | Path | None, *,
-                   warn: TextIO | None = None) -> AlertService:
+                   warn: TextIO | None = None, host: Host | None = None) -> AlertService:
         """What every front end acting on alerts opens: the hooks of ``--config``.
 
         ``memras alerts ack|resolve`` and the TUI's ack and resolve both come here, so
@@ -248,14 +258,14 @@ class AlertService:
         resolved alerts; exec triggers, like rasdaemon's, run only for new alerts).
         ``config_path`` None means the default config file, as for every command.
         """
-        return cls.open(store, load_alerts_config(config_path), warn=warn)
+        return cls.open(store, load_alerts_config(config_path), warn=warn, host=host)
 
     def raise_alert(self, alert: Alert) -> SubmitResult:
-        return self.dispatcher.submit(alert)
+        return self.dispatcher.submit(named(alert, getattr(self.alerts, "names", None)))
 
     def raise_change(self, change: Any) -> SubmitResult:
         """From a health HealthChange."""
-        return self.dispatcher.submit(Alert.from_change(change))
+        return self.raise_alert(Alert.from_change(change))
 
     def get(self, alert_id: int) -> Alert:
         alert = self.alerts.get(alert_id)

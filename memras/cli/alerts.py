@@ -32,12 +32,10 @@ from memras.alerts.dispatcher import (
     MemoryAlertStore,
 )
 from memras.alerts.hooks import available_hooks, load_hooks
-from memras.alerts.naming import dimm_namer, named_all
 from memras.alerts.service import AlertService, Changes, load_alerts_config
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
 from memras.errors import UsageError
-from memras.store import Store
 from memras.text import escape
 from memras.topology.inventory import resolve_dimm
 
@@ -77,20 +75,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if action == "test":
         return _test(args, ctx)
     with ctx.store(write=action != "list") as store:  # list only reads
-        service = AlertService.configured(store, ctx.config, warn=ctx.err)
+        # each alert names its DIMM by the slot label now (memras.alerts.naming)
+        service = AlertService.configured(store, ctx.config, warn=ctx.err, host=ctx.host)
         try:
-            if action == "list":
-                return _list(args, ctx, service, store)
             return _ACTIONS[action](args, ctx, service)
         finally:
             service.close()
 
 
-def _list(args: argparse.Namespace, ctx: Context, service: AlertService,
-          store: Store) -> int:
+def _list(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
     state = None if args.state == "all" else AlertState(args.state)
-    # each DIMM by its slot label now; the label stored at raise time stays in the JSON
-    alerts = named_all(service.list(state), dimm_namer(ctx.host, store))
+    alerts = service.list(state)  # DIMM: the slot label; the stored label is in the JSON
     deliveries = service.delivery_summaries(alerts)  # failed attempts, last error (redacted)
     if ctx.json:
         ctx.emit_json([_with_deliveries(a, deliveries) for a in alerts])
@@ -183,7 +178,7 @@ def _report(ctx: Context, changes: Changes, done: Callable[[Alert], str],
     return 0
 
 
-_ACTIONS = {"ack": _ack, "resolve": _resolve}
+_ACTIONS = {"list": _list, "ack": _ack, "resolve": _resolve}
 
 
 def _test(args: argparse.Namespace, ctx: Context) -> int:

@@ -41,7 +41,7 @@ class Pipeline:
         # memras_error rows up to this id have a DIMM, or none could be found; 0 at
         # start, so rows stored before memras attributed them are done once per start
         self.attributed_to = 0
-        self.alerts = AlertService.open(store, load_alerts_config(config_path))
+        self.alerts = AlertService.open(store, load_alerts_config(config_path), host=host)
         self.changes = 0
         self.on_change: Callable[[Any], object] | None = None  # e.g. the journal's EventLog
         self.alerts_dropped = 0

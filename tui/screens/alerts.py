@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from memras.alerts.alert import Alert, AlertState
-from memras.alerts.naming import dimm_namer, named_all
+from memras.alerts.naming import dimm_namer
 from memras.alerts.service import AlertService, SqlAlertStore
 from memras.topology.naming import wide_text
 
@@ -70,8 +70,8 @@ class AlertsScreen(Screen[None]):
         try:
             store = self.app.open_store()
             state = None if self.filter == "all" else AlertState(self.filter)
-            alerts = [] if store is None else named_all(  # DIMMs by slot label, as now
-                SqlAlertStore(store).list(state), dimm_namer(self.app.host, store))
+            alerts = [] if store is None else SqlAlertStore(  # DIMMs by slot label, now
+                store, dimm_namer(self.app.host, store)).list(state)
         except Exception as exc:
             self.post_message(LoadFailed("alerts", str(exc)))
             return
@@ -84,7 +84,8 @@ class AlertsScreen(Screen[None]):
         try:
             if (store := self.app.open_store(write=True)) is None:
                 raise RuntimeError(self.app.store_note or "no database")
-            service = AlertService.configured(store, self.app.config_path, warn=warnings)
+            service = AlertService.configured(store, self.app.config_path, warn=warnings,
+                                              host=self.app.host)  # hooks get slot labels
             try:
                 if action == "ack":
                     alert = service.ack(alert_id, note=note or None)

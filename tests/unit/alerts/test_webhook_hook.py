@@ -32,7 +32,8 @@ def test_post_carries_v1_schema_and_a_verifiable_hmac(http_receiver: HttpReceive
     payload = request.json()
     assert set(payload) == V1_KEYS
     assert payload["schema"] == "memras.alert/v1"
-    assert payload["dimm"] == {"id": "mc0-dimm0", "label": "DIMM\x1b]0;A1"}  # verbatim
+    assert payload["dimm"] == {"id": "mc0-dimm0", "label": "DIMM\x1b]0;A1",  # verbatim
+                              "name": None}  # no host: no slot label
     assert request.headers["Content-Type"] == "application/json"
     expected = "sha256=" + hmac.new(b"s3cret", request.body, hashlib.sha256).hexdigest()
     assert request.headers["X-Memras-Signature"] == expected
