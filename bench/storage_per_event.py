@@ -21,7 +21,8 @@ Two databases, both VACUUMed, sizes of the file (tables and indexes; WAL checkpo
 Reported: bytes per event of each, the ratio (issue #17's goal: <= 2x), memras's
 bytes per event by table/index (SQLite's ``dbstat``), which says what costs, and a
 third database written with the texts stored plain (as before schema migration 7) for
-the before/after figure.
+the before/after figure, and a fourth without the rasdaemon mirror
+(``[store] rasdaemon_mirror = false``).
 Run:  .venv/bin/python bench/storage_per_event.py [--events 100000] [--json]
       [--write-docs docs/performance.md]
 """
@@ -154,22 +155,26 @@ def write_rasdaemon(path: Path, events: list[Record]) -> None:
     db.close()
 
 
-def write_memras(path: Path, events: list[Record], *, packed: bool = True) -> None:
+def write_memras(path: Path, events: list[Record], *, packed: bool = True,
+                 mirror: bool = True) -> None:
     """``packed=False``: message, detail and raw stored plain, as rows written before
-    schema migration 7 (memras.store.packed_texts) are — the "before" figure."""
+    schema migration 7 (memras.store.packed_texts) are — the "before" figure.
+    ``mirror=False``: as with ``[store] rasdaemon_mirror = false``."""
     from memras.store import rows
 
     saved = rows.pack
     if not packed:
         rows.pack = lambda *_: None
     try:
-        _write_memras(path, events)
+        _write_memras(path, events, mirror)
     finally:
         rows.pack = saved
 
 
-def _write_memras(path: Path, events: list[Record]) -> None:
-    with Store.open(path) as store:
+def _write_memras(path: Path, events: list[Record], mirror: bool) -> None:
+    from memras.store.settings import StoreSettings
+
+    with StoreSettings(rasdaemon_mirror=mirror).apply(Store.open(path)) as store:
         for start in range(0, len(events), BATCH):
             result = store.add_events(events[start:start + BATCH])
             assert result.skipped == 0, result.skip_reasons
@@ -195,9 +200,11 @@ def run(n: int) -> dict[str, Any]:
         write_rasdaemon(tmp / "ras.db", events)
         write_memras(tmp / "memras.db", events)
         write_memras(tmp / "plain.db", events, packed=False)
+        write_memras(tmp / "no-mirror.db", events, mirror=False)
         ras_bytes, ras_parts = vacuumed_size(tmp / "ras.db")
         mem_bytes, mem_parts = vacuumed_size(tmp / "memras.db")
         plain_bytes, _ = vacuumed_size(tmp / "plain.db")
+        bare_bytes, _ = vacuumed_size(tmp / "no-mirror.db")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     mix = {kind: sum(1 for e in events if kind_of(e) == kind) for kind, _ in MIX}
@@ -209,6 +216,7 @@ def run(n: int) -> dict[str, Any]:
         "ratio": mem_bytes / ras_bytes,
         "plain_texts_bytes_per_event": plain_bytes / n,
         "plain_texts_ratio": plain_bytes / ras_bytes,
+        "no_mirror_bytes_per_event": bare_bytes / n, "no_mirror_ratio": bare_bytes / ras_bytes,
         "memras_parts_per_event": {name: size / n for name, size in sorted(
             mem_parts.items(), key=lambda kv: -kv[1]) if size / n >= 1},
         "rasdaemon_parts_per_event": {name: size / n for name, size in sorted(
@@ -229,6 +237,9 @@ def figures(r: dict[str, Any]) -> str:
         f"- the same with message, detail and raw stored plain (rows from before schema "
         f"migration 7): {r['plain_texts_bytes_per_event']:.0f} bytes/event = "
         f"{r['plain_texts_ratio']:.2f}x",
+        f"- with `[store] rasdaemon_mirror = false` (beside rasdaemon, which keeps those rows "
+        f"itself): {r['no_mirror_bytes_per_event']:.0f} bytes/event = "
+        f"**{r['no_mirror_ratio']:.2f}x**",
         "- memras's bytes/event by table and index (dbstat): " + ", ".join(
             f"{name} {b:.0f}" for name, b in r["memras_parts_per_event"].items()),
     ]

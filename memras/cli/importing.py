@@ -23,6 +23,7 @@ from memras.health.dimm_names import attribute_from_host
 from memras.ingest.parsers.kernel_log import page_shift_from_size
 from memras.store import Store
 from memras.store.dimm_ids import last_error_id
+from memras.store.settings import StoreSettings
 from memras.text import escape
 from memras.watcher.importing import input_size, run_import
 
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # A rasdaemon database reports rows read (total unknown); the others bytes.
     in_bytes = args.kind != "rasdaemon"
     total = input_size(args.path) if in_bytes else None
-    with Store.open(ctx.db, create=True) as store, \
+    settings = StoreSettings.of(ctx.config)  # [store] rasdaemon_mirror
+    with settings.apply(Store.open(ctx.db, create=True)) as store, \
             ProgressDisplay(ctx, "import", total=total, in_bytes=in_bytes) as shown:
         before = last_error_id(store)
         try:

@@ -19,7 +19,6 @@ from memras.capacity.policy import CapacityPolicy, load_policy_config
 from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
-from memras.config import read_config_file
 from memras.errors import UsageError
 from memras.health.config import load_config
 from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
@@ -32,6 +31,7 @@ from memras.ingest.sources import (
 )
 from memras.store import Store
 from memras.store.retention import watcher_tasks
+from memras.store.settings import StoreSettings
 from memras.text import redact
 from memras.watcher import journal
 from memras.watcher.notify import SdNotify
@@ -161,8 +161,9 @@ def _install_pipeline(args: argparse.Namespace, ctx: Context, store: Store,
         raise
     watcher.on_stored = pipeline.after_store if pipeline else None
     watcher.on_gap = pipeline.on_gap if pipeline else None
-    watcher.periodic = [*periodic, *watcher_tasks(  # [store] keep: pruning
-        store, read_config_file(ctx.config).section("store"))]
+    settings = StoreSettings.of(ctx.config)  # [store]: the mirror, retention's pruning
+    settings.apply(store)
+    watcher.periodic = [*periodic, *watcher_tasks(store, settings)]
     if watcher.event_log is not None:
         watcher.event_log.resolver = pipeline.engine.resolver if pipeline else None
         if pipeline is not None:

@@ -73,8 +73,8 @@ def _time_source(value: str | None) -> TimeSource | None:
 def record_from_stored(stored: StoredError) -> Record:
     """A StoredError back into its record: a memory_failure row (the kernel poisoned a
     page: a UE the engine counts) or a memory error."""
-    if stored.rasdaemon_table != "memory_failure_event":
-        return event_from_stored(stored)
+    if stored.type != MEMORY_FAILURE_TYPE and stored.rasdaemon_table != "memory_failure_event":
+        return event_from_stored(stored)  # (no rasdaemon link with [store] rasdaemon_mirror off)
     page_type, _, result = (stored.message or "").rpartition(": ")
     try:
         source = Source(stored.source)

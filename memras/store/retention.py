@@ -43,9 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, inspect, select, update
 
-from memras.config import parse_duration
-from memras.errors import UsageError
 from memras.store.models import ErrorCountRow, ErrorRow
+from memras.store.settings import StoreSettings
 
 if TYPE_CHECKING:
     from memras.store.store import Store
@@ -53,27 +52,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("memras.store.retention")
 
 BATCH_ROWS = 500  # rows deleted per write transaction
-MIN_KEEP_S = 86400.0  # a day: shorter would delete what the watcher is still judging
 DEFAULT_EVERY_S = 3600.0  # the watcher's pass interval
 BATCHES_PER_TICK = 4  # the watcher's batches per periodic tick (about a second apart)
-STORE_KEYS = ("keep",)
 OK_STATE = "ok"  # memras.health.verdict.VerdictState.OK (health is a layer above)
 MIRROR_TABLES = ("mc_event", "mce_record", "memory_failure_event")
 
 
 def keep_from_config(section: Mapping[str, Any]) -> float | None:
-    """Seconds of ``[store] keep`` (None: absent, keep everything)."""
-    unknown = sorted(set(section) - set(STORE_KEYS))
-    if unknown:
-        raise UsageError(f"store config: unknown key(s) {', '.join(unknown)}",
-                         hint=f"[store] knows: {', '.join(STORE_KEYS)}")
-    if "keep" not in section:
-        return None
-    seconds = parse_duration(section["keep"], what="keep", table="store")
-    if seconds < MIN_KEEP_S:
-        raise UsageError(f"store config: keep = {section['keep']!r} is shorter than a day",
-                         hint='keep errors at least as long as health judges them, e.g. "400d"')
-    return seconds
+    """Seconds of ``[store] keep`` (None: absent, keep everything); the whole table is
+    checked (memras.store.settings)."""
+    return StoreSettings.from_section(section).keep_s
 
 
 @dataclass
@@ -223,7 +211,8 @@ def _delete(store: Store, rows: list[Any]) -> int:
     with store._write_translated("prune old errors") as conn:  # noqa: SLF001 - same layer
         ids = [row["id"] for row in rows]
         conn.execute(delete(t).where(t.c.id.in_(ids)))
-        if store.mirrors_rasdaemon:
+        # mirror rows, also those written before a `rasdaemon_mirror = false`
+        if store.engine.dialect.name == "sqlite":
             for table, rids in mirror.items():  # names from MIRROR_TABLES only
                 marks = ", ".join("?" * len(rids))
                 done = conn.exec_driver_sql(f"DELETE FROM {table} WHERE id IN ({marks})",
@@ -283,7 +272,6 @@ class PeriodicPrune:
 
 
 
-def watcher_tasks(store: Store, section: Mapping[str, Any]) -> list[PeriodicPrune]:
+def watcher_tasks(store: Store, settings: StoreSettings) -> list[PeriodicPrune]:
     """The watcher's pruning task for ``[store]`` (none when ``keep`` is not set)."""
-    keep_s = keep_from_config(section)
-    return [] if keep_s is None else [PeriodicPrune(store, keep_s)]
+    return [] if settings.keep_s is None else [PeriodicPrune(store, settings.keep_s)]
