@@ -118,7 +118,9 @@ def _utf8(text: str) -> bytes:
 
 def pack(message: str, driver_detail: str, raw: str) -> bytes | None:
     """The three texts as one compressed value, or None when that is not smaller (the
-    caller then stores them plain)."""
+    caller then stores them plain, as it does a text that is not a str)."""
+    if type(message) is not str or type(driver_detail) is not str or type(raw) is not str:
+        return None
     m, d, r = _utf8(message), _utf8(driver_detail), _utf8(raw)
     plain = len(m) + len(d) + len(r)
     if plain < MIN_BYTES:

@@ -45,6 +45,10 @@ def test_short_texts_stay_plain() -> None:
     assert pack("m", "d", "r" * MIN_BYTES) is not None
 
 
+def test_a_text_that_is_not_a_str_is_left_to_the_plain_columns() -> None:
+    assert pack(None, DETAIL, EDAC) is None  # type: ignore[arg-type]
+
+
 def test_unknown_version_is_refused() -> None:
     packed = pack("", "", EDAC)
     assert packed is not None
