@@ -417,11 +417,12 @@ def _merge_latest(previous: Alert | None, alert: Alert) -> Alert:
         return alert
     evidence = {**previous.evidence, **alert.evidence}
     return alert.replace(evidence=evidence, verdict=alert.verdict or previous.verdict,
-                         dimm_label=alert.dimm_label or previous.dimm_label)
+                         dimm_label=alert.dimm_label or previous.dimm_label,
+                         dimm_name=alert.dimm_name or previous.dimm_name)
 
 
 def _dimm_metrics(dimm_id: str, alert: Alert) -> DimmMetrics:
     ev = alert.evidence
-    return DimmMetrics(dimm_id=dimm_id, label=alert.dimm_label,
+    return DimmMetrics(dimm_id=dimm_id, label=alert.dimm_label, slot=alert.dimm_name,
                        corrected=int(ev.get("ce_count") or 0),
                        uncorrected=int(ev.get("ue_count") or 0), verdict=alert.verdict)

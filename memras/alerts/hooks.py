@@ -36,6 +36,7 @@ class DimmMetrics:
     corrected: int
     uncorrected: int
     verdict: str | None
+    slot: str | None = None  # the slot label (P1-DIMMB1), memras.alerts.naming
 
 
 @dataclass(frozen=True, slots=True)

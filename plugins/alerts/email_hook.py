@@ -94,7 +94,7 @@ class EmailHook(AlertHook):
 
 
 def subject(alert: Alert) -> str:
-    dimm = alert.dimm_label or alert.dimm_id or "-"
+    dimm = alert.dimm_shown  # the slot label when named (memras.alerts.naming)
     text = f"[memras] {alert.severity.value.upper()} DIMM {dimm}: {alert.message}"
     return escape(text)[:SUBJECT_MAX]
 
@@ -103,7 +103,8 @@ def body(alert: Alert) -> str:
     lines = [
         f"Severity: {alert.severity.value}",
         f"Kind:     {alert.kind.value}",
-        f"DIMM:     {escape(alert.dimm_label or '-')} (id {escape(alert.dimm_id or '-')})",
+        f"DIMM:     {escape(alert.dimm_shown)} (label {escape(alert.dimm_label or '-')}, "
+        f"id {escape(alert.dimm_id or '-')})",
         f"Verdict:  {escape(alert.verdict or '-')}",
         f"Time:     {alert.time.isoformat()}",
         f"Alert id: {alert.id if alert.id is not None else '-'}",

@@ -22,8 +22,9 @@ the rule's window, from ``evidence["threshold"]``), TOTALCOUNT,
 LOCATION, DMI_LOCATION, DMI_NAME, DIMM, CHANNEL, SOCKETID, CECOUNT, UCCOUNT,
 LASTEVENT (epoch seconds), AGETIME (seconds), THRESHOLD_COUNT. memras adds
 MEMRAS_ALERT_ID, MEMRAS_KIND, MEMRAS_VERDICT, MEMRAS_SEVERITY, MEMRAS_DIMM,
-MEMRAS_MESSAGE and MEMRAS_ALERT_JSON (a file holding the alert's v1 JSON payload,
-deleted after the program exits).
+MEMRAS_DIMM_SLOT (the slot label, e.g. P1-DIMMB1; empty when unknown), MEMRAS_MESSAGE
+and MEMRAS_ALERT_JSON (a file holding the alert's v1 JSON payload, deleted after the
+program exits).
 """
 
 from __future__ import annotations
@@ -183,6 +184,7 @@ def memras_variables(alert: Alert, json_path: str) -> dict[str, str]:
         "MEMRAS_SEVERITY": alert.severity.value,
         "MEMRAS_VERDICT": alert.verdict or "",
         "MEMRAS_DIMM": alert.dimm_id or "",
+        "MEMRAS_DIMM_SLOT": alert.dimm_name or "",  # the slot label (memras.alerts.naming)
         "MEMRAS_MESSAGE": alert.message,
         "MEMRAS_ALERT_JSON": json_path,
     }

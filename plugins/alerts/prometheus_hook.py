@@ -9,10 +9,14 @@ Options (``[alerts.hooks.prometheus]``)::
 
 Metrics (node_exporter naming, ``memras_`` prefix)::
 
-    memras_dimm_corrected_errors_total{dimm="…",dimm_label="…"}    counter
-    memras_dimm_uncorrected_errors_total{dimm="…",dimm_label="…"}  counter
-    memras_dimm_verdict{dimm="…",dimm_label="…",verdict="…"} 1     gauge, one series per DIMM
-    memras_alerts_open                                             gauge
+    memras_dimm_corrected_errors_total{dimm="…",slot="…",dimm_label="…"}    counter
+    memras_dimm_uncorrected_errors_total{dimm="…",slot="…",dimm_label="…"}  counter
+    memras_dimm_verdict{dimm="…",slot="…",dimm_label="…",verdict="…"} 1     gauge, per DIMM
+    memras_alerts_open                                                      gauge
+
+``slot`` is the label printed on the board (the SMBIOS locator, ``P1-DIMMB1``) as the
+watcher names the DIMM now, empty when it cannot (no host inventory); ``dimm_label`` is
+the EDAC label the error printed; ``dimm`` the id the series is keyed by.
     memras_alert_deliveries_total{hook="…"}                        counter
     memras_alert_delivery_failures_total{hook="…"}                 counter
 
@@ -85,7 +89,7 @@ def _samples(name: str, snapshot: MetricsSnapshot) -> Iterator[str]:
             yield f"{name}{_labels(hook=hook.hook)} {count}"
         return
     for dimm in snapshot.dimms:
-        labels = {"dimm": dimm.dimm_id, "dimm_label": dimm.label or ""}
+        labels = {"dimm": dimm.dimm_id, "slot": dimm.slot or "", "dimm_label": dimm.label or ""}
         if name == "memras_dimm_corrected_errors_total":
             yield f"{name}{_labels(**labels)} {dimm.corrected}"
         elif name == "memras_dimm_uncorrected_errors_total":
@@ -178,13 +182,13 @@ class _SnapshotCollector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         snap = self.hook.current()
-        labels = ["dimm", "dimm_label"]
+        labels = ["dimm", "slot", "dimm_label"]
         ce = CounterMetricFamily("memras_dimm_corrected_errors", METRICS[0][2], labels=labels)
         ue = CounterMetricFamily("memras_dimm_uncorrected_errors", METRICS[1][2], labels=labels)
         verdict = GaugeMetricFamily("memras_dimm_verdict", METRICS[2][2],
                                     labels=[*labels, "verdict"])
         for dimm in snap.dimms:
-            values = [dimm.dimm_id, dimm.label or ""]
+            values = [dimm.dimm_id, dimm.slot or "", dimm.label or ""]
             ce.add_metric(values, dimm.corrected)
             ue.add_metric(values, dimm.uncorrected)
             if dimm.verdict:

@@ -96,7 +96,7 @@ def rfc5424(priority: int, alert: Alert, host: str, app_name: str, text: str) ->
     """``<PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG`` (RFC 5424 §6)."""
     params = {"alert_id": "" if alert.id is None else str(alert.id), "kind": alert.kind.value,
               "severity": alert.severity.value, "dimm": alert.dimm_id or "",
-              "label": escape(alert.dimm_label or "")}
+              "label": escape(alert.dimm_label or ""), "slot": escape(alert.dimm_name or "")}
     sd = " ".join(f'{k}="{_sd_escape(v)}"' for k, v in params.items())
     stamp = _rfc3339(alert.time)
     return (f"<{priority}>1 {stamp} {_token(host)} {_token(app_name)} {os.getpid()} "
@@ -114,6 +114,7 @@ def journal_record(alert: Alert, identifier: str) -> bytes:
         "MEMRAS_SEVERITY": alert.severity.value,
         "MEMRAS_DIMM": alert.dimm_id or "",
         "MEMRAS_DIMM_LABEL": alert.dimm_label or "",
+        "MEMRAS_DIMM_SLOT": alert.dimm_name or "",
     }
     return b"".join(_journal_field(k, v) for k, v in fields.items())
 
@@ -126,7 +127,7 @@ def _journal_field(key: str, value: str) -> bytes:
 
 
 def _summary(alert: Alert) -> str:
-    dimm = alert.dimm_label or alert.dimm_id or "-"
+    dimm = alert.dimm_shown  # the slot label when named (memras.alerts.naming)
     return f"{alert.severity.value.upper()} {alert.kind.value} DIMM {dimm}: {alert.message}"
 
 

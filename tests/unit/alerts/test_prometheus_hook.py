@@ -17,7 +17,8 @@ from memras.errors import HookError
 
 HOSTILE = 'CPU0 "A1"\\\nx'
 SNAPSHOT = MetricsSnapshot(dimms=(
-    DimmMetrics("mc0-dimm0", "CPU0_DIMM_A1", corrected=120, uncorrected=0, verdict="suspect"),
+    DimmMetrics("mc0-dimm0", "CPU0_DIMM_A1", corrected=120, uncorrected=0, verdict="suspect",
+                slot="P1-DIMMA1"),
     DimmMetrics("mc0-dimm1", HOSTILE, corrected=3, uncorrected=2, verdict="failing"),
 ), alerts_open=4)
 
@@ -35,8 +36,8 @@ def test_render_parses_with_help_type_and_escaped_labels() -> None:
     assert "# TYPE memras_dimm_corrected_errors_total counter" in text
     assert "# HELP memras_alerts_open " in text
     samples = _samples(text)
-    a1 = (("dimm", "mc0-dimm0"), ("dimm_label", "CPU0_DIMM_A1"))
-    hostile = (("dimm", "mc0-dimm1"), ("dimm_label", HOSTILE))
+    a1 = (("dimm", "mc0-dimm0"), ("dimm_label", "CPU0_DIMM_A1"), ("slot", "P1-DIMMA1"))
+    hostile = (("dimm", "mc0-dimm1"), ("dimm_label", HOSTILE), ("slot", ""))
     assert samples[("memras_dimm_corrected_errors_total", a1)] == 120
     assert samples[("memras_dimm_uncorrected_errors_total", hostile)] == 2  # label round-trips
     assert samples[("memras_dimm_verdict", (*hostile, ("verdict", "failing")))] == 1
@@ -73,7 +74,7 @@ def test_metrics_endpoint_serves_the_latest_snapshot() -> None:
         hook.close()
     samples = _samples(text)
     assert samples[("memras_alerts_open", ())] == 4
-    a1 = (("dimm", "mc0-dimm0"), ("dimm_label", "CPU0_DIMM_A1"))
+    a1 = (("dimm", "mc0-dimm0"), ("dimm_label", "CPU0_DIMM_A1"), ("slot", "P1-DIMMA1"))
     assert samples[("memras_dimm_corrected_errors_total", a1)] == 120
 
 
@@ -87,7 +88,7 @@ def test_dispatcher_keeps_the_textfile_current(tmp_path: Path) -> None:
     samples = _samples((tmp_path / "memras.prom").read_text())
     assert samples[("memras_alerts_open", ())] == 1
     assert samples[("memras_dimm_uncorrected_errors_total",
-                    (("dimm", "d1"), ("dimm_label", "B1")))] == 1
+                    (("dimm", "d1"), ("dimm_label", "B1"), ("slot", "")))] == 1
     dispatcher.store.update(stored.replace(state=AlertState.RESOLVED))
     dispatcher.notify_state(stored.replace(state=AlertState.RESOLVED))
     assert _samples((tmp_path / "memras.prom").read_text())[("memras_alerts_open", ())] == 0
