@@ -37,6 +37,7 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,7 @@ def run(n: int) -> dict[str, Any]:
         mem_bytes, mem_parts = vacuumed_size(tmp / "memras.db")
         plain_bytes, _ = vacuumed_size(tmp / "plain.db")
         bare_bytes, _ = vacuumed_size(tmp / "no-mirror.db")
+        pruned = prune_half(tmp / "memras.db", n)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     mix = {kind: sum(1 for e in events if kind_of(e) == kind) for kind, _ in MIX}
@@ -221,7 +223,38 @@ def run(n: int) -> dict[str, Any]:
             mem_parts.items(), key=lambda kv: -kv[1]) if size / n >= 1},
         "rasdaemon_parts_per_event": {name: size / n for name, size in sorted(
             ras_parts.items(), key=lambda kv: -kv[1]) if size / n >= 1},
+        "prune": pruned,
     }
+
+
+def prune_half(path: Path, n: int) -> dict[str, Any]:
+    """``[store] keep`` pruning of the older half of the events (memras.store.retention),
+    with each batch's write transaction timed: how long the watcher's writer could wait."""
+    from memras.store import retention
+
+    spent: list[float] = []
+    delete = retention._delete  # noqa: SLF001 - timed, not changed
+
+    def timed(store: Any, rows: list[Any]) -> int:
+        started = time.perf_counter()
+        try:
+            return delete(store, rows)
+        finally:
+            spent.append(time.perf_counter() - started)
+
+    retention._delete = timed  # noqa: SLF001
+    try:
+        with Store.open(path) as store:
+            keep_s = 86400.0
+            now = START + timedelta(seconds=n // 2 + keep_s)
+            result = retention.prune(store, keep_s, now=now)
+            left = store.count()
+    finally:
+        retention._delete = delete  # noqa: SLF001
+    return {"deleted": result.deleted, "mirror_deleted": result.mirror_deleted,
+            "batches": result.batches, "seconds": result.seconds, "left": left,
+            "longest_batch_ms": max(spent, default=0.0) * 1000,
+            "median_batch_ms": sorted(spent)[len(spent) // 2] * 1000 if spent else 0.0}
 
 
 def figures(r: dict[str, Any]) -> str:
@@ -242,6 +275,11 @@ def figures(r: dict[str, Any]) -> str:
         f"**{r['no_mirror_ratio']:.2f}x**",
         "- memras's bytes/event by table and index (dbstat): " + ", ".join(
             f"{name} {b:.0f}" for name, b in r["memras_parts_per_event"].items()),
+        f"- `[store] keep` pruning of the older half: {r['prune']['deleted']:,} rows (and "
+        f"{r['prune']['mirror_deleted']:,} mirror rows) in {r['prune']['batches']} batches, "
+        f"{r['prune']['seconds']:.1f} s; each batch's write transaction: median "
+        f"{r['prune']['median_batch_ms']:.0f} ms, longest {r['prune']['longest_batch_ms']:.0f}"
+        f" ms (the longest the watcher's writer waits)",
     ]
     return "\n".join(lines)
 

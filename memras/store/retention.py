@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete, inspect, select, update
+from sqlalchemy import Connection, delete, func, inspect, select, update
 
 from memras.store.models import ErrorCountRow, ErrorRow
 from memras.store.settings import StoreSettings
@@ -155,7 +155,11 @@ def passes(store: Store, result: PruneResult, *, batch_rows: int = BATCH_ROWS
         with store.engine.connect() as conn:  # a read: no write lock taken
             rows = conn.execute(
                 select(*(t.c[n] for n in _COLUMNS))
-                .where(t.c.id > last, t.c.time < cutoff)
+                # coalesce(): no index on it, so SQLite walks the primary key from
+                # `last` (each batch reads on from where the last stopped: a pass reads
+                # the table once) instead of the time index plus a sort of every old row
+                # per batch, which ANALYZE statistics could make it pick
+                .where(t.c.id > last, func.coalesce(t.c.time, cutoff) < cutoff)
                 .order_by(t.c.id).limit(batch_rows)).mappings().all()
             conn.rollback()
         if not rows:
