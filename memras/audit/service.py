@@ -244,7 +244,7 @@ class AuditTrail:
                      replacement_id: int | None, key: ChainKey | None
                      ) -> tuple[AuditEntry, int]:
         chain: dict[str, Any] = {"alg": ALG_HMAC if key else ALG_SHA256,
-                                 "anchor": str(self.anchor_file) if self.anchor_file else None}
+                                 "anchored": self.anchor_file is not None}
         if key is not None:
             chain["key"] = key.id
         with store_session(self.store) as session:
@@ -385,7 +385,7 @@ class _Anchored:
 def _check_anchor(path: Path | None, rows: list[ChainRow], database: Path | None, *,
                   explicit: bool) -> tuple[_Anchored | None, list[ChainProblem], list[str]]:
     """Compare the rows with the anchor file: (what matched, problems, warnings)."""
-    anchored_rows = [r.seq for r in rows if _anchored_to(r.payload)]
+    anchored_rows = [r.seq for r in rows if _anchored(r.payload)]
     if path is None:
         return None, [], (["this database has no anchor file (not a file database): set "
                            "[audit] anchor_file to anchor its head"] if rows else [])
@@ -431,11 +431,12 @@ def _check_anchor(path: Path | None, rows: list[ChainRow], database: Path | None
     return _Anchored(head, f"{path} ({head.count} rows, {stamp})"), problems, warnings
 
 
-def _anchored_to(payload: Mapping[str, Any]) -> str | None:
-    """The anchor file a row says its head was written to (None: rows before anchors)."""
+def _anchored(payload: Mapping[str, Any]) -> bool:
+    """Whether the row says its head was written to an anchor file (False: rows from
+    before anchors, or a database with no anchor file). A flag, not the path, so a
+    row's hash does not depend on where the database lives."""
     chain = payload.get("chain")
-    anchor = chain.get("anchor") if isinstance(chain, Mapping) else None
-    return anchor if isinstance(anchor, str) else None
+    return isinstance(chain, Mapping) and chain.get("anchored") is True
 
 
 def _missing_tables(tables: set[str], head: tuple[int, str] | None, anchored: _Anchored | None,

@@ -177,7 +177,7 @@ def forge_row(trail: Trail, seq: int, prev: str, action: str = "close") -> str:
                "action": action, "actor": {"uid": 0, "user": "root", "operator": "Eve",
                                            "host": "db7"},
                "data": {"outcome": "ok", "state": "closed"},
-               "chain": {"alg": "sha256", "anchor": None}}
+               "chain": {"alg": "sha256", "anchored": True}}
     digest = row_hash(prev, payload)
     conn = sqlite3.connect(trail.db)
     with conn:
