@@ -19,6 +19,7 @@ from memras.lab.scenarios import show_report as show
 pytestmark = pytest.mark.lab
 
 
+@pytest.mark.timeout(1200)  # ~4-5 min, up to 5 more waiting out the steady phase's backlog
 def test_every_logged_ce_is_stored_once(lab: Lab) -> None:
     report = run_scenario(lab, "ingest-latency")
     print(show(report))
