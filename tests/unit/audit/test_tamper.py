@@ -399,3 +399,16 @@ def test_rechain_with_the_anchor_rewritten_needs_the_key(trail: Trail, capsys) -
         assert status == 0, report
     else:
         assert status == 1 and "downgrade" in {p["kind"] for p in report["problems"]}
+
+
+def test_a_crash_between_a_steps_audit_and_its_state_is_not_tampering(trail: Trail,
+                                                                      capsys) -> None:
+    """memras audits a step, then records the new state: killed in between, the
+    replacement is one state behind with that step still current (resume re-runs it)."""
+    sql(trail, "UPDATE memras_replacement SET state='verified', current_step='close' "
+               "WHERE id=1")
+    status, report = verify(trail, capsys)
+    assert status == 0 and report["ok"], report
+    sql(trail, "UPDATE memras_replacement SET current_step=NULL WHERE id=1")
+    status, report = verify(trail, capsys)
+    assert status == 1 and [p["kind"] for p in report["problems"]] == ["replacement"]
