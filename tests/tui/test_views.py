@@ -76,3 +76,34 @@ def test_dimm_detail_after_a_replacement_shows_the_new_modules_evidence_only(wor
     assert [p["page"] for p in detail.pages] == [0x222, 0x333]
     earlier = [p["page"] for p in detail.earlier_pages]  # the world's own page action too
     assert 0x111 in earlier and 0x222 not in earlier and 0x333 not in earlier
+
+
+def test_dimm_events_are_the_rows_errors_dimm_selects(world, capsys) -> None:
+    """One DIMM filter (DimmNames.error_filter): the detail reads the rows `memras errors
+    --dimm` gives, attributed or not. Half the FAILING DIMM's rows lose their dimm_id, as
+    rows stored before memras attributed them; a stranger's row printed with the same
+    EDAC label but attributed elsewhere stays out."""
+    import json
+
+    from sqlalchemy import update
+
+    from memras.cli import main
+    from memras.health.dimm_names import DimmNames
+    from memras.store.models import ErrorRow
+
+    host = Host(world.root)
+    dimm = next(d for d in dimm_inventory(host) if d.id == FAILING)
+    t = ErrorRow.__table__
+    with Store.open(world.db) as store:
+        with store.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.dimm_id == FAILING, t.c.id % 2 == 0)
+                         .values(dimm_id=None))
+            conn.execute(update(t).where(t.c.id == 16).values(label=dimm.label))
+        names = DimmNames.of(host, store)
+        detail = [e.id for e in views.dimm_events(store, dimm, names=names)]
+        assert views.dimm_detail(host, store, dimm).events_read == 14  # the screen's read
+    assert main(["--root", str(world.root), "--db", str(world.db), "--json", "errors",
+                 "--dimm", "P1-DIMMB1"]) == 0
+    listed = [r["id"] for r in json.loads(capsys.readouterr().out)]
+    assert len(detail) == 14 and sorted(detail) == sorted(listed)
+    assert 16 not in detail  # the label alone does not make a row this DIMM's
