@@ -262,3 +262,17 @@ def test_audit_table_settings_are_checked() -> None:
         AuditSettings.from_section({"key_file": ""})
     assert AuditSettings.from_section({"anchor_file": "/srv/h", "syslog": False}) == \
         AuditSettings(anchor_file=Path("/srv/h"), syslog=False)
+
+
+def test_config_check_reads_the_audit_table_and_the_keys_permissions(tmp_path: Path,
+                                                                      capsys) -> None:
+    config = tmp_path / "memras.toml"
+    config.write_text('[audit]\nkeyfile = "/x"\n')
+    assert main(["config", "check", "--config", str(config)]) == 2
+    assert "[audit] unknown key 'keyfile'" in capsys.readouterr().err
+    key = key_file(tmp_path, mode=0o640)
+    config.write_text(f'[audit]\nkey_file = "{key}"\n')
+    assert main(["config", "check", "--config", str(config)]) == 2
+    assert "mode 0640" in capsys.readouterr().err
+    key.chmod(0o600)
+    assert main(["config", "check", "--config", str(config)]) == 0
