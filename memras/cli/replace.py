@@ -25,7 +25,7 @@ from memras.cli.options import (
     check_retry_options,
 )
 from memras.cli.progress import ProgressDisplay
-from memras.errors import UsageError, WorkflowError
+from memras.errors import MemrasError, UsageError, WorkflowError
 from memras.health.dimm_names import host_inventory
 from memras.host import Host
 from memras.store import Store
@@ -34,6 +34,7 @@ from memras.topology.naming import Confirmation, confirmation, specific, wide_te
 from memras.workflow import lock
 from memras.workflow.backends import BackendContext, Target, load_backend
 from memras.workflow.offline import DEFAULT_BACKOFF_INITIAL_S
+from memras.workflow.pending import ABORT, RESUME, in_progress
 from memras.workflow.preflight import PreflightInput, run_preflight
 from memras.workflow.runner import Replacement, ReplaceOptions, StepOutcome, resolve_target
 from memras.workflow.states import HAPPY_PATH
@@ -93,12 +94,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError("--resume and --abort exclude each other")
     if not (args.resume or args.abort) and not args.dimm:
         raise UsageError("name the DIMM to replace", hint="see `memras dimms`")
+    if args.dry_run and (args.resume or args.abort):
+        return _dry_run_pending(args, ctx)
     store = Store.open(ctx.db)
     host = ctx.writable_host()
     if args.dry_run:
         return _dry_run(args, ctx, host, store)
     ui = _Ui(ctx)
     kw: dict[str, Any] = {"progress": ui.shown.blocks, "say": ui.shown.say, "cancel": ui.cancel}
+    rep: Replacement | None = None
     try:
         if args.abort:
             rep = Replacement.active(host, store, **kw)
@@ -117,8 +121,67 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         with ui.shown:  # Ctrl-C: stop after the current block; --on-failure says what then
             outcome = rep.run(on_step=ui.step)
         return ui.finish(rep, outcome)
+    except _Stopped:
+        raise
+    except MemrasError as exc:  # a step refused, the database locked or gone half-way
+        if rep is None:
+            raise
+        raise _stopped(exc, rep) from None
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside the steps
+        if rep is None:
+            raise
+        ui.shown.close()
+        ctx.error(_stopped(WorkflowError("interrupted"), rep))
+        return 130
     finally:
         ui.shown.close()
+
+
+class _Stopped(WorkflowError):
+    """A replacement that stopped half-way, told with where the memory is and what to run."""
+
+
+def _stopped(exc: MemrasError, rep: Replacement) -> _Stopped:
+    """``exc`` ending with where the memory is and the exact commands to go on or undo."""
+    return _Stopped(f"replacement #{rep.id} stopped: {exc.msg}; {rep.where_now()}",
+                    hint=(f"{exc.hint}; then " if exc.hint else "") +
+                         f"continue with `{RESUME}` or roll back with `{ABORT}`")
+
+
+def _dry_run_pending(args: argparse.Namespace, ctx: Context) -> int:
+    """``--resume --dry-run`` (or ``--abort --dry-run``): what it would do, from where
+    the replacement in progress stopped; reads only, takes no lock."""
+    if args.dimm:
+        raise UsageError(f"--{'resume' if args.resume else 'abort'} takes no DIMM: it works "
+                         "on the replacement in progress", hint="drop the DIMM name")
+    host = ctx.host
+    with ctx.store() as store:
+        pending = in_progress(store, host)
+    if pending is None:
+        raise UsageError("no replacement in progress; nothing to "
+                         f"{'resume' if args.resume else 'abort'}",
+                         hint="`memras status` shows one when there is; start one with "
+                              "`memras replace DIMM`")
+    verb = "resume" if args.resume else "abort"
+    if ctx.json:
+        ctx.emit_json({"dry_run": True, "action": verb, "replacement": pending.as_dict()})
+        return 0
+    ctx.print(f"dry run: {verb} replacement #{pending.id} of {escape(pending.dimm)} "
+              f"(state {pending.state}"
+              + (f", stopped during {pending.current_step})" if pending.current_step else ")"))
+    ctx.print(f"  memory: {escape(pending.where)}")
+    if pending.error:
+        ctx.print(f"  last error: {escape(pending.error)}")
+    if pending.driven:
+        ctx.print("  a memras process is driving it right now: --resume would be refused")
+    if args.resume:
+        ctx.print("plan: " + " → ".join(pending.plan))
+    elif pending.abort_step:
+        ctx.print(f"plan: {pending.abort_step} (then the replacement ends)")
+    else:
+        ctx.print(f"plan: none: {escape(pending.abort_note)}")
+    ctx.print("nothing was changed")
+    return 0
 
 
 def _resumable(host: Host, store: Store, kw: dict[str, Any]) -> Replacement:
@@ -220,5 +283,6 @@ class _Ui:
             return 0
         if snap["state"] in ("rolled-back", "left-offline", "aborted", "refused"):
             return 1
-        raise WorkflowError(f"replacement #{snap['id']} stopped at {snap['state']}",
-                            hint="run `memras replace --resume`")
+        raise _Stopped(f"replacement #{snap['id']} stopped at {snap['state']}; "
+                       f"{snap['where']}",
+                       hint=f"continue with `{RESUME}` or roll back with `{ABORT}`")

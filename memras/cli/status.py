@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from collections import Counter
 from typing import Any
 
 from memras.alerts import api as alert_api
+from memras.audit.service import database_file
 from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.dimm_rows import dimm_rows, verdict_column
 from memras.errors import MemrasError
 from memras.text import escape, format_bytes
 from memras.topology.inventory import dimm_inventory
+from memras.workflow.pending import in_progress
 
 
 def open_alerts(ctx: Context) -> list[dict[str, Any]] | None:
@@ -23,6 +26,20 @@ def open_alerts(ctx: Context) -> list[dict[str, Any]] | None:
         return None
 
 
+def replacement_in_progress(ctx: Context) -> tuple[dict[str, Any] | None, str]:
+    """The replacement in progress (memras.workflow.pending) and, when the database
+    cannot say, why: "none" must never hide one that holds memory offline."""
+    path = database_file(ctx.db)
+    if path is not None and not path.exists():  # no database: nothing was ever started
+        return None, ""
+    try:
+        with ctx.store() as store:
+            pending = in_progress(store, ctx.host)
+    except MemrasError as exc:
+        return None, exc.msg
+    return (pending.as_dict() if pending else None), ""
+
+
 def collect(ctx: Context) -> dict[str, Any]:
     host = ctx.host
     info = host.meminfo.read()
@@ -31,7 +48,10 @@ def collect(ctx: Context) -> dict[str, Any]:
     by_zone = Counter((b.zone or ("-" if b.online else "offline"), b.state) for b in blocks)
     dimms = dimm_inventory(host) if blocks else []
     verdicts = verdict_column(ctx, dimms)
+    replacement, unknown = replacement_in_progress(ctx)
     return {
+        "replacement": replacement,  # the one in progress, or null
+        "replacement_unknown": unknown or None,  # why the database could not say
         "memory": {
             "total_bytes": info.total, "block_size": size,
             "online_bytes": sum(b.size for b in blocks if b.online),
@@ -52,6 +72,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if ctx.json:
         ctx.emit_json(data)
         return 0
+    if data["replacement"]:  # first: it holds memory offline until someone acts
+        for line in textwrap.wrap(escape(data["replacement"]["line"]), 79,
+                                  subsequent_indent="  "):
+            ctx.print(line)
+        ctx.print("")
+    elif data["replacement_unknown"]:
+        ctx.print(f"replacement in progress: cannot tell ({escape(data['replacement_unknown'])})")
+        ctx.print("")
     mem = data["memory"]
     ctx.print(f"memory   total {format_bytes(mem['total_bytes'])}, "
               f"online {format_bytes(mem['online_bytes'])}, "

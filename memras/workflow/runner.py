@@ -34,7 +34,7 @@ from sqlalchemy import select
 
 from memras.alerts.service import AlertService
 from memras.audit.service import Actor, AuditTrail, store_session
-from memras.errors import MemrasError, WorkflowError
+from memras.errors import MemrasError, StoreError, WorkflowError
 from memras.health.api import current_verdicts
 from memras.health.module_registry import (
     ModuleIdentity,
@@ -44,7 +44,6 @@ from memras.health.module_registry import (
 )
 from memras.ingest.edac_ledger import OWN_RESETS_CURSOR, note_own_reset
 from memras.jsonenc import json_safe
-from memras.text import block_names
 from memras.topology.inventory import resolve_dimm
 from memras.topology.memory_map import blocks_for_dimm
 from memras.workflow import lock
@@ -60,6 +59,7 @@ from memras.workflow.offline import (
     run_blocks,
     set_block_state,
 )
+from memras.workflow.pending import kernel_where, where_text
 from memras.workflow.preflight import PreflightInput, run_preflight
 from memras.workflow.states import HAPPY_PATH, Event, State, Step, advance, step_named
 from memras.workflow.verify import (
@@ -176,6 +176,7 @@ class Replacement:
                                                                  is_real=host.is_real))
         self._process_lock.acquire()
         row = self._row()
+        self._blocks = list((row.target or {}).get("target", {}).get("blocks") or [])
         self.options = ReplaceOptions(**row.options)
         self.audit = AuditTrail.configured(store, self.options.alerts_config)  # its [audit]
         self.actor = Actor(uid=row.uid, user=row.user, operator=row.operator, host=row.host)
@@ -402,18 +403,17 @@ class Replacement:
     # --- where the memory is --------------------------------------------------------
     def where_is_memory(self) -> str:
         row = self._row()
-        old = self.blocks("old")
-        offline = [b.block for b in old if b.status in ("offline", "offlining")]
-        new = [b.block for b in self.blocks("new") if b.status == "online"]
-        state = State(row.state)
-        if state in (State.CLOSED, State.ABORTED) or (state is State.ONLINE and new):
-            return f"the new module is in: {len(new)} blocks online (Movable)"
-        if state in (State.REMOVED, State.INSERTED):
-            return "the old module is removed; its memory is gone until a new one is online"
-        if offline:
-            return f"{len(offline)} of {len(old)} blocks of the old module are offline: " \
-                   f"{block_names(offline)}"
-        return f"all {len(old)} blocks of the old module are online"
+        return where_text(State(row.state),
+                          [(b.block, b.status) for b in self.blocks("old")],
+                          [(b.block, b.status) for b in self.blocks("new")])
+
+    def where_now(self) -> str:
+        """Where the memory is, for a command that stops half-way: from the database's
+        rows, or from the kernel alone when the database cannot be read (locked, gone)."""
+        try:
+            return self.where_is_memory()
+        except StoreError:
+            return kernel_where(self.host, self._blocks)
 
 
 def _new_row(host: Host, target: Target, status: str, reason: str, options: ReplaceOptions,
