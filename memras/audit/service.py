@@ -170,15 +170,18 @@ def database_file(url_or_path: str | Path) -> Path | None:
 
 
 def _database_path(store: Store) -> Path | None:
-    """The database file (None: in memory, or not SQLite)."""
-    path = getattr(store, "path", None)
-    if path:
-        return Path(path)
-    url = store.engine.url
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    """The database file (None: in memory, or not SQLite). A read-only store's engine
+    has no path in its URL (it connects through a creator), so SQLite is asked."""
+    if store.engine.url.get_backend_name() != "sqlite":
         return None
-    database = url.database.removeprefix("file:").split("?", 1)[0]
-    return Path(database).absolute()
+    try:
+        with store.engine.connect() as conn:
+            for _seq, name, file in conn.exec_driver_sql("PRAGMA database_list"):
+                if name == "main":
+                    return Path(file).absolute() if file else None
+    except SQLAlchemyError:
+        pass  # the first read reports it
+    return None
 
 
 class AuditTrail:

@@ -276,3 +276,12 @@ def test_config_check_reads_the_audit_table_and_the_keys_permissions(tmp_path: P
     assert "mode 0640" in capsys.readouterr().err
     key.chmod(0o600)
     assert main(["config", "check", "--config", str(config)]) == 0
+
+
+def test_a_read_only_store_finds_its_anchor_file(db: Path) -> None:
+    with Store.open(db) as store:
+        fill(store, quiet())
+    with Store.open_readonly(db) as store:  # its engine connects through a creator
+        report = AuditTrail(store, quiet()).verify()
+    assert report.ok and report.anchor is not None
+    assert report.anchor.startswith(str(db.parent / "audit.db.audit-head"))
