@@ -37,9 +37,12 @@ async def test_dashboard_shows_summary_dimms_alerts_and_feed(make_app) -> None:
         assert rows[FAILING_NAME][2] == "14" and rows[BROKEN_NAME][3] == "1"
         assert set(rows[FAILING_NAME][4]) - {"·", " "}  # the 24 h sparkline is not flat
         assert set(rows["P1-DIMMA1"][4]) == {"·"}
-        assert "uncorrected memory error on mc2/dimm0" in static_text(screen, "#open-alerts")
+        alerts = static_text(screen, "#open-alerts")
+        assert f"CRITICAL #4 {BROKEN_NAME} uncorrected memory error on mc2/dimm0" in alerts
+        assert "CPU_SrcID" not in alerts  # the slot label, not the label stored at raise time
         feed = table_rows(screen, "#feed")
         assert len(feed) == 16 and feed[0][1] == "Corrected"
+        assert {row[2] for row in feed} == {"P1-DIMMD1", BROKEN_NAME, FAILING_NAME}  # slots
 
 
 async def test_feed_updates_without_a_refresh(make_app, world) -> None:
