@@ -2,8 +2,9 @@
 
 On a terminal it opens the TUI on the demo server
 (memras.sim.demo.DemoServer), read-write on the simulated root, so the replacement wizard
-can be played to the end. ``--script``, or stdout not being a terminal, plays the
-whole story headless instead and prints the narrative (``--json``: a summary).
+can be played to the end. ``--script``, or stdout or stdin not being a terminal (the TUI
+could not draw or read keys), plays the whole story headless instead and prints the
+narrative (``--json``: a summary).
 ``--keep DIR`` leaves the simulated server in DIR for later ``memras --root`` runs.
 Nothing on this machine's /sys or /proc is read or written.
 """
@@ -11,6 +12,7 @@ Nothing on this machine's /sys or /proc is read or written.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from memras.cli import command
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     seed = DEFAULT_SEED if args.seed is None else args.seed
     if args.speed is not None and args.speed <= 0:
         raise UsageError("--speed must be positive")
-    if ctx.out.isatty() and not args.script and not ctx.json:
+    if ctx.out.isatty() and sys.stdin.isatty() and not args.script and not ctx.json:
         return _run_tui(ctx, keep, seed, args.speed or 1.0)
     return _run_script(ctx, keep, seed, args.speed or SCRIPT_SPEED)
 
