@@ -79,6 +79,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                                 this_boot=_this_boot(args), page_shift=args.page_shift)
         except (StoreError, KeyboardInterrupt) as exc:  # locked, disk full, Ctrl-C
             stopped = _stopped_early(ctx, store, before, exc)
+            if stopped["committed"] == 0 and isinstance(exc, StoreError):
+                raise  # nothing stored (or a bad input database): the error's own line
         else:
             stopped = None
             # the new rows' DIMM: --root's inventory when it knows the module, else the
