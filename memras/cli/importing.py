@@ -73,6 +73,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with settings.apply(Store.open(ctx.db, create=True)) as store, \
             ProgressDisplay(ctx, "import", total=total, in_bytes=in_bytes) as shown:
         before = last_error_id(store)
+        stopped: dict[str, Any] | None = None
         try:
             report = run_import(store, args.kind, args.path, boot_time=boot_time,
                                 progress=shown.update, year=args.year,
@@ -82,7 +83,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             if stopped["committed"] == 0 and isinstance(exc, StoreError):
                 raise  # nothing stored (or a bad input database): the error's own line
         else:
-            stopped = None
             # the new rows' DIMM: --root's inventory when it knows the module, else the
             # error's own location key (a file from another machine still has its DIMMs)
             attribute_from_host(store, ctx.host, before)
