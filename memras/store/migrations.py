@@ -145,6 +145,17 @@ def _error_texts(conn: Connection) -> None:
     conn.exec_driver_sql("ALTER TABLE memras_error ADD COLUMN texts BLOB")
 
 
+def _error_mce_companion(conn: Connection) -> None:
+    """``memras_error.rasdaemon_mce_id``: the mce_record row written beside a linked
+    mc_event (an EDAC decode with its MCE registers), so retention deletes it with the
+    row. Rows from before have it NULL: their companions are not known and stay."""
+    from sqlalchemy import inspect
+
+    if "rasdaemon_mce_id" in {c["name"] for c in inspect(conn).get_columns("memras_error")}:
+        return  # a fresh database: create_all (migration 1) made the column
+    conn.exec_driver_sql("ALTER TABLE memras_error ADD COLUMN rasdaemon_mce_id INTEGER")
+
+
 def _naive(value: object) -> datetime | None:
     """A DateTime column read through the driver (SQLite returns text) as naive UTC."""
     if value is None or isinstance(value, datetime):
@@ -165,6 +176,8 @@ MIGRATIONS: list[Migration] = [
               _error_time_source),
     Migration(7, "memras_error.texts: message, detail and raw packed, compressed",
               _error_texts),
+    Migration(8, "memras_error.rasdaemon_mce_id: an mc_event's mce_record companion",
+              _error_mce_companion),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -76,6 +76,10 @@ class ErrorRow(Base):
     time_source: Mapped[str | None] = mapped_column(String(16))
     rasdaemon_table: Mapped[str | None] = mapped_column(String(32))
     rasdaemon_id: Mapped[int | None] = mapped_column(Integer)
+    # The mce_record row written beside the linked mc_event when an EDAC decode came with
+    # its machine-check registers (sb_edac, skx): retention deletes both. Migration 8;
+    # NULL for other rows and rows from before it.
+    rasdaemon_mce_id: Mapped[int | None] = mapped_column(Integer)
     # Values the record had out of their domain, clamped or blanked (memras.store.bounds):
     # "count:too-large,address:too-large"; NULL when the row is as the source said
     flags: Mapped[str | None] = mapped_column(Text)

@@ -2,8 +2,10 @@
 
 What is deleted: ``memras_error`` rows whose event time is older than ``now - keep``,
 with the rasdaemon-format mirror row each is linked to (``rasdaemon_table`` /
-``rasdaemon_id``), and their share of ``memras_error_count`` (so ``summary`` without
-filters still equals the rows it groups, as ``ras-mc-ctl --summary`` over the mirror).
+``rasdaemon_id``; an mc_event's ``mce_record`` companion: ``rasdaemon_mce_id``, from
+schema migration 8 on — an older row's companion is not known and stays), and their
+share of ``memras_error_count`` (so ``summary`` without filters still equals the rows it
+groups, as ``ras-mc-ctl --summary`` over the mirror).
 
 What is kept however old, and why:
 
@@ -128,8 +130,8 @@ def protection(conn: Connection) -> _Protection:
     return out
 
 
-_COLUMNS = ("id", "time", "dimm_id", "rasdaemon_table", "rasdaemon_id", "type", "label", "mc",
-            "top_layer", "middle_layer", "lower_layer", "count")
+_COLUMNS = ("id", "time", "dimm_id", "rasdaemon_table", "rasdaemon_id", "rasdaemon_mce_id",
+            "type", "label", "mc", "top_layer", "middle_layer", "lower_layer", "count")
 
 
 def new_result(keep_s: float, *, now: datetime | None = None,
@@ -205,6 +207,8 @@ def _delete(store: Store, rows: list[Any]) -> int:
         table = row["rasdaemon_table"]
         if table in MIRROR_TABLES and row["rasdaemon_id"] is not None:
             mirror.setdefault(table, []).append(row["rasdaemon_id"])
+        if row["rasdaemon_mce_id"] is not None:  # an mc_event's mce_record companion
+            mirror.setdefault("mce_record", []).append(row["rasdaemon_mce_id"])
         key = (row["type"], row["label"] or "", *(-1 if row[n] is None else row[n] for n in
                                                   ("mc", "top_layer", "middle_layer",
                                                    "lower_layer")))

@@ -45,7 +45,7 @@ LOCATION_FIELDS = ("socket", "mc", "channel", "slot", "csrow", "rank", "bank_gro
 FIRST_COLUMNS = ("time", "uptime", "source", "type", "count", "address", "page",
                  "normalized_address", "grain_bits", "syndrome")
 LAST_COLUMNS = ("message", "driver", "driver_detail", "dedup_key", "identity", "raw", "texts",
-                "time_source", "rasdaemon_table", "rasdaemon_id", "flags")
+                "time_source", "rasdaemon_table", "rasdaemon_id", "rasdaemon_mce_id", "flags")
 ERROR_COLUMNS = (*FIRST_COLUMNS, *LOCATION_FIELDS, *LAST_COLUMNS)
 _NONES = (None,) * len(LOCATION_FIELDS)
 
@@ -186,7 +186,7 @@ class RowBuilder:
             uptime = record.uptime_s
             if uptime_processor is not None and uptime is not None:
                 uptime = uptime_processor(uptime)
-            link_table = row_id = None
+            link_table = row_id = companion = None
             tables: tuple[str, ...] = ()
             if first_id is not None:
                 tables = rasdaemon_tables(record)
@@ -198,6 +198,8 @@ class RowBuilder:
                     next_ids[table] = rid + 1
                     if table is link_table:
                         row_id = rid
+                    else:  # the mce_record beside an mc_event: retention deletes it too
+                        companion = rid
                     if table == "mc_event" and tables is _MC_EVENT_ONLY:
                         continue  # built below from the values memras_error needs too
                     if texts[1] is None:
@@ -248,6 +250,9 @@ class RowBuilder:
                 mask |= 0b100000
             else:
                 tail += (link_table, row_id)
+                if companion is not None:
+                    mask |= 0b10000000
+                    tail += (companion,)
             if flags and (flagged := flags.get(id(record))) is not None:
                 mask |= 0b1000000
                 tail += (flagged,)
@@ -266,7 +271,8 @@ class RowBuilder:
     def _shape(self, mask: int, loc_names: Shape) -> tuple[Shape, Any, Any]:
         """The column names of rows whose optional values are NULL per ``mask`` (bit i:
         the i-th of uptime, address+page, normalized_address, grain_bits, syndrome, the
-        rasdaemon link; bit 6 set: flags present), and a picker of the non-NULL leading
+        rasdaemon link; bit 6 set: flags present; bit 7 set: the link's mce_record
+        companion present), and a picker of the non-NULL leading
         values."""
         optional = [("uptime",), ("address", "page"), ("normalized_address",),
                     ("grain_bits",), ("syndrome",)]
@@ -279,6 +285,8 @@ class RowBuilder:
                 "time_source"]
         if not mask >> 5 & 1:
             last += ["rasdaemon_table", "rasdaemon_id"]
+        if mask >> 7 & 1:
+            last.append("rasdaemon_mce_id")
         if mask >> 6 & 1:
             last.append("flags")
         indexes = [FIRST_COLUMNS.index(n) for n in first]

@@ -186,3 +186,20 @@ def test_watch_prunes_by_itself(server, tmp_path: Path, make_event: EventFactory
     with Store.open(db) as s:
         labels = [e.location.label for e in s.errors()]
     assert "OLD" not in labels and len(labels) == 12
+
+
+def test_an_mc_events_mce_record_companion_goes_with_it(store, make_event: EventFactory):
+    """An EDAC decode with its machine-check registers (sb_edac, skx) is written to both
+    mc_event and mce_record; the memras row links the mc_event and names the companion
+    (rasdaemon_mce_id), and pruning deletes both."""
+    from memras.records import MceRegisters
+
+    regs = MceRegisters(status=0x8C00004000010090, bank=7, addr=0x12345000)
+    store.add_events([make_event("A", minutes=i, mce=regs) for i in range(3)])
+    assert _rows(store, "SELECT count(*) FROM mc_event") == 3
+    assert _rows(store, "SELECT count(*) FROM mce_record") == 3
+    assert _rows(store, "SELECT count(*) FROM memras_error WHERE rasdaemon_mce_id IS NOT NULL") \
+        == 3
+    result = prune(store, 400 * DAY, now=NOW)
+    assert (result.deleted, result.mirror_deleted) == (3, 6)
+    assert _rows(store, "SELECT count(*) FROM mce_record") == 0
