@@ -19,6 +19,7 @@ then weighs against the anchor file, the head table and the replacements recorde
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -200,10 +201,14 @@ class AuditTrail:
 
     @classmethod
     def configured(cls, store: Store, config_path: str | Path | None, *,
-                   database: str | Path | None = None) -> AuditTrail:
+                   database: str | Path | None = None, journal: bool = True) -> AuditTrail:
         """With ``--config``'s ``[audit]``; ``database`` (a --db path or URL) names the
-        file when the store cannot (a read-only store's engine has no path)."""
-        return cls(store, AuditSettings.load(config_path),
+        file if the store cannot; ``journal=False`` (a simulated server's trail) sends
+        no line to syslog whatever ``[audit] syslog`` says."""
+        settings = AuditSettings.load(config_path)
+        if not journal:
+            settings = dataclasses.replace(settings, syslog=False)
+        return cls(store, settings,
                    database=database_file(database) if database is not None else None)
 
     # --- writing ------------------------------------------------------------------

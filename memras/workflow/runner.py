@@ -178,7 +178,9 @@ class Replacement:
         row = self._row()
         self._blocks = list((row.target or {}).get("target", {}).get("blocks") or [])
         self.options = ReplaceOptions(**row.options)
-        self.audit = AuditTrail.configured(store, self.options.alerts_config)  # its [audit]
+        # its [audit]; a simulated server's steps are no real event for the journal
+        self.audit = AuditTrail.configured(store, self.options.alerts_config,
+                                           journal=not host.is_simulated)
         self.actor = Actor(uid=row.uid, user=row.user, operator=row.operator, host=row.host)
         self._backend: Backend | None = None
 

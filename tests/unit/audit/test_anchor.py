@@ -285,3 +285,20 @@ def test_a_read_only_store_finds_its_anchor_file(db: Path) -> None:
         report = AuditTrail(store, quiet()).verify()
     assert report.ok and report.anchor is not None
     assert report.anchor.startswith(str(db.parent / "audit.db.audit-head"))
+
+
+def test_a_simulated_servers_replacement_logs_no_journal_line(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    lines: list[str] = []
+    monkeypatch.setattr(anchor_mod.syslog, "syslog", lambda prio, msg: lines.append(msg))
+    config = tmp_path / "memras.toml"
+    config.write_text("[audit]\nsyslog = true\n")
+    host = profiles.create("demo", tmp_path / "root").host()
+    with Store.open(tmp_path / "memras.db") as store:
+        rep = Replacement.start(host, store, "P2-DIMMA1",  # refused at preflight: quick
+                                ReplaceOptions(alerts_config=str(config)))
+        rep.run()
+        trail = AuditTrail(store, quiet())
+        assert len(trail.list()) >= 2 and trail.verify().ok
+    assert lines == []  # the anchor file was written, the journal left alone
+    assert json.loads((tmp_path / "audit-head").read_text())["count"] == len(trail.list())
