@@ -121,7 +121,8 @@ RULES: tuple[Rule, ...] = (
          "an established fault's erring hours (hours with a CE) in the last window are at "
          "least N times its rate before it in the classifier window, beyond chance for a "
          "steady rate (binomial, < 10^-S), with at least a window's history "
-         "before -> replace-at-next-maintenance", "120 h, N 4, S 8",
+         "before -> watch (evidence beside the verdict: on the verdict-truth fleets it "
+         "never flagged a failing DIMM before memras-fault-growing did)", "120 h, N 4, S 8",
          "[classify] rate_window_h, rate_growth_min, rate_min_strength"),
     Rule("memras-erring-after-offline", "memras; Hwang et al. ASPLOS'12 (page retirement)",
          "a cell or row fault keeps erring (>= N CE records) at pages not offlined after "

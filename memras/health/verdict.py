@@ -309,8 +309,9 @@ def _predictive_findings(c: FaultClassification, policy: VerdictPolicy) -> list[
     if ev.growing:
         out.append((VerdictState.REPLACE_LATER, "memras-fault-growing",
                     f"{c.mode} fault growing: {ev.spread_detail}"))
-    if ev.rate_growing:
-        out.append((VerdictState.REPLACE_LATER, "memras-rate-growing",
+    if ev.rate_growing:  # watch: on the verdict-truth fleets it flagged no failing DIMM
+        # before growth did, and stable faults now and then (docs/performance.md)
+        out.append((VerdictState.WATCH, "memras-rate-growing",
                     f"{c.mode} fault erring faster: {ev.recent_hours} erring hours in the "
                     f"recent window, {ev.expected_hours:g} at its rate before (chance "
                     f"10^-{ev.rate_strength:g})"))
