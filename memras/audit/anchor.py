@@ -201,20 +201,23 @@ def write_anchor(path: Path, head: Head, *, group_of: Path | None = None) -> Non
 
 
 @contextlib.contextmanager
-def anchor_lock(path: Path | None) -> Iterator[None]:
-    """Serialise appenders on ``<anchor>.lock`` (no anchor, or no lock possible: no-op;
-    the database still serialises the rows, only the anchor file could then lag)."""
+def anchor_lock(path: Path | None, *, shared: bool = False) -> Iterator[None]:
+    """Serialise appenders on ``<anchor>.lock``; ``shared``: a verifier, so that no
+    append falls between its reading the rows and reading the anchor. No anchor, or no
+    lock possible (a reader who may not open it): a no-op; the database still
+    serialises the rows, only the anchor could then lag or lead by an append."""
     if path is None:
         yield
         return
+    lock = path.with_name(path.name + ".lock")
     try:
-        fd = os.open(path.with_name(path.name + ".lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, ANCHOR_MODE)
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW) if shared else \
+            os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, ANCHOR_MODE)
     except OSError:
         yield
         return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the lock

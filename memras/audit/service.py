@@ -338,7 +338,10 @@ class AuditTrail:
         """Check the chain, the head table, the anchor file (``anchor_file`` overrides the
         configured one) and, given ``replacements``, that each has its audit rows.
         Every problem names its row; warnings say what could not be checked."""
-        with self._reading() as conn:
+        path = anchor_file or self.anchor_file
+        chain_rows, problems, warnings = [], [], []
+        # shared lock: no append lands between reading the rows and reading the anchor
+        with anchor_lock(path, shared=True), self._reading() as conn:
             tables = self._tables(conn)
             rows = self._rows(conn)
             head: tuple[int, str] | None = None  # the head table's (count, last hash)
@@ -347,12 +350,13 @@ class AuditTrail:
                 found = conn.execute(select(head_table.c["count"], head_table.c.last_hash)
                                      .where(head_table.c.id == 1)).first()
                 head = (found[0], found[1]) if found else None
-        chain_rows, problems, warnings = [], [], []
-        for row in rows:
-            payload, problem = _decode(row)
-            if problem is not None:
-                problems.append(problem)
-            chain_rows.append(ChainRow(row.seq, row.prev_hash, row.hash, payload))
+            for row in rows:
+                payload, problem = _decode(row)
+                if problem is not None:
+                    problems.append(problem)
+                chain_rows.append(ChainRow(row.seq, row.prev_hash, row.hash, payload))
+            anchored, anchor_problems, anchor_warnings = _check_anchor(
+                path, chain_rows, self.database, explicit=anchor_file is not None)
         key, key_note = self._verify_key()
         report = verify_chain(chain_rows, head_count=head[0] if head else None,
                               head_hash=head[1] if head else None,
@@ -362,9 +366,6 @@ class AuditTrail:
         problems.extend(report.problems)
         if key_note and any(p.kind == "unverifiable" for p in problems):
             warnings.append(key_note)
-        path = anchor_file or self.anchor_file
-        anchored, anchor_problems, anchor_warnings = _check_anchor(
-            path, chain_rows, self.database, explicit=anchor_file is not None)
         problems.extend(anchor_problems)
         warnings.extend(anchor_warnings)
         problems[:0] = _missing_tables(tables, head, anchored, replacements)
