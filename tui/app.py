@@ -130,8 +130,13 @@ class MemrasApp(App[None]):
         self.push_screen(WizardScreen(dimm_id))
 
     # --- actions -----------------------------------------------------------------
-    def action_show(self, mode: str) -> None:
-        self.switch_mode(mode)
+    async def action_show(self, mode: str) -> None:
+        await self.switch_mode(mode)
+        # `d` is the dashboard itself: a DIMM detail (or help) left stacked on it from
+        # before would be stale. A wizard stays: it holds a replacement in progress.
+        while mode == "dashboard" and len(self.screen_stack) > 1 and \
+                isinstance(self.screen, DimmDetailScreen | HelpScreen):
+            await self.pop_screen()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

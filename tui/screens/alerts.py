@@ -35,6 +35,16 @@ if TYPE_CHECKING:
 FILTERS = ("open", "acked", "resolved", "all")
 
 
+class RowTable(MeasuredTable):
+    """A table of rows: Home and End go to the first and last row. DataTable's own
+    Home/End scroll sideways in a row-cursor table, and the header scrolled away."""
+
+    BINDINGS = [
+        Binding("home", "scroll_top", "First", show=False),
+        Binding("end", "scroll_bottom", "Last", show=False),
+    ]
+
+
 class AlertsScreen(Screen[None]):
     if TYPE_CHECKING:  # the app's own type, for its attributes (the app imports this screen)
         app = getters.app(MemrasApp)
@@ -55,14 +65,18 @@ class AlertsScreen(Screen[None]):
         yield ReadOnlyBanner()
         yield Header()
         yield Static("", id="filter-bar")
-        table = MeasuredTable(id="alert-table", cursor_type="row")
+        table = RowTable(id="alert-table", cursor_type="row")
         table.add_columns("#", "Severity", "State", "Kind", "DIMM", "Time", "Message")
         yield table
         yield Static("", id="alert-detail")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still works; q Quit fits 80 cols
 
     def on_mount(self) -> None:
         self._filter_bar()
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        """Shown again: a replacement may have resolved alerts meanwhile (no F5 needed)."""
         self.load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="alerts-load")
@@ -107,10 +121,11 @@ class AlertsScreen(Screen[None]):
 
     @on(AlertsLoaded)
     def show_alerts(self, message: AlertsLoaded) -> None:
-        self.alerts = message.alerts
+        # newest first, as the dashboard's pane shows them
+        self.alerts = sorted(message.alerts, key=lambda a: (a.time, a.id or 0), reverse=True)
         table = self.query_one("#alert-table", DataTable)
         table.clear()
-        for a in message.alerts:
+        for a in self.alerts:
             table.add_row(str(a.id), severity_text(a.severity.value),
                           Text(a.state.value, style="bold" if a.state is AlertState.OPEN else ""),
                           a.kind.value, safe(a.dimm_shown),

@@ -54,9 +54,13 @@ class AuditScreen(Screen[None]):
         table.add_columns("Seq", "Time", "Repl", "Action", "Who", "Detail", "Chain")
         yield table
         yield Static("", id="audit-detail")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still works; q Quit fits 80 cols
 
     def on_mount(self) -> None:
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        """Shown again (after a replacement in the wizard, say): its new rows, no F5."""
         self.load()
 
     def _trail(self) -> AuditTrail:

@@ -18,6 +18,7 @@ the live feed below take the rest, so a taller terminal shows more of both.
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from memras.tui.messages import DashboardLoaded, DashboardReady, EventsArrived, LoadFailed
@@ -36,13 +37,16 @@ from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import get_current_worker
 
 from memras import views
+from memras.errors import MemrasError
 from memras.records import TimeSource
 from memras.text import format_bytes
+from memras.workflow.pending import Pending, in_progress
 
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
@@ -56,6 +60,31 @@ RELOAD_AFTER_EVENTS_S = 2.0
 # Verdicts, alerts and blocks also change without new events: a replacement finished in
 # the wizard or in another terminal, an alert acked elsewhere. Re-read at this pace.
 RELOAD_EVERY_S = 10.0
+
+
+@dataclass
+class ReplacementPending(Message):
+    """The replacement in progress (memras.workflow.pending), or why it cannot be read."""
+
+    pending: Pending | None
+    unknown: str
+
+
+def pending_text(p: Pending) -> Text:
+    """The banner: which replacement, its step, the blocks offline, how to go on."""
+    out = Text(f" REPLACEMENT #{p.id} IN PROGRESS ", style="bold black on yellow")
+    out.append(" ")
+    out.append_text(safe(p.dimm, "bold"))
+    out.append(f" at {p.at}: ")
+    out.append_text(safe(p.where))
+    out.append("\n")
+    if p.driven:
+        out.append("a memras process is driving it now", style="italic")
+        return out
+    out.append("continue: ")
+    out.append("r", style="bold reverse")
+    out.append(f" (wizard) or `{p.resume}`  ·  roll back: `{p.abort}`")
+    return out
 
 
 class DashboardScreen(Screen[None]):
@@ -79,10 +108,12 @@ class DashboardScreen(Screen[None]):
         self.feed_rows: list[views.FeedRow] = []
         self.dimm_names: dict[str, str] = {}  # DIMM id -> slot label, from the last load
         self._reload_timer: object | None = None
+        self.pending: Pending | None = None  # the replacement in progress, from the last load
 
     def compose(self) -> ComposeResult:
         yield ReadOnlyBanner()
         yield Header()
+        yield Static("", id="replacement-banner")
         yield Static("reading the host…", id="summary")
         table = MeasuredTable(id="dimms", cursor_type="row", zebra_stripes=True)
         # verdict first after the id, so it stays on screen at 80 columns
@@ -98,9 +129,10 @@ class DashboardScreen(Screen[None]):
                 feed = MeasuredTable(id="feed", cursor_type="none")
                 feed.add_columns("Time", "Type", "DIMM", "Address")
                 yield feed
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still works; q Quit fits 80 cols
 
     def on_mount(self) -> None:
+        self.query_one("#replacement-banner").display = False
         self.load()
         self.follow_events()
         self.set_interval(RELOAD_EVERY_S, self.load)
@@ -119,6 +151,11 @@ class DashboardScreen(Screen[None]):
         except Exception as exc:  # shown on screen; the app stays up
             self.post_message(LoadFailed("dashboard", str(exc)))
             return
+        try:  # before the load's message, so the first complete frame has the banner
+            pending = None if store is None else in_progress(store, self.app.host)
+            self.post_message(ReplacementPending(pending, ""))
+        except MemrasError as exc:
+            self.post_message(ReplacementPending(None, exc.msg))
         self.post_message(DashboardLoaded(data.summary, data.recent, data.dimms, data.alerts,
                                           store_note=self.app.store_note))
 
@@ -163,6 +200,18 @@ class DashboardScreen(Screen[None]):
             self._fill_feed()
         self.loaded = True
         self._check_ready()
+
+    @on(ReplacementPending)
+    def show_pending(self, message: ReplacementPending) -> None:
+        """The replacement in progress, above everything: it holds memory offline."""
+        banner = self.query_one("#replacement-banner", Static)
+        self.pending = message.pending
+        banner.display = bool(message.pending or message.unknown)
+        if message.pending is not None:
+            banner.update(pending_text(message.pending))
+        elif message.unknown:
+            banner.update(Text(f"replacement in progress: cannot tell ({message.unknown})",
+                               style="bold"))
 
     @on(MeasuredTable.Measured)
     def _check_ready(self) -> None:

@@ -57,10 +57,16 @@ class DimmDetailScreen(Screen[None]):
             yield Static("", id="cells")
             yield Static("", id="addresses")
             yield Static("", id="history")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still works; q Quit fits 80 cols
 
     def on_mount(self) -> None:
         self.load()
+
+    def on_screen_resume(self) -> None:
+        """Back from the wizard (a replacement just ended: new module, verdict, history)
+        or from another screen: read it again, so nothing shown is stale."""
+        if self.detail is not None:
+            self.load()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="detail-load")
     def load(self) -> None:

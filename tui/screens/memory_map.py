@@ -56,7 +56,7 @@ class MemoryMapScreen(Screen[None]):
             with Vertical(id="side"):
                 yield Static("", id="legend")
                 yield Static("reading blocks…", id="block-info")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still works; q Quit fits 80 cols
 
     def on_mount(self) -> None:
         self.load()

@@ -16,8 +16,12 @@ wizard offers to resume.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from memras.tui.screens.confirm import ConfirmScreen
+from memras.tui.widgets.format import safe
 from memras.tui.widgets.settled import SettledScroll
 from memras.tui.widgets.wizard_messages import (
     WizardAdvanced,
@@ -43,6 +47,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, ProgressBar, Static
 
 from memras.errors import MemrasError
@@ -52,6 +57,7 @@ from memras.text import escape
 from memras.topology.inventory import DimmInfo
 from memras.topology.naming import Confirmation, confirmation
 from memras.workflow.driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
+from memras.workflow.pending import ABORT, RESUME
 from memras.workflow.runner import ReplaceOptions
 from memras.workflow.states import State
 
@@ -60,6 +66,13 @@ if TYPE_CHECKING:
 
 REVEAL_POLL_S = 0.02
 RUNNING_PHASES = ("opening", "preflight", "offlining", "swapping", "finishing", "aborting")
+WAITING_PHASES = ("swapping", "finishing")  # waiting for the module to go and the new one
+
+
+def clock_text(seconds: float) -> str:
+    """``4:05``: minutes and seconds."""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}:{secs:02d}"
 
 
 class WizardScreen(Screen[None]):
@@ -72,7 +85,12 @@ class WizardScreen(Screen[None]):
         Binding("t", "technician", "Simulated technician", id="wizard.technician"),
         Binding("enter", "go", "Go on", id="wizard.go"),
         Binding("a", "abort", "Abort", id="wizard.abort"),
+        Binding("q", "quit_wizard", "Quit", id="wizard.quit"),
     ]
+    # Which phase shows which key in the footer (the others are hidden: "c Cancel
+    # offlining" on the REPLACED screen was a key that did nothing).
+    KEYS_IN = {"cancel": ("offlining",), "technician": ("swap",), "go": ("swap", "interrupted"),
+               "abort": ("confirm", "swap", "interrupted")}
 
     def __init__(self, dimm_id: str | None = None, *,
                  options: ReplaceOptions | None = None) -> None:
@@ -87,6 +105,7 @@ class WizardScreen(Screen[None]):
         self.failed_step: str | None = None
         self.settling = False  # a scroll waits for the layout (tests wait for it too)
         self._inventory: list[DimmInfo] | None = None  # read once, for the DIMM's names
+        self._waiting: tuple[float, str, Timer] | None = None  # started, text, ticking timer
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -102,7 +121,7 @@ class WizardScreen(Screen[None]):
                     yield ProgressBar(total=1, show_eta=False, id="wizard-overall")
                     yield Static("", id="wizard-blocks")
                 yield Static("", id="wizard-log")
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still works; q Quit fits 80 cols
 
     def on_mount(self) -> None:
         self.query_one("#wizard-confirm").display = False
@@ -221,6 +240,9 @@ class WizardScreen(Screen[None]):
     # --- rendering -------------------------------------------------------------------------
     def set_phase(self, phase: str) -> None:
         self.phase = phase
+        if self._waiting is not None and phase not in WAITING_PHASES:
+            self._waiting[2].stop()
+            self._waiting = None
         self.query_one("#wizard-confirm").display = phase == "confirm"
         if phase not in ("offlining",):
             self.query_one("#wizard-progress").display = False
@@ -295,7 +317,7 @@ class WizardScreen(Screen[None]):
             self.advance(PAUSES)
         else:  # REMOVED, INSERTED, ONLINE, VERIFIED: the new module's side
             self.set_phase("finishing")
-            self.main(Text("finishing: detecting the new module, onlining and verifying…"))
+            self.wait_text("finishing: detecting the new module, onlining and verifying…")
             self.advance(frozenset())
 
     # --- keys ------------------------------------------------------------------------------
@@ -320,13 +342,49 @@ class WizardScreen(Screen[None]):
             self.main(Text("cancelling: the blocks already offline go back online…",
                            style="bold yellow"))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        phases = self.KEYS_IN.get(action)
+        return phases is None or self.phase in phases
+
     def action_back(self) -> None:
         if self.phase == "offlining":
-            self.action_cancel()
-        elif self.phase in ("confirm", "swap"):
-            self.action_abort()
+            self.ask("Stop taking the blocks offline?", self.undo_detail(),
+                     yes="stop and roll back", no="go on offlining", then=self.action_cancel)
+        elif self.phase == "swap":
+            self.ask("Roll back this replacement?", self.undo_detail(),
+                     yes="roll back", no="stay at the swap step", then=self.action_abort)
+        elif self.phase == "confirm":
+            self.action_abort()  # nothing was changed yet: no question
         elif self.phase not in RUNNING_PHASES:
             self.app.pop_screen()
+
+    def action_quit_wizard(self) -> None:
+        """``q``: quit memras; with a replacement half-done, ask first and say what stays."""
+        snap = self.latest.snapshot if self.latest is not None else None
+        if snap is None or self.latest is None or self.latest.finished or \
+                self.phase in ("done", "opening"):
+            self.app.exit()
+            return
+        detail = Text("Replacement #{} stays where it is: ".format(snap["id"]))
+        detail.append_text(safe(snap.get("where") or ""))
+        detail.append(f".\nContinue later with `{RESUME}` (or reopen the wizard: r), or roll "
+                      f"back with `{ABORT}`.")
+        self.ask(f"Quit with replacement #{snap['id']} in progress?", detail,
+                 yes="quit, leave it as it is", no="stay", then=self.app.exit)
+
+    def undo_detail(self) -> Text:
+        snap = self.latest.snapshot if self.latest is not None else {}
+        blocks = len((snap.get("target") or {}).get("target", {}).get("blocks") or [])
+        return Text(f"The old module's {blocks} memory blocks go back online and replacement "
+                    f"#{snap.get('id', '?')} ends as rolled back; nothing is removed.")
+
+    def ask(self, question: str, detail: Text, *, yes: str, no: str,
+            then: Callable[[], object]) -> None:
+        def answered(ok: bool | None) -> None:
+            if ok:
+                then()
+
+        self.app.push_screen(ConfirmScreen(question, detail, yes=yes, no=no), answered)
 
     def action_abort(self) -> None:
         if self.phase in ("confirm", "swap", "interrupted"):
@@ -354,8 +412,30 @@ class WizardScreen(Screen[None]):
 
     def swap(self) -> None:
         self.set_phase("swapping")
-        self.main(Text("ejecting the old module, waiting for the new one…", style="bold"))
+        self.wait_text("ejecting the old module, waiting for the new one…")
         self.advance(frozenset())
+
+    def detect_timeout_s(self) -> float:
+        """How long the engine waits for the new module (ReplaceOptions.detect_timeout_s)."""
+        rep = self.driver.rep if self.driver is not None else None
+        return (rep.options if rep is not None else self.options or ReplaceOptions()
+                ).detect_timeout_s
+
+    def wait_text(self, what: str) -> None:
+        """``what``, then the time waited so far and when the engine gives up, every second."""
+        if self._waiting is not None:
+            self._waiting[2].stop()
+        self._waiting = (time.monotonic(), what, self.set_interval(1.0, self._tick_wait))
+        self._tick_wait()
+
+    def _tick_wait(self) -> None:
+        if self._waiting is None:
+            return
+        started, what, _timer = self._waiting
+        self.main(Text(what, style="bold") + Text(
+            f"\n{clock_text(time.monotonic() - started)} elapsed; memras gives up after "
+            f"{clock_text(self.detect_timeout_s())} (then the replacement stays where it is "
+            "and can be resumed)", style="dim"))
 
     def on_unmount(self) -> None:
         if self.driver is not None:
