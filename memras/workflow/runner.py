@@ -656,7 +656,8 @@ def _resolve_old_alerts(rep: Replacement) -> dict[str, Any]:
     """The old module's open and acknowledged alerts are about a module that is gone:
     resolved, saying which replacement did it. An alert problem never fails the close."""
     try:
-        service = AlertService.configured(rep.store, rep.options.alerts_config)
+        service = AlertService.configured(rep.store, rep.options.alerts_config,
+                                          host=rep.host)  # hooks hear the slot label
         try:
             changes = service.resolve_for_dimm(
                 rep.target.dimm_id, reason=f"resolved by replacement #{rep.id}",
