@@ -260,7 +260,7 @@ class DemoServer:
         return info.edac_ref or info.id
 
     def alerts(self) -> list[dict[str, Any]]:
-        return open_alerts(self.db_url)
+        return open_alerts(self.db_url, self.host())  # DIMMs by slot label
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -371,8 +371,9 @@ def _replace(demo: DemoServer, operator: str, say: _Narrator) -> dict[str, Any]:
     rep = Replacement.start(demo.host(), demo.store, demo.failing_dimm,
                             ReplaceOptions(operator=operator), say=lambda t: say("  " + t))
     target = rep.target
-    say(f"target  {target.label} locator {target.locator} serial {target.serial} "
-        f"slot {target.acpi_device} ({len(target.blocks)} blocks)")
+    say(f"target  {target.locator or target.dimm_id} (label {target.label}, id "
+        f"{target.dimm_id}) serial {target.serial} slot {target.acpi_device} "
+        f"({len(target.blocks)} blocks)")
     rep.run(on_step=on_step)
     snap = rep.snapshot()
     if snap["state"] != "closed":
