@@ -29,8 +29,15 @@ from memras.errors import MemrasError, UsageError, WorkflowError
 from memras.health.dimm_names import host_inventory
 from memras.host import Host
 from memras.store import Store
-from memras.text import escape
-from memras.topology.naming import Confirmation, confirmation, specific, wide_text
+from memras.text import escape, format_bytes
+from memras.topology.naming import (
+    Confirmation,
+    confirmation,
+    display_names,
+    specific,
+    wide_text,
+)
+from memras.topology.units import Unit, find_unit, host_units, smallest_unit
 from memras.workflow import lock
 from memras.workflow.backends import BackendContext, Target, load_backend
 from memras.workflow.offline import DEFAULT_BACKOFF_INITIAL_S
@@ -204,6 +211,8 @@ def _confirm(args: argparse.Namespace, ctx: Context, host: Host) -> None:
     asked = _confirmation(host, target)
     ctx.print(f"This will take {len(target.blocks)} memory blocks offline and remove "
               f"{escape(_wide(asked, target))} (serial {escape(target.serial) or '?'}).")
+    for line in _unit_lines(host, target)[1]:
+        ctx.print(line)
     answer = input(f"{escape(asked.prompt)}: ")
     if not asked.accepts(answer):
         raise UsageError(f"that is not the {asked.what} {asked.name!r}; nothing was changed",
@@ -223,6 +232,51 @@ def _wide(asked: Confirmation, target: Target) -> str:
     return wide_text(asked.name, [label, target.dimm_id])
 
 
+def _unit_lines(host: Host, target: Target) -> tuple[dict[str, Any] | None, list[str]]:
+    """The replaceable unit that goes out (memras.topology.units) for --json, and the
+    lines that say it: its blocks as a range, zone(s), every DIMM in it, and which
+    other modules go out with the one named. No unit: (None, [])."""
+    try:
+        dimms = host_inventory(host)
+        units = host_units(host, inventory=dimms)
+    except MemrasError:  # the checks say what is wrong with the tree
+        return None, []
+    unit: Unit | None = find_unit(units, target.acpi_device) if target.acpi_device else None
+    if unit is None:
+        unit = smallest_unit(units, target.dimm_id)
+    if unit is None:
+        return None, []
+    names = display_names(dimms)
+    by_id = {d.id: d for d in dimms}
+    goes = bool(target.blocks) and set(target.blocks) == set(unit.blocks)
+    what = (f"ACPI memory device, slot {unit.acpi_uid}" if unit.acpi_device else
+            "one DIMM, no ACPI memory device" if unit.kind == "dimm" else
+            "interleave set, no ACPI memory device covers it")
+    lines = [f"  {'unit' if goes else 'smallest unit holding it'}: {escape(unit.id)} "
+             f"({escape(what)}): blocks {unit.block_text}, zone "
+             f"{escape('/'.join(unit.zones)) or '-'}, {format_bytes(unit.size_bytes)}"]
+
+    def dimm_text(ident: str) -> str:
+        d = by_id.get(ident)
+        name = names.get(ident, ident)
+        serial = d.smbios.serial if d is not None and d.smbios is not None else ""
+        extra = [x for x in (ident if name != ident else "",
+                             f"serial {serial}" if serial else "") if x]
+        return escape(name + (f" ({', '.join(extra)})" if extra else ""))
+
+    if unit.dimms:
+        lines.append(f"  DIMMs in it: {', '.join(dimm_text(i) for i in unit.dimms)}")
+    else:
+        lines.append(f"  DIMMs in it: unknown ({escape(unit.how)})")
+    others = [names.get(i, i) for i in unit.dimms if i != target.dimm_id]
+    if goes and target.dimm_id in unit.dimms and others:
+        lines.append(f"  goes out with {escape(names.get(target.dimm_id, target.dimm_id))}: "
+                     f"{escape(', '.join(others))}")
+    data = {**unit.as_dict(), "dimm_names": [names.get(i, i) for i in unit.dimms],
+            "goes_out": goes}
+    return data, lines
+
+
 def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -> int:
     opts = _options(args)
     target, status, reason = resolve_target(host, args.dimm)
@@ -235,13 +289,16 @@ def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -
                                           opts.force_zone, opts.reserve_bytes, other))
     ok = all(c.ok for c in checks)
     asked = _confirmation(host, target)
+    unit, unit_lines = _unit_lines(host, target)
     if ctx.json:
         ctx.emit_json({"dry_run": True, "ok": ok, "dimm_name": asked.name,
-                       "target": target.as_dict(),
+                       "target": target.as_dict(), "unit": unit,
                        "checks": [c.as_dict() for c in checks],
                        "plan": [s.name for s in HAPPY_PATH]})
         return 0 if ok else 1
     ctx.print(f"dry run: replace {escape(_wide(asked, target))} with backend {backend.name}")
+    for line in unit_lines:
+        ctx.print(line)
     for c in checks:
         ctx.print("  " + escape(c.line()))
     ctx.print("plan: " + " → ".join(s.name for s in HAPPY_PATH))

@@ -12,7 +12,7 @@ out with it. A unit is therefore:
 - one DIMM, where the platform removes DIMMs singly (a per-slot device holding just
   it, or a module alone on its blocks with no device over them);
 - an interleave set no single device covers (the DIMMs sharing blocks): a unit that
-  names who belongs together, but has nothing to eject (``removable`` False).
+  names who belongs together, but has nothing to eject (``ejectable`` False).
 
 :func:`replaceable_units` is a pure function of the memory map and the inventory;
 :func:`host_units` reads both. :func:`smallest_unit` is the refusal's suggestion.
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from memras.host import Host
 
 ACPI_DEVICE, SINGLE_DIMM, INTERLEAVE_SET = "acpi-device", "dimm", "interleave-set"
+# in a mapping reason: the target is a unit of several modules, all of them go out
+GOES_OUT_WHOLE = "goes out whole"
 
 
 def block_ranges(blocks: Sequence[int]) -> str:
@@ -59,7 +61,7 @@ class Unit:
     zones: tuple[str, ...]  # of its online blocks ("offline" when none is online)
     nodes: tuple[int, ...]
     dimms: tuple[str, ...]  # inventory ids, in inventory order; () = unknown
-    removable: bool  # something can eject/remove it as a whole (an ACPI device)
+    ejectable: bool  # an ACPI memory device ejects it as a whole
     how: str  # how its DIMMs are known, or why they are not
 
     @property
@@ -76,7 +78,7 @@ class Unit:
                 "block_list": list(self.blocks), "zones": list(self.zones),
                 "nodes": list(self.nodes), "size_bytes": self.size_bytes,
                 "dimms": list(self.dimms), "dimms_known": bool(self.dimms),
-                "removable": self.removable, "how": self.how}
+                "ejectable": self.ejectable, "how": self.how}
 
 
 def _zones(mm: MemoryMap, blocks: Sequence[int]) -> tuple[str, ...]:
@@ -91,12 +93,12 @@ def _nodes(mm: MemoryMap, blocks: Sequence[int]) -> tuple[int, ...]:
 
 
 def _unit(mm: MemoryMap, ident: str, kind: str, blocks: Sequence[int], dimms: list[DimmInfo],
-          how: str, *, acpi: tuple[str, str] | None = None, removable: bool) -> Unit:
+          how: str, *, acpi: tuple[str, str] | None = None, ejectable: bool) -> Unit:
     blocks = tuple(sorted(blocks))
     return Unit(id=ident, kind=kind, acpi_device=acpi[0] if acpi else None,
                 acpi_uid=acpi[1] if acpi else None, blocks=blocks, block_size=mm.block_size,
                 zones=_zones(mm, blocks), nodes=_nodes(mm, blocks),
-                dimms=tuple(d.id for d in dimms), removable=removable, how=how)
+                dimms=tuple(d.id for d in dimms), ejectable=ejectable, how=how)
 
 
 def replaceable_units(mm: MemoryMap, dimms: Sequence[DimmInfo]) -> list[Unit]:
@@ -124,11 +126,10 @@ def replaceable_units(mm: MemoryMap, dimms: Sequence[DimmInfo]) -> list[Unit]:
         else:
             unplaced = [d for d in dimms if not d.blocks]
             kind, how = ACPI_DEVICE, (
-                "unknown DIMMs: nothing maps a module to these blocks"
-                + (f" ({len(unplaced)} DIMMs have no known address range: "
-                   f"{unplaced[0].mapping_reason})" if unplaced else ""))
+                "no SMBIOS type 20 range or per-slot device ties a module to these blocks"
+                + (f"; {len(unplaced)} DIMMs have no known address range" if unplaced else ""))
         units.append(_unit(mm, dev.name, kind, dev.blocks, on_it, how,
-                           acpi=(dev.name, dev.uid), removable=True))
+                           acpi=(dev.name, dev.uid), ejectable=True))
     sets: dict[tuple[int, ...], list[DimmInfo]] = {}
     for d in dimms:
         if d.id in placed or not d.blocks:
@@ -136,12 +137,13 @@ def replaceable_units(mm: MemoryMap, dimms: Sequence[DimmInfo]) -> list[Unit]:
         if d.mapping == MAPPED:
             units.append(_unit(mm, d.id, SINGLE_DIMM, d.blocks, [d],
                                f"{d.label} alone backs its blocks; no ACPI memory device "
-                               "covers them", removable=False))
+                               "covers them", ejectable=False))
         elif d.mapping == INTERLEAVED:
             sets.setdefault(d.blocks, []).append(d)
     for blocks, members in sets.items():
         units.append(_unit(mm, f"set:{block_ranges(blocks)}", INTERLEAVE_SET, blocks, members,
-                           f"interleaved ({members[0].mapping_reason})", removable=False))
+                           f"interleaved ({members[0].mapping_reason})",
+                           ejectable=False))
     return units
 
 
@@ -158,9 +160,9 @@ def units_of(units: Sequence[Unit], dimm_id: str) -> list[Unit]:
 
 
 def smallest_unit(units: Sequence[Unit], dimm_id: str) -> Unit | None:
-    """The smallest unit holding ``dimm_id`` that can be removed, else the smallest one."""
+    """The smallest unit holding ``dimm_id`` that an ACPI device ejects, else the smallest."""
     mine = units_of(units, dimm_id)
-    return next((u for u in mine if u.removable), mine[0] if mine else None)
+    return next((u for u in mine if u.ejectable), mine[0] if mine else None)
 
 
 def find_unit(units: Sequence[Unit], text: str) -> Unit | None:

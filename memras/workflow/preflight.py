@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memras.text import format_bytes
+from memras.topology.units import GOES_OUT_WHOLE
 from memras.workflow.backends import Backend, Target
 
 if TYPE_CHECKING:
@@ -64,8 +65,10 @@ def check_privileges(inp: PreflightInput) -> Check:
 def check_mapping(inp: PreflightInput) -> Check:
     t = inp.target
     if inp.mapping_status == "mapped" and t.blocks:
+        whole = GOES_OUT_WHOLE in inp.mapping_reason  # a unit of several modules
         return Check("mapping", True, f"{len(t.blocks)} blocks memory{t.blocks[0]}-"
-                     f"memory{t.blocks[-1]} ({format_bytes(t.size)}) belong to this DIMM only")
+                     f"memory{t.blocks[-1]} ({format_bytes(t.size)}) " +
+                     (inp.mapping_reason if whole else "belong to this DIMM only"))
     if inp.mapping_status == "interleaved":
         return Check("mapping", False,
                      "this DIMM is interleaved with others, so no memory block belongs to it "

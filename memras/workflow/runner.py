@@ -44,8 +44,17 @@ from memras.health.module_registry import (
 )
 from memras.ingest.edac_ledger import OWN_RESETS_CURSOR, note_own_reset
 from memras.jsonenc import json_safe
-from memras.topology.inventory import resolve_dimm
-from memras.topology.memory_map import blocks_for_dimm
+from memras.topology.inventory import dimm_inventory, resolve_dimm
+from memras.topology.memory_map import MAPPED, blocks_for_dimm, read_memory_map
+from memras.topology.naming import display_names
+from memras.topology.units import (
+    GOES_OUT_WHOLE,
+    Unit,
+    describe,
+    find_unit,
+    replaceable_units,
+    smallest_unit,
+)
 from memras.workflow import lock
 from memras.workflow.backends import Backend, BackendContext, Target, load_backend
 from memras.workflow.detect import blocks_in_range, wait_blocks_added
@@ -136,23 +145,64 @@ class StepFailed(WorkflowError):
 
 
 def resolve_target(host: Host, dimm_text: str) -> tuple[Target, str, str]:
-    """The DIMM the engineer named, its blocks, and the mapping status and reason."""
-    dimm = resolve_dimm(host, dimm_text)
-    mapping = blocks_for_dimm(host, dimm.ref)
+    """The module or unit the engineer named, its blocks, and the mapping status and reason.
+
+    A replaceable unit (:mod:`memras.topology.units`) named by its ACPI device is the
+    target itself when it holds other than one DIMM. A DIMM that cannot go alone
+    becomes the smallest ejectable unit holding it, and the reason names every module
+    that goes out with it; when no unit can be removed, the reason names the smallest
+    unit that holds it (the preflight then refuses)."""
+    mm = read_memory_map(host)
+    inventory = dimm_inventory(host, memory_map=mm)
+    units = replaceable_units(mm, inventory)
+    names = display_names(inventory)
+    unit = find_unit(units, dimm_text)
+    if unit is not None and unit.ejectable and len(unit.dimms) != 1:
+        return _unit_target(host, unit), MAPPED, (
+            f"{GOES_OUT_WHOLE}: unit {describe(unit, names)}" if unit.dimms else
+            f"{GOES_OUT_WHOLE}: unit {describe(unit, names)} ({unit.how})")
+    dimm = resolve_dimm(host, dimm_text, inventory=inventory)
+    mapping = blocks_for_dimm(host, dimm.ref, memory_map=mm)
+    status, reason = mapping.status, mapping.reason
+    blocks, acpi_device = mapping.blocks, mapping.acpi_device
+    if status != MAPPED:
+        best = smallest_unit(units, dimm.id)
+        if (best is not None and best.ejectable and best.acpi_device
+                and set(mapping.blocks) <= set(best.blocks)):
+            status, blocks, acpi_device = MAPPED, best.blocks, best.acpi_device
+            reason = (f"{names.get(dimm.id, dimm.id)} cannot go alone ({reason}); its unit "
+                      f"{GOES_OUT_WHOLE}: {describe(best, names)}")
+        elif best is not None:
+            reason += (f"; the smallest unit that holds it is {describe(best, names)}"
+                       + ("" if best.ejectable else
+                          ", and no ACPI memory device can remove it"))
+        else:
+            unknown = [u for u in units if u.ejectable and not u.dimms]
+            if unknown:
+                reason += ("; which unit holds it is unknown, these hold unknown DIMMs: "
+                           + ", ".join(describe(u, names) for u in unknown)
+                           + " (replace one by its name when you know the module is in it)")
     uid = None
-    if mapping.acpi_device:
+    if acpi_device:
         try:
-            uid = host.acpi.read(mapping.acpi_device).uid or None
+            uid = host.acpi.read(acpi_device).uid or None
         except MemrasError:
             uid = None
     dev = dimm.smbios
     target = Target(dimm_id=str(dimm.id), label=dimm.label or "",
                     locator=dev.locator if dev else "", serial=dev.serial if dev else "",
                     part=dev.part_number if dev else "",
-                    blocks=tuple(mapping.blocks) if mapping.status == "mapped" else (),
-                    block_size=host.memory.block_size(), acpi_device=mapping.acpi_device,
+                    blocks=tuple(blocks) if status == MAPPED else (),
+                    block_size=host.memory.block_size(), acpi_device=acpi_device,
                     slot=uid)
-    return target, mapping.status, mapping.reason
+    return target, status, reason
+
+
+def _unit_target(host: Host, unit: Unit) -> Target:
+    """A unit of several (or unknown) DIMMs as the target: named by its ACPI device."""
+    return Target(dimm_id=unit.id, label=unit.id, locator="", serial="", part="",
+                  blocks=unit.blocks, block_size=host.memory.block_size(),
+                  acpi_device=unit.acpi_device, slot=unit.acpi_uid)
 
 
 def verdict_for(store: Store, dimm_id: str) -> dict[str, Any] | None:

@@ -86,13 +86,13 @@ def test_block_ranges() -> None:
 def test_one_device_over_an_interleave_set_is_a_unit_with_both_dimms(host) -> None:
     units = _units(host)
     dev = find_unit(units, "pnp0c80:01")
-    assert dev is not None and dev.kind == ACPI_DEVICE and dev.removable
+    assert dev is not None and dev.kind == ACPI_DEVICE and dev.ejectable
     assert (dev.block_text, dev.zones, dev.nodes, dev.size_bytes) == ("40-47", ("Movable",),
                                                                         (0,), GIB)
     assert dev.dimms == ("mc0/dimm2", "mc0/dimm3")
     # the boot pair has no device: an interleave set that nothing can eject
     boot = next(u for u in units if u.kind == INTERLEAVE_SET)
-    assert (boot.id, boot.dimms, boot.removable) == ("set:0-39", ("mc0/dimm0", "mc0/dimm1"),
+    assert (boot.id, boot.dimms, boot.ejectable) == ("set:0-39", ("mc0/dimm0", "mc0/dimm1"),
                                                      False)
     assert boot.zones == ("none", "DMA32", "Normal")
     assert find_unit(units, "PNP0C80:00") is None  # the empty slot is no unit
@@ -111,7 +111,7 @@ def test_without_smbios_the_device_is_a_unit_of_unknown_dimms(tmp_path) -> None:
     host = profiles.write_server(four_dimms_one_device(smbios=False), tmp_path).host()
     units = _units(host)
     assert [u.id for u in units] == ["PNP0C80:01"]
-    assert units[0].dimms == () and "unknown DIMMs" in units[0].how
+    assert units[0].dimms == () and "4 DIMMs have no known address range" in units[0].how
 
 
 def test_per_slot_devices_are_single_dimm_units(tmp_path) -> None:
@@ -128,3 +128,100 @@ def test_qemu_guest_pc_dimms_are_units_of_one(tmp_path) -> None:
     assert units["PNP0C80:00"].kind == SINGLE_DIMM
     assert units["PNP0C80:00"].block_text == "32-35"
     assert units["PNP0C80:01"].block_text == "36-39"
+
+
+# --- the CLI: memras dimms, memras replace --dry-run ---------------------------------------
+
+def _cli(capsys, root, db, *argv: str) -> tuple[int, str, str]:
+    from memras.cli import main
+
+    code = main(["--root", str(root), "--db", str(db), *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def srv(tmp_path, monkeypatch):
+    from memras import config
+
+    monkeypatch.setattr(config, "DEFAULT_CONFIG_PATH", tmp_path / "no-such-memras.toml")
+    profiles.write_server(four_dimms_one_device(), tmp_path / "srv")
+    return tmp_path / "srv", tmp_path / "memras.db"
+
+
+def test_replace_unit_dry_run_shows_unit_blocks_zone_and_dimms(srv, capsys) -> None:
+    """The check of issue 18: one ACPI device over blocks 40-47 Movable, several DIMMs."""
+    code, out, err = _cli(capsys, *srv, "replace", "PNP0C80:01", "--dry-run")
+    lines = out.splitlines()
+    assert code == 0, out + err
+    assert lines[0] == "dry run: replace PNP0C80:01 with backend simulated"
+    assert lines[1] == ("  unit: PNP0C80:01 (ACPI memory device, slot 1): blocks 40-47, "
+                        "zone Movable, 1G")
+    assert lines[2] == ("  DIMMs in it: P1-DIMMC1 (mc0/dimm2, serial S0002), "
+                        "P1-DIMMD1 (mc0/dimm3, serial S0003)")
+    assert "PASS  mapping: 8 blocks memory40-memory47 (1G) goes out whole" in out
+    assert "no DIMM called" not in out + err
+    code, out, _ = _cli(capsys, *srv, "--json", "replace", "pnp0c80:01", "--dry-run")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] and data["target"]["blocks"] == list(range(40, 48))
+    unit = data["unit"]
+    assert (unit["device"], unit["blocks"], unit["zones"], unit["size_bytes"]) == (
+        "PNP0C80:01", "40-47", ["Movable"], GIB)
+    assert unit["dimms"] == ["mc0/dimm2", "mc0/dimm3"]
+    assert unit["dimm_names"] == ["P1-DIMMC1", "P1-DIMMD1"] and unit["goes_out"]
+
+
+def test_replace_a_dimm_of_the_unit_says_which_modules_go_with_it(srv, capsys) -> None:
+    code, out, _ = _cli(capsys, *srv, "replace", "P1-DIMMD1", "--dry-run")
+    assert code == 0
+    assert "  unit: PNP0C80:01 (ACPI memory device, slot 1): blocks 40-47" in out
+    assert "  goes out with P1-DIMMD1: P1-DIMMC1" in out
+    assert "P1-DIMMD1 cannot go alone" in out and "interleaved with P1-DIMMC1" in out
+
+
+def test_a_dimm_no_device_can_remove_is_refused_naming_its_smallest_unit(srv, capsys) -> None:
+    code, out, _ = _cli(capsys, *srv, "replace", "P1-DIMMA1", "--dry-run")
+    assert code == 1 and "the replacement would be refused" in out
+    assert ("  smallest unit holding it: set:0-39 (interleave set, no ACPI memory device "
+            "covers it): blocks 0-39, zone none/DMA32/Normal, 5G") in out
+    assert ("the smallest unit that holds it is set:0-39 (blocks 0-39, none/DMA32/Normal, "
+            "5G): P1-DIMMA1, P1-DIMMB1, and no ACPI memory device can remove it") in out
+
+
+def test_without_smbios_the_unit_is_replaceable_and_a_dimm_points_at_it(tmp_path, capsys
+                                                                        ) -> None:
+    root = profiles.write_server(four_dimms_one_device(smbios=False), tmp_path / "s").root
+    db = tmp_path / "memras.db"
+    code, out, _ = _cli(capsys, root, db, "replace", "PNP0C80:01", "--dry-run")
+    assert code == 0 and "  DIMMs in it: unknown (no SMBIOS type 20 range" in out
+    code, out, _ = _cli(capsys, root, db, "replace", "P1-DIMMC1", "--dry-run")
+    assert code == 1 and ("which unit holds it is unknown, these hold unknown DIMMs: "
+                          "PNP0C80:01 (blocks 40-47, Movable, 1G): unknown DIMMs") in out
+
+
+def test_dimms_lists_units_plain_and_json(srv, capsys) -> None:
+    code, out, _ = _cli(capsys, *srv, "dimms")
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    assert rows["DIMM"][-1] == "UNIT" and rows["P1-DIMMC1"][-1] == "PNP0C80:01"
+    assert rows["P1-DIMMA1"][-1] == "set:0-39"
+    assert rows["PNP0C80:01"] == ["PNP0C80:01", "acpi-device", "40-47", "Movable", "1G",
+                                  "P1-DIMMC1,", "P1-DIMMD1"]
+    assert rows["set:0-39"][1:4] == ["interleave-set", "(no", "ACPI"]
+    code, out, _ = _cli(capsys, *srv, "--json", "dimms")
+    data = json.loads(out)
+    units = {u["id"]: u for u in data["units"]}
+    assert units["PNP0C80:01"]["dimms"] == ["mc0/dimm2", "mc0/dimm3"]
+    assert units["PNP0C80:01"]["blocks"] == "40-47" and units["PNP0C80:01"]["ejectable"]
+    assert {r["id"]: r["unit"] for r in data["dimms"]}["mc0/dimm3"] == "PNP0C80:01"
+
+
+def test_replacing_the_unit_runs_to_close_on_the_simulator(srv, capsys) -> None:
+    """Not only the plan: the unit named by its device is offlined, ejected, a new
+    module inserted and onlined, and the replacement closes."""
+    code, out, err = _cli(capsys, *srv, "--json", "replace", "PNP0C80:01", "--yes")
+    data = json.loads(out)
+    assert code == 0, out + err
+    assert data["state"] == "closed"
+    host = Host(srv[0])
+    assert all(host.memory.read(b).state == "online" for b in range(40, 48))
