@@ -11,10 +11,13 @@ verdict is the most severe state, and carries every rule, most severe first.
     ue                       any uncorrected error                -> replace-now
                              (Google, Jaguar, Cielo, Cisco replace on a UE)
     memras-multi-bank /      a wide (multi-bank, rank) fault whose errors span more
-      memras-device ...      than a day (Sridharan SC12: such faults cause most UEs
-                             under chipkill/SDDC)                -> replace-at-next-maintenance
-    memras-fault-growing     new places next to an established fault (classify.growth)
-                                                                 -> replace-at-next-maintenance
+      memras-device ...      than a day: the [verdict.modes] state of its mode (repair
+                             by default: stable, it is replaced when it grows; set
+                             replace-at-next-maintenance to replace each one, Sridharan
+                             SC12: such faults cause most UEs under chipkill/SDDC)
+    memras-fault-growing     new places next to an established fault, or a second
+                             device (classify.growth)            -> replace-at-next-maintenance
+    memras-rate-growing      its erring hours rose >= 4x, far beyond chance -> watch
     memras-erring-after-offline  a cell/row fault erring past its offlined pages
                                                                  -> replace-at-next-maintenance
     sun-x4140-24/24h         > sun_ce_per_24h CEs in 24 h on this DIMM while no
