@@ -233,7 +233,8 @@ class WizardScreen(Screen[None]):
             self.ask_confirmation(snap)
         elif update.state in SWAP_AT:
             self.set_phase("swap")
-            self.main(swap_text(snap["target"]["target"], snap["backend"]))
+            self.main(swap_text(snap["target"]["target"], snap["backend"],
+                                self.confirmation().name))
         else:
             self.resume_from(update.state)
 
@@ -406,7 +407,7 @@ class WizardScreen(Screen[None]):
             elif self.latest.state in SWAP_AT:
                 self.set_phase("swap")
                 self.main(swap_text(self.latest.snapshot["target"]["target"],
-                                    self.latest.snapshot["backend"]))
+                                    self.latest.snapshot["backend"], self.confirmation().name))
             else:
                 self.resume_from(self.latest.state)
 

@@ -83,14 +83,15 @@ def checks_text(checks: Sequence[dict[str, Any]] | None) -> Text:
     return out
 
 
-def swap_text(target: dict[str, Any], backend: str) -> Text:
-    """The physical-swap instructions: what to pull, where, and how to know it is right."""
+def swap_text(target: dict[str, Any], backend: str, name: str | None = None) -> Text:
+    """The physical-swap instructions: what to pull, where, and how to know it is right;
+    ``name`` the slot label as the confirmation asked it (memras.topology.naming)."""
     out = Text()
     out.append(" ⚠  PHYSICAL SWAP: the old module's memory is offline \n",
                style="bold black on yellow")
     out.append("\nPull exactly this module:\n", style="bold")
     acpi = f"{target.get('acpi_device') or '-'} (slot {target.get('slot') or '?'})"
-    rows = [("Slot label", target.get("locator") or target.get("label")),
+    rows = [("Slot label", name or target.get("locator") or target.get("label")),
             ("DIMM label", target.get("label")),
             ("SMBIOS locator", target.get("locator")),
             ("Serial (sticker)", target.get("serial")),
