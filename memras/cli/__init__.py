@@ -49,6 +49,7 @@ COMMANDS: dict[str, str] = {
     "partition": "memras.cli.partition",
     "prune": "memras.cli.prune",
     "replace": "memras.cli.replace",
+    "sim": "memras.cli.sim",
     "status": "memras.cli.status",
     "summary": "memras.cli.summary",
     "tui": "memras.cli.tui",

@@ -66,6 +66,7 @@ def _serial(prefix: str, n: int) -> str:
 # --- profiles --------------------------------------------------------------------------
 
 def skylake_2s() -> ServerSpec:
+    """Two-socket Intel Skylake-SP (skx_edac), 12 DIMMs, slot labels P1-DIMMA1…."""
     bs = 2 * GiB
     dimms: list[DimmSpec] = []
     mcs: list[McSpec] = []
@@ -104,6 +105,7 @@ def skylake_2s() -> ServerSpec:
 
 
 def epyc() -> ServerSpec:
+    """Two-node AMD EPYC (amd64_edac, csrow/channel layout), 16 DIMMs."""
     bs = 2 * GiB
     dimms: list[DimmSpec] = []
     mcs = [McSpec(n, "F17h_M30h", "amd64_edac", "csrow 7 channel 7 ") for n in range(2)]
@@ -138,6 +140,7 @@ def epyc() -> ServerSpec:
 
 
 def ghes() -> ServerSpec:
+    """Two-socket firmware-first server (ghes_edac: errors through APEI/GHES), 12 DIMMs."""
     bs = 2 * GiB
     dimms: list[DimmSpec] = []
     for s in range(2):
@@ -170,6 +173,7 @@ def ghes() -> ServerSpec:
 
 
 def qemu_guest() -> ServerSpec:
+    """The lab's QEMU guest: boot RAM plus hot-pluggable pc-dimm slots (PNP0C80)."""
     bs = 128 * MiB
     dimms = [
         DimmSpec(name="DIMM 0", locator="DIMM 0", bank_locator="", size_mb=1024, socket=0,
@@ -196,6 +200,7 @@ def qemu_guest() -> ServerSpec:
 
 
 def large() -> ServerSpec:
+    """Four NUMA nodes, 128 CPUs, many blocks: for scale."""
     bs = 128 * MiB
     rng = random.Random(4242)
     blocks: list[BlockRange] = []
@@ -225,6 +230,7 @@ def large() -> ServerSpec:
 
 
 def demo() -> ServerSpec:
+    """The demo server: Skylake-SP with hot-replaceable DIMMs, each its own PNP0C80."""
     bs = 128 * MiB
     dimms: list[DimmSpec] = []
     mcs: list[McSpec] = []
