@@ -225,3 +225,23 @@ def test_replacing_the_unit_runs_to_close_on_the_simulator(srv, capsys) -> None:
     assert data["state"] == "closed"
     host = Host(srv[0])
     assert all(host.memory.read(b).state == "online" for b in range(40, 48))
+
+
+def test_the_confirmation_lists_what_goes_out_and_a_wrong_answer_changes_nothing(
+        srv, capsys, monkeypatch) -> None:
+    import builtins
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    asked: list[str] = []
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setattr(builtins, "input", lambda prompt="": asked.append(prompt) or "nope")
+    code, out, err = _cli(capsys, *srv, "replace", "P1-DIMMD1")
+    assert code == 2 and len(asked) == 1 and "nothing was changed" in err
+    assert "This will take 8 memory blocks offline" in out
+    assert "  goes out with P1-DIMMD1: P1-DIMMC1" in out
+    host = Host(srv[0])
+    assert all(host.memory.read(b).state == "online" for b in range(40, 48))
