@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 import traceback
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from memras import __version__
 from memras.cli.context import Context
+from memras.config import ConfigProblems
 from memras.errors import MemrasError, UsageError
 
 CommandFn = Callable[[argparse.Namespace, Context], int]
@@ -143,6 +145,17 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def report_problems(ctx: Context, exc: ConfigProblems) -> None:
+    """Each problem on its own line (the hint once, after the last); --json: one object."""
+    if ctx.json:
+        json.dump({"error": exc.msg, "hint": exc.hint, "type": "ConfigProblems",
+                   "problems": exc.problems}, ctx.err)
+        ctx.err.write("\n")
+        return
+    for i, problem in enumerate(exc.problems, 1):
+        ctx.error(UsageError(problem, hint=exc.hint if i == len(exc.problems) else None))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if command_name(argv) is None and not any(a in ("-h", "--help", "--version") for a in argv):
@@ -155,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ctx = Context.from_args(args)
     try:
         return int(args._run(args, ctx) or 0)
+    except ConfigProblems as exc:  # every problem of the config file, one line each
+        report_problems(ctx, exc)
+        return exc.exit_code
     except MemrasError as exc:
         ctx.error(exc)
         return exc.exit_code

@@ -18,12 +18,11 @@ from typing import Any
 
 from memras.alerts.config import AlertsConfig
 from memras.alerts.hooks import resolve_secret_files
-from memras.audit.anchor import AuditSettings, load_key
 from memras.cli import add_global_options, command
+from memras.cli.configcheck import checked_config
 from memras.cli.context import Context
 from memras.errors import HookError, UsageError
 from memras.health.config import dump_toml, import_configs, load_config
-from memras.store.retention import keep_from_config
 from memras.text import redact_config
 
 
@@ -43,14 +42,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.action == "import":
         return _import(args, ctx)
-    config = load_config(ctx.config)
+    config = checked_config(ctx.config) if args.action == "check" else load_config(ctx.config)
     if args.action == "check":
-        _check_alerts(config.raw_section("alerts"), str(config.path or "memras.toml"))
-        keep_from_config(config.raw_section("store"))  # [store] as watch and prune read it
-        audit = AuditSettings.from_section(config.raw_section("audit"),
-                                           str(config.path or "memras.toml"))
-        if audit.key_file is not None:
-            load_key(audit.key_file)  # its permissions, as every audited step checks them
         where = str(config.path) if config.path else "built-in defaults (no config file)"
         if ctx.json:
             ctx.emit_json({"ok": True, "path": where})

@@ -18,6 +18,7 @@ from memras.alerts.service import load_alerts_config
 from memras.capacity.policy import CapacityPolicy, load_policy_config
 from memras.capacity.record import Recorder
 from memras.cli import command
+from memras.cli.configcheck import checked_config
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.health.config import load_config
@@ -101,6 +102,7 @@ def capacity_tasks(ctx: Context, store: Store, pipeline: Pipeline | None) -> lis
 
 @command("watch", "watcher daemon: store errors live from kmsg, tracefs, EDAC, rasdaemon")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    checked_config(ctx.config)  # every problem of the file, as `config check` words them
     names = [n.strip() for n in args.sources.split(",") if n.strip()]
     unknown = sorted(set(names) - set(ALL_SOURCES))
     if unknown:

@@ -126,12 +126,12 @@ def test_cli_test_reports_each_hook(tmp_path: Path, http_receiver: HttpReceiver,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "memras.toml"
     config.write_text(f'[alerts.retry]\nattempts = 1\n[alerts.hooks.webhook]\n'
-                      f'url = "{http_receiver.url}"\n[alerts.hooks.nosuchhook]\n')
+                      f'url = "{http_receiver.url}"\n[alerts.hooks.syslog]\nfacility = "nosuch"\n')
     code, out, _ = _cli(capsys, "alerts", "test", "--config", str(config), "--json")
     results = {r["hook"]: r for r in json.loads(out)["results"]}
     assert code == 1
     assert results["webhook"]["status"] == "ok"
-    assert results["nosuchhook"]["status"] == "not-loaded"
+    assert results["syslog"]["status"] == "not-loaded"
     assert http_receiver.requests[0].json()["test"] is True
     code, out, _ = _cli(capsys, "alerts", "test", "--hook", "webhook", "--config", str(config))
     assert code == 0 and "webhook" in out and "ok" in out

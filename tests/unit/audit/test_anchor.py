@@ -269,7 +269,7 @@ def test_config_check_reads_the_audit_table_and_the_keys_permissions(tmp_path: P
     config = tmp_path / "memras.toml"
     config.write_text('[audit]\nkeyfile = "/x"\n')
     assert main(["config", "check", "--config", str(config)]) == 2
-    assert "[audit] unknown key 'keyfile'" in capsys.readouterr().err
+    assert "[audit] keyfile is not a known key; did you mean 'key_file'?" in capsys.readouterr().err
     key = key_file(tmp_path, mode=0o640)
     config.write_text(f'[audit]\nkey_file = "{key}"\n')
     assert main(["config", "check", "--config", str(config)]) == 2

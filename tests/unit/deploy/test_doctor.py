@@ -133,5 +133,5 @@ def test_a_bad_config_is_one_failed_check(capsys: pytest.CaptureFixture[str],
     code, report = _doctor(capsys, root, db, "--config", str(config))
     assert code == 1
     check = _by_name(report)["config/file"]
-    assert check["status"] == "FAIL" and "unknown table [nonsense]" in check["detail"]
+    assert check["status"] == "FAIL" and "[nonsense] is not a known table" in check["detail"]
 

@@ -166,8 +166,8 @@ bank_ce_min = 500
 storm = "watch"
 [verdict.modes]
 random = "replace-at-next-maintenance"
-[alerts]
-hooks = ["syslog"]
+[alerts.hooks.syslog]
+transport = "udp"
 [workflow]
 backend = "acpi"
 """)
@@ -180,7 +180,7 @@ backend = "acpi"
     assert cfg.classify.bank_ce_min == 500
     assert cfg.verdict.storm == VerdictState.WATCH
     assert cfg.verdict.modes[FaultMode.RANDOM] == VerdictState.REPLACE_LATER
-    assert cfg.raw_section("alerts") == {"hooks": ["syslog"]}
+    assert cfg.raw_section("alerts") == {"hooks": {"syslog": {"transport": "udp"}}}
     assert cfg.raw_section("workflow") == {"backend": "acpi"}
     assert cfg.to_dict()["thresholds"]["bank"]["ce"] == "1000 / 7d"
 
@@ -190,19 +190,26 @@ BAD = [
      "memras.toml: [thresholds.dimm] ce = '10 / 24s': unit 's' is not allowed "
      "(use m, h or d, or none for seconds)"),
     ('[thresholds.page]\nue = "1/24h"\n',
-     "memras.toml: [thresholds.page] unknown key 'ue' (allowed: ce)"),
-    ('[thresholds.dim]\nce = "1/24h"\n', "memras.toml: unknown table [thresholds.dim]"),
-    ('[page]\naction = "offline"\n', "memras.toml: [page] action = 'offline': not an action"),
-    ("[page]\ncounters = 3\n", "memras.toml: [page] counters = 3: not a whole number >= 16"),
-    ('[page]\ncounters = "many"\n', "memras.toml: [page] counters = 'many': not a whole number"),
-    ("[page]\nmax = 3\n", "memras.toml: [page] unknown key 'max' (allowed: action, counters)"),
+     "memras.toml:2: [thresholds.page] ue is not a known key (allowed: ce)"),
+    ('[thresholds.dim]\nce = "1/24h"\n',
+     "memras.toml:1: [thresholds.dim] is not a known table; did you mean 'dimm'?"),
+    ('[page]\naction = "offline"\n',
+     "memras.toml:2: [page] action = 'offline' is not allowed (allowed: off, account"),
+    ("[page]\ncounters = 3\n", "memras.toml:2: [page] counters = 3 is out of range (at least 16)"),
+    ('[page]\ncounters = "many"\n',
+     "memras.toml:2: [page] counters = 'many' is not a whole number"),
+    ("[page]\nmax = 3\n",
+     "memras.toml:2: [page] max is not a known key (allowed: action, counters)"),
     ("[classify]\nwindow_events = 500\n",
      "memras.toml: [classify] window_events = 500: must exceed the largest CE minimum (1000)"),
     ("[classify]\nstorm_gap_s = 99999\n",
-     "memras.toml: [classify] storm_gap_s = 99999: out of range (allowed 1..3600"),
-    ('[verdict]\nstorm = "panic"\n', "memras.toml: [verdict] storm = 'panic': not a verdict"),
-    ('[verdict.modes]\nrowz = "watch"\n', "memras.toml: [verdict].modes unknown fault mode"),
-    ("[threshold]\n", "memras.toml: unknown table [threshold]"),
+     "memras.toml:2: [classify] storm_gap_s = 99999 is out of range (allowed 1 .. 3600)"),
+    ('[verdict]\nstorm = "panic"\n',
+     "memras.toml:2: [verdict] storm = 'panic' is not allowed (allowed: ok, watch"),
+    ('[verdict.modes]\nrowz = "watch"\n',
+     "memras.toml:2: [verdict.modes] rowz is not a known key; did you mean 'row'?"),
+    ("[threshold]\n",
+     "memras.toml:1: [threshold] is not a known table; did you mean 'thresholds'?"),
     ("[page\n", "memras.toml: not valid TOML"),
 ]
 

@@ -169,7 +169,7 @@ def test_cli_prune(tmp_path: Path, make_event: EventFactory, capsys):
         assert s.count() == 0
     config.write_text('[store]\nkeep = "1h"\n')
     assert main(["--db", str(db), "--config", str(config), "prune"]) == 2
-    assert "shorter than a day" in capsys.readouterr().err
+    assert "keep = '1h' is out of range (at least 1d)" in capsys.readouterr().err
 
 
 def test_watch_prunes_by_itself(server, tmp_path: Path, make_event: EventFactory, capsys):
