@@ -10,12 +10,16 @@ no traceback reaches the user (``MEMRAS_DEBUG=1`` shows it).
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import json
 import os
+import re
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from memras import __version__
 from memras.cli.context import Context
@@ -86,6 +90,48 @@ def command(name: str, help: str) -> Callable[[Configure], Callable[[CommandFn],
     return with_args
 
 
+def closest(word: str, known: Sequence[str]) -> str | None:
+    """The known word nearest ``word`` (difflib), for "did you mean"; None when none is."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+class MemrasParser(argparse.ArgumentParser):
+    """argparse with one line per mistake (no usage block) and the nearest command or
+    option suggested: ``memras: unrecognized arguments: --jsn; did you mean --json?``.
+    Subcommand parsers are of this class too (argparse makes them of the parent's)."""
+
+    argv: Sequence[str] = ()
+
+    def error(self, message: str) -> typing.NoReturn:
+        suggestion = self._suggest(message)
+        hint = f"; did you mean {suggestion}?" if suggestion else ""
+        choice = re.match(r"argument (\S+): invalid choice: ('[^']*') (\(.*\))", message)
+        if choice:  # the list of every choice only when none is near
+            message = f"unknown {choice[1].lower()} {choice[2]}" + ("" if hint
+                                                                    else f" {choice[3]}")
+        self.exit(2, f"memras: {message}{hint} (see `{self.prog} --help`)\n")
+
+    def _suggest(self, message: str) -> str | None:
+        choice = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)",
+                          message)
+        if choice:
+            return closest(choice[1], re.findall(r"'([^']*)'", choice[2]))
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        if unknown and unknown[1].startswith("-"):
+            return closest(unknown[1].split("=", 1)[0], self._option_strings())
+        return None
+
+    def _option_strings(self) -> list[str]:
+        """This parser's options and those of the command named in ``argv``."""
+        options = [o for a in self._actions for o in a.option_strings]
+        name = command_name(self.argv)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction) and name in action.choices:
+                options += [o for a in action.choices[name]._actions for o in a.option_strings]
+        return options
+
+
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
     """--root/--db/--json/--config, accepted before or after the command name."""
     default = argparse.SUPPRESS if suppress else None
@@ -129,7 +175,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a known command, only that command's module loads."""
     name = command_name(argv) if argv is not None else None
     _load_commands([COMMANDS[name]] if name in COMMANDS else COMMAND_MODULES)
-    parser = argparse.ArgumentParser(
+    parser = MemrasParser(
         prog="memras",
         description="Watch memory errors, judge DIMMs, replace failing memory without downtime.",
     )
@@ -156,17 +202,38 @@ def report_problems(ctx: Context, exc: ConfigProblems) -> None:
         ctx.error(UsageError(problem, hint=exc.hint if i == len(exc.problems) else None))
 
 
+def check_global_arguments(args: argparse.Namespace) -> None:
+    """A --root that is no directory and an unknown --backend are bad input (exit 2)."""
+    root = getattr(args, "root", None)
+    if root and not Path(root).is_dir():
+        raise UsageError(f"--root {root} is not a directory",
+                         hint="pass a captured or simulated tree "
+                              "(`memras sim create PROFILE DIR`), or omit it for /")
+    backend = getattr(args, "backend", None)
+    if isinstance(backend, str):
+        from memras.workflow.backends import available_backends  # only when one is named
+
+        known = sorted(available_backends())
+        if backend not in known:
+            near = closest(backend, known)
+            raise UsageError(f"unknown backend {backend!r}"
+                             + (f"; did you mean {near!r}?" if near else ""),
+                             hint=f"installed backends: {', '.join(known) or 'none'}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if command_name(argv) is None and not any(a in ("-h", "--help", "--version") for a in argv):
         argv.append("tui")  # bare `memras` is the TUI, as DESIGN.md says
     parser = build_parser(argv)
+    MemrasParser.argv = argv
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
     ctx = Context.from_args(args)
     try:
+        check_global_arguments(args)
         return int(args._run(args, ctx) or 0)
     except ConfigProblems as exc:  # every problem of the config file, one line each
         report_problems(ctx, exc)

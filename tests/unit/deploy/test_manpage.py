@@ -96,4 +96,4 @@ def test_an_unknown_shell_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["completion", "fish"])
     assert exc.value.code == 2
-    assert "invalid choice: 'fish'" in capsys.readouterr().err
+    assert "unknown shell 'fish' (choose from" in capsys.readouterr().err
