@@ -21,6 +21,7 @@ Every error names the file, the key, the value and what is allowed, in one line.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,7 +88,8 @@ class Config:
             "verdict": {"sun_ce_per_24h": self.verdict.sun_ce_per_24h,
                         "storm": self.verdict.storm.value, "sticky": self.verdict.sticky,
                         "modes": {m.value: s.value for m, s in self.verdict.modes.items()}},
-            **{k: self.raw_section(k) for k in ("workflow", "alerts") if k in self.raw},
+            **{k: self.raw_section(k) for k in ("workflow", "alerts", "capacity", "store",
+                                                "audit") if k in self.raw},
         }
 
 
@@ -166,12 +168,21 @@ def _page_counters(table: Mapping[str, Any], name: str) -> int:
 # ---- writing TOML (the subset memras configs use) ------------------------------
 
 def _toml_value(value: Any) -> str:
+    """One TOML value: a list as an array (a hook's command), a table inline (headers)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                                for k, v in value.items()) + " }"
+    return json.dumps(str(value), ensure_ascii=False)  # TOML basic strings escape as JSON
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
 def dump_toml(data: Mapping[str, Any], comments: Mapping[str, list[str]] | None = None,
@@ -183,7 +194,7 @@ def dump_toml(data: Mapping[str, Any], comments: Mapping[str, list[str]] | None 
     if prefix and (scalars or prefix in comments):
         lines += [f"# {c}" for c in comments.get(prefix, [])]
         lines.append(f"[{prefix}]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in scalars.items()]
+    lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars.items()]
     out = "\n".join(lines) + ("\n" if lines else "")
     for key, value in data.items():
         if isinstance(value, Mapping):
