@@ -80,23 +80,34 @@ def config_file_from_dict(data: Mapping[str, Any], name: str = "memras.toml",
     return ConfigFile(path=path, name=name, data=dict(data))
 
 
-_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+DURATION_FORMS = "seconds, or a number with s, m, h, d or w, e.g. 30s, 5m, 24h, 7d"
+
+
+def duration_seconds(value: object) -> float | None:
+    """THE duration reader of memras (config keys and every CLI duration option): seconds
+    from ``30``, ``"30"``, ``"30s"``, ``"5m"``, ``"24h"``, ``"7d"`` or ``"2w"``; a bare
+    number means seconds. None when ``value`` is not one (negative included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    match = _DURATION.match(str(value))
+    return float(match[1]) * _UNITS_S[(match[2] or "s").lower()] if match else None
 
 
 def parse_duration(value: object, *, what: str, table: str) -> float:
-    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"24h"`` or ``"7d"``; ``table`` names
-    the config table in the error (``[alerts]``' intervals, ``[store] keep``)."""
+    """:func:`duration_seconds`, or a UsageError naming ``what`` of ``table`` (the config
+    table: ``[alerts]``' intervals, ``[store] keep``)."""
     if isinstance(value, bool):
         raise UsageError(f"{table} config: {what} must be a duration, not {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise UsageError(f"{table} config: {what} = {value!r} is not a duration",
-                             hint="use seconds or a number with s, m, h or d, e.g. 24h")
-        seconds = float(match[1]) * _UNITS_S[match[2] or "s"]
+    if isinstance(value, int | float) and value < 0:
+        raise UsageError(f"{table} config: {what} must not be negative")
+    seconds = duration_seconds(value)
+    if seconds is None:
+        raise UsageError(f"{table} config: {what} = {value!r} is not a duration",
+                         hint=f"use {DURATION_FORMS}")
     if seconds < 0:
         raise UsageError(f"{table} config: {what} must not be negative")
     return seconds

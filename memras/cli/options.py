@@ -13,10 +13,10 @@ Cheap to import on purpose: ``memras summary`` reads SQLite without SQLAlchemy
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from memras.config import DURATION_FORMS, duration_seconds
 from memras.errors import UsageError
 from memras.records import ErrorType
 from memras.store.results import MEMORY_FAILURE_TYPE
@@ -41,10 +41,19 @@ def add_operator(p: argparse.ArgumentParser) -> None:
 def add_retry_options(p: argparse.ArgumentParser, *, per: str = "block",
                       busy: str = "EBUSY") -> None:
     """``--block-timeout`` (seconds ``per`` write) and ``--max-attempts`` (tries on ``busy``)."""
-    p.add_argument("--block-timeout", type=float, default=DEFAULT_BLOCK_TIMEOUT_S,
-                   help=f"seconds per {per}")
+    p.add_argument("--block-timeout", type=duration, default=DEFAULT_BLOCK_TIMEOUT_S,
+                   help=f"time per {per} (seconds, or 30s, 5m)")
     p.add_argument("--max-attempts", type=int, default=DEFAULT_MAX_ATTEMPTS,
                    help=f"tries per block on {busy}")
+
+
+def duration(text: str) -> float:
+    """An argparse ``type`` for durations: ``90``, ``30s``, ``5m``, ``24h``, ``7d`` in
+    seconds (memras.config.duration_seconds, as the config file reads them)."""
+    seconds = duration_seconds(text)
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (use {DURATION_FORMS})")
+    return seconds
 
 
 def check_retry_options(args: argparse.Namespace) -> None:
@@ -54,8 +63,6 @@ def check_retry_options(args: argparse.Namespace) -> None:
 
 # ---- selecting stored errors (errors, summary) -------------------------------------------
 
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # --type shorthands: CE/UE as operators say them, then every stored type name.
 _TYPE_ALIASES = {
     "ce": ["Corrected"],
@@ -85,9 +92,9 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     """``24h``/``7d``/``30m`` ago, a date ``2024-12-19``, or an ISO time (local if naive)."""
     now = now or datetime.now(UTC)
     value = text.strip()
-    m = _RELATIVE.match(value.lower())
-    if m:
-        return now - timedelta(seconds=int(m[1]) * _UNIT_S[m[2]])
+    ago = duration_seconds(value) if value[-1:].isalpha() else None  # 24h ago; 2024: a year
+    if ago is not None:
+        return now - timedelta(seconds=ago)
     try:
         parsed = datetime.fromisoformat(value.replace(" ", "T", 1) if " " in value else value)
     except ValueError:

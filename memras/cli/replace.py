@@ -23,6 +23,7 @@ from memras.cli.options import (
     add_retry_options,
     add_yes,
     check_retry_options,
+    duration,
 )
 from memras.cli.progress import ProgressDisplay
 from memras.errors import MemrasError, UsageError, WorkflowError
@@ -65,10 +66,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-soft-offline", action="store_true",
                    help="do not soft-offline known bad pages first")
     add_retry_options(p)
-    p.add_argument("--backoff", type=float, default=DEFAULT_BACKOFF_INITIAL_S,
-                   help="first retry delay (seconds)")
-    p.add_argument("--detect-timeout", type=float, default=600.0,
-                   help="seconds to wait for the module to go / arrive")
+    p.add_argument("--backoff", type=duration, default=DEFAULT_BACKOFF_INITIAL_S,
+                   help="first retry delay (seconds, or 2s, 1m)")
+    p.add_argument("--detect-timeout", type=duration, default=600.0,
+                   help="time to wait for the module to go / arrive (seconds, or 10m)")
 
 
 def _size(text: str) -> int:

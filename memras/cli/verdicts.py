@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.dimm_rows import dimm_names
+from memras.config import duration_seconds
 from memras.errors import UsageError
 from memras.health.api import replay_verdicts, verdict_history
 from memras.health.config import load_config
@@ -22,13 +23,18 @@ from memras.health.verdict import Verdict
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--at", help="judge as of this time (ISO 8601, e.g. 2024-03-01T12:00)")
+    p.add_argument("--at", help="judge as of this time: 24h or 7d ago, or ISO 8601 "
+                               "(e.g. 2024-03-01T12:00)")
     p.add_argument("--history", "--dimm", metavar="DIMM",
                    help="the recorded verdict changes of DIMM (id, label, locator, serial…)")
 
 
 def parse_time(text: str) -> datetime:
-    """``--at``: an ISO 8601 time; naive means UTC, the time the verdicts are stored in."""
+    """``--at``: ``24h``/``7d`` ago (the one duration reader, as --since), or an ISO 8601
+    time; naive means UTC, the time the verdicts are stored in."""
+    ago = duration_seconds(text) if text.strip()[-1:].isalpha() else None
+    if ago is not None:
+        return datetime.now(UTC) - timedelta(seconds=ago)
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
