@@ -63,13 +63,15 @@ class MemrasApp(App[None]):
         "audit": AuditScreen,
     }
     DEFAULT_MODE = "dashboard"
+    # q first: the footer lists a screen's keys, then these, and cuts at the terminal's
+    # width; at 80 columns "q Quit" must not be what is cut.
     BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
         Binding("d", "show('dashboard')", "Dashboard", id="screen.dashboard"),
         Binding("m", "show('map')", "Map", id="screen.map"),
         Binding("a", "show('alerts')", "Alerts", id="screen.alerts"),
         Binding("u", "show('audit')", "Audit", id="screen.audit"),
         Binding("question_mark", "help", "Help", key_display="?", id="app.help"),
-        Binding("q", "quit", "Quit", id="app.quit"),
     ]
 
     def __init__(self, host_root: str | Path, db_url: str, *, read_only: bool | None = None,

@@ -66,7 +66,7 @@ def test_memras_demo_in_a_real_terminal(tmp_path: Path) -> None:
         screen = wait_for_text(tmux, session, "CPU_SrcID#0_MC#0_Chan#2_DIMM#0")
         assert "memras" in screen and "DEMO (simulated server)" in screen
         keys(tmux, session, "Down", "Down", "r")  # the third DIMM: the one the story breaks
-        screen = wait_for_text(tmux, session, "Type P1-DIMMC1")
+        screen = wait_for_text(tmux, session, "Type the slot label P1-DIMMC1")
         assert "PASS  zones" in screen and "Preflight checks" in screen
         keys(tmux, session, "Escape")  # stop at the confirmation: nothing is changed
         wait_for_text(tmux, session, "ROLLED BACK")
