@@ -284,6 +284,62 @@ def import_rasdaemon(text: str, name: str, into: Imported) -> None:
                           "repair-by-page-offlining and its pages offline at their threshold")
     into.notes.append(f"{name}: imported "
                       + ", ".join(k for k in sorted(env) if k.startswith(("PAGE_CE", "ROW_CE"))))
+    _rasdaemon_triggers(env, name, into)
+    for key in sorted(env):
+        if key in RASDAEMON_NOT_CARRIED:
+            into.notes.append(f"{name}: not carried: {key}={env[key]} "
+                              f"({RASDAEMON_NOT_CARRIED[key]})")
+
+
+# rasdaemon's other settings (/etc/sysconfig/rasdaemon, v0.8.x), each with why memras has
+# no equivalent; every one found in the file gets a note naming it.
+RASDAEMON_NOT_CARRIED = {
+    "CPU_ISOLATION_ENABLE": "CPU core offlining on CEs: memras handles memory only",
+    "CPU_CE_THRESHOLD": "CPU core offlining: memras handles memory only",
+    "CPU_ISOLATION_CYCLE": "CPU core offlining: memras handles memory only",
+    "CPU_ISOLATION_LIMIT": "CPU core offlining: memras handles memory only",
+    "MC_CE_STAT_THRESHOLD": "a CE-rate log line; memras's thresholds and alerts replace it",
+    "POISON_STAT_THRESHOLD": "poison statistics: not read by memras",
+    "ERST_DELETE": "ERST records: memras does not read ERST",
+    "DISABLE": "rasdaemon's own event switches: memras's sources are --sources of watch",
+    "AER_CE_TRIGGER": "PCIe AER: memras watches memory errors only",
+    "AER_UE_TRIGGER": "PCIe AER: memras watches memory errors only",
+    "MEM_FAIL_TRIGGER": "memory_failure events alert through the hooks like every event; "
+                        "add the program as [alerts.hooks.exec] command if it is the one",
+}
+RASDAEMON_TRIGGER_DIR = "/etc/ras/triggers"  # rasdaemon's sample triggers
+
+
+def _trigger_path(program: str, directory: str) -> str:
+    return program if program.startswith("/") else f"{directory.rstrip('/')}/{program}"
+
+
+def _set_exec_hook(into: Imported, command: str, style: str, workdir: str, what: str) -> bool:
+    """One ``[alerts.hooks.exec]`` (memras runs one exec hook for every alert)."""
+    current = into.data.get("alerts", {}).get("hooks", {}).get("exec")
+    if current is not None:
+        into.notes.append(f"{what}: not carried: {command} (memras has one exec hook, "
+                          f"already {current['command'][0]}; call this one from it)")
+        return False
+    for key, value in (("command", [command]), ("message_style", style),
+                       ("workdir", workdir)):
+        into.set(("alerts", "hooks", "exec"), key, value)
+    return True
+
+
+def _rasdaemon_triggers(env: Mapping[str, str], name: str, into: Imported) -> None:
+    """MC_CE_TRIGGER/MC_UE_TRIGGER -> [alerts.hooks.exec] with rasdaemon's variables."""
+    directory = env.get("TRIGGER_DIR") or RASDAEMON_TRIGGER_DIR
+    for key in ("MC_CE_TRIGGER", "MC_UE_TRIGGER"):
+        program = env.get(key, "").strip()
+        if not program:
+            continue
+        path = _trigger_path(program, directory)
+        if _set_exec_hook(into, path, "rasdaemon", directory, f"{name}: {key}"):
+            into.notes.append(f"{name}: {key}={program} -> [alerts.hooks.exec] command "
+                              f"{path} (rasdaemon's variables; memras runs it once per alert, "
+                              "a threshold crossing, not per error; TYPE and MEMRAS_SEVERITY "
+                              "tell CE from UE)")
 
 
 def _checked_action(value: str, where: str) -> str:
@@ -349,6 +405,34 @@ def import_mcelog(text: str, name: str, into: Imported) -> None:
         into.set(("page",), "action", "off")  # mcelog: off when unset
         found.append("[page] memory-ce-action unset = off")
     into.notes.append(f"{name}: imported " + ", ".join(found))
+    _mcelog_triggers(ini, name, into)
+
+
+MCELOG_TRIGGER_KEYS = [  # (section, key): dimm first, as the DIMM is what memras judges
+    ("dimm", "ce-error-trigger"), ("dimm", "uc-error-trigger"),
+    ("socket", "mem-ce-error-trigger"), ("socket", "mem-uc-error-trigger"),
+    ("page", "memory-ce-trigger"), ("page", "memory-pre-sync-soft-ce-trigger"),
+    ("page", "memory-post-sync-soft-ce-trigger"),
+]
+MCELOG_TRIGGER_DIR = "/etc/mcelog"  # [trigger] directory's default
+
+
+def _mcelog_triggers(ini: Mapping[str, Mapping[str, str]], name: str, into: Imported) -> None:
+    """The *-trigger keys -> [alerts.hooks.exec] with mcelog's variables (the first)."""
+    directory = ini.get("trigger", {}).get("directory") or MCELOG_TRIGGER_DIR
+    for section, key in MCELOG_TRIGGER_KEYS:
+        program = ini.get(section, {}).get(key)
+        if not program:
+            continue
+        path = _trigger_path(program, directory)
+        if _set_exec_hook(into, path, "mcelog", directory, f"{name}: [{section}] {key}"):
+            into.notes.append(f"{name}: [{section}] {key} = {program} -> [alerts.hooks.exec] "
+                              f"command {path} (mcelog's variables; memras runs it once per "
+                              "alert, whichever threshold was crossed)")
+    for key, value in ini.get("trigger", {}).items():
+        if key != "directory":
+            into.notes.append(f"{name}: not carried: [trigger] {key} = {value} (no memras "
+                              "equivalent; the exec hook's timeout bounds each run)")
 
 
 def import_configs(rasdaemon: str | Path | None = None,
