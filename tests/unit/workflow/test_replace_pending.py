@@ -154,3 +154,26 @@ def test_kernel_where_counts_offline_and_removed_blocks(tmp_path: Path) -> None:
     text = kernel_where(host, [*BLOCKS, 999])
     assert text.startswith("0 of 5 memory blocks of the module's range are offline")
     assert "1 are gone (module removed)" in text
+
+
+def test_ctrl_c_outside_the_offlining_says_where_and_what_to_run(
+        tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the module is being removed (not the offlining, which cancels and
+    rolls back): exit 130, and the line says which blocks are offline and what to run;
+    status then shows the replacement in progress at that step."""
+    srv = profiles.create("qemu-guest", tmp_path / "root")
+    db = tmp_path / "m.db"
+
+    def interrupted(rep: runner.Replacement) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(runner.ACTIONS, "remove_module", interrupted)
+    code = main(["--root", str(srv.root), "--db", str(db), "replace", DIMM, *FAST])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 130
+    assert err.startswith("memras: replacement #1 stopped: interrupted; 4 of 4 blocks of the "
+                          "old module are offline: memory32–memory35")
+    assert "continue with `memras replace --resume` or roll back with " in err
+    assert main(["--root", str(srv.root), "--db", str(db), "--json", "status"]) == 0
+    pending = json.loads(capsys.readouterr().out)["replacement"]
+    assert pending["at"] == "remove_module" and pending["blocks_offline"] == BLOCKS
