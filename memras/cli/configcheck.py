@@ -10,6 +10,7 @@ loaded again (one line per mistake). So ``config check`` passing means ``watch``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def checked_config(path: str | Path | None) -> Config:
     config = area(lambda: load_config(path)) or config
     alerts = area(lambda: AlertsConfig.from_dict(file.section("alerts")))
     for hook in alerts.hooks if alerts else ():
-        area(lambda hook=hook: resolve_secret_files(hook.options, hook.name))
+        area(functools.partial(resolve_secret_files, hook.options, hook.name))
     if file.section("capacity"):
         area(lambda: load_policy_config(file.section("capacity")))
     area(lambda: keep_from_config(file.section("store")))
