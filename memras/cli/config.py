@@ -5,23 +5,21 @@ mcelog's (/etc/mcelog/mcelog.conf) settings, with notes on what had no equivalen
 
 ``show`` prints secrets redacted (:func:`memras.text.redact_config`: webhook secrets,
 SMTP passwords, tokens and URL credentials as ``***``), plain and ``--json`` alike.
-``check`` validates the health tables, the ``[alerts]`` table, and every secret a hook
-reads from a file (``secret_file`` …: it exists, is private, is not empty), without
-loading the hooks (nothing is connected to or started).
+``check`` runs :func:`memras.cli.configcheck.checked_config`, as ``watch`` does at start:
+the schema (every mistake, one line each), then each table loaded as the watcher loads
+it, every secret a hook reads from a file included, without loading the hooks (nothing
+is connected to or started).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
-from memras.alerts.config import AlertsConfig
-from memras.alerts.hooks import resolve_secret_files
 from memras.cli import add_global_options, command
 from memras.cli.configcheck import checked_config
 from memras.cli.context import Context
-from memras.errors import HookError, UsageError
+from memras.errors import UsageError
 from memras.health.config import dump_toml, import_configs, load_config
 from memras.text import redact_config
 
@@ -33,7 +31,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     imp.add_argument("--mcelog", type=Path, help="e.g. /etc/mcelog/mcelog.conf")
     imp.add_argument("--output", type=Path, help="write the TOML here instead of printing it")
     show = sub.add_parser("show", help="the effective configuration (defaults filled in)")
-    check = sub.add_parser("check", help="validate the config file; exit 2 with one line if bad")
+    check = sub.add_parser("check", help="validate the config file; exit 2, one line per mistake")
     for parser in (imp, show, check):
         add_global_options(parser, suppress=True)
 
@@ -56,16 +54,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         ctx.out.write(dump_toml(shown))
     return 0
-
-
-def _check_alerts(raw: dict[str, Any], where: str) -> None:
-    """``[alerts]`` as the watcher reads it, each hook's secret files included."""
-    alerts = AlertsConfig.from_dict(raw)
-    for hook in alerts.hooks:
-        try:
-            resolve_secret_files(hook.options, hook.name)
-        except HookError as exc:
-            raise UsageError(f"{where}: {exc.msg}", hint=exc.hint) from None
 
 
 def _import(args: argparse.Namespace, ctx: Context) -> int:

@@ -219,13 +219,11 @@ def _kernel(host: Host) -> list[Check]:
 def _config_and_hooks(ctx: Context) -> list[Check]:
     from memras.alerts.config import AlertsConfig
     from memras.alerts.hooks import available_hooks
-    from memras.cli.config import _check_alerts  # the same check as `memras config check`
-    from memras.health.config import load_config
+    from memras.cli.configcheck import checked_config  # as `config check` and `watch`
 
     try:
-        config = load_config(ctx.config)
+        config = checked_config(ctx.config)
         where = str(config.path) if config.path else "no config file (built-in defaults)"
-        _check_alerts(config.raw_section("alerts"), str(config.path or "memras.toml"))
         hooks = AlertsConfig.from_dict(config.raw_section("alerts")).hooks
     except MemrasError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
