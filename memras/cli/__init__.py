@@ -24,7 +24,7 @@ from pathlib import Path
 from memras import __version__
 from memras.cli.context import Context
 from memras.config import ConfigProblems
-from memras.errors import MemrasError, UsageError
+from memras.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, MemrasError, UsageError
 
 CommandFn = Callable[[argparse.Namespace, Context], int]
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -36,6 +36,7 @@ Configure = Callable[[argparse.ArgumentParser], None]
 # at its top; `memras --help` imports them all. tests/unit/test_cli_registry.py keeps
 # this table equal to what the modules register.
 COMMANDS: dict[str, str] = {
+    "acquit": "memras.cli.repaired",
     "alerts": "memras.cli.alerts",
     "audit": "memras.cli.audit",
     "blocks": "memras.cli.blocks",
@@ -54,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "locate": "memras.cli.locate",
     "partition": "memras.cli.partition",
     "prune": "memras.cli.prune",
+    "repaired": "memras.cli.repaired",
     "replace": "memras.cli.replace",
     "sim": "memras.cli.sim",
     "status": "memras.cli.status",
@@ -133,7 +135,7 @@ class MemrasParser(argparse.ArgumentParser):
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = False) -> None:
-    """--root/--db/--json/--config, accepted before or after the command name."""
+    """--root/--db/--json/--config/--wide, accepted before or after the command name."""
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument(
         "--root", default=default if suppress else "/", help="sysfs/proc/dev prefix (default /)"
@@ -145,6 +147,13 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool = Fals
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
         help="machine-readable output",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="tables with every column in full (default: fit the terminal, 80 "
+             "columns when not one; dimms: also serial, ACPI device, mapping)",
     )
 
 
@@ -243,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("memras: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:  # last resort: one line, never a traceback by default
@@ -251,4 +260,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         ctx.error(UsageError(f"internal error: {type(exc).__name__}: {exc}",
                              hint="rerun with MEMRAS_DEBUG=1 and report it"))
-        return 70
+        return EXIT_INTERNAL

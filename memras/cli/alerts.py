@@ -35,6 +35,7 @@ from memras.alerts.hooks import available_hooks, load_hooks
 from memras.alerts.service import AlertService, Changes, load_alerts_config
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
+from memras.cli.options import add_operator
 from memras.errors import UsageError
 from memras.text import escape
 from memras.topology.inventory import resolve_dimm
@@ -51,10 +52,11 @@ def _args(parser: argparse.ArgumentParser) -> None:
     ack = sub.add_parser("ack", help="acknowledge alerts: silences repeats until resolved")
     _targets(ack)
     ack.add_argument("--note", help="why, or what happens next (earlier notes are kept)")
-    ack.add_argument("--by", help="who acknowledges (default: $SUDO_USER or the login name)")
+    add_operator(ack, "who acknowledges (default: $SUDO_USER or the login name)", old="--by")
     resolve = sub.add_parser("resolve", help="close alerts; a new one may fire again")
     _targets(resolve)
-    resolve.add_argument("--by", help="who resolves (default: $SUDO_USER or the login name)")
+    add_operator(resolve, "who resolves (default: $SUDO_USER or the login name)",
+                 old="--by")
     test = sub.add_parser("test", help="send a test alert through the configured hooks")
     test.add_argument("--hook", action="append", metavar="NAME",
                       help="only this hook (repeatable)")
@@ -96,7 +98,7 @@ def _list(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
     rows = [(a.id, a.time.strftime("%Y-%m-%d %H:%M"), a.severity.value, a.kind.value,
              a.state.value, a.dimm_shown, a.repeats, a.message) for a in alerts]
     ctx.table(["ID", "TIME", "SEVERITY", "KIND", "STATE", "DIMM", "REPEATS", "MESSAGE"], rows,
-              right=["ID", "REPEATS"])
+              right=["ID", "REPEATS"], optional=("REPEATS",))
     _print_failed_deliveries(ctx, alerts, deliveries)
     return 0
 
@@ -122,19 +124,19 @@ def _print_failed_deliveries(ctx: Context, alerts: list[Alert],
 
 def _ack(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
     if _by_dimm(args):
-        changes = service.ack_alerts(_dimm_alerts(ctx, service, args.dimm), by=args.by,
+        changes = service.ack_alerts(_dimm_alerts(ctx, service, args.dimm), by=args.operator,
                                      note=args.note)
     else:
-        changes = service.ack_many(_ids(args), by=args.by, note=args.note)
+        changes = service.ack_many(_ids(args), by=args.operator, note=args.note)
     return _report(ctx, changes, lambda a: f"acknowledged by {a.acked_by}",
                    "already acknowledged")
 
 
 def _resolve(args: argparse.Namespace, ctx: Context, service: AlertService) -> int:
     if _by_dimm(args):
-        changes = service.resolve_alerts(_dimm_alerts(ctx, service, args.dimm), by=args.by)
+        changes = service.resolve_alerts(_dimm_alerts(ctx, service, args.dimm), by=args.operator)
     else:
-        changes = service.resolve_many(_ids(args), by=args.by)
+        changes = service.resolve_many(_ids(args), by=args.operator)
     return _report(ctx, changes, lambda a: "resolved", "already resolved")
 
 

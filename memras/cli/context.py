@@ -33,6 +33,7 @@ class Context:
     db: str
     json: bool
     config: str | None
+    wide: bool = False  # --wide: every table column at full width
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
@@ -43,6 +44,7 @@ class Context:
             db=getattr(args, "db", None) or default_db_url(),
             json=bool(getattr(args, "json", False)),
             config=getattr(args, "config", None),
+            wide=bool(getattr(args, "wide", False)),
         )
 
     # memras.host is imported on first use, not at the top: every command loads this
@@ -86,25 +88,30 @@ class Context:
         json.dump(data, self.out, indent=2, sort_keys=False, default=json_default)
         self.out.write("\n")
 
+    @property
+    def width(self) -> int:
+        """Columns human output fits in: $COLUMNS, the terminal's, else 80."""
+        from memras.cli.render import output_width  # lazy: Rich only when printing text
+
+        return output_width(self.out)
+
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]],
-              *, right: Sequence[str] = ()) -> None:
-        """A plain aligned table; cell text is escaped (it may come from firmware)."""
-        cells = [[escape(str(c)) if c is not None else "-" for c in row] for row in rows]
-        widths = [len(h) for h in headers]
-        for row in cells:
-            for i, c in enumerate(row):
-                widths[i] = max(widths[i], len(c))
+              *, right: Sequence[str] = (), optional: Sequence[str] | None = None,
+              flex: str | None = None) -> None:
+        """An aligned table that fits ``self.width`` (memras.cli.render.render_table):
+        ``flex`` (default: the last column) is ellipsized first, then the ``optional``
+        columns are dropped, least important first (default: from the last one back);
+        ``--wide`` shows every column in full. Cell text is escaped (it may come from
+        firmware); plain output has no colour or box characters."""
+        from memras.cli.render import render_table  # lazy: see width
 
-        def fmt(row: Sequence[str]) -> str:
-            parts = [
-                c.rjust(widths[i]) if headers[i] in right else c.ljust(widths[i])
-                for i, c in enumerate(row)
-            ]
-            return " ".join(parts).rstrip()
-
-        self.print(fmt(list(headers)))
-        for row in cells:
-            self.print(fmt(row))
+        try:
+            styled = self.out.isatty()
+        except (AttributeError, ValueError):
+            styled = False
+        for line in render_table(headers, rows, width=self.width, wide=self.wide,
+                                 right=right, optional=optional, flex=flex, styled=styled):
+            self.print(line)
 
     def confirm(self, what: str, *, yes: bool = False) -> None:
         """Ask before a destructive step; ``--yes`` skips it, no terminal refuses it.

@@ -19,7 +19,7 @@ from memras.topology.units import replaceable_units, smallest_unit
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--wide", action="store_true", help="also serial, ACPI device, mapping")
+    """--wide (also serial, ACPI device, mapping) is the global option (memras.cli)."""
 
 
 @command("dimms", "DIMM inventory: label, location, size, CE/UE, verdict, replaceable unit")(
@@ -47,18 +47,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # EDAC label, as the kernel prints it in its error lines
     headers = ["DIMM", "ID", "LABEL", "LOCATION", "SIZE", "CE", "UE", "VERDICT", "MODULE",
                "UNIT"]
-    if args.wide:
+    if getattr(args, "wide", False):
         headers += ["SERIAL", "ACPI", "MAPPING"]
     table = []
     for r in rows:
         row = [r["name"], r["id"], r["label"], r["location"],
                format_bytes(r["size_bytes"]) if r["size_bytes"] else None,
                r["ce"], r["ue"], r["verdict"], module_text(r["module"]), r["unit"]]
-        if args.wide:
+        if getattr(args, "wide", False):
             row += [r["serial"], r["acpi_device"], r["mapping"]]
         table.append(row)
     if rows:
-        ctx.table(headers, table, right=("SIZE", "CE", "UE"))
+        ctx.table(headers, table, right=("SIZE", "CE", "UE"),
+                  optional=("LOCATION", "MODULE", "UNIT"), flex="VERDICT")
     if unit_rows:  # what can come out at once, and what goes with it
         ctx.print("")
         ctx.table(["UNIT", "KIND", "BLOCKS", "ZONE", "SIZE", "DIMMS"],

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     # DIMM: the module as people name it (memras.topology.naming); LABEL: as the kernel
     # printed it
     ctx.table(["ID", "TIME", "CLOCK", "TYPE", "COUNT", "DIMM", "LABEL", "LOCATION",
-               "ADDRESS", "SOURCE", "MESSAGE"], rows, right=["ID", "COUNT"])
+               "ADDRESS", "SOURCE", "MESSAGE"], rows, right=["ID", "COUNT"],
+              optional=("LABEL", "CLOCK", "SOURCE", "LOCATION", "COUNT", "ADDRESS"))
     return 0
 
 

@@ -72,7 +72,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     ctx.table(["DIMM", "ID", "VERDICT", "SINCE", "RULES", "WHY"],
               [(shown[v.dimm_id], v.dimm_id, v.state.value, v.since.strftime("%Y-%m-%d %H:%M:%S"),
-                ",".join(v.rules), v.reasons[0] if v.reasons else "") for v in verdicts])
+                ",".join(v.rules), v.reasons[0] if v.reasons else "") for v in verdicts],
+              optional=("RULES", "SINCE"))
     return 0
 
 
@@ -92,7 +93,8 @@ def _print_history(ctx: Context, verdicts: list[Verdict], modules: list[ModuleRe
               [(names.display(v.dimm_id), (m.serial or m.identity) if m else "-", v.state.value,
                 v.since.strftime("%Y-%m-%d %H:%M:%S"), ",".join(v.rules),
                 v.reasons[0] if v.reasons else "")
-               for v, m in zip(verdicts, owners, strict=True)])
+               for v, m in zip(verdicts, owners, strict=True)],
+              optional=("RULES", "MODULE", "SINCE"))
     for m in modules[:-1]:
         if m.removed_at is not None:
             ctx.print(f"module {m.serial or m.identity} removed "
