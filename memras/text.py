@@ -172,3 +172,82 @@ def redact_config(data: Any) -> Any:
     if isinstance(data, str):
         return redact(data)
     return data
+
+
+def _int_ranges(values: Sequence[int]) -> str:
+    """``64-95 (32)``: runs of consecutive integers, the count when more than one."""
+    parts: list[str] = []
+    start = prev = values[0]
+    for v in [*values[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(parts) + (f" ({len(values)})" if len(values) > 1 else "")
+
+
+def _scalar(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return escape(str(value))
+
+
+def readable_lines(data: Any, width: int = 80, indent: str = "") -> list[str]:
+    """Nested data (a verdict's evidence, an audit row) as ``key: value`` lines a person
+    reads: nested tables indented under their key, lists of numbers as ranges, lists of
+    words joined, lists of tables as ``- `` items; every line wrapped at ``width``;
+    every string escaped."""
+    import textwrap  # only the readers of nested data pay for it
+
+    def wrapped(head: str, text: str) -> list[str]:
+        return textwrap.wrap(head + text, width=max(width, len(head) + 20),
+                             subsequent_indent=" " * len(head),
+                             break_on_hyphens=False) or [head.rstrip()]
+
+    if not isinstance(data, Mapping):
+        return _value_lines(data, width, indent, wrapped)
+    key_w = max((len(str(k)) for k in data), default=0) + 2
+    out: list[str] = []
+    for key, value in data.items():
+        name = escape(str(key)).replace("_", " ")
+        nested = (isinstance(value, Mapping) and value) or (
+            isinstance(value, list) and any(isinstance(v, (Mapping, list))
+                                            or (isinstance(v, str) and len(v) > 30)
+                                            for v in value))
+        if nested:
+            out.append(f"{indent}{name}:")
+            out += _value_lines(value, width, indent + "  ", wrapped)
+        else:
+            out += wrapped(f"{indent}{name + ':':<{key_w}}", _flat(value))
+    return out
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "-"  # an empty table
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return _int_ranges(sorted(value))
+        return ", ".join(_scalar(v) for v in value) or "-"
+    return _scalar(value)
+
+
+def _value_lines(value: Any, width: int, indent: str, wrapped: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        return readable_lines(value, width, indent)
+    if not isinstance(value, list):
+        return list(wrapped(indent, _scalar(value)))
+    out: list[str] = []
+    for item in value:
+        lines = (readable_lines(item, width, indent + "  ") if isinstance(item, (Mapping, list))
+                 else wrapped(indent + "  ", _flat(item)))
+        lines = lines or [indent + "  -"]
+        out.append(indent + "- " + lines[0][len(indent) + 2:])
+        out += lines[1:]
+    return out

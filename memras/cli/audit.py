@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 from memras.audit.service import Actor, AuditTrail
@@ -11,7 +12,7 @@ from memras.cli.context import Context
 from memras.cli.options import add_operator
 from memras.errors import UsageError
 from memras.store import Store
-from memras.text import escape
+from memras.text import escape, readable_lines
 from memras.workflow.audit_facts import recorded_replacements
 from memras.workflow.report import render_report
 
@@ -67,9 +68,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         entry = trail.show(args.id)
         if ctx.json:
             ctx.emit_json(entry.as_dict())
-        else:
-            for key, value in entry.as_dict().items():
-                ctx.print(f"{key:<15} {escape(str(value))}")
+        else:  # key: value lines, nested data indented, wrapped at the terminal
+            for line in readable_lines(entry.as_dict(), ctx.width):
+                ctx.print(line)
         return 0
     if action == "export":
         ctx.out.write(trail.export(args.format, replacement_id=args.replacement))
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if action == "verify":
         return _verify(ctx, trail, store, args)
     if action == "report":
-        text = render_report(store, args.id, args.format)
+        text = render_report(store, args.id, args.format, width=ctx.width)
         if ctx.json:
             ctx.emit_json({"replacement": args.id, "format": args.format, "report": text})
         else:
@@ -112,8 +113,11 @@ def _verify(ctx: Context, trail: AuditTrail, store: Store, args: argparse.Namesp
         state = "NOT VERIFIED (no key)"
     else:
         state = f"NOT intact, {len(report.problems)} problem(s)"
-    ctx.print(escape(f"audit trail {state}: {report.rows} rows ({chain}), head "
-                     f"{report.last_hash}; anchor {anchor}"))
+    text = escape(f"audit trail {state}: {report.rows} rows ({chain}), head "
+                  f"{report.last_hash}; anchor {anchor}")
+    for line in textwrap.wrap(text, width=ctx.width, subsequent_indent="  ",
+                              break_on_hyphens=False):
+        ctx.print(line)
     return 0 if report.ok else 1
 
 

@@ -6,11 +6,13 @@ not what the machine looks like now), with the chain's verification result at th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import textwrap
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from memras.audit.service import AuditTrail, store_session
+from memras.audit.service import AuditEntry, AuditTrail, store_session
 from memras.errors import UsageError
-from memras.text import escape
+from memras.text import escape, format_bytes
 from memras.workflow.models import ReplacementRow
 
 if TYPE_CHECKING:
@@ -19,28 +21,74 @@ if TYPE_CHECKING:
 REPORT_FORMATS = ("text", "markdown")
 
 
+def _when(t: datetime | None) -> str:
+    return f"{t:%Y-%m-%d %H:%M:%S} UTC" if t else "-"
+
+
+def _took(row: ReplacementRow) -> str:
+    if not row.finished_at:
+        return "not finished"
+    seconds = int((row.finished_at - row.created_at).total_seconds())
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
 def _facts(row: ReplacementRow) -> list[tuple[str, str]]:
+    """What, where, who, when: the change record's header."""
     target = (row.target or {}).get("target", {})
     new = row.new_identity or {}
+    slot = target.get("locator") or target.get("label") or row.dimm_label or row.dimm_id
+    other = [x for x in (target.get("label") or row.dimm_label, row.dimm_id) if x and x != slot]
+    blocks = target.get("blocks", [])
+    size = format_bytes(len(blocks) * int(target.get("block_size") or 0)) if blocks else ""
     return [
-        ("Replacement", f"#{row.id}"), ("Outcome", row.state),
-        ("Host", row.host), ("Operator", row.operator or "-"),
-        ("Account", f"{row.user} (uid {row.uid})"), ("Backend", row.backend),
-        ("Started", f"{row.created_at:%Y-%m-%d %H:%M:%S} UTC"),
-        ("Finished", f"{row.finished_at:%Y-%m-%d %H:%M:%S} UTC" if row.finished_at else "-"),
-        ("Old module", f"{target.get('label', '')} locator {target.get('locator') or '-'} "
-                       f"serial {target.get('serial') or '-'} part {target.get('part') or '-'}"),
-        ("Blocks", _blocks(target.get("blocks", []))),
-        ("New module", f"serial {new.get('serial') or '-'} part {new.get('part') or '-'}"),
-        ("Error", row.error or "-"),
+        ("What", f"replace the memory module in slot {slot}"
+                 + (f" ({', '.join(other)})" if other else "")),
+        ("Outcome", row.state + (f": {row.error}" if row.error else "")),
+        ("Host", row.host),
+        ("Where", f"slot {slot}, ACPI device {target.get('acpi_device') or '-'}, "
+                  f"{_blocks(blocks)}" + (f", {size}" if size else "")),
+        ("Who", f"{row.operator or '-'} (account {row.user}, uid {row.uid})"),
+        ("When", f"{_when(row.created_at)} to {_when(row.finished_at)} ({_took(row)})"),
+        ("Backend", row.backend),
+        ("Old module", f"serial {target.get('serial') or '-'}, part {target.get('part') or '-'}"),
+        ("New module", f"serial {new.get('serial') or '-'}, part {new.get('part') or '-'}"),
     ]
 
 
 def _blocks(blocks: list[int]) -> str:
-    return f"memory{blocks[0]}-memory{blocks[-1]} ({len(blocks)})" if blocks else "-"
+    return (f"blocks memory{blocks[0]}-memory{blocks[-1]} ({len(blocks)})" if blocks
+            else "no blocks")
 
 
-def render_report(store: Store, replacement_id: int, fmt: str = "text") -> str:
+def _why(verdict: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The health verdict at decision time and the evidence it rested on."""
+    if not verdict:
+        return [("Verdict", "none recorded (replaced without a health verdict)")]
+    ev = verdict.get("evidence") or {}
+    facts = [("Verdict", f"{verdict.get('state', '?')} (rules: "
+                         f"{', '.join(verdict.get('rules', [])) or '-'})")]
+    if ev:
+        facts.append(("Errors", f"{ev.get('ce_count', 0)} corrected, {ev.get('ue_count', 0)} "
+                                f"uncorrected; first {ev.get('first_seen') or '-'}, "
+                                f"last {ev.get('last_seen') or '-'}"))
+        if ev.get("fault_mode"):
+            facts.append(("Fault", f"{ev['fault_mode']} ({ev.get('fault_rule') or '-'}): "
+                                   f"{ev.get('detail') or '-'}"))
+        if ev.get("thresholds_crossed"):
+            facts.append(("Thresholds", ", ".join(ev["thresholds_crossed"])))
+    return facts
+
+
+def _checks(entries: list[AuditEntry]) -> list[str]:
+    return [f"{'PASS' if c.get('ok') else 'FAIL'} {c.get('name', '?')}: {c.get('detail', '')}"
+            for e in entries if e.action == "preflight" for c in e.data.get("checks", [])]
+
+
+def render_report(store: Store, replacement_id: int, fmt: str = "text", *,
+                  width: int = 80) -> str:
+    """The printable change record: what, where, who, when, why (the verdict and its
+    evidence), every step with its time, duration and outcome, the preflight checks,
+    the verification, and the audit chain's state and head; wrapped at ``width``."""
     if fmt not in REPORT_FORMATS:
         raise UsageError(f"unknown report format {fmt!r}", hint="use text or markdown")
     with store_session(store) as s:
@@ -53,25 +101,55 @@ def render_report(store: Store, replacement_id: int, fmt: str = "text") -> str:
     entries = trail.list(replacement_id=replacement_id)
     chain = trail.verify()
     verdict = next((e.data.get("verdict") for e in entries if e.action == "select"), None)
-    steps = [(e.time[11:19], e.action, str(e.data.get("outcome", "")),
-              str(e.data.get("seconds", "")), str(e.data.get("message") or
-                                                  e.data.get("error") or ""))
-             for e in entries]
-    integrity = "intact" if chain.ok else "; ".join(str(p) for p in chain.problems)
     md = fmt == "markdown"
-    lines = [f"# Memory replacement report #{row.id}" if md
-             else f"MEMORY REPLACEMENT REPORT #{row.id}", ""]
-    for key, value in _facts(row):
-        lines.append(f"- **{key}:** {escape(value)}" if md else f"{key:<12} {escape(value)}")
-    lines += ["", "## Verdict at decision time" if md else "Verdict at decision time:",
-              escape(str(verdict)) if verdict else "(no health verdict recorded)", "",
-              "## Steps" if md else "Steps:"]
-    if md:
-        lines += ["| time | step | outcome | s | detail |", "|---|---|---|---|---|"]
-        lines += [f"| {' | '.join(escape(c).replace('|', '/') for c in st)} |" for st in steps]
-    else:
-        lines += [f"  {t} {a:<20} {o:<7} {sec:>7}  {escape(d)[:60]}" for t, a, o, sec, d in steps]
-    lines += ["", f"Audit trail: {len(entries)} entries; chain {integrity} "
-              f"(head {chain.last_hash[:16]}…)", "",
-              "Signature: ______________________   Date: ____________"]
+    width = max(width, 40)
+
+    def para(head: str, text: str, hang: str) -> list[str]:
+        return textwrap.wrap(escape(f"{head}{text}"), width=width, subsequent_indent=hang,
+                             break_on_hyphens=False, break_long_words=True) or [head]
+
+    def section(title: str) -> list[str]:
+        return ["", f"## {title}" if md else title, "" if md else "-" * len(title)]
+
+    def facts(pairs: list[tuple[str, str]]) -> list[str]:
+        key_w = max(len(k) for k, _ in pairs) + 2
+        out: list[str] = []
+        for key, value in pairs:
+            out += (para(f"- **{key}:** ", value, "  ") if md
+                    else para(f"{key + ':':<{key_w}}", value, " " * key_w))
+        return out
+
+    def items(texts: list[str]) -> list[str]:
+        return [line for t in texts for line in para("- ", t, "  ")] or ["- none"]
+
+    title = f"Memory replacement report #{row.id}" if md else (
+        f"MEMORY REPLACEMENT REPORT #{row.id}")
+    lines = [f"# {title}" if md else title, "" if md else "=" * len(title)]
+    lines += facts(_facts(row))
+    lines += section("Why: the verdict at decision time") + facts(_why(verdict))
+    if verdict and verdict.get("reasons"):
+        lines += ["", "Reasons:" if not md else "Reasons:"] + items(
+            [str(r) for r in verdict["reasons"]])
+    lines += section("Steps (UTC, seconds, outcome)")
+    for e in entries:
+        secs = e.data.get("seconds")
+        head = (f"{e.time[11:19]}  {e.action:<19} {str(e.data.get('outcome') or '-'):<7} "
+                f"{'' if secs is None else f'{float(secs):.1f} s':>7}  ")
+        detail = str(e.data.get("message") or e.data.get("error") or "")
+        lines += para(("- " if md else "") + head, detail, " " * (10 + (2 if md else 0)))
+    lines += section("Checks before the change") + items(_checks(entries))
+    verify = [e for e in entries if e.action == "verify"]
+    lines += section("Verification") + items(
+        [f"{e.data.get('outcome') or '-'}: {e.data.get('message') or e.data.get('error') or ''}"
+         for e in verify] or ["not verified: the replacement did not reach the verify step"])
+    integrity = ("intact" if chain.ok
+                 else "NOT intact: " + "; ".join(str(p) for p in chain.problems))
+    lines += section("Audit trail") + facts([
+        ("Entries", f"{len(entries)} for this replacement, {chain.rows} in the trail"),
+        ("Chain", integrity),
+        ("Head", chain.last_hash or "-"),
+        ("Check", "memras audit verify --expect-head HEAD"),
+    ])
+    lines += ["", "Approved by: ______________________  Date: ____________", "",
+              "Performed by: _____________________  Date: ____________"]
     return "\n".join(lines) + "\n"
