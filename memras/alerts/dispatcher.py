@@ -268,6 +268,18 @@ class Dispatcher:
                     self._deliver(hook_config, hook, alert, record=True)
             self._publish()
 
+    def publish_metrics(self, *, wait: bool = True) -> bool:
+        """Publish a fresh snapshot to the metric hooks now, changed or not (the watcher
+        does so every interval: a textfile's age then tells that the watcher runs).
+        ``wait`` False: skip (False) while a delivery holds the dispatcher."""
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            self._publish()
+        finally:
+            self._lock.release()
+        return True
+
     def close(self) -> None:
         for hook_config, hook in self.hooks:
             try:

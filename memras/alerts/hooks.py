@@ -37,6 +37,13 @@ class DimmMetrics:
     uncorrected: int
     verdict: str | None
     slot: str | None = None  # the slot label (P1-DIMMB1), memras.alerts.naming
+    # node_exporter's EDAC labels and the module (memras.alerts.metrics): '' when unknown
+    controller: str = ""
+    csrow: str = ""
+    channel: str = ""
+    serial: str = ""
+    part: str = ""
+    last_event: float | None = None  # the newest error's time, Unix seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,7 @@ class MetricsSnapshot:
     dimms: tuple[DimmMetrics, ...] = ()
     alerts_open: int = 0
     hooks: tuple[HookMetrics, ...] = ()
+    up: bool = True  # False: the database could not be read (the DIMMs are the last read)
 
 
 class AlertHook(ABC):

@@ -45,6 +45,7 @@ from memras.alerts.dispatcher import (
     summarize,
 )
 from memras.alerts.hooks import load_hooks
+from memras.alerts.metrics import StoreMetrics
 from memras.alerts.models import AlertRow, DeliveryRow
 from memras.alerts.naming import Namer, dimm_namer, named
 from memras.config import read_config_file
@@ -235,6 +236,7 @@ class AlertService:
         self.dispatcher = dispatcher
         self.alerts = dispatcher.store
         self.load_failures = dict(load_failures or {})  # hook name -> why it did not load
+        self.metrics: StoreMetrics | None = None  # set by open(): the snapshot it publishes
 
     @classmethod
     def open(cls, store: Store, config: AlertsConfig | None = None, *,
@@ -245,8 +247,11 @@ class AlertService:
         config = config or AlertsConfig()
         report = load_hooks(config, only=only, warn=warn)
         names = dimm_namer(host, store) if host is not None else None
-        return cls(Dispatcher(SqlAlertStore(store, names), report.hooks, config),
-                   report.failures)
+        metrics = StoreMetrics(store, host)  # every DIMM, for metric hooks (prometheus)
+        service = cls(Dispatcher(SqlAlertStore(store, names), report.hooks, config,
+                                 snapshot=metrics), report.failures)
+        service.metrics = metrics
+        return service
 
     @classmethod
     def configured(cls, store: Store, config_path: str | Path | None, *,

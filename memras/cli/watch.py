@@ -14,6 +14,7 @@ import argparse
 import signal
 import threading
 
+from memras.alerts.metrics import MetricsTick
 from memras.alerts.service import load_alerts_config
 from memras.capacity.policy import CapacityPolicy, load_policy_config
 from memras.capacity.record import Recorder
@@ -22,6 +23,7 @@ from memras.cli.configcheck import checked_config
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.health.config import load_config
+from memras.health.dimm_names import attribute_errors
 from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
 from memras.ingest.sources import (
     EdacCounterSource,
@@ -165,12 +167,27 @@ def _install_pipeline(args: argparse.Namespace, ctx: Context, store: Store,
     watcher.on_gap = pipeline.on_gap if pipeline else None
     settings = StoreSettings.of(ctx.config)  # [store]: the mirror, retention's pruning
     settings.apply(store)
-    watcher.periodic = [*periodic, *watcher_tasks(store, settings)]
+    watcher.periodic = [*periodic, *watcher_tasks(store, settings), *_metrics(store, pipeline)]
     if watcher.event_log is not None:
         watcher.event_log.resolver = pipeline.engine.resolver if pipeline else None
         if pipeline is not None:
             pipeline.on_change = watcher.event_log.change
     return pipeline
+
+
+def _metrics(store: Store, pipeline: Pipeline | None) -> list[Periodic]:
+    """With a metrics hook (prometheus): the metrics rewritten every interval, changed or
+    not, counting a stored row once the pipeline has attributed it to its DIMM."""
+    if pipeline is None:
+        return []
+    if not any(hook.publishes_metrics for _, hook in pipeline.alerts.dispatcher.hooks):
+        return []
+    metrics = pipeline.alerts.metrics
+    if metrics is not None:  # rows stored before this start get their DIMM first
+        pipeline.attributed_to = attribute_errors(store, pipeline.engine.resolver,
+                                                  pipeline.attributed_to)
+        metrics.settled = lambda: pipeline.attributed_to
+    return [MetricsTick(pipeline.alerts.dispatcher.publish_metrics)]
 
 
 def _report(ctx: Context, stats: WatchStats) -> int:

@@ -1,4 +1,4 @@
-"""The ``prometheus`` hook: DIMM error counts, verdicts and open alerts as metrics.
+"""The ``prometheus`` hook: every DIMM's error counts and verdict, open alerts, as metrics.
 
 Options (``[alerts.hooks.prometheus]``)::
 
@@ -7,110 +7,142 @@ Options (``[alerts.hooks.prometheus]``)::
     filename = "memras.prom"
     listen = "127.0.0.1:9477"     # optional: also serve /metrics (prometheus_client)
 
-Metrics (node_exporter naming, ``memras_`` prefix)::
+Metrics (node_exporter naming, ``memras_`` prefix; DIMM_LABELS below)::
 
-    memras_dimm_corrected_errors_total{dimm="…",slot="…",dimm_label="…"}    counter
-    memras_dimm_uncorrected_errors_total{dimm="…",slot="…",dimm_label="…"}  counter
-    memras_dimm_verdict{dimm="…",slot="…",dimm_label="…",verdict="…"} 1     gauge, per DIMM
-    memras_alerts_open                                                      gauge
+    memras_up                                               gauge  1: the database was read
+    memras_build_info{version,python} 1                     gauge
+    memras_dimm_corrected_errors_total{DIMM_LABELS}         counter
+    memras_dimm_uncorrected_errors_total{DIMM_LABELS}       counter (deferred, fatal too)
+    memras_dimm_verdict{DIMM_LABELS,verdict}                gauge  one series per verdict
+    memras_last_event_timestamp_seconds{DIMM_LABELS}        gauge  0: no error yet
+    memras_alerts_open                                      gauge
+    memras_alert_deliveries_total{hook}                     counter
+    memras_alert_delivery_failures_total{hook}              counter
 
-``slot`` is the label printed on the board (the SMBIOS locator, ``P1-DIMMB1``) as the
-watcher names the DIMM now, empty when it cannot (no host inventory); ``dimm_label`` is
-the EDAC label the error printed; ``dimm`` the id the series is keyed by.
-    memras_alert_deliveries_total{hook="…"}                        counter
-    memras_alert_delivery_failures_total{hook="…"}                 counter
+DIMM_LABELS: ``dimm`` (memras's id, ``mc0/dimm2``), ``slot`` (the label printed on the
+board, the SMBIOS locator ``P1-DIMMB1``; '' when unknown), ``dimm_label`` (the EDAC
+label), ``controller``, ``csrow`` and ``channel`` as node_exporter's ``node_edac_*``
+series name them (``controller="0"``; csrow and channel only for csrow-layout drivers),
+``serial`` and ``part``. Every DIMM of the inventory has every series from the first
+publish, errors or not (:mod:`memras.alerts.metrics` builds the snapshot).
+
+``memras_dimm_verdict`` is an enum-style gauge (like kube_pod_status_phase): one series
+per verdict state, 1 for the DIMM's current one and 0 for the others, so
+``memras_dimm_verdict{verdict="replace-now"} == 1`` selects DIMMs to pull now.
 
 The two delivery counters count attempts as the database records them (every run of
 every memras process, so they do not reset when the watcher restarts): a failure is
 one failed attempt (retries and metric publishes included); ``increase(
 memras_alert_delivery_failures_total[1h]) > 0`` finds a hook that stopped delivering.
 
-``memras_dimm_verdict`` is an info-style gauge (like kube_pod_status_phase): the DIMM's
-current verdict is the ``verdict`` label and the value is always 1, so
-``memras_dimm_verdict{verdict="failing"} == 1`` selects failing DIMMs without a
-numeric code to remember. The textfile is written to a temporary file in the same
-directory and renamed over the old one, so node_exporter never reads half a file.
+The textfile is written by prometheus_client's ``write_to_textfile`` (a temporary file
+beside it, renamed over it: node_exporter never reads half a file), on every change and,
+by the watcher, every interval even when nothing changed, so node_exporter's
+``node_textfile_mtime_seconds`` tells a stopped watcher from a quiet one.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import platform
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from memras import __version__
 from memras.alerts.alert import Alert
-from memras.alerts.hooks import AlertHook, MetricsSnapshot
+from memras.alerts.hooks import AlertHook, DimmMetrics, MetricsSnapshot
+from memras.alerts.metrics import VERDICT_STATES
 from memras.errors import HookError
 
-METRICS = (
-    ("memras_dimm_corrected_errors_total", "counter",
-     "Corrected memory errors attributed to the DIMM."),
-    ("memras_dimm_uncorrected_errors_total", "counter",
-     "Uncorrected (incl. deferred and fatal) memory errors attributed to the DIMM."),
-    ("memras_dimm_verdict", "gauge",
-     "The DIMM's current memras verdict, as the verdict label; the value is always 1."),
-    ("memras_alerts_open", "gauge", "memras alerts that are open (not acked or resolved)."),
-    ("memras_alert_deliveries_total", "counter",
-     "Alert deliveries the hook accepted (attempts that succeeded)."),
-    ("memras_alert_delivery_failures_total", "counter",
-     "Failed alert delivery attempts of the hook (retries included)."),
-)
+DIMM_LABELS = ("dimm", "slot", "dimm_label", "controller", "csrow", "channel", "serial",
+               "part")
+HELP = {
+    "memras_up": "1 when memras read its database for these metrics, 0 when it could not "
+                 "(the DIMM series are then the last read).",
+    "memras_build_info": "memras's version and Python's, as labels; the value is always 1.",
+    "memras_dimm_corrected_errors": "Corrected memory errors attributed to the DIMM.",
+    "memras_dimm_uncorrected_errors":
+        "Uncorrected (incl. deferred and fatal) memory errors attributed to the DIMM.",
+    "memras_dimm_verdict": "The DIMM's memras verdict: 1 for the current verdict label, "
+                           "0 for the others.",
+    "memras_last_event_timestamp_seconds":
+        "Time of the newest memory error attributed to the DIMM (0: none yet).",
+    "memras_alerts_open": "memras alerts that are open (not acked or resolved).",
+    "memras_alert_deliveries": "Alert deliveries the hook accepted (attempts that succeeded).",
+    "memras_alert_delivery_failures":
+        "Failed alert delivery attempts of the hook (retries included).",
+}
 
 
-def escape_label(value: str) -> str:
-    """Prometheus exposition format: backslash, double quote and newline escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _dimm_values(dimm: DimmMetrics) -> list[str]:
+    return [dimm.dimm_id, dimm.slot or "", dimm.label or "", dimm.controller, dimm.csrow,
+            dimm.channel, dimm.serial, dimm.part]
 
 
-def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{k}="{escape_label(v)}"' for k, v in labels.items()) + "}"
+def families(snapshot: MetricsSnapshot) -> Iterator[Any]:
+    """The snapshot as prometheus_client metric families (what both outputs serve)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    yield GaugeMetricFamily("memras_up", HELP["memras_up"], value=1 if snapshot.up else 0)
+    build = GaugeMetricFamily("memras_build_info", HELP["memras_build_info"],
+                              labels=["version", "python"])
+    build.add_metric([__version__, platform.python_version()], 1)
+    yield build
+    labels = list(DIMM_LABELS)
+    ce = CounterMetricFamily("memras_dimm_corrected_errors",
+                             HELP["memras_dimm_corrected_errors"], labels=labels)
+    ue = CounterMetricFamily("memras_dimm_uncorrected_errors",
+                             HELP["memras_dimm_uncorrected_errors"], labels=labels)
+    verdict = GaugeMetricFamily("memras_dimm_verdict", HELP["memras_dimm_verdict"],
+                                labels=[*labels, "verdict"])
+    last = GaugeMetricFamily("memras_last_event_timestamp_seconds",
+                             HELP["memras_last_event_timestamp_seconds"], labels=labels)
+    for dimm in snapshot.dimms:
+        values = _dimm_values(dimm)
+        ce.add_metric(values, dimm.corrected)
+        ue.add_metric(values, dimm.uncorrected)
+        states = VERDICT_STATES if dimm.verdict in VERDICT_STATES or not dimm.verdict \
+            else (*VERDICT_STATES, dimm.verdict)
+        for state in states:
+            verdict.add_metric([*values, state], 1 if state == (dimm.verdict or "ok") else 0)
+        last.add_metric(values, dimm.last_event or 0)
+    yield from (ce, ue, verdict, last)
+    yield GaugeMetricFamily("memras_alerts_open", HELP["memras_alerts_open"],
+                            value=snapshot.alerts_open)
+    ok = CounterMetricFamily("memras_alert_deliveries", HELP["memras_alert_deliveries"],
+                             labels=["hook"])
+    failed = CounterMetricFamily("memras_alert_delivery_failures",
+                                 HELP["memras_alert_delivery_failures"], labels=["hook"])
+    for hook in snapshot.hooks:
+        ok.add_metric([hook.hook], hook.delivered)
+        failed.add_metric([hook.hook], hook.failed)
+    yield from (ok, failed)
+
+
+class _SnapshotCollector:
+    """prometheus_client collector over a snapshot (the hook's latest, or a given one)."""
+
+    def __init__(self, current: Callable[[], MetricsSnapshot]) -> None:
+        self.current = current
+
+    def collect(self) -> Iterator[Any]:
+        return families(self.current())
+
+
+def _registry(current: Callable[[], MetricsSnapshot]) -> Any:
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(current))
+    return registry
 
 
 def render(snapshot: MetricsSnapshot) -> str:
     """The snapshot in the Prometheus text exposition format (version 0.0.4)."""
-    lines: list[str] = []
-    for name, kind, help_text in METRICS:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.extend(_samples(name, snapshot))
-    return "\n".join(lines) + "\n"
+    from prometheus_client import generate_latest
 
-
-def _samples(name: str, snapshot: MetricsSnapshot) -> Iterator[str]:
-    if name == "memras_alerts_open":
-        yield f"{name} {snapshot.alerts_open}"
-        return
-    if name in ("memras_alert_deliveries_total", "memras_alert_delivery_failures_total"):
-        for hook in snapshot.hooks:
-            count = hook.delivered if name == "memras_alert_deliveries_total" else hook.failed
-            yield f"{name}{_labels(hook=hook.hook)} {count}"
-        return
-    for dimm in snapshot.dimms:
-        labels = {"dimm": dimm.dimm_id, "slot": dimm.slot or "", "dimm_label": dimm.label or ""}
-        if name == "memras_dimm_corrected_errors_total":
-            yield f"{name}{_labels(**labels)} {dimm.corrected}"
-        elif name == "memras_dimm_uncorrected_errors_total":
-            yield f"{name}{_labels(**labels)} {dimm.uncorrected}"
-        elif dimm.verdict:
-            yield f"{name}{_labels(**labels, verdict=dimm.verdict)} 1"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return generate_latest(_registry(lambda: snapshot)).decode()
 
 
 class PrometheusHook(AlertHook):
@@ -128,6 +160,7 @@ class PrometheusHook(AlertHook):
             raise HookError("alert hook prometheus: set textfile_dir, listen, or both")
         self._snapshot = MetricsSnapshot()
         self._lock = threading.Lock()
+        self._registry = _registry(self.current)
         self._server: Any = None
         if self.listen:
             self._serve(str(self.listen))
@@ -136,28 +169,29 @@ class PrometheusHook(AlertHook):
         """Nothing to deliver per alert: state is exported by :meth:`publish`."""
 
     def publish(self, snapshot: MetricsSnapshot) -> None:
+        from prometheus_client import write_to_textfile
+
         with self._lock:
             self._snapshot = snapshot
         if self.path is None:
             return
         try:
-            write_atomically(self.path, render(snapshot))
+            write_to_textfile(str(self.path), self._registry)
         except OSError as exc:
-            raise HookError(f"prometheus: cannot write {self.path}: {exc.strerror}") from exc
+            raise HookError(f"prometheus: cannot write {self.path}: {exc.strerror}",
+                            hint="create the directory or fix textfile_dir") from exc
 
     def current(self) -> MetricsSnapshot:
         with self._lock:
             return self._snapshot
 
     def _serve(self, listen: str) -> None:
-        from prometheus_client import CollectorRegistry, start_http_server
+        from prometheus_client import start_http_server
 
         host, _, port = listen.rpartition(":")
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_SnapshotCollector(self))
         try:
             self._server, _thread = start_http_server(int(port), addr=host or "127.0.0.1",
-                                                      registry=registry)
+                                                      registry=self._registry)
         except (OSError, ValueError) as exc:
             raise HookError(f"alert hook prometheus: cannot listen on {listen}: {exc}") from exc
 
@@ -170,35 +204,3 @@ class PrometheusHook(AlertHook):
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-
-class _SnapshotCollector:
-    """prometheus_client collector over the hook's latest snapshot."""
-
-    def __init__(self, hook: PrometheusHook) -> None:
-        self.hook = hook
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        snap = self.hook.current()
-        labels = ["dimm", "slot", "dimm_label"]
-        ce = CounterMetricFamily("memras_dimm_corrected_errors", METRICS[0][2], labels=labels)
-        ue = CounterMetricFamily("memras_dimm_uncorrected_errors", METRICS[1][2], labels=labels)
-        verdict = GaugeMetricFamily("memras_dimm_verdict", METRICS[2][2],
-                                    labels=[*labels, "verdict"])
-        for dimm in snap.dimms:
-            values = [dimm.dimm_id, dimm.slot or "", dimm.label or ""]
-            ce.add_metric(values, dimm.corrected)
-            ue.add_metric(values, dimm.uncorrected)
-            if dimm.verdict:
-                verdict.add_metric([*values, dimm.verdict], 1)
-        yield from (ce, ue, verdict)
-        yield GaugeMetricFamily("memras_alerts_open", METRICS[3][2], value=snap.alerts_open)
-        ok = CounterMetricFamily("memras_alert_deliveries", METRICS[4][2], labels=["hook"])
-        failed = CounterMetricFamily("memras_alert_delivery_failures", METRICS[5][2],
-                                     labels=["hook"])
-        for hook in snap.hooks:
-            ok.add_metric([hook.hook], hook.delivered)
-            failed.add_metric([hook.hook], hook.failed)
-        yield from (ok, failed)

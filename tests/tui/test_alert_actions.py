@@ -121,7 +121,7 @@ async def test_tui_ack_and_resolve_tell_the_configured_hooks_as_the_cli_does(
     assert _hooks_told(world.db, by_tui) == _hooks_told(world.db, by_cli) == [
         ("prometheus", "ok"), ("webhook", "ok")]
     # prometheus rewrote its textfile after each change: 5 open - 2 acked - 1 resolved
-    assert "memras_alerts_open 2\n" in (tmp_path / "prom" / "memras.prom").read_text()
+    assert "memras_alerts_open 2.0\n" in (tmp_path / "prom" / "memras.prom").read_text()
     # exec triggers run for new alerts only (rasdaemon's trigger contract), from both
     assert not (tmp_path / "exec.log").exists()
     assert main(["alerts", "test", "--hook", "exec", "--config", str(hooks_config)]) == 0
