@@ -5,7 +5,8 @@
     replay_verdicts(store, config, at=None) -> {dimm_id: Verdict}
         recomputed from the stored events up to ``at`` (nothing written, no page
         action): what the rules say, with full evidence as of that moment; a slot
-        whose module was replaced is judged from the replacement on
+        whose module was replaced is judged from the replacement on, one whose verdict
+        was closed (memras.health.closing) from the closing on
     register_modules / record_replacement / current_modules / module_history
         the module registry (memras.health.module_registry): a replaced module is a new DIMM
     HealthEngine(config, store, host=None).process(events) -> [HealthChange]
@@ -18,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from memras.health.closing import read_closings
 from memras.health.config import Config
 from memras.health.engine import ChangeKind, HealthChange, HealthEngine
 from memras.health.keys import DimmResolver
@@ -114,7 +116,8 @@ def replay_verdicts(store: Store, config: Config | None = None, at: datetime | N
 
     engine = HealthEngine(config, None, host, resolver=resolver,
                           page_book=_ReplayPageBook(store), record=False,
-                          boundaries=module_boundaries(store))
+                          boundaries=module_boundaries(store),
+                          closings=read_closings(store))
     engine.config = _without_page_writes(engine.config)
     changes = engine.process(events)
     engine.cut_modules(at)  # a module replaced after its last error is judged new, too

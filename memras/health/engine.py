@@ -26,6 +26,9 @@ Module changes
     so judging as of a moment before a replacement still shows the old module.
     Page states are per module as well (:class:`~.page_action.StorePageBook`): a
     page the old module had offlined is, at the same address, a fresh page of the new.
+    A closed verdict (``memras repaired``/``acquit``, :mod:`.closing`) is a cut too, at
+    its own time and with its own rule (``repaired``/``acquitted``); the module and its
+    page states stay, only the evidence before the closing stops counting.
 
 Decay
     Buckets leak as mcelog's do; crossings stay active for their threshold's age
@@ -58,6 +61,14 @@ from typing import TYPE_CHECKING, Any
 from memras.errors import MemrasError
 from memras.health.buckets import BucketSet, Crossing, Scope, Severity
 from memras.health.classify import FaultClassification, _cell_of, classify_dimm
+from memras.health.closing import (
+    CLOSING_RULES,
+    CUT_REASONS,
+    Closing,
+    cut_times,
+    merged,
+    read_closings,
+)
 from memras.health.config import Config
 from memras.health.keys import (
     DimmResolver,
@@ -293,7 +304,8 @@ class HealthEngine:
                  host: Host | None = None, *,
                  resolver: DimmResolver | None = None, page_book: PageBook | None = None,
                  record: bool = True, assume_offlined: bool = False,
-                 boundaries: dict[str, list[datetime]] | None = None) -> None:
+                 boundaries: dict[str, list[datetime]] | None = None,
+                 closings: list[Closing] | None = None) -> None:
         self.config = config or Config()
         # a replay without a Host (memras evaluate): judge as the watcher would have, its
         # page action succeeding, so CEs at offlined pages count as contained
@@ -316,12 +328,13 @@ class HealthEngine:
         self._ue_pages: dict[int, tuple[float, bool]] = {}  # page -> (time, memory_failure?)
         self._touched: dict[str, float] = {}
         self.boundaries: dict[str, list[float]] = {}
+        self._cut_why: dict[tuple[str, float], tuple[str, str]] = {}  # closings' rule, reason
         if self.record and store is not None:  # record implies a store
             if inventory:
                 register_modules(store, inventory)
             for dimm_id, verdict in current_verdicts(store).items():
                 self._dimm(dimm_id).verdict = verdict
-        self._set_boundaries(boundaries)
+        self._set_boundaries(boundaries, closings)
         for dimm_id, cuts in self.boundaries.items():  # loaded verdicts are the new module's
             if dimm_id in self.dimms:
                 self.dimms[dimm_id].module_since = cuts[-1]
@@ -345,7 +358,7 @@ class HealthEngine:
                 timed.append((t, e))
         timed.sort(key=lambda te: te[0])
         if self.store is not None:  # a replacement in another process: cut at once
-            self._set_boundaries(None)
+            self._set_boundaries(None, None)
             self.cut_modules()
         changes: list[HealthChange] = []
         self._touched = {}  # DIMM -> its last event time in this batch
@@ -412,10 +425,18 @@ class HealthEngine:
             self._cut_upto(dimm_id, until_s)
 
     # ---- module boundaries -----------------------------------------------------------
-    def _set_boundaries(self, given: dict[str, list[datetime]] | None) -> None:
+    def _set_boundaries(self, given: dict[str, list[datetime]] | None,
+                        closings: list[Closing] | None) -> None:
+        """Module changes and closed verdicts (:mod:`.closing`) are both cuts."""
         if given is None and self.store is not None:
             given = module_boundaries(self.store)
-        self.boundaries = {k: sorted(t.timestamp() for t in v) for k, v in (given or {}).items()}
+            closings = read_closings(self.store)
+        closings = closings or []
+        self._cut_why = {(c.dimm_id, c.at.timestamp()): (CLOSING_RULES[c.kind],
+                                                         f"{CUT_REASONS[c.kind]} ({c.reason})")
+                         for c in closings if c.cuts}
+        cuts = merged(given or {}, cut_times(closings))
+        self.boundaries = {k: sorted(t.timestamp() for t in v) for k, v in cuts.items()}
 
     def _cut_upto(self, dimm_id: str, until_s: float) -> None:
         cuts = self.boundaries.get(dimm_id, [])
@@ -429,12 +450,13 @@ class HealthEngine:
             pages = {k for _, e in old.records
                      if (k := scope_keys(e, dimm_id)[Scope.PAGE]) is not None}
         self.buckets.forget(lambda scope, key: owned_by(scope, key, dimm_id, pages))
+        rule, why = self._cut_why.get(
+            (dimm_id, since),
+            (REPLACED_RULE, "the module was replaced; the new one starts with no history"))
         self.dimms[dimm_id] = _Dimm(
             channel=old.channel if old else None, label=old.label if old else None,
-            module_since=since, verdict=Verdict(
-                dimm_id, VerdictState.OK, (REPLACED_RULE,),
-                ("the module was replaced; the new one starts with no history",), {},
-                time_of(since)))
+            module_since=since, verdict=Verdict(dimm_id, VerdictState.OK, (rule,), (why,), {},
+                                                time_of(since)))
 
     # ---- one event ---------------------------------------------------------------
     def _dimm(self, dimm_id: str) -> _Dimm:

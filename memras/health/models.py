@@ -17,6 +17,9 @@
   (first seen, or put in by a replacement) and removed, and which row replaced it.
   A slot's verdicts are the verdicts of its modules in turn; the boundaries between
   them are the ``removed_at`` times.
+- ``memras_verdict_closing``: verdicts closed by the operator (``memras repaired`` /
+  ``acquit``) and module swaps recorded (:mod:`.closing`); the slot's evidence counts
+  from the latest closing on, as from a module boundary.
 """
 
 from __future__ import annotations
@@ -79,3 +82,20 @@ class PageStateRow(Base):
     hw_corrupted_before: Mapped[int | None] = mapped_column(BigInteger)
     hw_corrupted_after: Mapped[int | None] = mapped_column(BigInteger)
     time: Mapped[datetime] = mapped_column(DateTime)  # naive UTC, the triggering event
+
+
+class VerdictClosingRow(Base):
+    """``memras_verdict_closing``: an operator closed a DIMM's verdict (``memras repaired``,
+    ``memras acquit``), or a module swap seen in the inventory was recorded (audited, its
+    alerts resolved). Evidence before ``time`` no longer counts (:mod:`.closing`)."""
+
+    __tablename__ = "memras_verdict_closing"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dimm_id: Mapped[str] = mapped_column(String(128))  # the slot (inventory id)
+    time: Mapped[datetime] = mapped_column(DateTime)  # naive UTC
+    kind: Mapped[str] = mapped_column(String(16))  # repaired | acquitted | replaced
+    reason: Mapped[str] = mapped_column(Text, default="")
+    operator: Mapped[str | None] = mapped_column(String(128))
+    previous_state: Mapped[str | None] = mapped_column(String(40))
+    module_id: Mapped[int | None] = mapped_column(Integer)  # memras_dimm_module.id then

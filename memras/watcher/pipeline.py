@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from memras.alerts.alert import Alert
 from memras.alerts.service import AlertService, load_alerts_config
+from memras.errors import MemrasError
 from memras.health.api import HealthEngine
 from memras.health.config import load_config
 from memras.health.dimm_names import attribute_errors
 from memras.records import Record
+from memras.workflow.closing import record_swaps
 
 if TYPE_CHECKING:
     from memras.host import Host
@@ -42,6 +44,10 @@ class Pipeline:
         # start, so rows stored before memras attributed them are done once per start
         self.attributed_to = 0
         self.alerts = AlertService.open(store, load_alerts_config(config_path), host=host)
+        try:  # modules swapped while memras was not looking: audited, their alerts resolved
+            record_swaps(store, config_path=config_path, host=host, alerts=self.alerts)
+        except MemrasError as exc:
+            log.warning("recording a module swap failed: %s", exc.msg)
         self.changes = 0
         self.on_change: Callable[[Any], object] | None = None  # e.g. the journal's EventLog
         self.alerts_dropped = 0
