@@ -3,8 +3,9 @@
 Same requests, block choice and exit statuses as util-linux ``chmem -e|-d`` (0 done,
 1 nothing done, 64 partial; see :mod:`memras.capacity.chmem`), plus: ``--dry-run``
 prints the plan, preflight refuses to offline memory the system needs (``--reserve``),
-offlining asks for confirmation (``--yes`` on scripts), Ctrl-C stops after the current
-block, ``--rollback`` undoes a partial run, and every block is audited.
+offlining asks for the size to be typed (``--yes`` on scripts), a refusal exits 3, Ctrl-C
+stops after the current block, ``--on-failure rollback`` undoes a partial run (the old
+``--rollback``, hidden for one release), and every block is audited.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.options import (
     add_dry_run,
+    add_on_failure,
     add_operator,
+    add_renamed,
     add_retry_options,
     add_yes,
     check_retry_options,
+    confirm,
 )
 from memras.cli.progress import ProgressDisplay
-from memras.errors import UsageError
+from memras.errors import EXIT_REFUSED, Refused, UsageError
 from memras.text import block_names, format_bytes
+from memras.topology.naming import Confirmation
 from memras.workflow.offline import RetryPolicy
 
 if TYPE_CHECKING:
@@ -49,8 +54,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_yes(p)
     p.add_argument("--reserve", help="MemAvailable to keep when offlining, e.g. 1G "
                    "(default max(256M, 10%% of MemTotal))")
-    p.add_argument("--rollback", action="store_true",
-                   help="on a partial or cancelled run, put changed blocks back (exit 1)")
+    add_on_failure(p, "leave", "a block")  # leave: as chmem; rollback then exits 1
+    add_renamed(p, "--rollback", "--on-failure", "on_failure", const="rollback")
     add_operator(p)
     add_retry_options(p)
 
@@ -90,7 +95,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return _show_plan(ctx, the_plan, checks)
     failed = [c for c in checks if not c.ok]
     if failed:
-        raise UsageError(f"preflight refused: {failed[0].name}: {failed[0].detail}",
+        raise Refused(f"preflight refused: {failed[0].name}: {failed[0].detail}",
                          hint="nothing was changed; see --dry-run")
     _confirm(args, ctx, the_plan)
     recorder = Recorder.open(ctx.db, operator=args.operator, alerts=True)
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                                                     {"block": o.block, "write": o.write,
                                                      "ok": o.ok, "attempts": o.attempts,
                                                      "error": o.error}))
-        if args.rollback and result.exit_status != chmem.EXIT_OK:
+        if args.on_failure == "rollback" and result.exit_status != chmem.EXIT_OK:
             chmem.rollback(host, result, retry=retry)
         _record_result(recorder, args.action, result)
     finally:
@@ -129,11 +134,14 @@ def _confirm(args: argparse.Namespace, ctx: Context, the_plan: Any) -> None:
     kernel_zone = any(c.write == "online_kernel" for c in the_plan.candidates)
     if args.yes or (args.action == "online" and not kernel_zone):
         return
-    what = (f"take {format_bytes(len(the_plan.expected()) * the_plan.block_size)} offline "
-            f"(blocks {block_names(the_plan.expected())})" if args.action == "offline" else
-            f"online memory into the kernel zone {the_plan.request.zone}: it can never be "
-            "offlined again")
-    ctx.confirm(what)
+    size = format_bytes(len(the_plan.expected()) * the_plan.block_size)
+    if args.action == "offline":
+        confirm(ctx, f"take {size} offline (blocks {block_names(the_plan.expected())})",
+                Confirmation(size, "size"), yes=False)
+    else:
+        zone = the_plan.request.zone
+        confirm(ctx, f"online {size} into the kernel zone {zone}: it can never be offlined "
+                     "again", Confirmation(zone, "zone"), yes=False)
 
 
 def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
@@ -141,7 +149,7 @@ def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
     if ctx.json:
         ctx.emit_json({"dry_run": True, **the_plan.as_dict(),
                        "preflight": [c.as_dict() for c in checks]})
-        return chmem.EXIT_OK if ok else chmem.EXIT_FAILURE
+        return chmem.EXIT_OK if ok else EXIT_REFUSED
     req = the_plan.request
     ctx.print(f"dry run: {req.action} {req.text}: would change {block_names(the_plan.expected())}"
               f" ({format_bytes(len(the_plan.expected()) * the_plan.block_size)})")
@@ -151,7 +159,7 @@ def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
         ctx.print(f"skip memory{s.block}: {s.reason}")
     for c in checks:
         ctx.print(c.line())
-    return chmem.EXIT_OK if ok else chmem.EXIT_FAILURE
+    return chmem.EXIT_OK if ok else EXIT_REFUSED  # as the run would: refused
 
 
 def _show_result(ctx: Context, result: chmem.Result) -> int:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from memras.cli import command
 from memras.cli.context import Context
+from memras.cli.options import add_renamed
 from memras.errors import UsageError
 from memras.evaluate import evaluate
 from memras.evaluate import history as H
@@ -34,12 +35,13 @@ def parse_horizon(text: str) -> float:
 def _args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--csv", metavar="PATH", help="errors, one per row (see the user guide)")
-    src.add_argument("--rasdaemon", metavar="PATH", help="a rasdaemon ras-mc_event.db")
+    src.add_argument("--rasdaemon-db", metavar="PATH", help="a rasdaemon ras-mc_event.db")
+    add_renamed(src, "--rasdaemon", "--rasdaemon-db", "rasdaemon_db")
     src.add_argument("--memras", metavar="DB", help="a memras database (path or URL)")
     p.add_argument("--tickets", metavar="PATH", required=True,
                    help="failures: host, DIMM, failure time (CSV)")
     p.add_argument("--host", default="local",
-                   help="the host name of a --rasdaemon/--memras database's errors, as "
+                   help="the host name of a --rasdaemon-db/--memras database's errors, as "
                         "the tickets name it (default: local)")
     p.add_argument("--horizon", metavar="TIME",
                    help="count a flag only if at most this long before the failure (30d)")
@@ -54,8 +56,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     horizon_s = parse_horizon(args.horizon) if args.horizon else None
     if args.csv:
         errors = H.read_events_csv(args.csv)
-    elif args.rasdaemon:
-        errors = H.read_rasdaemon_db(args.rasdaemon, args.host)
+    elif args.rasdaemon_db:
+        errors = H.read_rasdaemon_db(args.rasdaemon_db, args.host)
     else:
         errors = H.read_memras_db(args.memras, args.host)
     tickets = H.read_tickets_csv(args.tickets, errors.skipped)

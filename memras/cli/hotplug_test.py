@@ -2,7 +2,8 @@
 
 Exit 0 only when every check passed; 1 on any failed check (the selftest's flaw
 was exiting 0); 130 when cancelled (Ctrl-C stops after the current write, then the
-blocks are restored); 2 for bad arguments and refusals. ``--dry-run`` shows the plan
+blocks are restored); 2 for bad arguments; 3 for refusals (no --i-understand, a failed
+preflight, the host name not typed). ``--dry-run`` shows the plan
 and preflight and changes nothing. On a real root (``/``) it refuses unless run as
 root with ``--i-understand``, and asks for confirmation unless ``--yes``.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -19,15 +21,23 @@ from typing import TYPE_CHECKING, Any
 from memras.capacity.chmem import parse_size
 from memras.cli import command
 from memras.cli.context import Context
-from memras.cli.options import add_dry_run, add_retry_options, add_yes, check_retry_options
+from memras.cli.options import (
+    add_dry_run,
+    add_retry_options,
+    add_yes,
+    check_retry_options,
+    confirm,
+    duration,
+)
 from memras.cli.progress import ProgressDisplay
-from memras.errors import NotPermitted, UsageError
+from memras.errors import NotPermitted, Refused, UsageError
 from memras.hotplug_test import Config, HotplugTest, Want, plan
 from memras.hotplug_test.model import Report
 from memras.hotplug_test.pressure import workload_size
 from memras.hotplug_test.render import _ms, write_reports
 from memras.hotplug_test.select import Selection, parse_block_list
 from memras.text import block_names, format_bytes
+from memras.topology.naming import Confirmation
 from memras.workflow.offline import RetryPolicy
 
 if TYPE_CHECKING:
@@ -41,8 +51,9 @@ EXIT_CANCELLED = 130
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cycles", type=int, default=1, help="offline/online cycles (default 1)")
-    p.add_argument("--duration", type=float, metavar="SECONDS",
-                   help="repeat cycles until this many seconds have passed (overrides --cycles)")
+    p.add_argument("--duration", type=duration, metavar="TIME",
+                   help="repeat cycles for this long: seconds, or 30s, 5m, 2h (overrides "
+                        "--cycles)")
     p.add_argument("--blocks", metavar="N[-M],…", help="only these blocks (still only "
                    "hot-pluggable ones)")
     p.add_argument("--max-blocks", type=int, help="test at most this many blocks")
@@ -64,11 +75,12 @@ def _args(p: argparse.ArgumentParser) -> None:
                    "then offline it (loses 4 KiB for good)")
     p.add_argument("--eject", choices=("acpi",), help="eject one tested ACPI memory device and "
                    "wait for a module to be re-inserted")
-    p.add_argument("--readd-timeout", type=float, default=300.0,
-                   help="seconds to wait for removal and re-insertion (default 300)")
+    p.add_argument("--readd-timeout", type=duration, default=300.0,
+                   help="time to wait for removal and re-insertion (seconds, or 5m; "
+                        "default 300)")
     add_retry_options(p, per="write", busy="EBUSY/EAGAIN")
-    p.add_argument("--uevent-timeout", type=float, default=3.0,
-                   help="seconds to wait for each uevent")
+    p.add_argument("--uevent-timeout", type=duration, default=3.0,
+                   help="time to wait for each uevent (seconds, or 3s)")
     p.add_argument("--report-dir", type=Path,
                    help="where report.json, report.md and latency.svg go "
                         "(default ./hotplug-test-<time>)")
@@ -146,7 +158,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return _show_plan(ctx, selection, checks, config)
     failed = [c for c in checks if not c["ok"]]
     if failed:
-        raise UsageError(f"preflight refused: {failed[0]['name']}: {failed[0]['detail']}",
+        raise Refused(f"preflight refused: {failed[0]['name']}: {failed[0]['detail']}",
                          hint="nothing was changed; see --dry-run")
     report_dir = args.report_dir or Path(f"hotplug-test-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
@@ -157,8 +169,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if host.is_real and not host.is_simulated:
         how_long = (f"for {config.duration_s:g}s" if config.duration_s else
                     f"{config.cycles} time(s)")
-        ctx.confirm(f"offline and online {len(selection.blocks)} memory blocks of THIS machine "
-                    f"{how_long}", yes=args.yes)
+        host_name = socket.gethostname()
+        confirm(ctx, f"offline and online {len(selection.blocks)} memory blocks of THIS "
+                     f"machine {how_long}", Confirmation(host_name, "host name"), yes=args.yes)
     cancel = threading.Event()
     with ProgressDisplay(ctx, "hotplug-test", cancel=cancel) as shown:
         report = HotplugTest(host, config, cancel=cancel, progress=shown.message).run()

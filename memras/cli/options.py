@@ -1,10 +1,14 @@
 """Options more than one command declares, and the readers of their values.
 
-One function per option, so ``--dry-run``, ``--yes``, ``--operator`` and the block
-retry options are spelled, defaulted and explained the same way in every command
-that changes the machine (capacity, replace, hotplug-test, partition, vm), and the
-error-selection options (``--since/--until/--dimm/--type``) mean the same in
-``errors`` and ``summary``.
+One function per option, so ``--dry-run``, ``--yes``, ``--operator``, ``--on-failure``
+and the block retry options are spelled, defaulted and explained the same way in every
+command that changes the machine (capacity, replace, hotplug-test, partition, vm) or
+records who did something (alerts ack/resolve, audit seal), and the error-selection
+options (``--since/--until/--dimm/--type``) mean the same in ``errors`` and ``summary``.
+An option renamed for consistency keeps its old name hidden for one release
+(:func:`add_renamed`), saying the new one on stderr. :func:`confirm` is the one
+confirmation rule: type the name of what goes. The table of them all is in
+docs/user-guide.md ("Options and exit codes").
 
 Cheap to import on purpose: ``memras summary`` reads SQLite without SQLAlchemy
 (memras.store.quick), so nothing here may pull it in.
@@ -13,13 +17,17 @@ Cheap to import on purpose: ``memras summary`` reads SQLite without SQLAlchemy
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from memras.config import DURATION_FORMS, duration_seconds
-from memras.errors import UsageError
+from memras.errors import Refused, UsageError
 from memras.records import ErrorType
 from memras.store.results import MEMORY_FAILURE_TYPE
+from memras.text import escape
+from memras.topology.naming import Confirmation
 from memras.workflow.offline import DEFAULT_BLOCK_TIMEOUT_S, DEFAULT_MAX_ATTEMPTS
 
 # ---- options of the commands that change the machine ------------------------------------
@@ -33,9 +41,71 @@ def add_yes(p: argparse.ArgumentParser) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
-def add_operator(p: argparse.ArgumentParser) -> None:
-    """``--operator``: who did it, for the audit trail (the login name is recorded too)."""
-    p.add_argument("--operator", help="your name, recorded in the audit trail")
+def add_operator(p: argparse.ArgumentParser, help: str = "your name, recorded in the "
+                 "audit trail", *, old: str | None = None) -> None:
+    """``--operator``: who did it, for the audit trail (the login name is recorded too);
+    ``old``: the name this command used before (``--by``), hidden, for one release."""
+    p.add_argument("--operator", help=help)
+    if old:
+        add_renamed(p, old, "--operator", "operator")
+
+
+def add_on_failure(p: argparse.ArgumentParser, default: str, what: str) -> None:
+    """``--on-failure rollback|leave``: what an interrupted or failed run does with the
+    blocks it already changed (``rollback``: put them back; ``leave``: as they are)."""
+    p.add_argument("--on-failure", choices=ON_FAILURE, default=default,
+                   help=f"when {what} fails or is cancelled: rollback puts the blocks "
+                        f"already changed back, leave leaves them (default {default})")
+
+
+ON_FAILURE = ("rollback", "leave")
+
+
+class _Renamed(argparse.Action):
+    """A hidden old spelling of a renamed option: sets the new option's value and says
+    the new name on stderr (scripts keep working for one release, then it goes)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str = "",
+                 **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+        print(f"memras: {option_string} is now {self.new}; the old name goes in the next "
+              "release", file=sys.stderr)
+
+
+def add_renamed(p: argparse._ActionsContainer, old: str, new: str, dest: str, *,
+                const: Any = None) -> None:
+    """``old`` as a hidden alias of ``new`` (whose value lands in ``dest``); with ``const``
+    the old one was a flag that now means ``new const`` (``--rollback`` is
+    ``--on-failure rollback``)."""
+    if const is None:
+        p.add_argument(old, dest=dest, action=_Renamed, new=new, default=argparse.SUPPRESS)
+    else:
+        p.add_argument(old, dest=dest, action=_Renamed, new=f"{new} {const}", nargs=0,
+                       const=const, default=argparse.SUPPRESS)
+
+
+def confirm(ctx: Any, what: str, asked: Confirmation, *, yes: bool,
+            details: Sequence[str] = ()) -> None:
+    """The one confirmation rule: say ``what`` will happen (and ``details``), then the
+    engineer types the name of what goes (``asked``: a DIMM's slot label, a guest's
+    device id, the blocks). ``--yes`` skips the question; no terminal, or any other
+    answer, is a refusal (exit 3) and nothing was changed."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Refused(f"refusing to {what} without confirmation: no terminal",
+                      hint="run it on a terminal, or pass --yes")
+    ctx.print(f"This will {what}.")
+    for line in details:
+        ctx.print(line)
+    if not asked.accepts(input(f"{escape(asked.prompt)}: ")):
+        raise Refused(f"that is not the {asked.what} {asked.name!r}; nothing was changed",
+                      hint="run it again and type the name shown, or pass --yes")
 
 
 def add_retry_options(p: argparse.ArgumentParser, *, per: str = "block",

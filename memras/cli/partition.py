@@ -14,9 +14,10 @@ from memras.capacity.chmem import parse_size
 from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
-from memras.cli.options import add_dry_run, add_operator, add_yes
-from memras.errors import UsageError
+from memras.cli.options import add_dry_run, add_operator, add_yes, confirm, duration
+from memras.errors import Refused, UsageError
 from memras.text import format_bytes
+from memras.topology.naming import Confirmation
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -28,7 +29,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reserve", default="256M", help="MemAvailable A must keep (default 256M)")
     p.add_argument("--force", action="store_true",
                    help="move without checking A's MemAvailable (no guest agent)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per device step")
+    p.add_argument("--timeout", type=duration, default=60.0,
+                   help="time per device step (seconds, or 2m)")
     add_dry_run(p, "plan and check only")
     add_yes(p)
     add_operator(p)
@@ -53,9 +55,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 ctx.print(f"{'dry run: ' if args.dry_run else ''}{what}\n"
                           f"{'PASS' if ok else 'FAIL'}  spare: {detail}")
             if not ok:
-                raise UsageError(f"refused: {detail}", hint="nothing was changed")
+                raise Refused(f"refused: {detail}", hint="nothing was changed")
             return 0
-        ctx.confirm(what, yes=args.yes)
+        confirm(ctx, what, Confirmation(format_bytes(size), "size"), yes=args.yes)
         recorder = Recorder.open(ctx.db, operator=args.operator, alerts=True)
         try:
             recorder.audit("partition.start", {"plan": what, "spare": detail,

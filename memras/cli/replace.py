@@ -10,7 +10,6 @@ reboot; ``--abort`` undoes what can be undone and says where the memory is.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 from typing import Any
 
@@ -19,14 +18,16 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.options import (
     add_dry_run,
+    add_on_failure,
     add_operator,
     add_retry_options,
     add_yes,
     check_retry_options,
+    confirm,
     duration,
 )
 from memras.cli.progress import ProgressDisplay
-from memras.errors import MemrasError, UsageError, WorkflowError
+from memras.errors import EXIT_REFUSED, MemrasError, UsageError, WorkflowError
 from memras.health.dimm_names import host_inventory
 from memras.host import Host
 from memras.store import Store
@@ -56,8 +57,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the replacement in progress")
     p.add_argument("--abort", action="store_true", help="roll back the replacement in progress")
     add_operator(p)
-    p.add_argument("--on-failure", choices=("rollback", "leave"), default="rollback",
-                   help="when offlining fails: re-online (default) or leave offline")
+    add_on_failure(p, "rollback", "offlining")
     p.add_argument("--force-zone", action="store_true",
                    help="try even when blocks are not in ZONE_MOVABLE")
     p.add_argument("--reserve", type=_size, help="MemAvailable to keep, e.g. 4G "
@@ -205,19 +205,11 @@ def _resumable(host: Host, store: Store, kw: dict[str, Any]) -> Replacement:
 def _confirm(args: argparse.Namespace, ctx: Context, host: Host) -> None:
     if args.yes:
         return
-    if not sys.stdin.isatty():
-        raise UsageError("refusing to replace memory without confirmation: no terminal",
-                         hint="run it on a terminal, or pass --yes")
     target, status, _reason = resolve_target(host, args.dimm)
     asked = _confirmation(host, target)
-    ctx.print(f"This will take {len(target.blocks)} memory blocks offline and remove "
-              f"{escape(_wide(asked, target))} (serial {escape(target.serial) or '?'}).")
-    for line in _unit_lines(host, target)[1]:
-        ctx.print(line)
-    answer = input(f"{escape(asked.prompt)}: ")
-    if not asked.accepts(answer):
-        raise UsageError(f"that is not the {asked.what} {asked.name!r}; nothing was changed",
-                         hint="run it again and type the name shown, or pass --yes")
+    confirm(ctx, f"take {len(target.blocks)} memory blocks offline and remove "
+                 f"{escape(_wide(asked, target))} (serial {escape(target.serial) or '?'})",
+            asked, yes=False, details=_unit_lines(host, target)[1])
 
 
 def _confirmation(host: Host, target: Target) -> Confirmation:
@@ -296,7 +288,7 @@ def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -
                        "target": target.as_dict(), "unit": unit,
                        "checks": [c.as_dict() for c in checks],
                        "plan": [s.name for s in HAPPY_PATH]})
-        return 0 if ok else 1
+        return 0 if ok else EXIT_REFUSED
     ctx.print(f"dry run: replace {escape(_wide(asked, target))} with backend {backend.name}")
     for line in unit_lines:
         ctx.print(line)
@@ -304,7 +296,7 @@ def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -
         ctx.print("  " + escape(c.line()))
     ctx.print("plan: " + " → ".join(s.name for s in HAPPY_PATH))
     ctx.print("nothing was changed" + ("" if ok else "; the replacement would be refused"))
-    return 0 if ok else 1
+    return 0 if ok else EXIT_REFUSED
 
 
 class _Ui:
@@ -339,7 +331,9 @@ class _Ui:
             self.ctx.print(f"replacement #{snap['id']}: {snap['state']}. {snap['where']}")
         if snap["state"] == "closed":
             return 0
-        if snap["state"] in ("rolled-back", "left-offline", "aborted", "refused"):
+        if snap["state"] == "refused":  # the preflight said no; nothing was changed
+            return EXIT_REFUSED
+        if snap["state"] in ("rolled-back", "left-offline", "aborted"):
             return 1
         raise _Stopped(f"replacement #{snap['id']} stopped at {snap['state']}; "
                        f"{snap['where']}",

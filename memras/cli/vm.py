@@ -1,7 +1,8 @@
 """``memras vm list|add|remove|resize --qmp SOCKET``: a guest's memory from the host side.
 
-``remove`` and shrinking ``resize`` take memory from a running guest: they ask for
-confirmation (``--yes`` for scripts) and have ``--dry-run``. Every change is audited.
+``remove`` and shrinking ``resize`` take memory from a running guest: they ask for the
+device id to be typed (``--yes`` for scripts; no terminal is a refusal, exit 3) and
+have ``--dry-run``. Every change is audited.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from memras.capacity.chmem import parse_size
 from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.context import Context
-from memras.cli.options import add_dry_run, add_operator, add_yes
+from memras.cli.options import add_dry_run, add_operator, add_yes, confirm, duration
 from memras.errors import UsageError
 from memras.text import format_bytes
+from memras.topology.naming import Confirmation
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -26,7 +28,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qmp", required=True, help="the VM's QMP unix socket")
     p.add_argument("--id", dest="device_id", help="id of the new pc-dimm (add)")
     p.add_argument("--slot", type=int, help="DIMM slot (add)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the guest")
+    p.add_argument("--timeout", type=duration, default=60.0,
+                   help="time to wait for the guest (seconds, or 2m)")
     add_dry_run(p, "check and show")
     add_yes(p)
     add_operator(p)
@@ -70,8 +73,8 @@ def _change(args: argparse.Namespace, ctx: Context, qmp: Any) -> Any:
         dev = vm.find(qmp, device_id)
         if _dry(args, ctx, f"remove {dev.type} {device_id} ({format_bytes(dev.size)})"):
             return None
-        ctx.confirm(f"unplug {device_id} ({format_bytes(dev.size)}) from the guest",
-                    yes=args.yes)
+        confirm(ctx, f"unplug {device_id} ({format_bytes(dev.size)}) from the guest",
+                Confirmation(device_id, "device id"), yes=args.yes)
         return vm.remove_dimm(qmp, device_id, timeout=args.timeout)
     device_id, text = _need(args, 2, "resize ID SIZE --qmp SOCKET")
     size, dev = parse_size(text), vm.find(qmp, device_id)
@@ -79,7 +82,8 @@ def _change(args: argparse.Namespace, ctx: Context, qmp: Any) -> Any:
             f"{format_bytes(size)}"):
         return None
     if size < dev.size:
-        ctx.confirm(f"shrink {device_id} by {format_bytes(dev.size - size)}", yes=args.yes)
+        confirm(ctx, f"shrink {device_id} by {format_bytes(dev.size - size)}",
+                Confirmation(device_id, "device id"), yes=args.yes)
     return vm.resize_virtio_mem(qmp, device_id, size, timeout=args.timeout)
 
 

@@ -61,7 +61,7 @@ def test_replace_confirmation_refuses_anything_but_the_slot_label(world, capsys,
                                                                   typed) -> None:
     asked = _type(monkeypatch, typed)
     code, out, err = run(capsys, world, "replace", ID, "--backend", "simulated")
-    assert code == 2 and asked == [f"Type the slot label {SLOT} to go on: "]
+    assert code == 3 and asked == [f"Type the slot label {SLOT} to go on: "]  # refused
     assert f"remove {SLOT} ({EDAC}, {ID})" in out
     assert f"that is not the slot label '{SLOT}'; nothing was changed" in err
     assert _online(world, ID)

@@ -63,7 +63,7 @@ def test_partial_offline_exits_64_and_audits_every_block(root: Path, tmp_path: P
 def test_rollback_undoes_a_partial_run(root: Path, tmp_path: Path, capsys) -> None:
     actions.set_unmovable(root, 33)
     status, out, _ = cli(capsys, "capacity", "offline", "--blocks", "32-34", "--yes",
-                         "--rollback", "--max-attempts", "1", "--root", str(root),
+                         "--on-failure", "rollback", "--max-attempts", "1", "--root", str(root),
                          "--db", str(tmp_path / "m.db"))
     assert status == 1
     assert "rolled back: memory34, memory32" in out
@@ -76,14 +76,14 @@ def test_offline_without_yes_and_terminal_is_refused(root: Path, tmp_path: Path,
     before = block_states(root)
     status, _, err = cli(capsys, "capacity", "offline", "256M", "--root", str(root),
                          "--db", str(tmp_path / "m.db"))
-    assert status == 2 and "without confirmation" in err
+    assert status == 3 and "without confirmation" in err  # refused
     assert block_states(root) == before
 
 
 def test_reserve_refusal_is_one_line(root: Path, tmp_path: Path, capsys) -> None:
     status, _, err = cli(capsys, "capacity", "offline", "1G", "--yes", "--reserve", "1G",
                          "--root", str(root), "--db", str(tmp_path / "m.db"))
-    assert status == 2
+    assert status == 3  # refused
     assert err.count("\n") == 1 and "memory reserve" in err
 
 

@@ -142,7 +142,7 @@ def test_rasdaemon_database_input(tmp_path: Path, capsys) -> None:
     db = _rasdaemon_db(tmp_path / "ras-mc_event.db", times, 0x12345000)
     tickets = tmp_path / "tickets.csv"
     tickets.write_text("host,dimm,failure_time\nnode7,mc0:0:0:-1,2024-05-02T00:50:00Z\n")
-    code, out, _ = _run(capsys, "--json", "evaluate", "--rasdaemon", str(db), "--tickets",
+    code, out, _ = _run(capsys, "--json", "evaluate", "--rasdaemon-db", str(db), "--tickets",
                         str(tickets), "--host", "node7")
     data = json.loads(out)
     rules = {r["rule"]: r for r in data["rules"]}
@@ -156,7 +156,7 @@ def test_rasdaemon_database_input(tmp_path: Path, capsys) -> None:
 def test_not_a_rasdaemon_database_is_one_line(tmp_path: Path, capsys) -> None:
     bogus = tmp_path / "x.db"
     bogus.write_text("not sqlite")
-    code, _, err = _run(capsys, "evaluate", "--rasdaemon", str(bogus), "--tickets",
+    code, _, err = _run(capsys, "evaluate", "--rasdaemon-db", str(bogus), "--tickets",
                         str(DATA / "tickets.csv"))
     assert code != 0 and len(err.strip().splitlines()) == 1 and "x.db" in err
 
