@@ -27,6 +27,7 @@ from memras.alerts.alert import AlertState
 from memras.alerts.naming import inventory_namer, named_all
 from memras.alerts.service import SqlAlertStore
 from memras.health.api import current_verdicts, verdict_history
+from memras.health.closing import Closing, read_closings
 from memras.health.dimm_names import DimmNames
 from memras.health.models import PageStateRow
 from memras.health.module_registry import module_history
@@ -254,6 +255,8 @@ class DimmDetail:
     since: datetime | None = None  # when the previous module left the slot (aware UTC)
     earlier_events: int = 0  # of the events read, those of removed modules
     earlier_pages: list[dict[str, Any]] = field(default_factory=list)
+    # verdicts closed in this slot (memras repaired/acquit, swaps seen): health.closing
+    closings: list[Closing] = field(default_factory=list)
 
 
 def dimm_events(store: Store, dimm: DimmInfo, limit: int = DETAIL_EVENT_LIMIT, *,
@@ -326,8 +329,10 @@ def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
     module, since = None, None
     earlier: list[StoredError] = []
     earlier_pages: list[dict[str, Any]] = []
+    closings: list[Closing] = []
     if store is not None:
         history = verdict_history(store, dimm.id)
+        closings = read_closings(store, dimm.id)
         verdict = history[-1] if history else None
         modules = module_history(store, dimm.id)
         module = next((m for m in modules if m.removed_at is None), None)
@@ -347,7 +352,8 @@ def dimm_detail(host: Host, store: Store | None, dimm: DimmInfo) -> DimmDetail:
                       timeline=daily_timeline(events), cells=fault_cells(events),
                       addresses=address_blocks(events, block_size), pages=pages,
                       replacements=replacements, events_read=len(events), module=module,
-                      since=since, earlier_events=len(earlier), earlier_pages=earlier_pages)
+                      since=since, earlier_events=len(earlier), earlier_pages=earlier_pages,
+                      closings=closings)
 
 
 def _current_module_pages(rows: list[dict[str, Any]], module: Any, since: datetime | None

@@ -223,12 +223,16 @@ def _addresses(d: views.DimmDetail) -> Table:
 
 def _history(d: views.DimmDetail) -> Table:
     t = _kv_table("Replacements in this slot")
-    if not d.replacements:
+    if not d.replacements and not d.closings:
         t.add_row("", Text("none recorded", style="dim"))
     for r in d.replacements:
         t.add_row(when_text(r.get("created_at")),
                   safe(f"#{r['id']} {r['state']} by {r.get('operator') or r.get('user')} "
                        f"via {r['backend']}"))
+    for c in d.closings:  # memras repaired/acquit, a swap seen: earlier errors stop counting
+        t.add_row(when_text(c.at), safe(f"verdict closed: {c.kind}"
+                                         f"{f' by {c.operator}' if c.operator else ''}: "
+                                         f"{c.reason}"))
     if d.history:
         t.add_row("verdicts", Text(" → ".join(str(v.state) for v in d.history[-6:])))
     return t

@@ -222,3 +222,27 @@ def test_a_serial_changed_in_the_slot_is_recorded_as_replaced_outside(
     # recorded once: the next start finds nothing new to record
     assert _run(capsys, "watch", "--once", *common)[0] == 0
     assert len(_json(capsys, "audit", "list", *common)) == 1
+
+
+def test_the_dimm_detail_shows_the_closing(server, watched, tmp_path, capsys) -> None:
+    from memras.tui.screens.dimm_detail import _history, _verdict
+    from rich.console import Console
+
+    from memras import views
+    from memras.host import Host
+    from memras.topology.inventory import dimm_inventory
+
+    assert _run(capsys, "repaired", "P1-DIMMA1", "--reason", "reseated", "--operator",
+                "ana", *watched)[0] == 0
+    host = Host(server)
+    dimm = next(d for d in dimm_inventory(host) if d.id == "mc0/dimm0")
+    with Store.open(tmp_path / "memras.db") as store:
+        detail = views.dimm_detail(host, store, dimm)
+    assert [(c.kind, c.operator, c.reason) for c in detail.closings] == \
+        [(REPAIRED, "ana", "reseated")]
+    console = Console(width=160, record=True)
+    console.print(_history(detail))
+    console.print(_verdict(detail))
+    text = console.export_text()
+    assert "verdict closed: repaired by ana: reseated" in text
+    assert "repaired by the operator" in text and "none recorded" not in text
