@@ -49,6 +49,10 @@ def _run(kind: str, args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _print(ctx: Context, plan: ClosingPlan, *, dry_run: bool) -> None:
+    if not plan.open:  # (a real run refused it already: UsageError, exit 2)
+        ctx.print(f"{plan.dimm_name} ({plan.dimm_id}): nothing to close (verdict ok, no "
+                  "open alerts, no errors counting); nothing changed")
+        return
     v = plan.verdict
     verdict = (f"verdict {v.state.value} ({', '.join(v.rules)})" if v is not None
                else "no verdict")
@@ -64,8 +68,7 @@ def _print(ctx: Context, plan: ClosingPlan, *, dry_run: bool) -> None:
     ctx.print(f"  alerts {'to resolve' if dry_run else 'resolved'}: "
               f"{', '.join(map(str, ids)) if ids else 'none'}")
     if dry_run:
-        ctx.print("nothing changed (--dry-run)" + ("" if plan.open else
-                                                  "; and there is nothing to close"))
+        ctx.print("nothing changed (--dry-run)")
     else:
         ctx.print(f"  audit row {plan.audit_seq}; the verdict starts from fresh evidence "
                   f"(memras verdicts --history {plan.dimm_id})")
