@@ -95,6 +95,16 @@ class Context:
 
         return output_width(self.out)
 
+    def wrapped(self, text: str, *, hang: int = 2) -> None:
+        """``text`` (already escaped) wrapped at ``self.width``; continuation lines
+        indented ``hang`` columns (a long path or message stays readable at 80)."""
+        import textwrap
+
+        indent = len(text) - len(text.lstrip(" "))
+        for line in textwrap.wrap(text, width=self.width, subsequent_indent=" " * (indent + hang),
+                                  break_on_hyphens=False, drop_whitespace=True) or [""]:
+            self.print(line)
+
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]],
               *, right: Sequence[str] = (), optional: Sequence[str] | None = None,
               flex: str | None = None) -> None:

@@ -104,5 +104,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         ctx.print(f"alerts   {len(alerts)} open")
         for alert in alerts:
-            ctx.print(f"  {escape(str(alert.get('title') or alert))}")
+            ctx.wrapped(f"  {escape(str(alert.get('title') or alert))}", hang=4)
     return 0
