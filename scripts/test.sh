@@ -14,6 +14,8 @@ command -v tmux >/dev/null || need_apt+=(tmux)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 # systemd-analyze verify/security on contrib/systemd (tests/unit/deploy); nothing is started
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
+# promtool check/test rules on contrib/prometheus, a real server scraping memras (tests/unit/metrics)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing system packages: ${need_apt[*]}"
