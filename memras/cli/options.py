@@ -98,8 +98,8 @@ def confirm(ctx: Any, what: str, asked: Confirmation, *, yes: bool,
     if yes:
         return
     if not sys.stdin.isatty():
-        raise Refused(f"refusing to {what} without confirmation: no terminal",
-                      hint="run it on a terminal, or pass --yes")
+        raise Refused(f"refusing to {what} without confirmation: no terminal; nothing was "
+                      "changed", hint="run it on a terminal, or pass --yes")
     ctx.print(f"This will {what}.")
     for line in details:
         ctx.print(line)

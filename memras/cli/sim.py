@@ -22,7 +22,7 @@ from pathlib import Path
 from memras.capacity.chmem import parse_size
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
-from memras.errors import UsageError
+from memras.errors import Refused, UsageError
 from memras.sim import actions, profiles
 from memras.text import escape
 
@@ -105,7 +105,8 @@ def _simulated_root(ctx: Context) -> Path:
     """--root, only when it is a simulated server: sim never writes to a real tree."""
     root = Path(ctx.root)
     if not ctx.host.is_simulated:
-        raise UsageError(f"--root {root} is not a simulated server",
+        raise Refused(f"refusing to change --root {root}: it is not a simulated server; "
+                      "nothing was changed",
                          hint="make one with `memras sim create PROFILE DIR`, then pass "
                               "--root DIR/root")
     return root

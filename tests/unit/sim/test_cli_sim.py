@@ -52,7 +52,6 @@ def test_insert_plugs_a_module_into_an_empty_slot(capsys, tmp_path):
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--root", "/", "sim", "inject", "P1-DIMMA1"], "not a simulated server"),
     (["sim", "create", "no-such-profile", "{tmp}/x"], "unknown simulator profile"),
     (["sim", "create", "demo", "{tmp}/full"], "not an empty directory"),
     (["sim", "inject", "P1-DIMMA1", "--count", "0", "--root", "{tmp}/s/root"], "at least one"),
@@ -64,3 +63,9 @@ def test_refusals_are_one_line_and_exit_2(capsys, tmp_path, argv, says):
     code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_real_root_is_refused_in_one_line_exit_3(capsys):
+    code = main(["--root", "/", "sim", "inject", "P1-DIMMA1"])
+    err = capsys.readouterr().err
+    assert code == 3 and "not a simulated server" in err and len(err.strip().splitlines()) == 1
