@@ -251,3 +251,9 @@ def _value_lines(value: Any, width: int, indent: str, wrapped: Any) -> list[str]
         out.append(indent + "- " + lines[0][len(indent) + 2:])
         out += lines[1:]
     return out
+
+
+def readable_value(value: Any) -> str:
+    """One value on one line as readable_lines shows it (None '-', booleans yes/no,
+    integer lists as ranges), escaped."""
+    return _flat(value)

@@ -6,7 +6,6 @@ the DIMM's newest events folded into rows/columns/banks, pages, replacements).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -23,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from memras import views
+from memras.text import readable_lines, readable_value
 from memras.topology.inventory import resolve_dimm
 from memras.topology.naming import wide_name
 
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
 
 HEAT_CHARS = " ░▒▓█"
+HEAT_CELL = 3  # characters per row range: 16 ranges make 48 columns
+EVIDENCE_WIDTH = 56  # evidence text beside its key, inside 80 columns
 
 
 class DimmDetailScreen(Screen[None]):
@@ -151,9 +153,20 @@ def _verdict(d: views.DimmDetail) -> Table:
     t.add_row("since", when_text(v.since))
     for rule, reason in zip(v.rules, v.reasons, strict=False):
         t.add_row(Text(rule, style="bold"), safe(reason))
-    for key, value in sorted((v.evidence or {}).items())[:12]:
-        t.add_row(Text(str(key)), safe(value if isinstance(value, str) else json.dumps(value)))
+    for key, value in sorted((v.evidence or {}).items()):
+        t.add_row(Text(str(key).replace("_", " ")), _evidence_text(value))
     return t
+
+
+def _evidence_text(value: object) -> Text:
+    """One piece of evidence as a person reads it: a word, a list joined, a table as
+    ``key: value`` lines, a list of tables as ``-`` items (memras.text.readable_lines,
+    which escapes every string); never raw JSON."""
+    nested = isinstance(value, dict) or isinstance(value, list) and any(
+        isinstance(v, dict | list) or isinstance(v, str) and len(v) > 30 for v in value)
+    if nested and value:
+        return Text("\n".join(readable_lines(value, width=EVIDENCE_WIDTH)))
+    return Text(readable_value(value))
 
 
 def _timeline(d: views.DimmDetail) -> Table:
@@ -187,16 +200,29 @@ def _top(counter: Counter[int]) -> str:
 
 
 def _heat_map(c: views.FaultCells) -> Text:
+    """Banks as lines (every bank from 0 to the highest seen, so the quiet ones show
+    too), the row address space in views.ROW_BUCKETS ranges as columns (each drawn
+    HEAT_CELL characters wide, fitting 80 columns beside the label), the error count
+    shaded against the busiest cell, with the row axis and a legend of counts."""
     peak = max(c.heat.values())
     text = Text()
-    for bank in sorted({b for b, _ in c.heat}):
-        text.append(f"b{bank:<2} ")
+    top_row = max(c.rows, default=0)
+    for bank in range(max(b for b, _ in c.heat) + 1):
+        text.append(f"b{bank:<2} ", style="" if bank in c.banks else "dim")
         for bucket in range(views.ROW_BUCKETS):
             n = c.heat.get((bank, bucket), 0)
             level = 0 if n == 0 else max(1, round(n / peak * (len(HEAT_CHARS) - 1)))
-            text.append(HEAT_CHARS[level], style="red" if level >= 3 else "yellow")
+            cell = (HEAT_CHARS[level] if n else "·") * HEAT_CELL
+            text.append(cell, style="red" if level >= 3 else "yellow" if n else "dim")
         text.append("\n")
-    text.append("    rows → (low … high)", style="dim")
+    axis_w = views.ROW_BUCKETS * HEAT_CELL
+    low, high = "row 0", f"{top_row:#x}"
+    text.append("    " + low + " " * max(1, axis_w - len(low) - len(high)) + high + "\n",
+                style="dim")
+    text.append("    · none  ", style="dim")
+    for level in range(1, len(HEAT_CHARS)):
+        text.append(HEAT_CHARS[level] * HEAT_CELL, style="red" if level >= 3 else "yellow")
+        text.append(f" ≤{max(1, round(peak * level / (len(HEAT_CHARS) - 1)))}  ")
     return text
 
 
