@@ -86,8 +86,9 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
                  styled: bool = False) -> list[str]:
     """The table's lines: fitted to ``width`` unless ``wide``; no trailing blanks."""
     body = cells(rows)
+    limits: dict[int, int] = {}
     if wide:
-        keep, limits = list(range(len(headers))), {}
+        keep = list(range(len(headers)))
     else:
         keep, limits = fit_columns(headers, body, width, optional=optional, flex=flex)
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
