@@ -313,6 +313,8 @@ def _no_host_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """This machine's /etc/memras/memras.toml decides nothing here."""
     monkeypatch.setattr(memras.config, "DEFAULT_CONFIG_PATH", tmp_path / "no-config.toml")
     monkeypatch.delenv("MEMRAS_DB", raising=False)
+    # examples that write to the working directory (hotplug-test's report) write here
+    monkeypatch.chdir(tmp_path)
 
 
 def _workspace(demo_server: Path, tmp_path: Path) -> Path:
