@@ -118,7 +118,7 @@ def test_partition_move_with_workload_and_back(lab: Lab, donor: Lab, tmp_path: P
         # The spare check decides for real: a reserve the donor cannot keep is refused.
         code, _, out = _partition(db, "256M", "--from", d_qmp, "--to", s_qmp,
                                   "--from-agent", agent, "--reserve", f"{available // MiB}M")
-        assert code == 2 and "refused" in out, out  # UsageError: nothing changed
+        assert code == 3 and "refused" in out, out  # Refused (exit 3): nothing changed
         assert _devices(donor).keys() == d_before.keys(), "a refused move changed the donor"
 
         started = time.monotonic()
