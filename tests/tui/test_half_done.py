@@ -28,6 +28,7 @@ from memras.tui.screens.wizard import WizardScreen
 from textual.widgets import DataTable
 
 from memras.host import Host
+from memras.sim.actions import set_busy
 from memras.workflow.runner import ReplaceOptions
 from tests.tui.conftest import settle, wait_until
 from tests.tui.helpers import dashboard_ready, static_text, table_rows
@@ -68,7 +69,8 @@ def footer_keys(screen: Any) -> set[str]:
 
 
 async def open_wizard(app: MemrasApp, pilot: Any, **options: Any) -> WizardScreen:
-    wizard = WizardScreen(DIMM, options=ReplaceOptions(operator="Ada", policy=FAST, **options))
+    policy = options.pop("policy", FAST)
+    wizard = WizardScreen(DIMM, options=ReplaceOptions(operator="Ada", policy=policy, **options))
     app.push_screen(wizard)
     await wait_until(pilot, lambda: wizard.phase not in ("opening", "preflight"), 20)
     return wizard
@@ -128,9 +130,15 @@ async def test_offlining_shows_cancel_and_waiting_shows_elapsed_and_timeout(
     """The manual backend waits for a person to pull the module: the step says how long
     it has waited and when memras gives up; Cancel offlining is offered only while
     offlining."""
+    # the first and last block of the module refuse once (EBUSY) and are retried 0.3 s
+    # later, so offlining lasts long enough to be seen on a fast machine
+    for block in (32, 63):
+        set_busy(quiet_world.root, block, times=1)
+    slow = {**FAST, "backoff_initial_s": 0.3, "backoff_max_s": 0.3}
     app = make_app(quiet_world)
     async with app.run_test(size=SMALL) as pilot:
-        wizard = await open_wizard(app, pilot, backend="manual", detect_timeout_s=600)
+        wizard = await open_wizard(app, pilot, backend="manual", detect_timeout_s=600,
+                                   policy=slow)
         await reach(pilot, wizard, "confirm")
         await pilot.press(*DIMM, "enter")
         await wait_until(pilot, lambda: wizard.phase == "offlining")
@@ -263,7 +271,8 @@ async def test_alerts_newest_first_with_full_times_and_end_keeps_the_header(
 
 @pytest.mark.parametrize("argv", [["tui"], []], ids=["tui", "bare"])
 def test_without_a_terminal_tui_exits_2_with_one_line(tmp_path: Path, argv: list[str]) -> None:
-    world_root = tmp_path / "none"
+    world_root = tmp_path / "root"  # a directory: --root is checked before the terminal
+    world_root.mkdir()
     with open(os.devnull) as devnull:
         proc = subprocess.run([sys.executable, "-m", "memras", "--root", str(world_root),
                                "--db", str(tmp_path / "m.db"), *argv], stdin=devnull,
