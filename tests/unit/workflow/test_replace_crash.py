@@ -91,7 +91,7 @@ def test_cli_refuses_without_terminal_and_dry_run_changes_nothing(tmp_path) -> N
     srv = profiles.create("qemu-guest", tmp_path / "root")
     db = tmp_path / "m.db"
     refused = memras(srv.root, db, "replace", DIMM)
-    assert refused.returncode == 2 and "no terminal" in refused.stderr
+    assert refused.returncode == 3 and "no terminal" in refused.stderr  # refused
     assert "Traceback" not in refused.stderr
     dry = memras(srv.root, db, "replace", DIMM, "--dry-run", "--json")
     report = json.loads(dry.stdout)
