@@ -183,7 +183,11 @@ def ingest_latency(lab: Lab, report: ScenarioReport) -> None:
         report.expect(phase["kernel_logged"] == phase["injected"],
                       f"{name}: the guest kernel logged {phase['kernel_logged']} of "
                       f"{phase['injected']} injected CEs (MCE pool full?)")
-        report.expect(phase["missing"] == 0 and phase["stored_twice_or_more"] == 0,
+        # the steady phase is an overload measurement: past what the guest's watcher
+        # stores, the kernel's buffers decide what is left to read (its losses are
+        # reported in the figures, not failed here); the other phases must lose nothing
+        lossless = phase["missing"] == 0 or name == "lat-steady"
+        report.expect(lossless and phase["stored_twice_or_more"] == 0,
                       f"{name}: {phase['missing']} CEs never stored "
                       f"(e.g. {phase['missing_sample']}), "
                       f"{phase['stored_twice_or_more']} stored more than once; "

@@ -122,7 +122,7 @@ def test_eject_empties_the_slots_smbios_entry(tmp_path) -> None:
 def test_memras_dimms_shows_the_new_module(replaced, tmp_path, capsys) -> None:
     srv, _, _, _ = replaced
     argv = ["--root", str(srv.root), "--db", str(tmp_path / "memras.db")]
-    assert main([*argv, "dimms"]) == 0
+    assert main([*argv, "--wide", "dimms"]) == 0  # every column, MODULE too
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if SLOT in x.split())  # DIMM name, then ID
     assert "MODULE" in out and f"NEW-{OLD_SERIAL}" in line and " ok " in f" {line} "
