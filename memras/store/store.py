@@ -200,6 +200,16 @@ def _readonly_connect(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(readonly_uri(path), uri=True, check_same_thread=False)
 
 
+def _new_engine(url: str, target: str | None = None, **options: Any) -> Engine:
+    """The engine for ``url`` (or ``target`` with ``options``, e.g. a read-only creator);
+    a URL SQLAlchemy cannot use is one StoreError naming the URL the user gave."""
+    try:
+        return create_engine(target or url, **options)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"bad database URL {url!r}: {exc}",
+                         hint="use a path or sqlite:///PATH") from exc
+
+
 def _configure_sqlite(engine: Engine, *, readonly: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -279,11 +289,7 @@ class Store:
                 raise StoreError(f"cannot create {path.parent}: {exc.strerror}",
                                  hint="pass --db PATH to a writable place") from exc
             secure_database_files(path)  # created 0640, group memras (memras.store.files)
-        try:
-            engine = create_engine(url)
-        except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(f"bad database URL {url!r}: {exc}",
-                             hint="use a path or sqlite:///PATH") from exc
+        engine = _new_engine(url)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)
         store = cls(engine, key_fn=key_fn)
@@ -310,19 +316,14 @@ class Store:
         if url.startswith("sqlite:") and path is None:
             raise StoreError(f"cannot open {url!r} read-only",
                              hint="pass --db with the path of a database file")
-        try:
-            if path is not None:
-                if not path.is_file():
-                    raise StoreError(f"no memras database at {path}",
-                                     hint="run `memras import` or `memras watch` first, "
-                                          "or pass --db")
-                engine = create_engine("sqlite://", creator=lambda: _readonly_connect(path),
-                                       poolclass=NullPool)
-            else:
-                engine = create_engine(url)
-        except (SQLAlchemyError, ImportError, ValueError) as exc:
-            raise StoreError(f"bad database URL {url!r}: {exc}",
-                             hint="use a path or sqlite:///PATH") from exc
+        if path is None:
+            engine = _new_engine(url)
+        elif not path.is_file():
+            raise StoreError(f"no memras database at {path}",
+                             hint="run `memras import` or `memras watch` first, or pass --db")
+        else:
+            engine = _new_engine(url, "sqlite://", creator=lambda: _readonly_connect(path),
+                                 poolclass=NullPool)
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine, readonly=True)
         store = cls(engine)
