@@ -16,6 +16,8 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 # promtool check/test rules on contrib/prometheus, a real server scraping memras (tests/unit/metrics)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# a throw-away PostgreSQL cluster (tests/fixtures/postgres.py): the fleet and two-dialect tests
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "== installing system packages: ${need_apt[*]}"

@@ -51,6 +51,9 @@ def _guard(event: str, args: tuple) -> None:
 
 sys.addaudithook(_guard)
 
+# The throw-away PostgreSQL cluster (pg_cluster, pg_url) for the fleet and two-dialect tests.
+pytest_plugins = ["tests.fixtures.postgres"]
+
 
 @pytest.fixture
 def kernel_write_guard_active() -> bool:
