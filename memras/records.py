@@ -54,6 +54,9 @@ class Source(enum.StrEnum):
     # An MCE the platform firmware reported (APEI/GHES → MCA pseudo-bank 255), whatever
     # road it took: a second road to a fault the CPU may have logged itself
     FIRMWARE = "firmware"
+    # the previous kernel's log kept by pstore (/sys/fs/pstore/dmesg-*): a second road
+    # beside the kmsg lines a watcher may have stored before that kernel died
+    PSTORE = "pstore"
 
 
 class TimeSource(enum.StrEnum):
@@ -221,6 +224,80 @@ class MemoryFailureEvent:
 
 
 Record = MemoryErrorEvent | MemoryFailureEvent
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class CxlEvent:
+    """One CXL trace event (``cxl:cxl_*``, drivers/cxl/core/trace.h) or rasdaemon row.
+
+    Not part of :data:`Record`: a CXL media error also becomes a MemoryErrorEvent (the
+    unit memras stores and judges, :func:`memras.ingest.parsers.cxl.memory_error`);
+    this carries what only CXL has (the device's own severity, DPA, health info) for
+    ``memras_cxl_event`` and the health rules. ``event`` is the tracepoint name
+    without ``cxl_``; numbers are the spec's (CXL 3.1 r8.2.9.2), None when not given.
+    """
+
+    event: str  # general_media, dram, memory_module, poison, aer_uncorrectable_error…
+    memdev: str
+    host: str = ""
+    serial: int | None = None
+    log_type: str | None = None  # Informational | Warning | Failure | Fatal
+    hdr_flags: int | None = None  # PERMANENT_CONDITION=4, MAINTENANCE_NEEDED=8, …
+    hdr_uuid: str | None = None
+    hdr_handle: int | None = None
+    hdr_related_handle: int | None = None
+    hdr_ts: int | None = None  # the device's timestamp, ns since the epoch
+    hdr_length: int | None = None
+    hdr_maint_op_class: int | None = None
+    hdr_maint_op_sub_class: int | None = None
+    dpa: int | None = None
+    dpa_flags: int | None = None
+    descriptor: int | None = None
+    type: int | None = None
+    sub_type: int | None = None
+    transaction_type: int | None = None
+    channel: int | None = None
+    rank: int | None = None
+    device: int | None = None
+    nibble_mask: int | None = None
+    bank_group: int | None = None
+    bank: int | None = None
+    row: int | None = None
+    column: int | None = None
+    sub_channel: int | None = None
+    validity_flags: int | None = None
+    hpa: int | None = None
+    hpa_alias0: int | None = None
+    region: str = ""
+    region_uuid: str | None = None
+    cme_threshold_ev_flags: int | None = None
+    cme_count: int | None = None
+    event_type: int | None = None  # memory module
+    event_sub_type: int | None = None
+    health_status: int | None = None
+    media_status: int | None = None
+    add_status: int | None = None
+    life_used: int | None = None
+    device_temp: int | None = None
+    dirty_shutdown_cnt: int | None = None
+    cor_vol_err_cnt: int | None = None
+    cor_per_err_cnt: int | None = None
+    trace_type: str | None = None  # poison: List | Inject | Clear
+    source_text: str | None = None  # poison: Unknown | External | Internal | Injected…
+    dpa_length: int | None = None
+    poison_flags: int | None = None
+    overflow_ts: int | None = None
+    error_status: int | None = None  # AER
+    first_error: int | None = None
+    count: int | None = None  # overflow: records lost
+    first_ts: int | None = None
+    last_ts: int | None = None
+    data: str = ""  # generic event: the record's bytes as hex
+    source: Source = Source.TRACE
+    timestamp: datetime | None = None
+    uptime_s: float | None = None
+    raw: str = ""
 
 
 def event_evidence(event: MemoryErrorEvent) -> dict[str, Any]:

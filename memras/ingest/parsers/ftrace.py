@@ -13,11 +13,14 @@ other event takes the generic prefix regex and a dispatch on the event name.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from memras.ingest.parsers._common import NonMemoryMce
+from memras.ingest.parsers.cxl import EVENTS as CXL_EVENTS
+from memras.ingest.parsers.cxl import parse_cxl_media_record
 from memras.ingest.parsers.trace_events import (
     _MATCH_GROUPS,
     MC_EVENT_BODY,
@@ -27,7 +30,7 @@ from memras.ingest.parsers.trace_events import (
     parse_mce_record,
     parse_memory_failure_event,
 )
-from memras.records import Record, Source
+from memras.records import CxlEvent, Record, Source
 
 PREFIX = (
     r"^\s*(?P<task>.+?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
@@ -42,7 +45,9 @@ _BODY_GROUPS = _MC_EVENT_LINE.groupindex[_MATCH_GROUPS[0]] - 1
 assert _TS_GROUP == 4 and [_MC_EVENT_LINE.groupindex[n] - 1 for n in _MATCH_GROUPS] == list(
     range(_BODY_GROUPS, _BODY_GROUPS + len(_MATCH_GROUPS)))
 
-TraceResult = Record | NonMemoryMce
+# A CXL event other than a media error comes back as its CxlEvent (not a Record: the
+# watcher and importer count it as not a memory error; memras.store.cxl stores it)
+TraceResult = Record | NonMemoryMce | CxlEvent
 
 _BODY_PARSERS: dict[str, Callable[..., TraceResult | None]] = {
     "mc_event": parse_mc_event,
@@ -50,6 +55,8 @@ _BODY_PARSERS: dict[str, Callable[..., TraceResult | None]] = {
     "memory_failure_event": parse_memory_failure_event,
     "extlog_mem_event": parse_extlog_mem_event,
 }
+for _name in CXL_EVENTS:
+    _BODY_PARSERS[_name] = functools.partial(parse_cxl_media_record, _name)
 
 
 # An event quoted without its ftrace columns (commit messages, perf/trace-cmd excerpts)
