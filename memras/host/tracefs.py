@@ -44,6 +44,15 @@ RAS_EVENTS = (
     "mce/mce_record",
     "ras/memory_failure_event",
     "ras/extlog_mem_event",
+    # CXL memory devices (drivers/cxl/core/trace.h): enabled where the kernel has them
+    "cxl/cxl_general_media",
+    "cxl/cxl_dram",
+    "cxl/cxl_memory_module",
+    "cxl/cxl_poison",
+    "cxl/cxl_aer_uncorrectable_error",
+    "cxl/cxl_aer_correctable_error",
+    "cxl/cxl_overflow",
+    "cxl/cxl_generic_event",
 )
 
 
