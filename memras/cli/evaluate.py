@@ -4,12 +4,12 @@ labelled history (errors + failure tickets), to tune memras.toml on a fleet's ow
 from __future__ import annotations
 
 import argparse
-import re
 from typing import TYPE_CHECKING
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.options import add_renamed
+from memras.config import DURATION_FORMS, duration_seconds
 from memras.errors import UsageError
 from memras.evaluate import evaluate
 from memras.evaluate import history as H
@@ -19,17 +19,13 @@ if TYPE_CHECKING:
     from memras.evaluate.metrics import Evaluation, RuleScore
     from memras.evaluate.replay import Replay
 
-_HORIZON = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$")
-_HORIZON_UNIT_S = {"h": 3600, "d": 86400, "w": 7 * 86400}
-
-
 def parse_horizon(text: str) -> float:
-    """``30d``, ``72h`` or ``2w`` in seconds."""
-    m = _HORIZON.match(text.lower())
-    if not m or float(m[1]) <= 0:
+    """``--horizon``: a positive duration (the one duration reader: ``72h``, ``30d``, ``2w``)."""
+    seconds = duration_seconds(text)
+    if not seconds:
         raise UsageError(f"--horizon {text!r}: not a duration",
-                         hint="use hours, days or weeks, e.g. 72h, 30d, 2w")
-    return float(m[1]) * _HORIZON_UNIT_S[m[2]]
+                         hint=f"use {DURATION_FORMS}, more than 0")
+    return seconds
 
 
 def _args(p: argparse.ArgumentParser) -> None:

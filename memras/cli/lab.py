@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from memras.cli import add_global_options, command
 from memras.cli.context import Context
+from memras.cli.options import duration
 from memras.cli.progress import ProgressDisplay
 from memras.errors import LabError, UsageError
 from memras.lab.kernel import cache_dir
@@ -60,7 +61,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     shell = sub.add_parser("shell", help="attach to the guest's console (Ctrl-] detaches)")
     shell.add_argument("-c", dest="shell_command", metavar="CMD",
                        help="run one command, print its output, exit with its status")
-    shell.add_argument("--timeout", type=float, default=120.0, help="seconds for -c")
+    shell.add_argument("--timeout", type=duration, default=120.0,
+                       help="time for -c (seconds, or 30s, 5m)")
     sub.add_parser("down", help="stop the lab guest")
     for action in sub.choices.values():  # --json etc. also after the action name
         add_global_options(action, suppress=True)

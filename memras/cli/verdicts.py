@@ -8,13 +8,12 @@ recorded verdict changes of one slot, each beside the module it judged.
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.dimm_rows import dimm_names
-from memras.config import duration_seconds
-from memras.errors import UsageError
+from memras.cli.options import parse_when
 from memras.health.api import replay_verdicts, verdict_history
 from memras.health.config import load_config
 from memras.health.dimm_names import DimmNames
@@ -29,21 +28,6 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="the recorded verdict changes of DIMM (id, label, locator, serial…)")
 
 
-def parse_time(text: str) -> datetime:
-    """``--at``: ``24h``/``7d`` ago (the one duration reader, as --since), or an ISO 8601
-    time; naive means UTC, the time the verdicts are stored in."""
-    ago = duration_seconds(text) if text.strip()[-1:].isalpha() else None
-    if ago is not None:
-        return datetime.now(UTC) - timedelta(seconds=ago)
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"--at {text!r}: not a time",
-                         hint="use ISO 8601, e.g. 2024-03-01 or 2024-03-01T12:00:00+00:00"
-                         ) from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 @command("verdicts", "per-DIMM verdicts with the rules that fired (--at TIME: as of then)")(
     _args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -54,7 +38,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             verdicts = verdict_history(store, dimm.id)
             modules = module_history(store, dimm.id)
         return _print_history(ctx, verdicts, modules, names)
-    at = parse_time(args.at) if args.at else None
+    at = parse_when(args.at) if args.at else None  # the one time reader, as --since
     until = at + timedelta(microseconds=1) if at else None
     with ctx.store() as store:
         # With the host, errors known only by address are mapped to their DIMM (as

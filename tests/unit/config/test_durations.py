@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from memras.cli import build_parser, main
 from memras.cli.options import parse_when
-from memras.cli.verdicts import parse_time
 from memras.config import duration_seconds, parse_duration
 
 
@@ -38,10 +38,17 @@ def test_cli_duration_options_take_units() -> None:
 def test_at_and_since_read_the_same_forms() -> None:
     now = datetime.now(UTC)
     for text in ("24h", "7d", "30m"):
-        ago = now - parse_time(text)
-        since = now - parse_when(text, now=now)
-        assert abs(ago - since) < timedelta(seconds=5)
-    assert parse_time("2024-03-01T12:00") == datetime(2024, 3, 1, 12, tzinfo=UTC)
+        assert now - parse_when(text, now=now) == timedelta(seconds=duration_seconds(text))
+    # a naive time is the operator's local time, for --at as for --since
+    assert parse_when("2024-03-01T12:00") == datetime(2024, 3, 1, 12).astimezone()
+
+
+def test_verdicts_at_reads_the_since_forms(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    code = main(["verdicts", "--root", str(tmp_path), "--db", str(tmp_path / "m.db"),
+                 "--at", "soon"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot read the time 'soon'" in err
 
 
 def test_a_bad_duration_option_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
