@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING
 
 from memras.host._fs import SIM_MARKER, KernelFs
 from memras.host.acpi import AcpiMemoryDevices
+from memras.host.bert import Bert
 from memras.host.edac import Edac
 from memras.host.kmsg import Kmsg
 from memras.host.meminfo import MemInfoReader
 from memras.host.memory_blocks import MemoryBlocks
 from memras.host.nodes import Nodes
+from memras.host.pstore import Pstore
 from memras.host.tracefs import Tracefs
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ class Host:
         self.acpi = AcpiMemoryDevices(self.fs)
         self.kmsg = Kmsg(self.fs)
         self.tracefs = Tracefs(self.fs)
+        self.bert = Bert(self.fs)  # errors the firmware logged before this boot
+        self.pstore = Pstore(self.fs)  # the previous kernel's last log
 
     @cached_property
     def smbios(self) -> Smbios:
