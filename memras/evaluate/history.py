@@ -36,6 +36,7 @@ from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, MemoryFail
 from memras.store import MEMORY_FAILURE_TYPE, Store
 from memras.watcher.importing import check_rasdaemon_db
 
+EPOCH_MS_FROM = 1e11  # epoch seconds of the year 5138
 MAX_REASONS = 20  # skipped rows whose reason is kept for the report; all are counted
 
 # canonical column -> accepted header names (lower case)
@@ -121,12 +122,15 @@ class History:
 # ---- fields -----------------------------------------------------------------------
 
 def parse_time(text: str) -> datetime:
-    """ISO 8601 (naive = UTC, a space instead of ``T`` allowed) or epoch seconds."""
+    """ISO 8601 (naive = UTC, a space instead of ``T`` allowed) or epoch seconds; an
+    epoch above EPOCH_MS_FROM is milliseconds (Java-style exports: seconds that large
+    would be past the year 5000)."""
     value = text.strip()
     if not value:
         raise BadRow("no time")
     try:
-        return datetime.fromtimestamp(float(value), tz=UTC)
+        epoch = float(value)
+        return datetime.fromtimestamp(epoch / 1000 if epoch > EPOCH_MS_FROM else epoch, tz=UTC)
     except ValueError:
         pass
     except (OverflowError, OSError):
