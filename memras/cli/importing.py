@@ -18,20 +18,24 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.options import parse_when
 from memras.cli.progress import ProgressDisplay
-from memras.errors import MemrasError, StoreError
+from memras.errors import MemrasError, StoreError, UsageError
 from memras.health.dimm_names import attribute_from_host
 from memras.ingest.parsers.kernel_log import page_shift_from_size
 from memras.store import Store
 from memras.store.dimm_ids import last_error_id
 from memras.store.settings import StoreSettings
 from memras.text import escape
-from memras.watcher.importing import input_size, run_import
+from memras.watcher.importing import HOST_PATH, KINDS, input_size, run_import
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=["rasdaemon", "dmesg", "trace", "mcelog"],
-                   help="what the file holds")
-    p.add_argument("path", help="file to read, or - for stdin (not for rasdaemon)")
+    p.add_argument("kind", choices=list(KINDS),
+                   help="what the file holds (vmcore-dmesg: kdump's copy of the crashed "
+                        "kernel's log; bert, pstore: errors from before this boot)")
+    p.add_argument("path", nargs="?",
+                   help="file to read, or - for stdin (not for rasdaemon); bert and pstore "
+                        "read --root's /sys/firmware/acpi/tables/data/BERT and "
+                        "/sys/fs/pstore when no path is given")
     p.add_argument("--boot-time", metavar="TIME",
                    help="boot time of the machine a dmesg or trace file came from, to turn "
                         "its uptimes into wall time (default: what the capture itself says)")
@@ -63,11 +67,17 @@ def _this_boot(args: argparse.Namespace) -> datetime | None:
     return datetime.fromtimestamp(psutil.boot_time(), UTC)
 
 
-@command("import", "import errors from a rasdaemon DB, dmesg, trace or mcelog file")(_args)
+@command("import", "import errors from a rasdaemon DB, dmesg, trace or mcelog file, or "
+                   "from before this boot (BERT, pstore, vmcore-dmesg)")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.path is None:
+        if args.kind not in ("bert", "pstore"):
+            raise UsageError(f"import {args.kind} needs a PATH",
+                             hint="give the file to read, or - for stdin")
+        args.path = HOST_PATH
     boot_time = parse_when(args.boot_time) if args.boot_time else None
     # A rasdaemon database reports rows read (total unknown); the others bytes.
-    in_bytes = args.kind != "rasdaemon"
+    in_bytes = args.kind not in ("rasdaemon", "bert", "pstore")
     total = input_size(args.path) if in_bytes else None
     settings = StoreSettings.of(ctx.config)  # [store] rasdaemon_mirror
     with settings.apply(Store.open(ctx.db, create=True)) as store, \
@@ -77,7 +87,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         try:
             report = run_import(store, args.kind, args.path, boot_time=boot_time,
                                 progress=shown.update, year=args.year,
-                                this_boot=_this_boot(args), page_shift=args.page_shift)
+                                this_boot=_this_boot(args), page_shift=args.page_shift,
+                                host=ctx.host)
         except (StoreError, KeyboardInterrupt) as exc:  # locked, disk full, Ctrl-C
             stopped = _stopped_early(ctx, store, before, exc)
             if stopped["committed"] == 0 and isinstance(exc, StoreError):

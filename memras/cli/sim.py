@@ -8,6 +8,7 @@ config. The server is the same simulator the tests and ``memras demo`` use
     memras sim profiles
     memras sim create PROFILE DIR          # DIR/root, and DIR/memras.db once used
     memras --root DIR/root sim inject DIMM [--count N] [--ue] [--address ADDR]
+                                           [--before-boot bert|pstore]
     memras --root DIR/root sim insert SLOT [--size 4G] [--serial S]
 
 ``inject`` and ``insert`` write only under a simulated root: a real ``--root`` (one
@@ -39,6 +40,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     inject.add_argument("--ue", action="store_true", help="uncorrected instead of corrected")
     inject.add_argument("--address", type=lambda t: int(t, 0),
                         help="physical address (default: one on the DIMM)")
+    inject.add_argument("--before-boot", choices=["bert", "pstore"],
+                        help="an uncorrected error that reset the server, as the next boot "
+                             "finds it: the firmware's BERT record or the previous "
+                             "kernel's pstore log")
     insert = sub.add_parser("insert", help="plug a module into an empty slot of --root's server")
     insert.add_argument("slot", help="the empty slot (PNP0C80 uid, device name or DIMM name)")
     insert.add_argument("--size", help="module size, e.g. 4G (default: the slot's)")
@@ -58,6 +63,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.action == "inject":
         if args.count < 1:
             raise UsageError(f"--count {args.count}: a report holds at least one error")
+        if args.before_boot:
+            return _before_boot(ctx, root, args)
         address = actions.inject_ce(root, args.dimm, args.address, count=args.count, ue=args.ue)
         kind = "uncorrected" if args.ue else "corrected"
         result = {"dimm": args.dimm, "address": address, "count": args.count, "type": kind}
@@ -69,6 +76,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     blocks = actions.insert_dimm(root, args.slot, size, serial=args.serial)
     ctx.emit_json({"slot": args.slot, "blocks": blocks}) if ctx.json else ctx.print(
         f"module inserted in {escape(args.slot)}: blocks {', '.join(map(str, blocks))}")
+    return 0
+
+
+def _before_boot(ctx: Context, root: Path, args: argparse.Namespace) -> int:
+    from memras.sim.before_boot import inject_before_boot
+
+    address = inject_before_boot(root, args.dimm, args.before_boot, args.address)
+    result = {"dimm": args.dimm, "address": address, "count": 1, "type": "uncorrected",
+              "before_boot": args.before_boot}
+    where = ("/sys/firmware/acpi/tables/data/BERT" if args.before_boot == "bert"
+             else "/sys/fs/pstore")
+    ctx.emit_json(result) if ctx.json else ctx.print(
+        f"an uncorrected error on {escape(args.dimm)} at {address:#x} reset the server: "
+        f"in {where} (memras import {args.before_boot}, or the next memras watch)")
     return 0
 
 

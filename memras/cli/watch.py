@@ -24,6 +24,7 @@ from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.health.config import load_config
 from memras.health.dimm_names import attribute_errors
+from memras.ingest.before_boot import BeforeBootSource
 from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
 from memras.ingest.sources import (
     EdacCounterSource,
@@ -41,8 +42,9 @@ from memras.watcher.notify import SdNotify
 from memras.watcher.pipeline import Pipeline, after_store_hook
 from memras.watcher.watch import Periodic, Watcher, WatchStats
 
-ALL_SOURCES = ("kmsg", "trace", "edac", "rasdaemon")
-DEFAULT_SOURCES = ("kmsg", "trace", "edac")
+ALL_SOURCES = ("kmsg", "trace", "edac", "rasdaemon", "bert", "pstore")
+# bert and pstore (errors from before this boot) are read once at start, when present
+DEFAULT_SOURCES = ("kmsg", "trace", "edac", "bert", "pstore")
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -83,6 +85,10 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
                 sources.append(EdacCounterSource(
                     host, interval_s=args.edac_interval, own_resets=marks,
                     grace_s=load_alerts_config(ctx.config).gap_grace_s))
+        elif name == "bert" and host.bert.present:
+            sources.append(BeforeBootSource(host, "bert"))
+        elif name == "pstore" and host.pstore.names():
+            sources.append(BeforeBootSource(host, "pstore"))
         elif name == "rasdaemon":
             if not args.rasdaemon_db:
                 raise UsageError("the rasdaemon source needs --rasdaemon-db PATH")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import IO
 
 from memras.errors import StoreError, UsageError
+from memras.host import Host
 from memras.ingest.clock import ImportClock, following, import_clock
 from memras.ingest.parsers._common import ParserStats
 from memras.ingest.parsers.ftrace import parse_trace_line, split_trace_line
@@ -45,7 +46,7 @@ from memras.store.results import AddResult, add_counts
 from memras.store.store import Store
 
 BATCH_EVENTS = 5000
-KINDS = ("rasdaemon", "dmesg", "trace", "mcelog")
+KINDS = ("rasdaemon", "dmesg", "trace", "mcelog", "vmcore-dmesg", "bert", "pstore")
 MAX_SAMPLE_CHARS = 500
 # A kernel record is at most 8 KiB on /dev/kmsg (CONSOLE_EXT_LOG_MAX) and a trace line
 # about a page; 64 KiB leaves room for prefixes and joined continuation lines. A longer
@@ -55,6 +56,7 @@ MAX_LINE_CHARS = 64 * 1024
 # the import): up to this much in memory, the rest in a temporary file (TMPDIR).
 SPOOL_MEMORY_BYTES = 8 << 20
 MALFORMED = "malformed"
+HOST_PATH = "host:"  # bert/pstore without a PATH: --root's own files (watcher.before_boot)
 TOO_LONG = f"line longer than {MAX_LINE_CHARS} characters"
 
 Progress = Callable[[int], None]  # called with the bytes (or rows) consumed so far
@@ -310,7 +312,7 @@ def import_rasdaemon(store: Store, path: str, report: ImportReport,
 def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None = None,
                progress: Progress | None = None, year: int | None = None,
                this_boot: datetime | None = None, page_shift: int | None = None,
-               on_stored: OnStored | None = None) -> ImportReport:
+               on_stored: OnStored | None = None, host: Host | None = None) -> ImportReport:
     """Import one file (``-`` = stdin) of ``kind``; see the module docstring. A dmesg or
     trace file's times: :mod:`memras.ingest.clock` (``boot_time`` = --boot-time,
     ``year`` = --year, ``this_boot`` = this machine's boot, offered to trace files).
@@ -319,6 +321,17 @@ def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None
     if kind not in KINDS:
         raise UsageError(f"unknown import kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
     report = ImportReport(kind=kind, path=path)
+    if kind in ("bert", "pstore"):  # memras.ingest.before_boot: a file, a tree or --root's
+        from memras.watcher.before_boot import import_before_boot
+
+        import_before_boot(store, kind, path, report, host=host, boot_time=boot_time,
+                           on_stored=on_stored)
+        return report
+    if kind == "vmcore-dmesg":  # the crashed kernel's log: dmesg, with kdump's clock
+        from memras.watcher.before_boot import kdump_boot_time
+
+        boot_time = boot_time or kdump_boot_time(path, report)
+        kind = "dmesg"
     if kind == "rasdaemon":
         if path == "-":
             raise UsageError("a rasdaemon database cannot be read from stdin",
