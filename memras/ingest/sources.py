@@ -501,6 +501,9 @@ RASDAEMON_TABLES = {
     "mce_record": "from_mce_record_row",
     "memory_failure_event": "from_memory_failure_row",
     "extlog_event": "from_extlog_row",
+    # CXL media errors (rasdaemon >= 0.8.1; memras.ingest.parsers.cxl)
+    "cxl_general_media_event": "from_cxl_general_media_row",
+    "cxl_dram_event": "from_cxl_dram_row",
 }
 
 

@@ -17,10 +17,12 @@ used on a non-SQLite database: rasdaemon's format is a SQLite file.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from memras.records import MceRegisters, MemoryErrorEvent, MemoryFailureEvent
+from memras.ingest.parsers.cxl import RASDAEMON_CXL_TABLES, cxl_event_of
+from memras.records import CxlEvent, MceRegisters, MemoryErrorEvent, MemoryFailureEvent
 
 RASDAEMON_SCHEMA_VERSION = "0.8.5"
 
@@ -267,6 +269,66 @@ def memory_failure_row(row_id: int, stamp: str, event: MemoryFailureEvent) -> tu
     """ras-memory-failure-handler.c: pfn as ``0x%llx`` text."""
     return (row_id, stamp, f"0x{event.pfn:x}", event.page_type,
             event.action_result)
+
+
+# ---- CXL rows (ras-cxl-handler.c, ras-record.c ras_store_cxl_*) ----------------------
+
+CXL_TABLE_COLUMNS = {table: column_names(table) for table in RASDAEMON_CXL_TABLES}
+_CXL_FIELD = {"source": "source_text", "flags": "poison_flags", "cvme_count": "cme_count"}
+_CXL_TIMES = frozenset({"hdr_ts", "overflow_ts", "first_ts", "last_ts"})
+_UUID_NULL = "00000000-0000-0000-0000-000000000000"
+
+
+def cxl_timestamp(ns: int | None) -> str:
+    """convert_timestamp(): a device time (ns since the epoch) as local-time text;
+    0 or unknown as ``1970-01-01 00:00:00 +0000``."""
+    if not ns:
+        return "1970-01-01 00:00:00 +0000"
+    return format_timestamp(datetime.fromtimestamp(ns // 1_000_000_000).astimezone())
+
+
+def cxl_row(table: str, row_id: int, stamp: str, ev: CxlEvent) -> tuple[Any, ...]:
+    """One rasdaemon cxl_* row of ``ev`` in v0.8.5's column order.
+
+    rasdaemon stores the raw fields: an HPA no region maps as all ones (bound as int64:
+    -1), the serial as int64, device times as local-time text, the region UUID as text
+    (the null UUID without a region), BLOB columns it fills from the record's bytes
+    (comp_id, cor_mask, header_log, PLDM ids) NULL here: the kernel's text does not
+    carry them all."""
+    values: list[Any] = []
+    for column in CXL_TABLE_COLUMNS[table]:
+        if column == "id":
+            values.append(row_id)
+        elif column == "timestamp":
+            values.append(stamp)
+        elif column in _CXL_TIMES:
+            values.append(cxl_timestamp(getattr(ev, column)))
+        elif column in ("hpa", "hpa_alias0"):
+            value = getattr(ev, column)
+            values.append(as_int64(_U64 - 1 if value is None else value))
+        elif column == "serial":
+            values.append(as_int64(ev.serial or 0))
+        elif column == "region_uuid":
+            values.append(ev.region_uuid or _UUID_NULL)
+        elif column == "data":
+            values.append(bytes.fromhex(ev.data) if ev.data else None)
+        else:
+            name = _CXL_FIELD.get(column, column)
+            value = getattr(ev, name, None)
+            values.append(as_int64(value) if isinstance(value, int) else value)
+    return tuple(values)
+
+
+def cxl_media_row(table: str) -> Callable[[int, str, MemoryErrorEvent], tuple[Any, ...]]:
+    """The row builder of a CXL media error's table: its event re-read from the
+    driver detail (memras.ingest.parsers.cxl.cxl_event_of)."""
+    event = RASDAEMON_CXL_TABLES[table]
+
+    def build(row_id: int, stamp: str, error: MemoryErrorEvent) -> tuple[Any, ...]:
+        ev = cxl_event_of(error) or CxlEvent(event=event, memdev=error.location.label or "")
+        return cxl_row(table, row_id, stamp, ev)
+
+    return build
 
 
 class LocalTimestamps:

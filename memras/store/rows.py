@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, select, update
 from sqlalchemy.engine import Dialect
 
+from memras.ingest.parsers.cxl import CXL_DRIVER
 from memras.records import DimmLocation, MemoryFailureEvent, Record, TimeSource
 from memras.store import rasdaemon_schema as rs
 from memras.store.models import ErrorCountRow, ErrorRow
@@ -93,6 +94,8 @@ _I64 = 1 << 63
 
 
 _MC_EVENT_ONLY = ("mc_event",)  # returned as this object: the builder tests identity
+_CXL_GENERAL_MEDIA = ("cxl_general_media_event",)
+_CXL_DRAM = ("cxl_dram_event",)
 
 
 def rasdaemon_tables(record: Record) -> tuple[str, ...]:
@@ -105,6 +108,8 @@ def rasdaemon_tables(record: Record) -> tuple[str, ...]:
     """
     if isinstance(record, MemoryFailureEvent):
         return ("memory_failure_event",)
+    if record.driver == CXL_DRIVER:  # a CXL memdev's media error: its own table
+        return _CXL_DRAM if " bank_group=" in record.driver_detail else _CXL_GENERAL_MEDIA
     if record.mce is None:
         return _MC_EVENT_ONLY
     loc = record.location
@@ -117,6 +122,9 @@ ROW_BUILDERS: dict[str, tuple[Callable[..., tuple], list[str]]] = {
     "mc_event": (rs.mc_event_row, rs.MC_EVENT_COLUMNS),
     "mce_record": (rs.mce_record_row, rs.MCE_RECORD_COLUMNS),
     "memory_failure_event": (rs.memory_failure_row, rs.MEMORY_FAILURE_COLUMNS),
+    "cxl_general_media_event": (rs.cxl_media_row("cxl_general_media_event"),
+                                rs.CXL_TABLE_COLUMNS["cxl_general_media_event"]),
+    "cxl_dram_event": (rs.cxl_media_row("cxl_dram_event"), rs.CXL_TABLE_COLUMNS["cxl_dram_event"]),
 }
 
 

@@ -7,6 +7,12 @@ feeder) that never raises on bad input: it returns None, or counts the line in a
 """
 
 from memras.ingest.parsers._common import NonMemoryMce, ParserStats
+from memras.ingest.parsers.cxl import (
+    from_cxl_dram_row,
+    from_cxl_general_media_row,
+    from_cxl_row,
+    parse_cxl_event,
+)
 from memras.ingest.parsers.dedup import dedup_key, dedup_keys
 from memras.ingest.parsers.ftrace import parse_trace_line, split_trace_line
 from memras.ingest.parsers.kernel_log import KernelLogParser, parse_kernel_log
@@ -31,11 +37,15 @@ __all__ = [
     "NonMemoryMce",
     "ParserStats",
     "dedup_key",
+    "from_cxl_dram_row",
+    "from_cxl_general_media_row",
+    "from_cxl_row",
     "dedup_keys",
     "from_extlog_row",
     "from_mc_event_row",
     "from_mce_record_row",
     "from_memory_failure_row",
+    "parse_cxl_event",
     "parse_extlog_mem_event",
     "parse_kernel_log",
     "parse_mc_event",

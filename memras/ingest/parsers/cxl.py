@@ -54,6 +54,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from memras.ingest.parsers.rasdaemon_rows import parse_timestamp
 from memras.records import CxlEvent, DimmLocation, ErrorType, MemoryErrorEvent, Source
 
 U64 = (1 << 64) - 1
@@ -492,3 +493,78 @@ def parse_cxl_media_record(event: str, body: str, *, uptime_s: float | None = No
     if ev is None:
         return None
     return memory_error(ev) or ev
+
+
+# ---- rasdaemon's cxl_* rows (v0.8.5 schema, ras-record.c) ------------------------------
+
+RASDAEMON_CXL_TABLES = {
+    "cxl_general_media_event": "general_media",
+    "cxl_dram_event": "dram",
+    "cxl_memory_module_event": "memory_module",
+    "cxl_poison_event": "poison",
+    "cxl_aer_ue_event": "aer_uncorrectable_error",
+    "cxl_aer_ce_event": "aer_correctable_error",
+    "cxl_overflow_event": "overflow",
+    "cxl_generic_event": "generic_event",
+}
+# rasdaemon column -> CxlEvent field, where the names differ
+_ROW_NAMES = {"source": "source_text", "flags": "poison_flags", "cvme_count": "cme_count"}
+_ROW_TIMES = ("hdr_ts", "overflow_ts", "first_ts", "last_ts")  # TEXT, local time, seconds
+_ROW_TEXTS = frozenset({"memdev", "host", "log_type", "hdr_uuid", "region", "region_uuid",
+                        "trace_type", "source"})
+_EPOCH_TEXT = "1970-01-01 00:00:00 +0000"  # convert_timestamp() of 0
+
+
+def _row_time_ns(text: object) -> int | None:
+    if not isinstance(text, str) or not text or text == _EPOCH_TEXT:
+        return None if not text else 0
+    when = parse_timestamp(text)
+    return None if when is None else int(when.timestamp()) * 1_000_000_000
+
+
+def from_cxl_row(table: str, row: Mapping[str, object]) -> CxlEvent | None:
+    """A rasdaemon cxl_* row → its CxlEvent (Source.RASDAEMON); None if not one.
+
+    rasdaemon reads the raw fields: numbers as the spec's, the HPA all ones (stored
+    as -1, sqlite3_bind_int64) when no region maps the DPA; its device timestamps are
+    local-time text to the second (convert_timestamp), kept here as epoch ns."""
+    event = RASDAEMON_CXL_TABLES.get(table)
+    memdev = row.get("memdev")
+    if event is None or not isinstance(memdev, str) or not memdev:
+        return None
+    fields: dict[str, object] = {}
+    names = set(CxlEvent.__dataclass_fields__)
+    for column, value in row.items():
+        name = _ROW_NAMES.get(column, column)
+        if column in ("id", "timestamp", "memdev") or name not in names or value is None:
+            continue
+        if column in _ROW_TIMES:
+            fields[name] = _row_time_ns(value)
+        elif column in _ROW_TEXTS:
+            fields[name] = value.decode("utf-8", "replace") if isinstance(
+                value, bytes) else str(value)
+        elif column == "data":
+            fields[name] = value.hex() if isinstance(value, bytes) else str(value)
+        elif isinstance(value, int):
+            fields[name] = value & U64 if value < 0 else value
+    for name in ("hpa", "hpa_alias0"):
+        fields[name] = _hpa(fields.get(name))  # type: ignore[arg-type]
+    stamp = row.get("timestamp")
+    when = parse_timestamp(stamp) if isinstance(stamp, str) else None
+    return CxlEvent(event=event, memdev=memdev, source=Source.RASDAEMON,  # type: ignore[arg-type]
+                    timestamp=when, **fields)
+
+
+def _from_media_row(table: str, row: Mapping[str, object]) -> MemoryErrorEvent | None:
+    ev = from_cxl_row(table, row)
+    return None if ev is None else memory_error(ev)
+
+
+def from_cxl_general_media_row(row: Mapping[str, object]) -> MemoryErrorEvent | None:
+    """A rasdaemon cxl_general_media_event row as the memory error it reports."""
+    return _from_media_row("cxl_general_media_event", row)
+
+
+def from_cxl_dram_row(row: Mapping[str, object]) -> MemoryErrorEvent | None:
+    """A rasdaemon cxl_dram_event row as the memory error it reports."""
+    return _from_media_row("cxl_dram_event", row)
