@@ -72,12 +72,20 @@ def write_block(root: Path, spec: ServerSpec, index: int, node: int, state: str,
 
 
 def remove_block(root: Path, index: int) -> int | None:
-    """Delete ``memoryN`` and its node link; return the node it was on."""
+    """Delete ``memoryN`` and its node link; return the node it was on.
+
+    The emptied directory is kept under ``.memras-sim/removed/``, so its inode number
+    is not handed to the next ``memoryN``: the kernel's kernfs allocates node ids
+    cyclically (fs/kernfs/dir.c ``idr_alloc_cyclic``), so a re-created block is another
+    object with another inode, and memras tells a new module's block from the old one
+    with the same number by it (memras.workflow.detect)."""
     d = memdir(root, index)
     node = block_node(root, index)
     for name in os.listdir(d):
         os.unlink(d / name)
-    d.rmdir()
+    removed = root / ".memras-sim" / "removed"
+    removed.mkdir(exist_ok=True)
+    d.rename(removed / f"memory{index}-{os.stat(d).st_ino}")
     if node is not None:
         link = root / NODE / f"node{node}" / f"memory{index}"
         if link.is_symlink():

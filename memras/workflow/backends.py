@@ -25,6 +25,7 @@ from memras.errors import WorkflowError
 
 if TYPE_CHECKING:
     from memras.host import Host
+    from memras.workflow.detect import ModuleWatch
 
 ENTRY_POINT_GROUP = "memras.backends"
 
@@ -42,6 +43,11 @@ class Target:
     block_size: int
     acpi_device: str | None = None  # "PNP0C80:00"
     slot: str | None = None  # ACPI _UID (the QEMU slot number)
+    # The module's blocks as kernel objects (sysfs inode numbers, same order as
+    # ``blocks``): a block re-created with the same number is another object
+    # (memras.workflow.detect). Empty for replacements recorded before they were kept.
+    block_ids: tuple[int, ...] = ()
+    acpi_path: str | None = None  # the ACPI namespace path, e.g. \_SB_.MHPC.MP01
 
     @property
     def start(self) -> int:
@@ -55,11 +61,20 @@ class Target:
         return {"dimm_id": self.dimm_id, "label": self.label, "locator": self.locator,
                 "serial": self.serial, "part": self.part, "blocks": list(self.blocks),
                 "block_size": self.block_size, "acpi_device": self.acpi_device,
-                "slot": self.slot}
+                "slot": self.slot, "block_ids": list(self.block_ids),
+                "acpi_path": self.acpi_path}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target:
-        return cls(**{**data, "blocks": tuple(data.get("blocks", ()))})
+        return cls(**{**data, "blocks": tuple(data.get("blocks", ())),
+                      "block_ids": tuple(data.get("block_ids", ()))})
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the module: ACPI device, path and slot, blocks, serial."""
+        return {"acpi_device": self.acpi_device, "acpi_path": self.acpi_path,
+                "slot": self.slot, "blocks": list(self.blocks),
+                "range": [hex(self.start), hex(self.start + self.size - 1)] if self.blocks
+                else None, "serial": self.serial or None}
 
 
 @dataclass
@@ -71,6 +86,8 @@ class BackendContext:
     say: Callable[[str], None] = print
     cancel: threading.Event = field(default_factory=threading.Event)
     timeout_s: float = 300.0
+    # the runner's watch of the module's uevents, opened before remove() is called
+    watch: ModuleWatch | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,12 @@ from memras.topology.units import (
 )
 from memras.workflow import lock
 from memras.workflow.backends import Backend, BackendContext, Target, load_backend
-from memras.workflow.detect import blocks_in_range, wait_blocks_added
+from memras.workflow.detect import (
+    ModuleWatch,
+    block_ids,
+    new_blocks_present,
+    old_blocks_present,
+)
 from memras.workflow.journal import block_journal
 from memras.workflow.models import ReplacementBlockRow, ReplacementRow
 from memras.workflow.offline import (
@@ -74,6 +79,7 @@ from memras.workflow.states import HAPPY_PATH, Event, State, Step, advance, step
 from memras.workflow.verify import (
     VerifyReport,
     check_mem_total,
+    check_module_identity,
     check_new_blocks,
     edac_baseline,
     module_serial,
@@ -182,10 +188,11 @@ def resolve_target(host: Host, dimm_text: str) -> tuple[Target, str, str]:
                 reason += ("; which unit holds it is unknown, these hold unknown DIMMs: "
                            + ", ".join(describe(u, names) for u in unknown)
                            + " (replace one by its name when you know the module is in it)")
-    uid = None
+    uid = acpi_path = None
     if acpi_device:
         try:
-            uid = host.acpi.read(acpi_device).uid or None
+            acpi = host.acpi.read(acpi_device)
+            uid, acpi_path = acpi.uid or None, acpi.path or None
         except MemrasError:
             uid = None
     dev = dimm.smbios
@@ -194,15 +201,23 @@ def resolve_target(host: Host, dimm_text: str) -> tuple[Target, str, str]:
                     part=dev.part_number if dev else "",
                     blocks=tuple(blocks) if status == MAPPED else (),
                     block_size=host.memory.block_size(), acpi_device=acpi_device,
-                    slot=uid)
+                    slot=uid, acpi_path=acpi_path,
+                    block_ids=block_ids(host, blocks) if status == MAPPED else ())
     return target, status, reason
 
 
 def _unit_target(host: Host, unit: Unit) -> Target:
     """A unit of several (or unknown) DIMMs as the target: named by its ACPI device."""
+    path = None
+    if unit.acpi_device:
+        try:
+            path = host.acpi.read(unit.acpi_device).path or None
+        except MemrasError:
+            path = None
     return Target(dimm_id=unit.id, label=unit.id, locator="", serial="", part="",
                   blocks=unit.blocks, block_size=host.memory.block_size(),
-                  acpi_device=unit.acpi_device, slot=unit.acpi_uid)
+                  acpi_device=unit.acpi_device, slot=unit.acpi_uid, acpi_path=path,
+                  block_ids=block_ids(host, unit.blocks))
 
 
 def verdict_for(store: Store, dimm_id: str) -> dict[str, Any] | None:
@@ -233,6 +248,7 @@ class Replacement:
                                            journal=not host.is_simulated)
         self.actor = Actor(uid=row.uid, user=row.user, operator=row.operator, host=row.host)
         self._backend: Backend | None = None
+        self._watch: ModuleWatch | None = None  # the module's uevents, from its removal on
 
     # --- construction -------------------------------------------------------------
     @classmethod
@@ -291,7 +307,17 @@ class Replacement:
 
     def close(self) -> None:
         """Let go of the process lock (the DB lock stays until a terminal state)."""
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         self._process_lock.release()
+
+    def watch(self) -> ModuleWatch:
+        """The watch of the old module's removal and the new one's arrival (opened once,
+        before the removal, so the uevents of a fast swap are all seen)."""
+        if self._watch is None:
+            self._watch = ModuleWatch(self.host, self.target)
+        return self._watch
 
     # --- state --------------------------------------------------------------------
     def _row(self) -> ReplacementRow:
@@ -417,14 +443,20 @@ class Replacement:
         if step.target.terminal:
             fields["finished_at"] = _now()
         message = data.pop("message", step.name)
+        redirect = data.pop("redirect", None)  # an undo found nothing to undo (swap done)
+        action = step.name
+        if redirect is not None:
+            fields["state"] = redirect.value
+            fields.pop("finished_at", None)
+            action = data.pop("audit_action", step.name)
         # Audit first: a crash before the state update re-runs the (idempotent) step and
         # audits it twice, which is visible; the other order could lose the entry.
-        self.audit.append(step.name, {"outcome": "ok", "state": step.target.value,
-                                      "seconds": round(seconds, 3), "message": message,
-                                      **data}, actor=self.actor, replacement_id=self.id)
+        self.audit.append(action, {"outcome": "ok", "state": fields["state"],
+                                   "seconds": round(seconds, 3), "message": message,
+                                   **data}, actor=self.actor, replacement_id=self.id)
         self._update(**fields)
         crash_point(f"step:{step.name}:after")
-        return StepOutcome(step.name, True, step.target, message, seconds, data)
+        return StepOutcome(step.name, True, State(fields["state"]), message, seconds, data)
 
     def _failed(self, step: Step, state: State, exc: Exception,
                 seconds: float) -> StepOutcome:
@@ -586,38 +618,49 @@ def _already(rep: Replacement, role: str, block: int, state: str) -> bool:
 
 
 def _remove_module(rep: Replacement) -> dict[str, Any]:
+    """Remove the old module and know it is gone: its blocks' ``remove`` uevents, or
+    sysfs (absent, or re-created as other objects: a new module already in the slot)."""
     target = rep.target
-    present = set(rep.host.memory.indexes()) & set(target.blocks)
+    watch = rep.watch()  # opened before the removal
+    present = old_blocks_present(rep.host, target)
     if present:
         still_online = [b for b in present if rep.host.memory.state(b) != "offline"]
         if still_online:
             raise StepFailed(f"memory{still_online[0]} is online again; not removing")
+        rep.backend.ctx.watch = watch
         result = rep.backend.remove(target)
         if not result.ok:
             raise StepFailed(f"{rep.backend.name} could not remove the module: {result.detail}",
                              data=result.data)
         detail, data = result.detail, result.data
+        how = watch.wait_gone(timeout_s=rep.options.detect_timeout_s, cancel=rep.cancel)
     else:
-        detail, data = "already removed", {}
+        how = watch.gone() or "sysfs: the blocks are absent"
+        detail, data = f"already removed ({how})", {}
     for block in target.blocks:
         rep._set_block("old", block, "gone")
-    return {"message": detail, "backend": data}
+    return {"message": detail, "backend": data, "old_module": target.identity(),
+            "observed": {"removed": how, **watch.observed()}}
 
 
 def _insert_module(rep: Replacement) -> dict[str, Any]:
+    """Get a new module in; its blocks are those of the range that are not the old
+    module's objects (``add`` uevents after the removal, cross-checked in sysfs)."""
     target = rep.target
-    blocks = blocks_in_range(rep.host, target.start, target.size)
-    detail, data = "new module already present", {}
-    if len(blocks) < len(target.blocks):
+    watch = rep.watch()
+    how = watch.inserted()
+    detail, data = f"new module already present ({how})", {}
+    if how is None:
         result = rep.backend.insert(target)
         if not result.ok:
             raise StepFailed(f"no new module: {result.detail}", data=result.data)
         detail, data = result.detail, result.data
-        blocks = wait_blocks_added(rep.host, target.start, target.size,
-                                   timeout_s=rep.options.detect_timeout_s, cancel=rep.cancel)
+        how = watch.wait_inserted(timeout_s=rep.options.detect_timeout_s, cancel=rep.cancel)
+    blocks = new_blocks_present(rep.host, target)
     for block in blocks:
         rep._set_block("new", block, rep.host.memory.state(block))
-    return {"message": detail, "new_blocks": blocks, "backend": data}
+    return {"message": detail, "new_blocks": blocks, "backend": data,
+            "observed": {"inserted": how, **watch.observed()}}
 
 
 def _online_blocks(rep: Replacement, role: str = "new", step: str = "online_blocks",
@@ -654,6 +697,8 @@ def _verify(rep: Replacement) -> dict[str, Any]:
     report = VerifyReport()
     report.checks.append(check_new_blocks(rep.host, [b.block for b in rep.blocks("new")]))
     report.checks.append(check_mem_total(rep.host, row.target.get("mem_total_before", 0)))
+    report.checks.append(check_module_identity(rep.host, target,
+                                               [b.block for b in rep.blocks("new")]))
     ident, check = new_identity(rep.host, target.locator or target.label, target.serial)
     ident["module_serial"], ident["serial_source"] = module_serial(
         ident, target.serial, _backend_serial(rep))
@@ -728,9 +773,12 @@ def _close(rep: Replacement) -> dict[str, Any]:
 
 
 def _rollback(rep: Replacement) -> dict[str, Any]:
+    gone = _swap_already_happened(rep)
+    if gone is not None:
+        return gone
     touched = [b.block for b in rep.blocks("old") if b.status in ("offlining", "offline",
                                                                   "onlining")]
-    present = set(rep.host.memory.indexes())
+    present = set(old_blocks_present(rep.host, rep.target))  # never the new module's
     data = _online_blocks(rep, role="old", step="rollback",
                           rows=[b for b in touched if b in present])
     _release_lock(rep)
@@ -738,7 +786,38 @@ def _rollback(rep: Replacement) -> dict[str, Any]:
     return {"message": f"rolled back: {where}", "blocks": data["blocks"]}
 
 
+def _swap_already_happened(rep: Replacement) -> dict[str, Any] | None:
+    """Before a rollback: is the old module gone? Then there is nothing to roll back to,
+    and blocks with its numbers belong to another module. The replacement goes on from
+    REMOVED (or INSERTED, when the new module is in) to verify the new one; the audit
+    row is ``swap-observed``, not ``rollback``."""
+    target = rep.target
+    if not target.blocks or old_blocks_present(rep.host, target):
+        return None
+    watch = rep.watch()
+    how = watch.gone() or "sysfs: the blocks are absent"
+    for block in target.blocks:
+        rep._set_block("old", block, "gone")
+    new = new_blocks_present(rep.host, target)
+    inserted = len(new) >= len(target.blocks)
+    if inserted:
+        for block in new:
+            rep._set_block("new", block, rep.host.memory.state(block))
+    state = State.INSERTED if inserted else State.REMOVED
+    return {"message": "not rolled back: the old module is gone, so the swap already "
+                       "happened (" + how + "); " + (
+                           "a new module is in its place: `memras replace --resume` "
+                           "onlines and verifies it" if inserted else
+                           "insert the new module, then `memras replace --resume`"),
+            "redirect": state, "audit_action": "swap-observed", "instead_of": "rollback",
+            "old_module": target.identity(), "new_blocks": new,
+            "observed": {"removed": how, **watch.observed()}}
+
+
 def _leave_offline(rep: Replacement) -> dict[str, Any]:
+    gone = _swap_already_happened(rep)
+    if gone is not None:
+        return {**gone, "instead_of": "leave_offline"}
     _release_lock(rep)
     return {"message": f"left as is on request: {rep.where_is_memory()}"}
 

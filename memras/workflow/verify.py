@@ -1,9 +1,11 @@
 """Verification after the new module is online, and the EDAC baseline.
 
 Checks: every new block online in ZONE_MOVABLE; MemTotal back to at least its value
-before removal; the new module's identity (SMBIOS serial/part) recorded, and a warning
-if it still reports the old serial. The serial the module registry files the new module
-under (:func:`module_serial`) is SMBIOS's when it changed, else the one the backend
+before removal; the new module is not the old one (its blocks are other kernel objects
+than the old module's, its ACPI device is present in the same slot); the new module's
+identity (SMBIOS serial/part) recorded, and a warning if it still reports the old
+serial. The serial the module registry files the new module under
+(:func:`module_serial`) is SMBIOS's when it changed, else the one the backend
 reported when it inserted the module (SMBIOS is built at boot; many platforms never
 re-read a hot-replaced slot). EDAC: the error counters of the memory controller
 are recorded as the new baseline. They are reset only when no *other* DIMM on that
@@ -21,6 +23,8 @@ from memras.health.module_registry import real_serial
 from memras.host import Host
 from memras.text import format_bytes
 from memras.topology.inventory import resolve_dimm
+from memras.workflow.backends import Target
+from memras.workflow.detect import block_ids
 from memras.workflow.preflight import Check
 
 
@@ -50,6 +54,44 @@ def check_new_blocks(host: Host, blocks: list[int]) -> Check:
     if bad:
         return Check("new blocks", False, "not online Movable: " + ", ".join(bad))
     return Check("new blocks", True, f"{len(blocks)} blocks online in ZONE_MOVABLE")
+
+
+def check_module_identity(host: Host, target: Target, new_blocks: list[int]) -> Check:
+    """The module online now is not the old one: none of its blocks is an old block
+    object (same number, same sysfs inode), and the unit's ACPI device is present with
+    the slot (``_UID``) the old module had."""
+    old = {b: i for b, i in zip(target.blocks, target.block_ids, strict=False) if i}
+    now = dict(zip(new_blocks, block_ids(host, new_blocks), strict=True))
+    same = [b for b, i in now.items() if i and old.get(b) == i]
+    if same:
+        return Check("module identity", False,
+                     f"memory{same[0]} is still the old module's block (same kernel "
+                     "object): the old module was never removed")
+    parts = [f"blocks {_span(new_blocks)} are new kernel objects" if old else
+             f"blocks {_span(new_blocks)} (old block identities not recorded)"]
+    if target.acpi_device:
+        try:
+            dev = host.acpi.read(target.acpi_device)
+        except Exception as exc:  # the device is the unit's; unreadable is a failure
+            return Check("module identity", False,
+                         f"{target.acpi_device} unreadable ({type(exc).__name__})")
+        if not dev.present:
+            return Check("module identity", False,
+                         f"{dev.name} is not present (status {dev.status})")
+        if target.slot and dev.uid and dev.uid != target.slot:
+            return Check("module identity", False,
+                         f"{dev.name} is in slot {dev.uid}, the old module was in "
+                         f"slot {target.slot}")
+        parts.append(f"{dev.name} present in slot {dev.uid or '?'}"
+                     + (f" ({dev.path})" if dev.path else ""))
+    return Check("module identity", True, "; ".join(parts))
+
+
+def _span(blocks: list[int]) -> str:
+    if not blocks:
+        return "(none)"
+    lo, hi = min(blocks), max(blocks)
+    return f"memory{lo}" if lo == hi else f"memory{lo}-{hi}"
 
 
 def check_mem_total(host: Host, before: int) -> Check:

@@ -2,15 +2,20 @@
 
 Writing 1 to ``/sys/bus/acpi/devices/PNP0C80:XX/eject`` makes the kernel offline any
 still-online block, remove the memory and run the firmware's ``_EJ0``
-(drivers/acpi/scan.c). We wait for the kernel to report the blocks gone. The new module
-is inserted by a person (or the platform); insertion is detected from uevents/sysfs.
+(drivers/acpi/scan.c). The write returns before that work is done (it is queued to the
+ACPI hotplug workqueue), so we then wait for the kernel to report the module gone: the
+blocks' ``remove`` uevents, or sysfs showing them absent or re-created as other objects
+(:class:`memras.workflow.detect.ModuleWatch`, opened before the eject, so a new module
+added at once into the same slot — same block numbers — is not mistaken for the old
+one). The new module is inserted by a person (or the platform); insertion is detected
+the same way.
 """
 
 from __future__ import annotations
 
 from memras.errors import MemrasError, WorkflowError
 from memras.workflow.backends import Backend, BackendResult, Target
-from memras.workflow.detect import wait_blocks_gone
+from memras.workflow.detect import ModuleWatch
 
 
 class AcpiBackend(Backend):
@@ -29,6 +34,7 @@ class AcpiBackend(Backend):
 
     def remove(self, target: Target) -> BackendResult:
         name = target.acpi_device or ""
+        watch = self.ctx.watch or ModuleWatch(self.ctx.host, target)  # before the eject
         try:
             self.ctx.host.acpi.eject(name)
         except OSError as exc:
@@ -37,9 +43,8 @@ class AcpiBackend(Backend):
                                      "them (ACPI _OST busy)") from None
         except MemrasError:
             raise
-        wait_blocks_gone(self.ctx.host, target.blocks, timeout_s=self.ctx.timeout_s,
-                         cancel=self.ctx.cancel)
-        return BackendResult(True, f"{name} ejected", {"device": name})
+        how = watch.wait_gone(timeout_s=self.ctx.timeout_s, cancel=self.ctx.cancel)
+        return BackendResult(True, f"{name} ejected ({how})", {"device": name, "seen": how})
 
     def insert(self, target: Target) -> BackendResult:
         self.ctx.say(f"Insert the new module into slot {target.slot or '?'} "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from memras.text import escape
 from memras.workflow.backends import Backend, BackendResult, Target
-from memras.workflow.detect import wait_blocks_gone
+from memras.workflow.detect import ModuleWatch
 
 
 class ManualBackend(Backend):
@@ -20,13 +20,14 @@ class ManualBackend(Backend):
         return BackendResult(True, "an operator removes the module by hand")
 
     def remove(self, target: Target) -> BackendResult:
+        watch = self.ctx.watch or ModuleWatch(self.ctx.host, target)
         self.ctx.say(
             f"Pull the module now: slot {escape(target.slot or '?')}, label "
             f"{escape(target.label)}, locator {escape(target.locator) or '?'}, serial "
             f"{escape(target.serial) or '?'}. Waiting for the kernel to report it gone…")
-        wait_blocks_gone(self.ctx.host, target.blocks, timeout_s=self.ctx.timeout_s,
-                         cancel=self.ctx.cancel)
-        return BackendResult(True, "the kernel reports the module removed")
+        how = watch.wait_gone(timeout_s=self.ctx.timeout_s, cancel=self.ctx.cancel)
+        return BackendResult(True, f"the kernel reports the module removed ({how})",
+                             {"seen": how})
 
     def insert(self, target: Target) -> BackendResult:
         self.ctx.say(f"Insert the new module into the same slot ({escape(target.label)}); "
