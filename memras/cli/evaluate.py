@@ -90,8 +90,11 @@ def _print(ctx: Context, r: Evaluation) -> None:
     x = r.extra
     horizon = "" if r.horizon_s is None else f", flags within {_lead(r.horizon_s / 3600)}"
     ctx.print(f"{x.get('events', 0)} events on {r.dimms} DIMMs of {r.hosts} host(s); "
-              f"{r.failures} failed DIMM(s), {r.failures_without_events} with no events"
-              f"{horizon}")
+              f"{r.failures} failed {'host' if r.unit == 'host' else 'DIMM'}(s), "
+              f"{r.failures_without_events} with no events{horizon}")
+    if r.unit == "host":
+        ctx.print("scored per host: a ticket names no DIMM, so a host counts as flagged "
+                  "when its first DIMM was")
     ctx.table(["RULE", "FLAGGED", "TP", "FP", "FN", "PRECISION", "RECALL", "LEAD", "P10",
                "P90"], [_row(s) for s in r.scores],
               right=["FLAGGED", "TP", "FP", "FN", "PRECISION", "RECALL", "LEAD", "P10",

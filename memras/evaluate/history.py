@@ -6,7 +6,9 @@ What it reads
       case-insensitive with the aliases of the public datasets (SmartHW's ``cpuid``,
       ``channelid``, ``dimmid``…; Alibaba SRDS'22's ``serial_number``, ``collect_time``);
     * a tickets CSV: host, DIMM, failure time (the DIMM as the CE CSV's socket/channel/
-      DIMM columns, or a ``dimm`` column holding the DIMM id evaluate prints);
+      DIMM columns, or a ``dimm`` column holding the DIMM id evaluate prints); with no
+      DIMM (PAKDD'21's ``serial_number, failure_time``, SmartMem's ``sn_name,
+      alarm_time``) the ticket is the host's, and the evaluation is per host;
     * a memras or rasdaemon database (one host, named by the caller).
 
 Bad rows
@@ -42,10 +44,10 @@ MAX_REASONS = 20  # skipped rows whose reason is kept for the report; all are co
 # canonical column -> accepted header names (lower case)
 CE_COLUMNS: dict[str, tuple[str, ...]] = {
     "time": ("time", "timestamp", "log_time", "collect_time", "datetime"),
-    "host": ("host", "hostname", "serial", "serial_number", "sn", "server"),
+    "host": ("host", "hostname", "serial", "serial_number", "sn", "sn_name", "server"),
     "socket": ("socket", "cpu", "cpuid", "cpu_id", "socket_id"),
     "channel": ("channel", "channelid", "channel_id"),
-    "dimm": ("dimm", "dimmid", "dimm_id", "slot"),
+    "dimm": ("dimm", "dimmid", "dimm_id", "slot", "memory", "memoryid", "memory_id"),
     "rank": ("rank", "rankid", "rank_id"),
     "bank_group": ("bank_group", "bankgroup", "bankgroupid", "bank_group_id"),
     "bank": ("bank", "bankid", "bank_id"),
@@ -58,13 +60,16 @@ CE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 CE_REQUIRED = ("time", "host", "dimm")
 TICKET_COLUMNS: dict[str, tuple[str, ...]] = {
-    "time": ("failure_time", "fault_time", "time", "timestamp", "failed_at"),
+    "time": ("failure_time", "fault_time", "alarm_time", "time", "timestamp", "failed_at"),
     "host": CE_COLUMNS["host"],
     "socket": CE_COLUMNS["socket"],
     "channel": CE_COLUMNS["channel"],
     "dimm": CE_COLUMNS["dimm"],
 }
-TICKET_REQUIRED = ("time", "host", "dimm")
+# a ticket naming no DIMM is a host's failure (PAKDD'21's and SmartMem's tickets name
+# the server only): evaluate then scores hosts, see metrics.evaluate_flags
+TICKET_REQUIRED = ("time", "host")
+HOST_LEVEL = "*"  # Ticket.dimm of a ticket that names no DIMM
 
 # error type words -> record type; SmartHW's read/scrub are both corrected errors
 ERROR_TYPES: dict[str, ErrorType] = {
@@ -172,13 +177,15 @@ def _host(row: Mapping[str, str]) -> str:
 
 
 def _location(row: Mapping[str, str]) -> DimmLocation:
-    """The decoded location; a DIMM column that is not a number is the DIMM's label."""
+    """The decoded location; a DIMM column that is not a number is the DIMM's label, and
+    so is a number in a file with no channel column (PAKDD'21's address log numbers a
+    server's DIMMs in its ``memory`` column): ``DIMM<n>`` of its host."""
     dimm_text = (row.get("dimm") or "").strip()
     if not dimm_text:
         raise BadRow("no DIMM")
     try:
         slot: int | None = _int(row, "dimm")
-        label = None
+        label = None if "channel" in row else f"DIMM{slot}"
     except BadRow:
         slot, label = None, dimm_text
     return DimmLocation(
@@ -213,9 +220,9 @@ def ticket_from_row(row: Mapping[str, str]) -> Ticket:
         dimm = location_key(_location(row))
     else:
         dimm = dimm_text or None
-    if not dimm:
-        raise BadRow("no DIMM")
-    return Ticket(host, dimm, when)
+    if not dimm and ("dimm" in row or "socket" in row or "channel" in row):
+        raise BadRow("no DIMM")  # the file names DIMMs, this row does not
+    return Ticket(host, dimm or HOST_LEVEL, when)
 
 
 # ---- files ------------------------------------------------------------------------

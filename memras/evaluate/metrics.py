@@ -16,6 +16,12 @@ Why the first flag
     An operator acts on the first alert; a later, louder verdict does not make the
     first one earlier or later. Verdicts at replace level are sticky, so the first
     flag is also the one still standing at the failure.
+
+Per host
+    When a ticket names no DIMM (public datasets' tickets name the server only) every
+    count above is of hosts: a host is flagged by a rule when the first of its DIMMs
+    was, and it failed at its earliest ticket (a DIMM-level ticket then counts for its
+    host too).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from memras.evaluate.history import Ticket
+from memras.evaluate.history import HOST_LEVEL, Ticket
 from memras.evaluate.replay import DimmFlags
 
 HOUR_S = 3600.0
@@ -80,16 +86,18 @@ class Evaluation:
     scores: list[RuleScore]
     dimms: int  # DIMMs with at least one event
     hosts: int
-    failures: int  # DIMMs with a ticket
+    failures: int  # units (DIMMs, or hosts when scored per host) with a ticket
     failures_without_events: int
     horizon_s: float | None = None
+    unit: str = "dimm"  # what was scored: "dimm", or "host" when a ticket names no DIMM
     extra: dict[str, Any] = field(default_factory=dict)  # input counts for the report
 
     def score(self, rule: str) -> RuleScore:
         return next(s for s in self.scores if s.rule == rule)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dimms": self.dimms, "hosts": self.hosts, "failures": self.failures,
+        return {"dimms": self.dimms, "hosts": self.hosts, "unit": self.unit,
+                "failures": self.failures,
                 "failures_without_events": self.failures_without_events,
                 "horizon_h": None if self.horizon_s is None else self.horizon_s / HOUR_S,
                 **self.extra, "rules": [s.to_dict() for s in self.scores]}
@@ -133,11 +141,29 @@ def score_rule(rule: str, name: str, dimms: Iterable[DimmFlags],
 
 def evaluate_flags(dimms: Mapping[tuple[str, str], DimmFlags], tickets: Iterable[Ticket],
                    rules: Mapping[str, str], horizon_s: float | None = None) -> Evaluation:
-    """Score every rule in ``rules`` (id -> name) over the replayed DIMMs."""
-    failures = failure_times(tickets)
-    scores = [score_rule(rule, name, dimms.values(), failures, horizon_s)
+    """Score every rule in ``rules`` (id -> name) over the replayed DIMMs; per host when
+    a ticket names no DIMM (a host's failure cannot be laid on one of its DIMMs)."""
+    tickets = list(tickets)
+    unit = "host" if any(t.dimm == HOST_LEVEL for t in tickets) else "dimm"
+    units = dict(dimms) if unit == "dimm" else per_host(dimms.values())
+    failures = failure_times(
+        tickets if unit == "dimm" else (Ticket(t.host, HOST_LEVEL, t.time) for t in tickets))
+    scores = [score_rule(rule, name, units.values(), failures, horizon_s)
               for rule, name in rules.items()]
     return Evaluation(scores=scores, dimms=len(dimms),
                       hosts=len({host for host, _ in dimms}), failures=len(failures),
-                      failures_without_events=sum(1 for k in failures if k not in dimms),
-                      horizon_s=horizon_s)
+                      failures_without_events=sum(1 for k in failures if k not in units),
+                      horizon_s=horizon_s, unit=unit)
+
+
+def per_host(dimms: Iterable[DimmFlags]) -> dict[tuple[str, str], DimmFlags]:
+    """Each host as one unit: flagged by a rule when its first DIMM was."""
+    hosts: dict[tuple[str, str], DimmFlags] = {}
+    for d in dimms:
+        host = hosts.setdefault((d.host, HOST_LEVEL), DimmFlags(d.host, HOST_LEVEL))
+        host.ces += d.ces
+        host.ues += d.ues
+        for rule, at in d.flags.items():
+            if rule not in host.flags or at < host.flags[rule]:
+                host.flags[rule] = at
+    return hosts

@@ -193,3 +193,24 @@ def test_memras_database_memory_failure_ue_is_the_dimms_failure_signal(tmp_path:
     assert (dimm["ces"], dimm["ues"]) == (2, 1)
     assert dimm["flags"]["memras-replace-now"] == "2024-03-03T00:00:00+00:00"
     assert dimm["flags"]["mcelog-dimm"] == "2024-03-03T00:00:00+00:00"
+
+
+def test_tickets_naming_no_dimm_score_hosts(tmp_path: Path, capsys) -> None:
+    """PAKDD'21 (address log: serial_number, memory, rankid, bankid, row, col,
+    collect_time; tickets: serial_number, failure_time) names the failed server only."""
+    rows = ["serial_number,memory,rankid,bankid,row,col,collect_time"]
+    rows += [f"s1,{d},0,1,{16 + i},64,2019-08-0{1 + i} 00:00:00"
+             for d in (0, 1) for i in range(3)]
+    rows += ["s2,0,0,1,16,64,2019-08-01 00:00:00"]
+    errors = tmp_path / "address_log.csv"
+    errors.write_text("\n".join(rows) + "\n")
+    tickets = tmp_path / "failure_tag.csv"
+    tickets.write_text("serial_number,failure_time,tag\ns1,2019-08-20 00:00:00,0\n"
+                       "s3,2019-08-21 00:00:00,1\n")
+    code, out, _ = _run(capsys, "--json", "evaluate", "--csv", str(errors),
+                        "--tickets", str(tickets))
+    data = json.loads(out)
+    assert (code, data["unit"], data["dimms"], data["hosts"]) == (0, "host", 3, 2)
+    assert (data["failures"], data["failures_without_events"]) == (2, 1)  # s1, and s3
+    for rule in data["rules"]:  # s2 never failed: flagged, it is the one FP at most
+        assert rule["tp"] + rule["fn"] == 2 and rule["fp"] <= 1
