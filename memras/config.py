@@ -356,6 +356,11 @@ SCHEMA = Table("memras.toml", {
                        min=16 << 20, max=1 << 50),
         "interval_s": Key("number", "seconds between samples", 10.0, min=1, max=3600),
     }),
+    "watch": Table("memras watch", {
+        "trace_buffer_kb": Key("int", "memras's trace instance's buffer per CPU (KiB of RAM "
+                               "per CPU; the kernel's own default size)", 1408, min=64,
+                               max=1 << 18),
+    }),
     "store": Table("the database", {
         "keep": Key("duration", "delete stored errors older than this (>= 1d; absent: keep all)",
                     min=86400),

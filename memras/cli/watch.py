@@ -21,9 +21,11 @@ from memras.capacity.record import Recorder
 from memras.cli import command
 from memras.cli.configcheck import checked_config
 from memras.cli.context import Context
+from memras.config import read_config_file
 from memras.errors import UsageError
 from memras.health.config import load_config
 from memras.health.dimm_names import attribute_errors
+from memras.host.tracefs import DEFAULT_BUFFER_KB
 from memras.ingest.before_boot import BeforeBootSource
 from memras.ingest.edac_ledger import OWN_RESETS_CURSOR
 from memras.ingest.sources import (
@@ -74,7 +76,9 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
             sources.append(KmsgSource(host))
         elif name == "trace":
             if host.tracefs.available():
-                sources.append(TraceSource(host))
+                section = read_config_file(ctx.config).section("watch")  # checked at start
+                sources.append(TraceSource(host, buffer_kb=section.get(
+                    "trace_buffer_kb", DEFAULT_BUFFER_KB)))
             else:
                 ctx.err.write("memras: tracefs is not mounted: trace source disabled "
                               "(mount -t tracefs nodev /sys/kernel/tracing)\n")

@@ -6,7 +6,10 @@ never disturbs the global buffer or another tool's instance (rasdaemon uses
 
     ras:mc_event  mce:mce_record  ras:memory_failure_event  ras:extlog_mem_event
 
-and reads the instance's ``trace_pipe`` as text. ``buffer_percent`` is set to 0:
+and reads the instance's ``trace_pipe`` as text. ``buffer_size_kb`` (the instance's ring
+buffer, per CPU) is set from ``[watch] trace_buffer_kb`` (:data:`DEFAULT_BUFFER_KB`) when
+it differs; it is written only in the instance memras created, never in the global
+buffer or another tool's instance. ``buffer_percent`` is set to 0:
 since 6.1, a poll() on the pipe otherwise wakes only when half the buffer is full
 (commit 42fb0a1e84ff), which is why Debian's rasdaemon 0.6.8 stored 0 of 303 CEs
 in the lab (shared/reference/lab-recipe.md). With 0, every event wakes the reader.
@@ -62,6 +65,27 @@ class TraceSetup:
     enabled: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     instance_dir: str | None = None  # relative kernel path, for removal
+    buffer_kb: int | None = None  # the instance's buffer_size_kb after setup (None: unknown)
+
+
+# The instance's ring buffer per CPU, in KiB, unless [watch] trace_buffer_kb says otherwise:
+# the kernel's own size for a new instance (trace_buf_size, 1,441,792 bytes), so by
+# default memras costs no more kernel memory than before. It holds ~7,000 mce_record
+# or ~4,500 mc_event events per CPU (~200 / ~320 bytes each with the ring's headers)
+# that the watcher has not read yet; beyond that the oldest are overwritten, which is
+# recorded as a gap. The cost is this much RAM per possible CPU while the instance exists.
+DEFAULT_BUFFER_KB = 1408
+MIN_BUFFER_KB = 64
+MAX_BUFFER_KB = 1 << 18  # 256 MiB per CPU
+
+
+def parse_buffer_kb(text: str) -> int | None:
+    """``buffer_size_kb`` as read: ``1408``, or ``7 (expanded: 1408)`` before the buffer
+    was first used (the size it will have); None if not a size."""
+    m = re.fullmatch(r"\s*(\d+)(?:\s*\(expanded:\s*(\d+)\))?\s*", text)
+    if m is None:
+        return None
+    return int(m.group(2) or m.group(1))
 
 
 # At most this much is read per read_lines() call. A storm (or a 1M-line capture being
@@ -169,8 +193,9 @@ class Tracefs:
     def available(self) -> bool:
         return self.fs.is_simulated or self.mount_point() is not None
 
-    def setup(self, name: str = INSTANCE_NAME) -> TraceSetup:
-        """Create/reuse the instance, enable the RAS events present, return the pipe."""
+    def setup(self, name: str = INSTANCE_NAME, *, buffer_kb: int | None = None) -> TraceSetup:
+        """Create/reuse the instance, size its buffer (``buffer_kb`` per CPU, when given
+        and different), enable the RAS events present, return the pipe."""
         if self.fs.is_simulated:
             sim_trace = self.fs.path(f"{SIM_MARKER}/trace")
             sim_trace.touch(exist_ok=True)
@@ -184,6 +209,7 @@ class Tracefs:
         inst = f"{mount}/instances/{name}"
         self.fs.mkdir(inst)
         setup = TraceSetup(pipe_path=str(self.fs.path(f"{inst}/trace_pipe")), instance_dir=inst)
+        setup.buffer_kb = self._size_buffer(inst, buffer_kb)
         if self.fs.exists(f"{inst}/buffer_percent"):
             self.fs.write(f"{inst}/buffer_percent", "0")
         for event in RAS_EVENTS:
@@ -194,6 +220,24 @@ class Tracefs:
             else:
                 setup.missing.append(event)
         return setup
+
+    def _size_buffer(self, inst: str, buffer_kb: int | None) -> int | None:
+        """Write ``buffer_kb`` to the instance's buffer_size_kb unless it already has that
+        size (a restart then leaves the buffer, and its unread events, as they are);
+        the size it has after."""
+        path = f"{inst}/buffer_size_kb"
+        if not self.fs.exists(path):
+            return None
+        current = parse_buffer_kb(self.fs.read(path, default=""))
+        if buffer_kb is not None and current != buffer_kb:
+            try:
+                self.fs.write(path, str(buffer_kb))
+            except OSError as exc:  # ENOMEM: the kernel keeps the old size
+                raise KernelInterfaceError(
+                    f"cannot size the trace buffer to {buffer_kb} KiB per CPU: {exc}",
+                    hint="lower [watch] trace_buffer_kb") from exc
+            current = parse_buffer_kb(self.fs.read(path, default="")) or buffer_kb
+        return current
 
     def lost_events(self, setup: TraceSetup) -> int | None:
         """Events the instance's buffer lost since it was created, summed over its CPUs

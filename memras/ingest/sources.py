@@ -229,8 +229,10 @@ class TraceSource:
     name = "trace"
 
     def __init__(self, host: Host, *, stats_interval_s: float = LOST_STATS_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 buffer_kb: int | None = None) -> None:
         self.host = host
+        self.buffer_kb = buffer_kb  # the instance's buffer per CPU ([watch] trace_buffer_kb)
         self._setup: TraceSetup | None = None
         self._reader: TracePipeReader | None = None
         self._boot: datetime | None = None
@@ -245,7 +247,7 @@ class TraceSource:
         self._lost_cursor: int | None = None  # the lost count the stored cursor holds
 
     def start(self, cursor: str | None) -> None:
-        self._setup = self.host.tracefs.setup()
+        self._setup = self.host.tracefs.setup(buffer_kb=self.buffer_kb)
         self._reader = self.host.tracefs.open_pipe(self._setup)
         self._boot = self.host.boot_time()
         self._boot_id = self.host.boot_id()
@@ -287,7 +289,7 @@ class TraceSource:
                         self.name, f"cpu{marker.cpu}", count or 0, "records",
                         f"the trace buffer lost {count if count is not None else 'some'} "
                         f"events of CPU {marker.cpu} before memras read them (ring "
-                        "buffer overrun; a larger instances/memras/buffer_size_kb helps)"))
+                        "buffer overrun; a larger [watch] trace_buffer_kb helps)"))
                 else:
                     batch.ignored += 1
                 continue
@@ -335,7 +337,7 @@ class TraceSource:
             batch.gaps.append(Gap(
                 self.name, "trace", grew, "records",
                 f"the trace buffer lost {grew} events before memras read them (ring buffer "
-                "overrun; a larger instances/memras/buffer_size_kb helps)"))
+                "overrun; a larger [watch] trace_buffer_kb helps)"))
         self._lost = lost
         if lost != self._lost_cursor:
             self._lost_cursor = lost
