@@ -107,11 +107,13 @@ class Context:
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]],
               *, right: Sequence[str] = (), optional: Sequence[str] | None = None,
-              flex: str | None = None) -> None:
+              flex: str | None = None, wrap: str | None = None,
+              show_header: bool = True) -> None:
         """An aligned table that fits ``self.width`` (memras.cli.render.render_table):
         ``flex`` (default: the last column) is ellipsized first, then the ``optional``
         columns are dropped, least important first (default: from the last one back);
-        ``--wide`` shows every column in full. Cell text is escaped (it may come from
+        ``--wide`` shows every column in full; ``wrap`` names a column wrapped under
+        itself instead (nothing dropped or cut). Cell text is escaped (it may come from
         firmware); plain output has no colour or box characters."""
         from memras.cli.render import render_table  # lazy: see width
 
@@ -120,7 +122,8 @@ class Context:
         except (AttributeError, ValueError):
             styled = False
         for line in render_table(headers, rows, width=self.width, wide=self.wide,
-                                 right=right, optional=optional, flex=flex, styled=styled):
+                                 right=right, optional=optional, flex=flex, wrap=wrap,
+                                 show_header=show_header, styled=styled):
             self.print(line)
 
     def confirm(self, what: str, *, yes: bool = False) -> None:

@@ -32,7 +32,6 @@ from memras.cli.context import Context
 from memras.errors import MemrasError
 from memras.host import Host
 from memras.store.quick import readonly_uri, sqlite_path
-from memras.text import escape
 
 OK, INFO, FAIL = "ok", "info", "FAIL"
 RASDAEMON_DB = "/var/lib/rasdaemon/ras-mc_event.db"
@@ -64,8 +63,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.emit_json({"ok": not failed, "problems": failed,
                        "checks": [asdict(c) for c in checks]})
     else:
-        for c in checks:
-            ctx.print(f"{c.status:<4}  {c.area:<11} {c.name:<16} {escape(c.detail)}")
+        # one check a row; a long detail (a path, what to do) wraps under itself
+        ctx.table(["STATUS", "AREA", "CHECK", "DETAIL"],
+                  [[c.status, c.area, c.name, c.detail] for c in checks],
+                  wrap="DETAIL", show_header=False)
         ctx.print(f"{failed} problem(s)" if failed else "all ok")
     return 1 if failed else 0
 

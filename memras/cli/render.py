@@ -83,19 +83,29 @@ def fit_columns(headers: Sequence[str], body: Sequence[Sequence[str]], width: in
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *,
                  width: int, wide: bool = False, right: Sequence[str] = (),
                  optional: Sequence[str] | None = None, flex: str | None = None,
+                 wrap: str | None = None, show_header: bool = True,
                  styled: bool = False) -> list[str]:
-    """The table's lines: fitted to ``width`` unless ``wide``; no trailing blanks."""
+    """The table's lines: fitted to ``width`` unless ``wide``; no trailing blanks.
+
+    ``wrap``: a column whose text is wrapped under itself (continuation lines indented
+    to it) instead of ellipsized, when every word of it matters (what to do about a
+    failed check); nothing is dropped then. ``show_header``: False for a list whose
+    rows say what they are (``memras doctor``).
+    """
     body = cells(rows)
     limits: dict[int, int] = {}
-    if wide:
+    if wide or wrap in headers:
         keep = list(range(len(headers)))
     else:
         keep, limits = fit_columns(headers, body, width, optional=optional, flex=flex)
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0),
-                  header_style="bold" if styled else "", expand=False)
+                  header_style="bold" if styled else "", expand=False,
+                  show_header=show_header)
     for i in keep:
+        wraps = headers[i] == wrap and not wide
         table.add_column(Text(headers[i]), justify="right" if headers[i] in right else "left",
-                         no_wrap=True, overflow="ellipsis", max_width=limits.get(i))
+                         no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
+                         max_width=limits.get(i))
     for row in body:
         table.add_row(*(Text(row[i]) for i in keep))
     buf = io.StringIO()

@@ -37,6 +37,7 @@ _ZONE_NAMES = ("DMA", "DMA32", "Normal", "Highmem", "Movable", "Device", "None")
 _ZONE_BY_LOWER = {z.lower(): z for z in _ZONE_NAMES}
 UNKNOWN_ZONE = "Unknown"
 MAX_NR_ZONES = 8
+ADDRESS_DIGITS = 16  # lsmem's RANGE: 0x%016jx-0x%016jx
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +130,12 @@ def _zones_merge(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
     return len(a) == len(b) and all(x == y and x != UNKNOWN_ZONE for x, y in zip(a, b, strict=True))
 
 
-def _cell(col: str, row: LsmemRow, view: LsmemView, as_bytes: bool) -> str | None:
+def _cell(col: str, row: LsmemRow, view: LsmemView, as_bytes: bool,
+          digits: int = ADDRESS_DIGITS) -> str | None:
     size = row.count * view.block_size
     if col == "RANGE":
         start = row.first * view.block_size
-        return f"0x{start:016x}-0x{start + size - 1:016x}"
+        return f"0x{start:0{digits}x}-0x{start + size - 1:0{digits}x}"
     if col == "SIZE":
         return str(size) if as_bytes else human_size(size)
     if col == "STATE":
@@ -151,9 +153,10 @@ def _cell(col: str, row: LsmemRow, view: LsmemView, as_bytes: bool) -> str | Non
 
 
 def render_table(view: LsmemView, rows: Sequence[LsmemRow], columns: Sequence[str] = COLUMNS,
-                 *, as_bytes: bool = False) -> list[str]:
-    """The table lines exactly as lsmem prints them to a pipe."""
-    cells = [[_cell(c, r, view, as_bytes) or "" for c in columns] for r in rows]
+                 *, as_bytes: bool = False, digits: int = ADDRESS_DIGITS) -> list[str]:
+    """The table lines exactly as lsmem prints them to a pipe; ``digits`` < 16 pads the
+    RANGE addresses to fewer hex digits (see :func:`range_digits`)."""
+    cells = [[_cell(c, r, view, as_bytes, digits) or "" for c in columns] for r in rows]
     widths = [_column_width(c, [x[i] for x in cells]) for i, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
@@ -190,11 +193,19 @@ def render_summary(view: LsmemView, *, as_bytes: bool = False) -> list[str]:
     return [f"{label:<23} {human_size(value):>5}" for label, value in items]
 
 
+def range_digits(view: LsmemView) -> int:
+    """Hex digits of the highest address: lsmem pads RANGE to 16 (81 columns in all),
+    these are the fewest that keep every row's range aligned and its value unchanged."""
+    top = max((b.index for b in view.blocks), default=-1)
+    return len(f"{max(0, (top + 1) * view.block_size - 1):x}")
+
+
 def render(view: LsmemView, columns: Sequence[str] = COLUMNS, *, list_all: bool = False,
-           as_bytes: bool = False) -> str:
-    """Table, blank line, summary: the whole of ``lsmem -o COLUMNS [-a] [-b]``."""
+           as_bytes: bool = False, digits: int = ADDRESS_DIGITS) -> str:
+    """Table, blank line, summary: the whole of ``lsmem -o COLUMNS [-a] [-b]`` (with
+    ``digits`` < 16, RANGE's addresses padded to that many hex digits instead)."""
     rows = to_rows(view, columns, list_all=list_all)
-    lines = [*render_table(view, rows, columns, as_bytes=as_bytes), "",
+    lines = [*render_table(view, rows, columns, as_bytes=as_bytes, digits=digits), "",
              *render_summary(view, as_bytes=as_bytes)]
     return "\n".join(lines) + "\n"
 

@@ -10,6 +10,7 @@ wcwidth's rules); ``--wide`` must still give the full table.
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from rich.cells import cell_len
@@ -26,7 +27,7 @@ COMMANDS = [
     ["audit", "show", "1"], ["audit", "show", "2"], ["audit", "report", "1"],
     ["audit", "report", "1", "--format", "markdown"], ["audit", "verify"],
     ["locate", "0x100000000"], ["labels"], ["sim", "profiles"], ["config", "show"],
-    ["config", "check"],
+    ["config", "check"], ["blocks"], ["blocks", "--all"], ["doctor"],
 ]
 
 
@@ -55,26 +56,48 @@ def test_plain_output_fits_80_columns(demo, capsys, monkeypatch, argv) -> None:
     assert not set("─│┃━┏┓┗┛") & set(out)
 
 
-def test_blocks_prints_lsmem_layout_81_columns_by_contract(demo, capsys, monkeypatch) -> None:
-    """The one exception: `memras blocks` prints what `lsmem -o RANGE,SIZE,STATE,REMOVABLE,
-    BLOCK,NODE,ZONES` prints, column for column (its documented contract), and lsmem's
-    64-bit RANGE column makes that 81 cells wide; `--json` and `capacity` are the
-    alternatives. Pinned here so it cannot grow unnoticed."""
+def test_blocks_at_80_pads_range_less_and_wide_is_lsmem_byte_for_byte(demo, capsys,
+                                                                         monkeypatch) -> None:
+    """lsmem pads RANGE to 16 hex digits (81 columns); at 80 the addresses are padded to
+    the digits the highest one needs: same rows, columns and values, ``--wide`` as lsmem."""
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = _run(capsys, [*demo, "blocks"])
-    assert code == 0 and out.splitlines()[0].startswith("RANGE" + " " * 34 + "SIZE")
-    assert max(cell_len(line) for line in out.splitlines()) == 81
+    _, wide, _ = _run(capsys, [*demo, "blocks", "--wide"])
+    assert code == 0 and _table_width(wide) == 81 and _table_width(out) <= 80
+    assert wide.splitlines()[0].startswith("RANGE" + " " * 34 + "SIZE")
+    assert out.splitlines()[1].startswith("0x000000000-0x007ffffff ")  # 36 GiB: 9 digits
+
+    def values(text: str) -> list[list[object]]:
+        return [[tuple(int(a, 16) for a in f.split("-")) if f.startswith("0x") else f
+                 for f in line.split()] for line in text.splitlines()]
+
+    assert values(out) == values(wide) and len(out.splitlines()) == len(wide.splitlines())
+    monkeypatch.setenv("COLUMNS", "120")  # lsmem's own layout when it fits
+    assert _run(capsys, [*demo, "blocks"])[1] == wide
 
 
-def test_doctor_keeps_one_line_per_check_and_only_details_run_long(demo, capsys,
-                                                                    monkeypatch) -> None:
-    """`memras doctor` is one line per check by contract (scripts grep it); the status,
-    area and name fit in 35 columns and only a detail (a path under --root) runs on."""
+def test_doctor_is_a_check_a_row_and_a_long_detail_wraps_under_itself(demo, capsys,
+                                                                      monkeypatch) -> None:
+    """`memras doctor` is one row per check (scripts grep the status word); a detail
+    too long for 80 columns wraps under the detail column, never cut: every word of a
+    FAIL's "what to do" is kept. --wide keeps a check to one line."""
     monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = _run(capsys, [*demo, "doctor"])
+    _, wide, _ = _run(capsys, [*demo, "doctor", "--wide"])
+    _, raw, _ = _run(capsys, [*demo, "doctor", "--json"])
+    checks = json.loads(raw)["checks"]
     lines = out.splitlines()
-    assert code == 0 and lines[-1] == "all ok"
-    assert all(line[:35].split()[0] in ("ok", "info", "warn", "FAIL") for line in lines[:-1])
+    assert code == 0 and lines[-1] == "all ok" and "…" not in out
+    firsts = [line for line in lines[:-1] if not line.startswith(" ")]
+    assert [line.split()[0] for line in firsts] == [c["status"] for c in checks]
+    assert len(lines) > len(firsts) + 1  # the demo's long paths did wrap
+    short = next(c for c in checks if c["name"] == "quick_check")["detail"]
+    indent = next(line.index(short) for line in firsts if short in line)
+    assert all(len(line) - len(line.lstrip()) == indent for line in lines[:-1]
+               if line.startswith(" "))
+    squeezed = "".join(out.split())  # a path longer than the column folds mid-word
+    assert all("".join(c["detail"].split()) in squeezed for c in checks)
+    assert len(wide.splitlines()) == len(checks) + 1 and _table_width(wide) > 80
 
 
 def _table_width(out: str) -> int:

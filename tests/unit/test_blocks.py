@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 from contextlib import redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -32,15 +34,27 @@ def lsmem(root: Path, *flags: str) -> str:
                           check=True, capture_output=True, text=True).stdout
 
 
-def memras(root: Path, *flags: str) -> str:
+def memras(root: Path, *flags: str, wide: bool = True) -> str:
+    """``--wide``: lsmem's own layout (at the default width RANGE is narrower)."""
     buf = io.StringIO()
-    with redirect_stdout(buf):
-        assert main(["blocks", "--root", str(root), *flags]) == 0
+    with redirect_stdout(buf), mock.patch.dict(os.environ, {"COLUMNS": "80"}):
+        assert main(["blocks", "--root", str(root), *(["--wide"] if wide else []), *flags]) == 0
     return buf.getvalue()
+
+
+def _as_numbers(table: str) -> list[list[object]]:
+    """Each line's fields, a RANGE's two addresses as numbers (padding aside)."""
+    return [[tuple(int(a, 16) for a in f.split("-")) if f.startswith("0x") else f
+             for f in line.split()] for line in table.splitlines()]
 
 
 def assert_parity(root: Path) -> None:
     assert memras(root) == lsmem(root)
+    for flags in ((), ("--all",), ("--bytes",)):  # at 80 columns: the same rows and values
+        narrow = memras(root, *flags, wide=False)
+        if not flags:  # (sizes in bytes beside two zones can still need 82)
+            assert max(len(line) for line in narrow.splitlines()) <= 80
+        assert _as_numbers(narrow) == _as_numbers(memras(root, *flags))
     assert memras(root, "--all") == lsmem(root, "-a")
     assert memras(root, "--bytes") == lsmem(root, "-b")
     assert json.loads(memras(root, "--json")) == json.loads(lsmem(root, "-J"))

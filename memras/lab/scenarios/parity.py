@@ -19,7 +19,7 @@ def parity(lab: Lab, report: ScenarioReport) -> None:
     memras = actions.memras_argv()
     dimm = dimm_spec(lab, "dimm0")
     with report.step("memras blocks vs lsmem") as step:
-        ours = lab.run(f"{memras} blocks", timeout=120)
+        ours = lab.run(f"{memras} blocks --wide", timeout=120)  # lsmem's 81 columns
         theirs = lab.check(f"lsmem -o {LSMEM_COLUMNS}")
         report.facts.update(memras_blocks=ours.output, lsmem=theirs)
         report.expect(ours.ok, f"memras blocks failed: {ours.output.strip()[-300:]}")
