@@ -11,6 +11,7 @@
      ├── HookError              an alert plugin failed
      ├── WorkflowError          a replacement step refused or failed
      ├── QemuError              QEMU's monitor (QMP) could not be reached or refused a command
+ ├── BmcError               the BMC (ipmitool, Redfish) could not be reached or refused
      └── LabError               the QEMU lab could not be set up or driven
 
 OSError and SQLAlchemyError are translated where they occur, so that a caller
@@ -102,6 +103,12 @@ class QemuError(MemrasError):
     """QMP could not connect, or QEMU refused a command: exit 1, the operation failed."""
 
     title = "QEMU error"
+
+
+class BmcError(MemrasError):
+    """The BMC could not be reached, refused, or answered what memras cannot use."""
+
+    title = "BMC error"
 
 
 class LabError(MemrasError):

@@ -54,6 +54,7 @@ class Source(enum.StrEnum):
     # An MCE the platform firmware reported (APEI/GHES → MCA pseudo-bank 255), whatever
     # road it took: a second road to a fault the CPU may have logged itself
     FIRMWARE = "firmware"
+    BMC = "bmc"  # the BMC's System Event Log (memras.bmc.sel), as the firmware logged it
     # the previous kernel's log kept by pstore (/sys/fs/pstore/dmesg-*): a second road
     # beside the kmsg lines a watcher may have stored before that kernel died
     PSTORE = "pstore"
@@ -72,6 +73,7 @@ class TimeSource(enum.StrEnum):
     UPTIME_BOOT = "uptime+boot"  # kernel uptime + a boot time that is known or stated
     INFERRED = "inferred"  # uptime + a boot time guessed (this machine's, for a file)
     IMPORT = "import"  # no clock at all: the time memras stored it
+    BMC = "bmc"  # the BMC's SEL clock: its own, often minutes off the host's
 
     @property
     def is_real(self) -> bool:

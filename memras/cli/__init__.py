@@ -52,6 +52,7 @@ COMMANDS: dict[str, str] = {
     "import": "memras.cli.importing",
     "lab": "memras.cli.lab",
     "labels": "memras.cli.labels",
+    "led": "memras.cli.led",
     "locate": "memras.cli.locate",
     "partition": "memras.cli.partition",
     "prune": "memras.cli.prune",

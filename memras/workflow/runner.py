@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from memras.alerts.service import AlertService
 from memras.audit.service import Actor, AuditTrail, store_session
+from memras.bmc.led import WORKFLOW_LED, slot_names, workflow_led
 from memras.errors import MemrasError, StoreError, WorkflowError
 from memras.health.api import current_verdicts
 from memras.health.module_registry import (
@@ -435,9 +436,13 @@ class Replacement:
         crash_point(f"step:{step.name}:before")
         started = time.monotonic()
         try:
+            led = _slot_led(self, step.name, before=True)  # [bmc]: "pull this module"
             data = ACTIONS[step.action](self) or {}
+            led = led or _slot_led(self, step.name, before=False)
         except (MemrasError, OSError) as exc:
             return self._failed(step, state, exc, time.monotonic() - started)
+        if led:
+            data["led"] = led  # a BMC problem is a warning in the audit, never a failure
         seconds = time.monotonic() - started
         fields: dict[str, Any] = {"state": step.target.value, "current_step": None}
         if step.target.terminal:
@@ -827,6 +832,19 @@ def _online_new(rep: Replacement) -> dict[str, Any]:
     _release_lock(rep)
     return {"message": f"stopped with the new module online: {rep.where_is_memory()}",
             "blocks": data["blocks"]}
+
+
+def _slot_led(rep: Replacement, step: str, *, before: bool) -> dict[str, Any] | None:
+    """The slot LED move of ``step`` (memras.bmc.led.WORKFLOW_LED: lit before the
+    removal, cleared after verify/rollback/online_new), told to the operator."""
+    if WORKFLOW_LED.get(step) is not before:
+        return None
+    target = rep.target
+    led = workflow_led(rep.options.alerts_config, step,
+                       slot_names(target.label, target.locator))
+    if led:
+        rep.say(f"warning: {led['warning']}" if led.get("warning") else str(led["detail"]))
+    return led
 
 
 ACTIONS: dict[str, Callable[[Replacement], dict[str, Any] | None]] = {

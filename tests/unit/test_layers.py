@@ -24,7 +24,7 @@ FOLDERS = {"memras": "memras", "tui": "memras.tui", "plugins": "memras.plugins"}
 LAYERS: list[tuple[str, ...]] = [
     ("memras.errors",),
     ("memras.records", "memras.text", "memras.jsonenc", "memras.config"),
-    ("memras.host", "memras.qemu"),
+    ("memras.host", "memras.qemu", "memras.bmc"),  # bmc: ipmitool/Redfish, the SEL parser
     ("memras.topology",),
     ("memras.ingest",),
     ("memras.store",),

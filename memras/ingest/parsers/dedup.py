@@ -125,7 +125,7 @@ def reporter(record: Record) -> str:
     if isinstance(record, MemoryFailureEvent):
         return "page"
     if (record.driver in FIRMWARE_DRIVERS or record.driver_detail.startswith("APEI location")
-            or record.source is Source.FIRMWARE):
+            or record.source in (Source.FIRMWARE, Source.BMC)):
         return "firmware"
     loc = record.location
     if record.mce is None and (loc.label or loc.top_layer is not None
