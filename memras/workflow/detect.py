@@ -302,7 +302,9 @@ class ModuleWatch:
 
     # --- the facts, uevents first, sysfs as cross-check --------------------------------
     def gone(self) -> str | None:
-        """How we know the old module is gone (None while it is not)."""
+        """How we know the old module is gone (None while it is not): the uevents that
+        arrived so far first, then sysfs."""
+        self.pump(0)
         if self.device_removed:
             return f"uevent: remove {self.target.acpi_device}"
         if self.gone_by_events:
@@ -316,6 +318,7 @@ class ModuleWatch:
 
     def inserted(self) -> str | None:
         """How we know a new module is in (None while it is not)."""
+        self.pump(0)
         expected = max(len(self.target.blocks), 1)
         new = new_blocks_present(self.host, self.target)
         if self.inserted_by_events and len(new) >= expected:
