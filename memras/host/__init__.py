@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from memras.host._fs import SIM_MARKER, KernelFs
 from memras.host.acpi import AcpiMemoryDevices
 from memras.host.bert import Bert
+from memras.host.cxl import Cxl
 from memras.host.edac import Edac
 from memras.host.kmsg import Kmsg
 from memras.host.meminfo import MemInfoReader
@@ -43,6 +44,7 @@ class Host:
         self.tracefs = Tracefs(self.fs)
         self.bert = Bert(self.fs)  # errors the firmware logged before this boot
         self.pstore = Pstore(self.fs)  # the previous kernel's last log
+        self.cxl = Cxl(self.fs)  # CXL memdevs, regions, DAX devices
 
     @cached_property
     def smbios(self) -> Smbios:

@@ -292,7 +292,14 @@ PROFILES: dict[str, Callable[[], ServerSpec]] = {
     "qemu-guest": qemu_guest,
     "large": large,
     "demo": demo,
+    "cxl": lambda: _cxl_spec(),
 }
+
+
+def _cxl_spec() -> ServerSpec:
+    from memras.sim.cxl import cxl_spec  # memras.sim.cxl builds on qemu_guest above
+
+    return cxl_spec()
 
 
 # --- writing a server ------------------------------------------------------------------
@@ -319,7 +326,12 @@ def create(name: str, root: str | Path) -> SimServer:
     except KeyError:
         raise UsageError(f"unknown simulator profile {name!r}",
                          hint=f"choose one of {', '.join(PROFILES)}") from None
-    return write_server(builder(), root)
+    server = write_server(builder(), root)
+    if name == "cxl":  # the CXL bus beside the blocks (memras.sim.cxl)
+        from memras.sim.cxl import write_cxl_tree  # the module imports this one
+
+        write_cxl_tree(server.root)
+    return server
 
 
 def write_server(spec: ServerSpec, root: str | Path) -> SimServer:

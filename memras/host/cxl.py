@@ -1,0 +1,202 @@
+"""CXL memory devices, regions and their DAX devices: /sys/bus/cxl and /sys/bus/dax.
+
+What the kernel's CXL core shows (Documentation/ABI/testing/sysfs-bus-cxl,
+sysfs-bus-dax), read only:
+
+- ``/sys/bus/cxl/devices/memN``: ``serial`` (hex), ``numa_node``, ``ram/size`` and
+  ``pmem/size`` (hex bytes), ``firmware_version``; its parent device (the PCI
+  function, ``0000:0d:00.0``) is the ``host`` the trace events name. The memdev's
+  endpoint port and the port's decoders are its children
+  (``…/mem0/endpoint2/decoder2.0``), so an endpoint decoder's memdev is the ``memN``
+  in its device path.
+- ``regionN`` (under a root decoder): ``uuid``, ``resource`` (the HPA start, hex),
+  ``size``, ``interleave_ways``, ``interleave_granularity``, ``mode`` and
+  ``target0..N-1`` (endpoint decoder names, in interleave position order).
+- endpoint decoders ``decoderE.D``: ``dpa_resource`` and ``dpa_size`` (hex): the DPA
+  range the region maps.
+- ``/sys/bus/dax/devices/daxR.I``: ``target_node``, ``resource`` (HPA start, hex),
+  ``size``; it lives under ``regionN/dax_regionN``.
+
+:func:`hpa_to_dpa` does the region's interleave arithmetic (CXL 3.1 r8.2.4.20.13:
+position = (offset / granularity) mod ways; the DPA skips the other ways' chunks).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from memras.host._fs import KernelFs
+
+CXL_DIR = "/sys/bus/cxl/devices"
+DAX_DIR = "/sys/bus/dax/devices"
+_MEMDEV = re.compile(r"^mem\d+$")
+
+
+@dataclass(frozen=True, slots=True)
+class CxlMemdev:
+    name: str  # mem0
+    host: str  # the parent device (PCI function), as trace events print it
+    serial: int | None
+    ram_size: int
+    pmem_size: int
+    numa_node: int | None
+    firmware_version: str
+
+    @property
+    def size(self) -> int:
+        return self.ram_size + self.pmem_size
+
+
+@dataclass(frozen=True, slots=True)
+class CxlTarget:
+    """One interleave position of a region: an endpoint decoder of one memdev."""
+
+    position: int
+    decoder: str
+    memdev: str | None
+    dpa_start: int | None
+    dpa_size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CxlRegion:
+    name: str
+    uuid: str
+    start: int | None  # HPA, None while not committed
+    size: int
+    mode: str
+    ways: int
+    granularity: int
+    targets: tuple[CxlTarget, ...]
+
+    def contains(self, hpa: int) -> bool:
+        return self.start is not None and self.start <= hpa < self.start + self.size
+
+
+@dataclass(frozen=True, slots=True)
+class DaxDevice:
+    name: str  # dax0.0
+    region: str | None  # the CXL region it belongs to, when it is one
+    target_node: int | None
+    start: int | None
+    size: int
+
+    def contains(self, hpa: int) -> bool:
+        return self.start is not None and self.start <= hpa < self.start + self.size
+
+
+@dataclass(frozen=True, slots=True)
+class DpaLocation:
+    region: str
+    memdev: str | None
+    decoder: str
+    position: int
+    dpa: int | None
+
+
+def hpa_to_dpa(region: CxlRegion, hpa: int) -> DpaLocation | None:
+    """The memdev and DPA behind ``hpa`` in ``region``; None outside it."""
+    if not region.contains(hpa) or not region.targets or region.start is None:
+        return None
+    ways = max(region.ways, 1)
+    gran = max(region.granularity, 1)
+    offset = hpa - region.start
+    position = (offset // gran) % ways
+    target = next((t for t in region.targets if t.position == position), None)
+    if target is None:
+        return None
+    dpa_offset = (offset // (gran * ways)) * gran + offset % gran
+    dpa = None if target.dpa_start is None else target.dpa_start + dpa_offset
+    return DpaLocation(region.name, target.memdev, target.decoder, position, dpa)
+
+
+def _hex(text: str) -> int | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text, 16 if any(
+            c in "abcdefABCDEF" for c in text) else 10)
+    except ValueError:
+        return None
+
+
+class Cxl:
+    """The CXL and DAX buses of one host (empty lists where the kernel has none)."""
+
+    def __init__(self, fs: KernelFs) -> None:
+        self.fs = fs
+
+    def _names(self, directory: str, pattern: str) -> list[str]:
+        rx = re.compile(pattern)
+        names = [n for n in self.fs.listdir(directory) if rx.match(n)] \
+            if self.fs.exists(directory) else []
+        return sorted(names, key=lambda n: [int(x) for x in re.findall(r"\d+", n)])
+
+    def _read(self, rel: str) -> str:
+        return self.fs.read(rel, default="").strip()
+
+    def _real_parts(self, rel: str) -> list[str]:
+        """The device path a bus symlink points to, as its components."""
+        return os.path.realpath(self.fs.path(rel)).split(os.sep)
+
+    def memdevs(self) -> list[CxlMemdev]:
+        out = []
+        for name in self._names(CXL_DIR, r"^mem\d+$"):
+            d = f"{CXL_DIR}/{name}"
+            parts = self._real_parts(d)
+            host = parts[-2] if len(parts) >= 2 else ""
+            node = _hex(self._read(f"{d}/numa_node"))
+            out.append(CxlMemdev(
+                name=name, host=host, serial=_hex(self._read(f"{d}/serial")),
+                ram_size=_hex(self._read(f"{d}/ram/size")) or 0,
+                pmem_size=_hex(self._read(f"{d}/pmem/size")) or 0,
+                numa_node=None if node is None or self._read(f"{d}/numa_node") == "-1"
+                else int(self._read(f"{d}/numa_node")),
+                firmware_version=self._read(f"{d}/firmware_version")))
+        return out
+
+    def _target(self, position: int, decoder: str) -> CxlTarget:
+        d = f"{CXL_DIR}/{decoder}"
+        memdev = next((p for p in reversed(self._real_parts(d)) if _MEMDEV.match(p)), None) \
+            if self.fs.exists(d) else None
+        return CxlTarget(position=position, decoder=decoder, memdev=memdev,
+                         dpa_start=_hex(self._read(f"{d}/dpa_resource")),
+                         dpa_size=_hex(self._read(f"{d}/dpa_size")))
+
+    def regions(self) -> list[CxlRegion]:
+        out = []
+        for name in self._names(CXL_DIR, r"^region\d+$"):
+            d = f"{CXL_DIR}/{name}"
+            ways = int(self._read(f"{d}/interleave_ways") or "1")
+            targets = []
+            for pos in range(ways):
+                decoder = self._read(f"{d}/target{pos}")
+                if decoder:
+                    targets.append(self._target(pos, decoder))
+            start = _hex(self._read(f"{d}/resource"))
+            out.append(CxlRegion(
+                name=name, uuid=self._read(f"{d}/uuid"),
+                start=None if start in (None, (1 << 64) - 1) else start,
+                size=_hex(self._read(f"{d}/size")) or 0, mode=self._read(f"{d}/mode"),
+                ways=ways, granularity=int(self._read(f"{d}/interleave_granularity") or "256"),
+                targets=tuple(targets)))
+        return out
+
+    def dax_devices(self) -> list[DaxDevice]:
+        out = []
+        for name in self._names(DAX_DIR, r"^dax\d+\.\d+$"):
+            d = f"{DAX_DIR}/{name}"
+            region = next((p for p in self._real_parts(d) if re.match(r"^region\d+$", p)),
+                          None)
+            node = self._read(f"{d}/target_node")
+            out.append(DaxDevice(
+                name=name, region=region,
+                target_node=int(node) if node.lstrip("-").isdigit() and node != "-1" else None,
+                start=_hex(self._read(f"{d}/resource")), size=_hex(self._read(f"{d}/size")) or 0))
+        return out
+
+    def present(self) -> bool:
+        return bool(self._names(CXL_DIR, r"^mem\d+$"))
