@@ -46,7 +46,7 @@ from memras.store.results import AddResult, add_counts
 from memras.store.store import Store
 
 BATCH_EVENTS = 5000
-KINDS = ("rasdaemon", "dmesg", "trace", "mcelog", "vmcore-dmesg", "bert", "pstore")
+KINDS = ("rasdaemon", "dmesg", "trace", "mcelog", "vmcore-dmesg", "bert", "pstore", "sel")
 MAX_SAMPLE_CHARS = 500
 # A kernel record is at most 8 KiB on /dev/kmsg (CONSOLE_EXT_LOG_MAX) and a trace line
 # about a page; 64 KiB leaves room for prefixes and joined continuation lines. A longer
@@ -248,6 +248,16 @@ def import_mcelog(batcher: _Batcher, lines: Iterable[str]) -> None:
     _count_parser_stats(batcher, stats)
 
 
+def import_sel(batcher: _Batcher, lines: Iterable[str]) -> None:
+    """``ipmitool sel elist``/``sel list``/``sel list -v`` text (memras.bmc.sel)."""
+    from memras.bmc.sel import SelStats, parse_sel
+
+    stats = SelStats()
+    for record in parse_sel(_kernel_lines(batcher, lines), stats=stats):
+        batcher.classify(record, record.raw)
+    _count_parser_stats(batcher, stats)
+
+
 def _count_parser_stats(batcher: _Batcher, stats: object) -> None:
     """Carry a parser's own counts (ParserStats) into the report and memras_skipped."""
     if stats is None:
@@ -351,11 +361,13 @@ def run_import(store: Store, kind: str, path: str, *, boot_time: datetime | None
             import_trace(batcher, following(batcher.clock, _lines(handle, progress)))
         elif kind == "dmesg":
             import_dmesg(batcher, following(batcher.clock, _lines(handle, progress)), page_shift)
+        elif kind == "sel":
+            import_sel(batcher, _lines(handle, progress))
         else:
             import_mcelog(batcher, _lines(handle, progress))
     batcher.flush()
     if batcher.clock is not None:
-        report.notes = batcher.clock.notes()
+        report.notes += batcher.clock.notes()  # after vmcore-dmesg's kdump note
     return report
 
 

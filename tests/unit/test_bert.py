@@ -222,3 +222,45 @@ def test_table_parse_and_host_reader(tmp_path) -> None:
     (tmp_path / "sys/firmware/acpi/tables/data/BERT").write_bytes(region)
     assert host.bert.present and host.bert.table() == parsed
     assert host.bert.region() == region
+
+
+def test_watch_stores_a_bert_record_once_across_boots(tmp_path) -> None:
+    """Firmware may keep its BERT region for several boots; a section without its own
+    timestamp is placed at each boot's time, so the cursor, not the time, keeps it single."""
+    from memras.ingest.before_boot import BeforeBootSource
+    from memras.store import Store
+    from memras.watcher.watch import Watcher
+
+    tables = tmp_path / "sys/firmware/acpi/tables/data"
+    tables.mkdir(parents=True)
+    (tmp_path / "proc").mkdir()
+    region = status_block([data_entry(MEM_GUID, mem_section(valid=0x2, pa=0x1000),
+                                      severity=1)], severity=1)
+    (tables / "BERT").write_bytes(region)
+    db = str(tmp_path / "m.db")
+    for boot, inserted in ((1_796_000_000, 1), (1_796_090_000, 0)):
+        (tmp_path / "proc/stat").write_text(f"cpu 0 0 0 0\nbtime {boot}\n")
+        with Store.open(db, create=True) as store:
+            stats = Watcher(store, [BeforeBootSource(Host(tmp_path), "bert")]).run(once=True)
+            assert stats.sources["bert"].inserted == inserted
+            rows = store.errors()
+            assert len(rows) == 1 and rows[0].time_source == "inferred"
+            assert rows[0].type == "Fatal"
+    # a new error the firmware adds is stored; the old one still is not
+    second = status_block([data_entry(MEM_GUID, mem_section(valid=0x2, pa=0x2000),
+                                      severity=2)], severity=2)
+    (tables / "BERT").write_bytes(region + second)
+    with Store.open(db, create=True) as store:
+        stats = Watcher(store, [BeforeBootSource(Host(tmp_path), "bert")]).run(once=True)
+        assert stats.sources["bert"].inserted == 1
+        assert sorted(r.address for r in store.errors()) == [0x1000, 0x2000]
+
+
+def test_unreadable_region_is_one_skipped_line(tmp_path) -> None:
+    from memras.ingest.before_boot import read_bert
+
+    region = tmp_path / "sys/firmware/acpi/tables/data/BERT"
+    region.mkdir(parents=True)  # a directory where the file should be: read fails
+    found = read_bert(Host(tmp_path), [])
+    assert found.records == [] and len(found.skipped) == 1
+    assert found.skipped[0].startswith("cannot read the BERT region")
