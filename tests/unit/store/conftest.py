@@ -20,8 +20,20 @@ def raw_key(event: Any) -> tuple:
     return (str(event.source), event.raw)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store on both dialects: every query the store runs is proven on SQLite and on a
+    real PostgreSQL (tests/fixtures/postgres.py; skipped loudly without it, failed in CI).
+    A test that checks a SQLite-only thing (the file, rasdaemon's mirror) uses sqlite_store."""
+    url = (request.getfixturevalue("pg_url") if request.param == "postgresql"
+           else tmp_path / "memras.db")
+    s = Store.open(url, key_fn=raw_key)
+    yield s
+    s.close()
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "memras.db", key_fn=raw_key)
     yield s
     s.close()

@@ -6,8 +6,17 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from memras.store import Store
 from memras.store.store import SQLITE_AUTOCHECKPOINT_PAGES
+
+
+@pytest.fixture
+def store(sqlite_store: Store) -> Store:
+    """WAL checkpoints of the database file: SQLite only
+    (the store's other behaviour runs on both dialects)."""
+    return sqlite_store
 
 
 def _autocheckpoint(store: Store) -> int:

@@ -7,9 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from memras.records import ErrorType
 from memras.store import Store, quick
 from memras.store.migrations import LATEST_VERSION
+
+
+@pytest.fixture
+def store(sqlite_store: Store) -> Store:
+    """the sqlite3 reader of the database file: SQLite only
+    (the store's other behaviour runs on both dialects)."""
+    return sqlite_store
 
 
 def test_schema_version_matches_migrations() -> None:

@@ -18,6 +18,13 @@ from memras.records import ErrorType, MceRegisters, MemoryErrorEvent, Source
 from memras.store import Store
 from memras.store import rasdaemon_schema as rs
 
+
+@pytest.fixture
+def store(sqlite_store: Store) -> Store:
+    """ras-mc-ctl reads rasdaemon's tables in the SQLite file: SQLite only
+    (the store's other behaviour runs on both dialects)."""
+    return sqlite_store
+
 pytestmark = pytest.mark.rasdaemon
 
 
