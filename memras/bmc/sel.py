@@ -249,6 +249,9 @@ def parse_sel(lines: Iterable[str], *, tz: tzinfo | None = None,
     for line in all_lines():
         if not line.strip():
             continue
+        if "|" not in line:  # ipmitool's chatter ("SDRR successfully erased"), no record
+            stats.ignored += 1
+            continue
         entry = parse_sel_line(line, tz=tz)
         if entry is None:
             stats.bad(line)

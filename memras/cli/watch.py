@@ -16,6 +16,7 @@ import threading
 
 from memras.alerts.metrics import MetricsTick
 from memras.alerts.service import load_alerts_config
+from memras.bmc.config import bmc_config
 from memras.capacity.policy import CapacityPolicy, load_policy_config
 from memras.capacity.record import Recorder
 from memras.cli import command
@@ -97,6 +98,11 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
             if not args.rasdaemon_db:
                 raise UsageError("the rasdaemon source needs --rasdaemon-db PATH")
             sources.append(RasdaemonSource(args.rasdaemon_db))
+    bmc = bmc_config(read_config_file(ctx.config))  # [bmc] set: its SEL is a source too
+    if bmc is not None and bmc.kind == "ipmi":
+        from memras.watcher.sel_source import BmcSelSource
+
+        sources.append(BmcSelSource(bmc))
     return sources
 
 
