@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from memras.ingest.parsers.rasdaemon_rows import parse_timestamp
 from memras.records import CxlEvent, DimmLocation, ErrorType, MemoryErrorEvent, Source
@@ -345,8 +346,9 @@ def parse_cxl_event(event: str, body: str, *, uptime_s: float | None = None,
     """The CxlEvent of one ``cxl_*`` event body; None when it is not one we can read."""
     name = event.removeprefix("cxl_")
     text = body if raw is None else raw
-    common = {"event": name, "uptime_s": uptime_s, "raw": text, "source": source}
-    fields: dict[str, object]
+    common: dict[str, Any] = {"event": name, "uptime_s": uptime_s, "raw": text,
+                              "source": source}
+    fields: dict[str, Any]
     if name in ("aer_uncorrectable_error", "aer_correctable_error"):
         m = _AER.match(body)
         if m is None:
@@ -387,7 +389,7 @@ def parse_cxl_event(event: str, body: str, *, uptime_s: float | None = None,
             fields["data"] = tail.replace(" ", "")
         else:
             return None
-    return CxlEvent(**common, **fields)  # type: ignore[arg-type]
+    return CxlEvent(**common, **fields)
 
 
 def error_type(ev: CxlEvent) -> ErrorType:
@@ -532,7 +534,7 @@ def from_cxl_row(table: str, row: Mapping[str, object]) -> CxlEvent | None:
     memdev = row.get("memdev")
     if event is None or not isinstance(memdev, str) or not memdev:
         return None
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}
     names = set(CxlEvent.__dataclass_fields__)
     for column, value in row.items():
         name = _ROW_NAMES.get(column, column)
@@ -548,10 +550,10 @@ def from_cxl_row(table: str, row: Mapping[str, object]) -> CxlEvent | None:
         elif isinstance(value, int):
             fields[name] = value & U64 if value < 0 else value
     for name in ("hpa", "hpa_alias0"):
-        fields[name] = _hpa(fields.get(name))  # type: ignore[arg-type]
+        fields[name] = _hpa(fields.get(name))
     stamp = row.get("timestamp")
     when = parse_timestamp(stamp) if isinstance(stamp, str) else None
-    return CxlEvent(event=event, memdev=memdev, source=Source.RASDAEMON,  # type: ignore[arg-type]
+    return CxlEvent(event=event, memdev=memdev, source=Source.RASDAEMON,
                     timestamp=when, **fields)
 
 
