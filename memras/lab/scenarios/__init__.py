@@ -11,7 +11,7 @@ it is imported, which this package does below, so importing it gives every scena
   ``webhook_receiver`` on the host); ``rasdaemon``: rasdaemon interop;
 * ``capacity``: capacity-policy (with the ``workload`` driver);
 * ``replace``: replace-no-downtime; ``failures``: replace-offline-refused,
-  replace-crash-abort.
+  replace-crash-abort; ``fastswap``: replace-fast-swap.
 
 ``common`` holds what several share (the guest's work directory, DIMM lookups).
 """
@@ -23,6 +23,7 @@ from memras.lab.scenarios import (  # noqa: F401 (imported to register their sce
     boot,
     capacity,
     failures,
+    fastswap,
     hotplug,
     ingest,
     latency,
