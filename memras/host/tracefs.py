@@ -79,6 +79,13 @@ MIN_BUFFER_KB = 64
 MAX_BUFFER_KB = 1 << 18  # 256 MiB per CPU
 
 
+def buffer_has_size(current: int | None, wanted: int) -> bool:
+    """Whether a buffer that reads ``current`` KiB is ``wanted`` KiB as the kernel sizes
+    it: it allocates whole pages of ~4080 data bytes (ring_buffer_resize rounds up) and
+    reads back their total, so 16384 reads as 16387 and the default 1408 as 1410."""
+    return current is not None and wanted <= current < wanted + 4
+
+
 def parse_buffer_kb(text: str) -> int | None:
     """``buffer_size_kb`` as read: ``1408``, or ``7 (expanded: 1408)`` before the buffer
     was first used (the size it will have); None if not a size."""
@@ -229,7 +236,7 @@ class Tracefs:
         if not self.fs.exists(path):
             return None
         current = parse_buffer_kb(self.fs.read(path, default=""))
-        if buffer_kb is not None and current != buffer_kb:
+        if buffer_kb is not None and not buffer_has_size(current, buffer_kb):
             try:
                 self.fs.write(path, str(buffer_kb))
             except OSError as exc:  # ENOMEM: the kernel keeps the old size

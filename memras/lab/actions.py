@@ -391,5 +391,12 @@ def start_trace_counter(lab: Lab, name: str, buffer_kb: int) -> str:
     return path
 
 
+def trace_instance_entries(lab: Lab, path: str) -> int:
+    """Events a trace instance holds unread (``entries`` of per_cpu/*/stats, summed)."""
+    out = lab.check(f"cat {path}/per_cpu/cpu*/stats | awk '/^entries:/ {{n += $2}} "
+                    "END {print n + 0}'")
+    return int(out.strip() or 0)
+
+
 def stop_trace_counter(lab: Lab, path: str) -> None:
     lab.run(f"echo 0 > {path}/events/mce/mce_record/enable; rmdir {path}")
