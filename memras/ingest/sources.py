@@ -36,17 +36,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from memras.host import Host
 from memras.host.edac import EdacDimm
 from memras.host.kmsg import KmsgReader, record_seq
 from memras.host.tracefs import TracePipeReader, TraceSetup, parse_lost_marker
 from memras.ingest.edac_ledger import DEFAULT_GAP_GRACE_S, Ledger, is_own_reset, own_resets
-from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record, TimeSource
+from memras.records import CxlEvent, MemoryErrorEvent, MemoryFailureEvent, Record, TimeSource
 
 if TYPE_CHECKING:
     from memras.ingest.parsers.kernel_log import KernelLogParser
+
+# what a source hands the store: records, and CXL events that are not memory errors
+Batched = Record | CxlEvent
+_R = TypeVar("_R", bound=Batched)
 
 
 MCE_POOL_FULL = "MCE records pool full!"  # arch/x86/kernel/cpu/mce/genpool.c
@@ -67,7 +71,7 @@ class Gap:
 @dataclass
 class SourceBatch:
     source: str
-    records: list[Record] = field(default_factory=list)
+    records: list[Batched] = field(default_factory=list)  # CxlEvents: memras.store.cxl
     cursor: str | None = None  # durable position after this batch is stored
     skipped: list[str] = field(default_factory=list)  # raw text that did not parse
     gaps: list[Gap] = field(default_factory=list)
@@ -88,7 +92,7 @@ class LiveSource(Protocol):
     def stop(self) -> None: ...
 
 
-def with_wall_time(records: list[Record], boot: datetime | None) -> list[Record]:
+def with_wall_time(records: list[_R], boot: datetime | None) -> list[_R]:
     """Give records that only know kernel uptime a timestamp (boot time + uptime).
 
     Health judges events at their own times; an event dated by uptime alone would
@@ -96,14 +100,15 @@ def with_wall_time(records: list[Record], boot: datetime | None) -> list[Record]
     """
     if boot is None:
         return records
-    out: list[Record] = []
+    out: list[_R] = []
     for r in records:
         if r.timestamp is None and r.uptime_s is not None:
             # an uptime no clock reaches, or NaN, is left undated (the store's bounds do
             # the same) instead of killing the source
             with contextlib.suppress(OverflowError, ValueError):
-                r = dataclasses.replace(r, timestamp=boot + timedelta(seconds=r.uptime_s),
-                                        time_source=TimeSource.UPTIME_BOOT)
+                when = boot + timedelta(seconds=r.uptime_s)
+                r = (dataclasses.replace(r, timestamp=when) if isinstance(r, CxlEvent) else
+                     dataclasses.replace(r, timestamp=when, time_source=TimeSource.UPTIME_BOOT))
         out.append(r)
     return out
 
@@ -213,7 +218,8 @@ class KmsgSource:
         """Records held back for a multi-line block that will not be completed."""
         batch = SourceBatch(source=self.name)
         if self._parser is not None:
-            batch.records.extend(with_wall_time(self._parser.flush(), self._boot))
+            flushed = with_wall_time(self._parser.flush(), self._boot)
+            batch.records.extend(flushed)
             if self._last_seq is not None:
                 batch.cursor = boot_cursor(self._boot_id, self._last_seq)
         return batch
@@ -297,7 +303,8 @@ class TraceSource:
                 record = parse(line, boot_time=boot)  # mc_events come dated: no copy
             except Exception:
                 record = None
-            if record is not None and not isinstance(record, MemoryErrorEvent | MemoryFailureEvent):
+            if record is not None and not isinstance(
+                    record, MemoryErrorEvent | MemoryFailureEvent | CxlEvent):
                 batch.ignored += 1  # a machine check that is not a memory error
                 continue
             if record is None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, inspect, select
 
-from memras.store import quick, rasdaemon_schema
+from memras.store import cxl, quick, rasdaemon_schema
 from memras.store.models import STORE_TABLES, SchemaRow
 
 
@@ -178,6 +178,8 @@ MIGRATIONS: list[Migration] = [
               _error_texts),
     Migration(8, "memras_error.rasdaemon_mce_id: an mc_event's mce_record companion",
               _error_mce_companion),
+    Migration(9, "memras_cxl_event: CXL events with the device's own fields",
+              cxl.create_table),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -23,7 +23,7 @@ from memras.store.results import Summary, SummaryGroup
 
 # Must equal migrations.LATEST_VERSION (checked where migrations.py is imported, and in
 # tests); kept here so this module needs no SQLAlchemy import.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _COUNTS = ("SELECT type, label, mc, top_layer, middle_layer, lower_layer, events, errors "
            "FROM memras_error_count")

@@ -23,13 +23,18 @@ class AddResult:
     skipped: int = 0
     skip_reasons: dict[str, int] = field(default_factory=dict)  # reason -> records
     flag_reasons: dict[str, int] = field(default_factory=dict)  # e.g. count:too-large -> rows
+    # CXL events (not Records): memras_cxl_event rows added and seen before (memras.store.cxl)
+    cxl_inserted: int = 0
+    cxl_duplicates: int = 0
 
     def __add__(self, other: AddResult) -> AddResult:
         return AddResult(self.inserted + other.inserted, self.duplicates + other.duplicates,
                          self.new_events + other.new_events, self.flagged + other.flagged,
                          self.skipped + other.skipped,
                          add_counts(self.skip_reasons, other.skip_reasons),
-                         add_counts(self.flag_reasons, other.flag_reasons))
+                         add_counts(self.flag_reasons, other.flag_reasons),
+                         self.cxl_inserted + other.cxl_inserted,
+                         self.cxl_duplicates + other.cxl_duplicates)
 
 
 def add_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:

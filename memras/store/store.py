@@ -51,11 +51,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from memras.errors import StoreError
-from memras.records import DimmLocation, MemoryErrorEvent, Record, Source, TimeSource
+from memras.records import CxlEvent, DimmLocation, MemoryErrorEvent, Record, Source, TimeSource
 from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
 from memras.store.bounds import BoundsChecker, Checked
 from memras.store.checkpoint import WalCheckpointer
+from memras.store.cxl import add_cxl_events
 from memras.store.dimm_ids import DimmFilter
 from memras.store.files import secure_database_files
 from memras.store.migrations import migrate, recorded_versions, schema_problem
@@ -444,7 +445,8 @@ class Store:
 
     # ---- writing events -----------------------------------------------------------
 
-    def add_events(self, events: Iterable[Record], *, cursor: tuple[str, str] | None = None,
+    def add_events(self, events: Iterable[Record | CxlEvent], *,
+                   cursor: tuple[str, str] | None = None,
                    boot_time: datetime | None = None) -> AddResult:
         """Store one batch atomically; returns how many were new, duplicates, flagged
         and skipped.
@@ -456,9 +458,18 @@ class Store:
         the row flagged (:mod:`memras.store.bounds`); a record that still cannot be
         prepared or inserted is skipped, counted in memras_skipped (``store:<source>``)
         with its reason, and the others are stored with the cursor. ``new_events`` are
-        the records as stored (in bounds), which is what health judges.
+        the records as stored (in bounds), which is what health judges. A CxlEvent
+        (a CXL record that is not a memory error) goes to memras_cxl_event
+        (:mod:`memras.store.cxl`), counted in ``cxl_inserted``/``cxl_duplicates``.
         """
-        checked = self._bounds.check_batch(list(events))
+        given = list(events)
+        batch = [e for e in given if not isinstance(e, CxlEvent)]
+        if len(batch) < len(given):  # CXL events that are not memory errors: their table
+            cxl_new, cxl_known = add_cxl_events(
+                self, [e for e in given if isinstance(e, CxlEvent)], boot_time=boot_time)
+            result = self.add_events(batch, cursor=cursor, boot_time=boot_time)
+            return dataclasses.replace(result, cxl_inserted=cxl_new, cxl_duplicates=cxl_known)
+        checked = self._bounds.check_batch(batch)
         prepared, rejected, flags = self._prepare_each(checked, boot_time)
         rejected = checked.rejected + rejected
         try:

@@ -37,11 +37,12 @@ from memras.errors import StoreError, UsageError
 from memras.host import Host
 from memras.ingest.clock import ImportClock, following, import_clock
 from memras.ingest.parsers._common import ParserStats
+from memras.ingest.parsers.cxl import EVENTS as CXL_EVENTS
 from memras.ingest.parsers.ftrace import parse_trace_line, split_trace_line
 from memras.ingest.parsers.kernel_log import KernelLogParser
 from memras.ingest.parsers.mcelog import parse_mcelog
 from memras.ingest.sources import RasdaemonSource
-from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
+from memras.records import CxlEvent, MemoryErrorEvent, MemoryFailureEvent, Record
 from memras.store.results import AddResult, add_counts
 from memras.store.store import Store
 
@@ -82,8 +83,8 @@ class ImportReport:
 
     def add(self, result: AddResult) -> None:
         """What the store did with a batch: records it could not store are skipped too."""
-        self.inserted += result.inserted
-        self.duplicates += result.duplicates
+        self.inserted += result.inserted + result.cxl_inserted  # CXL events: their table
+        self.duplicates += result.duplicates + result.cxl_duplicates
         self.flagged += result.flagged
         self.skipped += result.skipped
         self.skipped_reasons = add_counts(self.skipped_reasons, result.skip_reasons)
@@ -103,15 +104,17 @@ class _Batcher:
                  boot_time: datetime | None, on_stored: OnStored | None = None) -> None:
         self.store, self.report, self.source, self.boot_time = store, report, source, boot_time
         self.on_stored = on_stored
-        self.pending: list[Record] = []
+        self.pending: list[Record | CxlEvent] = []
         # reason -> (inputs not yet counted in memras_skipped, the latest sample)
         self.unsaved: dict[str, tuple[int, str]] = {}
 
     clock: ImportClock | None = None  # dates dmesg/trace records (memras.ingest.clock)
 
     def classify(self, result: object, raw: str, *, malformed: bool = False) -> None:
-        if isinstance(result, MemoryErrorEvent | MemoryFailureEvent):
-            self.pending.append(result if self.clock is None else self.clock.date(result))
+        if isinstance(result, MemoryErrorEvent | MemoryFailureEvent | CxlEvent):
+            # a CxlEvent (CXL, not a memory error) is dated by the store from boot_time
+            self.pending.append(result if self.clock is None or isinstance(result, CxlEvent)
+                                else self.clock.date(result))
             if len(self.pending) >= BATCH_EVENTS:
                 self.flush()
         elif result is not None:
@@ -218,7 +221,8 @@ def _kernel_lines(batcher: _Batcher, lines: Iterable[str]) -> Iterator[str]:
 # ---- one importer per kind ----------------------------------------------------------------
 
 def import_trace(batcher: _Batcher, lines: Iterable[str]) -> None:
-    memory_events = {"mc_event", "mce_record", "memory_failure_event", "extlog_mem_event"}
+    memory_events = {"mc_event", "mce_record", "memory_failure_event", "extlog_mem_event",
+                     *CXL_EVENTS}
     for line in _kernel_lines(batcher, lines):
         if not line.strip():
             continue

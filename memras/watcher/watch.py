@@ -292,8 +292,8 @@ class Watcher:
                 batch.records,
                 cursor=(batch.source, batch.cursor) if batch.cursor is not None else None,
             )
-            stats.inserted += result.inserted
-            stats.duplicates += result.duplicates
+            stats.inserted += result.inserted + result.cxl_inserted  # CXL: memras.store.cxl
+            stats.duplicates += result.duplicates + result.cxl_duplicates
             stats.flagged += result.flagged
             for sample in batch.skipped:
                 self.store.count_skipped(batch.source, sample, reason="not parsable")

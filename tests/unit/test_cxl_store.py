@@ -127,3 +127,54 @@ def test_rasdaemon_cxl_rows_import_as_memory_errors(tmp_path: Path) -> None:
     again = parse_cxl_event("cxl_general_media", error.driver_detail)
     assert again is not None and again.dpa == 0x7C0 and again.transaction_type == 5
     assert memory_error(again) is not None
+
+
+MODULE = (PREFIX.replace("512.408311", "600.000000") + "cxl_memory_module: " + HDR +
+          "event_type='Life Used Change' health_status='MAINTENANCE_NEEDED' "
+          "media_status='Normal' as_life_used=Warning as_dev_temp=Normal "
+          "as_cor_vol_err_cnt=Normal as_cor_per_err_cnt=Normal life_used=91 device_temp=40 "
+          "dirty_shutdown_cnt=2 cor_vol_err_cnt=0 cor_per_err_cnt=0")
+POISON = (PREFIX.replace("512.408311", "601.000000") + "cxl_poison: memdev=mem0 "
+          "host=0000:0d:00.0 serial=7 trace_type=List region=region0 "
+          "region_uuid=2f4c1a6e-3f0e-4a8d-9d1c-6f3b1e2a7c11 hpa=0x290001000 dpa=0x1000 "
+          "dpa_length=0x40 source=Injected flags= overflow_time=0")
+
+
+def test_cxl_events_and_memory_errors_in_one_batch(store: Store) -> None:
+    from datetime import UTC, datetime
+
+    from memras.store.cxl import cxl_events
+    from memras.store.migrations import LATEST_VERSION, applied_versions
+
+    boot = datetime(2024, 12, 5, tzinfo=UTC)
+    batch = [parse_trace_line(line) for line in (DRAM, MODULE, POISON)]
+    result = store.add_events(batch, boot_time=boot)  # type: ignore[arg-type]
+    assert (result.inserted, result.cxl_inserted, result.cxl_duplicates) == (1, 2, 0)
+    assert len(result.new_events) == 1  # health gets the memory error only
+    again = store.add_events(batch, boot_time=boot)  # type: ignore[arg-type]
+    assert (again.inserted, again.duplicates, again.cxl_inserted, again.cxl_duplicates) == (
+        0, 1, 0, 2)
+    stored = cxl_events(store, memdev="mem0")
+    assert [e.event for e in stored] == ["memory_module", "poison"]
+    module, poison = stored
+    assert (module.life_used, module.health_status, module.dirty_shutdown_cnt,
+            module.log_type, module.hdr_flags, module.add_status) == (91, 1, 2, "Warning", 8, 1)
+    assert module.timestamp == datetime(2024, 12, 5, 0, 10, tzinfo=UTC)  # boot + 600 s
+    assert (poison.dpa, poison.hpa, poison.dpa_length, poison.trace_type, poison.source_text,
+            poison.serial) == (0x1000, 0x290001000, 0x40, "List", "Injected", 7)
+    assert poison.raw == POISON
+    with store.engine.connect() as conn:
+        assert 9 in applied_versions(conn) and LATEST_VERSION == 9
+
+
+def test_import_of_a_trace_file_stores_every_cxl_event(store: Store, tmp_path: Path) -> None:
+    from memras.store.cxl import cxl_events
+    from memras.watcher.importing import run_import
+
+    path = tmp_path / "trace.txt"
+    broken = PREFIX + "cxl_poison: memdev=mem0 host=0000:0d:00.0 serial=7 trace_type=List"
+    path.write_text("\n".join([DRAM, MODULE, POISON, broken]) + "\n")
+    report = run_import(store, "trace", str(path))
+    assert (report.inserted, report.skipped) == (3, 1)
+    assert len(store.errors()) == 1 and len(cxl_events(store)) == 2
+    assert run_import(store, "trace", str(path)).duplicates == 3

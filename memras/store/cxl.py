@@ -1,0 +1,172 @@
+"""``memras_cxl_event``: every CXL event memras read, with the fields only CXL has.
+
+A CXL media error (general media, DRAM) is also a ``memras_error`` row, linked to
+rasdaemon's ``cxl_general_media_event``/``cxl_dram_event`` mirror row: that is the
+error the health engine counts. This table holds every CXL event, media ones
+included, with what the device said about itself: its event log (the severity),
+the record flags, DPA, HPA, region, the memory module's health information, poison
+records, AER status and overflow counts (schema migration 9). The columns a query
+filters or a rule reads are columns; the rest of the event's fields are a JSON text.
+
+Same rules as every other source: the time is the record's wall clock, else boot +
+uptime, else the time memras stored it (``time_source`` says which); one event
+read twice (a trace line and rasdaemon's row of it, a file imported again) is stored
+once. Its identity is the device's own: memdev serial (or name), event, record
+handle and the device's timestamp, which every road copies; records without a
+device timestamp (poison, AER, overflow) use the wall clock's 2-second bucket, as
+memras.ingest.parsers.dedup does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from memras.ingest.parsers.cxl import error_type
+from memras.ingest.parsers.dedup import DEFAULT_WINDOW_S
+from memras.records import CxlEvent, Source, TimeSource
+from memras.store.base import Base
+from memras.store.rasdaemon_schema import as_int64
+
+if TYPE_CHECKING:
+    from memras.store.store import Store
+
+TABLE = "memras_cxl_event"
+# CxlEvent fields kept in their own columns (the rest go to ``fields``)
+_COLUMNS = ("event", "memdev", "host", "serial", "log_type", "hdr_flags", "hdr_ts", "dpa",
+            "hpa", "region", "health_status", "media_status", "life_used",
+            "dirty_shutdown_cnt", "trace_type", "count")
+_NOT_STORED = frozenset({"source", "timestamp", "uptime_s", "raw"})
+_U64_FIELDS = frozenset({"serial", "hdr_ts", "dpa", "hpa", "hpa_alias0", "overflow_ts",
+                         "first_ts", "last_ts"})
+
+
+class CxlEventRow(Base):
+    __tablename__ = TABLE
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime, index=True)  # naive UTC
+    time_source: Mapped[str] = mapped_column(String(16))
+    uptime: Mapped[float | None] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(32))
+    error_type: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(32))
+    memdev: Mapped[str] = mapped_column(String(64), index=True)
+    host: Mapped[str] = mapped_column(String(64))
+    serial: Mapped[int | None] = mapped_column(BigInteger)  # u64 stored as signed int64
+    log_type: Mapped[str | None] = mapped_column(String(16))
+    hdr_flags: Mapped[int | None] = mapped_column(Integer)
+    hdr_ts: Mapped[int | None] = mapped_column(BigInteger)  # the device's clock, ns
+    dpa: Mapped[int | None] = mapped_column(BigInteger)
+    hpa: Mapped[int | None] = mapped_column(BigInteger)
+    region: Mapped[str] = mapped_column(String(64), default="")
+    health_status: Mapped[int | None] = mapped_column(Integer)
+    media_status: Mapped[int | None] = mapped_column(Integer)
+    life_used: Mapped[int | None] = mapped_column(Integer)
+    dirty_shutdown_cnt: Mapped[int | None] = mapped_column(BigInteger)
+    trace_type: Mapped[str | None] = mapped_column(String(16))
+    count: Mapped[int | None] = mapped_column(Integer)
+    fields: Mapped[str] = mapped_column(Text)  # the other CxlEvent fields, JSON
+    dedup_key: Mapped[str] = mapped_column(String(255), unique=True)
+    raw: Mapped[str] = mapped_column(Text, default="")
+
+
+def _when(ev: CxlEvent, boot_time: datetime | None, now: datetime
+          ) -> tuple[datetime, TimeSource]:
+    if ev.timestamp is not None:
+        when = ev.timestamp if ev.timestamp.tzinfo else ev.timestamp.replace(tzinfo=UTC)
+        source = TimeSource.RASDAEMON if ev.source is Source.RASDAEMON else TimeSource.KERNEL
+        return when.astimezone(UTC), source
+    if ev.uptime_s is not None and boot_time is not None:
+        return (boot_time + timedelta(seconds=ev.uptime_s)).astimezone(UTC), \
+            TimeSource.UPTIME_BOOT
+    return now, TimeSource.IMPORT
+
+
+def dedup_key(ev: CxlEvent, when: datetime, time_source: TimeSource) -> str:
+    """The event's identity across roads (see the module docstring)."""
+    device = f"s{ev.serial}" if ev.serial else ev.memdev
+    if ev.hdr_ts:  # the device's own clock, which every road copies (rasdaemon: seconds)
+        clock = f"dev{ev.hdr_ts // 1_000_000_000}"
+    elif time_source.is_real:
+        clock = f"wall{math.floor(when.timestamp() / DEFAULT_WINDOW_S)}"
+    elif ev.uptime_s is not None:
+        clock = f"up{math.floor(ev.uptime_s / DEFAULT_WINDOW_S)}"
+    else:
+        clock = "raw" + hashlib.sha1(ev.raw.encode()).hexdigest()[:12]
+    what = (ev.event, ev.hdr_handle, ev.dpa, ev.trace_type, ev.error_status, ev.count)
+    return "|".join([device, clock, *("" if v is None else str(v) for v in what)])[:255]
+
+
+def _row(ev: CxlEvent, boot_time: datetime | None, now: datetime) -> dict[str, Any]:
+    when, time_source = _when(ev, boot_time, now)
+    values = asdict(ev)
+    row: dict[str, Any] = {c: values[c] for c in _COLUMNS}
+    for name in _U64_FIELDS & set(row):
+        row[name] = as_int64(row[name])
+    row["region"] = row["region"] or ""
+    extra = {k: v for k, v in values.items()
+             if k not in _COLUMNS and k not in _NOT_STORED and v not in (None, "")}
+    row.update(time=when.replace(tzinfo=None), time_source=time_source.value,
+               uptime=ev.uptime_s, source=str(ev.source), error_type=str(error_type(ev)),
+               fields=json.dumps(extra, sort_keys=True),
+               dedup_key=dedup_key(ev, when, time_source), raw=ev.raw)
+    return row
+
+
+def add_cxl_events(store: Store, events: Iterable[CxlEvent], *,
+                   boot_time: datetime | None = None) -> tuple[int, int]:
+    """Store CXL events once each; returns (inserted, duplicates)."""
+    now = datetime.now(UTC)
+    rows = [_row(ev, boot_time, now) for ev in events]
+    if not rows:
+        return 0, 0
+    fresh: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        fresh.setdefault(row["dedup_key"], row)
+    with store.session() as session:
+        known = set(session.scalars(select(CxlEventRow.dedup_key).where(
+            CxlEventRow.dedup_key.in_(list(fresh)))))
+        new = [CxlEventRow(**row) for key, row in fresh.items() if key not in known]
+        session.add_all(new)
+    return len(new), len(rows) - len(new)
+
+
+def _u64(value: int | None) -> int | None:
+    return None if value is None else value & ((1 << 64) - 1)
+
+
+def cxl_events(store: Store, *, memdev: str | None = None, event: str | None = None,
+               since: datetime | None = None) -> list[CxlEvent]:
+    """Stored CXL events, oldest first, as CxlEvents (``timestamp`` = the stored time)."""
+    query = select(CxlEventRow).order_by(CxlEventRow.time, CxlEventRow.id)
+    if memdev is not None:
+        query = query.where(CxlEventRow.memdev == memdev)
+    if event is not None:
+        query = query.where(CxlEventRow.event == event)
+    if since is not None:
+        query = query.where(CxlEventRow.time >= since.astimezone(UTC).replace(tzinfo=None))
+    out = []
+    with store.session(write=False) as session:
+        for r in session.scalars(query):
+            values: dict[str, Any] = {c: getattr(r, c) for c in _COLUMNS}
+            for name in _U64_FIELDS & set(values):
+                values[name] = _u64(values[name])
+            values.update(json.loads(r.fields or "{}"))
+            out.append(CxlEvent(**values, source=Source(r.source),
+                                timestamp=r.time.replace(tzinfo=UTC), uptime_s=r.uptime,
+                                raw=r.raw or ""))
+    return out
+
+
+def create_table(conn: Any) -> None:
+    """Migration 9: the table (a fresh database already has it from create_all)."""
+    Base.metadata.create_all(conn, tables=[CxlEventRow.__table__], checkfirst=True)
