@@ -9,6 +9,7 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.errors import UsageError
 from memras.text import escape
+from memras.topology.cxl import locate_cxl
 from memras.topology.inventory import dimm_inventory, resolve_dimm
 from memras.topology.locate import locate
 from memras.topology.naming import display_names, wide_name
@@ -30,15 +31,17 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dimm", help="reverse: the blocks a DIMM backs (label, locator, id…)")
 
 
-@command("locate", "address → page, block, node, zone, ACPI device, DIMM")(_args)
+@command("locate", "address → page, block, node, zone, ACPI device, DIMM, CXL memdev")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.dimm is not None:
         return _reverse(ctx, args.dimm)
     if args.address is None:
         raise UsageError("give an address or --dimm DIMM", hint="e.g. memras locate 0x100201000")
-    loc = locate(ctx.host, parse_address(args.address))
+    address = parse_address(args.address)
+    loc = locate(ctx.host, address)
+    cxl = locate_cxl(ctx.host, address)  # None unless a CXL region maps it
     if ctx.json:
-        ctx.emit_json(dataclasses.asdict(loc))
+        ctx.emit_json({**dataclasses.asdict(loc), "cxl": cxl.as_dict() if cxl else None})
         return 0
     state = loc.block_state or "absent"
     rows = [
@@ -50,6 +53,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ("DIMM", ", ".join(c.name for c in loc.candidates) or None),
         ("mapping", f"{loc.status}: {loc.reason}"),
     ]
+    if cxl is not None:
+        rows += [
+            ("CXL memdev", f"{cxl.memdev or '?'} ({cxl.host or '?'}"
+             + (f", serial {cxl.serial:#x})" if cxl.serial is not None else ")")),
+            ("DPA", f"{cxl.dpa:#x}" if cxl.dpa is not None else None),
+            ("region", f"{cxl.region} (interleave position {cxl.position})"),
+            ("DAX device", cxl.dax),
+        ]
     for name, value in rows:
         ctx.print(f"{name:<12} {escape(str(value)) if value is not None else '-'}")
     return 0

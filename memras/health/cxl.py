@@ -15,10 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from memras.health.verdict import VerdictState
+from memras.health.verdict_rows import current_verdicts
 from memras.ingest.parsers.cxl import HDR_FLAGS, HEALTH_STATUS, MEDIA_STATUS
 from memras.records import CxlEvent
+from memras.store.cxl import cxl_events
+
+if TYPE_CHECKING:
+    from memras.store import Store
 
 LIFE_USED_REPLACE = 90  # percent: the device's own "life used" past which to plan a swap
 _DATA_LOST = frozenset(v for k, v in MEDIA_STATUS.items() if "Lost" in k or "Loss" in k)
@@ -34,7 +40,7 @@ class CxlVerdict:
     def raise_to(self, state: VerdictState, rule: str, reason: str) -> None:
         if state.rank > self.state.rank:
             self.state = state
-        if rule not in self.rules:
+        if rule and rule not in self.rules:
             self.rules.append(rule)
             self.reasons.append(reason)
 
@@ -86,3 +92,22 @@ def judge_cxl(events: Iterable[CxlEvent], *,
             v.raise_to(VerdictState.REPAIR, "cxl-poison",
                        f"{ev.memdev} holds poisoned media (DPA {ev.dpa or 0:#x})")
     return verdicts
+
+
+def memdev_verdicts(store: Store, memdevs: Iterable[str]) -> dict[str, CxlVerdict]:
+    """Each memdev's verdict: the worse of the engine's (its media errors, judged as a
+    DIMM's under the id ``label:memN``: memras.health.keys.location_key) and the one
+    its own severity and health records give (:func:`judge_cxl` over memras_cxl_event).
+    Rules and reasons of both are kept."""
+    names = list(memdevs)
+    engine = current_verdicts(store, [f"label:{m}" for m in names])
+    out: dict[str, CxlVerdict] = {}
+    for m in names:
+        judged = judge_cxl(cxl_events(store, memdev=m)).get(m, CxlVerdict(m))
+        media = engine.get(f"label:{m}")
+        if media is not None:
+            for rule, reason in zip(media.rules, media.reasons, strict=False):
+                judged.raise_to(VerdictState.OK, rule, f"media errors: {reason}")
+            judged.raise_to(media.state, "", "")  # the engine's state, its rules above
+        out[m] = judged
+    return out

@@ -65,3 +65,38 @@ def test_the_worst_reason_wins_and_all_are_kept() -> None:
     assert v["mem0"].rules == ["cxl-maintenance-needed", "cxl-fatal-log"]
     assert (v["mem1"].state, v["mem1"].rules) == (VerdictState.REPAIR, ["cxl-poison"])
     assert rule_for("cxl-life-used-80") is not None  # a site's other limit
+
+
+def test_a_memdev_verdict_joins_the_engines_and_the_devices(tmp_path) -> None:
+    """Media errors go through the same engine as a DIMM's (id ``label:mem0``); the
+    memdev's own records add their rules; the worse state wins."""
+    from datetime import UTC, datetime
+
+    from memras.health.cxl import memdev_verdicts
+    from memras.health.engine import HealthEngine
+    from memras.ingest.parsers.cxl import memory_error
+    from memras.store import Store
+
+    dram = parse_cxl_event("cxl_dram", HDR.format(log="Informational", flags="") + (
+        "dpa=1000 dpa_flags='' descriptor='UNCORRECTABLE_EVENT' type='ECC Error' "
+        "transaction_type='Host Read' channel=2 rank=1 nibble_mask=0 bank_group=3 bank=2 "
+        "row=4660 column=288 cor_mask=00 validity_flags='CHANNEL|RANK|BANK GROUP|BANK|ROW|"
+        "COLUMN' hpa=ffffffffffffffff region= region_uuid=00000000-0000-0000-0000-000000000000"))
+    assert dram is not None
+    when = datetime(2024, 12, 5, tzinfo=UTC)
+    error = memory_error(dram)
+    assert error is not None
+    error = error.__class__(**{**{f: getattr(error, f) for f in error.__slots__},
+                               "timestamp": when})
+    store = Store.open(tmp_path / "m.db")
+    try:
+        result = store.add_events([error, module(health="MAINTENANCE_NEEDED", dirty=1)])
+        assert (result.inserted, result.cxl_inserted) == (1, 1)
+        HealthEngine(store=store).process(result.new_events)
+        v = memdev_verdicts(store, ["mem0", "mem9"])
+        assert v["mem0"].state is VerdictState.REPLACE_NOW  # a UE the device could not correct
+        assert "ue" in v["mem0"].rules and "cxl-maintenance-needed" in v["mem0"].rules
+        assert any(r.startswith("media errors: ") for r in v["mem0"].reasons)
+        assert (v["mem9"].state, v["mem9"].rules) == (VerdictState.OK, [])
+    finally:
+        store.close()

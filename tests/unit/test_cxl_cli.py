@@ -1,0 +1,59 @@
+"""``memras locate`` and ``memras dimms`` on the ``cxl`` simulator profile, and a CXL
+event stream through ``memras import`` into a memdev's verdict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memras.cli import main
+from memras.sim import profiles
+
+REGION = 0x290000000
+
+
+@pytest.fixture
+def cxl(tmp_path: Path) -> tuple[str, str]:
+    profiles.create("cxl", tmp_path / "srv")
+    return str(tmp_path / "srv"), str(tmp_path / "memras.db")
+
+
+def test_locate_names_memdev_dpa_region_and_dax(cxl, capsys) -> None:
+    root, db = cxl
+    assert main(["--root", root, "--db", db, "locate", hex(REGION + 0x3040)]) == 0
+    out = capsys.readouterr().out
+    assert "CXL memdev   mem1 (0000:0e:00.0, serial 0x1)" in out
+    assert "DPA          0x1040" in out and "region0 (interleave position 1)" in out
+    assert "zone         Movable" in out and "node         1" in out
+    assert main(["--root", root, "--db", db, "--json", "locate", str(REGION + 0x40)]) == 0
+    got = json.loads(capsys.readouterr().out)["cxl"]
+    assert (got["memdev"], got["dpa"], got["dax"], got["block"]) == ("mem0", 0x40, "dax0.0", 82)
+    assert main(["--root", root, "--db", db, "--json", "locate", "0x1000"]) == 0
+    assert json.loads(capsys.readouterr().out)["cxl"] is None
+
+
+def test_dimms_lists_memdevs_with_their_verdicts(cxl, capsys, tmp_path: Path) -> None:
+    root, db = cxl
+    trace = tmp_path / "trace.txt"
+    hdr = ("memdev=mem0 host=0000:0d:00.0 serial=0 log=Failure : time=1733356800000000000 "
+           "uuid=fe927475-dd59-4339-a586-79bab113b774 len=128 flags='' handle=1 "
+           "related_handle=0 maint_op_class=0 : ")
+    trace.write_text(
+        "  kworker/u8:3-112 [001] ..... 600.000000: cxl_memory_module: " + hdr
+        + "event_type='Life Used Change' health_status='' media_status='Normal' "
+        "as_life_used=Critical as_dev_temp=Normal as_cor_vol_err_cnt=Normal "
+        "as_cor_per_err_cnt=Normal life_used=96 device_temp=40 dirty_shutdown_cnt=0 "
+        "cor_vol_err_cnt=0 cor_per_err_cnt=0\n")
+    assert main(["--root", root, "--db", db, "import", "trace", str(trace)]) == 0
+    capsys.readouterr()
+    assert main(["--root", root, "--db", db, "--json", "dimms"]) == 0
+    rows = {c["id"]: c for c in json.loads(capsys.readouterr().out)["cxl"]}
+    assert set(rows) == {"mem0", "mem1"}
+    assert rows["mem0"]["verdict"] == "replace-at-next-maintenance"
+    assert rows["mem0"]["rules"] == ["cxl-failure-log", "cxl-life-used-90"]
+    assert rows["mem1"]["verdict"] == "ok" and rows["mem1"]["block_list"] == [82, 83, 84, 85]
+    assert main(["--root", root, "--db", db, "dimms"]) == 0
+    out = capsys.readouterr().out
+    assert "MEMDEV" in out and "mem0" in out and "82-85" in out
