@@ -366,12 +366,21 @@ SCHEMA = Table("memras.toml", {
                     min=86400),
         "rasdaemon_mirror": Key("bool", "also write each event as rasdaemon's row", True),
     }),
+    "fleet": Table("ship to a central PostgreSQL (memras.fleet; memras fleet reads it)", {
+        "url": Key("str", "postgresql+psycopg://USER@HOST/DB (?sslmode=verify-full for TLS)"),
+        "password_file": Key("str", "the database password from a private file (mode 600)"),
+        "interval": Key("duration", "ship what is new this often", "30s", min=1, max=86400),
+        "max_error_backlog": Key("int", "unshipped errors kept for shipping; older are "
+                                 "skipped and counted", 1_000_000, min=1000, max=10**10),
+    }),
     "bmc": Table("the BMC: slot LED in the workflow, SEL as a source (memras.bmc)", {
         "kind": Key("str", "how to reach the BMC", "ipmi", choices=("ipmi", "redfish")),
         "interface": Key("str", "ipmi: in-band (this host's BMC) or over the LAN", "open",
                          choices=("open", "lanplus")),
         "address": Key("str", "ipmi lanplus: host; redfish: https://host[:port]"),
         "port": Key("int", "ipmi lanplus: UDP port (default 623)", min=1, max=65535),
+        "cipher_suite": Key("int", "ipmi lanplus: RMCP+ cipher suite (-C; default: "
+                            "ipmitool asks the BMC)", min=0, max=17),
         "user": Key("str", "the BMC user (lanplus, redfish)"),
         "password_file": Key("str", "the BMC password from a private file (mode 600)"),
         "verify_tls": Key("bool", "redfish: verify the service's certificate", True),

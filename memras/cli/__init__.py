@@ -48,6 +48,7 @@ COMMANDS: dict[str, str] = {
     "doctor": "memras.cli.doctor",
     "errors": "memras.cli.stored_errors",
     "evaluate": "memras.cli.evaluate",
+    "fleet": "memras.cli.fleet",
     "hotplug-test": "memras.cli.hotplug_test",
     "import": "memras.cli.importing",
     "lab": "memras.cli.lab",

@@ -24,6 +24,8 @@ from memras.cli.configcheck import checked_config
 from memras.cli.context import Context
 from memras.config import read_config_file
 from memras.errors import UsageError
+from memras.fleet.identity import host_identity
+from memras.fleet.ship import FleetConfig, ShipperThread, open_shipper
 from memras.health.config import load_config
 from memras.health.dimm_names import attribute_errors
 from memras.host.tracefs import DEFAULT_BUFFER_KB
@@ -161,11 +163,25 @@ def _serve(args: argparse.Namespace, ctx: Context, store: Store, sources: list[L
     if not args.once and not ctx.json:
         ctx.print(f"memras watch: sources {', '.join(s.name for s in sources)}; "
                   f"database {redact(str(ctx.db))}; Ctrl-C or SIGTERM to stop")
+    shipper = _fleet_shipper(ctx)  # [fleet] url: its own thread, own connections
     try:
         return watcher.run(stop, once=args.once)
     finally:
+        if shipper is not None:
+            shipper.stop()
         if pipeline is not None:
             pipeline.close()
+
+
+def _fleet_shipper(ctx: Context) -> ShipperThread | None:
+    """With ``[fleet] url``: the shipper thread started (memras.fleet.ship)."""
+    config = FleetConfig.of(read_config_file(ctx.config))
+    if config is None:
+        return None
+    thread = ShipperThread(open_shipper(str(ctx.db), config, host_identity(ctx.root)),
+                           config.interval_s)
+    thread.start()
+    return thread
 
 
 def _install_pipeline(args: argparse.Namespace, ctx: Context, store: Store,

@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("memras.capacity", "memras.hotplug_test"),
     ("memras.watcher",),
     ("memras.evaluate",),  # replays histories the watcher's importers read
+    ("memras.fleet",),  # ships the areas' tables to a central store; runs evaluate on it
     ("memras.views",),
     # Above production code: nothing below imports the simulator or the lab.
     ("memras.sim", "memras.lab"),

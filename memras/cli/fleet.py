@@ -1,0 +1,184 @@
+"""``memras fleet``: the central PostgreSQL of a fleet of hosts.
+
+``init`` creates or upgrades the fleet tables (once, as the database's owner); ``ship
+--once`` does one shipping pass of this host by hand (``memras watch`` ships by itself
+when ``[fleet] url`` is set); ``hosts``, ``dimms``, ``failures`` and ``replacements``
+only read, so a read-only role is enough for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from memras.cli import command
+from memras.cli.configcheck import checked_config
+from memras.cli.context import Context
+from memras.config import read_config_file
+from memras.errors import StoreError, UsageError
+
+ACTIONS = ("init", "ship", "hosts", "dimms", "failures", "replacements")
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", metavar="URL",
+                   help="the central database (default: [fleet] url of --config)")
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.add_parser("init", help="create or upgrade the fleet tables (the database's owner)")
+    ship = sub.add_parser("ship", help="ship what is new on this host to the central store")
+    ship.add_argument("--once", action="store_true", required=True,
+                      help="one pass, then exit (memras watch ships continuously)")
+    sub.add_parser("hosts", help="every host: last contact, backlog, skipped errors")
+    dimms = sub.add_parser("dimms", help="DIMMs across the fleet, most urgent verdict first")
+    dimms.add_argument("--all", action="store_true", help="also the DIMMs judged ok")
+    sub.add_parser("failures", help="failure rates by manufacturer and part number")
+    sub.add_parser("replacements", help="replacements across the fleet with their audit heads")
+
+
+def _engine(args: argparse.Namespace, ctx: Context) -> Any:
+    from memras.fleet.ship import FleetConfig, central_engine
+
+    checked_config(ctx.config)  # every problem of the file, as `config check` words them
+    config = FleetConfig.of(read_config_file(ctx.config))
+    url = args.url or (config.url if config else None)
+    if not url:
+        raise UsageError("no central database: [fleet] url is not set",
+                         hint="set url in the [fleet] table of --config, or pass --url")
+    password_file = config.password_file if config and not args.url else None
+    return central_engine(url, password_file)
+
+
+@command("fleet", "the fleet's central PostgreSQL: init, ship --once, hosts, dimms, "
+                  "failures, replacements")(_args)
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.action is None:
+        raise UsageError("memras fleet needs an action", hint=f"one of {', '.join(ACTIONS)}")
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from memras.fleet.ship import central_error
+
+    engine = _engine(args, ctx)
+    try:
+        if args.action == "init":
+            return _init(engine, ctx)
+        if args.action == "ship":
+            return _ship(engine, args, ctx)
+        return _read(engine, args, ctx)
+    except SQLAlchemyError as exc:
+        raise central_error("read" if args.action not in ("init", "ship") else args.action,
+                            exc) from exc
+    finally:
+        engine.dispose()
+
+
+def _init(engine: Any, ctx: Context) -> int:
+    from memras.fleet.schema import LATEST_VERSION, migrate
+
+    with engine.begin() as conn:
+        applied = migrate(conn)
+    if ctx.json:
+        ctx.emit_json({"applied": applied, "version": LATEST_VERSION})
+    else:
+        ctx.print(f"fleet schema version {LATEST_VERSION}"
+                  + (f" (applied now: {', '.join(map(str, applied))})" if applied
+                     else " (already current)"))
+    return 0
+
+
+def _ship(engine: Any, args: argparse.Namespace, ctx: Context) -> int:
+    from memras.fleet.identity import host_identity
+    from memras.fleet.ship import FleetConfig, Shipper
+    from memras.store import Store
+
+    config = FleetConfig.of(read_config_file(ctx.config))
+    identity = host_identity(ctx.root)
+    with Store.open(ctx.db, create=False) as local:
+        shipper = Shipper(local, engine, identity,
+                          **({"max_error_backlog": config.max_error_backlog} if config else {}))
+        result = shipper.ship_once()
+    if ctx.json:
+        ctx.emit_json({"host_id": identity.host_id, "hostname": identity.hostname,
+                       **result.as_dict()})
+        return 0
+    sent = sum(result.shipped.values())
+    ctx.print(f"{identity.hostname} ({identity.host_id[:12]}): shipped {sent} rows; "
+              f"backlog {result.backlog}"
+              + (f"; skipped {result.dropped_now} errors beyond the backlog bound"
+                 if result.dropped_now else ""))
+    rows = [(name.removeprefix("fleet_"), n) for name, n in result.shipped.items()]
+    ctx.table(["TABLE", "ROWS"], rows, right=["ROWS"])
+    return 0
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(" ", "seconds") if value is not None else "-"
+
+
+def _read(engine: Any, args: argparse.Namespace, ctx: Context) -> int:
+    from memras.fleet import read
+    from memras.fleet.schema import schema_problem
+
+    with engine.connect() as conn:
+        problem = schema_problem(conn)
+        if problem is not None:
+            raise StoreError(f"central database: {problem}",
+                             hint="`memras fleet init` as the database's owner")
+        handlers: dict[str, Callable[[Any], int]] = {
+            "hosts": lambda c: _hosts(read.hosts(c), ctx),
+            "dimms": lambda c: _dimms(read.dimms(c, include_ok=args.all), ctx),
+            "failures": lambda c: _failures(read.failures(c), ctx),
+            "replacements": lambda c: _replacements(read.replacements(c), ctx),
+        }
+        return handlers[args.action](conn)
+
+
+def _hosts(rows: list[Any], ctx: Context) -> int:
+    if ctx.json:
+        ctx.emit_json([r.as_dict() for r in rows])
+        return 0
+    ctx.table(["HOST", "ID", "LAST CONTACT", "BACKLOG", "SKIPPED", "VERSION"],
+              [(r.hostname, r.host_id[:12], _when(r.last_contact), r.backlog,
+                r.dropped_errors, r.memras_version) for r in rows],
+              right=["BACKLOG", "SKIPPED"], optional=["VERSION", "ID", "SKIPPED"],
+              flex="HOST")
+    return 0
+
+
+def _dimms(rows: list[Any], ctx: Context) -> int:
+    if ctx.json:
+        ctx.emit_json([r.as_dict() for r in rows])
+        return 0
+    if not rows:
+        ctx.print("no DIMM across the fleet has a verdict worse than ok")
+        return 0
+    ctx.table(["HOST", "SLOT", "SERIAL", "PART", "VERDICT", "SINCE", "EVIDENCE"],
+              [(r.hostname, r.label or r.dimm_id, r.serial, r.part, r.verdict,
+                _when(r.since), r.evidence) for r in rows],
+              optional=["PART", "SERIAL", "SINCE"])
+    return 0
+
+
+def _failures(rows: list[Any], ctx: Context) -> int:
+    if ctx.json:
+        ctx.emit_json([r.as_dict() for r in rows])
+        return 0
+    ctx.table(["MANUFACTURER", "PART", "MODULES", "FAILED", "RATE", "MEDIAN AGE"],
+              [(r.manufacturer or "-", r.part or "-", r.modules, r.failed,
+                f"{100 * r.rate:.2f}%",
+                "-" if r.median_age_days is None else f"{r.median_age_days:.0f}d")
+               for r in rows],
+              right=["MODULES", "FAILED", "RATE", "MEDIAN AGE"], flex="PART")
+    return 0
+
+
+def _replacements(rows: list[Any], ctx: Context) -> int:
+    if ctx.json:
+        ctx.emit_json([r.as_dict() for r in rows])
+        return 0
+    ctx.table(["HOST", "ID", "SLOT", "STATE", "STARTED", "AUDIT", "AUDIT HEAD"],
+              [(r.hostname, r.replacement_id, r.dimm_label or r.dimm_id, r.state,
+                _when(r.created_at), r.audit_entries,
+                (r.audit_head or "-")[:16]) for r in rows],
+              right=["ID", "AUDIT"], optional=["AUDIT HEAD", "STARTED"], flex="HOST")
+    return 0

@@ -1,0 +1,214 @@
+"""The fleet's questions, answered from the central store with SELECTs only.
+
+Every function takes a connection and only reads, so a role with ``SELECT`` on the
+fleet tables (docs/user-guide.md, "Running memras on a fleet") runs every read command.
+
+- :func:`hosts`: each host, its last contact, backlog and what the backlog policy skipped.
+- :func:`dimms`: each DIMM's current verdict (its latest verdict row), most urgent
+  first, with the module in the slot now (serial, part, manufacturer).
+- :func:`failures`: modules per manufacturer and part number, how many failed (replaced,
+  or judged replace-* while in the slot) and their age at failure.
+- :func:`replacements`: every replacement with its host and the head of its audit trail.
+
+The DIMMs query reads the verdict table only through its (host_id, dimm_id, local_id)
+index: its cost grows with the number of verdict rows, not with the errors stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, select
+
+from memras.fleet.schema import CENTRAL, HOSTS
+from memras.health.verdict import VerdictState
+
+VERDICTS = CENTRAL["memras_health_verdict"]
+MODULES = CENTRAL["memras_dimm_module"]
+ALERTS = CENTRAL["memras_alert"]
+REPLACEMENTS = CENTRAL["memras_replacement"]
+AUDIT = CENTRAL["memras_audit"]
+
+
+@dataclass(frozen=True)
+class HostRow:
+    host_id: str
+    hostname: str
+    memras_version: str
+    first_contact: datetime
+    last_contact: datetime
+    backlog: int
+    dropped_errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def hosts(conn: Connection) -> list[HostRow]:
+    rows = conn.execute(select(HOSTS).order_by(HOSTS.c.hostname, HOSTS.c.host_id)).mappings()
+    return [HostRow(**dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class FleetDimm:
+    hostname: str
+    host_id: str
+    dimm_id: str
+    label: str | None
+    serial: str | None
+    part: str | None
+    manufacturer: str | None
+    verdict: str
+    since: datetime
+    evidence: str  # the verdict's first reason
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _rank(state: str) -> int:
+    try:
+        return VerdictState(state).rank
+    except ValueError:
+        return -1
+
+
+def dimms(conn: Connection, *, include_ok: bool = False) -> list[FleetDimm]:
+    """Each (host, DIMM)'s latest verdict, most urgent first (then longest standing)."""
+    v = VERDICTS
+    latest = (select(v.c.host_id, v.c.dimm_id, func.max(v.c.local_id).label("last"))
+              .group_by(v.c.host_id, v.c.dimm_id).subquery())
+    query = (select(v.c.host_id, v.c.dimm_id, v.c.state, v.c.time, v.c.reached_at,
+                    v.c.reasons, HOSTS.c.hostname, MODULES.c.serial, MODULES.c.part,
+                    MODULES.c.manufacturer)
+             .join(latest, and_(v.c.host_id == latest.c.host_id,
+                                v.c.local_id == latest.c.last))
+             .join(HOSTS, HOSTS.c.host_id == v.c.host_id, isouter=True)
+             .join(MODULES, and_(MODULES.c.host_id == v.c.host_id,
+                                 MODULES.c.slot_id == v.c.dimm_id,
+                                 MODULES.c.removed_at.is_(None)), isouter=True))
+    if not include_ok:
+        query = query.where(v.c.state != VerdictState.OK.value)
+    labels = _labels(conn)
+    out = []
+    for r in conn.execute(query).mappings():
+        out.append(FleetDimm(
+            hostname=r["hostname"] or r["host_id"], host_id=r["host_id"],
+            dimm_id=r["dimm_id"], label=labels.get((r["host_id"], r["dimm_id"])),
+            serial=r["serial"], part=r["part"], manufacturer=r["manufacturer"],
+            verdict=r["state"], since=r["reached_at"] or r["time"],
+            evidence=_first_reason(r["reasons"])))
+    out.sort(key=lambda d: (-_rank(d.verdict), d.since, d.hostname, d.dimm_id))
+    return out
+
+
+def _labels(conn: Connection) -> dict[tuple[str, str], str]:
+    """Slot labels as the hosts' alerts named them (the DIMMs that matter have alerts)."""
+    a = ALERTS
+    rows = conn.execute(select(a.c.host_id, a.c.dimm_id, a.c.dimm_label)
+                        .where(a.c.dimm_id.is_not(None), a.c.dimm_label.is_not(None))
+                        .order_by(a.c.local_id))
+    return {(h, d): label for h, d, label in rows if label}
+
+
+def _first_reason(reasons: Any) -> str:
+    try:
+        values = json.loads(reasons) if isinstance(reasons, str) else reasons
+    except ValueError:
+        return str(reasons)
+    if isinstance(values, list) and values:
+        return str(values[0])
+    return ""
+
+
+@dataclass(frozen=True)
+class FailureRate:
+    manufacturer: str
+    part: str
+    modules: int
+    failed: int
+    median_age_days: float | None  # age at failure
+
+    @property
+    def rate(self) -> float:
+        return self.failed / self.modules if self.modules else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rate": round(self.rate, 6)}
+
+
+def failures(conn: Connection) -> list[FailureRate]:
+    """Per manufacturer and part number: modules seen, modules failed, median age at
+    failure. A module failed when it was removed by a replacement, or when the latest
+    verdict of its slot is replace-* while it is still in the slot."""
+    replace = {VerdictState.REPLACE_NOW.value, VerdictState.REPLACE_LATER.value}
+    flagged = {(d.host_id, d.dimm_id, d.since) for d in dimms(conn) if d.verdict in replace}
+    flagged_slots = {(h, s): since for h, s, since in flagged}
+    groups: dict[tuple[str, str], list[float | None]] = defaultdict(list)
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    m = MODULES
+    for r in conn.execute(select(m.c.host_id, m.c.slot_id, m.c.manufacturer, m.c.part,
+                                 m.c.installed_at, m.c.removed_at, m.c.replacement_id)
+                          ).mappings():
+        key = (r["manufacturer"] or "", r["part"] or "")
+        seen[key] += 1
+        failed_at = None
+        if r["removed_at"] is not None and r["replacement_id"] is not None:
+            failed_at = r["removed_at"]
+        elif r["removed_at"] is None and (r["host_id"], r["slot_id"]) in flagged_slots:
+            failed_at = flagged_slots[(r["host_id"], r["slot_id"])]
+        if failed_at is not None:
+            installed = r["installed_at"]
+            groups[key].append((failed_at - installed).total_seconds() / 86400
+                               if installed else None)
+    out = []
+    for key, n in seen.items():
+        ages = sorted(a for a in groups.get(key, []) if a is not None)
+        median = ages[len(ages) // 2] if ages else None
+        out.append(FailureRate(key[0], key[1], n, len(groups.get(key, [])), median))
+    out.sort(key=lambda f: (-f.rate, -f.failed, f.manufacturer, f.part))
+    return out
+
+
+@dataclass(frozen=True)
+class FleetReplacement:
+    hostname: str
+    host_id: str
+    replacement_id: int
+    dimm_id: str
+    dimm_label: str
+    state: str
+    created_at: datetime
+    finished_at: datetime | None
+    audit_entries: int
+    audit_head: str | None  # the hash of the replacement's last audit entry
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def replacements(conn: Connection) -> list[FleetReplacement]:
+    r, a = REPLACEMENTS, AUDIT
+    heads: dict[tuple[str, int], tuple[int, str]] = {}
+    for host, rid, _seq, digest in conn.execute(
+            select(a.c.host_id, a.c.replacement_id, a.c.local_id, a.c.hash)
+            .where(a.c.replacement_id.is_not(None)).order_by(a.c.local_id)):
+        count = heads.get((host, rid), (0, ""))[0]
+        heads[(host, rid)] = (count + 1, digest)
+    out = []
+    for row in conn.execute(
+            select(r, HOSTS.c.hostname).join(HOSTS, HOSTS.c.host_id == r.c.host_id,
+                                             isouter=True)
+            .order_by(r.c.created_at, r.c.host_id, r.c.local_id)).mappings():
+        count, head = heads.get((row["host_id"], row["local_id"]), (0, None))
+        out.append(FleetReplacement(
+            hostname=row["hostname"] or row["host_id"], host_id=row["host_id"],
+            replacement_id=row["local_id"], dimm_id=row["dimm_id"],
+            dimm_label=row["dimm_label"] or "", state=row["state"],
+            created_at=row["created_at"], finished_at=row["finished_at"],
+            audit_entries=count, audit_head=head))
+    return out
