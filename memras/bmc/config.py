@@ -24,6 +24,7 @@ class BmcConfig:
     interface: str = "open"
     address: str | None = None
     port: int | None = None
+    cipher_suite: int | None = None
     user: str | None = None
     password_file: str | None = None
     verify_tls: bool = True
@@ -41,7 +42,8 @@ class BmcConfig:
         if interface not in INTERFACES:
             raise UsageError(f"[bmc] interface = {interface!r}: use open or lanplus")
         cfg = cls(kind=kind, interface=interface, address=raw.get("address"),
-                  port=raw.get("port"), user=raw.get("user"),
+                  port=raw.get("port"), cipher_suite=raw.get("cipher_suite"),
+                  user=raw.get("user"),
                   password_file=raw.get("password_file"),
                   verify_tls=bool(raw.get("verify_tls", True)), ca_file=raw.get("ca_file"),
                   timeout_s=parse_duration(raw.get("timeout", "20s"), what="timeout",
