@@ -92,7 +92,8 @@ def read_bert(host: Host, seen: list[str]) -> BeforeBoot:
     try:
         region = host.bert.region()
     except Exception as exc:  # unreadable (not root): one line, never a traceback
-        found.skipped.append(f"cannot read the BERT region: {getattr(exc, 'msg', exc)}")
+        found.skipped.append(f"cannot read the BERT region: {getattr(exc, 'msg', exc)} "
+                             "(the kernel makes it readable by root only)")
         return found
     if region is None:
         return found
