@@ -15,7 +15,9 @@ and the ``.memras-sim/`` marker with the simulator state, and returns a
 - ``large``: 16,384 blocks on 4 nodes with mixed states, zones and (pre-5.8
   kernel) removable flags, for benchmarks and lsmem merging;
 - ``demo``: two sockets with one PNP0C80 per DIMM (non-interleaved, Movable), EDAC
-  and SMBIOS, so a whole replacement can be played out.
+  and SMBIOS, so a whole replacement can be played out;
+- ``cxl``: ``qemu-guest`` plus two CXL Type-3 memdevs interleaved into one region whose
+  DAX device is onlined Movable on node 1 (memras.sim.cxl).
 """
 
 from __future__ import annotations
@@ -285,6 +287,13 @@ def demo() -> ServerSpec:
         auto_online_blocks="online_movable", hotplug_base=4 * GiB, seed=99)
 
 
+def cxl() -> ServerSpec:
+    """The lab guest plus two CXL Type-3 memdevs, one 2-way region onlined on node 1."""
+    from memras.sim.cxl import cxl_spec  # memras.sim.cxl builds on qemu_guest above
+
+    return cxl_spec()
+
+
 PROFILES: dict[str, Callable[[], ServerSpec]] = {
     "skylake-2s": skylake_2s,
     "epyc": epyc,
@@ -292,14 +301,8 @@ PROFILES: dict[str, Callable[[], ServerSpec]] = {
     "qemu-guest": qemu_guest,
     "large": large,
     "demo": demo,
-    "cxl": lambda: _cxl_spec(),
+    "cxl": cxl,
 }
-
-
-def _cxl_spec() -> ServerSpec:
-    from memras.sim.cxl import cxl_spec  # memras.sim.cxl builds on qemu_guest above
-
-    return cxl_spec()
 
 
 # --- writing a server ------------------------------------------------------------------
