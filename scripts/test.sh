@@ -16,6 +16,9 @@ command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 # promtool check/test rules on contrib/prometheus, a real server scraping memras (tests/unit/metrics)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+# a real BMC for the [bmc] tests: OpenIPMI's ipmi_sim, driven with Debian's ipmitool
+command -v ipmi_sim >/dev/null || need_apt+=(openipmi)
+command -v ipmitool >/dev/null || need_apt+=(ipmitool)
 # a throw-away PostgreSQL cluster (tests/fixtures/postgres.py): the fleet and two-dialect tests
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -71,7 +71,11 @@ def match_slot(members: list[tuple[str, dict[str, Any]]], wanted: list[str]
 
 class RedfishClient:
     def __init__(self, config: BmcConfig, *, transport: Any = None) -> None:
-        import httpx  # imported here: only a Redfish BMC needs it
+        try:
+            import httpx  # imported here: only a Redfish BMC needs it
+        except ImportError:
+            raise BmcError("a Redfish BMC needs the httpx package",
+                           hint="pip install 'memras[bmc]'") from None
 
         self.config = config
         base = str(config.address or "").rstrip("/")

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                          hint="add a [bmc] table to memras.toml (see the user guide, "
                               "'Finding the slot: the BMC LED')")
     on = args.state == "on"
-    names, found = ([], "")
+    names: list[str] = []
+    found = ""
     if args.dimm:
         names, found = _names(ctx, args.dimm)
     elif config.kind == "redfish":
