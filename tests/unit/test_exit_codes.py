@@ -61,6 +61,7 @@ CASES: list[tuple[str, str, list[str], int]] = [
     ("lab", "bad input", ["lab", "run", "no-such-scenario"], 2),
     ("labels", "ok", ["labels", *R], 0),
     ("labels", "bad input", ["labels", "--mainboard", "nocolon", *R], 2),
+    ("led", "bad input", ["led", "on", "--config", "{tmp}/good.toml"], 2),  # no [bmc]
     ("locate", "ok", ["locate", "0x1000", *R], 0),
     ("locate", "bad input", ["locate", "zzz", *R], 2),
     ("partition", "bad input", ["partition", "move", "1G", "--from", "a", "--to", "a"], 2),
@@ -94,6 +95,7 @@ NO_OK_CASE = {
     "tui": "needs a terminal: tests/unit/tui (Pilot)",
     "vm": "needs a running QEMU: tests/unit/capacity/test_vm_partition.py",
     "partition": "needs two running QEMU guests: tests/unit/capacity/test_two_guests.py",
+    "led": "needs a BMC: tests/unit/test_bmc_ipmi.py (ipmi_sim), test_bmc_redfish.py",
 }
 
 
