@@ -163,12 +163,13 @@ def _serve(args: argparse.Namespace, ctx: Context, store: Store, sources: list[L
     if not args.once and not ctx.json:
         ctx.print(f"memras watch: sources {', '.join(s.name for s in sources)}; "
                   f"database {redact(str(ctx.db))}; Ctrl-C or SIGTERM to stop")
-    shipper = _fleet_shipper(ctx)  # [fleet] url: its own thread, own connections
+    shipper = None
     try:
+        shipper = _fleet_shipper(ctx)  # [fleet] url: its own thread, own connections
         return watcher.run(stop, once=args.once)
     finally:
         if shipper is not None:
-            shipper.stop()
+            shipper.stop(final_pass=args.once)
         if pipeline is not None:
             pipeline.close()
 

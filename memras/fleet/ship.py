@@ -319,9 +319,16 @@ class ShipperThread(threading.Thread):
                 wait = min(max(wait, 1.0) * 2, MAX_BACKOFF_S)
             self.stop_event.wait(wait)
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def stop(self, timeout_s: float = 30.0, *, final_pass: bool = False) -> None:
+        """Stop the thread; ``final_pass``: then ship what is left (``watch --once``),
+        logging one warning when the central store is down (the rows wait locally)."""
         self.stop_event.set()
         self.join(timeout_s)
+        if final_pass:
+            try:
+                self.shipper.ship_once()
+            except Exception as exc:  # noqa: BLE001 - the local store keeps the rows
+                log.warning("fleet: %s (shipped next time)", exc)
 
 
 def open_shipper(local_db: str, config: FleetConfig, identity: HostIdentity,

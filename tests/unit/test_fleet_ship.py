@@ -37,8 +37,8 @@ def central(pg_url: str) -> str:
     return pg_url
 
 
-def _host(tmp_path: Path, n: int) -> tuple[Path, Path]:
-    """A simulated server that watched its recorded row fault: (root, database)."""
+def _host_root(tmp_path: Path, n: int) -> Path:
+    """A simulated server with its recorded row fault to read, machine id n, its name."""
     root = tmp_path / f"host{n}"
     profiles.create("demo", root)
     for suffix in ("kmsg", "trace"):
@@ -46,6 +46,12 @@ def _host(tmp_path: Path, n: int) -> tuple[Path, Path]:
     (root / "etc").mkdir(exist_ok=True)
     (root / "etc" / "machine-id").write_text(f"{n:032x}\n")
     (root / "etc" / "hostname").write_text(f"rack1-host{n}\n")
+    return root
+
+
+def _host(tmp_path: Path, n: int) -> tuple[Path, Path]:
+    """A simulated server that watched its recorded row fault: (root, database)."""
+    root = _host_root(tmp_path, n)
     db = tmp_path / f"host{n}.db"
     assert main(["--root", str(root), "--db", str(db), "--json", "watch", "--once"]) == 0
     return root, db
