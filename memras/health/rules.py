@@ -140,26 +140,26 @@ RULES: tuple[Rule, ...] = (
          "[verdict] sticky"),
     Rule("replaced", "memras module registry",
          "the module was replaced; the new one starts with no history -> ok"),
-    Rule("cxl-fatal-log", "CXL 3.1 r8.2.9.2 (event log types)",
+    Rule("cxl-fatal-log", "CXL 3.0 r8.2.9.2.2 event log types (rasdaemon ras-cxl-handler.c)",
          "the CXL memdev put a record in its Fatal event log -> replace-now"),
-    Rule("cxl-failure-log", "CXL 3.1 r8.2.9.2 (event log types)",
+    Rule("cxl-failure-log", "CXL 3.0 r8.2.9.2.2 event log types (rasdaemon ras-cxl-handler.c)",
          "the CXL memdev put a record in its Failure event log -> "
          "replace-at-next-maintenance"),
-    Rule("cxl-replacement-needed", "CXL 3.1 r8.2.9.2.1 record flags, r8.2.9.9.3.1 health "
+    Rule("cxl-replacement-needed", "CXL 3.0 Table 8-42 record flags; CXL 3.1 Table 8-133 health "
          "status", "the memdev set HARDWARE_REPLACEMENT_NEEDED (a record) or "
          "REPLACEMENT_NEEDED (its health status) -> replace-now"),
-    Rule("cxl-maintenance-needed", "CXL 3.1 r8.2.9.2.1, r8.2.9.9.3.1",
+    Rule("cxl-maintenance-needed", "CXL 3.0 Table 8-42; CXL 3.1 Table 8-133",
          "the memdev says it needs maintenance -> watch"),
-    Rule("cxl-performance-degraded", "CXL 3.1 r8.2.9.2.1, r8.2.9.9.3.1",
+    Rule("cxl-performance-degraded", "CXL 3.0 Table 8-42; CXL 3.1 Table 8-133",
          "the memdev reports degraded performance -> watch"),
-    Rule("cxl-life-used-90", "CXL 3.1 r8.2.9.9.3.1 (life used)",
+    Rule("cxl-life-used-90", "CXL 3.1 Table 8-133 (life used)",
          "the memdev's own life-used percentage reached the limit -> "
          "replace-at-next-maintenance", "90 %", "-", r"cxl-life-used-\d+"),
-    Rule("cxl-media-data-lost", "CXL 3.1 r8.2.9.9.3.1 (media status)",
+    Rule("cxl-media-data-lost", "CXL 3.1 Table 8-133 (media status)",
          "the memdev's media status says data or write persistence is lost -> replace-now"),
-    Rule("cxl-dirty-shutdown", "CXL 3.1 r8.2.9.9.3.1 (dirty shutdown count)",
+    Rule("cxl-dirty-shutdown", "CXL 3.1 Table 8-133 (dirty shutdown count)",
          "the memdev's dirty shutdown count rose between two health records -> watch"),
-    Rule("cxl-poison", "CXL 3.1 r8.2.9.9.4 (poison list)",
+    Rule("cxl-poison", "the kernel's cxl_poison event (the device's poison list)",
          "the memdev lists or was injected with poisoned media -> repair-by-page-offlining"),
 )
 

@@ -17,8 +17,9 @@ sysfs-bus-dax), read only:
 - ``/sys/bus/dax/devices/daxR.I``: ``target_node``, ``resource`` (HPA start, hex),
   ``size``; it lives under ``regionN/dax_regionN``.
 
-:func:`hpa_to_dpa` does the region's interleave arithmetic (CXL 3.1 r8.2.4.20.13:
-position = (offset / granularity) mod ways; the DPA skips the other ways' chunks).
+:func:`hpa_to_dpa` does the region's modulo interleave arithmetic (the inverse of the
+kernel's cxl_dpa_to_hpa() for power-of-two ways: position = (offset / granularity)
+mod ways; the DPA skips the other ways' chunks).
 """
 
 from __future__ import annotations

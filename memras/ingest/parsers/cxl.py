@@ -37,9 +37,10 @@ numbering (spec Table 8-46: 1 Scrub Media ECC Error, 2 Invalid Address), which
 later kernels print. Fields the record's ``validity_flags`` mark invalid (the kernel
 prints them as 0) are None. ``hpa`` all ones (no region maps the DPA) is None.
 
-CE or UE, as the CXL spec means it (r8.2.9.2.1.1, Memory Event Descriptor bit 0:
-"Uncorrectable Event: when set, the reported event is uncorrectable by the device;
-when cleared, the device corrected it"): a general media or DRAM event is
+CE or UE, as the CXL spec means it (CXL 3.1 r8.2.9.2.1.1, the Memory Event
+Descriptor's bit 0, Uncorrectable Event: set when the device could not correct the
+event, clear when it corrected it; the kernel prints it as ``UNCORRECTABLE_EVENT``
+and rasdaemon's handler decodes the same bit): a general media or DRAM event is
 Uncorrected when its descriptor has ``UNCORRECTABLE_EVENT``, Corrected otherwise;
 any record from the Fatal event log is Fatal. Poison found or injected is
 Uncorrected (the data is lost), a poison Clear is Info; AER uncorrectable is
