@@ -76,6 +76,8 @@ EXIT: dict[str, tuple[int, str]] = {
     "memras capacity offline 256M": (3, "no terminal and no --yes: refused, nothing changed"),
     "memras capacity offline 0x": (3, "no terminal and no --yes: refused, nothing changed"),
     "memras capacity online 1g": (3, "the demo's offline memory is none: nothing to online"),
+    "memras led ": (2, "the demo server's config has no [bmc]; tests/unit/test_bmc_ipmi.py "
+                       "and test_bmc_redfish.py light real (simulated) BMCs"),
 }
 # Placeholder words of the guide -> what the test types (DIR/G/SIM: see _substitute).
 WORDS = {"DIMM": "P1-DIMMD1", "ID": "1", "N": "5", "TEXT": "docs example", "SIZE": "128M",
@@ -91,6 +93,7 @@ PATHS = {
     "errors.csv": str(DATA / "evaluate" / "errors.csv"),
     "tickets.csv": str(DATA / "evaluate" / "tickets.csv"),
     "t.csv": str(DATA / "evaluate" / "tickets.csv"),
+    "sel.txt": str(DATA / "sel" / "public-elist.txt"),  # ipmitool sel elist, real lines
 }
 
 
