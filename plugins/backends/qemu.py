@@ -22,9 +22,19 @@ from memras.qemu.qmp import OST_FAILURES, event_data, qmp_library
 from memras.workflow.backends import Backend, BackendResult, Target
 
 
+def slot_number(uid: str | None) -> int | None:
+    """The QEMU slot from the ACPI ``_UID`` as the guest kernel shows it: "1" or, as
+    Linux prints an integer _UID of QEMU's DIMM devices, "0x01"; None if not a number."""
+    try:
+        return None if uid is None else int(str(uid), 0)
+    except ValueError:
+        return None
+
+
 def _matches(dev: dict[str, Any], target: Target) -> bool:
     data = dev.get("data", {})
-    if target.slot is not None and str(data.get("slot")) == str(target.slot):
+    slot = slot_number(target.slot)
+    if slot is not None and data.get("slot") == slot:
         return True
     return data.get("addr") == target.start and data.get("size") == target.size
 
@@ -124,7 +134,8 @@ class QemuBackend(Backend):
     async def _insert(self, qmp, target: Target) -> BackendResult:
         if await self._find(qmp, target) is not None:
             return BackendResult(True, "a DIMM is already in that slot")
-        suffix = str(target.slot or "x")
+        slot = slot_number(target.slot)
+        suffix = str(slot) if slot is not None else "x"
         mem_id, dev_id = f"memras-mem{suffix}", f"memras-dimm{suffix}"
         for obj in await qmp.execute("qom-list", {"path": "/objects"}):
             if obj.get("name") == mem_id:
@@ -132,7 +143,7 @@ class QemuBackend(Backend):
         await qmp.execute("object-add", {"qom-type": "memory-backend-ram", "id": mem_id,
                                          "size": target.size})
         args: dict[str, Any] = {"driver": "pc-dimm", "id": dev_id, "memdev": mem_id}
-        if target.slot is not None and str(target.slot).isdigit():
-            args["slot"] = int(target.slot)
+        if slot is not None:
+            args["slot"] = slot
         await qmp.execute("device_add", args)
         return BackendResult(True, f"QEMU added {dev_id}", {"qemu_id": dev_id})
