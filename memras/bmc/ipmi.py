@@ -34,8 +34,8 @@ IPMITOOL = "ipmitool"
 FORBID_ENV = "MEMRAS_FORBID_REAL_WRITES"
 # ipmitool's lanplus prints this on stderr when the BMC lacks the cipher-suite query
 # (OpenIPMI's ipmi_sim, many older BMCs), then goes on with a default suite: not an
-# error, but the query's retries cost ~10 s per call (measured against ipmi_sim 2.0.33,
-# 0.3 s with -C 3): such a BMC wants [bmc] cipher_suite
+# error, but the query's retries cost seconds per call (docs/performance.md, "BMC slot
+# LED"): such a BMC wants [bmc] cipher_suite
 _NOISE = ("Unable to Get Channel Cipher Suites",)
 
 
