@@ -231,3 +231,25 @@ def test_format_body_reads_back_the_same_fields(line: str) -> None:
     for name in CxlEvent.__dataclass_fields__:
         if name not in skip and name not in ("hdr_uuid",):
             assert getattr(again, name) == getattr(ev, name), name
+
+
+def test_the_kernel_log_form_of_a_media_event() -> None:
+    """tp_printk prints trace events to the log: the real 6.8 line above, in dmesg."""
+    from memras.ingest.parsers._common import ParserStats
+    from memras.ingest.parsers.kernel_log import parse_kernel_log
+    from memras.records import Source
+
+    stats = ParserStats()
+    module = ("[  194.000001] cxl_memory_module: " + HDR_612 + "event_type='Life Used Change' "
+              "health_status='' media_status='Normal' as_life_used=Normal as_dev_temp=Normal "
+              "as_cor_vol_err_cnt=Normal as_cor_per_err_cnt=Normal life_used=1 device_temp=3 "
+              "dirty_shutdown_cnt=0 cor_vol_err_cnt=0 cor_per_err_cnt=0")
+    broken = "[  194.000002] cxl_dram: memdev=mem0 host=x serial=0"
+    records = list(parse_kernel_log([REAL_68, module, broken], stats=stats))
+    assert len(records) == 1
+    (error,) = records
+    assert isinstance(error, MemoryErrorEvent)
+    assert error.source is Source.KMSG and error.uptime_s == pytest.approx(193.086589)
+    assert error.error_type is ErrorType.UNCORRECTED and error.location.label == "mem1"
+    assert error.raw == REAL_68
+    assert stats.malformed == 1 and stats.malformed_samples == [broken]

@@ -55,6 +55,8 @@ from memras.ingest.parsers._common import (
     hex_int,
     walltime_to_datetime,
 )
+from memras.ingest.parsers.cxl import EVENTS as CXL_EVENTS
+from memras.ingest.parsers.cxl import memory_error, parse_cxl_event
 from memras.ingest.parsers.ghes import GHES_LINE, GHES_START, GhesBlock
 from memras.ingest.parsers.locations import (
     layers_from_edac_location,
@@ -294,6 +296,8 @@ class KernelLogParser:
         elif msg.startswith(_FATAL_LINES) and self._group is not None and self._group.regs:
             self._group.lines.append(line)
             self._group.fatal = True
+        elif msg.startswith("cxl_") and ": memdev=" in msg:
+            out += self._cxl(p, line)
         elif "fake error to" in msg and msg.startswith("Generating"):
             self._skip_next_edac = True
             self.stats.ignored += 1
@@ -302,6 +306,25 @@ class KernelLogParser:
         out = self._number_repeats(out)
         self.stats.records += len(out)
         return out
+
+    def _cxl(self, p: Prefixed, line: str) -> list[Record]:
+        """A CXL trace event printed to the log (``tp_printk`` on the kernel command
+        line: ``cxl_general_media: memdev=…``): a media error is its memory error
+        (memras.ingest.parsers.cxl); the other CXL records are not memory errors and a
+        log has no road to memras_cxl_event, so they are counted as ignored."""
+        event, _, body = p.message.partition(": ")
+        ev = parse_cxl_event(event, body, uptime_s=p.uptime_s, raw=line, source=self.source)
+        if ev is None:
+            if event in CXL_EVENTS:
+                self.stats.note_malformed(line)
+            else:
+                self.stats.ignored += 1
+            return []
+        error = memory_error(ev)
+        if error is None:
+            self.stats.ignored += 1
+            return []
+        return [replace(error, timestamp=p.timestamp, kmsg_seq=p.kmsg_seq)]
 
     def _unrelated(self, msg: str = "") -> list[Record]:
         """A foreign line; too many of them end the open group (its fault is over)."""
