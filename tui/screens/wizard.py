@@ -100,6 +100,7 @@ class WizardScreen(Screen[None]):
         self.driver: WizardDriver | None = None
         self.phase = "opening"
         self.latest: WizardUpdate | None = None
+        self.reached: State | None = None  # the state the last step (or update) left
         self.log_lines: list[Text] = []
         self.running_step: str | None = None
         self.failed_step: str | None = None
@@ -187,6 +188,7 @@ class WizardScreen(Screen[None]):
     def step_done(self, message: WizardStepDone) -> None:
         outcome = message.outcome
         self.failed_step = None if outcome.ok else outcome.step
+        self.reached = outcome.state
         mark = Text(" ok  " if outcome.ok else " FAIL ",
                     style="green" if outcome.ok else "bold white on red")
         self.log_lines.append(mark + Text(f" {outcome.step}: ") + Text(escape(outcome.message)))
@@ -201,6 +203,9 @@ class WizardScreen(Screen[None]):
         bar = self.query_one("#wizard-overall", ProgressBar)
         bar.update(total=max(p.total_blocks, 1), progress=p.done_blocks)
         self.running_step = p.step
+        if self.reached is not None:  # ▶ on the step the blocks are moving in
+            self.query_one("#wizard-steps", Static).update(
+                steps_text(self.reached, p.step, self.failed_step))
         label = (f"{p.step}: block {min(p.done_blocks + 1, p.total_blocks)} of "
                  f"{p.total_blocks} ({escape(p.message)})   {eta_text(p.eta_s)}")
         self.query_one("#wizard-progress-label", Static).update(Text(label))
@@ -221,7 +226,7 @@ class WizardScreen(Screen[None]):
         snap = update.snapshot
         if update.finished:
             self.set_phase("done")
-            body = summary_text(snap)
+            body = summary_text(snap, self.confirmation().name)
             if update.error:
                 body = body + Text("\n") + Text(escape(update.error), style="bold red")
             self.main(body)
@@ -256,6 +261,7 @@ class WizardScreen(Screen[None]):
 
     def show(self, update: WizardUpdate) -> None:
         self.latest = update
+        self.reached = update.state
         snap = update.snapshot
         target = snap["target"]["target"]
         self.running_step = None

@@ -138,7 +138,36 @@ def eta_text(eta_s: float | None) -> str:
     return f"ETA {minutes:02d}:{seconds:02d}"
 
 
-def summary_text(snapshot: dict[str, Any]) -> Text:
+def _runs(blocks: Sequence[int]) -> list[tuple[int, int]]:
+    """Consecutive block numbers as (first, last) runs."""
+    runs: list[tuple[int, int]] = []
+    for b in sorted(blocks):
+        if runs and b == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], b)
+        else:
+            runs.append((b, b))
+    return runs
+
+
+def next_commands(snapshot: dict[str, Any], name: str | None = None) -> list[str]:
+    """What to run after a replacement that did not replace: the blocks it left offline
+    back online (``--on-failure leave``), or the same replacement again once the cause is
+    fixed (rolled back, refused). ``name``: the slot label the wizard asked for."""
+    state = snapshot["state"]
+    target = (snapshot.get("target") or {}).get("target") or {}
+    who = name or target.get("locator") or target.get("label") or target.get("dimm_id") or "?"
+    if state == "left-offline":
+        offline = [b["block"] for b in snapshot["blocks"]["old"] if b["status"] == "offline"]
+        return [f"memras capacity online --blocks {a}{f'-{b}' if b != a else ''} --zone Movable"
+                for a, b in _runs(offline)]
+    if state in ("rolled-back", "refused"):
+        return [f"memras replace {who}"]
+    return []
+
+
+def summary_text(snapshot: dict[str, Any], name: str | None = None) -> Text:
+    """The end of a replacement: the outcome, where the memory is, why, and what to run
+    next (:func:`next_commands`); ``name`` the slot label the wizard asked for."""
     state = snapshot["state"]
     style = "bold white on green" if state == "closed" else "bold black on yellow"
     words = {"closed": "REPLACED", "rolled-back": "ROLLED BACK: nothing was replaced",
@@ -159,6 +188,13 @@ def summary_text(snapshot: dict[str, Any]) -> Text:
     if result.get("checks"):
         out.append("\n")
         out.append_text(checks_text(result["checks"]))
+    commands = next_commands(snapshot, name)
+    if commands:
+        out.append("\nto bring them back online: " if state == "left-offline"
+                   else "\nonce the cause is fixed, try again (or r on the DIMM): ", style="bold")
+        for i, command in enumerate(commands):
+            out.append(", " if i else "")
+            out.append_text(safe(command, "bold cyan"))
     out.append(f"\nreplacement #{snapshot['id']} is in the audit trail (u: audit screen)")
     return out
 
