@@ -27,6 +27,7 @@ from memras.alerts.alert import AlertState
 from memras.alerts.naming import inventory_namer, named_all
 from memras.alerts.service import SqlAlertStore
 from memras.health.api import current_verdicts, verdict_history
+from memras.health.classify import _bank_text
 from memras.health.closing import Closing, read_closings
 from memras.health.dimm_names import DimmNames
 from memras.health.models import PageStateRow
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 RATE_HOURS = 24
 DETAIL_EVENT_LIMIT = 5000
 UNCORRECTED_TYPES = ("Uncorrected", "Fatal", "Deferred")
-ROW_BUCKETS = 16  # heat map columns: the row address space folded into this many bins
+HEAT_ROW_LINES = 8  # heat map lines at most: the rows seen (min..max) in this many ranges
+HEAT_BANK_COLUMNS = 16  # heat map columns at most (DDR4's 4 groups × 4 banks; fits 80)
+HEAT_LEVELS = 4  # shades above "none", linear up to the busiest cell
 
 
 def naive_utc(when: datetime) -> datetime:
@@ -226,14 +229,59 @@ def events_after(store: Store, after_id: int | None, limit: int) -> list[FeedRow
 
 # --- one DIMM in detail --------------------------------------------------------------
 
+BankKey = tuple[int | None, int | None, int]  # rank, bank group, bank (as health.classify)
+
+
+@dataclass(frozen=True, slots=True)
+class HeatMap:
+    """The bank × row heat map of one DIMM's errors: banks as columns, the rows the
+    errors were seen in (lowest to highest) as lines, errors per cell.
+
+    Columns are every bank from 0 to the highest seen in each (rank, bank group) that
+    erred, so quiet banks show beside the busy ones; when that is more than
+    ``HEAT_BANK_COLUMNS``, only the banks that erred, the busiest first. Lines split
+    the rows seen into at most ``HEAT_ROW_LINES`` equal ranges (one row a line when
+    fewer rows are spanned): no DIMM source memras reads (EDAC, SMBIOS type 17) gives
+    a device's row count, so the axis is the rows seen, not the device's. A cell's
+    shade ``level`` is 1..HEAT_LEVELS, linear in its count up to ``peak``.
+    """
+
+    columns: tuple[BankKey, ...]
+    groups: tuple[str, ...]  # per column: its rank/bank group ("bg 1", "r0 bg 1", "")
+    row_ranges: tuple[tuple[int, int], ...]  # per line: (first row, last row)
+    counts: dict[tuple[int, int], int]  # (line, column) -> errors
+    peak: int
+    total: int  # errors in the map: decoded with a bank and a row
+    hidden_banks: int = 0  # banks with errors left out (more than HEAT_BANK_COLUMNS)
+    hidden_errors: int = 0
+
+    def level(self, count: int) -> int:
+        """0 for none, else 1..HEAT_LEVELS: ceil(count / peak × HEAT_LEVELS)."""
+        return 0 if count <= 0 else max(1, -(-count * HEAT_LEVELS // self.peak))
+
+    def legend(self) -> list[tuple[int, int, int]]:
+        """(level, least, most errors it stands for), for the levels that can occur."""
+        out = []
+        for k in range(1, HEAT_LEVELS + 1):
+            low, high = (k - 1) * self.peak // HEAT_LEVELS + 1, k * self.peak // HEAT_LEVELS
+            if low <= high:
+                out.append((k, low, high))
+        return out
+
+    def row_of(self, row: int) -> int | None:
+        """The line ``row`` falls in (None: outside the rows seen)."""
+        return next((i for i, (lo, hi) in enumerate(self.row_ranges) if lo <= row <= hi),
+                    None)
+
+
 @dataclass(frozen=True, slots=True)
 class FaultCells:
     """Which rows, columns and banks this DIMM's decoded errors touched."""
 
     rows: Counter[int]
     columns: Counter[int]
-    banks: Counter[int]
-    heat: dict[tuple[int, int], int]  # (bank, row bucket) -> errors
+    banks: Counter[str]  # by "rank.bank group.bank", as the verdict's evidence names them
+    heat: HeatMap | None  # None: no error with both a bank and a row
     decoded: int  # events with a bank/row/column
     undecoded: int
 
@@ -272,11 +320,9 @@ def dimm_events(store: Store, dimm: DimmInfo, limit: int = DETAIL_EVENT_LIMIT, *
 def fault_cells(events: list[StoredError]) -> FaultCells:
     rows: Counter[int] = Counter()
     columns: Counter[int] = Counter()
-    banks: Counter[int] = Counter()
-    heat: Counter[tuple[int, int]] = Counter()
+    banks: Counter[str] = Counter()
+    cells: Counter[tuple[BankKey, int]] = Counter()  # (bank, row) -> errors
     decoded = 0
-    max_row = max((e.location.row or 0 for e in events), default=0)
-    span = max(1, (max_row + ROW_BUCKETS) // ROW_BUCKETS)
     for e in events:
         loc = e.location
         if loc.row is None and loc.column is None and loc.bank is None:
@@ -288,10 +334,51 @@ def fault_cells(events: list[StoredError]) -> FaultCells:
         if loc.column is not None:
             columns[loc.column] += n
         if loc.bank is not None:
-            banks[loc.bank] += n
+            key = (loc.rank, loc.bank_group, loc.bank)
+            banks[bank_text(key)] += n
             if loc.row is not None:
-                heat[(loc.bank, min(ROW_BUCKETS - 1, loc.row // span))] += n
-    return FaultCells(rows, columns, banks, dict(heat), decoded, len(events) - decoded)
+                cells[(key, loc.row)] += n
+    return FaultCells(rows, columns, banks, heat_map(cells), decoded, len(events) - decoded)
+
+
+def bank_text(key: BankKey) -> str:
+    """``0.1.3`` (rank, bank group, bank; ``-`` unknown): the verdict evidence's words."""
+    return _bank_text(key)
+
+
+def heat_map(cells: Counter[tuple[BankKey, int]]) -> HeatMap | None:
+    """:class:`HeatMap` of errors per (bank, row)."""
+    if not cells:
+        return None
+    per_bank: Counter[BankKey] = Counter()
+    for (bank, _), n in cells.items():
+        per_bank[bank] += n
+    groups = sorted({(r, g) for r, g, _ in per_bank}, key=_none_first)
+    top = max(b for _, _, b in per_bank)
+    columns = [(r, g, b) for r, g in groups for b in range(top + 1)]
+    if len(columns) > HEAT_BANK_COLUMNS:  # only the banks that erred, the busiest kept
+        kept = sorted(per_bank, key=lambda k: (-per_bank[k], _none_first(k)))
+        columns = sorted(kept[:HEAT_BANK_COLUMNS], key=_none_first)
+    ranks = {r for r, _ in groups}
+    names = tuple(" ".join(([f"r{r}"] if len(ranks) > 1 else []) +
+                           ([f"bg {g}"] if g is not None else [])) for r, g, _ in columns)
+    low, high = min(r for _, r in cells), max(r for _, r in cells)
+    span = -(-(high - low + 1) // HEAT_ROW_LINES)
+    lines = tuple((lo, min(high, lo + span - 1)) for lo in range(low, high + 1, span))
+    where = {bank: i for i, bank in enumerate(columns)}
+    counts: Counter[tuple[int, int]] = Counter()
+    for (bank, row), n in cells.items():
+        if bank in where:
+            counts[((row - low) // span, where[bank])] += n
+    hidden = [b for b in per_bank if b not in where]
+    return HeatMap(columns=tuple(columns), groups=names, row_ranges=lines, counts=dict(counts),
+                   peak=max(counts.values()), total=sum(counts.values()),
+                   hidden_banks=len(hidden), hidden_errors=sum(per_bank[b] for b in hidden))
+
+
+def _none_first(key: tuple[int | None, ...]) -> tuple[tuple[bool, int], ...]:
+    """Sort key for tuples with None (unknown first)."""
+    return tuple((x is not None, x or 0) for x in key)
 
 
 def daily_timeline(events: list[StoredError]) -> list[tuple[str, int, int]]:

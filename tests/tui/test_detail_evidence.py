@@ -18,17 +18,24 @@ def _plain(renderable: object, width: int = 80) -> list[str]:
 
 
 def test_heat_map_draws_every_bank_the_row_axis_and_a_legend() -> None:
-    heat = {(3, 5): 14, (0, 0): 1, (7, 15): 3}
-    cells = views.FaultCells(Counter({0x1A2F: 14, 0x20: 1, 0xFFFF: 3}), Counter(),
-                             Counter({3: 14, 0: 1, 7: 3}), heat, 18, 0)
-    lines = _plain(_heat_map(cells))
-    assert [line.split()[0] for line in lines[:8]] == [f"b{b}" for b in range(8)]
-    b3 = lines[3][4:]
-    assert b3.index("█") == 5 * HEAT_CELL and b3.count("█") == HEAT_CELL  # busiest cell
-    assert set(lines[1][4:]) == {"·"}  # a quiet bank is drawn, empty
-    assert lines[7][4:].endswith("░" * HEAT_CELL)  # 3 of 14: the lightest shade, last range
-    assert lines[8].split() == ["row", "0", "0xffff"]
-    assert "≤14" in lines[9] and "none" in lines[9]
+    """Banks as columns (0 to the highest, quiet ones too), the rows seen as lines, the
+    busiest cell in the darkest shade, the scale and the rows' span stated."""
+    cells: Counter[tuple[views.BankKey, int]] = Counter(
+        {((None, None, 3), 0x1A2F): 14, ((None, None, 0), 0x20): 1,
+         ((None, None, 7), 0xFFFF): 3})
+    heat = views.heat_map(cells)
+    assert heat is not None
+    lines = _plain(_heat_map(heat))
+    assert lines[0].split() == ["row", *"01234567"]
+    assert [line.split()[0] for line in lines[1:9]] == [
+        f"{lo:#x}–{hi:#x}" for lo, hi in heat.row_ranges]  # 0x20..0xffff in 8 ranges
+    assert heat.row_of(0x1A2F) == heat.row_of(0x20) == 0  # 0x20–0x201b: one line
+    shade = ["░" * (HEAT_CELL - 1), "█" * (HEAT_CELL - 1)]
+    assert lines[1].split()[1:] == [shade[0], "·", "·", shade[1], "·", "·", "·", "·"]
+    assert lines[8].split()[-1] == "░" * (HEAT_CELL - 1)  # 3 of 14, last range, bank 7
+    assert lines[9] == "errors a cell, linear up to the busiest (14):"
+    assert "11–14" in lines[10] and "· 0" in lines[10]
+    assert "18 error(s) with a bank and a row; rows 0x20–0xffff seen" in lines[11]
     assert max(len(line) for line in lines) <= 80
 
 

@@ -29,8 +29,9 @@ from memras.topology.naming import wide_name
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
 
-HEAT_CHARS = " ░▒▓█"
-HEAT_CELL = 3  # characters per row range: 16 ranges make 48 columns
+HEAT_CHARS = " ░▒▓█"  # by views.HeatMap.level: none, then 1..views.HEAT_LEVELS
+HEAT_STYLES = ("dim", "yellow", "yellow", "red", "bold red")
+HEAT_CELL = 3  # characters a bank (two of shade, a gap): 16 banks and a row range fit 80
 EVIDENCE_WIDTH = 56  # evidence text beside its key, inside 80 columns
 
 
@@ -188,9 +189,11 @@ def _cells(d: views.DimmDetail) -> Table:
     t.add_row("decoded", f"{c.decoded} events with bank/row/column, {c.undecoded} without")
     t.add_row("rows", f"{len(c.rows)} distinct" + _top(c.rows))
     t.add_row("columns", f"{len(c.columns)} distinct" + _top(c.columns))
-    t.add_row("banks", f"{len(c.banks)} distinct" + _top(c.banks))
-    if c.heat:
-        t.add_row("bank × row", _heat_map(c))
+    common = c.banks.most_common(3)  # rank.bank group.bank, as the verdict's evidence
+    t.add_row("banks", f"{len(c.banks)} distinct" +
+              ("  top: " + ", ".join(f"{k}×{n}" for k, n in common) if common else ""))
+    if c.heat is not None:
+        t.add_row("bank × row", _heat_map(c.heat))
     return t
 
 
@@ -199,30 +202,50 @@ def _top(counter: Counter[int]) -> str:
     return ("  top: " + ", ".join(f"{k:#x}×{n}" for k, n in common)) if common else ""
 
 
-def _heat_map(c: views.FaultCells) -> Text:
-    """Banks as lines (every bank from 0 to the highest seen, so the quiet ones show
-    too), the row address space in views.ROW_BUCKETS ranges as columns (each drawn
-    HEAT_CELL characters wide, fitting 80 columns beside the label), the error count
-    shaded against the busiest cell, with the row axis and a legend of counts."""
-    peak = max(c.heat.values())
+def _heat_map(h: views.HeatMap) -> Text:
+    """views.HeatMap drawn: a header of bank groups and banks (hex, HEAT_CELL cells a
+    bank), a line per row range, each cell shaded by its level, then the legend with
+    the scale (linear up to the busiest cell) and the rows' span. Fits 80 columns at
+    views.HEAT_BANK_COLUMNS banks beside the detail's key column."""
+    ranges = [f"{lo:#x}" if lo == hi else f"{lo:#x}–{hi:#x}" for lo, hi in h.row_ranges]
+    label_w = max(len("row"), *(len(r) for r in ranges)) + 1
     text = Text()
-    top_row = max(c.rows, default=0)
-    for bank in range(max(b for b, _ in c.heat) + 1):
-        text.append(f"b{bank:<2} ", style="" if bank in c.banks else "dim")
-        for bucket in range(views.ROW_BUCKETS):
-            n = c.heat.get((bank, bucket), 0)
-            level = 0 if n == 0 else max(1, round(n / peak * (len(HEAT_CHARS) - 1)))
-            cell = (HEAT_CHARS[level] if n else "·") * HEAT_CELL
-            text.append(cell, style="red" if level >= 3 else "yellow" if n else "dim")
+    if any(h.groups):  # bank group (and rank) over its banks
+        line = " " * label_w
+        i = 0
+        while i < len(h.columns):
+            j = i
+            while j < len(h.columns) and h.groups[j] == h.groups[i]:
+                j += 1
+            width = (j - i) * HEAT_CELL
+            line += h.groups[i][:width - 1].ljust(width)
+            i = j
+        text.append(line.rstrip() + "\n", style="dim")
+    text.append("row".ljust(label_w) + "".join(f"{b:x}".rjust(HEAT_CELL - 1) + " "
+                                               for _, _, b in h.columns) + "\n", style="dim")
+    for line_no, label in enumerate(ranges):
+        text.append(label.ljust(label_w))
+        for col in range(len(h.columns)):
+            level = h.level(h.counts.get((line_no, col), 0))
+            if level:
+                text.append(HEAT_CHARS[level] * (HEAT_CELL - 1), style=HEAT_STYLES[level])
+                text.append(" ")
+            else:
+                text.append("·".rjust(HEAT_CELL - 1) + " ", style="dim")
         text.append("\n")
-    axis_w = views.ROW_BUCKETS * HEAT_CELL
-    low, high = "row 0", f"{top_row:#x}"
-    text.append("    " + low + " " * max(1, axis_w - len(low) - len(high)) + high + "\n",
-                style="dim")
-    text.append("    · none  ", style="dim")
-    for level in range(1, len(HEAT_CHARS)):
-        text.append(HEAT_CHARS[level] * HEAT_CELL, style="red" if level >= 3 else "yellow")
-        text.append(f" ≤{max(1, round(peak * level / (len(HEAT_CHARS) - 1)))}  ")
+    text.append(f"errors a cell, linear up to the busiest ({h.peak}):\n", style="dim")
+    text.append("·".rjust(HEAT_CELL - 1) + " 0", style="dim")
+    for level, low, high in h.legend():
+        text.append("  ")
+        text.append(HEAT_CHARS[level] * (HEAT_CELL - 1), style=HEAT_STYLES[level])
+        text.append(f" {low}" if low == high else f" {low}–{high}")
+    lo, hi = h.row_ranges[0][0], h.row_ranges[-1][1]
+    span = h.row_ranges[0][1] - lo + 1
+    text.append(f"\n{h.total} error(s) with a bank and a row; rows {lo:#x}–{hi:#x} seen"
+                + (f", {span:#x} rows a line" if span > 1 else ", a row a line"), style="dim")
+    if h.hidden_banks:
+        text.append(f"\n{h.hidden_banks} quieter bank(s) with {h.hidden_errors} error(s) "
+                    "not drawn", style="dim")
     return text
 
 
