@@ -123,7 +123,7 @@ def _read(engine: Any, args: argparse.Namespace, ctx: Context) -> int:
         problem = schema_problem(conn)
         if problem is not None:
             raise StoreError(f"central database: {problem}",
-                             hint="`memras fleet init` as the database's owner")
+                             hint="run `memras fleet init` once as the database's owner")
         handlers: dict[str, Callable[[Any], int]] = {
             "hosts": lambda c: _hosts(read.hosts(c), ctx),
             "dimms": lambda c: _dimms(read.dimms(c, include_ok=args.all), ctx),

@@ -146,7 +146,7 @@ def migrate(conn: Connection) -> list[int]:
 def schema_problem(conn: Connection) -> str | None:
     """Why this memras cannot ship to / read this central database; None when it can."""
     if not inspect(conn).has_table(SCHEMA_TABLE.name):
-        return "no fleet schema in this database (run `memras fleet init` once as its owner)"
+        return "no fleet schema in this database"
     versions = set(conn.scalars(select(SCHEMA_TABLE.c.version)))
     if max(versions, default=0) > LATEST_VERSION:
         return (f"the fleet schema is newer (version {max(versions)}) than this memras knows "
