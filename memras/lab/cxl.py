@@ -1,0 +1,264 @@
+"""A second lab guest with a CXL Type-3 memory device: QEMU 10 and Linux 6.12 from
+Debian bookworm-backports, unpacked into the lab cache and never installed.
+
+The 6.1 lab keeps running on the system's QEMU 7.2 and Debian's 6.1 kernel: nothing
+here touches the system's packages or apt sources. bookworm-backports is read
+through a private apt configuration (its own sources list, lists and cache under
+``<lab cache>/backports``: ``apt-get update``/``download`` with ``-o Dir::…``), the
+``.deb``s are unpacked with ``dpkg -x`` (as :mod:`memras.lab.kernel` does for the 6.1
+kernel), and the 6.12 kernel lives in ``backports/kernels`` so that the 6.1 lab's
+offline fallback (the newest kernel in ``kernels/``) never picks it.
+
+Two things differ from the 6.1 lab's parts: QEMU 10 must not load the system QEMU
+7.2's modules (``QEMU_MODULE_DIR`` points at the unpacked, module-less tree; the CXL
+devices are built in), and the 6.12 package ships its modules xz-compressed, which
+busybox's insmod cannot load: the ones the guest needs (and their dependencies) are
+decompressed next to the ``.ko.xz`` once, so :func:`memras.lab.kernel.module_index`
+finds them.
+
+The guest: ``-machine q35,cxl=on``, one CXL host bridge (``pxb-cxl``), one root port
+and a volatile ``cxl-type3`` device of :data:`CXL_MIB` MiB, a 4 GiB fixed memory
+window (QEMU docs/system/devices/cxl.rst). :func:`inject_general_media` drives
+QMP's ``cxl-inject-general-media-event``.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from memras.errors import LabError
+from memras.lab.guest import Lab, LabConfig, LabState, qemu_argv
+from memras.lab.initramfs import (
+    BOOT_MODULES,
+    BUSYBOX,
+    BUSYBOX_HINT,
+    NET_MODULES,
+    TEST_MODULES,
+    _digest,
+    _pack,
+    _populate,
+    init_script,
+)
+from memras.lab.kernel import (
+    Kernel,
+    _run,
+    _unpack,
+    cache_dir,
+    load_order,
+    modinfo,
+    module_index,
+    module_name,
+)
+
+BACKPORTS = "deb http://deb.debian.org/debian bookworm-backports main"
+QEMU_PACKAGES = ("qemu-system-x86", "qemu-system-data")
+KERNEL_PATTERN = "linux-image-6.12."  # + version + "-amd64-unsigned"
+CXL_MODULES = ("cxl_acpi", "cxl_pci", "cxl_mem", "dax_cxl", "device_dax", "kmem")
+CXL_MIB = 256
+CXL_DEVICE = "cxl-mem0"  # the cxl-type3 device's QEMU id (QOM /machine/peripheral/<id>)
+
+
+def backports_dir(cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / "backports"
+
+
+def _apt_options(base: Path) -> list[str]:
+    return ["-o", f"Dir::Etc::SourceList={base / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=/dev/null",
+            "-o", f"Dir::State::Lists={base / 'lists'}",
+            "-o", f"Dir::Cache={base / 'apt-cache'}"]
+
+
+def _private_apt(base: Path) -> list[str]:
+    """apt options for bookworm-backports alone, updated once per cache."""
+    (base / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (base / "apt-cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    sources = base / "sources.list"
+    if not sources.is_file():
+        sources.write_text(BACKPORTS + "\n")
+    options = _apt_options(base)
+    if not any((base / "lists").glob("*Packages*")):
+        _run(["apt-get", "-q", *options, "update"], "apt-get update (bookworm-backports)")
+    return options
+
+
+def _download(base: Path, package: str) -> Path:
+    debs = base / "debs"
+    have = sorted(debs.glob(f"{package}_*.deb"))
+    if have:
+        return have[-1]
+    debs.mkdir(parents=True, exist_ok=True)
+    _run(["apt-get", "-q", *_private_apt(base), "download", package],
+         f"apt-get download {package}", cwd=str(debs))
+    got = sorted(debs.glob(f"{package}_*.deb"))
+    if not got:
+        raise LabError(f"apt-get download {package} produced no .deb")
+    return got[-1]
+
+
+def ensure_qemu10(cache: Path | None = None) -> tuple[Path, Path]:
+    """(the QEMU 10 binary, its data directory), unpacked from bookworm-backports."""
+    base = backports_dir(cache)
+    roots = {package: base / "qemu-10" / package for package in QEMU_PACKAGES}
+    binary = roots["qemu-system-x86"] / "usr" / "bin" / "qemu-system-x86_64"
+    data = roots["qemu-system-data"] / "usr" / "share" / "qemu"
+    for package, root in roots.items():
+        if not (root / "usr").is_dir():
+            _unpack(_download(base, package), root, lambda _m: None)
+    (base / "qemu-10" / "modules").mkdir(exist_ok=True)
+    return binary, data
+
+
+def qemu_module_dir(binary: Path) -> Path:
+    """An empty module directory: QEMU 10 must not load the system QEMU's modules."""
+    return binary.parents[3] / "modules"
+
+
+def kernel_package(cache: Path | None = None) -> str:
+    """The newest 6.12 ``linux-image-…-amd64-unsigned`` bookworm-backports has."""
+    base = backports_dir(cache)
+    out = _run(["apt-cache", *_private_apt(base), "pkgnames", KERNEL_PATTERN],
+               "apt-cache pkgnames")
+    names = sorted(n for n in out.split() if n.endswith("-amd64-unsigned"))
+    if not names:
+        raise LabError("bookworm-backports lists no 6.12 amd64 kernel",
+                       hint=f"check {base / 'sources.list'}")
+    return names[-1]
+
+
+def ensure_kernel612(cache: Path | None = None) -> Kernel:
+    base = backports_dir(cache)
+    have = sorted((base / "kernels").glob("6.12.*-amd64"))
+    if have and (have[-1] / "boot").is_dir():
+        version = have[-1].name
+    else:
+        package = kernel_package(cache)
+        version = package.removeprefix("linux-image-").removesuffix("-unsigned")
+        _unpack(_download(base, package), base / "kernels" / version, lambda _m: None)
+    kernel = Kernel(version, base / "kernels" / version)
+    decompress_modules(kernel, CXL_MODULES + ("virtio_pci", "9pnet_virtio", "9p",
+                                              "virtio_net", "mce_inject", "hwpoison_inject",
+                                              "notifier_error_inject",
+                                              "memory_notifier_error_inject", "virtio_mem"))
+    return kernel
+
+
+def decompress_modules(kernel: Kernel, names: tuple[str, ...]) -> None:
+    """``x.ko.xz`` → ``x.ko`` for ``names`` and what they depend on (those present)."""
+    index = {module_name(p.with_suffix("")): p for p in kernel.modules_dir.rglob("*.ko.xz")}
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        name = name.replace("-", "_")
+        if name in seen or name not in index:
+            return  # built in, or already plain
+        seen.add(name)
+        packed = index[name]
+        plain = packed.with_suffix("")
+        if not plain.is_file():
+            plain.write_bytes(lzma.decompress(packed.read_bytes()))
+        for dep in filter(None, modinfo(plain).get("depends", "").split(",")):
+            visit(dep)
+
+    for name in names:
+        visit(name)
+
+
+def ensure_cxl_initramfs(kernel: Kernel, cache: Path, keep: tuple[Path, ...]) -> Path:
+    """The 6.1 lab's initramfs (memras.lab.initramfs) for the 6.12 kernel: the same init,
+    the modules it asks for that 6.12 builds as modules (virtio_pci is built in there),
+    and the CXL ones."""
+    if not BUSYBOX.is_file():
+        raise LabError(f"{BUSYBOX} not found", hint=BUSYBOX_HINT)
+    index = module_index(kernel)
+    wanted = [n for n in (*BOOT_MODULES, *NET_MODULES, *TEST_MODULES, *CXL_MODULES)
+              if n in index]
+    modules = load_order(wanted, index)
+    script = init_script(keep)
+    target = cache / "initramfs" / f"initrd-{kernel.version}-{_digest(kernel, modules, script)}.gz"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="memras-initramfs-") as tmp:
+        _populate(Path(tmp), modules, script)
+        _pack(Path(tmp), target)
+    return target
+
+
+def cxl_argv(argv: list[str]) -> list[str]:
+    """The 6.1 lab's command line made a CXL guest: q35 with CXL, one Type-3 device."""
+    out = list(argv)
+    i = out.index("-machine")
+    out[i + 1] = out[i + 1].replace("pc,", "q35,cxl=on,", 1)
+    out += ["-object", f"memory-backend-ram,id=cxl-vmem0,share=on,size={CXL_MIB}M",
+            "-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1",
+            "-device", "cxl-rp,port=0,bus=cxl.1,id=cxl_rp0,chassis=0,slot=2",
+            "-device", f"cxl-type3,bus=cxl_rp0,volatile-memdev=cxl-vmem0,id={CXL_DEVICE}",
+            "-M", "cxl-fmw.0.targets.0=cxl.1,cxl-fmw.0.size=4G"]
+    return out
+
+
+class CxlLab(Lab):
+    """The lab guest on QEMU 10 and Linux 6.12 with a CXL Type-3 device."""
+
+    def __init__(self, config: LabConfig | None = None, state_dir: Path | None = None,
+                 progress: Any = None) -> None:
+        config = config or LabConfig()
+        # no pc-dimm or virtio-mem: this guest is about its CXL device
+        config = replace(config, dimms=(), virtio_mem_mib=0, name="memras-lab-cxl",
+                         guest_qmp=False, forwards=())
+        super().__init__(config, state_dir or cache_dir() / "run-cxl",
+                         progress or (lambda _m: None))
+
+    def boot(self) -> float:
+        cache = cache_dir()
+        qemu, data = ensure_qemu10(cache)
+        kernel = ensure_kernel612(cache)
+        self.progress("building the initramfs (6.12, CXL modules)")
+        initrd = ensure_cxl_initramfs(kernel, cache, tuple(self.config.keep))
+        accel = self.config.accel or "tcg"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._cleanup_files()
+        started = time.monotonic()
+        argv = cxl_argv(qemu_argv(str(qemu), self.config, kernel, initrd, accel,
+                                  self.state_dir)) + ["-L", str(data)]
+        env = {**os.environ, "QEMU_MODULE_DIR": str(qemu_module_dir(qemu))}
+        log = (self.state_dir / "qemu.log").open("wb")
+        try:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                          env=env)
+            self._wait_shell()
+        except BaseException:
+            self.shutdown()
+            raise
+        finally:
+            log.close()
+        seconds = time.monotonic() - started
+        self.state = LabState(pid=self._proc.pid, accel=accel, kernel=kernel.version,
+                              boot_seconds=round(seconds, 2), started=time.time(), dimms=[],
+                              state_dir=str(self.state_dir))
+        self.state_file.write_text(json.dumps(asdict(self.state), indent=2))
+        return seconds
+
+
+def inject_general_media(lab: Lab, *, dpa: int, descriptor: int = 0, type_: int = 0,
+                         transaction_type: int = 1, log: str = "informational",
+                         channel: int | None = None, rank: int | None = None) -> Any:
+    """QMP ``cxl-inject-general-media-event`` on the lab's Type-3 device (QEMU 10)."""
+    args: dict[str, Any] = {"path": f"/machine/peripheral/{CXL_DEVICE}", "log": log,
+                            "flags": 1, "dpa": dpa, "descriptor": descriptor, "type": type_,
+                            "transaction-type": transaction_type}
+    if channel is not None:
+        args["channel"] = channel
+    if rank is not None:
+        args["rank"] = rank
+    return lab.qmp.cmd("cxl-inject-general-media-event", **args)
