@@ -49,6 +49,7 @@ CE_COUNT_MASK = 0x7FFF  # bits 52:38
 MCG_SER_P = 1 << 24  # IA32_MCG_CAP: software error recovery supported
 MCG_STATUS_RIPV = 1 << 0
 MCG_STATUS_EIPV = 1 << 1
+MCG_STATUS_MCIP = 1 << 2  # machine check in progress: found by the #MC handler
 
 MISC_ADDR_MODE_PHYS = 2
 PAGE_SHIFT_4K = 12
@@ -380,3 +381,24 @@ def mce_to_memory_error(
         kmsg_seq=kmsg_seq,
         raw=raw,
     )
+
+
+# A bank's uncorrected error survives a warm reset, and the next kernel logs it again
+# while it boots: mce/core.c __mcheck_cpu_init_generic() polls every bank with
+# MCP_UC ("Log the machine checks left over from the previous reset"), without
+# MCP_TIMESTAMP, so the record's TSC is 0 and MCG_STATUS has no MCIP (no #MC is in
+# progress). CPUs come up within seconds of the kernel's start; two minutes is ample.
+LEFT_OVER_UPTIME_S = 120.0
+
+
+def is_left_over(record: object) -> bool:
+    """Whether a machine check is the kernel's boot-time copy of an uncorrected error
+    left in its bank by the previous boot (the one that crashed): UC and valid, found by
+    the boot poll (TSC 0, no MCIP), in the first LEFT_OVER_UPTIME_S of a boot. Its
+    TIME is when this boot found it, not when it happened."""
+    if type(record) is not MemoryErrorEvent or record.mce is None or record.uptime_s is None:
+        return False
+    regs = record.mce
+    return (regs.status & (VAL | UC) == VAL | UC and regs.tsc == 0
+            and not regs.mcgstatus & MCG_STATUS_MCIP
+            and 0 <= record.uptime_s < LEFT_OVER_UPTIME_S)

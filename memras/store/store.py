@@ -51,7 +51,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from memras.errors import StoreError
-from memras.records import CxlEvent, DimmLocation, MemoryErrorEvent, Record, Source, TimeSource
+from memras.records import (
+    CxlEvent,
+    DimmLocation,
+    ErrorType,
+    MemoryErrorEvent,
+    Record,
+    Source,
+    TimeSource,
+)
 from memras.store import rasdaemon_schema as rs
 from memras.store.base import Base
 from memras.store.bounds import BoundsChecker, Checked
@@ -469,13 +477,13 @@ class Store:
                 self, [e for e in given if isinstance(e, CxlEvent)], boot_time=boot_time)
             result = self.add_events(batch, cursor=cursor, boot_time=boot_time)
             return dataclasses.replace(result, cxl_inserted=cxl_new, cxl_duplicates=cxl_known)
-        checked = self._bounds.check_batch(batch)
+        checked = self._bounds.check_batch(_date_left_over(batch, boot_time))
         prepared, rejected, flags = self._prepare_each(checked, boot_time)
         rejected = checked.rejected + rejected
         try:
             with self._write() as conn:
                 self._checkpoint_elsewhere(conn)
-                fresh = self._drop_known(conn, prepared)
+                fresh = self._drop_reported_before_boot(conn, self._drop_known(conn, prepared))
                 duplicates = len(prepared) - len(fresh)
                 if fresh:
                     failed = self._insert_isolated(conn, fresh, flags)
@@ -502,6 +510,55 @@ class Store:
         return AddResult(inserted=len(fresh), duplicates=duplicates, new_events=new_events,
                          flagged=len(flagged), skipped=len(rejected), skip_reasons=reasons,
                          flag_reasons=flag_reasons)
+
+    def _drop_reported_before_boot(self, conn: Connection, fresh: list[_Prepared]
+                                   ) -> list[_Prepared]:
+        """One uncorrected error that crashed the machine, reported on both sides of the
+        reboot, is one row. Before: the crashing kernel's own lines (pstore, a live
+        watcher) or the firmware's Boot Error Record. After: the next kernel's boot-time
+        copy from the bank (:func:`memras.ingest.mca.is_left_over`), dated at its boot
+        (``inferred``). Their clocks never meet in a dedup key, so the pair is matched
+        by address and order: a left-over with an uncorrected error at its address in
+        the LEFT_OVER_LOOKBACK before its boot is a duplicate, and so is a before-boot
+        report (pstore, firmware) with an inferred uncorrected row at its address in the
+        LEFT_OVER_LOOKBACK after it."""
+        from memras.ingest.mca import is_left_over  # lazy, as the dedup keys (see above)
+
+        kept: list[_Prepared] = []
+        for p in fresh:
+            record, when = p[3], p[4]
+            if (type(record) is not MemoryErrorEvent or record.address is None
+                    or not record.error_type.is_uncorrected):
+                kept.append(p)
+                continue
+            if is_left_over(record):
+                lo, hi, inferred = when - LEFT_OVER_LOOKBACK, when, False
+            elif record.source in _BEFORE_BOOT_SOURCES:
+                lo, hi, inferred = when, when + LEFT_OVER_LOOKBACK, True
+            else:
+                kept.append(p)
+                continue
+            if not self._uncorrected_at(conn, kept, record.address, lo, hi, inferred):
+                kept.append(p)
+        return kept
+
+    def _uncorrected_at(self, conn: Connection, batch: list[_Prepared], address: int,
+                        lo: datetime, hi: datetime, inferred: bool) -> bool:
+        """Whether an uncorrected error at ``address`` with a time in [lo, hi) is stored
+        or earlier in this batch (``inferred``: only rows dated by a guess)."""
+        for p in batch:
+            r = p[3]
+            if (type(r) is MemoryErrorEvent and r.address == address and lo <= p[4] < hi
+                    and r.error_type.is_uncorrected
+                    and (not inferred or p[5] is TimeSource.INFERRED)):
+                return True
+        t = ErrorRow.__table__
+        query = select(t.c.id).where(
+            t.c.address == rs.as_int64(address), t.c.type.in_(_UNCORRECTED_TYPES),
+            t.c.time >= lo.replace(tzinfo=None), t.c.time < hi.replace(tzinfo=None))
+        if inferred:
+            query = query.where(t.c.time_source == TimeSource.INFERRED.value)
+        return conn.execute(query.limit(1)).first() is not None
 
     def _prepare_each(self, checked: Checked, boot_time: datetime | None
                       ) -> tuple[list[_Prepared], list[tuple[Record, str]], dict[int, str]]:
@@ -868,6 +925,34 @@ def _stored_road(source: str, identity: str) -> tuple[str, str]:
     if len(identity) == _DIGEST_CHARS + 2 and identity[1] == ":":
         return f"{source}/{identity[0]}", identity[2:]
     return f"{source}/?", identity
+
+
+# How far apart the two sides of a crash's reboot may be: a machine check, the panic,
+# the firmware's reboot (server POST can take many minutes) and the next kernel's boot.
+LEFT_OVER_LOOKBACK = timedelta(hours=1)
+_BEFORE_BOOT_SOURCES = frozenset({Source.PSTORE, Source.FIRMWARE})
+_UNCORRECTED_TYPES = [t.value for t in ErrorType if t.is_uncorrected]
+
+
+def _date_left_over(batch: list[Record], boot_time: datetime | None) -> list[Record]:
+    """A boot-time copy of a bank's left-over error (memras.ingest.mca.is_left_over)
+    happened before this boot, at a time nobody recorded: it is placed at the boot, as
+    ``inferred`` (history for verdicts, never part of a rate)."""
+    from memras.ingest.mca import is_left_over  # lazy, as the dedup keys
+
+    out = batch
+    for i, record in enumerate(batch):
+        if not is_left_over(record):
+            continue
+        assert isinstance(record, MemoryErrorEvent) and record.uptime_s is not None
+        boot = (record.timestamp - timedelta(seconds=record.uptime_s)
+                if record.timestamp is not None else boot_time)
+        if boot is None:
+            continue
+        if out is batch:
+            out = list(batch)
+        out[i] = dataclasses.replace(record, timestamp=boot, time_source=TimeSource.INFERRED)
+    return out
 
 
 def _clock(record: Record, boot_time: datetime | None,
