@@ -71,6 +71,17 @@ REAL_68 = ("[  193.086589] cxl_general_media: memdev=mem1 host=0000:0e:00.0 seri
            "POISON_LIST_OVERFLOW' type='0x3' transaction_type='0xc0' channel=3 rank=33 "
            "device=5 comp_id=69 72 61 73 20 6d 65 6d 32 00 00 00 00 00 00 00 "
            "validity_flags='CHANNEL|RANK|DEVICE|COMPONENT'")
+# Real, Linux 6.12.95+deb12-amd64 (bookworm-backports) under QEMU 10.0.2: the line
+# tests/lab/test_cxl_boot.py read from the guest's trace after QMP's
+# cxl-inject-general-media-event (dpa 0x1000, channel 1, rank 0, flags 1).
+REAL_612 = (" irq/32-0000:0d:-156     [001] .....    29.496189: cxl_general_media: "
+            "memdev=mem0 host=0000:0d:00.0 serial=0 log=Informational : "
+            "time=1796601194911813603 uuid=fbcd0a77-c260-417f-85a9-088b1621eba6 len=128 "
+            "flags='0x1' handle=1 related_handle=0 maint_op_class=0 : dpa=1000 dpa_flags='' "
+            "descriptor='' type='ECC Error' transaction_type='Host Read' channel=1 rank=0 "
+            "device=0 comp_id=00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 "
+            "validity_flags='CHANNEL|RANK' hpa=ffffffffffffffff region= "
+            "region_uuid=00000000-0000-0000-0000-000000000000")
 # master (6.15+) general media: sub_type, PLDM ids, cme fields, maint_op_sub_class
 GM_MASTER = (PREFIX + "cxl_general_media: memdev=mem2 host=0000:0f:00.0 serial=3 log=Fatal : "
              "time=45104947948 uuid=fbcd0a77-c260-417f-85a9-088b1621eba6 len=128 "
@@ -253,3 +264,16 @@ def test_the_kernel_log_form_of_a_media_event() -> None:
     assert error.error_type is ErrorType.UNCORRECTED and error.location.label == "mem1"
     assert error.raw == REAL_68
     assert stats.malformed == 1 and stats.malformed_samples == [broken]
+
+
+def test_the_real_612_line_from_the_cxl_lab() -> None:
+    record = parse_trace_line(REAL_612)
+    assert isinstance(record, MemoryErrorEvent)
+    assert record.error_type is ErrorType.CORRECTED and record.address is None
+    assert (record.location.label, record.location.channel, record.location.rank,
+            record.location.device) == ("mem0", 1, 0, None)  # device not valid
+    ev = cxl_event_of(record)
+    assert ev is not None
+    assert (ev.dpa, ev.hdr_flags, ev.hdr_handle, ev.hdr_ts, ev.transaction_type) == (
+        0x1000, 1, 1, 1796601194911813603, 1)
+    assert record.uptime_s == pytest.approx(29.496189)
