@@ -141,6 +141,10 @@ class LabConfig:
     guest_qmp: bool = True  # 10.0.2.100:4444 -> a second QMP monitor
     guest_agent: bool = False  # a virtio-serial qemu-ga channel (qga.sock), see the docstring
     name: str = "memras-lab"  # QEMU -name (process title), to tell guests apart
+    # more QEMU arguments (devices: e.g. an IPMI BMC, tests/lab/test_scenario_bmc.py) and
+    # the guest modules they need (loaded at boot with their dependencies)
+    qemu_extra: tuple[str, ...] = ()
+    extra_modules: tuple[str, ...] = ()
 
 
 @dataclass
@@ -255,6 +259,7 @@ class Lab:
             modules = AGENT_MODULES
             if not self.agent_binary.is_relative_to("/usr"):  # unpacked in the cache
                 keep = (*keep, self.agent_binary.parent)  # visible even under a tmpfs path
+        modules = (*modules, *self.config.extra_modules)
         self.progress("building the initramfs")
         initrd = ensure_initramfs(kernel, cache, keep, modules)
         accel = self.config.accel or choose_accel(qemu, kernel, cache, self.progress)
@@ -470,7 +475,7 @@ def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel:
                             f"size={config.virtio_mem_mib}M",
                  "-device", f"virtio-mem-pci,id={VIRTIO_MEM_ID},memdev=mem-{VIRTIO_MEM_ID},"
                             "node=0,requested-size=0"]
-    return argv
+    return argv + list(config.qemu_extra)
 
 
 def guest_agent_call(socket_path: Path, command: str, arguments: dict[str, object] | None = None,

@@ -1,0 +1,105 @@
+"""The BMC in-band, on a real kernel: a guest's ipmi_si/ipmi_devintf and Debian's ipmitool
+reach OpenIPMI's ipmi_sim through QEMU's ``ipmi-bmc-extern`` (issue 18, Checks).
+
+A small guest of its own (512 MiB, 1 CPU, no DIMMs) gets ``-device isa-ipmi-kcs`` backed
+by ``ipmi-bmc-extern`` on a chardev to the host's ipmi_sim (lan.conf ``serial 15 … codec
+VM``); QEMU describes the KCS interface to the guest (SMBIOS type 38 / ACPI), the guest's
+ipmi_si binds it and ipmi_devintf makes /dev/ipmi0. Inside the guest, memras with
+``[bmc] interface = "open"``:
+
+1. ``memras led on`` / ``off``: the host's sim sees Chassis Identify force, then 0;
+2. the sim's ``sel_add`` puts a UE and a device-disabled record in the SEL; ``memras
+   watch --once`` in the guest (the ``bmc`` source, since [bmc] is set) stores them.
+
+The guest is booted and shut down by this module only.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from memras.errors import LabError
+from memras.lab.guest import Lab, LabConfig, checkout_root
+from tests.fixtures.ipmi_sim import (
+    DEVICE_DISABLED,
+    UNCORRECTABLE_ECC,
+    IpmiSim,
+    free_port,
+    start_ipmi_sim,
+)
+from tests.lab.loud import lab_unavailable
+
+pytestmark = pytest.mark.lab
+MEMRAS = str(checkout_root() / ".venv" / "bin" / "memras")
+CONF = "/tmp/memras-bmc.toml"
+DB = "/tmp/memras-bmc.db"
+
+
+@pytest.fixture(scope="module")
+def bmc_guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, IpmiSim]]:
+    vm_port = free_port()
+    sim = start_ipmi_sim(tmp_path_factory.mktemp("bmc-sim"), vm_port=vm_port)
+    config = LabConfig(
+        name="memras-lab-bmc", boot_mib=512, slots=1, maxmem_mib=1024, cpus=1, dimms=(),
+        virtio_mem_mib=0, forwards=(), guest_qmp=False,
+        qemu_extra=("-chardev", f"socket,id=ipmi0,host=127.0.0.1,port={vm_port},"
+                                "reconnect=10",
+                    "-device", "ipmi-bmc-extern,id=bmc0,chardev=ipmi0",
+                    "-device", "isa-ipmi-kcs,bmc=bmc0"),
+        extra_modules=("ipmi_si", "ipmi_devintf"))
+    guest = Lab(config, state_dir=tmp_path_factory.mktemp("bmc-state"))
+    try:
+        try:
+            guest.boot()
+        except LabError as exc:
+            if "apt-get" in f"{exc.msg} {exc.hint or ''}":
+                lab_unavailable(f"the BMC guest cannot boot: {exc.msg} ({exc.hint})")
+            raise
+        guest.check(f"printf '[bmc]\\nkind = \"ipmi\"\\ninterface = \"open\"\\n"
+                    f"sel_interval = \"5s\"\\n' > {CONF}")
+        yield guest, sim
+    finally:
+        guest.shutdown()
+        sim.proc.terminate()
+
+
+def _wait_device(guest: Lab, timeout_s: float = 60) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        out = guest.run("ls /dev/ipmi0 && cat /proc/ipmi/0/type 2>/dev/null")
+        if out.ok or time.monotonic() > deadline:
+            return out.output
+        time.sleep(1)
+
+
+def test_in_band_identify_reaches_the_bmc(bmc_guest: tuple[Lab, IpmiSim]) -> None:
+    guest, sim = bmc_guest
+    found = _wait_device(guest)
+    assert "/dev/ipmi0" in found, found + guest.run("dmesg | grep -i ipmi").output
+    before = len(sim.chassis_calls())
+    on = guest.check(f"{MEMRAS} --config {CONF} led on --json", timeout=180)
+    result = json.loads(on[on.index("{"):])
+    assert (result["ok"], result["kind"], result["data"]["argv"][:3]) == \
+        (True, "ipmi", ["ipmitool", "-I", "open"])
+    guest.check(f"{MEMRAS} --config {CONF} led off", timeout=180)
+    assert sim.chassis_calls()[before:] == ["set identify 0 1", "set identify 0 0"]
+
+
+def test_the_sel_reaches_the_guests_store(bmc_guest: tuple[Lab, IpmiSim]) -> None:
+    guest, sim = bmc_guest
+    _wait_device(guest)
+    sim.sel_add_memory(UNCORRECTABLE_ECC, sensor=0x05)
+    sim.sel_add_memory(DEVICE_DISABLED, sensor=0x05)
+    raw = guest.check("ipmitool -I open sel elist", timeout=120)
+    assert "Memory #0x05 | Uncorrectable ECC | Asserted" in raw, raw
+    guest.check(f"{MEMRAS} --config {CONF} --db {DB} watch --once --sources edac",
+                timeout=300)
+    out = guest.check(f"{MEMRAS} --db {DB} errors --json", timeout=180)
+    rows = json.loads(out[out.index("["):])
+    bmc = sorted((r["type"], r["message"]) for r in rows if r["source"] == "bmc")
+    assert bmc == [("Uncorrected", "memory device disabled (SEL)"),
+                   ("Uncorrected", "uncorrectable ECC (SEL)")], out
