@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import ModuleType
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from memras.host import Host
 from memras.host.edac import EdacDimm
@@ -557,6 +557,11 @@ class RasdaemonSource:
             for table, fn_name in RASDAEMON_TABLES.items():
                 if table in tables:
                     self._read_table(conn, table, getattr(parsers, fn_name), batch)
+            # rasdaemon's CXL records that are not memory errors: CxlEvents (the store
+            # keeps them in memras_cxl_event)
+            for table, read in parsers.cxl.CXL_EVENT_ROW_READERS.items():
+                if table in tables:
+                    self._read_table(conn, table, read, batch)
         finally:
             conn.close()
         batch.cursor = json.dumps(self._last_ids, sort_keys=True)
@@ -565,7 +570,7 @@ class RasdaemonSource:
         return batch
 
     def _read_table(self, conn: sqlite3.Connection, table: str,
-                    convert: Callable[[object], Record | None], batch: SourceBatch) -> None:
+                    convert: Callable[[Any], Batched | None], batch: SourceBatch) -> None:
         last = self._last_ids.get(table, 0)
         rows = conn.execute(f"SELECT * FROM {table} WHERE id > ? ORDER BY id LIMIT ?",
                             (last, self.batch_rows)).fetchall()

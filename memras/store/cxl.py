@@ -30,11 +30,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memras.ingest.parsers.cxl import error_type
+from memras.ingest.parsers.cxl import RASDAEMON_CXL_TABLES, error_type
 from memras.ingest.parsers.dedup import DEFAULT_WINDOW_S
 from memras.records import CxlEvent, Source, TimeSource
 from memras.store.base import Base
-from memras.store.rasdaemon_schema import as_int64
+from memras.store.rasdaemon_schema import (
+    CXL_TABLE_COLUMNS,
+    as_int64,
+    cxl_row,
+    format_timestamp,
+    insert_sql,
+)
 
 if TYPE_CHECKING:
     from memras.store.store import Store
@@ -126,18 +132,37 @@ def add_cxl_events(store: Store, events: Iterable[CxlEvent], *,
                    boot_time: datetime | None = None) -> tuple[int, int]:
     """Store CXL events once each; returns (inserted, duplicates)."""
     now = datetime.now(UTC)
-    rows = [_row(ev, boot_time, now) for ev in events]
+    events_list = list(events)
+    rows = [_row(ev, boot_time, now) for ev in events_list]
     if not rows:
         return 0, 0
     fresh: dict[str, dict[str, Any]] = {}
     for row in rows:
         fresh.setdefault(row["dedup_key"], row)
+    by_key = {row["dedup_key"]: ev for row, ev in zip(rows, events_list, strict=True)}
     with store.session() as session:
         known = set(session.scalars(select(CxlEventRow.dedup_key).where(
             CxlEventRow.dedup_key.in_(list(fresh)))))
         new = [CxlEventRow(**row) for key, row in fresh.items() if key not in known]
         session.add_all(new)
+        if session.get_bind().dialect.name == "sqlite":  # rasdaemon's format: SQLite only
+            for added in new:
+                _mirror(session, by_key[added.dedup_key], added.time)
     return len(new), len(rows) - len(new)
+
+
+_TABLE_OF = {event: table for table, event in RASDAEMON_CXL_TABLES.items()}
+
+
+def _mirror(session: Any, ev: CxlEvent, when: datetime) -> None:
+    """rasdaemon's cxl_* row of ``ev`` (its own id, as rasdaemon's NULL id gives)."""
+    table = _TABLE_OF.get(ev.event)
+    if table is None:
+        return
+    stamp = format_timestamp(when.replace(tzinfo=UTC))
+    values = cxl_row(table, None, stamp, ev)
+    names = CXL_TABLE_COLUMNS[table]
+    session.connection().exec_driver_sql(insert_sql(table, names), values)
 
 
 def _u64(value: int | None) -> int | None:

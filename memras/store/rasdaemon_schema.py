@@ -287,7 +287,7 @@ def cxl_timestamp(ns: int | None) -> str:
     return format_timestamp(datetime.fromtimestamp(ns // 1_000_000_000).astimezone())
 
 
-def cxl_row(table: str, row_id: int, stamp: str, ev: CxlEvent) -> tuple[Any, ...]:
+def cxl_row(table: str, row_id: int | None, stamp: str, ev: CxlEvent) -> tuple[Any, ...]:
     """One rasdaemon cxl_* row of ``ev`` in v0.8.5's column order.
 
     rasdaemon stores the raw fields: an HPA no region maps as all ones (bound as int64:

@@ -178,3 +178,54 @@ def test_import_of_a_trace_file_stores_every_cxl_event(store: Store, tmp_path: P
     assert (report.inserted, report.skipped) == (3, 1)
     assert len(store.errors()) == 1 and len(cxl_events(store)) == 2
     assert run_import(store, "trace", str(path)).duplicates == 3
+
+
+def test_cxl_records_get_their_rasdaemon_rows_and_come_back_from_them(store: Store,
+                                                                      tmp_path: Path) -> None:
+    """memras writes rasdaemon's cxl_memory_module_event/cxl_poison_event rows; a rasdaemon
+    database with such rows imports into memras_cxl_event, each once."""
+    from datetime import UTC, datetime
+
+    from memras.store.cxl import cxl_events
+
+    boot = datetime(2024, 12, 5, tzinfo=UTC)
+    store.add_events([parse_trace_line(MODULE), parse_trace_line(POISON)],  # type: ignore[list-item]
+                     boot_time=boot)
+    db = sqlite3.connect(store.engine.url.database)
+    db.row_factory = sqlite3.Row
+    (module,) = [dict(r) for r in db.execute("SELECT * FROM cxl_memory_module_event")]
+    (poison,) = [dict(r) for r in db.execute("SELECT * FROM cxl_poison_event")]
+    db.close()
+    assert (module["memdev"], module["life_used"], module["health_status"],
+            module["dirty_shutdown_cnt"], module["log_type"], module["hdr_flags"]) == (
+        "mem0", 91, 1, 2, "Warning", 8)
+    assert (poison["dpa"], poison["hpa"], poison["dpa_length"], poison["source"],
+            poison["trace_type"], poison["flags"], poison["serial"]) == (
+        0x1000, 0x290001000, 0x40, "Injected", "List", 0, 7)
+    assert module["timestamp"] == rs.format_timestamp(datetime(2024, 12, 5, 0, 10, tzinfo=UTC))
+
+    # those rows, in a rasdaemon database of their own, import back as the same events
+    ras = tmp_path / "ras-mc_event.db"
+    conn = sqlite3.connect(ras)
+    for statement in rs.all_create_statements():
+        conn.execute(statement)
+    for table, row in (("cxl_memory_module_event", module), ("cxl_poison_event", poison)):
+        conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES "
+                     f"({', '.join('?' * len(row))})", list(row.values()))
+    conn.commit()
+    conn.close()
+    other = Store.open(tmp_path / "other.db")
+    try:
+        source = RasdaemonSource(str(ras))
+        source.start(None)
+        batch = source.poll(0)
+        assert batch.skipped == [] and len(batch.records) == 2
+        result = other.add_events(batch.records)
+        assert (result.inserted, result.cxl_inserted) == (0, 2)
+        got = {e.event: e for e in cxl_events(other)}
+        assert got["memory_module"].life_used == 91
+        assert got["memory_module"].source is Source.RASDAEMON
+        assert (got["poison"].dpa, got["poison"].source_text) == (0x1000, "Injected")
+        assert other.add_events(batch.records).cxl_duplicates == 2
+    finally:
+        other.close()

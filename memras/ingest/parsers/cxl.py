@@ -53,7 +53,7 @@ printed every time the list is read, so it is not a new error each time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from memras.ingest.parsers.rasdaemon_rows import parse_timestamp
@@ -571,3 +571,18 @@ def from_cxl_general_media_row(row: Mapping[str, object]) -> MemoryErrorEvent | 
 def from_cxl_dram_row(row: Mapping[str, object]) -> MemoryErrorEvent | None:
     """A rasdaemon cxl_dram_event row as the memory error it reports."""
     return _from_media_row("cxl_dram_event", row)
+
+
+def from_cxl_event_row(table: str) -> Callable[[Mapping[str, object]], CxlEvent | None]:
+    """The reader of a rasdaemon cxl_* table that holds no memory errors (memory module,
+    poison, AER, overflow, generic): its rows as CxlEvents."""
+    def read(row: Mapping[str, object]) -> CxlEvent | None:
+        return from_cxl_row(table, row)
+
+    read.__name__ = f"from_{table}_row"
+    return read
+
+
+# rasdaemon's other cxl_* tables, by table: what memras.ingest.sources reads them with
+CXL_EVENT_ROW_READERS = {table: from_cxl_event_row(table) for table in RASDAEMON_CXL_TABLES
+                         if RASDAEMON_CXL_TABLES[table] not in MEDIA_EVENTS}
