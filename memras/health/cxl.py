@@ -14,12 +14,20 @@ memras.health.rules.RULES.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from memras.health.api import event_from_stored
 from memras.health.verdict import VerdictState
 from memras.health.verdict_rows import current_verdicts
-from memras.ingest.parsers.cxl import HDR_FLAGS, HEALTH_STATUS, MEDIA_STATUS
+from memras.ingest.parsers.cxl import (
+    CXL_DRIVER,
+    HDR_FLAGS,
+    HEALTH_STATUS,
+    MEDIA_STATUS,
+    cxl_event_of,
+)
 from memras.records import CxlEvent
 from memras.store.cxl import cxl_events
 
@@ -103,7 +111,7 @@ def memdev_verdicts(store: Store, memdevs: Iterable[str]) -> dict[str, CxlVerdic
     engine = current_verdicts(store, [f"label:{m}" for m in names])
     out: dict[str, CxlVerdict] = {}
     for m in names:
-        judged = judge_cxl(cxl_events(store, memdev=m)).get(m, CxlVerdict(m))
+        judged = judge_cxl(_device_records(store, m)).get(m, CxlVerdict(m))
         media = engine.get(f"label:{m}")
         if media is not None:
             for rule, reason in zip(media.rules, media.reasons, strict=False):
@@ -111,3 +119,17 @@ def memdev_verdicts(store: Store, memdevs: Iterable[str]) -> dict[str, CxlVerdic
             judged.raise_to(media.state, "", "")  # the engine's state, its rules above
         out[m] = judged
     return out
+
+
+def _device_records(store: Store, memdev: str) -> list[CxlEvent]:
+    """Every record of the memdev in time order: its media errors' (the severity and flags
+    they came with, re-read from the stored kernel text) and memras_cxl_event's."""
+    media = []
+    for stored in store.errors(dimm=memdev):
+        if stored.driver == CXL_DRIVER:
+            ev = cxl_event_of(event_from_stored(stored))
+            if ev is not None:
+                media.append(replace(ev, timestamp=stored.time))
+    epoch = datetime.fromtimestamp(0, UTC)
+    return sorted([*media, *cxl_events(store, memdev=memdev)],
+                  key=lambda ev: ev.timestamp or epoch)

@@ -100,3 +100,33 @@ def test_a_memdev_verdict_joins_the_engines_and_the_devices(tmp_path) -> None:
         assert (v["mem9"].state, v["mem9"].rules) == (VerdictState.OK, [])
     finally:
         store.close()
+
+
+def test_a_media_errors_own_severity_counts_too(tmp_path) -> None:
+    """A corrected DRAM error from the device's Failure log with HARDWARE_REPLACEMENT_NEEDED:
+    the engine sees one CE, the device says replace."""
+    from datetime import UTC, datetime
+
+    from memras.health.cxl import memdev_verdicts
+    from memras.ingest.parsers.cxl import memory_error
+    from memras.store import Store
+
+    dram = parse_cxl_event("cxl_dram", HDR.format(
+        log="Failure", flags="HARDWARE_REPLACEMENT_NEEDED") + (
+        "dpa=1000 dpa_flags='' descriptor='' type='ECC Error' transaction_type='Host Read' "
+        "channel=2 rank=1 nibble_mask=0 bank_group=3 bank=2 row=4660 column=288 cor_mask=00 "
+        "validity_flags='CHANNEL|RANK|BANK GROUP|BANK|ROW|COLUMN' hpa=ffffffffffffffff "
+        "region= region_uuid=00000000-0000-0000-0000-000000000000"))
+    assert dram is not None
+    error = memory_error(dram)
+    assert error is not None
+    error = error.__class__(**{**{f: getattr(error, f) for f in error.__slots__},
+                               "timestamp": datetime(2024, 12, 5, tzinfo=UTC)})
+    store = Store.open(tmp_path / "m.db")
+    try:
+        store.add_events([error])
+        v = memdev_verdicts(store, ["mem0"])["mem0"]
+        assert v.state is VerdictState.REPLACE_NOW
+        assert v.rules[:2] == ["cxl-failure-log", "cxl-replacement-needed"]
+    finally:
+        store.close()
