@@ -18,7 +18,7 @@ from memras.cli.context import Context
 from memras.config import read_config_file
 from memras.errors import StoreError, UsageError
 
-ACTIONS = ("init", "ship", "hosts", "dimms", "failures", "replacements")
+ACTIONS = ("init", "ship", "hosts", "dimms", "failures", "replacements", "evaluate")
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -34,6 +34,12 @@ def _args(p: argparse.ArgumentParser) -> None:
     dimms.add_argument("--all", action="store_true", help="also the DIMMs judged ok")
     sub.add_parser("failures", help="failure rates by manufacturer and part number")
     sub.add_parser("replacements", help="replacements across the fleet with their audit heads")
+    ev = sub.add_parser("evaluate", help="memras evaluate on the central history (labels: "
+                                         "the fleet's replacements, or --tickets)")
+    ev.add_argument("--tickets", metavar="PATH",
+                    help="failures as a CSV (host, DIMM, time) instead of the replacements")
+    ev.add_argument("--horizon", metavar="TIME",
+                    help="count a flag only if at most this long before the failure (30d)")
 
 
 def _engine(args: argparse.Namespace, ctx: Context) -> Any:
@@ -50,7 +56,7 @@ def _engine(args: argparse.Namespace, ctx: Context) -> Any:
 
 
 @command("fleet", "the fleet's central PostgreSQL: init, ship --once, hosts, dimms, "
-                  "failures, replacements")(_args)
+                  "failures, replacements, evaluate")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.action is None:
         raise UsageError("memras fleet needs an action", hint=f"one of {', '.join(ACTIONS)}")
@@ -129,6 +135,7 @@ def _read(engine: Any, args: argparse.Namespace, ctx: Context) -> int:
             "dimms": lambda c: _dimms(read.dimms(c, include_ok=args.all), ctx),
             "failures": lambda c: _failures(read.failures(c), ctx),
             "replacements": lambda c: _replacements(read.replacements(c), ctx),
+            "evaluate": lambda c: _evaluate(c, args, ctx),
         }
         return handlers[args.action](conn)
 
@@ -181,4 +188,23 @@ def _replacements(rows: list[Any], ctx: Context) -> int:
                 _when(r.created_at), r.audit_entries,
                 (r.audit_head or "-")[:16]) for r in rows],
               right=["ID", "AUDIT"], optional=["AUDIT HEAD", "STARTED"], flex="HOST")
+    return 0
+
+
+def _evaluate(conn: Any, args: argparse.Namespace, ctx: Context) -> int:
+    from memras.cli.evaluate import _print, parse_horizon
+    from memras.evaluate import evaluate
+    from memras.evaluate import history as H
+    from memras.fleet.evaluate import fleet_history, fleet_tickets
+    from memras.health.config import load_config
+
+    horizon_s = parse_horizon(args.horizon) if args.horizon else None
+    errors = fleet_history(conn)
+    tickets = (H.read_tickets_csv(args.tickets, errors.skipped) if args.tickets
+               else fleet_tickets(conn))
+    result, _ = evaluate(errors, tickets, load_config(ctx.config), horizon_s=horizon_s)
+    if ctx.json:
+        ctx.emit_json(result.to_dict())
+    else:
+        _print(ctx, result)
     return 0

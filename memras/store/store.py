@@ -1016,6 +1016,12 @@ def _grouped_query(since: datetime | None, until: datetime | None, dimm: str | D
             .where(*_filters(since, until, dimm, type)).group_by(*keys))
 
 
+def stored_error(row: Any) -> StoredError:
+    """A ``memras_error`` row (a mapping of its columns) as the store reads it back; the
+    fleet's central copy of the table (memras.fleet) reads its rows through this too."""
+    return _stored_error(row)
+
+
 def _stored_error(r: Any) -> StoredError:
     location = DimmLocation(**{name: r[name] for name in LOCATION_FIELDS})
     message, detail, raw = r["message"], r["driver_detail"], r["raw"]

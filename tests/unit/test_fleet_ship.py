@@ -241,6 +241,11 @@ def test_replacements_are_updated_in_place_and_read_with_their_audit_head(
     [rep] = json.loads(capsys.readouterr().out)
     assert (rep["hostname"], rep["state"], rep["audit_entries"]) == ("rack1-host5", "done", 2)
     assert rep["audit_head"] == f"{2:064x}"
+    # memras evaluate on the central history, the replacement as the host's failure
+    assert main(["fleet", "--url", central, "--json", "evaluate"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert (scored["unit"], scored["hosts"], scored["failures"]) == ("host", 1, 1)
+    assert scored["events"] == 12
     monkeypatch.setenv("COLUMNS", "80")
     for action in ("hosts", "dimms", "failures", "replacements"):
         assert main(["fleet", "--url", central, action]) == 0
