@@ -24,6 +24,7 @@ from tests.fixtures.redfish_emulator import (
     PASSWORD,
     RedfishEmulator,
     redfish_emulator,  # noqa: F401  (the fixture)
+    start_emulator,
 )
 
 FAST = {"backoff_initial_s": 0.01, "backoff_max_s": 0.02, "max_attempts": 4}
@@ -126,3 +127,23 @@ def test_replacement_lights_the_slot_and_clears_it(redfish_emulator: RedfishEmul
         [True, False]
     assert audit["remove_module"]["led"]["slot"] == "P1-DIMMB1"
     assert audit["verify"]["led"]["data"]["read_back"] is False
+
+
+def test_tls_is_verified_against_the_ca_file(tmp_path_factory: pytest.TempPathFactory
+                                             ) -> None:
+    """https with a self-signed certificate: refused without its CA, accepted with
+    ``ca_file``, and with ``verify_tls = false`` only when said so."""
+    emu = start_emulator(tmp_path_factory.mktemp("redfish-tls"), tls=True)
+    try:
+        assert emu.url.startswith("https://")
+        with pytest.raises(BmcError) as info:
+            set_slot_led(config_of(emu), ["P1-DIMMA1"], True)
+        assert "CERTIFICATE_VERIFY_FAILED" in info.value.msg
+        assert "verify_tls, ca_file" in (info.value.hint or "")
+        trusted = config_of(emu, ca_file=str(emu.work / "cert.pem"))
+        assert set_slot_led(trusted, ["P1-DIMMA1"], True).data["read_back"] is True
+        unverified = config_of(emu, verify_tls=False)
+        assert set_slot_led(unverified, ["P1-DIMMA1"], False).data["read_back"] is False
+    finally:
+        emu.proc.terminate()
+        emu.proc.wait(timeout=10)
