@@ -128,3 +128,49 @@ def test_import_sel_twice_stores_each_record_once(tmp_path: Path,
         rows = store.errors()
     assert sorted(str(r.source) for r in rows) == ["bmc"] * 3
     assert {r.location.label for r in rows} == {"CPU0_G1", None, "CPU 0 DIMM 0"}
+
+
+# ---- the verdict after the reboot ----------------------------------------------------------
+
+def test_a_sel_ue_gives_its_slot_a_replace_verdict() -> None:
+    """Sun's POST record (multi-bit ECC logged as Memory Device Disabled) names its slot:
+    the health engine judges that slot as it would an EDAC-labelled UE."""
+    from memras.health.config import Config
+    from memras.health.engine import ChangeKind, HealthEngine
+
+    line = "300 | 08/26/2005 | 11:36:12 | Memory | Memory Device Disabled | CPU 0 DIMM 0"
+    records = list(parse_sel([line]))
+    engine = HealthEngine(Config(), None, None, record=False)
+    changes = engine.process(records)
+    assert any(c.kind == ChangeKind.UE for c in changes)
+    verdicts = {k: v.state.value for k, v in engine.verdicts().items()}
+    assert [v for k, v in verdicts.items() if "CPU 0 DIMM 0" in k] == ["replace-now"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, object]:
+    code = main(list(argv))
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip().startswith(("{", "[")) else out
+
+
+def test_import_sel_on_a_server_moves_its_dimms_verdict(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """The SEL from before the reboot, imported on the server: the UE lands on the DIMM
+    the slot names. The line is ipmitool#385's Quanta record with the UE's event and this
+    simulated server's slot name in place of CPU0_G1 (the join is what is tested)."""
+    code, made = run_cli(capsys, "sim", "create", "skylake-2s", str(tmp_path / "srv"),
+                         "--json")
+    assert code == 0 and isinstance(made, dict)
+    root, db = made["root"], made["db"]
+    sel = tmp_path / "sel.txt"
+    sel.write_text("  3a | 12/14/22 | 23:09:44 UTC | Memory #0x88 | "
+                   "Uncorrectable ECC (P1-DIMMA1) | Asserted\n")
+    code, report = run_cli(capsys, "--root", root, "--db", db, "--json", "import", "sel",
+                           str(sel))
+    assert code == 0 and isinstance(report, dict) and report["inserted"] == 1
+    code, verdicts = run_cli(capsys, "--root", root, "--db", db, "--json", "verdicts")
+    rows = verdicts["verdicts"] if isinstance(verdicts, dict) else verdicts
+    assert isinstance(rows, list)
+    mine = [v for v in rows if "P1-DIMMA1" in json.dumps(v)]
+    assert mine and mine[0]["verdict"] == "replace-now", mine
