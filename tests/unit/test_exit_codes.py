@@ -53,6 +53,8 @@ CASES: list[tuple[str, str, list[str], int]] = [
                         "--tickets", str(EVALUATE / "tickets.csv")], 0),
     ("evaluate", "bad input", ["evaluate", "--csv", "{tmp}/no.csv",
                                "--tickets", str(EVALUATE / "tickets.csv")], 2),
+    ("fleet", "ok", ["fleet", "--url", "sqlite:///{tmp}/fleet.db", "init"], 0),
+    ("fleet", "bad input", ["fleet", "--config", "{tmp}/good.toml", "hosts"], 2),  # no url
     ("hotplug-test", "ok", ["hotplug-test", "--dry-run", *R], 0),
     ("hotplug-test", "bad input", ["hotplug-test", "--cycles", "0", *R], 2),
     ("import", "ok", ["import", "dmesg", "{tmp}/dmesg.txt", *R], 0),
