@@ -16,13 +16,15 @@ rows are committed ``offlining`` before each kernel write and get the result aft
 (offline: one transaction per block, see :mod:`memras.workflow.journal`).
 
 For the crash tests, ``MEMRAS_TEST_CRASH_AT=<point>`` makes the process ``os._exit(137)``
-at that point (``step:NAME:before|after``, ``block:N:offline:before|after``…) and
-``MEMRAS_TEST_CRASH_LOG=<file>`` appends every point reached.
+at that point (``step:NAME:before|after``, ``block:N:offline:before|after``…),
+``MEMRAS_TEST_KILL_AT=<point>`` sends it a real SIGKILL there (the lab's kill -9 at an
+exact point of a step), and ``MEMRAS_TEST_CRASH_LOG=<file>`` appends every point reached.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -93,6 +95,7 @@ if TYPE_CHECKING:
 
 ON_FAILURE_CHOICES = ("rollback", "leave")
 CRASH_ENV, CRASH_LOG_ENV = "MEMRAS_TEST_CRASH_AT", "MEMRAS_TEST_CRASH_LOG"
+KILL_ENV = "MEMRAS_TEST_KILL_AT"
 
 
 def crash_point(label: str) -> None:
@@ -103,6 +106,8 @@ def crash_point(label: str) -> None:
             fh.write(label + "\n")
     if os.environ.get(CRASH_ENV) == label:
         os._exit(137)
+    if os.environ.get(KILL_ENV) == label:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _now() -> datetime:

@@ -1,4 +1,5 @@
-"""The qemu backend finds the DIMM by slot as the guest kernel shows the ACPI _UID.
+"""The qemu backend finds the DIMM by slot as the guest kernel shows the ACPI _UID;
+the lab's kill -9 at an exact crash point.
 
 Linux prints QEMU's integer _UID of a DIMM slot as "0x01" (seen in the lab guest:
 replacements there went to ``memras-dimm0x01`` and to the first free slot, not to
@@ -25,3 +26,21 @@ def test_the_dimm_in_the_slot_matches_whatever_its_address() -> None:
                                          "size": 256 << 20}}
     assert _matches(in_slot, target) and not _matches(other, target)
     assert _matches(by_range, target)  # no slot match: the address range decides
+
+
+def test_kill_at_a_crash_point_is_a_real_sigkill(tmp_path) -> None:
+    """``MEMRAS_TEST_KILL_AT`` (the lab's kill -9 inside a step) ends the process by
+    SIGKILL exactly there; other points pass, and every point is logged."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "points"
+    code = ("from memras.workflow.runner import crash_point as c; "
+            "c('step:offline_blocks:before'); c('block:3:offline:after'); c('never')")
+    env = {**os.environ, "MEMRAS_TEST_KILL_AT": "block:3:offline:after",
+           "MEMRAS_TEST_CRASH_LOG": str(log)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, check=False)
+    assert done.returncode == -signal.SIGKILL
+    assert log.read_text().split() == ["step:offline_blocks:before", "block:3:offline:after"]
