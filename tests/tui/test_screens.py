@@ -32,7 +32,8 @@ async def test_detail_shows_identity_verdict_cells_and_blocks(make_app) -> None:
         cells = static_text(screen, "#cells")
         assert "14 events with bank/row/column" in cells
         assert "1 distinct  top: 0x2a1×14" in cells  # one row: a row fault
-        assert "b3" in cells  # the bank × row heat map has bank 3's line
+        assert "1 distinct  top: -.-.3×14" in cells  # banks as the verdict names them
+        assert "0x2a1" in cells and "errors a cell" in cells  # the heat map's row and legend
         addresses = static_text(screen, "#addresses")
         assert "block 32" in addresses  # 4 GiB / 128 MiB
 
