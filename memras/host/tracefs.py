@@ -31,6 +31,7 @@ tailed file, a capture).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
@@ -39,6 +40,8 @@ from dataclasses import dataclass, field
 
 from memras.errors import KernelInterfaceError
 from memras.host._fs import SIM_MARKER, KernelFs
+
+log = logging.getLogger("memras.host.tracefs")
 
 TRACEFS_MOUNTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 INSTANCE_NAME = "memras"
@@ -239,10 +242,11 @@ class Tracefs:
         if buffer_kb is not None and not buffer_has_size(current, buffer_kb):
             try:
                 self.fs.write(path, str(buffer_kb))
-            except OSError as exc:  # ENOMEM: the kernel keeps the old size
-                raise KernelInterfaceError(
-                    f"cannot size the trace buffer to {buffer_kb} KiB per CPU: {exc}",
-                    hint="lower [watch] trace_buffer_kb") from exc
+            except OSError as exc:  # ENOMEM: the kernel keeps the old size, and so do we
+                log.warning("cannot size the trace buffer to %d KiB per CPU (%s); it stays "
+                            "at %s KiB: lower [watch] trace_buffer_kb", buffer_kb,
+                            exc.strerror or exc, current)
+                return current
             current = parse_buffer_kb(self.fs.read(path, default="")) or buffer_kb
         return current
 
