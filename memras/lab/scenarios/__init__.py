@@ -11,7 +11,8 @@ it is imported, which this package does below, so importing it gives every scena
   ``webhook_receiver`` on the host); ``rasdaemon``: rasdaemon interop;
 * ``capacity``: capacity-policy (with the ``workload`` driver);
 * ``replace``: replace-no-downtime; ``failures``: replace-offline-refused,
-  replace-crash-abort; ``fastswap``: replace-fast-swap; ``pstore``: pstore (a guest
+  replace-crash-abort; ``fastswap``: replace-fast-swap; ``resume``:
+  replace-kill-resume; ``pstore``: pstore (a guest
   booted with ``pstore.RAMOOPS_CMDLINE``: a fatal MCE, the reset, the ramoops dump).
 
 ``common`` holds what several share (the guest's work directory, DIMM lookups).
@@ -33,6 +34,7 @@ from memras.lab.scenarios import (  # noqa: F401 (imported to register their sce
     pstore,
     rasdaemon,
     replace,
+    resume,
 )
 from memras.lab.scenarios.registry import (
     SCENARIOS,
