@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -99,17 +101,28 @@ def central_ingest(cluster: PgCluster, work: Path, hosts: int, events: int) -> N
 def host_overhead(cluster: PgCluster, work: Path, events: int, runs: int) -> None:
     url = cluster.new_database("fo")
     assert memras_main(["fleet", "--url", url, "init"]) == 0
-    rates: dict[bool, list[float]] = {False: [], True: []}
+    config = work / "fleet.toml"
+    config.write_text(f'[fleet]\nurl = "{url}"\ninterval = "1s"\n')
+    rates: dict[str, list[float]] = {"off": [], "thread": [], "process": []}
     for run in range(runs):
-        for shipping in (False, True):
-            db = work / f"o{run}{int(shipping)}.db"
+        for mode in rates:
+            db = work / f"o{run}{mode}.db"
+            root = work / f"root{run}{mode}"
+            (root / "etc").mkdir(parents=True)
+            (root / "etc" / "machine-id").write_text(f"{1000 + run:032x}\n")
             with Store.open(db) as store:
-                thread = None
-                if shipping:
+                thread, proc = None, None
+                if mode == "thread":
                     shipper = Shipper(Store.open(db), central_engine(url),
                                       HostIdentity(f"{1000 + run:032x}", "o"))
                     thread = ShipperThread(shipper, interval_s=0.2)
                     thread.start()
+                elif mode == "process":  # `memras fleet ship`, as its own unit would run it
+                    proc = subprocess.Popen(
+                        [sys.executable, "-m", "memras", "--root", str(root), "--db", str(db),
+                         "--config", str(config), "fleet", "ship"],
+                        stdout=subprocess.DEVNULL)
+                    time.sleep(3)  # its interpreter started, its first pass done
                 batches = [storm(500, 10**6 * run + s) for s in range(0, events, 500)]
                 t = time.perf_counter()
                 for batch in batches:
@@ -118,11 +131,17 @@ def host_overhead(cluster: PgCluster, work: Path, events: int, runs: int) -> Non
                 if thread is not None:
                     thread.stop(final_pass=True)
                     assert thread.shipper.backlog() == 0
-                rates[shipping].append(events / elapsed)
-    off, on = max(rates[False]), max(rates[True])
-    print(f"local ingest of {events:,} CEs: {off:,.0f}/s without shipping, {on:,.0f}/s with "
-          f"a shipper every 0.2 s (best of {runs}): {on / off:.2f}x; "
-          f"load average {os.getloadavg()[0]:.1f}")
+                if proc is not None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(60)
+                rates[mode].append(events / elapsed)
+    off = max(rates["off"])
+    for mode, label in (("thread", "a shipper thread every 0.2 s"),
+                        ("process", "`memras fleet ship` every 1 s in its own process")):
+        on = max(rates[mode])
+        print(f"local ingest of {events:,} CEs: {off:,.0f}/s without shipping, {on:,.0f}/s "
+              f"with {label} (best of {runs}): {on / off:.2f}x; "
+              f"load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -141,7 +160,8 @@ def main() -> None:
     cluster.init()
     cluster.start()
     try:
-        central_ingest(cluster, work, args.hosts, args.events)
+        if args.hosts:
+            central_ingest(cluster, work, args.hosts, args.events)
         host_overhead(cluster, work, args.local_events, args.runs)
     finally:
         cluster.stop()

@@ -27,8 +27,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.add_parser("init", help="create or upgrade the fleet tables (the database's owner)")
     ship = sub.add_parser("ship", help="ship what is new on this host to the central store")
-    ship.add_argument("--once", action="store_true", required=True,
-                      help="one pass, then exit (memras watch ships continuously)")
+    ship.add_argument("--once", action="store_true",
+                      help="one pass, then exit (without it: ship every [fleet] interval "
+                           "until SIGTERM, as a process of its own beside memras watch)")
     sub.add_parser("hosts", help="every host: last contact, backlog, skipped errors")
     dimms = sub.add_parser("dimms", help="DIMMs across the fleet, most urgent verdict first")
     dimms.add_argument("--all", action="store_true", help="also the DIMMs judged ok")
@@ -102,6 +103,8 @@ def _ship(engine: Any, args: argparse.Namespace, ctx: Context) -> int:
     with Store.open(ctx.db, create=False) as local:
         shipper = Shipper(local, engine, identity,
                           **({"max_error_backlog": config.max_error_backlog} if config else {}))
+        if not args.once:
+            return _ship_until_stopped(shipper, config, ctx)
         result = shipper.ship_once()
     if ctx.json:
         ctx.emit_json({"host_id": identity.host_id, "hostname": identity.hostname,
@@ -114,6 +117,26 @@ def _ship(engine: Any, args: argparse.Namespace, ctx: Context) -> int:
                  if result.dropped_now else ""))
     rows = [(name.removeprefix("fleet_"), n) for name, n in result.shipped.items()]
     ctx.table(["TABLE", "ROWS"], rows, right=["ROWS"])
+    return 0
+
+
+def _ship_until_stopped(shipper: Any, config: Any, ctx: Context) -> int:
+    """`memras fleet ship`: the watcher's shipper loop in a process of its own (its own
+    interpreter: no GIL shared with the watcher), until SIGTERM or Ctrl-C."""
+    import signal
+
+    from memras.fleet.ship import DEFAULT_INTERVAL_S, ShipperThread
+
+    thread = ShipperThread(shipper, config.interval_s if config else DEFAULT_INTERVAL_S)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: thread.stop_event.set())
+    if not ctx.json:
+        ctx.print(f"memras fleet ship: every {thread.interval_s:g} s; SIGTERM to stop")
+    thread.run()  # in this thread: returns once stopped
+    thread.stop(final_pass=True)
+    if ctx.json:
+        ctx.emit_json({"passes": thread.passes, "failures": thread.failures,
+                       "last_error": thread.last_error})
     return 0
 
 

@@ -352,7 +352,8 @@ class ShipperThread(threading.Thread):
         """Stop the thread; ``final_pass``: then ship what is left (``watch --once``),
         logging one warning when the central store is down (the rows wait locally)."""
         self.stop_event.set()
-        self.join(timeout_s)
+        if self.ident is not None:  # started as a thread (`memras fleet ship` runs it inline)
+            self.join(timeout_s)
         if final_pass:
             try:
                 self.shipper.ship_once()

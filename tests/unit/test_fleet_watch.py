@@ -81,3 +81,30 @@ def test_watch_once_ships_what_it_drained(tmp_path: Path, pg_url: str) -> None:
                  "watch", "--once"]) == 0
     assert _counts(pg_url) == {f"{31:032x}": 12, "hosts": 1}
     _exactly_once(pg_url, db, f"{31:032x}")
+
+
+def test_fleet_ship_as_its_own_process(tmp_path: Path, pg_url: str) -> None:
+    """`memras fleet ship` without --once: the shipper loop in its own process (no GIL
+    shared with the watcher), shipping what a watcher stored, stopped by SIGTERM."""
+    assert main(["fleet", "--url", pg_url, "init"]) == 0
+    config = tmp_path / "memras.toml"
+    config.write_text(f'[fleet]\nurl = "{pg_url}"\ninterval = "1s"\n')
+    root, db = _host_root(tmp_path, 41), tmp_path / "host41.db"
+    assert main(["--root", str(root), "--db", str(db), "watch", "--once"]) == 0
+    log = tmp_path / "ship.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "memras", "--root", str(root), "--db",
+                                 str(db), "--config", str(config), "--json", "fleet", "ship"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while _counts(pg_url).get(f"{41:032x}") != 12:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    assert code == 0, log.read_text()[-2000:]
+    assert '"passes"' in log.read_text()
+    _exactly_once(pg_url, db, f"{41:032x}")
