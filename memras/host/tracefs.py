@@ -74,7 +74,8 @@ class TraceSetup:
 # The instance's ring buffer per CPU, in KiB, unless [watch] trace_buffer_kb says otherwise:
 # the kernel's own size for a new instance (trace_buf_size, 1,441,792 bytes), so by
 # default memras costs no more kernel memory than before. It holds ~7,000 mce_record
-# or ~4,500 mc_event events per CPU (~200 / ~320 bytes each with the ring's headers)
+# events per CPU (~200 bytes each with the ring's headers: the lab's counter instance
+# holds ~60,000 in 12 MiB; an mc_event, with its label and driver strings, takes more)
 # that the watcher has not read yet; beyond that the oldest are overwritten, which is
 # recorded as a gap. The cost is this much RAM per possible CPU while the instance exists.
 DEFAULT_BUFFER_KB = 1408
