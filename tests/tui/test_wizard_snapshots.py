@@ -1,11 +1,12 @@
 """The wizard's look at every phase a user sees, at 80x24 and 120x40.
 
 Preflight running and refused, the typed confirmation, offlining in progress, the
-physical swap, waiting for the new module, REPLACED (the new module onlined and the
-verify checks), rolled back, and stopped with the blocks left offline (where the memory
-is and the command to continue): each must show the slot label (P1-DIMMB1). Onlining
-has no screen of its own: the simulated insert comes back online (Movable) and the
-wizard shows the wait text until REPLACED.
+physical swap, an interrupted replacement offered for resuming, waiting for the new
+module, REPLACED (the new module onlined and the verify checks), rolled back, and
+stopped with the blocks left offline (where the memory is and the command to
+continue): each must show the slot label (P1-DIMMB1). Onlining has no screen of its
+own: the simulated insert comes back online (Movable) and the wizard shows the wait
+text until REPLACED.
 
 Deterministic: the demo profile with no errors, a pinned clock, a fresh database (so
 replacement #1). A phase that is over in a blink is frozen where a user would see it:
@@ -219,6 +220,26 @@ def test_waiting_for_the_new_module(snap_compare, tmp_path, monkeypatch, size) -
     assert snap(snap_compare, tmp_path, monkeypatch, size, to_phase(
         "swapping", options=options,
         ready=lambda w: "2:05 elapsed" in str(w.query_one("#wizard-main").render())))
+
+
+@size_ids
+def test_interrupted_replacement_offered(snap_compare, tmp_path, monkeypatch, size) -> None:
+    """`memras replace` killed (kill -9) after the 10th block went offline: reopening the
+    wizard offers to resume or abort, and says where the memory is."""
+    from tests.tui.test_wizard import crash_mid_offline
+
+    world = build(tmp_path, monkeypatch, with_data=False)
+    crash_mid_offline(world)
+    app = MemrasApp(world.root, str(world.db), read_only=False, clock=lambda: PINNED_NOW,
+                    poll_interval_s=60)
+
+    async def run_before(pilot: Any) -> None:
+        wizard = WizardScreen(None, options=ReplaceOptions(operator="Ada", policy=FAST))
+        pilot.app.push_screen(wizard)
+        await wait_until(pilot, lambda: wizard.phase == "interrupted", 20)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 @size_ids
