@@ -18,7 +18,7 @@ from memras.bmc.ipmi import Ipmitool
 from memras.bmc.led import set_slot_led, workflow_led
 from memras.cli import main
 from memras.config import parse_config_text
-from memras.errors import BmcError, Refused
+from memras.errors import BmcError, Refused, UsageError
 from memras.records import ErrorType
 from memras.sim import profiles
 from memras.store import Store
@@ -78,7 +78,7 @@ def test_a_password_file_others_can_read_is_refused(ipmi_sim: IpmiSim,  # noqa: 
     loose = tmp_path / "loose.pass"
     loose.write_text(PASSWORD)
     loose.chmod(0o644)
-    with pytest.raises(Exception, match="mode 0644"):
+    with pytest.raises(UsageError, match="mode 0644"):
         Ipmitool(config_of(ipmi_sim, password_file=str(loose))).identify(True)
 
 
