@@ -18,8 +18,9 @@ finds them.
 
 The guest: ``-machine q35,cxl=on``, one CXL host bridge (``pxb-cxl``), one root port
 and a volatile ``cxl-type3`` device of :data:`CXL_MIB` MiB, a 4 GiB fixed memory
-window (QEMU docs/system/devices/cxl.rst). :func:`inject_general_media` drives
-QMP's ``cxl-inject-general-media-event``.
+window (QEMU docs/system/devices/cxl.rst). :func:`inject_general_media`,
+:func:`inject_dram`, :func:`inject_memory_module` and :func:`inject_poison` drive QMP's
+``cxl-inject-*`` commands (their arguments: QEMU 10's qapi/cxl.json).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,51 @@ def ensure_kernel612(cache: Path | None = None) -> Kernel:
     return kernel
 
 
+# ndctl's `cxl` and `daxctl` for the guest (Debian bookworm's ndctl 76.1), with the
+# libraries the host may lack; the rest (libc, libkmod2, libudev1, libuuid1, libjson-c5,
+# libkeyutils1, libndctl6, libdaxctl1) the guest takes from the host root it runs on.
+NDCTL_PACKAGES = ("ndctl", "daxctl", "libcxl1", "libdaxctl1", "libndctl6", "libiniparser1",
+                  "libtraceevent1", "libtracefs1", "libjson-c5")
+
+
+@dataclass(frozen=True)
+class Ndctl:
+    """The unpacked ndctl tree, as the guest shell runs its tools."""
+
+    root: Path
+
+    def argv(self, tool: str) -> str:
+        lib = self.root / "usr" / "lib" / "x86_64-linux-gnu"
+        return f"LD_LIBRARY_PATH={lib} {self.root / 'usr' / 'bin' / tool}"
+
+
+def ensure_ndctl(cache: Path | None = None) -> Ndctl:
+    """ndctl's tools unpacked (``dpkg -x``) into ``<lab cache>/backports/ndctl``.
+
+    The guest runs this host's userland over 9p (memras.lab.initramfs), so a tree in the
+    lab cache is visible there as it is here: nothing goes into the initramfs and nothing
+    is installed. The ``.deb``s come from the system's apt lists (bookworm main)."""
+    base = backports_dir(cache)
+    root = base / "ndctl"
+    if (root / "usr" / "bin" / "cxl").is_file():
+        return Ndctl(root)
+    debs = base / "ndctl-debs"
+    debs.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in NDCTL_PACKAGES if not any(debs.glob(f"{p}_*.deb"))]
+    if missing:
+        _run(["apt-get", "-q", "download", *missing], f"apt-get download {' '.join(missing)}",
+             cwd=str(debs))
+    tmp = Path(tempfile.mkdtemp(dir=base, prefix=".ndctl-"))
+    try:
+        for deb in sorted(debs.glob("*.deb")):
+            _run(["dpkg", "-x", str(deb), str(tmp)], f"dpkg -x {deb.name}")
+        os.replace(tmp, root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Ndctl(root)
+
+
 def decompress_modules(kernel: Kernel, names: tuple[str, ...]) -> None:
     """``x.ko.xz`` → ``x.ko`` for ``names`` and what they depend on (those present)."""
     index = {module_name(p.with_suffix("")): p for p in kernel.modules_dir.rglob("*.ko.xz")}
@@ -250,15 +297,62 @@ class CxlLab(Lab):
         return seconds
 
 
+def _device_path() -> str:
+    return f"/machine/peripheral/{CXL_DEVICE}"
+
+
+def _optional(args: dict[str, Any], **values: int | None) -> dict[str, Any]:
+    """QMP arguments with the optional ones given (``bank_group`` → ``bank-group``)."""
+    args.update({k.replace("_", "-"): v for k, v in values.items() if v is not None})
+    return args
+
+
 def inject_general_media(lab: Lab, *, dpa: int, descriptor: int = 0, type_: int = 0,
                          transaction_type: int = 1, log: str = "informational",
                          channel: int | None = None, rank: int | None = None) -> Any:
     """QMP ``cxl-inject-general-media-event`` on the lab's Type-3 device (QEMU 10)."""
-    args: dict[str, Any] = {"path": f"/machine/peripheral/{CXL_DEVICE}", "log": log,
-                            "flags": 1, "dpa": dpa, "descriptor": descriptor, "type": type_,
+    args: dict[str, Any] = {"path": _device_path(), "log": log, "flags": 1, "dpa": dpa,
+                            "descriptor": descriptor, "type": type_,
                             "transaction-type": transaction_type}
-    if channel is not None:
-        args["channel"] = channel
-    if rank is not None:
-        args["rank"] = rank
-    return lab.qmp.cmd("cxl-inject-general-media-event", **args)
+    return lab.qmp.cmd("cxl-inject-general-media-event",
+                       **_optional(args, channel=channel, rank=rank))
+
+
+def inject_dram(lab: Lab, *, dpa: int, descriptor: int = 0, type_: int = 0,
+                transaction_type: int = 1, log: str = "informational", flags: int = 0,
+                channel: int | None = None, rank: int | None = None,
+                bank_group: int | None = None, bank: int | None = None,
+                row: int | None = None, column: int | None = None,
+                nibble_mask: int | None = None) -> Any:
+    """QMP ``cxl-inject-dram-event``: a DRAM event record (CXL r3.0 Table 8-44); the
+    optional fields given are the ones QEMU marks valid."""
+    args: dict[str, Any] = {"path": _device_path(), "log": log, "flags": flags, "dpa": dpa,
+                            "descriptor": descriptor, "type": type_,
+                            "transaction-type": transaction_type}
+    return lab.qmp.cmd("cxl-inject-dram-event", **_optional(
+        args, channel=channel, rank=rank, bank_group=bank_group, bank=bank, row=row,
+        column=column, nibble_mask=nibble_mask))
+
+
+def inject_memory_module(lab: Lab, *, type_: int = 0, health_status: int = 0,
+                         media_status: int = 0, additional_status: int = 0,
+                         life_used: int = 0, temperature: int = 30,
+                         dirty_shutdown_count: int = 0, corrected_volatile: int = 0,
+                         corrected_persistent: int = 0, log: str = "informational",
+                         flags: int = 0) -> Any:
+    """QMP ``cxl-inject-memory-module-event``: a memory module event record with the
+    device's health information (CXL r3.0 Table 8-45 and Table 8-100)."""
+    return lab.qmp.cmd("cxl-inject-memory-module-event", **{
+        "path": _device_path(), "log": log, "flags": flags, "type": type_,
+        "health-status": health_status, "media-status": media_status,
+        "additional-status": additional_status, "life-used": life_used,
+        "temperature": temperature, "dirty-shutdown-count": dirty_shutdown_count,
+        "corrected-volatile-error-count": corrected_volatile,
+        "corrected-persistent-error-count": corrected_persistent})
+
+
+def inject_poison(lab: Lab, *, start: int, length: int = 64) -> Any:
+    """QMP ``cxl-inject-poison``: add ``[start, start+length)`` (DPA, 64-byte aligned) to
+    the device's poison list. No event: the guest sees it when it reads the list
+    (``trigger_poison_list``), as a ``cxl_poison`` trace event of type List."""
+    return lab.qmp.cmd("cxl-inject-poison", path=_device_path(), start=start, length=length)

@@ -1,0 +1,265 @@
+"""``cxl-events``: CXL event records injected over QMP into the CXL lab guest
+(:class:`memras.lab.cxl.CxlLab`) reach ``memras watch`` there, are stored once each,
+and judged by the cxl-* rules.
+
+QEMU 10 puts each record in the Type-3 device's event log and raises its interrupt;
+the guest's cxl_pci reads the log and emits ``cxl_general_media``/``cxl_dram``/
+``cxl_memory_module`` trace events, which the watcher's tracefs instance receives.
+Poison is different: ``cxl-inject-poison`` only adds to the device's poison list, and
+the guest sees it when it reads that list (``trigger_poison_list``, as ``cxl list
+--media-errors`` does), as a ``cxl_poison`` event of type List.
+
+This module registers on import; the 6.1 lab guest has no CXL device, so it is not in
+:mod:`memras.lab.scenarios`'s list (tests/lab/test_scenario_cxl.py imports it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, cast
+
+from memras.errors import LabError
+from memras.lab import actions
+from memras.lab.cxl import (
+    ensure_ndctl,
+    inject_dram,
+    inject_general_media,
+    inject_memory_module,
+    inject_poison,
+)
+from memras.lab.guest import Lab
+from memras.lab.scenarios.common import GUEST_WORK
+from memras.lab.scenarios.registry import ScenarioReport, scenario
+
+MEMDEV = "mem0"
+CXL_SYSFS = "/sys/bus/cxl/devices"
+# DPAs of the injected records (the device's 256 MiB volatile partition starts at DPA 0)
+GM_DPAS = (0x1000, 0x2000)
+DRAM_DPA = 0x3000
+DRAM_DETAIL = {"channel": 2, "rank": 1, "bank_group": 1, "bank": 3, "row": 66, "column": 8}
+POISON_DPA, POISON_LEN = 0x40000, 0x40
+LIFE_USED = 95  # percent: past memras.health.cxl.LIFE_USED_REPLACE
+HEALTH_MAINTENANCE = 1  # health status bit 0, MAINTENANCE_NEEDED (CXL r3.0 Table 8-100)
+# the rules the injected records must fire (memras.health.cxl.judge_cxl)
+EXPECTED_RULES = ("cxl-maintenance-needed", "cxl-life-used-90", "cxl-poison")
+
+_CXL_ROWS = ("import json, sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+             "c.row_factory = sqlite3.Row; print(json.dumps([dict(r) for r in c.execute("
+             "'SELECT event, memdev, serial, log_type, hdr_flags, dpa, health_status, "
+             "life_used, trace_type, source, fields FROM memras_cxl_event ORDER BY id')]))")
+_MEDIA_COUNT = ("import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute("
+                "\"SELECT count(*) FROM memras_error WHERE driver = 'cxl'\").fetchone()[0])")
+# what memras_cxl_event must hold: the records that are not memory errors (general media
+# and DRAM records are memory errors, memras_error rows: memras.store.Store.add_events)
+WANTED = {("memory_module", None): 1, ("poison", POISON_DPA): 1}
+
+
+def _guest_python(lab: Lab, script: str, *args: str) -> str:
+    """A python one-liner in the guest (sqlite3 alone: no memras start-up)."""
+    return lab.check(f"{actions.python_argv()} -c {json.dumps(script)} {' '.join(args)}",
+                     timeout=120)
+
+
+def cxl_rows(lab: Lab, db: str) -> list[dict[str, Any]]:
+    """The guest database's memras_cxl_event rows."""
+    return cast("list[dict[str, Any]]", json.loads(_guest_python(lab, _CXL_ROWS, db)))
+
+
+def _count(rows: list[dict[str, Any]], event: str, dpa: int | None = None) -> int:
+    return sum(1 for r in rows if r["event"] == event and (dpa is None or r["dpa"] == dpa))
+
+
+def _wait_stored(lab: Lab, db: str, media: int, timeout_s: float = 120) -> str:
+    """Wait until the watcher stored ``media`` CXL memory errors and every record of
+    :data:`WANTED`; what it had stored by then."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = cxl_rows(lab, db)
+        stored = int(_guest_python(lab, _MEDIA_COUNT, db).strip())
+        done = stored >= media and all(_count(rows, event, dpa) >= n
+                                       for (event, dpa), n in WANTED.items())
+        if done or time.monotonic() > deadline:
+            return f"{stored} media errors; " + ", ".join(r["event"] for r in rows)
+        time.sleep(3)
+
+
+@scenario("cxl-events", "CXL guest: general media, DRAM, memory-module and poison records "
+                        "injected over QMP are stored once each by memras watch and judged "
+                        "by the cxl-* rules (memras dimms/verdicts)")
+def cxl_events(lab: Lab, report: ScenarioReport) -> None:
+    db, log = f"{GUEST_WORK}/cxl.db", f"{GUEST_WORK}/cxl-watch.log"
+    memdevs = lab.check(f"ls {CXL_SYSFS}").split()
+    if MEMDEV not in memdevs:
+        raise LabError(f"the guest has no CXL {MEMDEV} ({' '.join(memdevs) or 'no cxl bus'}): "
+                       "cxl-events runs on the CXL lab guest (memras.lab.cxl.CxlLab)")
+    serial = int(lab.check(f"cat {CXL_SYSFS}/{MEMDEV}/serial").strip(), 0)
+    report.facts["serial"] = serial
+    with report.step("start memras watch (trace) in the CXL guest") as step:
+        lab.check(f"mkdir -p {GUEST_WORK}")
+        actions.start_guest_watch(lab, db, log, sources="trace")
+        enabled = lab.check(f"cat {actions.TRACING}/instances/memras/events/cxl/*/enable")
+        step.detail = f"cxl events enabled in memras's instance: {enabled.split()}"
+        report.expect(set(enabled.split()) == {"1"}, step.detail)
+    try:
+        with report.step("inject 2 general media CEs, a DRAM CE, a memory module record") as st:
+            for i, dpa in enumerate(GM_DPAS):
+                inject_general_media(lab, dpa=dpa, channel=i, rank=0)
+            inject_dram(lab, dpa=DRAM_DPA, log="warning", **DRAM_DETAIL)
+            inject_memory_module(lab, log="warning", health_status=HEALTH_MAINTENANCE,
+                                 life_used=LIFE_USED, temperature=45)
+            st.detail = (f"general media at {', '.join(map(hex, GM_DPAS))}, DRAM at "
+                         f"{DRAM_DPA:#x} {DRAM_DETAIL}, memory module: health status "
+                         f"{HEALTH_MAINTENANCE}, life used {LIFE_USED}%")
+        with report.step("cxl-inject-poison, then the guest reads its poison list") as st:
+            inject_poison(lab, start=POISON_DPA, length=POISON_LEN)
+            # the guest's own sysfs (never the host's): the driver reads the list and
+            # emits one cxl_poison record per entry
+            lab.check(f"echo 1 > {CXL_SYSFS}/{MEMDEV}/trigger_poison_list")
+            st.detail = f"poison [{POISON_DPA:#x}, +{POISON_LEN:#x}) listed"
+        with report.step("wait until the watcher stored every record") as st:
+            st.detail = _wait_stored(lab, db, media=len(GM_DPAS) + 1)
+        with report.step("SIGTERM the watcher") as st:
+            st.detail = actions.stop_guest_watch(lab, log)
+            report.facts["watch_output"] = st.detail
+    finally:
+        lab.run(f"kill $(cat {log}.pid) 2>/dev/null")
+    rows = cxl_rows(lab, db)  # after the watcher's last write
+    report.facts["cxl_events"] = [{k: r[k] for k in ("event", "memdev", "serial", "log_type",
+                                                     "dpa", "health_status", "life_used",
+                                                     "trace_type", "source")} for r in rows]
+    with report.step("memras_cxl_event: the module and poison records once, on mem0") as st:
+        for (event, at), n in WANTED.items():
+            got = _count(rows, event, at)
+            report.expect(got == n, f"{event} at {at if at is None else hex(at)} stored "
+                                    f"{got} times, not {n}")
+        report.expect({r["memdev"] for r in rows} == {MEMDEV}, f"memdevs {rows}")
+        report.expect({r["serial"] for r in rows} == {serial}, "serial not the memdev's")
+        module = next(r for r in rows if r["event"] == "memory_module")
+        report.expect(module["life_used"] == LIFE_USED and
+                      module["health_status"] == HEALTH_MAINTENANCE,
+                      f"memory module row {module}")
+        poison = next(r for r in rows if r["event"] == "poison")
+        report.expect(poison["trace_type"] == "List", f"poison row {poison}")
+        st.detail = f"{len(rows)} rows"
+    with report.step("memras errors --json: the media errors once, with DPA and detail") as st:
+        errors = cast("list[dict[str, Any]]",
+                      actions.guest_memras_json(lab, f"--db {db} errors", timeout_s=300))
+        media = [e for e in errors if e.get("driver") == "cxl"]
+        report.facts["media_errors"] = [{k: e.get(k) for k in ("type", "label", "source",
+                                                               "driver_detail", "location")}
+                                        for e in media]
+        for dpa in (*GM_DPAS, DRAM_DPA):
+            mine = [e for e in media if f"dpa={dpa:x} " in e["driver_detail"]]
+            report.expect(len(mine) == 1, f"media error at DPA {dpa:#x} stored {len(mine)} "
+                                          "times")
+            report.expect(mine[0]["type"] == "Corrected" and mine[0]["label"] == MEMDEV,
+                          f"media error at DPA {dpa:#x}: {mine[0]['type']} on "
+                          f"{mine[0]['label']}")
+        dram = next(e for e in media if f"dpa={DRAM_DPA:x} " in e["driver_detail"])
+        location = {k: dram["location"].get(k) for k in DRAM_DETAIL}
+        report.expect(location == DRAM_DETAIL, f"DRAM location {location} != {DRAM_DETAIL}")
+        st.detail = f"{len(media)} CXL media errors; DRAM at {location}"
+    with report.step("memras dimms --json: mem0 judged by the cxl-* rules") as st:
+        dimms = cast("dict[str, Any]",
+                     actions.guest_memras_json(lab, f"--db {db} dimms", timeout_s=300))
+        row = next((c for c in dimms["cxl"] if c["id"] == MEMDEV), None)
+        report.expect(row is not None, f"memras dimms lists no {MEMDEV}: {dimms['cxl']}")
+        assert row is not None
+        report.facts["dimms_cxl"] = {k: row.get(k) for k in ("id", "serial", "verdict", "rules",
+                                                              "reasons")}
+        missing = [r for r in EXPECTED_RULES if r not in row["rules"]]
+        report.expect(not missing, f"{MEMDEV}'s rules {row['rules']} lack {missing}")
+        report.expect(row["verdict"] == "replace-at-next-maintenance",
+                      f"{MEMDEV}'s verdict is {row['verdict']}")
+        st.detail = f"{row['verdict']}: {', '.join(row['rules'])}"
+    with report.step("memras verdicts --json: mem0's media errors judged") as st:
+        verdicts = cast("list[dict[str, Any]]",
+                        actions.guest_memras_json(lab, f"--db {db} verdicts", timeout_s=300))
+        # the engine judges a memdev's media errors as a DIMM's, id label:memN
+        mine = [v for v in verdicts if v.get("dimm") == f"label:{MEMDEV}"]
+        report.facts["verdicts"] = mine
+        report.expect(len(mine) == 1, f"memras verdicts has no label:{MEMDEV}: {verdicts}")
+        st.detail = f"{mine[0]['dimm']}: {mine[0]['verdict']} {mine[0]['rules']}"
+
+
+def _cxl_json(lab: Lab, tool: str, args: str, timeout_s: float = 300) -> Any:
+    """``cxl``/``daxctl`` ARGS in the guest (ndctl unpacked in the lab cache), parsed;
+    an empty listing is []."""
+    out = lab.check(f"{ensure_ndctl().argv(tool)} {args}", timeout=timeout_s).strip()
+    return json.loads(out) if out else []
+
+
+def _one(listing: Any) -> dict[str, Any]:
+    """ndctl prints one object bare and several as a list."""
+    if isinstance(listing, list):
+        if len(listing) != 1:
+            raise LabError(f"expected one object, ndctl listed {listing}")
+        return cast("dict[str, Any]", listing[0])
+    return cast("dict[str, Any]", listing)
+
+
+@scenario("cxl-region", "CXL guest: ndctl's cxl create-region makes a ram region of mem0, "
+                        "daxctl onlines it movable, and memras locate maps an HPA in it to "
+                        "memdev, DPA, region, block, node and zone as the guest's sysfs does")
+def cxl_region(lab: Lab, report: ScenarioReport) -> None:
+    ndctl = ensure_ndctl()
+    report.facts["ndctl"] = lab.check(f"{ndctl.argv('cxl')} version").strip()
+    with report.step("cxl create-region -t ram on mem0's root decoder") as st:
+        decoders = _cxl_json(lab, "cxl", "list -D -d root")
+        decoders = decoders if isinstance(decoders, list) else [decoders]
+        root = next((d for d in decoders if d.get("volatile_capable")), None)
+        report.expect(root is not None, f"no volatile-capable root decoder: {decoders}")
+        assert root is not None
+        region = _one(_cxl_json(lab, "cxl", f"create-region -t ram -d {root['decoder']} "
+                                            f"-m {MEMDEV} -w 1"))
+        report.facts["region"] = region
+        st.detail = (f"{region['region']} on {root['decoder']}: resource "
+                     f"{region['resource']:#x}, size {region['size']:#x}")
+    name, start, size = region["region"], int(region["resource"]), int(region["size"])
+    with report.step("daxctl: the region's DAX device onlined as movable system-ram") as st:
+        dax = _one(_cxl_json(lab, "daxctl", f"list -r {name.removeprefix('region')}"))
+        if dax.get("mode") != "system-ram":
+            dax = _one(_cxl_json(lab, "daxctl", f"reconfigure-device --mode=system-ram "
+                                                f"{dax['chardev']}"))
+        else:  # kmem took it at creation; online what auto-onlining left offline
+            lab.check(f"{ndctl.argv('daxctl')} online-memory {dax['chardev']} || true")
+            dax = _one(_cxl_json(lab, "daxctl", f"list -d {dax['chardev']}"))
+        report.facts["dax"] = dax
+        st.detail = f"{dax['chardev']}: mode {dax.get('mode')}, movable {dax.get('movable')}"
+        report.expect(dax.get("mode") == "system-ram", st.detail)
+    address = start + 0x1000 + (size // 2)
+    with report.step("the guest's own view: endpoint decoder DPA, block, node, zone") as st:
+        block_size = int(lab.check(f"cat {actions.MEMORY}/block_size_bytes").strip(), 16)
+        block = address // block_size
+        node = lab.check(f"ls -d {actions.MEMORY}/memory{block}/node* | sed 's/.*node//'")
+        zones = lab.check(f"cat {actions.MEMORY}/memory{block}/valid_zones").split()
+        state = lab.check(f"cat {actions.MEMORY}/memory{block}/state").strip()
+        target = lab.check(f"cat {CXL_SYSFS}/{name}/target0").strip()
+        dpa_base = int(lab.check(f"cat {CXL_SYSFS}/{target}/dpa_resource").strip(), 0)
+        sysfs = {"block": block, "node": int(node.strip()), "zone": zones[0], "state": state,
+                 "decoder": target, "dpa": dpa_base + (address - start)}
+        report.facts["sysfs"] = sysfs
+        st.detail = f"{address:#x}: {sysfs}"
+        report.expect(state == "online", f"memory{block} is {state}")
+    with report.step(f"memras locate {address:#x} --json in the guest") as st:
+        located = cast("dict[str, Any]", actions.guest_memras_json(
+            lab, f"locate {address:#x}", timeout_s=300))
+        cxl = located.get("cxl") or {}
+        report.facts["locate"] = cxl
+        got = {"memdev": cxl.get("memdev"), "dpa": cxl.get("dpa"), "region": cxl.get("region"),
+               "block": cxl.get("block"), "node": cxl.get("node"), "zone": cxl.get("zone"),
+               "dax": cxl.get("dax")}
+        want = {"memdev": MEMDEV, "dpa": sysfs["dpa"], "region": name, "block": block,
+                "node": sysfs["node"], "zone": sysfs["zone"], "dax": dax["chardev"]}
+        st.detail = f"{got}"
+        report.expect(got == want, f"memras locate says {got}, the guest {want}")
+        report.expect(located.get("block") == block, f"locate's block {located.get('block')}")
+    with report.step("memras dimms --json: mem0 as a unit with its region and blocks") as st:
+        dimms = cast("dict[str, Any]", actions.guest_memras_json(lab, "dimms", timeout_s=300))
+        row: dict[str, Any] = next((c for c in dimms["cxl"] if c["id"] == MEMDEV), {})
+        report.facts["dimms_cxl_region"] = {k: row.get(k) for k in ("regions", "dax",
+                                                                     "block_list", "nodes")}
+        report.expect(row.get("regions") == [name] and block in row.get("block_list", []),
+                      f"memras dimms: {row}")
+        st.detail = f"{row.get('regions')} {row.get('dax')} blocks {row.get('block_list')}"
