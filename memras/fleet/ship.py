@@ -104,7 +104,7 @@ def central_engine(url: str, password_file: str | None = None) -> Engine:
         raise UsageError(f"[fleet] url {redact(url)!r}: {exc}", hint=hint) from None
 
 
-def central_error(what: str, exc: SQLAlchemyError) -> StoreError:
+def central_error(what: str, exc: Exception) -> StoreError:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     return StoreError(f"central database: cannot {what}: {reason[0] if reason else exc}",
                       hint="check [fleet] url and that the server is up; the host keeps "
@@ -138,18 +138,23 @@ def _insert_new(conn: Connection, table: Table, host_id: str, rows: Sequence[Any
         return
     json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, JSON)]
     temp = f"_ship_{table.name}"
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name}) "
-                   "ON COMMIT DELETE ROWS")
     quote = conn.dialect.identifier_preparer.quote  # `column`, `row`, `user` are keywords
-    with cursor.copy(f"COPY {temp} ({', '.join(map(quote, names))}) FROM STDIN") as copy:
-        for row in rows:
-            values = [host_id, *row]
-            for i in json_at:
-                values[i] = None if values[i] is None else json.dumps(values[i])
-            copy.write_row(values)
-    cursor.execute(f"INSERT INTO {table.name} SELECT * FROM {temp} ON CONFLICT DO NOTHING")
-    cursor.close()
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:  # the driver's own cursor: its errors are not SQLAlchemy's, translated here
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name}) "
+                       "ON COMMIT DELETE ROWS")
+        with cursor.copy(f"COPY {temp} ({', '.join(map(quote, names))}) FROM STDIN") as copy:
+            for row in rows:
+                values = [host_id, *row]
+                for i in json_at:
+                    values[i] = None if values[i] is None else json.dumps(values[i])
+                copy.write_row(values)
+        cursor.execute(f"INSERT INTO {table.name} SELECT * FROM {temp} "
+                       "ON CONFLICT DO NOTHING")
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise central_error("ship", exc) from exc
+    finally:
+        cursor.close()
 
 
 @dataclass

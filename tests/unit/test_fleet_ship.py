@@ -262,3 +262,50 @@ def test_bad_central_and_identity_are_one_line(tmp_path: Path, pg_url: str, caps
     with pytest.raises(Exception, match="machine-id"):
         host_identity(tmp_path)
     assert HostIdentity("a" * 32, "h").host_id == "a" * 32
+
+
+def test_a_host_role_writes_only_its_own_rows(tmp_path: Path, central: str,
+                                             pg_cluster: PgCluster, capsys) -> None:
+    """The user guide's roles: hosts in memras_ship, one login per machine id, a row-level
+    policy on every fleet table. A host ships under its own id; under another's it is
+    refused (one line), and it cannot read the other hosts' rows either."""
+    root, db = _host(tmp_path, 13)
+    other_root, other_db = _host(tmp_path, 14)
+    dbname = central.split("?")[0].rsplit("/", 1)[1]
+    me, other = host_identity(root), host_identity(other_root)
+    tables = [CENTRAL[s.local.name].name for s in SHIPPED] + [HOSTS.name]
+    setup = ["CREATE ROLE memras_ship NOLOGIN",
+             "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO memras_ship"]
+    for host in (me, other):
+        setup.append(f'CREATE ROLE "{host.host_id}" LOGIN IN ROLE memras_ship')
+    setup += ["CREATE ROLE memras_read LOGIN",
+              "GRANT SELECT ON ALL TABLES IN SCHEMA public TO memras_read"]
+    for table in tables:
+        setup += [f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+                  f"CREATE POLICY own_rows ON {table} TO memras_ship "
+                  "USING (host_id = session_user) WITH CHECK (host_id = session_user)",
+                  f"CREATE POLICY read_all ON {table} FOR SELECT TO memras_read USING (true)"]
+    for sql in setup:
+        pg_cluster.execute(sql, dbname)
+    mine = pg_cluster.url(dbname, user=me.host_id)
+    with Store.open(db) as local:
+        Shipper(local, central_engine(mine), me).ship_once()
+    _exactly_once(central, db, me.host_id)
+    with Store.open(other_db) as local, pytest.raises(StoreError,
+                                                      match="row-level security"):
+        Shipper(local, central_engine(mine), other).ship_once()  # another's id, my login
+    assert _central_keys(central, other.host_id)["fleet_error"] == []
+    engine = create_engine(mine)
+    with engine.connect() as conn:  # and it sees only its own rows
+        assert set(conn.scalars(select(HOSTS.c.host_id))) == {me.host_id}
+    engine.dispose()
+    with Store.open(other_db) as local:  # the other host under its own login
+        Shipper(local, central_engine(pg_cluster.url(dbname, user=other.host_id)),
+                other).ship_once()
+    reader = pg_cluster.url(dbname, user="memras_read")
+    capsys.readouterr()
+    assert main(["fleet", "--url", reader, "--json", "hosts"]) == 0  # SELECT is enough
+    hosts = json.loads(capsys.readouterr().out)
+    assert {h["host_id"] for h in hosts} == {me.host_id, other.host_id}
+    assert main(["fleet", "--url", reader, "--json", "dimms"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
