@@ -122,7 +122,7 @@ log = logging.getLogger(__name__)
 
 RECLASSIFY_EVERY_RECORDS = 64
 RECLASSIFY_SPACING = 8  # at most 8 record-visits per event for periodic reclassification
-RECLASSIFY_NEW_CELL_SPACING = 64  # a new cell may reclassify early, at most 64 visits/event
+RECLASSIFY_NEW_CELL_SPACING = 16  # a new cell may reclassify early, at most 16 visits/event
 DAY_S = 86400
 # A batch ends with each DIMM's evidence re-classified when it lags by this much event
 # time (a window's worth of classifying per 500-event batch made a storm ~20 % dearer;
@@ -266,7 +266,9 @@ class _Dimm:
     records: deque[tuple[float, WindowEvent]] = field(default_factory=deque)
     trend: dict[str, SlidingSum] = field(default_factory=_trend_sums)  # CEs, SmartHW windows
     window_ces: SlidingSum | None = None  # CEs in the classifier window, for channel peers
-    cells: set[object] = field(default_factory=set)
+    # the window's cells -> their records in it: a cell is new when the window has none
+    # (kept to the window, so a storm over new pages does not grow it without end)
+    cells: dict[object, int] = field(default_factory=dict)
     crossings: dict[tuple[Scope, str], tuple[ActiveCrossing, float, float]] = field(
         default_factory=dict)
     channel: str | None = None
@@ -525,13 +527,19 @@ class HealthEngine:
         params = self.config.classify
         self._remember(dimm, t, e, severity)
         horizon = t - params.window_h * 3600
+        cells = dimm.cells
         while dimm.records and (dimm.records[0][0] < horizon
                                 or len(dimm.records) > params.window_events):
-            dimm.records.popleft()
+            gone = _cell_of(dimm.records.popleft()[1])
+            if gone is not None:
+                if cells[gone] <= 1:
+                    del cells[gone]
+                else:
+                    cells[gone] -= 1
         cell = _cell_of(e)
-        new_cell = cell is not None and cell not in dimm.cells
+        new_cell = cell is not None and cell not in cells
         if cell is not None:
-            dimm.cells.add(cell)
+            cells[cell] = cells.get(cell, 0) + 1
         # an event away from the classified fault contradicts it: re-evaluate early
         surprise = new_cell or (dimm.classification is not None
                                 and not dimm.classification.fits(e))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from memras.health.buckets import BucketSet, Scope, Severity, Threshold
+from memras.health.classify import _cell_of
 from memras.health.engine import SLIDING_SUM_SLOTS, HealthEngine, SlidingSum
 from memras.health.verdict import ActiveCrossing, _scope_findings
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
@@ -129,3 +131,24 @@ def test_storm_over_many_pages_reports_the_page_count():
     page_reasons = [r for r in verdict.reasons if "pages" in r]
     assert page_reasons and "300 pages" in page_reasons[0]
     assert verdict.evidence["trend"]["last_24h"] == 900
+
+
+def test_a_storm_over_new_cells_keeps_only_the_window_s_cells():
+    """The set of cells a DIMM erred in followed every CE of a storm over new pages for
+    as long as the watcher ran; it holds the classifier window's cells now."""
+    engine = HealthEngine()
+    window = engine.config.classify.window_events
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [MemoryErrorEvent(
+        ErrorType.CORRECTED, Source.TRACE, timestamp=t0 + timedelta(milliseconds=i),
+        address=0x100000000 + i * 4096,
+        location=DimmLocation(mc=0, top_layer=0, middle_layer=0, label="D0", rank=0,
+                              bank=i % 16, row=i, column=i % 1024))
+        for i in range(window + 3000)]
+    for i in range(0, len(events), 500):
+        engine.process(events[i:i + 500])
+    (dimm,) = engine.dimms.values()
+    assert len(dimm.records) == window
+    # exactly the records' cells, each with its number of records in the window
+    assert dimm.cells == dict(Counter(_cell_of(r) for _, r in dimm.records))
+    assert sum(dimm.cells.values()) == window
