@@ -61,15 +61,17 @@ def central_ingest(cluster: PgCluster, work: Path, hosts: int, events: int) -> N
         db = work / f"h{h}.db"
         shutil.copy(template, db)
         dbs.append(db)
-    engine = central_engine(url)
     errors: list[BaseException] = []
 
-    def ship(h: int) -> None:
+    def ship(h: int) -> None:  # each host its own engine and connection, as on a fleet
+        engine = central_engine(url)
         try:
             with Store.open(dbs[h]) as local:
                 Shipper(local, engine, HostIdentity(f"{h:032x}", f"h{h}")).ship_once()
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
+        finally:
+            engine.dispose()
 
     threads = [threading.Thread(target=ship, args=(h,)) for h in range(hosts)]
     t = time.perf_counter()
@@ -78,7 +80,6 @@ def central_ingest(cluster: PgCluster, work: Path, hosts: int, events: int) -> N
     for th in threads:
         th.join()
     shipped_s = time.perf_counter() - t
-    engine.dispose()
     if errors:
         sys.exit(f"a shipper failed: {errors[0]}")
     dump = cluster.base / "fleet_error.copy"
