@@ -321,6 +321,9 @@ SCHEMA = Table("memras.toml", {
     }),
     "workflow": Table("the replacement workflow", {
         "backend": Key("str", "the hotplug backend (reserved: commands take --backend)"),
+        "node_reserve": Key("size", "MemAvailable each NUMA node the module is on keeps "
+                            "after it is removed: a size (512M) or a share of the node "
+                            "(10%)", "10%"),
     }),
     "alerts": Table("alerts and their hooks", {
         "repeat_interval": Key("duration", "re-notify an unresolved, unacked alert after this",
@@ -608,7 +611,35 @@ def _size_or_none(value: Any) -> int | None:
     return int(m[1]) * _SIZE_UNITS[m[2].upper()] if m else None
 
 
+def parse_node_reserve(value: object) -> tuple[int | None, float | None]:
+    """``[workflow] node_reserve`` as (bytes, None) or (None, fraction of the node's
+    MemTotal): ``512M``, ``2G``, a byte count, or ``10%``. A bad value raises UsageError."""
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+    if m and not isinstance(value, bool):
+        pct = float(m[1])
+        if pct <= 100:
+            return None, pct / 100
+    elif not isinstance(value, bool) and (size := _size_or_none(value)) is not None \
+            and size >= 0:
+        return size, None
+    raise UsageError(f"[workflow] node_reserve = {value!r} is not a size (512M, 2G) or a "
+                     "percentage of the node (0% .. 100%)")
+
+
+def _workflow_rules(values: Mapping[str, Any]) -> list[tuple[str | None, str]]:
+    if "node_reserve" not in values:
+        return []
+    try:
+        parse_node_reserve(values["node_reserve"])
+    except UsageError:
+        return [("node_reserve", f"= {values['node_reserve']!r} is not a size (512M, 2G) "
+                 "or a percentage of the node (0% .. 100%)")]
+    return []
+
+
 CROSS_FIELD_RULES: dict[tuple[str, ...], tuple[Any, ...]] = {
+    ("workflow",): (_workflow_rules,),
     ("capacity",): (_capacity_rules,),
     ("alerts", "retry"): (_retry_rules,),
 }

@@ -27,6 +27,7 @@ from memras.cli.options import (
     duration,
 )
 from memras.cli.progress import ProgressDisplay
+from memras.config import parse_node_reserve, read_config_file
 from memras.errors import EXIT_REFUSED, MemrasError, UsageError, WorkflowError
 from memras.health.dimm_names import host_inventory
 from memras.host import Host
@@ -60,6 +61,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_on_failure(p, "rollback", "offlining")
     p.add_argument("--force-zone", action="store_true",
                    help="try even when blocks are not in ZONE_MOVABLE")
+    p.add_argument("--force-node", action="store_true",
+                   help="remove even when a NUMA node would fall below [workflow] "
+                   "node_reserve or lose its last Movable memory")
     p.add_argument("--reserve", type=_size, help="MemAvailable to keep, e.g. 4G "
                    "(default max(2G, 10%% of MemTotal))")
     p.add_argument("--qmp", help="QMP socket of the VM (qemu backend)")
@@ -89,11 +93,21 @@ def _options(args: argparse.Namespace, alerts_config: str | None = None) -> Repl
         raise UsageError("--backoff must be 0 or more")
     return ReplaceOptions(
         backend=args.backend, on_failure=args.on_failure, operator=args.operator,
-        force_zone=args.force_zone, reserve_bytes=args.reserve,
+        force_zone=args.force_zone, reserve_bytes=args.reserve, force_node=args.force_node,
+        node_reserve=_node_reserve(alerts_config),
         soft_offline=not args.no_soft_offline, detect_timeout_s=args.detect_timeout,
         policy={"block_timeout_s": args.block_timeout, "max_attempts": args.max_attempts,
                 "backoff_initial_s": args.backoff},
         backend_options={"qmp": args.qmp} if args.qmp else {}, alerts_config=alerts_config)
+
+
+def _node_reserve(config: str | None) -> str | int | None:
+    """``[workflow] node_reserve`` of the config file (checked here, so a bad value is one
+    line before anything starts); None when unset."""
+    value = read_config_file(config).section("workflow").get("node_reserve")
+    if value is not None:
+        parse_node_reserve(value)
+    return value
 
 
 @command("replace", "replace a DIMM: preflight, offline, remove, insert, online, verify")(_args)
@@ -271,7 +285,7 @@ def _unit_lines(host: Host, target: Target) -> tuple[dict[str, Any] | None, list
 
 
 def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -> int:
-    opts = _options(args)
+    opts = _options(args, ctx.config)
     target, status, reason = resolve_target(host, args.dimm)
     backend = load_backend(opts.backend or ("simulated" if host.is_simulated else "acpi"),
                            BackendContext(host=host, options=opts.backend_options))
@@ -279,7 +293,8 @@ def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -
         holder = lock.holder(s)
         other = holder.replacement_id if holder else None
     checks = run_preflight(PreflightInput(host, target, status, reason, backend,
-                                          opts.force_zone, opts.reserve_bytes, other))
+                                          opts.force_zone, opts.reserve_bytes, other,
+                                          opts.force_node, opts.node_reserve))
     ok = all(c.ok for c in checks)
     asked = _confirmation(host, target)
     unit, unit_lines = _unit_lines(host, target)

@@ -16,6 +16,9 @@ and the ``.memras-sim/`` marker with the simulator state, and returns a
   kernel) removable flags, for benchmarks and lsmem merging;
 - ``demo``: two sockets with one PNP0C80 per DIMM (non-interleaved, Movable), EDAC
   and SMBIOS, so a whole replacement can be played out;
+- ``qemu-numa``: the lab's two-node guest (``memras lab --numa``): boot RAM and CPU 0 on
+  node 0, CPU 1 and the two cold-plugged DIMMs (Movable) on node 1, whose slots add to
+  node 1;
 - ``cxl``: ``qemu-guest`` plus two CXL Type-3 memdevs interleaved into one region whose
   DAX device is onlined Movable on node 1 (memras.sim.cxl).
 """
@@ -231,6 +234,19 @@ def large() -> ServerSpec:
         legacy_removable=True, seed=4242)
 
 
+def qemu_numa() -> ServerSpec:
+    """The lab's two-node guest: node 0 holds the boot RAM, node 1 only pc-dimms."""
+    spec = qemu_guest()
+    spec.profile = "qemu-numa"
+    spec.nodes = {0: "0", 1: "1"}
+    spec.blocks = [*_x86_low(0, spec.block_size, GiB), BlockRange(32, 8, 1, "Movable")]
+    for slot in spec.acpi_slots:
+        slot.node = 1
+    for dimm in spec.dimms[1:]:
+        dimm.socket = 1
+    return spec
+
+
 def demo() -> ServerSpec:
     """The demo server: Skylake-SP with hot-replaceable DIMMs, each its own PNP0C80."""
     bs = 128 * MiB
@@ -300,6 +316,7 @@ PROFILES: dict[str, Callable[[], ServerSpec]] = {
     "ghes": ghes,
     "qemu-guest": qemu_guest,
     "large": large,
+    "qemu-numa": qemu_numa,
     "demo": demo,
     "cxl": cxl,
 }

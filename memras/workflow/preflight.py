@@ -4,14 +4,26 @@ Each check gives one pass/fail line. The memory reserve is the one tunable:
 after the module's online blocks are gone, ``MemAvailable`` must stay at or above
 ``reserve_bytes``, by default ``max(2 GiB, 10 % of MemTotal)`` — enough for the kernel
 to keep migrating pages and for the workload not to be pushed into reclaim or OOM.
+
+NUMA: the global figure hides a node emptied by the removal, and a workload bound to
+that node (``numactl --membind``, ``set_mempolicy``) is then pushed into reclaim or OOM
+though the host as a whole has memory to spare. So each node the module's online blocks
+are on keeps its own reserve after them (``[workflow] node_reserve``: a size, or a share
+of the node's MemTotal, default 10 %), and on a host with more than one memory node the
+removal may not take a node's last online Movable memory (its movable pages would have to
+leave for another node: the kernel's offline migration prefers one). ``--force-node``
+overrides both node checks. Both report every node's MemAvailable before and after (the
+node's is estimated: memras.host.nodes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from memras.config import parse_node_reserve
+from memras.errors import UsageError
 from memras.text import format_bytes
 from memras.topology.units import GOES_OUT_WHOLE
 from memras.workflow.backends import Backend, Target
@@ -22,6 +34,7 @@ if TYPE_CHECKING:
 GiB = 1 << 30
 MIN_RESERVE_BYTES = 2 * GiB
 RESERVE_FRACTION = 0.10
+DEFAULT_NODE_RESERVE = "10%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +42,14 @@ class Check:
     name: str
     ok: bool
     detail: str
+    data: dict[str, Any] | None = None  # figures behind the detail (--json), if any
 
     def line(self) -> str:
         return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+        out = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        return out if self.data is None else {**out, **self.data}
 
 
 def default_reserve(mem_total: int) -> int:
@@ -52,6 +67,9 @@ class PreflightInput:
     force_zone: bool = False
     reserve_bytes: int | None = None
     other_replacement: int | None = None  # id of another replacement holding the lock
+    force_node: bool = False  # --force-node: the node checks warn instead of refusing
+    node_reserve: str | int | None = None  # [workflow] node_reserve; None: 10 %
+    _figures: list[NodeFigures] | None = field(default=None, init=False, repr=False)
 
 
 def check_privileges(inp: PreflightInput) -> Check:
@@ -107,6 +125,116 @@ def check_reserve(inp: PreflightInput) -> Check:
     return Check("memory reserve", after >= reserve, detail)
 
 
+@dataclass(frozen=True, slots=True)
+class NodeFigures:
+    """One node the removal touches: its memory now and once the module's blocks are gone."""
+
+    node: int
+    mem_total: int
+    available_before: int
+    removing: int  # bytes of the module's online blocks on this node
+    reserve: int
+    movable_left: int  # online Movable bytes on the node outside the module
+    removing_movable: int = 0  # of ``removing``, the bytes in ZONE_MOVABLE
+    memory_nodes: int = 1  # nodes of the host with memory blocks
+
+    @property
+    def available_after(self) -> int:
+        return max(self.available_before - self.removing, 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "mem_total": self.mem_total,
+                "mem_available_before": self.available_before, "removing": self.removing,
+                "mem_available_after": self.available_after, "reserve": self.reserve,
+                "movable_left": self.movable_left, "removing_movable": self.removing_movable}
+
+
+def node_reserve_bytes(setting: str | int | None, mem_total: int) -> int:
+    """The reserve ``setting`` asks of a node of ``mem_total`` bytes."""
+    size, fraction = parse_node_reserve(DEFAULT_NODE_RESERVE if setting is None else setting)
+    return size if size is not None else int(mem_total * (fraction or 0.0))
+
+
+def node_figures(inp: PreflightInput) -> list[NodeFigures]:
+    """Per node the target's online blocks are on; [] on a host without node directories.
+    Read once per preflight (both node checks use them)."""
+    if inp._figures is not None:
+        return inp._figures
+    host, mine = inp.host, set(inp.target.blocks)
+    node_of = host.memory.node_map()
+    removing: dict[int, int] = {}
+    movable: dict[int, int] = {}
+    left: dict[int, int] = {}
+    nodes = {node_of[b] for b in mine if b in node_of}
+    memory_nodes = len(set(node_of.values()))
+    for block, node in node_of.items():
+        if node not in nodes:
+            continue
+        b = host.memory.read(block)
+        if block in mine and b.state != "offline":
+            removing[node] = removing.get(node, 0) + b.size
+            if b.zone == "Movable":
+                movable[node] = movable.get(node, 0) + b.size
+        elif block not in mine and b.zone == "Movable":
+            left[node] = left.get(node, 0) + b.size
+    out = []
+    for index in sorted(removing):
+        numa = host.nodes.read(index)
+        out.append(NodeFigures(index, numa.mem_total, numa.available, removing[index],
+                               node_reserve_bytes(inp.node_reserve, numa.mem_total),
+                               left.get(index, 0), movable.get(index, 0), memory_nodes))
+    inp._figures = out
+    return out
+
+
+def _node_text(f: NodeFigures) -> str:
+    return (f"node {f.node}: MemAvailable {format_bytes(f.available_before)} - "
+            f"{format_bytes(f.removing)} = {format_bytes(f.available_after)}, "
+            f"reserve {format_bytes(f.reserve)}")
+
+
+def _node_check(name: str, inp: PreflightInput, bad: list[str], texts: list[str],
+                data: dict[str, Any] | None, why: str) -> Check:
+    if not bad:
+        return Check(name, True, "; ".join(texts), data)
+    if inp.force_node:
+        return Check(name, True, f"--force-node: {'; '.join(bad)}", data)
+    return Check(name, False, f"{'; '.join(bad)}; {why} (use --force-node to remove anyway)",
+                 data)
+
+
+def check_node_reserve(inp: PreflightInput) -> Check:
+    try:
+        figures = node_figures(inp)
+    except UsageError as exc:
+        return Check("node reserve", False, str(exc))
+    if not figures:
+        return Check("node reserve", True, "no NUMA node information; the global reserve holds",
+                     {"nodes": []})
+    texts = [_node_text(f) for f in figures]
+    bad = [t + " (below)" for f, t in zip(figures, texts, strict=True)
+           if f.available_after < f.reserve]
+    return _node_check("node reserve", inp, bad, texts, {"nodes": [f.as_dict() for f in figures]},
+                       "a workload bound to the node would be pushed into reclaim or OOM; "
+                       "lower [workflow] node_reserve if the node can spare it")
+
+
+def check_node_movable(inp: PreflightInput) -> Check:
+    try:
+        figures = node_figures(inp)
+    except UsageError as exc:
+        return Check("node movable", False, str(exc))
+    texts = [f"node {f.node} keeps {format_bytes(f.movable_left)} online Movable"
+             for f in figures]
+    if figures and figures[0].memory_nodes < 2:
+        return Check("node movable", True, "one memory node: nothing to lose to another "
+                     "node (the memory reserve covers it)")
+    bad = [f"this is node {f.node}'s last online Movable memory" for f in figures
+           if f.removing_movable and f.movable_left == 0]
+    return _node_check("node movable", inp, bad, texts or ["no NUMA node information"],
+                       None, "its movable allocations would have to leave the node")
+
+
 def check_lock(inp: PreflightInput) -> Check:
     if inp.other_replacement is None:
         return Check("lock", True, "no other replacement in progress")
@@ -123,7 +251,8 @@ def check_backend(inp: PreflightInput) -> Check:
 
 
 CHECKS: tuple[Callable[[PreflightInput], Check], ...] = (
-    check_privileges, check_mapping, check_lock, check_zones, check_reserve, check_backend,
+    check_privileges, check_mapping, check_lock, check_zones, check_reserve, check_node_reserve,
+    check_node_movable, check_backend,
 )
 
 
@@ -131,7 +260,8 @@ def run_preflight(inp: PreflightInput) -> list[Check]:
     """All checks, in order; the zone/reserve/backend checks need a mapping to mean much."""
     out = []
     for check in CHECKS:
-        if check in (check_zones, check_reserve, check_backend) and not inp.target.blocks:
+        if check in (check_zones, check_reserve, check_node_reserve, check_node_movable,
+                     check_backend) and not inp.target.blocks:
             out.append(Check(check.__name__.removeprefix("check_").replace("_", " "), False,
                              "skipped: no memory blocks to check"))
             continue

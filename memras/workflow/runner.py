@@ -121,6 +121,8 @@ class ReplaceOptions:
     operator: str | None = None
     force_zone: bool = False
     reserve_bytes: int | None = None
+    force_node: bool = False  # --force-node: a node may lose its reserve / last Movable memory
+    node_reserve: str | int | None = None  # [workflow] node_reserve (None: 10 %)
     soft_offline: bool = True
     reset_edac: bool = True
     detect_timeout_s: float = 600.0
@@ -538,7 +540,8 @@ def _preflight(rep: Replacement) -> dict[str, Any]:
         host=rep.host, target=rep.target, mapping_status=row.target["mapping"],
         mapping_reason=row.target["reason"], backend=rep.backend,
         force_zone=rep.options.force_zone, reserve_bytes=rep.options.reserve_bytes,
-        other_replacement=other))
+        other_replacement=other, force_node=rep.options.force_node,
+        node_reserve=rep.options.node_reserve))
     rep._update(checks=[c.as_dict() for c in checks])
     failed = [c for c in checks if not c.ok]
     data = {"checks": [c.as_dict() for c in checks]}
