@@ -220,10 +220,20 @@ def in_target_state(action: Action, state: str) -> bool:
     return state[:6] == ("online" if action == "online" else "offlin")
 
 
-def plan(request: Request, blocks: Sequence[MemoryBlock]) -> Plan:
-    """Which blocks the request will try, in chmem's order (see the module docstring)."""
+def plan(request: Request, blocks: Sequence[MemoryBlock], node: int | None = None) -> Plan:
+    """Which blocks the request will try, in chmem's order (see the module docstring).
+    ``node`` (``--node``): only that NUMA node's blocks; a RANGE's blocks on other nodes
+    are skipped with their node named."""
     ordered = sorted(blocks, key=lambda b: b.index)
     block_size = ordered[0].size if ordered else 0
+    elsewhere: list[Skipped] = []
+    if node is not None:
+        if not request.is_size:
+            assert request.first is not None and request.last is not None  # a range request
+            elsewhere = [Skipped(b.index, f"on node {b.node}, not node {node}")
+                         for b in ordered if b.node != node
+                         and request.first <= b.index <= request.last]
+        ordered = [b for b in ordered if b.node == node]
     if request.is_size:
         if request.action == "offline":
             ordered.reverse()
@@ -243,7 +253,8 @@ def plan(request: Request, blocks: Sequence[MemoryBlock]) -> Plan:
         candidates.append(Candidate(b.index, write, b.state, b.zone))
     if not request.is_size:
         assert request.first is not None and request.last is not None  # a range request
-        present = {b.index for b in ordered}
+        present = {b.index for b in ordered} | {s.block for s in elsewhere}
+        skipped += elsewhere
         skipped += [Skipped(i, "no such memory block")
                     for i in range(request.first, request.last + 1)
                     if i not in present]

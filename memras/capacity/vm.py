@@ -105,14 +105,15 @@ def check_add(qmp: GuestQmp, device_id: str, size: int) -> None:
                          hint="pick another --id")
 
 
-def add_dimm(qmp: GuestQmp, device_id: str, size: int, slot: int | None = None
-             ) -> VmResult:
-    """Hot-add a pc-dimm; on any failure the new backend is removed again."""
+def add_dimm(qmp: GuestQmp, device_id: str, size: int, slot: int | None = None,
+             node: int | None = None) -> VmResult:
+    """Hot-add a pc-dimm (on guest NUMA ``node``: the pc-dimm's ``node`` property); on
+    any failure the new backend is removed again."""
     check_add(qmp, device_id, size)
     memdev = f"mem-{device_id}"
     started = time.monotonic()
     try:
-        seconds = qmp.plug(device_id, memdev, size, slot=slot)
+        seconds = qmp.plug(device_id, memdev, size, slot=slot, node=node)
     except QemuError as exc:
         _undo_add(qmp, device_id, memdev)
         return VmResult("add", device_id, False, time.monotonic() - started, exc.msg)

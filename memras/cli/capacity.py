@@ -50,6 +50,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--blocks", metavar="N[-M]", help="a block range instead (chmem -b)")
     p.add_argument("--zone", help="DMA, DMA32, Normal, Highmem, Movable, Device "
                    "(online default: Movable; never a kernel zone unless named here)")
+    p.add_argument("--node", type=int, metavar="N", help="only blocks of NUMA node N")
     add_dry_run(p)
     add_yes(p)
     p.add_argument("--reserve", help="MemAvailable to keep when offlining, e.g. 1G "
@@ -75,7 +76,11 @@ def _plan(args: argparse.Namespace, host: Host):
     req = chmem.parse_request(args.action, args.blocks or args.request,
                               block_size=host.memory.block_size(), blocks=bool(args.blocks),
                               zone=args.zone)
-    return chmem.plan(req, host.memory.all())
+    if args.node is not None and args.node not in (nodes := host.nodes.indexes()):
+        raise UsageError(f"no NUMA node {args.node} under {host.root}"
+                         f"{' (nodes: ' + ', '.join(map(str, nodes)) + ')' if nodes else ''}",
+                         hint="see /sys/devices/system/node or `lscpu`")
+    return chmem.plan(req, host.memory.all(), node=args.node)
 
 
 def _reserve(args: argparse.Namespace, host: Host) -> int:

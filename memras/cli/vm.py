@@ -28,6 +28,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qmp", required=True, help="the VM's QMP unix socket")
     p.add_argument("--id", dest="device_id", help="id of the new pc-dimm (add)")
     p.add_argument("--slot", type=int, help="DIMM slot (add)")
+    p.add_argument("--node", type=int, metavar="N",
+                   help="guest NUMA node of the new DIMM (add; QEMU's default: 0)")
     p.add_argument("--timeout", type=duration, default=60.0,
                    help="time to wait for the guest (seconds, or 2m)")
     add_dry_run(p, "check and show")
@@ -64,10 +66,13 @@ def _change(args: argparse.Namespace, ctx: Context, qmp: Any) -> Any:
         size = parse_size(_need(args, 1, "add SIZE --id ID --qmp SOCKET")[0])
         if not args.device_id:
             raise UsageError("name the new DIMM with --id", hint="e.g. --id dimm2")
+        if args.node is not None and args.node < 0:
+            raise UsageError(f"--node {args.node}: a NUMA node is 0 or more")
         vm.check_add(qmp, args.device_id, size)
-        if _dry(args, ctx, f"add pc-dimm {args.device_id} of {format_bytes(size)}"):
+        on = "" if args.node is None else f" on node {args.node}"
+        if _dry(args, ctx, f"add pc-dimm {args.device_id} of {format_bytes(size)}{on}"):
             return None
-        return vm.add_dimm(qmp, args.device_id, size, slot=args.slot)
+        return vm.add_dimm(qmp, args.device_id, size, slot=args.slot, node=args.node)
     if args.op == "remove":
         (device_id,) = _need(args, 1, "remove ID --qmp SOCKET")
         dev = vm.find(qmp, device_id)

@@ -174,14 +174,18 @@ class GuestQmp:
         result.seconds = time.monotonic() - started
         return result
 
-    def plug(self, dimm_id: str, memdev: str, size: int, slot: int | None = None) -> float:
-        """``object-add`` a RAM backend and ``device_add`` a pc-dimm; seconds until OST 0."""
+    def plug(self, dimm_id: str, memdev: str, size: int, slot: int | None = None,
+             node: int | None = None) -> float:
+        """``object-add`` a RAM backend and ``device_add`` a pc-dimm (on guest NUMA ``node``
+        when given; QEMU's default is node 0); seconds until OST 0."""
         self.drain()
         started = time.monotonic()
         self.cmd("object-add", **{"qom-type": "memory-backend-ram", "id": memdev, "size": size})
         args: dict[str, Any] = {"driver": "pc-dimm", "id": dimm_id, "memdev": memdev}
         if slot is not None:
             args["slot"] = slot
+        if node is not None:
+            args["node"] = node
         self.cmd("device_add", **args)
 
         def ost_done(event: Event) -> bool:

@@ -5,7 +5,9 @@ the address range), ``device_del`` it and wait for ``DEVICE_DELETED``. ACPI_DEVI
 with status 0x80–0x83 (failure, busy…) or no DEVICE_DELETED within the timeout is a
 failure: the guest kernel could not offline a block and has re-onlined them.
 Insert: ``object-del`` the old backend, ``object-add`` a new memory-backend-ram of the
-same size and ``device_add`` a pc-dimm in the same slot; the guest adds its blocks.
+same size and ``device_add`` a pc-dimm in the same slot and on the same guest NUMA node
+(``node=``, as ``query-memory-devices`` listed the old one at preflight or removal:
+without it QEMU puts the new DIMM on node 0); the guest adds its blocks.
 The monitor comes from ``--qmp`` (``backend_options["qmp"]``): a unix socket path, or
 ``HOST:PORT`` for a TCP monitor (the lab guest reaches its QEMU at 10.0.2.100:4444).
 The QMP client is the ``memras[vm]`` extra, imported when a session opens
@@ -42,6 +44,7 @@ def _matches(dev: dict[str, Any], target: Target) -> bool:
 class QemuBackend(Backend):
     name = "qemu"
     inserts = True
+    node: int | None = None  # the old pc-dimm's guest NUMA node, once QEMU listed it
 
     @property
     def socket(self) -> str:
@@ -87,7 +90,9 @@ class QemuBackend(Backend):
             return BackendResult(False, exc.msg)
         if data is None:
             return BackendResult(False, f"QEMU lists no pc-dimm in slot {target.slot}")
-        return BackendResult(True, f"QEMU device {data.get('id')} in slot {data.get('slot')}")
+        self.node = data.get("node", self.node)
+        return BackendResult(True, f"QEMU device {data.get('id')} in slot {data.get('slot')}"
+                             + ("" if self.node is None else f", node {self.node}"))
 
     def remove(self, target: Target) -> BackendResult:
         return self._run(self._remove, target)
@@ -97,6 +102,7 @@ class QemuBackend(Backend):
         if data is None:
             return BackendResult(True, "QEMU lists no DIMM in that slot: already removed")
         dev_id = data["id"]
+        self.node = data.get("node", self.node)
         # QMPClient.listen() yields nothing: events are read from the listener itself.
         events = qmp_library().EventListener(("DEVICE_DELETED", "ACPI_DEVICE_OST"))
         with qmp.listen(events):
@@ -104,7 +110,8 @@ class QemuBackend(Backend):
             await self._wait_deleted(events, dev_id)
         return BackendResult(True, f"QEMU deleted {dev_id}",
                              {"qemu_id": dev_id, "memdev": data.get("memdev"),
-                              "size": data.get("size"), "slot": data.get("slot")})
+                              "size": data.get("size"), "slot": data.get("slot"),
+                              "node": data.get("node")})
 
     async def _wait_deleted(self, events, dev_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -145,5 +152,9 @@ class QemuBackend(Backend):
         args: dict[str, Any] = {"driver": "pc-dimm", "id": dev_id, "memdev": mem_id}
         if slot is not None:
             args["slot"] = slot
+        if self.node is not None:
+            args["node"] = self.node
         await qmp.execute("device_add", args)
-        return BackendResult(True, f"QEMU added {dev_id}", {"qemu_id": dev_id})
+        return BackendResult(True, f"QEMU added {dev_id}" + (
+            "" if self.node is None else f" on node {self.node}"),
+            {"qemu_id": dev_id, "node": self.node})
