@@ -152,3 +152,27 @@ def test_a_storm_over_new_cells_keeps_only_the_window_s_cells():
     # exactly the records' cells, each with its number of records in the window
     assert dimm.cells == dict(Counter(_cell_of(r) for _, r in dimm.records))
     assert sum(dimm.cells.values()) == window
+
+
+def test_a_storm_reports_a_bucket_s_crossing_as_its_count_doubles():
+    """mcelog's bucket re-fires every 10 CEs; the changes (alert updates) come at its
+    first crossing and each doubling, and again once the bucket drained."""
+    engine = HealthEngine()
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def burst(start: datetime, n: int, first: int) -> list[MemoryErrorEvent]:
+        return [MemoryErrorEvent(
+            ErrorType.CORRECTED, Source.TRACE, timestamp=start + timedelta(milliseconds=i),
+            address=0x100000000 + (first + i) * 4096,
+            location=DimmLocation(mc=0, top_layer=0, middle_layer=0, label="D0", rank=0,
+                                  bank=i % 16, row=first + i, column=i % 1024))
+            for i in range(n)]
+
+    def dimm_totals(changes) -> list[int]:
+        return [c.evidence["total_in_window"] for c in changes
+                if c.rule_ids == ("mcelog-dimm-ce-10/24h",)]
+
+    storm = engine.process(burst(t0, 1000, 0))
+    assert dimm_totals(storm) == [10, 20, 40, 80, 160, 320, 640]
+    later = engine.process(burst(t0 + timedelta(days=3), 30, 1000))  # the bucket drained
+    assert dimm_totals(later) == [10, 20]
