@@ -6,9 +6,11 @@ sysfs-bus-dax), read only:
 - ``/sys/bus/cxl/devices/memN``: ``serial`` (hex), ``numa_node``, ``ram/size`` and
   ``pmem/size`` (hex bytes), ``firmware_version``; its parent device (the PCI
   function, ``0000:0d:00.0``) is the ``host`` the trace events name. The memdev's
-  endpoint port and the port's decoders are its children
-  (``…/mem0/endpoint2/decoder2.0``), so an endpoint decoder's memdev is the ``memN``
-  in its device path.
+  endpoint port sits in the port tree, under the port it attaches to, not under the
+  memdev (6.12: ``…/ACPI0017:00/root0/port1/endpoint2/decoder2.0``); the port's
+  ``uport`` link names the memdev (``endpoint2/uport -> …/0000:0d:00.0/mem0``), which
+  is how an endpoint decoder's memdev is found (a tree with the endpoint under the
+  memdev, ``…/mem0/endpoint2``, is read by the ``memN`` in its path).
 - ``regionN`` (under a root decoder): ``uuid``, ``resource`` (the HPA start, hex),
   ``size``, ``interleave_ways``, ``interleave_granularity``, ``mode`` and
   ``target0..N-1`` (endpoint decoder names, in interleave position order).
@@ -159,10 +161,20 @@ class Cxl:
                 firmware_version=self._read(f"{d}/firmware_version")))
         return out
 
+    def _endpoint_memdev(self, decoder: str) -> str | None:
+        """The memdev of an endpoint decoder: its port's ``uport``, else a ``memN`` in
+        its device path."""
+        parts = self._real_parts(decoder)
+        uport = os.path.join(os.sep.join(parts[:-1]), "uport")
+        if os.path.islink(uport):
+            name = os.path.basename(os.path.realpath(uport))
+            if _MEMDEV.match(name):
+                return name
+        return next((p for p in reversed(parts) if _MEMDEV.match(p)), None)
+
     def _target(self, position: int, decoder: str) -> CxlTarget:
         d = f"{CXL_DIR}/{decoder}"
-        memdev = next((p for p in reversed(self._real_parts(d)) if _MEMDEV.match(p)), None) \
-            if self.fs.exists(d) else None
+        memdev = self._endpoint_memdev(d) if self.fs.exists(d) else None
         return CxlTarget(position=position, decoder=decoder, memdev=memdev,
                          dpa_start=_hex(self._read(f"{d}/dpa_resource")),
                          dpa_size=_hex(self._read(f"{d}/dpa_size")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,62 @@ def test_hpa_to_dpa_four_ways(offset: int, position: int, dpa: int) -> None:
     assert where is not None and (where.position, where.memdev, where.dpa) == (
         position, f"mem{position}", dpa)
     assert hpa_to_dpa(region, 0x1000000 + 0x40000) is None
+
+
+# The tree a real 6.12 kernel built in the CXL lab guest (QEMU 10, one cxl-type3 behind
+# a pxb-cxl root port; tests/lab/test_scenario_cxl.py, cxl-region): the endpoint port
+# sits under the port it attaches to, not under the memdev, and names the memdev by its
+# uport link. readlink -f of /sys/bus/cxl/devices/* and /sys/bus/dax/devices/*:
+REAL_612_LINKS = {
+    "bus/cxl/devices/mem0": "devices/pci0000:0c/0000:0c:00.0/0000:0d:00.0/mem0",
+    "bus/cxl/devices/root0": "devices/platform/ACPI0017:00/root0",
+    "bus/cxl/devices/port1": "devices/platform/ACPI0017:00/root0/port1",
+    "bus/cxl/devices/endpoint2": "devices/platform/ACPI0017:00/root0/port1/endpoint2",
+    "bus/cxl/devices/decoder0.0": "devices/platform/ACPI0017:00/root0/decoder0.0",
+    "bus/cxl/devices/decoder2.0": "devices/platform/ACPI0017:00/root0/port1/endpoint2/"
+                                  "decoder2.0",
+    "bus/cxl/devices/region0": "devices/platform/ACPI0017:00/root0/decoder0.0/region0",
+    "bus/dax/devices/dax0.0": "devices/platform/ACPI0017:00/root0/decoder0.0/region0/"
+                              "dax_region0/dax0.0",
+}
+REAL_612_FILES = {  # cat of each attribute in the same guest after the region was made
+    "bus/cxl/devices/mem0/serial": "0x0", "bus/cxl/devices/mem0/numa_node": "-1",
+    "bus/cxl/devices/mem0/ram/size": "0x10000000", "bus/cxl/devices/mem0/pmem/size": "0x0",
+    "bus/cxl/devices/region0/uuid": "", "bus/cxl/devices/region0/resource": "0x2d0000000",
+    "bus/cxl/devices/region0/size": "0x10000000", "bus/cxl/devices/region0/mode": "ram",
+    "bus/cxl/devices/region0/interleave_ways": "1",
+    "bus/cxl/devices/region0/interleave_granularity": "256",
+    "bus/cxl/devices/region0/target0": "decoder2.0",
+    "bus/cxl/devices/decoder2.0/dpa_resource": "0x0",
+    "bus/cxl/devices/decoder2.0/dpa_size": "0x0000000010000000",
+    "bus/dax/devices/dax0.0/target_node": "1", "bus/dax/devices/dax0.0/resource": "0x2d0000000",
+    "bus/dax/devices/dax0.0/size": "268435456",
+}
+
+
+def _real_612_tree(root: Path) -> None:
+    sys_dir = root / "sys"
+    for link, target in REAL_612_LINKS.items():
+        (sys_dir / target).mkdir(parents=True, exist_ok=True)
+        (sys_dir / link).parent.mkdir(parents=True, exist_ok=True)
+        (sys_dir / link).symlink_to(os.path.relpath(sys_dir / target, (sys_dir / link).parent))
+    endpoint = sys_dir / REAL_612_LINKS["bus/cxl/devices/endpoint2"]
+    mem0 = sys_dir / REAL_612_LINKS["bus/cxl/devices/mem0"]
+    (endpoint / "uport").symlink_to(os.path.relpath(mem0, endpoint))
+    for rel, text in REAL_612_FILES.items():
+        path = (sys_dir / rel).resolve() if (sys_dir / rel).parent.exists() else sys_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+
+
+def test_a_real_612_endpoint_decoder_is_its_ports_uports_memdev(tmp_path: Path) -> None:
+    _real_612_tree(tmp_path)
+    cxl = Cxl(Host(tmp_path).fs)
+    (region,) = cxl.regions()
+    assert [(t.decoder, t.memdev, t.dpa_start, t.dpa_size) for t in region.targets] == [
+        ("decoder2.0", "mem0", 0, 0x10000000)]
+    assert [(m.name, m.host) for m in cxl.memdevs()] == [("mem0", "0000:0d:00.0")]
+    (dax,) = cxl.dax_devices()
+    assert (dax.region, dax.target_node) == ("region0", 1)
+    where = hpa_to_dpa(region, 0x2D8001000)
+    assert where is not None and (where.memdev, where.dpa) == ("mem0", 0x8001000)
