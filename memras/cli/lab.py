@@ -54,6 +54,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     up.add_argument("--keep", action="append", default=[], type=Path, metavar="PATH",
                     help="a host path the guest must see even under its tmpfs mounts")
     up.add_argument("--accel", choices=["kvm", "tcg"], help="skip the KVM probe")
+    up.add_argument("--numa", action="store_true", help="the two-node guest: boot RAM on "
+                    "node 0, both DIMMs on node 1 (scenario numa-replace)")
     sub.add_parser("status", help="show the running lab guest")
     run = sub.add_parser("run", help="run a scenario")
     run.add_argument("scenario", nargs="?", help="scenario name (omit with --list)")
@@ -79,6 +81,10 @@ def _up(args: argparse.Namespace, ctx: Context) -> int:
     from memras.lab.guest import Lab, LabConfig  # lazy: see LAZY_LAB
 
     config = LabConfig()
+    if args.numa:
+        from memras.lab.scenarios.numa import numa_config  # lazy: see LAZY_LAB
+
+        config = numa_config()
     config = replace(config, keep=(*config.keep, *(p.resolve() for p in args.keep)),
                      accel=args.accel)
     with ProgressDisplay(ctx, "lab") as shown:

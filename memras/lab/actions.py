@@ -138,7 +138,8 @@ def replug_dimm(lab: Lab, dimm: DimmSpec) -> float:
     """Put a new DIMM with the same id, backend id, size and slot in the machine."""
     with contextlib.suppress(QemuError):  # the backend may be gone already
         lab.qmp.cmd("object-del", id=dimm.memdev)
-    return lab.qmp.plug(dimm.id, dimm.memdev, dimm.size_mib << 20, slot=dimm.slot)
+    return lab.qmp.plug(dimm.id, dimm.memdev, dimm.size_mib << 20, slot=dimm.slot,
+                        node=dimm.node)
 
 
 def unplug_dimm(lab: Lab, dimm: DimmSpec, timeout_s: float = 30) -> UnplugResult:

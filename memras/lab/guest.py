@@ -97,11 +97,13 @@ def _quiet(_: str) -> None:
 
 @dataclass(frozen=True)
 class DimmSpec:
-    """A cold-plugged pc-dimm: QEMU id, size and slot (= ACPI PNP0C80 uid)."""
+    """A cold-plugged pc-dimm: QEMU id, size and slot (= ACPI PNP0C80 uid), and the guest
+    NUMA node (``node=``; None: QEMU's default, node 0)."""
 
     id: str
     size_mib: int
     slot: int
+    node: int | None = None
 
     @property
     def memdev(self) -> str:
@@ -145,6 +147,9 @@ class LabConfig:
     # the guest modules they need (loaded at boot with their dependencies)
     qemu_extra: tuple[str, ...] = ()
     extra_modules: tuple[str, ...] = ()
+    # NUMA nodes (>1: a NUMA guest, see numa_argv): node 0 holds the boot RAM, the others
+    # start memory-less with CPU n on node n, and DIMMs join them with DimmSpec.node
+    numa_nodes: int = 1
 
 
 @dataclass
@@ -445,6 +450,25 @@ class Lab:
             return "(no QEMU log)"
 
 
+def numa_argv(config: LabConfig) -> list[str]:
+    """``-numa`` for a NUMA guest: the boot RAM as node 0's memdev (QEMU refuses ``mem=``
+    on current machine types, and mixing ``mem=`` with ``memdev=``), the other nodes
+    memory-less with one CPU each, so their memory is only what DIMMs bring (QEMU's SRAT
+    gives the hotplug range to the last node; a pc-dimm's ``node=`` picks the node)."""
+    if config.numa_nodes <= 1:
+        return []
+    if config.cpus < config.numa_nodes:
+        raise LabError(f"a {config.numa_nodes}-node guest needs at least as many CPUs "
+                       f"(cpus = {config.cpus})")
+    argv = ["-object", f"memory-backend-ram,id=ram-node0,size={config.boot_mib}M",
+            "-numa", "node,nodeid=0,cpus=0,memdev=ram-node0"]
+    for node in range(1, config.numa_nodes):
+        last = config.cpus - 1 if node == config.numa_nodes - 1 else node
+        cpus = str(node) if last == node else f"{node}-{last}"
+        argv += ["-numa", f"node,nodeid={node},cpus={cpus}"]
+    return argv
+
+
 def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel: str,
               state_dir: Path) -> list[str]:
     """The full QEMU command line for a guest."""
@@ -462,9 +486,12 @@ def qemu_argv(qemu: str, config: LabConfig, kernel: Kernel, initrd: Path, accel:
         "-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,"
                    "multidevs=remap",
     ]
+    argv += numa_argv(config)
     for dimm in config.dimms:
+        node = "" if dimm.node is None else f",node={dimm.node}"
         argv += ["-object", f"memory-backend-ram,id={dimm.memdev},size={dimm.size_mib}M",
-                 "-device", f"pc-dimm,id={dimm.id},memdev={dimm.memdev},slot={dimm.slot}"]
+                 "-device", f"pc-dimm,id={dimm.id},memdev={dimm.memdev},slot={dimm.slot}"
+                            f"{node}"]
     argv += network_argv(config, state_dir)
     if config.guest_agent:
         argv += ["-device", "virtio-serial-pci,id=vser0",

@@ -12,7 +12,7 @@ it is imported, which this package does below, so importing it gives every scena
 * ``capacity``: capacity-policy (with the ``workload`` driver);
 * ``replace``: replace-no-downtime; ``failures``: replace-offline-refused,
   replace-crash-abort; ``fastswap``: replace-fast-swap; ``resume``:
-  replace-kill-resume; ``pstore``: pstore (a guest
+  replace-kill-resume; ``numa``: numa-replace (the two-node guest); ``pstore``: pstore (a guest
   booted with ``pstore.RAMOOPS_CMDLINE``: a fatal MCE, the reset, the ramoops dump).
 
 ``common`` holds what several share (the guest's work directory, DIMM lookups).
@@ -30,6 +30,7 @@ from memras.lab.scenarios import (  # noqa: F401 (imported to register their sce
     ingest,
     latency,
     mce,
+    numa,
     parity,
     pstore,
     rasdaemon,
