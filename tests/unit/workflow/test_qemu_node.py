@@ -8,9 +8,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from memras.plugins.backends.qemu import QemuBackend
+
 from memras.capacity import vm
 from memras.host import Host
-from memras.plugins.backends.qemu import QemuBackend
 from memras.qemu.qmp import GuestQmp
 from memras.workflow.backends import BackendContext, Target
 
