@@ -396,12 +396,14 @@ def errno_of(error: str | None) -> int | None:
 # --- preflight -------------------------------------------------------------------------
 
 
-def preflight(host: Host, the_plan: Plan, reserve_bytes: int) -> list[Any]:
+def preflight(host: Host, the_plan: Plan, reserve_bytes: int, node: int | None = None
+              ) -> list[Any]:
     """Checks before changing anything: privileges, something to do, and for offline the
-    MemAvailable reserve (after the expected blocks are gone it must stay >= reserve)."""
+    MemAvailable reserve (after the expected blocks are gone it must stay >= reserve) and,
+    with ``node`` (``--node``), that node's reserve (10 % of it, as `memras replace`)."""
     # lazy: workflow.preflight reads the backends' entry points (importlib.metadata),
     # which capacity commands that plan or dry-run never need
-    from memras.workflow.preflight import Check
+    from memras.workflow.preflight import Check, node_reserve_bytes
 
     checks = [Check("privileges", host.can_write(),
                     "simulated root" if host.is_simulated else
@@ -418,4 +420,14 @@ def preflight(host: Host, the_plan: Plan, reserve_bytes: int) -> list[Any]:
                             f"MemAvailable {format_bytes(info.available)} - "
                             f"{format_bytes(removing)} = {format_bytes(max(after, 0))}, "
                             f"reserve {format_bytes(reserve_bytes)}"))
+        if node is not None:
+            numa = host.nodes.read(node)
+            keep = node_reserve_bytes(None, numa.mem_total)
+            left = numa.available - removing
+            checks.append(Check("node reserve", left >= keep,
+                                f"node {node}: MemAvailable {format_bytes(numa.available)} - "
+                                f"{format_bytes(removing)} = {format_bytes(max(left, 0))}, "
+                                f"reserve {format_bytes(keep)}",
+                                {"node": node, "mem_available_before": numa.available,
+                                 "mem_available_after": max(left, 0), "reserve": keep}))
     return checks

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     check_retry_options(args)
     host = ctx.writable_host()
     the_plan = _plan(args, host)
-    checks = chmem.preflight(host, the_plan, _reserve(args, host))
+    checks = chmem.preflight(host, the_plan, _reserve(args, host), node=args.node)
     if args.dry_run:
         return _show_plan(ctx, the_plan, checks)
     failed = [c for c in checks if not c.ok]

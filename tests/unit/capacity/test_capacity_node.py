@@ -54,3 +54,17 @@ def test_unknown_node_is_one_line(root: Path, tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 2 and "no NUMA node 7" in err and "nodes: 0, 1" in err
     assert "Traceback" not in err
+
+
+def test_offline_on_a_node_keeps_that_nodes_reserve(root: Path, tmp_path: Path,
+                                                   capsys) -> None:
+    code, small = dry(root, tmp_path, capsys, "offline", "512M", "--node", "1")
+    [check] = [c for c in small["preflight"] if c["name"] == "node reserve"]
+    assert code == 0 and check["ok"] and check["node"] == 1
+    assert check["mem_available_after"] == check["mem_available_before"] - (512 << 20)
+    # all four of node 1's 4 GiB Movable DIMMs: the host could spare them, node 1 cannot
+    code, big = dry(root, tmp_path, capsys, "offline", "16G", "--node", "1")
+    failed = [c["name"] for c in big["preflight"] if not c["ok"]]
+    assert code == 3 and failed == ["node reserve"]
+    code, anywhere = dry(root, tmp_path, capsys, "offline", "512M")
+    assert "node reserve" not in [c["name"] for c in anywhere["preflight"]]
