@@ -245,6 +245,12 @@ def cxl_argv(argv: list[str]) -> list[str]:
     out = list(argv)
     i = out.index("-machine")
     out[i + 1] = out[i + 1].replace("pc,", "q35,cxl=on,", 1)
+    # Without the CPUID hypervisor bit: committing a region makes 6.12 invalidate CPU
+    # caches (cxl_region_invalidate_memregion), which it refuses under a hypervisor
+    # ("Failed to synchronize CPU cache state", commit fails with ENXIO) unless built
+    # with CONFIG_CXL_REGION_INVALIDATION_TEST, which Debian's kernel is not.
+    i = out.index("-cpu")
+    out[i + 1] += ",hypervisor=off"
     out += ["-object", f"memory-backend-ram,id=cxl-vmem0,share=on,size={CXL_MIB}M",
             "-device", "pxb-cxl,bus_nr=12,bus=pcie.0,id=cxl.1",
             "-device", "cxl-rp,port=0,bus=cxl.1,id=cxl_rp0,chassis=0,slot=2",
