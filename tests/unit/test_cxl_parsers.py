@@ -277,3 +277,54 @@ def test_the_real_612_line_from_the_cxl_lab() -> None:
     assert (ev.dpa, ev.hdr_flags, ev.hdr_handle, ev.hdr_ts, ev.transaction_type) == (
         0x1000, 1, 1, 1796601194911813603, 1)
     assert record.uptime_s == pytest.approx(29.496189)
+
+
+# Lines the same 6.12 kernel wrote in the CXL lab (tests/lab/test_scenario_cxl.py's
+# records, injected over QMP: cxl-inject-dram-event, cxl-inject-memory-module-event,
+# cxl-inject-poison + trigger_poison_list), quoted from its trace buffer.
+REAL_612_DRAM = (
+    " irq/33-0000:0d:-157     [000] .....     7.588115: cxl_dram: memdev=mem0 host=0000:0"
+    "d:00.0 serial=0 log=Warning : time=1796604183566116626 uuid=601dcbb3-9c06-4eab-b8af-"
+    "4e9bfb5c9624 len=128 flags='' handle=1 related_handle=0 maint_op_class=0 : dpa=3000 "
+    "dpa_flags='' descriptor='' type='ECC Error' transaction_type='Host Read' channel=2 r"
+    "ank=1 nibble_mask=0 bank_group=1 bank=3 row=66 column=8 cor_mask=00 00 00 00 00 00 0"
+    "0 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 validit"
+    "y_flags='CHANNEL|RANK|BANK GROUP|BANK|ROW|COLUMN' hpa=ffffffffffffffff region= regio"
+    "n_uuid=00000000-0000-0000-0000-000000000000")
+REAL_612_MODULE = (
+    " irq/33-0000:0d:-157     [000] .....     7.592180: cxl_memory_module: memdev=mem0 ho"
+    "st=0000:0d:00.0 serial=0 log=Warning : time=1796604183571178163 uuid=fe927475-dd59-4"
+    "339-a586-79bab113b774 len=128 flags='' handle=2 related_handle=0 maint_op_class=0 : "
+    "event_type='Health Status Change' health_status='MAINTENANCE_NEEDED' media_status='N"
+    "ormal' as_life_used=Normal as_dev_temp=Normal as_cor_vol_err_cnt=Normal as_cor_per_e"
+    "rr_cnt=Normal life_used=95 device_temp=45 dirty_shutdown_cnt=0 cor_vol_err_cnt=0 cor"
+    "_per_err_cnt=0")
+REAL_612_POISON = (
+    "              sh-195     [000] .....     7.623338: cxl_poison: memdev=mem0 host=0000"
+    ":0d:00.0 serial=0 trace_type=List region= region_uuid=00000000-0000-0000-0000-000000"
+    "000000 hpa=0xffffffffffffffff dpa=0x40000 dpa_length=0x40 source=Internal flags= ove"
+    "rflow_time=0")
+
+
+def test_the_real_612_dram_line_keeps_its_valid_location() -> None:
+    record = parse_trace_line(REAL_612_DRAM)
+    assert isinstance(record, MemoryErrorEvent)
+    assert record.error_type is ErrorType.CORRECTED and record.address is None  # no region
+    loc = record.location
+    assert (loc.label, loc.channel, loc.rank, loc.bank_group, loc.bank, loc.row,
+            loc.column) == ("mem0", 2, 1, 1, 3, 66, 8)
+    ev = cxl_event_of(record)
+    assert ev is not None and (ev.dpa, ev.log_type, ev.hdr_handle) == (0x3000, "Warning", 1)
+
+
+def test_the_real_612_memory_module_and_poison_lines() -> None:
+    module = parse_trace_line(REAL_612_MODULE)
+    assert isinstance(module, CxlEvent)
+    assert (module.event, module.log_type, module.event_type, module.health_status,
+            module.media_status, module.life_used, module.device_temp) == (
+        "memory_module", "Warning", 0, 1, 0, 95, 45)
+    poison = parse_trace_line(REAL_612_POISON)
+    assert isinstance(poison, CxlEvent)
+    assert (poison.event, poison.trace_type, poison.dpa, poison.dpa_length, poison.hpa,
+            poison.source_text) == ("poison", "List", 0x40000, 0x40, None, "Internal")
+    assert error_type(poison) is ErrorType.UNCORRECTED
