@@ -191,6 +191,8 @@ def ensure_ndctl(cache: Path | None = None) -> Ndctl:
     try:
         for deb in sorted(debs.glob("*.deb")):
             _run(["dpkg", "-x", str(deb), str(tmp)], f"dpkg -x {deb.name}")
+        if root.exists():  # a tree an interrupted unpack left without its cxl
+            shutil.rmtree(root)
         os.replace(tmp, root)
     finally:
         if tmp.exists():
