@@ -162,7 +162,9 @@ def _pack(tree: Path, target: Path) -> None:
     if proc.returncode != 0:
         raise LabError(f"busybox cpio failed: {proc.stderr.decode(errors='replace').strip()}",
                        hint=BUSYBOX_HINT)
-    partial = target.with_suffix(".partial")
+    # this process's own partial file: two test runs side by side (scripts/test.sh) may
+    # build the same cached initramfs at once, and a shared name interleaved their writes
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
     with gzip.open(partial, "wb", compresslevel=1) as out:
         out.write(proc.stdout)
     os.replace(partial, target)
