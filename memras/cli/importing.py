@@ -29,8 +29,9 @@ from memras.watcher.importing import HOST_PATH, KINDS, input_size, run_import
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("kind", choices=list(KINDS),
-                   help="what the file holds (vmcore-dmesg: kdump's copy of the crashed "
+    p.add_argument("kind", choices=list(KINDS), metavar="KIND",  # the list is in the help
+                   help=f"what the file holds: {', '.join(KINDS)} (vmcore-dmesg: kdump's "
+                        "copy of the crashed "
                         "kernel's log; bert, pstore: errors from before this boot; sel: the "
                         "BMC's event log as `ipmitool sel elist` or `sel list -v` prints it)")
     p.add_argument("path", nargs="?",
