@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -157,11 +157,18 @@ def parse_log(text: str, source: Source) -> tuple[list[Record], KernelLogParser]
 
 def read_pstore(host: Host, seen: list[str]) -> BeforeBoot:
     """The memory errors in every readable pstore dmesg dump not stored before."""
+    return read_dumps(host.pstore.dumps(), seen, named=lambda dump: dump.path)
+
+
+def read_dumps(dumps: Iterable[PstoreDump], seen: list[str], *,
+               named: Callable[[PstoreDump], str]) -> BeforeBoot:
+    """The memory errors of these dumps (``--root``'s, or copies ``memras import pstore``
+    was given) not stored before; ``named`` says how a dump is named in notes."""
     found = BeforeBoot(source="pstore")
     known = set(seen)
-    for dump in host.pstore.dumps():
+    for dump in dumps:
         if dump.problem:
-            found.skipped.append(f"{dump.path}: {dump.problem}")
+            found.skipped.append(f"{named(dump)}: {dump.problem}")
             continue
         digest = dump_digest(dump)
         records, parser = parse_log(dump.text, Source.PSTORE)
@@ -170,11 +177,11 @@ def read_pstore(host: Host, seen: list[str]) -> BeforeBoot:
             continue
         boot = previous_boot(dump.text, dump.mtime)
         if boot is None:
-            found.notes.append(f"{dump.path}: no file time or uptime: its records are "
+            found.notes.append(f"{named(dump)}: no file time or uptime: its records are "
                                "stored at import time")
         found.records.extend(with_wall_time(records, boot))
         found.ignored += parser.stats.ignored
-        found.skipped.extend(f"{dump.path}: {s}" for s in parser.stats.malformed_samples)
+        found.skipped.extend(f"{named(dump)}: {s}" for s in parser.stats.malformed_samples)
         found.seen.append(digest)
     return found
 

@@ -25,13 +25,10 @@ from memras.host.pstore import Pstore
 from memras.ingest.before_boot import (
     READERS,
     BeforeBoot,
-    dump_digest,
-    parse_log,
     previous_boot,
+    read_dumps,
     seen_digests,
 )
-from memras.ingest.sources import with_wall_time
-from memras.records import Source
 from memras.watcher.importing import HOST_PATH
 
 if TYPE_CHECKING:
@@ -108,23 +105,7 @@ def _pstore_path(path: str, previous: list[str]) -> BeforeBoot:
         dumps = Pstore(KernelFs(p), directory="/").dumps()
     else:
         dumps = [Pstore(KernelFs(p.parent), directory="/").read(p.name, any_name=True)]
-    found = BeforeBoot(source="pstore")
-    known = set(previous)
-    for dump in dumps:
-        if dump.problem:
-            found.skipped.append(f"{dump.name}: {dump.problem}")
-            continue
-        digest = dump_digest(dump)
-        records, parser = parse_log(dump.text, Source.PSTORE)
-        if digest in known:
-            found.duplicates += len(records)
-            continue
-        boot = previous_boot(dump.text, dump.mtime)
-        found.records.extend(with_wall_time(records, boot))
-        found.ignored += parser.stats.ignored
-        found.skipped.extend(f"{dump.name}: {s}" for s in parser.stats.malformed_samples)
-        found.seen.append(digest)
-    return found
+    return read_dumps(dumps, previous, named=lambda dump: dump.name)
 
 
 def kdump_boot_time(path: str, report: ImportReport) -> datetime | None:
