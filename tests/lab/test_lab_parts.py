@@ -91,7 +91,8 @@ def test_qemu_argv_shares_root_read_only_and_plugs_dimms(tmp_path: Path) -> None
 def test_importing_the_package_registers_every_scenario() -> None:
     assert sorted(SCENARIOS) == [
         "alerts", "boot-facts", "capacity-policy", "ingest", "ingest-latency", "mce-qemu", "mce-sw",
-        "offline-busy", "parity", "pstore", "rasdaemon", "replace-crash-abort", "replace-dimm",
+        "numa-replace", "offline-busy", "parity", "pstore", "rasdaemon", "replace-crash-abort",
+        "replace-dimm",
         "replace-fast-swap", "replace-kill-resume", "replace-no-downtime",
         "replace-offline-refused"]
 

@@ -61,7 +61,10 @@ def test_a_healthy_simulated_server_is_all_ok(capsys: pytest.CaptureFixture[str]
     assert "0640" in checks["database/file"]["detail"]
     assert main(["--root", str(root), "--db", str(db), "doctor"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "all ok" and len(lines) == len(report["checks"]) + 1
+    # a check per line that starts with its status (a long detail wraps under its column)
+    firsts = [line for line in lines if not line.startswith(" ")]
+    assert lines[-1] == "all ok" and len(firsts) == len(report["checks"]) + 1
+    assert [line.split()[0] for line in firsts[:-1]] == [c["status"] for c in report["checks"]]
 
 
 def test_a_damaged_database_fails_doctor_and_stops_the_watcher(
@@ -116,8 +119,13 @@ def test_hooks_are_checked_and_no_secret_is_printed(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert code == 1
     assert "SECRET" not in out
-    exec_line = next(line for line in out.splitlines() if " exec " in line)
-    assert exec_line.startswith("FAIL") and "chmod +x" in exec_line
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if " exec " in line)
+    following = lines[at + 1:]
+    check = [lines[at], *following[:next((i for i, line in enumerate(following)
+                                           if not line.startswith(" ")), len(following))]]
+    # the check's first line starts with its status; its detail may wrap onto more lines
+    assert check[0].startswith("FAIL") and "chmod +x" in " ".join(x.strip() for x in check)
     script.chmod(0o755)
     code, report = _doctor(capsys, root, db, "--config", str(config))
     assert code == 0, report
