@@ -70,6 +70,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
                   store: Store | None = None) -> list[LiveSource]:
     host = ctx.writable_host()  # the trace source creates and enables a tracefs instance
+    config = read_config_file(ctx.config)  # checked at start: [watch] and [bmc] read here
     sources: list[LiveSource] = []
     for name in names:
         if name == "kmsg":
@@ -79,8 +80,7 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
             sources.append(KmsgSource(host))
         elif name == "trace":
             if host.tracefs.available():
-                section = read_config_file(ctx.config).section("watch")  # checked at start
-                sources.append(TraceSource(host, buffer_kb=section.get(
+                sources.append(TraceSource(host, buffer_kb=config.section("watch").get(
                     "trace_buffer_kb", DEFAULT_BUFFER_KB)))
             else:
                 ctx.err.write("memras: tracefs is not mounted: trace source disabled "
@@ -100,7 +100,7 @@ def build_sources(ctx: Context, names: list[str], args: argparse.Namespace,
             if not args.rasdaemon_db:
                 raise UsageError("the rasdaemon source needs --rasdaemon-db PATH")
             sources.append(RasdaemonSource(args.rasdaemon_db))
-    bmc = bmc_config(read_config_file(ctx.config))  # [bmc] set: its SEL is a source too
+    bmc = bmc_config(config)  # [bmc] set: its SEL is a source too
     if bmc is not None and bmc.kind == "ipmi":
         from memras.watcher.sel_source import BmcSelSource
 
