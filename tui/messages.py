@@ -9,6 +9,7 @@ drop an older one from the queue without losing anything the feed would show.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from textual.message import Message
@@ -17,6 +18,7 @@ if TYPE_CHECKING:  # the core's result types; the screens' workers import what t
     from memras.alerts.alert import Alert
     from memras.audit.chain import ChainReport
     from memras.audit.service import AuditEntry
+    from memras.fleet.read import FleetDimm, FleetOverview, FleetVerdict
     from memras.topology.inventory import DimmInfo
     from memras.views import BlockCell, DimmDetail, DimmRow, FeedRow, HostSummary, RecentErrors
 
@@ -97,3 +99,26 @@ class AuditExported(Message):
 @dataclass
 class InventoryLoaded(Message):
     dimms: list[DimmInfo] = field(default_factory=list)
+
+
+@dataclass
+class FleetLoaded(Message):
+    """The central store's four views (memras.fleet.read.overview), as of ``at``."""
+
+    overview: FleetOverview
+    at: datetime
+
+
+@dataclass
+class FleetFailed(Message):
+    """The central store could not be read: no URL, unreachable, no schema; the
+    one-line error and what to do (MemrasError's msg and hint)."""
+
+    error: str
+    hint: str = ""
+
+
+@dataclass
+class FleetVerdictsLoaded(Message):
+    dimm: FleetDimm
+    verdicts: list[FleetVerdict]

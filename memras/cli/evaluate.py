@@ -86,15 +86,21 @@ def _row(s: RuleScore) -> list[object]:
             _lead(s.lead_h(0.5)), _lead(s.lead_h(0.1)), _lead(s.lead_h(0.9))]
 
 
+_UNITS = {"host": "host", "dimm": "DIMM"}  # "mixed": units
+
+
 def _print(ctx: Context, r: Evaluation) -> None:
     x = r.extra
     horizon = "" if r.horizon_s is None else f", flags within {_lead(r.horizon_s / 3600)}"
     ctx.print(f"{x.get('events', 0)} events on {r.dimms} DIMMs of {r.hosts} host(s); "
-              f"{r.failures} failed {'host' if r.unit == 'host' else 'DIMM'}(s), "
+              f"{r.failures} failed {_UNITS.get(r.unit, 'unit')}(s), "
               f"{r.failures_without_events} with no events{horizon}")
     if r.unit == "host":
         ctx.print("scored per host: a ticket names no DIMM, so a host counts as flagged "
                   "when its first DIMM was")
+    elif r.unit == "mixed":
+        ctx.print(f"scored per DIMM, but {r.host_units} host(s) as one unit each: "
+                  f"{r.host_level_tickets} ticket(s) name no DIMM")
     ctx.table(["RULE", "FLAGGED", "TP", "FP", "FN", "PRECISION", "RECALL", "LEAD", "P10",
                "P90"], [_row(s) for s in r.scores],
               right=["FLAGGED", "TP", "FP", "FN", "PRECISION", "RECALL", "LEAD", "P10",

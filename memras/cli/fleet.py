@@ -3,22 +3,27 @@
 ``init`` creates or upgrades the fleet tables (once, as the database's owner); ``ship
 --once`` does one shipping pass of this host by hand (``memras watch`` ships by itself
 when ``[fleet] url`` is set); ``hosts``, ``dimms``, ``failures`` and ``replacements``
-only read, so a read-only role is enough for them.
+only read, so a read-only role is enough for them, as it is for ``tui`` (the terminal
+UI's fleet screen, started on it).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from memras.cli import command
 from memras.cli.configcheck import checked_config
 from memras.cli.context import Context
 from memras.config import read_config_file
-from memras.errors import StoreError, UsageError
+from memras.errors import UsageError
 
-ACTIONS = ("init", "ship", "hosts", "dimms", "failures", "replacements", "evaluate")
+if TYPE_CHECKING:
+    from memras.fleet.ship import FleetConfig
+
+ACTIONS = ("init", "ship", "hosts", "dimms", "failures", "replacements", "evaluate", "tui")
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -41,26 +46,40 @@ def _args(p: argparse.ArgumentParser) -> None:
                     help="failures as a CSV (host, DIMM, time) instead of the replacements")
     ev.add_argument("--horizon", metavar="TIME",
                     help="count a flag only if at most this long before the failure (30d)")
+    sub.add_parser("tui", help="the terminal UI on its fleet screen (needs a terminal)")
+
+
+NO_URL = "no central database: [fleet] url is not set"
+NO_URL_HINT = "set url in the [fleet] table of --config, or pass --url"
+
+
+def fleet_config(url: str | None, config_path: str | Path | None) -> FleetConfig | None:
+    """The central database a command reads: ``url`` as given (no password file), else
+    ``[fleet]`` of the config file; None when neither names one. The file is checked
+    whole first (every problem, as `config check` words them). ``memras fleet`` and
+    ``memras tui --fleet-url`` both resolve it here."""
+    from memras.fleet.ship import FleetConfig
+
+    checked_config(config_path)
+    return FleetConfig(url) if url else FleetConfig.of(read_config_file(config_path))
 
 
 def _engine(args: argparse.Namespace, ctx: Context) -> Any:
-    from memras.fleet.ship import FleetConfig, central_engine
+    from memras.fleet.ship import central_engine
 
-    checked_config(ctx.config)  # every problem of the file, as `config check` words them
-    config = FleetConfig.of(read_config_file(ctx.config))
-    url = args.url or (config.url if config else None)
-    if not url:
-        raise UsageError("no central database: [fleet] url is not set",
-                         hint="set url in the [fleet] table of --config, or pass --url")
-    password_file = config.password_file if config and not args.url else None
-    return central_engine(url, password_file)
+    config = fleet_config(args.url, ctx.config)
+    if config is None:
+        raise UsageError(NO_URL, hint=NO_URL_HINT)
+    return central_engine(config.url, config.password_file)
 
 
 @command("fleet", "the fleet's central PostgreSQL: init, ship --once, hosts, dimms, "
-                  "failures, replacements, evaluate")(_args)
+                  "failures, replacements, evaluate, tui")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.action is None:
         raise UsageError("memras fleet needs an action", hint=f"one of {', '.join(ACTIONS)}")
+    if args.action == "tui":
+        return _tui(args, ctx)
     from sqlalchemy.exc import SQLAlchemyError
 
     from memras.fleet.ship import central_error
@@ -77,6 +96,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                             exc) from exc
     finally:
         engine.dispose()
+
+
+def _tui(args: argparse.Namespace, ctx: Context) -> int:
+    """``memras fleet tui``: ``memras tui`` opened on its fleet screen, this database's."""
+    from memras.cli.tui import require_terminal, start_app
+
+    require_terminal(ctx)
+    config = fleet_config(args.url, ctx.config)
+    if config is None:
+        raise UsageError(NO_URL, hint=NO_URL_HINT)
+    return start_app(ctx, fleet=config, start_mode="fleet")
 
 
 def _init(engine: Any, ctx: Context) -> int:
@@ -146,13 +176,9 @@ def _when(value: Any) -> str:
 
 def _read(engine: Any, args: argparse.Namespace, ctx: Context) -> int:
     from memras.fleet import read
-    from memras.fleet.schema import schema_problem
 
     with engine.connect() as conn:
-        problem = schema_problem(conn)
-        if problem is not None:
-            raise StoreError(f"central database: {problem}",
-                             hint="run `memras fleet init` once as the database's owner")
+        read.require_schema(conn)
         handlers: dict[str, Callable[[Any], int]] = {
             "hosts": lambda c: _hosts(read.hosts(c), ctx),
             "dimms": lambda c: _dimms(read.dimms(c, include_ok=args.all), ctx),
@@ -218,16 +244,22 @@ def _evaluate(conn: Any, args: argparse.Namespace, ctx: Context) -> int:
     from memras.cli.evaluate import _print, parse_horizon
     from memras.evaluate import evaluate
     from memras.evaluate import history as H
-    from memras.fleet.evaluate import fleet_history, fleet_tickets
+    from memras.fleet.evaluate import FleetTickets, fleet_history, fleet_tickets, named_tickets
     from memras.health.config import load_config
+    from memras.text import escape
 
     horizon_s = parse_horizon(args.horizon) if args.horizon else None
     errors = fleet_history(conn)
-    tickets = (H.read_tickets_csv(args.tickets, errors.skipped) if args.tickets
-               else fleet_tickets(conn))
-    result, _ = evaluate(errors, tickets, load_config(ctx.config), horizon_s=horizon_s)
+    labels = (FleetTickets(named_tickets(conn, errors,
+                                         H.read_tickets_csv(args.tickets, errors.skipped)))
+              if args.tickets else fleet_tickets(conn, errors))
+    result, _ = evaluate(errors, labels.tickets, load_config(ctx.config), horizon_s=horizon_s)
     if ctx.json:
-        ctx.emit_json(result.to_dict())
-    else:
-        _print(ctx, result)
+        ctx.emit_json({**result.to_dict(),
+                       "host_level": [h.as_dict() for h in labels.host_level]})
+        return 0
+    _print(ctx, result)
+    for h in labels.host_level:
+        ctx.print(f"  host-level: {escape(h.host)} replacement {h.replacement_id}: "
+                  f"{escape(h.why)}")
     return 0

@@ -168,10 +168,12 @@ def _serve(args: argparse.Namespace, ctx: Context, store: Store, sources: list[L
         shipper = _fleet_shipper(ctx)  # [fleet] url: its own thread, own connections
         return watcher.run(stop, once=args.once)
     finally:
-        if shipper is not None:
-            shipper.stop(final_pass=args.once)
+        # the pipeline first: closing it stores its queued alerts, which the shipper's
+        # final pass (--once) must see
         if pipeline is not None:
             pipeline.close()
+        if shipper is not None:
+            shipper.stop(final_pass=args.once)
 
 
 def _fleet_shipper(ctx: Context) -> ShipperThread | None:
@@ -197,6 +199,7 @@ def _install_pipeline(args: argparse.Namespace, ctx: Context, store: Store,
             pipeline.close()
         raise
     watcher.on_stored = pipeline.after_store if pipeline else None
+    watcher.on_cxl = pipeline.after_cxl if pipeline else None  # the CXL poison action
     watcher.on_gap = pipeline.on_gap if pipeline else None
     settings = StoreSettings.of(ctx.config)  # [store]: the mirror, retention's pruning
     settings.apply(store)

@@ -26,7 +26,7 @@ def evaluate(history: History, tickets: Iterable[Ticket], config: Config | None 
              baselines: Baselines = Baselines(), horizon_s: float | None = None
              ) -> tuple[Evaluation, Replay]:
     """Replay ``history`` under ``config`` and score it against ``tickets``."""
-    replayed = replay(history.events, config, baselines)
+    replayed = replay(history.events, config, baselines, history.dimm_ids)
     result = evaluate_flags(replayed.dimms, tickets, rule_names(baselines), horizon_s)
     result.extra = {"events": replayed.events, "untimed": replayed.untimed,
                     "unattributed": replayed.unattributed,

@@ -115,6 +115,9 @@ class History:
     # memory errors, and the kernel's memory_failure records (a poisoned page: a UE)
     events: dict[str, list[HistoryRecord]] = field(default_factory=dict)
     skipped: Skipped = field(default_factory=Skipped)
+    # per host: location key -> the DIMM id the host's own engine gave it (its inventory
+    # id, memras.fleet.evaluate); the replay names those DIMMs so. Empty: location keys
+    dimm_ids: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def add(self, host: str, event: HistoryRecord) -> None:
         self.events.setdefault(host, []).append(event)

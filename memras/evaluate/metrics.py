@@ -18,10 +18,13 @@ Why the first flag
     flag is also the one still standing at the failure.
 
 Per host
-    When a ticket names no DIMM (public datasets' tickets name the server only) every
+    When no ticket names a DIMM (public datasets' tickets name the server only) every
     count above is of hosts: a host is flagged by a rule when the first of its DIMMs
-    was, and it failed at its earliest ticket (a DIMM-level ticket then counts for its
-    host too).
+    was, and it failed at its earliest ticket. When only some tickets name no DIMM (a
+    fleet's replacements, some of which cannot be laid on a DIMM: memras.fleet.evaluate)
+    the scoring is mixed: a host with such a ticket is one unit as above (its DIMM-level
+    tickets count for it too), every other host's DIMMs are units of their own, so a
+    flagged DIMM that was not the one replaced is a false positive where it can be told.
 """
 
 from __future__ import annotations
@@ -89,7 +92,10 @@ class Evaluation:
     failures: int  # units (DIMMs, or hosts when scored per host) with a ticket
     failures_without_events: int
     horizon_s: float | None = None
-    unit: str = "dimm"  # what was scored: "dimm", or "host" when a ticket names no DIMM
+    # what was scored: "dimm"; "host" when no ticket names a DIMM; "mixed" when some do
+    unit: str = "dimm"
+    host_level_tickets: int = 0  # tickets naming no DIMM
+    host_units: int = 0  # hosts scored as one unit (a ticket of theirs names no DIMM)
     extra: dict[str, Any] = field(default_factory=dict)  # input counts for the report
 
     def score(self, rule: str) -> RuleScore:
@@ -97,7 +103,8 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"dimms": self.dimms, "hosts": self.hosts, "unit": self.unit,
-                "failures": self.failures,
+                "host_level_tickets": self.host_level_tickets,
+                "host_units": self.host_units, "failures": self.failures,
                 "failures_without_events": self.failures_without_events,
                 "horizon_h": None if self.horizon_s is None else self.horizon_s / HOUR_S,
                 **self.extra, "rules": [s.to_dict() for s in self.scores]}
@@ -141,19 +148,30 @@ def score_rule(rule: str, name: str, dimms: Iterable[DimmFlags],
 
 def evaluate_flags(dimms: Mapping[tuple[str, str], DimmFlags], tickets: Iterable[Ticket],
                    rules: Mapping[str, str], horizon_s: float | None = None) -> Evaluation:
-    """Score every rule in ``rules`` (id -> name) over the replayed DIMMs; per host when
-    a ticket names no DIMM (a host's failure cannot be laid on one of its DIMMs)."""
+    """Score every rule in ``rules`` (id -> name) over the replayed DIMMs; per host for
+    the hosts with a ticket naming no DIMM (their failure cannot be laid on one of their
+    DIMMs), and for every host when no ticket names a DIMM."""
     tickets = list(tickets)
-    unit = "host" if any(t.dimm == HOST_LEVEL for t in tickets) else "dimm"
-    units = dict(dimms) if unit == "dimm" else per_host(dimms.values())
-    failures = failure_times(
-        tickets if unit == "dimm" else (Ticket(t.host, HOST_LEVEL, t.time) for t in tickets))
+    host_level = {t.host for t in tickets if t.dimm == HOST_LEVEL}
+    if not host_level:
+        unit = "dimm"
+    elif all(t.dimm == HOST_LEVEL for t in tickets):
+        unit, host_level = "host", {host for host, _ in dimms} | host_level
+    else:
+        unit = "mixed"
+    units = {k: d for k, d in dimms.items() if k[0] not in host_level}
+    units.update(per_host(d for k, d in dimms.items() if k[0] in host_level))
+    failures = failure_times(Ticket(t.host, HOST_LEVEL, t.time) if t.host in host_level
+                             else t for t in tickets)
     scores = [score_rule(rule, name, units.values(), failures, horizon_s)
               for rule, name in rules.items()]
     return Evaluation(scores=scores, dimms=len(dimms),
                       hosts=len({host for host, _ in dimms}), failures=len(failures),
                       failures_without_events=sum(1 for k in failures if k not in units),
-                      horizon_s=horizon_s, unit=unit)
+                      horizon_s=horizon_s, unit=unit,
+                      host_level_tickets=sum(1 for t in tickets if t.dimm == HOST_LEVEL),
+                      host_units=len({h for h, d in units if d == HOST_LEVEL}
+                                     | {h for h, d in failures if d == HOST_LEVEL}))
 
 
 def per_host(dimms: Iterable[DimmFlags]) -> dict[tuple[str, str], DimmFlags]:

@@ -13,7 +13,10 @@ Structure
     page action is assumed to succeed (``assume_offlined``: the watcher's soft offline
     of a page with CEs), so CEs at offlined pages count as contained and a fault that
     keeps erring past its offlined pages is seen as such; ``[page] action = account``
-    or ``off`` replays without it. DIMM ids are the engine's location keys.
+    or ``off`` replays without it. DIMM ids are the engine's location keys, or, where
+    the history says which DIMM id the host itself gave a location
+    (``History.dimm_ids``: the central store's rows, memras.fleet.evaluate), that id,
+    so the replay names a DIMM as its host does and a replacement's DIMM matches it.
     One engine per host because the engine's peer rules (another DIMM on the channel,
     "no other DIMM has CEs") look at the DIMMs of one machine. The baselines run beside
     it on the same events, with the same leaky bucket the engine uses
@@ -34,7 +37,7 @@ Cost
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -155,13 +158,15 @@ def replay_config(config: Config | None) -> Config:
 
 
 def replay_host(host: str, events: Iterable[HistoryRecord], config: Config,
-                baselines: Baselines = Baselines(), into: Replay | None = None) -> Replay:
+                baselines: Baselines = Baselines(), into: Replay | None = None,
+                dimm_ids: Mapping[str, str] | None = None) -> Replay:
     """Replay one host's records (any order) into ``into`` (a new Replay by default).
 
     A memory_failure record (the kernel poisoned a page: a UE) names no DIMM; it is
     the DIMM's whose located errors of this history were at the same page, for the
     engine and for mcelog's UE bucket alike. A soft offline of the CE collector is a
-    page action, not an error: the engine takes it, the baselines do not."""
+    page action, not an error: the engine takes it, the baselines do not.
+    ``dimm_ids``: location key -> the DIMM id this host gave it (the key otherwise)."""
     out = into if into is not None else Replay()
     timed: list[tuple[float, HistoryRecord, MemoryErrorEvent]] = []
     for record in events:
@@ -173,7 +178,7 @@ def replay_host(host: str, events: Iterable[HistoryRecord], config: Config,
         else:
             timed.append((t, record, e))
     timed.sort(key=lambda te: te[0])
-    resolver = page_resolver(e for _, _, e in timed)
+    resolver = page_resolver((e for _, _, e in timed), host_ids(dimm_ids))
     engine = HealthEngine(config, None, None, record=False, page_book=MemoryPageBook(),
                           resolver=resolver, assume_offlined=True)
     state = _BaselineState(baselines)
@@ -205,30 +210,47 @@ def _as_error(record: HistoryRecord) -> MemoryErrorEvent:
     return replace(e, error_type=ErrorType.INFO) if is_soft_offline(record) else e
 
 
-def page_resolver(events: Iterable[MemoryErrorEvent]) -> DimmResolver:
+def host_ids(dimm_ids: Mapping[str, str] | None) -> DimmResolver | None:
+    """A located event -> the id its host gave its location key; None without one."""
+    if not dimm_ids:
+        return None
+
+    def resolve(e: MemoryErrorEvent) -> str | None:
+        key = location_key(e.location)
+        return None if key is None else dimm_ids.get(key)
+
+    return resolve
+
+
+def page_resolver(events: Iterable[MemoryErrorEvent],
+                  located: DimmResolver | None = None) -> DimmResolver:
     """Map an event that names no DIMM (a memory_failure page) to the DIMM whose located
-    errors were at its page; located events keep their own key."""
+    errors were at its page; located events keep their own key, or the id ``located``
+    gives them."""
     pages: dict[int, str] = {}
     for e in events:
         key = location_key(e.location)
         if key is not None and e.page_address is not None:
-            pages.setdefault(e.page_address, key)
+            pages.setdefault(e.page_address, dimm_id_for(e, located) or key)
 
     def resolve(e: MemoryErrorEvent) -> str | None:
-        if location_key(e.location) is not None or e.page_address is None:
-            return None
-        return pages.get(e.page_address)
+        if location_key(e.location) is not None:
+            return located(e) if located is not None else None
+        return None if e.page_address is None else pages.get(e.page_address)
 
     return resolve
 
 
 def replay(events_by_host: dict[str, list[HistoryRecord]], config: Config | None = None,
-           baselines: Baselines = Baselines()) -> Replay:
-    """Every host of a history, one engine each, in host order."""
+           baselines: Baselines = Baselines(),
+           dimm_ids: Mapping[str, Mapping[str, str]] | None = None) -> Replay:
+    """Every host of a history, one engine each, in host order (``dimm_ids``: per host,
+    as :func:`replay_host` takes them)."""
     effective = replay_config(config)
     out = Replay()
     for host in sorted(events_by_host):
-        replay_host(host, events_by_host[host], effective, baselines, out)
+        replay_host(host, events_by_host[host], effective, baselines, out,
+                    (dimm_ids or {}).get(host))
     return out
 
 

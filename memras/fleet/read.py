@@ -9,6 +9,9 @@ fleet tables (docs/user-guide.md, "Running memras on a fleet") runs every read c
 - :func:`failures`: modules per manufacturer and part number, how many failed (replaced,
   or judged replace-* while in the slot) and their age at failure.
 - :func:`replacements`: every replacement with its host and the head of its audit trail.
+- :func:`overview` (all four, for the TUI's fleet screen) and :func:`dimm_verdicts` (one
+  DIMM's verdict history) take the engine: they connect, check the schema and turn a
+  driver error into the one-line :func:`~memras.fleet.ship.central_error`.
 
 The DIMMs query reads the verdict table only through its (host_id, dimm_id, local_id)
 index: its cost grows with the number of verdict rows, not with the errors stored.
@@ -18,13 +21,18 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from memras.fleet.schema import CENTRAL, HOSTS
+from memras.errors import StoreError
+from memras.fleet.schema import CENTRAL, HOSTS, schema_problem
+from memras.fleet.ship import central_error
 from memras.health.verdict import VerdictState
 
 VERDICTS = CENTRAL["memras_health_verdict"]
@@ -212,3 +220,80 @@ def replacements(conn: Connection) -> list[FleetReplacement]:
             created_at=row["created_at"], finished_at=row["finished_at"],
             audit_entries=count, audit_head=head))
     return out
+
+
+def require_schema(conn: Connection) -> None:
+    """StoreError (with what to run) unless this database holds the fleet schema we read."""
+    problem = schema_problem(conn)
+    if problem is not None:
+        raise StoreError(f"central database: {problem}",
+                         hint="run `memras fleet init` once as the database's owner")
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection to the central store whose schema was checked; a driver error (the
+    server down, a refused login) leaves as the one-line StoreError of ``central_error``."""
+    try:
+        with engine.connect() as conn:
+            require_schema(conn)
+            yield conn
+    except SQLAlchemyError as exc:
+        raise central_error("read", exc) from exc
+
+
+@dataclass(frozen=True)
+class FleetOverview:
+    """Every view of the fleet screen, read in one connection."""
+
+    hosts: list[HostRow]
+    dimms: list[FleetDimm]
+    failures: list[FailureRate]
+    replacements: list[FleetReplacement]
+
+
+def overview(engine: Engine) -> FleetOverview:
+    with reading(engine) as conn:
+        return FleetOverview(hosts(conn), dimms(conn), failures(conn), replacements(conn))
+
+
+@dataclass(frozen=True)
+class FleetVerdict:
+    """One verdict row of a DIMM, as its host judged it."""
+
+    time: datetime
+    state: str
+    previous_state: str | None
+    reached_at: datetime | None
+    rules: list[str]
+    reasons: list[str]
+    evidence: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def dimm_verdicts(engine: Engine, host_id: str, dimm_id: str) -> list[FleetVerdict]:
+    """One DIMM's verdicts on one host, newest first (its index: host, DIMM, local id)."""
+    v = VERDICTS
+    with reading(engine) as conn:
+        rows = conn.execute(select(v.c.time, v.c.state, v.c.previous_state, v.c.reached_at,
+                                   v.c.rules, v.c.reasons, v.c.evidence)
+                            .where(v.c.host_id == host_id, v.c.dimm_id == dimm_id)
+                            .order_by(v.c.local_id.desc())).mappings().all()
+    return [FleetVerdict(r["time"], r["state"], r["previous_state"], r["reached_at"],
+                         _json(r["rules"], list), _json(r["reasons"], list),
+                         _json(r["evidence"], dict)) for r in rows]
+
+
+def _json(value: Any, kind: Callable[[], Any]) -> Any:
+    """A JSON text column as ``kind`` (list or dict); what does not parse, kept as text."""
+    if not isinstance(value, str):
+        return value if value is not None else kind()
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value
+    if isinstance(parsed, type(kind())):
+        return parsed
+    return [parsed] if kind is list else {"value": parsed}

@@ -7,11 +7,13 @@ store is a copy that may lag.
 Structure, per pass (:meth:`Shipper.ship_once`), table by table in :data:`SHIPPED` order:
 
 - append-only tables (errors, verdicts, audit): the rows whose key is above the table's
-  cursor, oldest first, in batches of ``batch_rows``; each batch is one central
-  transaction, ``INSERT … ON CONFLICT (host_id, local_id) DO NOTHING``, and only after
-  its commit is the cursor saved locally (``memras_source_cursor`` row
-  ``fleet:<table>``). A crash between the two re-sends that batch, which is a no-op:
-  delivery is at-least-once, storage exactly-once.
+  cursor, oldest first, in batches of ``batch_rows``, each written as COPY CSV by SQLite
+  itself (:func:`copy_csv_select`) and stored in one central transaction, a COPY
+  straight into the table; only after its commit is the cursor saved locally
+  (``memras_source_cursor`` row ``fleet:<table>``). A crash between the two re-sends
+  that batch: its COPY fails on the first row stored already, and the batch goes again
+  through a temporary twin and ``INSERT … ON CONFLICT (host_id, local_id) DO NOTHING``
+  (:func:`copy_new`). Delivery is at-least-once, storage exactly-once.
 - mutable tables (DIMM modules, alerts, replacements: a few rows a host, changed in
   place): a digest of the whole table is the cursor; when it differs, every row is
   upserted (``ON CONFLICT DO UPDATE``) and the new digest saved.
@@ -38,12 +40,27 @@ import hashlib
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, create_engine, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    LargeBinary,
+    Table,
+    create_engine,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -62,6 +79,7 @@ DEFAULT_INTERVAL_S = 30.0
 DEFAULT_MAX_ERROR_BACKLOG = 1_000_000
 MAX_BACKOFF_S = 300.0  # the longest wait between tries while the central store is down
 CURSOR_PREFIX = "fleet:"
+_SQLITE = sqlite.dialect()
 DROPPED_CURSOR = "fleet:dropped_errors"
 
 
@@ -126,36 +144,214 @@ def _insert(conn: Connection, table: Table) -> Any:
 
 
 def _insert_new(conn: Connection, table: Table, host_id: str, rows: Sequence[Any]) -> None:
-    """``rows`` (tuples in ``table``'s column order after host_id) inserted unless there.
-
-    On PostgreSQL: COPY into a temporary twin of the table, then one ``INSERT … SELECT …
-    ON CONFLICT DO NOTHING``; row-by-row parameters cost ~4x more (10,000 rows: 6.1 s
-    against 1.6 s, profiled). JSON values are sent as their text. Elsewhere (a SQLite
-    try-out): executemany."""
+    """``rows`` (tuples in ``table``'s column order after host_id) inserted unless there,
+    by ``executemany``: a SQLite central store, a local try-out (PostgreSQL is sent COPY,
+    :func:`copy_new`)."""
     names = [c.name for c in table.columns]
-    if conn.dialect.name != "postgresql":
-        conn.execute(_insert(conn, table).on_conflict_do_nothing(),
-                     [dict(zip(names, (host_id, *r), strict=True)) for r in rows])
-        return
+    conn.execute(_insert(conn, table).on_conflict_do_nothing(),
+                 [dict(zip(names, (host_id, *r), strict=True)) for r in rows])
+
+
+# ---- COPY CSV built by SQLite ----------------------------------------------------------
+#
+# A batch goes to PostgreSQL as COPY ... (FORMAT csv) text that SQLite writes itself, a
+# batch at a time, so no Python runs per row or per value. The host's cost of a shipped
+# row was ~70 us of Python (the row read through SQLAlchemy, psycopg's write_row), which
+# 200 hosts simulated on two cores paid under one GIL; SQLite's C does it in ~7 us of CPU
+# with the GIL released (bench/fleet_ingest.py, docs/performance.md). CSV rather than
+# COPY's text format: a value needs one replace() (its quotes doubled) instead of four
+# (backslash, tab, newline, CR), and SQLite's printf() joins a row's fields in one call
+# where `||` copies the growing line once a field (CPU a row of the bench's CE storm:
+# 5.6 us, 7.4 with the NUL test, against 12.2 us for COPY text joined by `||`).
+
+_CSV_NULL = "''"  # an unquoted empty field is NULL in COPY's CSV format; "" is ''
+_MAX_PRINTF_ARGS = 100  # SQLite's default limit of a function's arguments is 127
+
+
+def _quoted(column: str) -> str:
+    """A value as a quoted CSV field, its quotes doubled."""
+    return f"""'"' || replace({column}, '"', '""') || '"'"""
+
+
+def _holds_nul(column: str, type_: Any) -> str | None:
+    """SQLite's test that ``column``'s value, when it goes quoted, holds a NUL: printf
+    would end the value there (and break the line's framing), and replace() cannot
+    find a NUL (it takes a pattern starting with one for an empty pattern); instr()
+    can. None: the value is never quoted text (bytes go as hex)."""
+    if isinstance(type_, LargeBinary):
+        return None
+    if isinstance(type_, Integer | Boolean | Float):
+        return f"(typeof({column}) IN ('text', 'blob') AND instr({column}, char(0)))"
+    return f"instr({column}, char(0))"
+
+
+def _csv_field(column: str, type_: Any) -> str:
+    """SQLite's expression of one CSV field of ``column`` (of SQLAlchemy type ``type_``).
+
+    Bytes (``texts``, compressed) as bytea's hex input, ``\\x`` and the hex digits; an
+    integer as its digits; a REAL with 21 significant digits (``%!.20e``, SQLite's own
+    form where 15 digits are not enough) and SQLite's Inf as PostgreSQL's Infinity: 17
+    digits would do if SQLite rounded them correctly, but its printf computes in long
+    double and missed the 17th digit of 522 of 400,000 random doubles (the server then
+    read a neighbouring double); with 21 the error is far below half a double's step,
+    and 2.5 million random doubles all came back exact. Every other value is quoted:
+    times are SQLAlchemy's naive-UTC text (``2026-11-01 00:00:00.010000``), which a
+    ``timestamp`` reads as it is; a JSON column is its stored JSON text. A value of a
+    type the column does not declare (SQLite lets a row hold one) goes quoted, so it
+    can never break the row's framing."""
+    if isinstance(type_, LargeBinary):
+        return f"CASE WHEN {column} IS NULL THEN {_CSV_NULL} ELSE '\\x' || hex({column}) END"
+    if isinstance(type_, Float):
+        return (f"CASE typeof({column}) WHEN 'real' THEN "
+                f"CASE WHEN {column} > 1.7976931348623157e308 THEN 'Infinity' "
+                f"WHEN {column} < -1.7976931348623157e308 THEN '-Infinity' "
+                f"ELSE printf('%!.20e', {column}) END "
+                f"WHEN 'integer' THEN {column} WHEN 'null' THEN {_CSV_NULL} "
+                f"ELSE {_quoted(column)} END")
+    if isinstance(type_, Integer | Boolean):
+        return (f"CASE typeof({column}) WHEN 'integer' THEN {column} "
+                f"WHEN 'null' THEN {_CSV_NULL} ELSE {_quoted(column)} END")
+    return f"coalesce({_quoted(column)}, {_CSV_NULL})"
+
+
+def _printf_line(fields: Sequence[str]) -> str:
+    """One CSV line of ``fields`` (SQL expressions) by printf, in calls of at most
+    :data:`_MAX_PRINTF_ARGS` arguments."""
+    parts = []
+    for start in range(0, len(fields), _MAX_PRINTF_ARGS):
+        chunk = fields[start:start + _MAX_PRINTF_ARGS]
+        parts.append(f"printf('{','.join(['%s'] * len(chunk))}', {', '.join(chunk)})")
+    return " || ',' || ".join(parts) + " || char(10)"
+
+
+def copy_csv_select(shipped: Shipped, central: Table) -> str:
+    """The SQLite SELECT of one batch of ``shipped`` as COPY CSV for ``central``'s
+    columns in their order (``host_id`` the bound ``:host``, already quoted): one row,
+    (rows in the batch, the batch's last key, the CSV as bytes, rows left out of it).
+
+    A batch is the ``:limit`` rows whose key is above ``:after``. The lines come in no
+    particular order (COPY does not need one); the count and the last key say what the
+    batch was. Every line starts with the quoted host id, so none is COPY's end marker
+    ``\\.``. The text is cast to a BLOB: bytes, never decoded in Python. A row with a
+    NUL in a quoted value is left out of the CSV and counted (the last column): the
+    shipper then sends that batch through Python (:func:`copy_rows`)."""
+    local = shipped.local
+    quote = _SQLITE.identifier_preparer.quote
+    key = quote(shipped.key)
+    fields, nul_tests = [":host", key], []
+    for column in central.columns:
+        if column.name in ("host_id", "local_id"):
+            continue
+        name, type_ = quote(column.name), local.c[column.name].type
+        fields.append(_csv_field(name, type_))
+        if (test := _holds_nul(name, type_)) is not None:
+            nul_tests.append(test)
+    line = _printf_line(fields)
+    if nul_tests:
+        line = f"CASE WHEN {' OR '.join(nul_tests)} THEN NULL ELSE {line} END"
+    return (f"SELECT count(*), max(k), CAST(group_concat(line, '') AS BLOB), "
+            f"count(*) - count(line) FROM "
+            f"(SELECT {key} AS k, {line} AS line FROM {quote(local.name)} "
+            f"WHERE {key} > :after ORDER BY {key} LIMIT :limit)")
+
+
+def _csv_quote(value: str) -> str:
+    """A Python string as one quoted CSV field (as :func:`_quoted`)."""
+    return '"' + value.replace('"', '""') + '"'
+
+
+# The roads of a batch (:func:`copy_new`, counted in :attr:`Shipper.roads`)
+DIRECT = "copy"  # COPYed straight into the central table
+CONFLICT = "conflict"  # that COPY met a row stored already: rolled back, then merged
+REFUSED = "refused"  # that COPY was refused (row-level security): merged
+MERGED = "merge"  # merged without trying (COPY FROM was refused before)
+ROWS = "rows"  # a SQLite central store: executemany … ON CONFLICT DO NOTHING
+_UNIQUE_VIOLATION = "23505"
+_NOT_SUPPORTED = "0A000"  # COPY FROM into a table under row-level security
+
+
+def copy_rows(table: Table, host_id: str, rows: Sequence[Any]) -> list[list[Any]]:
+    """``rows`` read through SQLAlchemy (a local store that is not SQLite, or a batch
+    with a NUL in a text), as values for psycopg's ``write_row``: ``host_id`` in front,
+    JSON values as their text, a NUL in a text (which no PostgreSQL text can hold; a
+    trace string or a damaged log file can) as U+FFFD."""
     json_at = [i for i, c in enumerate(table.columns) if isinstance(c.type, JSON)]
-    temp = f"_ship_{table.name}"
-    quote = conn.dialect.identifier_preparer.quote  # `column`, `row`, `user` are keywords
+    out = []
+    for row in rows:
+        values = [host_id, *row]
+        for i in json_at:
+            values[i] = None if values[i] is None else json.dumps(values[i])
+        out.append([v.replace("\0", "\ufffd") if isinstance(v, str) else v
+                    for v in values])
+    return out
+
+
+def _copy(conn: Connection, target: str, columns: Sequence[str],
+          data: bytes | Sequence[Sequence[Any]]) -> None:
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    try:  # the driver's own cursor: its errors are not SQLAlchemy's, translated here
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name}) "
-                       "ON COMMIT DELETE ROWS")
-        with cursor.copy(f"COPY {temp} ({', '.join(map(quote, names))}) FROM STDIN") as copy:
-            for row in rows:
-                values = [host_id, *row]
-                for i in json_at:
-                    values[i] = None if values[i] is None else json.dumps(values[i])
-                copy.write_row(values)
-        cursor.execute(f"INSERT INTO {table.name} SELECT * FROM {temp} "
-                       "ON CONFLICT DO NOTHING")
-    except conn.dialect.loaded_dbapi.Error as exc:
-        raise central_error("ship", exc) from exc
+    try:
+        copy_sql = f"COPY {target} ({', '.join(columns)}) FROM STDIN"
+        if isinstance(data, bytes):  # from copy_csv_select
+            with cursor.copy(copy_sql + " (FORMAT csv)") as copy:
+                copy.write(data)
+        else:
+            with cursor.copy(copy_sql) as copy:
+                for row in data:
+                    copy.write_row(row)
     finally:
         cursor.close()
+
+
+def copy_new(central: Engine, table: Table, data: bytes | Sequence[Sequence[Any]], *,
+             direct: bool = True) -> str:
+    """A batch (COPY CSV, or rows from :func:`copy_rows`) stored in ``table`` unless
+    there; the road it took (:data:`DIRECT`, :data:`CONFLICT`, :data:`REFUSED`, :data:`MERGED`).
+
+    The common case has no row there yet, and goes by one COPY straight into the table
+    in its own transaction (``direct``). A row that is there already (a batch re-sent:
+    its commit happened but the cursor was not saved, or two shippers of one host) fails
+    it with a unique violation, and a table under row-level security (host roles) refuses
+    COPY FROM; either way that transaction is rolled back and the batch goes the merge
+    road in a new one: COPY into a temporary twin of the table, then one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING``. Every row is stored once either way."""
+    quote = central.dialect.identifier_preparer.quote  # `column`, `row` are keywords
+    columns = [quote(c.name) for c in table.columns]
+    dbapi_error = central.dialect.loaded_dbapi.Error
+    road = MERGED
+    if direct:
+        try:
+            with central.begin() as conn:
+                _copy(conn, table.name, columns, data)
+            return DIRECT
+        except dbapi_error as exc:
+            state = getattr(exc, "sqlstate", None)
+            if state not in (_UNIQUE_VIOLATION, _NOT_SUPPORTED):
+                raise central_error("ship", exc) from exc
+            road = CONFLICT if state == _UNIQUE_VIOLATION else REFUSED
+    temp = f"_ship_{table.name}"
+    try:
+        with central.begin() as conn:
+            driver = conn.connection.dbapi_connection
+            driver.execute(f"CREATE TEMP TABLE IF NOT EXISTS {temp} "  # type: ignore[union-attr]
+                           f"(LIKE {table.name}) ON COMMIT DELETE ROWS")
+            _copy(conn, temp, columns, data)
+            driver.execute(f"INSERT INTO {table.name} SELECT * FROM {temp} "  # type: ignore[union-attr]
+                           "ON CONFLICT DO NOTHING")
+    except dbapi_error as exc:  # the driver's own errors are not SQLAlchemy's
+        raise central_error("ship", exc) from exc
+    return road
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of an append-only table, read and ready to send
+    (:meth:`Shipper.read_batch`): its rows in ``data`` (COPY CSV, or rows), how many,
+    and the last local key (the cursor once it is stored)."""
+
+    shipped: Shipped
+    count: int
+    last: int
+    data: bytes | Sequence[Any]
 
 
 @dataclass
@@ -186,6 +382,12 @@ class Shipper:
         self.max_error_backlog = max_error_backlog
         self.batch_rows = batch_rows
         self._schema_checked = False
+        # the batches stored by each road (:func:`copy_new`): DIRECT is the common case
+        self.roads: Counter[str] = Counter()
+        self._copy_refused: set[str] = set()  # tables under row-level security
+        self._selects: dict[str, str] = {}
+        self._copy_csv = (local.engine.dialect.name == "sqlite"
+                           and central.dialect.name == "postgresql")
 
     def ship_once(self, stop: threading.Event | None = None) -> PassResult:
         """Ship everything new (until ``stop``); raises StoreError when the central
@@ -202,7 +404,7 @@ class Shipper:
                 result.shipped[shipped.name] = sent
             result.backlog = self.backlog()
             result.dropped_total = int(self.local.get_cursor(DROPPED_CURSOR) or 0)
-            self._contact(result)
+            self.contact(result)
         except SQLAlchemyError as exc:
             raise central_error("ship", exc) from exc
         return result
@@ -242,7 +444,11 @@ class Shipper:
         (new cursor, rows skipped)."""
         key = shipped.local.c[shipped.key]
         with self.local.engine.connect() as conn:
-            waiting = self._unshipped(conn, shipped)
+            newest = conn.scalar(select(func.max(key)))  # an index's end, not a count
+            if newest is None or int(newest) - after <= self.max_error_backlog:
+                return after, 0  # keys are unique integers: no more rows than that
+            waiting = int(conn.scalar(select(func.count()).select_from(shipped.local)
+                                      .where(key > after)) or 0)
             excess = waiting - self.max_error_backlog
             if excess <= 0:
                 return after, 0
@@ -257,31 +463,73 @@ class Shipper:
 
     def _ship_append(self, shipped: Shipped, result: PassResult,
                      stop: threading.Event | None) -> int:
-        local, central = shipped.local, CENTRAL[shipped.local.name]
-        key = local.c[shipped.key]
         after = int(self._cursor(shipped) or 0)
         if shipped.local.name == "memras_error":
             after, skipped = self._apply_backlog_policy(shipped, after)
             result.dropped_now += skipped
         sent = 0
-        # the local columns in the central table's order: its key first (local_id)
-        columns = [key, *(c for c in local.columns if c.name != shipped.key)]
         while True:
-            with self.local.engine.connect() as conn:
-                rows = conn.execute(select(*columns).where(key > after).order_by(key)
-                                    .limit(self.batch_rows)).all()
-            if not rows:
+            batch = self.read_batch(shipped, after)
+            if not batch.count:
                 return sent
-            with self.central.begin() as conn:
-                _insert_new(conn, central, self.identity.host_id, rows)
-            after = int(rows[-1][0])
-            self.local.set_cursor(CURSOR_PREFIX + local.name, str(after))  # after the commit
-            sent += len(rows)
-            if len(rows) < self.batch_rows:
+            self.store_batch(batch)
+            after = batch.last  # the cursor, saved only now that the batch is committed
+            self.local.set_cursor(CURSOR_PREFIX + shipped.local.name, str(after))
+            sent += batch.count
+            if batch.count < self.batch_rows:
                 return sent
             if stop is not None and stop.is_set():
                 result.complete = False
                 return sent
+
+    def read_batch(self, shipped: Shipped, after: int) -> Batch:
+        """The next ``batch_rows`` rows above ``after``, ready to send (the host's side of
+        a batch; :meth:`store_batch` is the central store's).
+
+        SQLite to PostgreSQL (every real host): the batch is COPY CSV SQLite wrote
+        (:func:`copy_csv_select`); otherwise (or when a text of the batch holds a NUL)
+        rows, read through SQLAlchemy."""
+        local, central = shipped.local, CENTRAL[shipped.local.name]
+        key = local.c[shipped.key]
+        params = {"after": after, "limit": self.batch_rows}
+        with self.local.engine.connect() as conn:
+            if self._copy_csv:
+                sql = self._selects.get(local.name)
+                if sql is None:
+                    sql = self._selects[local.name] = copy_csv_select(shipped, central)
+                count, last, data, held = conn.execute(
+                    text(sql), {**params, "host": _csv_quote(self.identity.host_id)}).one()
+                if not held:
+                    return Batch(shipped, int(count), int(last or 0), data or b"")
+                # a NUL in a text of some row: this batch goes through Python
+            # the local columns in the central table's order: its key first (local_id)
+            columns = [key, *(local.c[c.name] for c in central.columns
+                              if c.name not in ("host_id", "local_id"))]
+            rows = conn.execute(select(*columns).where(key > after).order_by(key)
+                                .limit(self.batch_rows)).all()
+        if not rows:
+            return Batch(shipped, 0, after, rows)
+        last = int(rows[-1][0])
+        if self.central.dialect.name == "postgresql":
+            return Batch(shipped, len(rows), last,
+                         copy_rows(central, self.identity.host_id, rows))
+        return Batch(shipped, len(rows), last, rows)
+
+    def store_batch(self, batch: Batch) -> None:
+        """One batch in its central transaction(s), the statements the central store
+        receives for it; :attr:`roads` counts the road taken. The caller saves the
+        cursor (``batch.last``) after it returns."""
+        central = CENTRAL[batch.shipped.local.name]
+        if self.central.dialect.name != "postgresql":  # a SQLite try-out
+            with self.central.begin() as conn:
+                _insert_new(conn, central, self.identity.host_id, batch.data)
+            self.roads[ROWS] += 1
+            return
+        road = copy_new(self.central, central, batch.data,
+                        direct=central.name not in self._copy_refused)
+        if road == REFUSED:  # row-level security: COPY FROM will be refused every time
+            self._copy_refused.add(central.name)
+        self.roads[road] += 1
 
     def _ship_mutable(self, shipped: Shipped) -> int:
         local, central = shipped.local, CENTRAL[shipped.local.name]
@@ -309,7 +557,8 @@ class Shipper:
         out["host_id"] = self.identity.host_id
         return out
 
-    def _contact(self, result: PassResult) -> None:
+    def contact(self, result: PassResult) -> None:
+        """The host's ``fleet_host`` row upserted: the last statement of a pass."""
         now = datetime.now(UTC).replace(tzinfo=None)
         values = {"host_id": self.identity.host_id, "hostname": self.identity.hostname,
                   "memras_version": __version__, "first_contact": now, "last_contact": now,

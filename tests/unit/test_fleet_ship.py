@@ -21,7 +21,7 @@ from memras.cli import main
 from memras.errors import StoreError
 from memras.fleet.identity import HostIdentity, host_identity
 from memras.fleet.schema import CENTRAL, HOSTS, SHIPPED
-from memras.fleet.ship import Shipper, central_engine
+from memras.fleet.ship import DIRECT, MERGED, REFUSED, Shipper, central_engine
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 from memras.sim import profiles
 from memras.store import Store
@@ -289,7 +289,12 @@ def test_a_host_role_writes_only_its_own_rows(tmp_path: Path, central: str,
         pg_cluster.execute(sql, dbname)
     mine = pg_cluster.url(dbname, user=me.host_id)
     with Store.open(db) as local:
-        Shipper(local, central_engine(mine), me).ship_once()
+        shipper = Shipper(local, central_engine(mine), me, batch_rows=5)
+        shipper.ship_once()
+    # COPY FROM is refused under row-level security: tried once a table (errors,
+    # verdicts), then every batch merged without trying (the 12 errors: 3 batches)
+    assert shipper.roads[DIRECT] == 0 and shipper.roads[REFUSED] == 2
+    assert shipper.roads[MERGED] >= 2
     _exactly_once(central, db, me.host_id)
     with Store.open(other_db) as local, pytest.raises(StoreError,
                                                       match="row-level security"):
