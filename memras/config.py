@@ -342,8 +342,9 @@ SCHEMA = Table("memras.toml", {
     "capacity": Table("capacity on demand: online standby memory under pressure", {
         "enabled": Key("bool", "false keeps the table but switches the policy off", True),
         "standby": Key("size", "how much memory to keep offline (one of standby, "
-                       "standby_blocks)"),
+                       "standby_blocks, standby_dax)"),
         "standby_blocks": Key("str", "which blocks to keep offline, N-M"),
+        "standby_dax": Key("str", "a CXL DAX device kept as devdax, daxR.I"),
         "on_available_below": Key("size", "online when MemAvailable falls below", _GIB,
                                   min=16 << 20, max=1 << 50),
         "off_available_above": Key("size", "offline again when MemAvailable is above",

@@ -19,6 +19,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import desc, func, or_, select
@@ -26,16 +27,22 @@ from sqlalchemy import desc, func, or_, select
 from memras.alerts.alert import AlertState
 from memras.alerts.naming import inventory_namer, named_all
 from memras.alerts.service import SqlAlertStore
+from memras.errors import MemrasError
 from memras.health.api import current_verdicts, verdict_history
 from memras.health.classify import _bank_text
 from memras.health.closing import Closing, read_closings
+from memras.health.config import Config, load_config
+from memras.health.cxl import POISON_LISTED, CxlVerdict, memdev_verdicts, poison_pages
 from memras.health.dimm_names import DimmNames
 from memras.health.models import PageStateRow
 from memras.health.module_registry import module_history
 from memras.health.verdict import Verdict
+from memras.store.cxl import cxl_events
 from memras.store.models import ErrorRow
+from memras.topology.cxl import CxlUnit, cxl_units
 from memras.topology.inventory import DimmInfo, dimm_inventory
 from memras.topology.naming import display_names
+from memras.topology.units import block_ranges
 from memras.workflow.models import ReplacementRow
 
 if TYPE_CHECKING:
@@ -171,6 +178,7 @@ class DimmRow:
     verdict: str | None  # a memras.health VerdictState value, None when never judged
     reasons: tuple[str, ...] = ()
     name: str = ""  # as people call it: memras.topology.naming.display_names
+    kind: str = "dimm"  # or "cxl-memdev" (memdev_rows): its id is the memdev's name
 
 
 def verdicts_for(store: Store | None, ids: list[str]) -> dict[str, Any]:
@@ -196,6 +204,116 @@ def dimm_rows(dimms: list[DimmInfo], store: Store | None, now: datetime, *,
             verdict=str(v.state) if v is not None else None,
             reasons=tuple(v.reasons) if v is not None else (), name=shown[d.id]))
     return rows
+
+
+# --- CXL memdevs as rows of the same table ----------------------------------------
+
+def _config(config_path: str | Path | None) -> Config | None:
+    """The config's [classify] knobs as `memras dimms` reads them; None (the defaults)
+    when the file cannot be read (the dashboard still shows the memdevs)."""
+    try:
+        return load_config(config_path)
+    except MemrasError:
+        return None
+
+
+def _stored_counts(store: Store, label: str) -> tuple[int, int]:
+    """(CE, UE) stored for a label, every time (a memdev has no EDAC counter)."""
+    totals = store.summary(dimm=label).totals
+    return (sum(t.errors for t in totals if t.type == "Corrected"),
+            sum(t.errors for t in totals if t.type in UNCORRECTED_TYPES))
+
+
+def _label_rate(label: str, recent: RecentErrors) -> list[int]:
+    total = [0] * max((len(s) for s in recent.hourly.values()), default=RATE_HOURS)
+    for key, series in recent.hourly.items():
+        if key.label.strip().casefold() == label.casefold():
+            total = [a + b for a, b in zip(total, series, strict=False)]
+    return total
+
+
+def memdev_rows(host: Host, store: Store | None, now: datetime, *,
+                recent: RecentErrors | None = None, config: Config | None = None,
+                units: list[CxlUnit] | None = None) -> list[DimmRow]:
+    """Each CXL memdev (memras.topology.cxl.cxl_units) as a row of the dashboard's
+    table, as `memras dimms` lists it: id and name ``memN`` (what `memras replace`
+    takes), the verdict memras.health.cxl.memdev_verdicts gives (its media errors
+    judged under ``label:memN`` merged with its own severity, health and poison),
+    CE/UE as stored for ``memN`` (all time: a memdev has no EDAC counter), its PCI
+    function as the label and region, DAX device, blocks and node as the location."""
+    units = cxl_units(host) if units is None else units
+    if not units:
+        return []
+    if recent is None:
+        recent = recent_errors(store, now) if store is not None else RecentErrors(now=now)
+    names = [u.memdev.name for u in units]
+    verdicts = memdev_verdicts(store, names, config=config) if store is not None else {}
+    rows = []
+    for u in units:
+        m = u.memdev
+        v = verdicts.get(m.name)
+        ce, ue = _stored_counts(store, m.name) if store is not None else (None, None)
+        where = [",".join(u.regions) or "no region", ",".join(u.dax),
+                 f"blocks {block_ranges(list(u.blocks))}" if u.blocks else "",
+                 f"node {','.join(map(str, u.nodes))}" if u.nodes else ""]
+        rows.append(DimmRow(
+            id=m.name, label=m.host, location=" ".join(w for w in where if w),
+            size_bytes=m.ram_size + m.pmem_size, ce=ce, ue=ue,
+            rate=tuple(_label_rate(m.name, recent)),
+            verdict=str(v.state) if v is not None else None,
+            reasons=tuple(v.reasons) if v is not None else (), name=m.name,
+            kind="cxl-memdev"))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class MemdevDetail:
+    """One CXL memdev for the detail screen: the unit (regions, DAX, blocks, nodes),
+    its verdict (memdev_verdicts), its stored media errors as a DIMM's are shown
+    (timeline, cells), the poison its list holds now and its past replacements."""
+
+    unit: CxlUnit
+    verdict: CxlVerdict | None
+    ce: int
+    ue: int
+    timeline: list[tuple[str, int, int]]
+    cells: FaultCells
+    poison_records: int  # List/Inject records stored
+    poison_pages: int  # distinct 4 KiB DPA pages listed now (a Clear takes them out)
+    replacements: list[dict[str, Any]]
+    events_read: int
+    since: datetime | None = None  # as DimmDetail: the evidence is never split by module
+    closings: list[Closing] = field(default_factory=list)
+    history: list[Any] = field(default_factory=list)
+
+
+def memdev_detail(host: Host, store: Store | None, name: str, *,
+                  config_path: str | Path | None = None) -> MemdevDetail | None:
+    """The detail of memdev ``name``; None when no memdev here is called so."""
+    unit = next((u for u in cxl_units(host) if u.memdev.name == name), None)
+    if unit is None:
+        return None
+    if store is None:
+        return MemdevDetail(unit, None, 0, 0, [], fault_cells([]), 0, 0, [], 0)
+    verdict = memdev_verdicts(store, [name], config=_config(config_path)).get(name)
+    events = store.errors(dimm=name, limit=DETAIL_EVENT_LIMIT)
+    ce, ue = _stored_counts(store, name)
+    listed: set[int] = set()
+    records = 0
+    for ev in cxl_events(store, memdev=name, event="poison"):
+        if ev.trace_type == "Clear":
+            listed.difference_update(poison_pages(ev))
+        elif ev.trace_type in POISON_LISTED:
+            records += 1
+            listed.update(poison_pages(ev))
+    replacements = _rows_as_dicts(
+        store, ReplacementRow,
+        or_(ReplacementRow.dimm_id == f"label:{name}", ReplacementRow.dimm_label == name),
+        order=ReplacementRow.created_at)
+    return MemdevDetail(unit=unit, verdict=verdict, ce=ce, ue=ue,
+                        timeline=daily_timeline(events), cells=fault_cells(events),
+                        poison_records=records, poison_pages=len(listed),
+                        replacements=replacements, events_read=len(events))
 
 
 # --- the live event feed -------------------------------------------------------------
@@ -504,8 +622,10 @@ class Dashboard:
     alerts: list[Any]  # open memras.alerts.alert.Alert, oldest first
 
 
-def dashboard(host: Host, store: Store | None, now: datetime) -> Dashboard:
-    """Host totals, the DIMM table and the open alerts: every read bounded or indexed."""
+def dashboard(host: Host, store: Store | None, now: datetime, *,
+              config_path: str | Path | None = None) -> Dashboard:
+    """Host totals, the DIMM table (then the CXL memdevs: memdev_rows) and the open
+    alerts: every read bounded or indexed but a memdev's, which reads its own rows."""
     summary = host_summary(host)
     inventory = dimm_inventory(host) if summary.block_count else []
     alerts: list[Any] = []
@@ -514,6 +634,13 @@ def dashboard(host: Host, store: Store | None, now: datetime) -> Dashboard:
         alerts = SqlAlertStore(store).list(AlertState.OPEN)
         recent = recent_errors(store, now)
     rows = dimm_rows(inventory, store, now, recent=recent)
-    # each alert's DIMM by the name its row shows (the slot label): no second read
-    alerts = named_all(alerts, inventory_namer({r.id: r.name for r in rows}))
+    units = cxl_units(host)
+    if units:
+        rows += memdev_rows(host, store, now, recent=recent, config=_config(config_path),
+                            units=units)
+    # each alert's DIMM by the name its row shows (the slot label): no second read;
+    # a memdev's alerts are about label:memN
+    names = {r.id: r.name for r in rows} | {
+        f"label:{r.id}": r.name for r in rows if r.kind == "cxl-memdev"}
+    alerts = named_all(alerts, inventory_namer(names))
     return Dashboard(summary=summary, recent=recent, dimms=rows, alerts=alerts)

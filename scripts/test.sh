@@ -60,11 +60,13 @@ if [ $# -gt 0 ]; then
 else
   # The whole suite as two pytest runs side by side, one per core: the lab guests run
   # under TCG, each keeping one core busy for most of its test, and the machine has two.
-  # Run A: unit, TUI and the lab files that boot a guest of their own; run B: the lab
-  # files sharing the package's one guest (tests/lab/conftest.py, its order kept).
+  # Run A: unit, TUI and some lab files that boot a guest of their own; run B: the lab
+  # files sharing the package's one guest (tests/lab/conftest.py, its order kept) and
+  # the other own-guest files (cxl-capacity, cxl-replace: B had the lighter load).
   # The lab's kernel is fetched once first, so the two runs never unpack it at once.
   own_guest=()
   for f in tests/lab/test_cxl_boot.py tests/lab/test_scenario_cxl.py \
+           tests/lab/test_scenario_cxl_poison.py \
            tests/lab/test_scenario_bmc.py tests/lab/test_scenario_numa.py \
            tests/lab/test_scenario_pstore.py; do
     [ -e "$f" ] && own_guest+=("$f")

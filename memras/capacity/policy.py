@@ -20,6 +20,11 @@ offline can never by itself re-create the pressure that onlines), LOW must hold 
 attempt) starts a ``min_dwell_s`` during which no other transition is made. So a
 flapping input produces at most one transition per dwell.
 
+The standby memory may also be a CXL DAX device (``standby_dax = "dax0.0"``): ONLINE
+is then ``memras capacity online --dax`` (kmem binds, the blocks come online movable)
+and OFFLINE ``offline --dax`` (every block offline, the device back to devdax), through
+:mod:`memras.capacity.dax`; an idle expander is the pool.
+
 Why not the obvious alternative (online on every dip, offline on every recovery):
 an offline migrates every page of the standby memory (about 0.6 s per 128 MiB block
 under TCG, hotplug-and-qemu §1), so flapping would cost more than the memory saves.
@@ -34,12 +39,13 @@ last sample return at once); block writes only on a transition (through
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
 from memras.alerts.alert import Severity
-from memras.capacity import chmem
+from memras.capacity import chmem, dax
 from memras.capacity.chmem import parse_size
 from memras.capacity.record import Recorder
 from memras.errors import UsageError
@@ -97,6 +103,7 @@ class Action:
 class PolicyConfig:
     standby_blocks: tuple[int, ...] = ()
     standby_bytes: int = 0
+    standby_dax: str | None = None  # a CXL DAX device as the standby memory
     on_available_below_bytes: int = ON_AVAILABLE_BELOW_BYTES[1]
     off_available_above_bytes: int = OFF_AVAILABLE_ABOVE_BYTES[1]
     psi_on_above_pct: float = PSI_ON_ABOVE_PCT[1]
@@ -184,7 +191,7 @@ def _blocks(value: Any) -> tuple[int, ...]:
     return tuple(range(int(first), int(last or first) + 1))
 
 
-KNOWN_KEYS = {"enabled", "standby", "standby_blocks", "on_available_below",
+KNOWN_KEYS = {"enabled", "standby", "standby_blocks", "standby_dax", "on_available_below",
               "off_available_above", "psi_on_above_pct", "psi_off_below_pct", "hold_s",
               "min_dwell_s", "reserve", "interval_s"}
 
@@ -195,9 +202,13 @@ def load_policy_config(raw: Mapping[str, Any]) -> PolicyConfig:
     if unknown:
         raise UsageError(f"[capacity] has unknown keys: {', '.join(unknown)}",
                          hint="see the user guide, capacity-vm-partition")
-    if ("standby" in raw) == ("standby_blocks" in raw):
-        raise UsageError("[capacity] needs exactly one of standby (a size) or "
-                         "standby_blocks (N-M)")
+    if sum(k in raw for k in ("standby", "standby_blocks", "standby_dax")) != 1:
+        raise UsageError("[capacity] needs exactly one of standby (a size), "
+                         "standby_blocks (N-M) or standby_dax (a DAX device, dax0.0)")
+    dax_name = str(raw["standby_dax"]) if "standby_dax" in raw else None
+    if dax_name is not None and not re.fullmatch(r"dax\d+\.\d+", dax_name):
+        raise UsageError(f"[capacity] standby_dax = {raw['standby_dax']!r}: "
+                         "name a DAX device, e.g. dax0.0")
     try:
         blocks = _blocks(raw["standby_blocks"]) if "standby_blocks" in raw else ()
     except ValueError:
@@ -206,7 +217,9 @@ def load_policy_config(raw: Mapping[str, Any]) -> PolicyConfig:
     on = _bounded(raw, "on_available_below", ON_AVAILABLE_BELOW_BYTES, _size)
     c = PolicyConfig(
         standby_blocks=blocks,
-        standby_bytes=_bounded(raw, "standby", (1, 0, 1 << 50), _size) if not blocks else 0,
+        standby_bytes=_bounded(raw, "standby", (1, 0, 1 << 50), _size) if "standby" in raw
+        else 0,
+        standby_dax=dax_name,
         on_available_below_bytes=on,
         off_available_above_bytes=_bounded(raw, "off_available_above",
                                            OFF_AVAILABLE_ABOVE_BYTES, _size),
@@ -275,6 +288,11 @@ class CapacityPolicy:
         if self.config.standby_blocks:
             self.blocks = self.config.standby_blocks
             return self.blocks
+        if self.config.standby_dax:
+            # its range: the blocks exist only while kmem has the device
+            pool = dax.find_dax(host, self.config.standby_dax)
+            self.blocks = tuple(pool.device.blocks(pool.block_size))
+            return self.blocks
         bs = host.memory.block_size()
         count = -(-self.config.standby_bytes // bs)
         movable = [b.index for b in host.memory.all() if "Movable" in b.valid_zones]
@@ -311,20 +329,38 @@ class CapacityPolicy:
     def _perform(self, host: Host, action: Action, sample: Sample) -> None:
         # move is ONLINE or OFFLINE here (tick() skips NONE): exactly chmem's two actions
         verb = cast("chmem.Action", action.move.value)
+        if self.config.standby_dax:
+            self._perform_dax(host, action, sample, verb)
+            return
         blocks = [b for b in host.memory.all() if b.index in set(self.standby_blocks(host))]
         todo = [b for b in blocks if not chmem.in_target_state(verb, b.state)]
         req = chmem.Request(verb, f"standby {len(todo)} blocks", "Movable", count=len(todo))
         result = chmem.execute(host, chmem.plan(req, blocks), retry=self.retry)
-        ok = result.exit_status == chmem.EXIT_OK
-        if not ok and not (action.move == Move.ONLINE and result.done):
+        self._record(action, sample, verb, result.exit_status, result.done, result.summary(),
+                     result.as_dict(), result.changed)
+
+    def _perform_dax(self, host: Host, action: Action, sample: Sample,
+                     verb: chmem.Action) -> None:
+        """The standby DAX device to system-ram (ONLINE) or back to devdax (OFFLINE)."""
+        assert self.config.standby_dax is not None  # the caller's branch
+        the_plan = dax.plan_dax(host, verb, self.config.standby_dax, zone="Movable")
+        result = dax.execute_dax(host, the_plan, retry=self.retry)
+        done = len(result.blocks.changed) if result.blocks is not None else 0
+        self._record(action, sample, verb, result.exit_status, done, result.summary(),
+                     result.as_dict(), result.blocks.changed if result.blocks else [])
+
+    def _record(self, action: Action, sample: Sample, verb: chmem.Action, exit_status: int,
+                done: int, summary: str, data: dict[str, Any], changed: list[int]) -> None:
+        ok = exit_status == chmem.EXIT_OK
+        if not ok and not (action.move == Move.ONLINE and done):
             assert self.state is not None  # tick() set it before deciding this move
             self.state = replace(self.state, mode=(
                 Mode.STANDBY if action.move == Move.ONLINE else Mode.ACTIVE), low_since=None)
         data = {"reason": action.reason, "available_bytes": sample.available_bytes,
-                "psi_some_avg10": sample.psi_some_avg10, **result.as_dict()}
+                "psi_some_avg10": sample.psi_some_avg10, **data}
         self.recorder.audit(f"capacity.policy.{verb}", data)
         self.recorder.alert(
-            f"capacity on demand: {verb} {result.summary()} ({action.reason})",
+            f"capacity on demand: {verb} {summary} ({action.reason})",
             step=f"capacity-policy-{verb}",
             severity=Severity.INFO if ok else Severity.WARNING,
-            evidence={"changed": result.changed, "exit_status": result.exit_status})
+            evidence={"changed": changed, "exit_status": exit_status})

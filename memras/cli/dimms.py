@@ -15,6 +15,7 @@ from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.dimm_rows import dimm_rows, health_columns, module_text
 from memras.errors import MemrasError
+from memras.health.config import load_config
 from memras.health.cxl import memdev_verdicts
 from memras.text import format_bytes
 from memras.topology.cxl import cxl_units
@@ -98,7 +99,8 @@ def _cxl_rows(ctx: Context, mm: MemoryMap) -> list[dict[str, Any]]:
     verdicts: dict[str, Any] = {}
     try:
         with ctx.store() as store:
-            verdicts = memdev_verdicts(store, [u.memdev.name for u in units])
+            verdicts = memdev_verdicts(store, [u.memdev.name for u in units],
+                                       config=load_config(ctx.config))  # [classify] knobs
     except MemrasError as exc:
         print(f"memras: CXL verdicts unavailable: {exc.msg}", file=ctx.err)
     rows = []

@@ -46,15 +46,22 @@ from memras.workflow.backends import BackendContext, Target, load_backend
 from memras.workflow.offline import DEFAULT_BACKOFF_INITIAL_S
 from memras.workflow.pending import ABORT, RESUME, in_progress
 from memras.workflow.preflight import PreflightInput, run_preflight
-from memras.workflow.runner import Replacement, ReplaceOptions, StepOutcome, resolve_target
+from memras.workflow.runner import (
+    Replacement,
+    ReplaceOptions,
+    StepOutcome,
+    default_backend,
+    resolve_target,
+)
 from memras.workflow.states import HAPPY_PATH
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dimm", nargs="?", help="DIMM label, locator, serial, mcN/dimmM or PNP0C80:NN")
+    p.add_argument("dimm", nargs="?", help="DIMM label, locator, serial, mcN/dimmM, "
+                   "PNP0C80:NN, or a CXL memdev (memN or its serial)")
     add_dry_run(p, "preflight and plan only")
     add_yes(p)
-    p.add_argument("--backend", help="acpi | qemu | manual | simulated (or a plugin)")
+    p.add_argument("--backend", help="acpi | qemu | manual | simulated | cxl (or a plugin)")
     p.add_argument("--resume", action="store_true", help="continue the replacement in progress")
     p.add_argument("--abort", action="store_true", help="roll back the replacement in progress")
     add_operator(p)
@@ -64,6 +71,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force-node", action="store_true",
                    help="remove even when a NUMA node would fall below [workflow] "
                    "node_reserve or lose its last Movable memory")
+    p.add_argument("--whole-region", action="store_true",
+                   help="a CXL memdev in an interleaved region: take the whole region "
+                   "offline and make it again with the new device")
     p.add_argument("--reserve", type=_size, help="MemAvailable to keep, e.g. 4G "
                    "(default max(2G, 10%% of MemTotal))")
     p.add_argument("--qmp", help="QMP socket of the VM (qemu backend)")
@@ -94,6 +104,7 @@ def _options(args: argparse.Namespace, alerts_config: str | None = None) -> Repl
     return ReplaceOptions(
         backend=args.backend, on_failure=args.on_failure, operator=args.operator,
         force_zone=args.force_zone, reserve_bytes=args.reserve, force_node=args.force_node,
+        whole_region=args.whole_region,
         node_reserve=_node_reserve(alerts_config),
         soft_offline=not args.no_soft_offline, detect_timeout_s=args.detect_timeout,
         policy={"block_timeout_s": args.block_timeout, "max_attempts": args.max_attempts,
@@ -219,7 +230,8 @@ def _resumable(host: Host, store: Store, kw: dict[str, Any]) -> Replacement:
 def _confirm(args: argparse.Namespace, ctx: Context, host: Host) -> None:
     if args.yes:
         return
-    target, status, _reason = resolve_target(host, args.dimm)
+    target, status, _reason = resolve_target(host, args.dimm,
+                                             whole_region=args.whole_region)
     asked = _confirmation(host, target)
     confirm(ctx, f"take {len(target.blocks)} memory blocks offline and remove "
                  f"{escape(_wide(asked, target))} (serial {escape(target.serial) or '?'})",
@@ -242,7 +254,10 @@ def _wide(asked: Confirmation, target: Target) -> str:
 def _unit_lines(host: Host, target: Target) -> tuple[dict[str, Any] | None, list[str]]:
     """The replaceable unit that goes out (memras.topology.units) for --json, and the
     lines that say it: its blocks as a range, zone(s), every DIMM in it, and which
-    other modules go out with the one named. No unit: (None, [])."""
+    other modules go out with the one named. No unit: (None, []). A CXL memdev is its
+    own unit: its slot, serial, regions and their DAX devices."""
+    if target.cxl:
+        return _cxl_unit_lines(target)
     try:
         dimms = host_inventory(host)
         units = host_units(host, inventory=dimms)
@@ -284,10 +299,32 @@ def _unit_lines(host: Host, target: Target) -> tuple[dict[str, Any] | None, list
     return data, lines
 
 
+def _cxl_unit_lines(target: Target) -> tuple[dict[str, Any], list[str]]:
+    cx = target.cxl or {}
+    regions = cx.get("regions", [])
+    blocks = (f"blocks memory{target.blocks[0]}-memory{target.blocks[-1]} "
+              f"({format_bytes(target.size)})" if target.blocks else "no blocks")
+    lines = [f"  unit: CXL memdev {escape(cx.get('memdev'))} ({escape(cx.get('host'))}, "
+             f"serial {escape(target.serial) or '?'}, PCIe slot "
+             f"{escape(cx.get('slot')) or 'none listed'}): {blocks}"]
+    for r in regions:
+        others = [t["memdev"] for t in r.get("targets", [])
+                  if t.get("memdev") and t["memdev"] != cx.get("memdev")]
+        lines.append(f"  region {escape(r['name'])} on {escape(r['root'])}: "
+                     f"{r['ways']}-way, {format_bytes(int(r['size']))}, DAX "
+                     f"{escape(', '.join(r.get('dax', []))) or '-'}"
+                     + (f"; interleaved with {escape(', '.join(others))}" if others else ""))
+    data = {"kind": "cxl-memdev", "id": cx.get("memdev"), "serial": target.serial,
+            "host": cx.get("host"), "slot": cx.get("slot"),
+            "regions": [r["name"] for r in regions], "blocks": list(target.blocks),
+            "whole_region": cx.get("whole_region", False)}
+    return data, lines
+
+
 def _dry_run(args: argparse.Namespace, ctx: Context, host: Host, store: Store) -> int:
     opts = _options(args, ctx.config)
-    target, status, reason = resolve_target(host, args.dimm)
-    backend = load_backend(opts.backend or ("simulated" if host.is_simulated else "acpi"),
+    target, status, reason = resolve_target(host, args.dimm, whole_region=opts.whole_region)
+    backend = load_backend(opts.backend or default_backend(host, target),
                            BackendContext(host=host, options=opts.backend_options))
     with store_session(store) as s:
         holder = lock.holder(s)

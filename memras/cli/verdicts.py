@@ -16,6 +16,7 @@ from memras.cli.dimm_rows import dimm_names
 from memras.cli.options import parse_when
 from memras.health.api import replay_verdicts, verdict_history
 from memras.health.config import load_config
+from memras.health.cxl import with_device_verdicts
 from memras.health.dimm_names import DimmNames
 from memras.health.module_registry import ModuleRecord, module_at, module_history
 from memras.health.verdict import Verdict
@@ -43,7 +44,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.store() as store:
         # With the host, errors known only by address are mapped to their DIMM (as
         # the watcher and `memras dimms` do); replay never writes page actions.
-        current, _ = replay_verdicts(store, load_config(ctx.config), until, host=ctx.host)
+        config = load_config(ctx.config)
+        current, _ = replay_verdicts(store, config, until, host=ctx.host)
+        # a CXL memdev's own records (poison list, health, severity) judge it too
+        current = with_device_verdicts(store, current, until=until, config=config)
         names = dimm_names(ctx, store)
         shown = {k: names.display(k) for k in current}
     verdicts = [current[k] for k in sorted(current, key=lambda k: (shown[k], k))]

@@ -9,6 +9,17 @@ memdev's verdict cites here; its media errors (general media and DRAM records) a
 memory errors located at the memdev and go through the same engine as a DIMM's
 (memras.health.engine), bank, row and column included. The rule ids are in
 memras.health.rules.RULES.
+
+Poison (the device's poison list, ``cxl_poison`` records of type List or Inject) is
+data already lost in the media: one poisoned area is ``cxl-poison`` (repair: its pages
+are taken out of service, memras.health.cxl_poison); poison at ``[classify]
+offlined_pages_min + spread_min`` distinct 4 KiB pages of DPA or more (4 by default:
+the memras-erring-after-offline reasoning, after Hwang et al. ASPLOS'12 — retiring
+pages works while errors stay in a few of them, and poison that keeps appearing at
+new pages is not contained by it) is ``cxl-poison-spread``, and a poison list the
+device marked Overflow (it lost track of poison memras can therefore not act on) is
+``cxl-poison-overflow``: both replace-at-next-maintenance. A Clear record takes its
+pages out of the count (the media was rewritten; the kernel's page stays poisoned).
 """
 
 from __future__ import annotations
@@ -19,22 +30,31 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from memras.health.api import event_from_stored
-from memras.health.verdict import VerdictState
+from memras.health.classify import CLASSIFY_TUNABLES
+from memras.health.verdict import Verdict, VerdictState
 from memras.health.verdict_rows import current_verdicts
 from memras.ingest.parsers.cxl import (
     CXL_DRIVER,
     HDR_FLAGS,
     HEALTH_STATUS,
     MEDIA_STATUS,
+    POISON_FLAGS,
     cxl_event_of,
 )
 from memras.records import CxlEvent
 from memras.store.cxl import cxl_events
 
 if TYPE_CHECKING:
+    from memras.health.config import Config
     from memras.store import Store
 
 LIFE_USED_REPLACE = 90  # percent: the device's own "life used" past which to plan a swap
+# distinct poisoned 4 KiB pages of DPA from which retiring pages is not enough (see above)
+POISON_PAGES_REPLACE = (CLASSIFY_TUNABLES["offlined_pages_min"].default
+                        + CLASSIFY_TUNABLES["spread_min"].default)
+POISON_PAGE = 4096
+POISON_LISTED = ("List", "Inject")  # trace types that say the media holds poison
+_POISON_PAGES_PER_RECORD = 1 << 16  # a record's pages counted at most (256 MiB of DPA)
 _DATA_LOST = frozenset(v for k, v in MEDIA_STATUS.items() if "Lost" in k or "Loss" in k)
 
 
@@ -69,11 +89,46 @@ def _flags(ev: CxlEvent, verdict: CxlVerdict) -> None:
                          f"{ev.memdev} reports degraded performance ({ev.event})")
 
 
+def poison_pages(ev: CxlEvent) -> range:
+    """The 4 KiB pages of DPA (their page numbers) a poison record covers."""
+    if ev.dpa is None:
+        return range(0)
+    first = ev.dpa // POISON_PAGE
+    last = (ev.dpa + max(ev.dpa_length or 1, 1) - 1) // POISON_PAGE
+    return range(first, min(last + 1, first + _POISON_PAGES_PER_RECORD))
+
+
+def poison_pages_replace(config: Config | None = None) -> int:
+    """The cxl-poison-spread threshold under ``config`` (its ``[classify]`` knobs)."""
+    if config is None:
+        return POISON_PAGES_REPLACE
+    return config.classify.offlined_pages_min + config.classify.spread_min
+
+
+def _poison(ev: CxlEvent, v: CxlVerdict, poisoned: dict[str, set[int]]) -> None:
+    pages = poisoned.setdefault(ev.memdev, set())
+    if ev.trace_type == "Clear":
+        pages.difference_update(poison_pages(ev))
+        return
+    if ev.trace_type not in POISON_LISTED:
+        return
+    pages.update(poison_pages(ev))
+    where = f"DPA {ev.dpa or 0:#x}" + (f", HPA {ev.hpa:#x}" if ev.hpa is not None else "")
+    v.raise_to(VerdictState.REPAIR, "cxl-poison",
+               f"{ev.memdev} holds poisoned media ({where})")
+    if (ev.poison_flags or 0) & POISON_FLAGS["Overflow"]:
+        v.raise_to(VerdictState.REPLACE_LATER, "cxl-poison-overflow",
+                   f"{ev.memdev}'s poison list overflowed: poison it no longer lists "
+                   "cannot be taken out of service")
+
+
 def judge_cxl(events: Iterable[CxlEvent], *,
-              life_used_replace: int = LIFE_USED_REPLACE) -> dict[str, CxlVerdict]:
+              life_used_replace: int = LIFE_USED_REPLACE,
+              poison_replace: int = POISON_PAGES_REPLACE) -> dict[str, CxlVerdict]:
     """Each memdev's verdict from its events, oldest first; memdevs with none are absent."""
     verdicts: dict[str, CxlVerdict] = {}
     shutdowns: dict[str, int] = {}
+    poisoned: dict[str, set[int]] = {}  # memdev -> DPA pages its poison list holds now
     for ev in events:
         v = verdicts.setdefault(ev.memdev, CxlVerdict(ev.memdev))
         if ev.log_type == "Fatal":
@@ -96,13 +151,19 @@ def judge_cxl(events: Iterable[CxlEvent], *,
                            f"{ev.memdev}'s dirty shutdown count rose "
                            f"{before} -> {ev.dirty_shutdown_cnt}")
             shutdowns[ev.memdev] = ev.dirty_shutdown_cnt
-        if ev.event == "poison" and ev.trace_type in ("List", "Inject"):
-            v.raise_to(VerdictState.REPAIR, "cxl-poison",
-                       f"{ev.memdev} holds poisoned media (DPA {ev.dpa or 0:#x})")
+        if ev.event == "poison":
+            _poison(ev, v, poisoned)
+    for memdev, pages in poisoned.items():
+        if len(pages) >= poison_replace:
+            verdicts[memdev].raise_to(
+                VerdictState.REPLACE_LATER, "cxl-poison-spread",
+                f"{memdev} lists poison at {len(pages)} pages of its media "
+                f"(replace from {poison_replace}): retiring pages does not contain it")
     return verdicts
 
 
-def memdev_verdicts(store: Store, memdevs: Iterable[str]) -> dict[str, CxlVerdict]:
+def memdev_verdicts(store: Store, memdevs: Iterable[str], *,
+                    config: Config | None = None) -> dict[str, CxlVerdict]:
     """Each memdev's verdict: the worse of the engine's (its media errors, judged as a
     DIMM's under the id ``label:memN``: memras.health.keys.location_key) and the one
     its own severity and health records give (:func:`judge_cxl` over memras_cxl_event).
@@ -111,13 +172,53 @@ def memdev_verdicts(store: Store, memdevs: Iterable[str]) -> dict[str, CxlVerdic
     engine = current_verdicts(store, [f"label:{m}" for m in names])
     out: dict[str, CxlVerdict] = {}
     for m in names:
-        judged = judge_cxl(_device_records(store, m)).get(m, CxlVerdict(m))
+        judged = judge_cxl(_device_records(store, m),
+                           poison_replace=poison_pages_replace(config)).get(m, CxlVerdict(m))
         media = engine.get(f"label:{m}")
         if media is not None:
             for rule, reason in zip(media.rules, media.reasons, strict=False):
                 judged.raise_to(VerdictState.OK, rule, f"media errors: {reason}")
             judged.raise_to(media.state, "", "")  # the engine's state, its rules above
         out[m] = judged
+    return out
+
+
+def with_device_verdicts(store: Store, verdicts: dict[str, Verdict], *,
+                         until: datetime | None = None,
+                         config: Config | None = None) -> dict[str, Verdict]:
+    """``verdicts`` (the engine's, by DIMM id) with each CXL memdev's own judgement
+    (:func:`judge_cxl` over its records before ``until``) merged into ``label:memN``:
+    the worse state, the engine's rules and then the device's. What ``memras verdicts``
+    shows, so a memdev judged by its poison list or health records has a row there too.
+    A state the device's records decide is dated by the memdev's latest record."""
+    out = dict(verdicts)
+    cut = None if until is None else until.astimezone(UTC)
+    memdevs = sorted({ev.memdev for ev in cxl_events(store)} | {
+        k.removeprefix("label:") for k in verdicts if k.startswith("label:mem")})
+    for m in memdevs:
+        records = [ev for ev in _device_records(store, m)
+                   if cut is None or ev.timestamp is None or ev.timestamp < cut]
+        judged = judge_cxl(records, poison_replace=poison_pages_replace(config)).get(m)
+        if judged is None or not judged.rules:
+            continue
+        key = f"label:{m}"
+        base = out.get(key)
+        last = max((ev.timestamp for ev in records if ev.timestamp is not None),
+                   default=datetime.now(UTC))
+        rules = [*(base.rules if base else ()), *(r for r in judged.rules
+                                                  if not base or r not in base.rules)]
+        reasons = [*(base.reasons if base else ()),
+                   *(why for r, why in zip(judged.rules, judged.reasons, strict=True)
+                     if not base or r not in base.rules)]
+        evidence = {**(base.evidence if base else {}), "cxl_rules": list(judged.rules)}
+        if base is not None and judged.state.rank <= base.state.rank:
+            out[key] = Verdict(key, base.state, tuple(rules), tuple(reasons), evidence,
+                               at=max(last, base.at), reached_at=base.since)
+            continue
+        first = judged.reasons[0]  # the device's reason first: it is what set the state
+        reasons = [first, *(r for r in reasons if r != first)]
+        out[key] = Verdict(key, judged.state, tuple(rules), tuple(reasons), evidence,
+                           at=max(last, base.at) if base else last, reached_at=last)
     return out
 
 

@@ -104,6 +104,11 @@ class MemoryPageBook:
         self.pages[outcome.page] = outcome
 
 
+# EHWPOISON (asm-generic/errno.h 133, "memory page has hardware error": a hard offline of a
+# page already poisoned) is missing from Python's errno table
+_ERRNO_NAMES = {133: "EHWPOISON", **errno.errorcode}
+
+
 def _steps_for(action: PageAction) -> tuple[str, ...]:
     return {PageAction.SOFT: ("soft",), PageAction.HARD: ("hard",),
             PageAction.SOFT_THEN_HARD: ("soft", "hard")}.get(action, ())
@@ -123,7 +128,7 @@ def _write(host: Host, method: str, page: int) -> str:
     except PermissionError:
         return "EPERM"
     except OSError as exc:
-        return errno.errorcode.get(exc.errno or 0, "E?")
+        return _ERRNO_NAMES.get(exc.errno or 0, "E?")
     except KernelInterfaceError:
         return "failed"
     return DONE

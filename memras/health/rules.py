@@ -160,7 +160,19 @@ RULES: tuple[Rule, ...] = (
     Rule("cxl-dirty-shutdown", "CXL 3.1 Table 8-133 (dirty shutdown count)",
          "the memdev's dirty shutdown count rose between two health records -> watch"),
     Rule("cxl-poison", "the kernel's cxl_poison event (the device's poison list)",
-         "the memdev lists or was injected with poisoned media -> repair-by-page-offlining"),
+         "the memdev lists or was injected with poisoned media -> repair-by-page-offlining "
+         "(its pages in online system RAM are hard-offlined by the watcher)", "-",
+         "[page] action"),
+    Rule("cxl-poison-spread", "memras; Hwang et al. ASPLOS'12 (page retirement), as "
+         "memras-erring-after-offline",
+         "the memdev's poison list covers at least M + N distinct 4 KiB pages of its media "
+         "(cleared ones not counted): retiring pages does not contain it -> "
+         "replace-at-next-maintenance", "M 2 + N 2",
+         "[classify] offlined_pages_min, spread_min"),
+    Rule("cxl-poison-overflow", "the kernel's cxl_poison flags (drivers/cxl/core/trace.h: "
+         "More, Overflow, Scanning)",
+         "the memdev's poison list overflowed: poison it no longer lists cannot be taken out "
+         "of service -> replace-at-next-maintenance"),
 )
 
 

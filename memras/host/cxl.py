@@ -17,11 +17,21 @@ sysfs-bus-dax), read only:
 - endpoint decoders ``decoderE.D``: ``dpa_resource`` and ``dpa_size`` (hex): the DPA
   range the region maps.
 - ``/sys/bus/dax/devices/daxR.I``: ``target_node``, ``resource`` (HPA start, hex),
-  ``size``; it lives under ``regionN/dax_regionN``.
+  ``size``; it lives under ``regionN/dax_regionN``. Its ``driver`` link names the dax
+  driver bound to it (Documentation/ABI/testing/sysfs-bus-dax): ``kmem`` (its memory is
+  system RAM, in memory blocks) or ``device_dax`` (a ``/dev/daxR.I`` character device);
+  ``/sys/bus/dax/drivers/<driver>/{new_id,bind,unbind}`` take a device name, as
+  ``daxctl reconfigure-device`` writes them (:meth:`Cxl.dax_driver_write`).
+- Dynamic capacity (DCD): the kernel's DCD series shows a memdev's first dynamic RAM
+  partition as ``memN/dynamic_ram_a/size`` (hex; absent when the partition is empty or
+  the kernel has no DCD support, as 6.12 has not: "[PATCH v10 05/31] cxl/mem: Expose
+  dynamic ram A partition in sysfs", https://lore.kernel.org/all/45bc277b11c1aabf495132925c0d75c78e3b5a8a.1779528761.git.anisa.su@samsung.com/).
 
 :func:`hpa_to_dpa` does the region's modulo interleave arithmetic (the inverse of the
 kernel's cxl_dpa_to_hpa() for power-of-two ways: position = (offset / granularity)
-mod ways; the DPA skips the other ways' chunks).
+mod ways; the DPA skips the other ways' chunks); :func:`dpa_to_hpa` goes the other way
+(where a poison record's longer range lies). :meth:`Cxl.page_hwpoisoned` reads a page's
+HWPOISON bit in /proc/kpageflags (fs/proc/page.c: one little-endian u64 per PFN).
 """
 
 from __future__ import annotations
@@ -34,6 +44,9 @@ from memras.host._fs import KernelFs
 
 CXL_DIR = "/sys/bus/cxl/devices"
 DAX_DIR = "/sys/bus/dax/devices"
+DAX_DRIVERS = "/sys/bus/dax/drivers"
+# a DAX device's mode as daxctl names it, by the driver bound to it
+DAX_MODES = {"kmem": "system-ram", "device_dax": "devdax"}
 _MEMDEV = re.compile(r"^mem\d+$")
 
 
@@ -46,6 +59,7 @@ class CxlMemdev:
     pmem_size: int
     numa_node: int | None
     firmware_version: str
+    dynamic_ram_a_size: int | None = None  # None: no DC partition shown (see the module)
 
     @property
     def size(self) -> int:
@@ -85,9 +99,23 @@ class DaxDevice:
     target_node: int | None
     start: int | None
     size: int
+    driver: str | None = None  # kmem | device_dax | None (no driver bound)
 
     def contains(self, hpa: int) -> bool:
         return self.start is not None and self.start <= hpa < self.start + self.size
+
+    @property
+    def mode(self) -> str:
+        """``system-ram``, ``devdax`` (as daxctl says), ``unbound``, or the driver's name."""
+        if self.driver is None:
+            return "unbound"
+        return DAX_MODES.get(self.driver, self.driver)
+
+    def blocks(self, block_size: int) -> range:
+        """The memory block numbers its HPA range covers (empty without a resource)."""
+        if self.start is None or block_size <= 0:
+            return range(0)
+        return range(self.start // block_size, -(-(self.start + self.size) // block_size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +141,30 @@ def hpa_to_dpa(region: CxlRegion, hpa: int) -> DpaLocation | None:
     dpa_offset = (offset // (gran * ways)) * gran + offset % gran
     dpa = None if target.dpa_start is None else target.dpa_start + dpa_offset
     return DpaLocation(region.name, target.memdev, target.decoder, position, dpa)
+
+
+def dpa_to_hpa(region: CxlRegion, memdev: str, dpa: int) -> int | None:
+    """The HPA ``region`` maps ``memdev``'s ``dpa`` to (the kernel's cxl_dpa_to_hpa() for
+    power-of-two ways: the inverse of :func:`hpa_to_dpa`); None when the region does not
+    decode that DPA of that memdev."""
+    if region.start is None:
+        return None
+    gran = max(region.granularity, 1)
+    ways = max(region.ways, 1)
+    for t in region.targets:
+        if t.memdev != memdev or t.dpa_start is None or t.dpa_size is None:
+            continue
+        if not t.dpa_start <= dpa < t.dpa_start + t.dpa_size:
+            continue
+        offset = dpa - t.dpa_start
+        hpa = region.start + ((offset // gran) * ways + t.position) * gran + offset % gran
+        return hpa if region.contains(hpa) else None
+    return None
+
+
+KPAGEFLAGS = "/proc/kpageflags"
+KPF_HWPOISON = 1 << 19  # include/uapi/linux/kernel-page-flags.h
+PAGE_SIZE = 4096
 
 
 def _hex(text: str) -> int | None:
@@ -158,7 +210,8 @@ class Cxl:
                 pmem_size=_hex(self._read(f"{d}/pmem/size")) or 0,
                 numa_node=None if node is None or self._read(f"{d}/numa_node") == "-1"
                 else int(self._read(f"{d}/numa_node")),
-                firmware_version=self._read(f"{d}/firmware_version")))
+                firmware_version=self._read(f"{d}/firmware_version"),
+                dynamic_ram_a_size=_hex(self._read(f"{d}/dynamic_ram_a/size"))))
         return out
 
     def _endpoint_memdev(self, decoder: str) -> str | None:
@@ -208,8 +261,47 @@ class Cxl:
             out.append(DaxDevice(
                 name=name, region=region,
                 target_node=int(node) if node.lstrip("-").isdigit() and node != "-1" else None,
-                start=_hex(self._read(f"{d}/resource")), size=_hex(self._read(f"{d}/size")) or 0))
+                start=_hex(self._read(f"{d}/resource")), size=_hex(self._read(f"{d}/size")) or 0,
+                driver=self.fs.readlink_name(f"{d}/driver")))
+        return out
+
+    def dax_device(self, name: str) -> DaxDevice | None:
+        return next((d for d in self.dax_devices() if d.name == name), None)
+
+    def dax_drivers(self) -> list[str]:
+        """The dax drivers this kernel has loaded (``kmem``, ``device_dax``)."""
+        return [n for n in self.fs.listdir(DAX_DRIVERS)
+                if self.fs.exists(f"{DAX_DRIVERS}/{n}/bind")]
+
+    def dax_driver_write(self, driver: str, attr: str, device: str) -> None:
+        """Write ``device`` (``dax0.0``) to ``/sys/bus/dax/drivers/<driver>/<attr>``
+        (``new_id``, ``bind``, ``unbind``); OSError with the kernel's errno on refusal."""
+        self.fs.write(f"{DAX_DRIVERS}/{driver}/{attr}", device)
+
+    def endpoint_decoders(self, memdev: str) -> list[str]:
+        """``memdev``'s endpoint decoders (``decoder2.0``, ``decoder2.1``…), in order: the
+        decoders with a ``dpa_size`` (root and switch decoders have none) whose port's
+        memdev it is."""
+        out = []
+        for name in self._names(CXL_DIR, r"^decoder\d+\.\d+$"):
+            d = f"{CXL_DIR}/{name}"
+            if self.fs.exists(f"{d}/dpa_size") and self._endpoint_memdev(d) == memdev:
+                out.append(name)
         return out
 
     def present(self) -> bool:
         return bool(self._names(CXL_DIR, r"^mem\d+$"))
+
+    def page_hwpoisoned(self, address: int) -> bool | None:
+        """Whether the kernel holds the page of ``address`` poisoned (/proc/kpageflags'
+        HWPOISON bit: a page memory_failure() or soft offlining took out of service);
+        None when that cannot be read (no root, no CONFIG_PROC_PAGE_MONITOR, a tree)."""
+        try:
+            with open(self.fs.path(KPAGEFLAGS), "rb") as f:
+                f.seek((address // PAGE_SIZE) * 8)
+                data = f.read(8)
+        except OSError:
+            return None
+        if len(data) != 8:
+            return None
+        return bool(int.from_bytes(data, "little") & KPF_HWPOISON)

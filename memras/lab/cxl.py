@@ -18,7 +18,13 @@ finds them.
 
 The guest: ``-machine q35,cxl=on``, one CXL host bridge (``pxb-cxl``), one root port
 and a volatile ``cxl-type3`` device of :data:`CXL_MIB` MiB, a 4 GiB fixed memory
-window (QEMU docs/system/devices/cxl.rst). :func:`inject_general_media`,
+window (QEMU docs/system/devices/cxl.rst). The root port (``cxl-rp``, slot 2) is
+hot-plug capable as QEMU makes it by default: the 6.12 guest's pciehp takes a QMP
+``device_del`` of the cxl-type3 as an attention-button press, powers the slot off 5 s
+later and QEMU sends ``DEVICE_DELETED``; a ``device_add`` of a new cxl-type3 there
+(with its own memory backend and ``sn``) is enumerated as a new memdev (measured in
+this guest: no ``hotplug=on`` or other slot was needed, and no guest-side PCI
+remove/rescan). :func:`inject_general_media`,
 :func:`inject_dram`, :func:`inject_memory_module` and :func:`inject_poison` drive QMP's
 ``cxl-inject-*`` commands (their arguments: QEMU 10's qapi/cxl.json).
 """
@@ -267,11 +273,17 @@ class CxlLab(Lab):
     def __init__(self, config: LabConfig | None = None, state_dir: Path | None = None,
                  progress: Any = None) -> None:
         config = config or LabConfig()
-        # no pc-dimm or virtio-mem: this guest is about its CXL device
+        # no pc-dimm or virtio-mem: this guest is about its CXL device; its second QMP
+        # monitor (10.0.2.100:4444) lets memras in the guest device_del/device_add the
+        # cxl-type3 (scenario cxl-replace)
         config = replace(config, dimms=(), virtio_mem_mib=0, name="memras-lab-cxl",
-                         guest_qmp=False, forwards=())
+                         guest_qmp=True, forwards=())
         super().__init__(config, state_dir or cache_dir() / "run-cxl",
                          progress or (lambda _m: None))
+
+    def machine_argv(self, argv: list[str]) -> list[str]:
+        """The 6.1 lab's QEMU command line made this guest's (a variant overrides it)."""
+        return cxl_argv(argv)
 
     def boot(self) -> float:
         cache = cache_dir()
@@ -283,8 +295,8 @@ class CxlLab(Lab):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._cleanup_files()
         started = time.monotonic()
-        argv = cxl_argv(qemu_argv(str(qemu), self.config, kernel, initrd, accel,
-                                  self.state_dir)) + ["-L", str(data)]
+        argv = self.machine_argv(qemu_argv(str(qemu), self.config, kernel, initrd, accel,
+                                           self.state_dir)) + ["-L", str(data)]
         env = {**os.environ, "QEMU_MODULE_DIR": str(qemu_module_dir(qemu))}
         log = (self.state_dir / "qemu.log").open("wb")
         try:

@@ -22,6 +22,8 @@
   those offlined and fail with EBUSY; else remove the blocks (``remove`` uevents),
   drop the links and set status 0.
 - EDAC ``reset_counters`` and ``dimm_label`` (1..31 characters).
+- CXL regions, DAX drivers and PCIe slot power (the ``cxl`` profiles):
+  :func:`memras.sim.cxl.cxl_write`.
 
 Where this is not faithful is written in docs/hotplug-internals.md
 (workflow-kernel-rules).
@@ -87,6 +89,10 @@ class SimulatedKernel:
             if not 1 <= len(text) <= 31:
                 raise _fail(errno.EINVAL, path)
             tree.put(self.root / path.lstrip("/"), text)
+        elif path.startswith(("/sys/bus/dax/drivers/", "/sys/bus/cxl/", "/sys/bus/pci/slots/")):
+            from memras.sim.cxl import cxl_write  # the CXL profiles' bus (memras.sim.cxl)
+
+            cxl_write(self, state, path, text)
         else:
             raise _fail(errno.EACCES, path)  # a read-only attribute (mode 0444)
 

@@ -21,6 +21,8 @@ and the ``.memras-sim/`` marker with the simulator state, and returns a
   node 1;
 - ``cxl``: ``qemu-guest`` plus two CXL Type-3 memdevs interleaved into one region whose
   DAX device is onlined Movable on node 1 (memras.sim.cxl).
+- ``cxl-single``: ``qemu-guest`` plus one CXL memdev in a 1-way region, the unit a CXL
+  replacement takes out alone.
 """
 
 from __future__ import annotations
@@ -310,6 +312,13 @@ def cxl() -> ServerSpec:
     return cxl_spec()
 
 
+def cxl_single() -> ServerSpec:
+    """The lab guest plus one CXL Type-3 memdev in a 1-way region onlined on node 1."""
+    from memras.sim.cxl import cxl_single_spec
+
+    return cxl_single_spec()
+
+
 PROFILES: dict[str, Callable[[], ServerSpec]] = {
     "skylake-2s": skylake_2s,
     "epyc": epyc,
@@ -319,6 +328,7 @@ PROFILES: dict[str, Callable[[], ServerSpec]] = {
     "qemu-numa": qemu_numa,
     "demo": demo,
     "cxl": cxl,
+    "cxl-single": cxl_single,
 }
 
 
@@ -347,10 +357,10 @@ def create(name: str, root: str | Path) -> SimServer:
         raise UsageError(f"unknown simulator profile {name!r}",
                          hint=f"choose one of {', '.join(PROFILES)}") from None
     server = write_server(builder(), root)
-    if name == "cxl":  # the CXL bus beside the blocks (memras.sim.cxl)
+    if name in ("cxl", "cxl-single"):  # the CXL bus beside the blocks (memras.sim.cxl)
         from memras.sim.cxl import write_cxl_tree  # the module imports this one
 
-        write_cxl_tree(server.root)
+        write_cxl_tree(server.root, memdevs=1 if name == "cxl-single" else 2)
     return server
 
 

@@ -23,8 +23,9 @@ from memras.alerts.service import AlertService, load_alerts_config
 from memras.errors import MemrasError
 from memras.health.api import HealthEngine
 from memras.health.config import load_config
+from memras.health.cxl_poison import CxlPoisonWatch
 from memras.health.dimm_names import attribute_errors
-from memras.records import Record
+from memras.records import CxlEvent, Record
 from memras.workflow.closing import record_swaps
 
 if TYPE_CHECKING:
@@ -40,6 +41,11 @@ class Pipeline:
     def __init__(self, store: Store, host: Host, *, config_path: str | None = None) -> None:
         self.engine = HealthEngine(load_config(config_path), store, host)
         self.store = store
+        # CXL poison: its pages out of service by [page] action (memras.health.cxl_poison),
+        # in the engine's page book, so the memory_failure it causes is known as memras's
+        self.poison = CxlPoisonWatch(store, host, self.engine.page_book,
+                                     action=self.engine.config.page_action,
+                                     config=self.engine.config)
         # memras_error rows up to this id have a DIMM, or none could be found; 0 at
         # start, so rows stored before memras attributed them are done once per start
         self.attributed_to = 0
@@ -60,6 +66,14 @@ class Pipeline:
         self.attributed_to = attribute_errors(self.store, self.engine.resolver,
                                               self.attributed_to)
         for change in self.engine.process(records):
+            self.changes += 1
+            if self.on_change is not None:
+                self.on_change(change)
+            self._enqueue(("change", change))
+
+    def after_cxl(self, events: list[CxlEvent]) -> None:
+        """The CXL records of a stored batch: poison acted on, memdev verdicts updated."""
+        for change in self.poison.process(events):
             self.changes += 1
             if self.on_change is not None:
                 self.on_change(change)

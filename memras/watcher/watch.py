@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from memras.ingest.sources import EdacCounterSource, KmsgSource, LiveSource, SourceBatch
-from memras.records import Record
+from memras.records import CxlEvent, Record
 from memras.watcher.journal import EventLog
 from memras.watcher.notify import SdNotify
 
@@ -77,6 +77,9 @@ MERGE_RECORDS = 500
 COLLECT_RECORDS = MERGE_RECORDS
 
 OnStored = Callable[[list[Record]], None]
+# Called with the CXL records (not memory errors: memras_cxl_event) of each stored batch,
+# duplicates included: the poison action (memras.health.cxl_poison) is idempotent.
+OnCxl = Callable[[list[CxlEvent]], object]
 OnGap = Callable[[object], None]
 # A periodic task (e.g. CapacityPolicy.tick bound to a host): called with time.monotonic()
 # from the writer thread about once a second; its exceptions are counted, never fatal.
@@ -126,10 +129,12 @@ class Watcher:
         notify: SdNotify | None = None,
         on_reload: Callable[[], object] | None = None,
         event_log: EventLog | None = None,
+        on_cxl: OnCxl | None = None,
     ) -> None:
         self.store = store
         self.sources = list(sources)
         self.on_stored = on_stored
+        self.on_cxl = on_cxl
         self.on_gap = on_gap
         self.flush_interval_s = flush_interval_s
         self.periodic = list(periodic)
@@ -284,7 +289,9 @@ class Watcher:
 
     def _store(self, batches: list[SourceBatch]) -> None:
         stored: list[Record] = []
+        cxl: list[CxlEvent] = []
         for batch in _merged(batches):
+            cxl += [r for r in batch.records if isinstance(r, CxlEvent)]
             stats = self.stats.for_source(batch.source)
             stats.read += len(batch.records)
             stats.ignored += batch.ignored
@@ -315,6 +322,8 @@ class Watcher:
                 self.event_log.records(stored)
             if stored and self.on_stored is not None:
                 self.on_stored(stored)
+            if cxl and self.on_cxl is not None:
+                self.on_cxl(cxl)
         except Exception as exc:  # health/alert failures are counted, never fatal
             self.stats.hook_errors += 1
             log.error("after-store hook failed: %s: %s", type(exc).__name__, exc)

@@ -48,6 +48,9 @@ class Target:
     # (memras.workflow.detect). Empty for replacements recorded before they were kept.
     block_ids: tuple[int, ...] = ()
     acpi_path: str | None = None  # the ACPI namespace path, e.g. \_SB_.MHPC.MP01
+    # a CXL memdev: its serial, PCI function, slot and regions as they were at selection
+    # (memras.workflow.cxl.resolve); None for a DIMM or ACPI memory device
+    cxl: dict[str, Any] | None = None
 
     @property
     def start(self) -> int:
@@ -62,7 +65,7 @@ class Target:
                 "serial": self.serial, "part": self.part, "blocks": list(self.blocks),
                 "block_size": self.block_size, "acpi_device": self.acpi_device,
                 "slot": self.slot, "block_ids": list(self.block_ids),
-                "acpi_path": self.acpi_path}
+                "acpi_path": self.acpi_path, "cxl": self.cxl}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Target:
@@ -71,10 +74,15 @@ class Target:
 
     def identity(self) -> dict[str, Any]:
         """What identifies the module: ACPI device, path and slot, blocks, serial."""
-        return {"acpi_device": self.acpi_device, "acpi_path": self.acpi_path,
-                "slot": self.slot, "blocks": list(self.blocks),
-                "range": [hex(self.start), hex(self.start + self.size - 1)] if self.blocks
-                else None, "serial": self.serial or None}
+        out: dict[str, Any] = {
+            "acpi_device": self.acpi_device, "acpi_path": self.acpi_path, "slot": self.slot,
+            "blocks": list(self.blocks),
+            "range": [hex(self.start), hex(self.start + self.size - 1)] if self.blocks
+            else None, "serial": self.serial or None}
+        if self.cxl:
+            out["cxl"] = {**{k: self.cxl.get(k) for k in ("memdev", "host", "slot")},
+                          "regions": [r["name"] for r in self.cxl.get("regions", [])]}
+        return out
 
 
 @dataclass

@@ -82,6 +82,11 @@ def check_privileges(inp: PreflightInput) -> Check:
 
 def check_mapping(inp: PreflightInput) -> Check:
     t = inp.target
+    if t.cxl:  # a CXL memdev (memras.workflow.cxl): its regions' blocks, or none
+        ok = inp.mapping_status == "mapped"
+        span = (f"{len(t.blocks)} blocks memory{t.blocks[0]}-memory{t.blocks[-1]} "
+                f"({format_bytes(t.size)}); " if ok and t.blocks else "")
+        return Check("mapping", ok, span + inp.mapping_reason)
     if inp.mapping_status == "mapped" and t.blocks:
         whole = GOES_OUT_WHOLE in inp.mapping_reason  # a unit of several modules
         return Check("mapping", True, f"{len(t.blocks)} blocks memory{t.blocks[0]}-"
@@ -257,11 +262,14 @@ CHECKS: tuple[Callable[[PreflightInput], Check], ...] = (
 
 
 def run_preflight(inp: PreflightInput) -> list[Check]:
-    """All checks, in order; the zone/reserve/backend checks need a mapping to mean much."""
+    """All checks, in order; the zone/reserve/backend checks need a mapping to mean much
+    (a CXL memdev with no online region has no blocks and still goes on: nothing to
+    offline)."""
     out = []
     for check in CHECKS:
         if check in (check_zones, check_reserve, check_node_reserve, check_node_movable,
-                     check_backend) and not inp.target.blocks:
+                     check_backend) and not inp.target.blocks and not (
+                         inp.target.cxl and inp.mapping_status == "mapped"):
             out.append(Check(check.__name__.removeprefix("check_").replace("_", " "), False,
                              "skipped: no memory blocks to check"))
             continue

@@ -58,7 +58,7 @@ from memras.topology.units import (
     replaceable_units,
     smallest_unit,
 )
-from memras.workflow import lock
+from memras.workflow import cxl, lock
 from memras.workflow.backends import Backend, BackendContext, Target, load_backend
 from memras.workflow.detect import (
     ModuleWatch,
@@ -77,7 +77,7 @@ from memras.workflow.offline import (
     set_block_state,
 )
 from memras.workflow.pending import kernel_where, where_text
-from memras.workflow.preflight import PreflightInput, run_preflight
+from memras.workflow.preflight import Check, PreflightInput, run_preflight
 from memras.workflow.states import HAPPY_PATH, Event, State, Step, advance, step_named
 from memras.workflow.verify import (
     VerifyReport,
@@ -122,6 +122,7 @@ class ReplaceOptions:
     force_zone: bool = False
     reserve_bytes: int | None = None
     force_node: bool = False  # --force-node: a node may lose its reserve / last Movable memory
+    whole_region: bool = False  # --whole-region: a CXL memdev's interleaved region goes too
     node_reserve: str | int | None = None  # [workflow] node_reserve (None: 10 %)
     soft_offline: bool = True
     reset_edac: bool = True
@@ -158,14 +159,31 @@ class StepFailed(WorkflowError):
         self.data = data or {}
 
 
-def resolve_target(host: Host, dimm_text: str) -> tuple[Target, str, str]:
+def default_backend(host: Host, target: Target) -> str:
+    """The backend when none is named: ``simulated`` on a simulated root, else ``cxl``
+    for a CXL memdev and ``acpi`` for the rest."""
+    if host.is_simulated:
+        return "simulated"
+    return "cxl" if target.cxl else "acpi"
+
+
+def resolve_target(host: Host, dimm_text: str, *,
+                   whole_region: bool = False) -> tuple[Target, str, str]:
     """The module or unit the engineer named, its blocks, and the mapping status and reason.
+
+    A CXL memdev (``mem0``, or its serial) is a unit of its own: its blocks are those of
+    its regions' DAX devices (:mod:`memras.workflow.cxl`); an interleaved region maps
+    only with ``whole_region``.
 
     A replaceable unit (:mod:`memras.topology.units`) named by its ACPI device is the
     target itself when it holds other than one DIMM. A DIMM that cannot go alone
     becomes the smallest ejectable unit holding it, and the reason names every module
     that goes out with it; when no unit can be removed, the reason names the smallest
     unit that holds it (the preflight then refuses)."""
+    memdev = cxl.find_memdev(host, dimm_text)
+    if memdev is not None:
+        return _cxl_target(host, memdev, whole_region)
+    cxl.refuse_unknown_memdev(host, dimm_text)
     mm = read_memory_map(host)
     inventory = dimm_inventory(host, memory_map=mm)
     units = replaceable_units(mm, inventory)
@@ -212,6 +230,16 @@ def resolve_target(host: Host, dimm_text: str) -> tuple[Target, str, str]:
                     slot=uid, acpi_path=acpi_path,
                     block_ids=block_ids(host, blocks) if status == MAPPED else ())
     return target, status, reason
+
+
+def _cxl_target(host: Host, memdev: Any, whole_region: bool) -> tuple[Target, str, str]:
+    record, blocks, status, reason = cxl.resolve(host, memdev, whole_region=whole_region)
+    return Target(dimm_id=f"label:{memdev.name}", label=memdev.name, locator=memdev.host,
+                  serial=cxl.serial_text(memdev.serial), part="",
+                  blocks=blocks if status == MAPPED else (),
+                  block_size=host.memory.block_size(), slot=record["slot"],
+                  block_ids=block_ids(host, blocks) if status == MAPPED else (),
+                  cxl=record), status, reason
 
 
 def _unit_target(host: Host, unit: Unit) -> Target:
@@ -264,8 +292,9 @@ class Replacement:
               **kw: Any) -> Replacement:
         """Select the DIMM and record a NEW replacement (takes the lock)."""
         options.validate()
-        options.backend = options.backend or ("simulated" if host.is_simulated else "acpi")
-        target, status, reason = resolve_target(host, dimm_text)
+        target, status, reason = resolve_target(host, dimm_text,
+                                                whole_region=options.whole_region)
+        options.backend = options.backend or default_backend(host, target)
         actor = Actor.current(options.operator, host.hostname())
         # a bad [audit] key_file stops us before a replacement is recorded without its rows
         AuditTrail.configured(store, options.alerts_config).check_can_append()
@@ -634,6 +663,8 @@ def _remove_module(rep: Replacement) -> dict[str, Any]:
     """Remove the old module and know it is gone: its blocks' ``remove`` uevents, or
     sysfs (absent, or re-created as other objects: a new module already in the slot)."""
     target = rep.target
+    if target.cxl:
+        return _remove_cxl(rep)
     watch = rep.watch()  # opened before the removal
     present = old_blocks_present(rep.host, target)
     if present:
@@ -656,10 +687,47 @@ def _remove_module(rep: Replacement) -> dict[str, Any]:
             "observed": {"removed": how, **watch.observed()}}
 
 
+def _remove_cxl(rep: Replacement) -> dict[str, Any]:
+    """A CXL memdev: gone when no memdev has its serial (its blocks went with its
+    regions' teardown, which the backend does first)."""
+    target = rep.target
+    cx = target.cxl or {}
+    if cxl.memdev_present(rep.host, cx.get("serial"), cx.get("memdev", "")):
+        still_online = [b for b in old_blocks_present(rep.host, target)
+                        if rep.host.memory.state(b) != "offline"]
+        if still_online:
+            raise StepFailed(f"memory{still_online[0]} is online again; not removing")
+        result = rep.backend.remove(target)
+        if not result.ok:
+            raise StepFailed(f"{rep.backend.name} could not remove the device: "
+                             f"{result.detail}", data=result.data)
+        detail, data = result.detail, result.data
+    else:
+        detail, data = (f"already removed (no memdev has serial "
+                        f"{target.serial or '?'})"), {}
+    for block in target.blocks:
+        rep._set_block("old", block, "gone")
+    return {"message": detail, "backend": data, "old_module": target.identity()}
+
+
+def _insert_cxl(rep: Replacement) -> dict[str, Any]:
+    """A new CXL memdev: the backend waits for it and makes its regions (idempotent: a
+    resumed step finds them made); its blocks are those the backend names."""
+    result = rep.backend.insert(rep.target)
+    if not result.ok:
+        raise StepFailed(f"no new device: {result.detail}", data=result.data)
+    blocks = list(result.data.get("blocks") or [])
+    for block in blocks:
+        rep._set_block("new", block, rep.host.memory.state(block))
+    return {"message": result.detail, "new_blocks": blocks, "backend": result.data}
+
+
 def _insert_module(rep: Replacement) -> dict[str, Any]:
     """Get a new module in; its blocks are those of the range that are not the old
     module's objects (``add`` uevents after the removal, cross-checked in sysfs)."""
     target = rep.target
+    if target.cxl:
+        return _insert_cxl(rep)
     watch = rep.watch()
     how = watch.inserted()
     detail, data = f"new module already present ({how})", {}
@@ -708,13 +776,20 @@ def _online_blocks(rep: Replacement, role: str = "new", step: str = "online_bloc
 def _verify(rep: Replacement) -> dict[str, Any]:
     row, target = rep._row(), rep.target
     report = VerifyReport()
-    report.checks.append(check_new_blocks(rep.host, [b.block for b in rep.blocks("new")]))
+    new_blocks = [b.block for b in rep.blocks("new")]
+    if target.cxl and not target.cxl.get("regions"):
+        report.checks.append(Check("new blocks", True, "the old device had no region: no "
+                                                       "blocks expected"))
+    else:
+        report.checks.append(check_new_blocks(rep.host, new_blocks))
     report.checks.append(check_mem_total(rep.host, row.target.get("mem_total_before", 0)))
-    report.checks.append(check_module_identity(rep.host, target,
-                                               [b.block for b in rep.blocks("new")]))
-    ident, check = new_identity(rep.host, target.locator or target.label, target.serial)
-    ident["module_serial"], ident["serial_source"] = module_serial(
-        ident, target.serial, _backend_serial(rep))
+    report.checks.append(check_module_identity(rep.host, target, new_blocks))
+    if target.cxl:
+        ident, check = _cxl_identity(rep, target.cxl)
+    else:
+        ident, check = new_identity(rep.host, target.locator or target.label, target.serial)
+        ident["module_serial"], ident["serial_source"] = module_serial(
+            ident, target.serial, _backend_serial(rep))
     report.identity = ident
     report.checks.append(check)
     report.edac = edac_baseline(rep.host, target.label, reset_allowed=rep.options.reset_edac,
@@ -727,12 +802,31 @@ def _verify(rep: Replacement) -> dict[str, Any]:
     return {"message": "verified", **report.as_dict()}
 
 
-def _backend_serial(rep: Replacement) -> str:
-    """The serial the backend reported when it inserted the module ("" if none)."""
+def _backend_insert(rep: Replacement) -> dict[str, Any]:
+    """What the backend reported when it inserted the module ({} if nothing)."""
     for entry in reversed(rep.audit.list(replacement_id=rep.id)):
         if entry.action == "insert_module" and entry.data.get("outcome") == "ok":
-            return str((entry.data.get("backend") or {}).get("serial") or "")
-    return ""
+            return dict(entry.data.get("backend") or {})
+    return {}
+
+
+def _backend_serial(rep: Replacement) -> str:
+    """The serial the backend reported when it inserted the module ("" if none)."""
+    return str(_backend_insert(rep).get("serial") or "")
+
+
+def _cxl_identity(rep: Replacement, cx: dict[str, Any]) -> tuple[dict[str, Any], Check]:
+    """The new memdev's identity (serial, name, regions) and the check that it is a new
+    device in committed regions; the audit keeps the old and new serials."""
+    data = _backend_insert(rep)
+    new_serial = data.get("new_serial")
+    ok, detail = cxl.check_new_memdev(rep.host, cx, new_serial, list(data.get("regions", [])))
+    serial = cxl.serial_text(new_serial)
+    ident = {"memdev": data.get("memdev"), "serial": serial,
+             "old_serial": cxl.serial_text(cx.get("serial")),
+             "regions": data.get("regions", []), "dax": data.get("dax", []),
+             "module_serial": serial, "serial_source": "cxl" if serial else "none"}
+    return ident, Check("cxl device", ok, detail)
 
 
 def _record_new_module(rep: Replacement) -> None:
@@ -786,6 +880,9 @@ def _close(rep: Replacement) -> dict[str, Any]:
 
 
 def _rollback(rep: Replacement) -> dict[str, Any]:
+    restored = _restore_cxl(rep)
+    if restored is not None:
+        return restored
     gone = _swap_already_happened(rep)
     if gone is not None:
         return gone
@@ -797,6 +894,38 @@ def _rollback(rep: Replacement) -> dict[str, Any]:
     _release_lock(rep)
     where = rep.where_is_memory()
     return {"message": f"rolled back: {where}", "blocks": data["blocks"]}
+
+
+def _restore_cxl(rep: Replacement) -> dict[str, Any] | None:
+    """A CXL device still in its slot whose regions were already torn down (the removal
+    failed after the teardown): its regions are made again on it and their blocks
+    onlined. None when that is not the case (nothing torn down, or the device gone)."""
+    target = rep.target
+    cx = target.cxl
+    if not cx or not cx.get("regions") or not target.blocks \
+            or old_blocks_present(rep.host, target):
+        return None
+    memdev = next((m for m in rep.host.cxl.memdevs() if m.serial == cx.get("serial")
+                   and cx.get("serial") is not None), None)
+    if memdev is None:
+        return None  # the device is gone: the swap happened (_swap_already_happened)
+    up = cxl.bring_up(rep.host, cx, memdev.name, timeout_s=rep.options.detect_timeout_s,
+                      cancel=threading.Event())
+    results = []
+    for block in up["blocks"]:
+        info = rep.host.memory.read(block)
+        if info.state != "online":
+            result = set_block_state(rep.host, block, online_state_for(info.valid_zones),
+                                     rep.options.retry_policy(), threading.Event())
+            results.append(asdict(result))
+            if not result.ok:
+                raise StepFailed(f"memory{block} could not be onlined: {result.error}",
+                                 data={"blocks": results, "restore": up})
+        rep._set_block("old", block, "online")
+    _release_lock(rep)
+    return {"message": f"rolled back: {memdev.name}'s region "
+                       f"{', '.join(up['regions'])} made again, {len(up['blocks'])} blocks "
+                       "online", "restore": up, "blocks": results}
 
 
 def _swap_already_happened(rep: Replacement) -> dict[str, Any] | None:

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from memras.errors import LabError
 from memras.ingest.parsers.ftrace import parse_trace_line
 from memras.lab.cxl import CxlLab, inject_general_media
 from memras.lab.guest import LabConfig
-from memras.lab.initramfs import BUSYBOX
 from memras.records import ErrorType, MemoryErrorEvent
-from tests.lab.loud import lab_unavailable
+from tests.lab.loud import booted
 
 pytestmark = pytest.mark.lab
 
@@ -26,21 +24,8 @@ TRACING = "/sys/kernel/tracing"
 
 @pytest.fixture(scope="module")
 def cxl_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CxlLab]:
-    if not BUSYBOX.is_file():
-        lab_unavailable(f"{BUSYBOX} not found: apt-get install busybox-static")
-    lab = CxlLab(LabConfig(cpus=2, boot_timeout_s=600),
-                 state_dir=tmp_path_factory.mktemp("cxl-lab"))
-    try:
-        seconds = lab.boot()
-    except LabError as exc:
-        if "apt-get" in exc.msg:
-            lab_unavailable(exc.msg)
-        raise
-    print(f"\nCXL lab guest booted in {seconds:.1f} s ({lab.state.kernel if lab.state else '?'})")
-    try:
-        yield lab
-    finally:
-        lab.shutdown()
+    yield from booted(CxlLab(LabConfig(cpus=2, boot_timeout_s=600),
+                            state_dir=tmp_path_factory.mktemp("cxl-lab")), "CXL lab guest")
 
 
 def test_the_guest_runs_612_and_sees_its_cxl_memdev(cxl_lab: CxlLab) -> None:

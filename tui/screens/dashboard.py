@@ -11,6 +11,9 @@ screen: the load and the first feed message have been rendered, both tables have
 measured their rows (``MeasuredTable.Measured``), and one refresh has happened since.
 Tests and bench/tui_first_paint.py wait for exactly that instead of sleeping.
 
+The DIMM table lists the CXL memdevs after the DIMMs (views.memdev_rows): ``r`` on one
+opens the same wizard with ``memN``, Enter its detail (DimmDetailScreen copes).
+
 Layout: the DIMM table is as tall as its rows (at most ``46vh``); the open alerts and
 the live feed below take the rest, so a taller terminal shows more of both.
 """
@@ -147,7 +150,8 @@ class DashboardScreen(Screen[None]):
     def load(self) -> None:
         try:
             store = self.app.open_store()
-            data = views.dashboard(self.app.host, store, self.app.now())
+            data = views.dashboard(self.app.host, store, self.app.now(),
+                                   config_path=self.app.config_path)
         except Exception as exc:  # shown on screen; the app stays up
             self.post_message(LoadFailed("dashboard", str(exc)))
             return

@@ -1,12 +1,16 @@
 """One DIMM: identity, verdict with rules and evidence, timeline, fault cells, pages.
 
 One worker reads :func:`memras.views.dimm_detail` (inventory entry, verdict history,
-the DIMM's newest events folded into rows/columns/banks, pages, replacements).
+the DIMM's newest events folded into rows/columns/banks, pages, replacements). A CXL
+memdev's id (``memN``, a row of the dashboard too) reads :func:`memras.views.memdev_detail`
+instead: its PCI function, serial, regions, DAX devices, blocks and nodes, the verdict
+`memras dimms` gives it, its media errors as a DIMM's, its poison and replacements.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from memras.tui.messages import DetailLoaded, LoadFailed
@@ -18,13 +22,15 @@ from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from memras import views
-from memras.text import readable_lines, readable_value
+from memras.text import format_bytes, readable_lines, readable_value
 from memras.topology.inventory import resolve_dimm
 from memras.topology.naming import wide_name
+from memras.topology.units import block_ranges
 
 if TYPE_CHECKING:
     from memras.tui.app import MemrasApp
@@ -33,6 +39,11 @@ HEAT_CHARS = " ░▒▓█"  # by views.HeatMap.level: none, then 1..views.HEAT
 HEAT_STYLES = ("dim", "yellow", "yellow", "red", "bold red")
 HEAT_CELL = 3  # characters a bank (two of shade, a gap): 16 banks and a row range fit 80
 EVIDENCE_WIDTH = 56  # evidence text beside its key, inside 80 columns
+
+
+@dataclass
+class MemdevLoaded(Message):
+    detail: views.MemdevDetail
 
 
 class DimmDetailScreen(Screen[None]):
@@ -48,7 +59,7 @@ class DimmDetailScreen(Screen[None]):
     def __init__(self, dimm_id: str) -> None:
         super().__init__()
         self.dimm_id = dimm_id
-        self.detail: views.DimmDetail | None = None
+        self.detail: views.DimmDetail | views.MemdevDetail | None = None
 
     def compose(self) -> ComposeResult:
         yield ReadOnlyBanner()
@@ -75,8 +86,14 @@ class DimmDetailScreen(Screen[None]):
     def load(self) -> None:
         try:
             host = self.app.host
+            store = self.app.open_store()
+            memdev = views.memdev_detail(host, store, self.dimm_id,
+                                         config_path=self.app.config_path)
+            if memdev is not None:  # as the workflow resolves: a memdev's name first
+                self.post_message(MemdevLoaded(memdev))
+                return
             dimm = resolve_dimm(host, self.dimm_id)
-            detail = views.dimm_detail(host, self.app.open_store(), dimm)
+            detail = views.dimm_detail(host, store, dimm)
         except Exception as exc:
             self.post_message(LoadFailed(self.dimm_id, str(exc)))
             return
@@ -96,6 +113,17 @@ class DimmDetailScreen(Screen[None]):
         self.query_one("#timeline", Static).update(_timeline(d))
         self.query_one("#cells", Static).update(_cells(d))
         self.query_one("#addresses", Static).update(_addresses(d))
+        self.query_one("#history", Static).update(_history(d))
+
+    @on(MemdevLoaded)
+    def show_memdev(self, message: MemdevLoaded) -> None:
+        d = message.detail
+        self.detail = d
+        self.query_one("#identity", Static).update(_memdev_identity(d))
+        self.query_one("#verdict", Static).update(_memdev_verdict(d))
+        self.query_one("#timeline", Static).update(_timeline(d))
+        self.query_one("#cells", Static).update(_cells(d))
+        self.query_one("#addresses", Static).update(Text(""))
         self.query_one("#history", Static).update(_history(d))
 
     def action_replace(self) -> None:
@@ -145,6 +173,32 @@ def _identity(d: views.DimmDetail) -> Table:
     return t
 
 
+def _memdev_identity(d: views.MemdevDetail) -> Table:
+    u, m = d.unit, d.unit.memdev
+    t = _kv_table(f"CXL memdev {m.name}")
+    t.add_row("PCI function", safe(m.host, "bold"))
+    t.add_row("serial", Text("-" if m.serial is None else f"{m.serial:#x}"))
+    t.add_row("size", Text(f"{format_bytes(m.ram_size)} ram, {format_bytes(m.pmem_size)} pmem"))
+    t.add_row("regions", safe(", ".join(u.regions) or "none"))
+    t.add_row("DAX", safe(", ".join(u.dax) or "none"))
+    t.add_row("blocks", Text(block_ranges(list(u.blocks))))
+    t.add_row("nodes", Text(", ".join(map(str, u.nodes)) or "-"))
+    t.add_row("stored CE/UE", Text(f"{d.ce} / {d.ue}"))
+    t.add_row("poison", Text(f"{d.poison_pages} page(s) listed now, from {d.poison_records} "
+                             "record(s)", style="bold red" if d.poison_pages else ""))
+    return t
+
+
+def _memdev_verdict(d: views.MemdevDetail) -> Table:
+    """memras.health.cxl.memdev_verdicts: the device's own judgement and its media's."""
+    t = _kv_table("Verdict")
+    v = d.verdict
+    t.add_row("now", verdict_text(str(v.state) if v is not None else None))
+    for rule, reason in zip(v.rules if v else (), v.reasons if v else (), strict=False):
+        t.add_row(Text(rule, style="bold"), safe(reason))
+    return t
+
+
 def _verdict(d: views.DimmDetail) -> Table:
     t = _kv_table("Verdict")
     v = d.verdict
@@ -170,7 +224,7 @@ def _evidence_text(value: object) -> Text:
     return Text(readable_value(value))
 
 
-def _timeline(d: views.DimmDetail) -> Table:
+def _timeline(d: views.DimmDetail | views.MemdevDetail) -> Table:
     scope = "" if d.since is None else " of this module"
     t = _kv_table(f"Error timeline ({d.events_read} newest events{scope} read)")
     if not d.timeline:
@@ -183,7 +237,7 @@ def _timeline(d: views.DimmDetail) -> Table:
     return t
 
 
-def _cells(d: views.DimmDetail) -> Table:
+def _cells(d: views.DimmDetail | views.MemdevDetail) -> Table:
     c = d.cells
     t = _kv_table("Fault-mode evidence")
     t.add_row("decoded", f"{c.decoded} events with bank/row/column, {c.undecoded} without")
@@ -270,7 +324,7 @@ def _addresses(d: views.DimmDetail) -> Table:
     return t
 
 
-def _history(d: views.DimmDetail) -> Table:
+def _history(d: views.DimmDetail | views.MemdevDetail) -> Table:
     t = _kv_table("Replacements in this slot")
     if not d.replacements and not d.closings:
         t.add_row("", Text("none recorded", style="dim"))

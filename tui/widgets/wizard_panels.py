@@ -156,6 +156,8 @@ def next_commands(snapshot: dict[str, Any], name: str | None = None) -> list[str
     state = snapshot["state"]
     target = (snapshot.get("target") or {}).get("target") or {}
     who = name or target.get("locator") or target.get("label") or target.get("dimm_id") or "?"
+    if target.get("cxl"):  # a memdev is asked for by its PCI function, replaced by its name
+        who = target["cxl"].get("memdev") or target.get("label") or who
     if state == "left-offline":
         offline = [b["block"] for b in snapshot["blocks"]["old"] if b["status"] == "offline"]
         return [f"memras capacity online --blocks {a}{f'-{b}' if b != a else ''} --zone Movable"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from memras.errors import LabError
@@ -229,34 +230,49 @@ def create_ram_region(lab: Lab, root: str, endpoint: str, size: int,
     return name
 
 
-@scenario("cxl-region", "CXL guest: a ram region of mem0 (the kernel's sysfs ABI), listed "
-                        "by ndctl's cxl and daxctl, onlined movable by kmem, and memras locate "
-                        "maps an HPA in it to memdev, DPA, region, block, node and zone as the "
-                        "guest's sysfs does")
-def cxl_region(lab: Lab, report: ScenarioReport) -> None:
-    ndctl = ensure_ndctl()
-    report.facts["ndctl"] = lab.check(f"{ndctl.argv('cxl')} version").strip()
-    with report.step("a ram region on mem0's endpoint decoder, listed by cxl list -R") as st:
+@dataclass(frozen=True)
+class OnlineRegion:
+    """A ram region of a memdev, committed, its DAX device onlined as system-ram."""
+
+    name: str  # regionN
+    root: str  # the root decoder it was made under
+    endpoint: str  # the memdev's endpoint decoder it decodes through
+    start: int  # its HPA
+    size: int
+    region: dict[str, Any] = field(default_factory=dict)  # `cxl list -R` of it
+    dax: dict[str, Any] = field(default_factory=dict)  # `daxctl list` of its DAX device
+
+
+def online_ram_region(lab: Lab, report: ScenarioReport, memdev: str = MEMDEV) -> OnlineRegion:
+    """``memdev``'s whole ram partition as a committed ram region whose DAX device is
+    system-ram, every block online and movable: made by the kernel's sysfs ABI and
+    daxctl, or the one an earlier scenario of this guest made (so CXL scenarios can share
+    one boot). Two report steps; fails the report (LabError) when the guest refuses."""
+    with report.step(f"a ram region on {memdev}'s endpoint decoder, listed by cxl list -R") \
+            as st:
+        # the memdev's endpoint port (its uport); its decoders are allocated in order, so
+        # the region takes its first, decoderE.0
+        port = _one(_cxl_json(lab, "cxl", f"list -E -m {memdev}"))["endpoint"]
+        endpoint = f"decoder{port.removeprefix('endpoint')}.0"
         listing = _cxl_json(lab, "cxl", "list -D -d root")
         decoders = listing if isinstance(listing, list) else [listing]
         root = next((d for d in decoders if d.get("volatile_capable")), None)
-        report.expect(root is not None, f"no volatile-capable root decoder: {decoders}")
-        assert root is not None
-        # mem0's endpoint port (its uport); its decoders are allocated in order, so the
-        # region takes its first, decoderE.0
-        port = _one(_cxl_json(lab, "cxl", f"list -E -m {MEMDEV}"))["endpoint"]
-        endpoint = f"decoder{port.removeprefix('endpoint')}.0"
-        size = int(lab.check(f"cat {CXL_SYSFS}/{MEMDEV}/ram/size").strip(), 16)
-        granularity = int(lab.check(
-            f"cat {CXL_SYSFS}/{root['decoder']}/interleave_granularity").strip())
-        name = create_ram_region(lab, root["decoder"], endpoint, size, granularity)
+        if root is None:
+            raise LabError(f"no volatile-capable root decoder: {decoders}")
+        size = int(lab.check(f"cat {CXL_SYSFS}/{memdev}/ram/size").strip(), 16)
+        existing = lab.check(f"cat {CXL_SYSFS}/{endpoint}/region 2>/dev/null; true").strip()
+        if existing:
+            name = existing
+        else:
+            granularity = int(lab.check(
+                f"cat {CXL_SYSFS}/{root['decoder']}/interleave_granularity").strip())
+            name = create_ram_region(lab, root["decoder"], endpoint, size, granularity)
         region = _one(_cxl_json(lab, "cxl", f"list -R -r {name}"))
-        report.facts["region"] = region
-        st.detail = (f"{name} on {root['decoder']} via {endpoint}: resource "
+        st.detail = (f"{name} on {root['decoder']} via {endpoint}"
+                     f"{' (made earlier)' if existing else ''}: resource "
                      f"{region['resource']:#x}, size {region['size']:#x}, "
                      f"{region.get('decode_state')}")
         report.expect(region.get("decode_state") == "commit", st.detail)
-    start = int(region["resource"])
     with report.step("daxctl: the region's DAX device is system-ram, online, movable") as st:
         # the region's DAX device: regionN/dax_regionN/daxN.M
         chardev = lab.check(f"ls -d {CXL_SYSFS}/{name}/dax_region*/dax*.*").strip()
@@ -265,14 +281,28 @@ def cxl_region(lab: Lab, report: ScenarioReport) -> None:
             dax = _one(_cxl_json(lab, "daxctl", "reconfigure-device --mode=system-ram "
                                                 f"{dax['chardev']}"))
         elif dax.get("online_memblocks") != dax.get("total_memblocks"):
-            lab.check(f"{ndctl.argv('daxctl')} online-memory {dax['chardev']}")
+            lab.check(f"{ensure_ndctl().argv('daxctl')} online-memory {dax['chardev']}")
             dax = _one(_cxl_json(lab, "daxctl", f"list -d {dax['chardev']}"))
-        report.facts["dax"] = dax
         st.detail = (f"{dax['chardev']}: {dax.get('mode')}, {dax.get('online_memblocks')}/"
                      f"{dax.get('total_memblocks')} blocks online, movable "
                      f"{dax.get('movable')}, node {dax.get('target_node')}")
         report.expect(dax.get("mode") == "system-ram" and dax.get("movable") is True and
                       dax.get("online_memblocks") == dax.get("total_memblocks"), st.detail)
+    return OnlineRegion(name=name, root=root["decoder"], endpoint=endpoint,
+                        start=int(region["resource"]), size=size, region=region, dax=dax)
+
+
+@scenario("cxl-region", "CXL guest: a ram region of mem0 (the kernel's sysfs ABI), listed "
+                        "by ndctl's cxl and daxctl, onlined movable by kmem, and memras locate "
+                        "maps an HPA in it to memdev, DPA, region, block, node and zone as the "
+                        "guest's sysfs does")
+def cxl_region(lab: Lab, report: ScenarioReport) -> None:
+    ndctl = ensure_ndctl()
+    report.facts["ndctl"] = lab.check(f"{ndctl.argv('cxl')} version").strip()
+    online = online_ram_region(lab, report)
+    report.facts["region"], report.facts["dax"] = online.region, online.dax
+    name, endpoint, start, size, dax = (online.name, online.endpoint, online.start,
+                                        online.size, online.dax)
     address = start + size // 2 + 0x1000
     with report.step("the guest's own view: endpoint decoder DPA, block, node, zone") as st:
         block_size = int(lab.check(f"cat {actions.MEMORY}/block_size_bytes").strip(), 16)
