@@ -221,9 +221,7 @@ def _failures(rows: list[Any], ctx: Context) -> int:
         return 0
     ctx.table(["MANUFACTURER", "PART", "MODULES", "FAILED", "RATE", "MEDIAN AGE"],
               [(r.manufacturer or "-", r.part or "-", r.modules, r.failed,
-                f"{100 * r.rate:.2f}%",
-                "-" if r.median_age_days is None else f"{r.median_age_days:.0f}d")
-               for r in rows],
+                f"{100 * r.rate:.2f}%", r.age_text()) for r in rows],
               right=["MODULES", "FAILED", "RATE", "MEDIAN AGE"], flex="PART")
     return 0
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from memras.errors import StoreError
 from memras.fleet.schema import CENTRAL, HOSTS, schema_problem
 from memras.fleet.ship import central_error
+from memras.health.module_registry import SOURCE_REPLACEMENT
 from memras.health.verdict import VerdictState
 
 VERDICTS = CENTRAL["memras_health_verdict"]
@@ -139,7 +140,21 @@ class FailureRate:
     part: str
     modules: int
     failed: int
-    median_age_days: float | None  # age at failure
+    # age at failure of the failed modules whose installation memras recorded (a
+    # replacement put them in); None when it saw none installed
+    median_age_days: float | None
+    # of the others, in their slot before memras first saw them: the median of
+    # first-seen -> failure, so their age is at least this (None: no such module)
+    median_age_floor_days: float | None = None
+
+    def age_text(self) -> str:
+        """'412d' from known installations, else '>=380d' from first sightings,
+        else '-'."""
+        if self.median_age_days is not None:
+            return f"{self.median_age_days:.0f}d"
+        if self.median_age_floor_days is not None:
+            return f">={self.median_age_floor_days:.0f}d"
+        return "-"
 
     @property
     def rate(self) -> float:
@@ -152,16 +167,23 @@ class FailureRate:
 def failures(conn: Connection) -> list[FailureRate]:
     """Per manufacturer and part number: modules seen, modules failed, median age at
     failure. A module failed when it was removed by a replacement, or when the latest
-    verdict of its slot is replace-* while it is still in the slot."""
+    verdict of its slot is replace-* while it is still in the slot.
+
+    A module's age is known only when memras saw it installed (its row came from a
+    replacement); one found in its slot by the inventory was there before memras
+    started, for an unknown time, so its first sighting only bounds its age from below
+    and is kept apart (median_age_floor_days) instead of passing for an age."""
     replace = {VerdictState.REPLACE_NOW.value, VerdictState.REPLACE_LATER.value}
     flagged = {(d.host_id, d.dimm_id, d.since) for d in dimms(conn) if d.verdict in replace}
     flagged_slots = {(h, s): since for h, s, since in flagged}
-    groups: dict[tuple[str, str], list[float | None]] = defaultdict(list)
+    known: dict[tuple[str, str], list[float]] = defaultdict(list)
+    floors: dict[tuple[str, str], list[float]] = defaultdict(list)
+    failed: dict[tuple[str, str], int] = defaultdict(int)
     seen: dict[tuple[str, str], int] = defaultdict(int)
     m = MODULES
     for r in conn.execute(select(m.c.host_id, m.c.slot_id, m.c.manufacturer, m.c.part,
-                                 m.c.installed_at, m.c.removed_at, m.c.replacement_id)
-                          ).mappings():
+                                 m.c.installed_at, m.c.removed_at, m.c.replacement_id,
+                                 m.c.source)).mappings():
         key = (r["manufacturer"] or "", r["part"] or "")
         seen[key] += 1
         failed_at = None
@@ -169,17 +191,23 @@ def failures(conn: Connection) -> list[FailureRate]:
             failed_at = r["removed_at"]
         elif r["removed_at"] is None and (r["host_id"], r["slot_id"]) in flagged_slots:
             failed_at = flagged_slots[(r["host_id"], r["slot_id"])]
-        if failed_at is not None:
-            installed = r["installed_at"]
-            groups[key].append((failed_at - installed).total_seconds() / 86400
-                               if installed else None)
-    out = []
-    for key, n in seen.items():
-        ages = sorted(a for a in groups.get(key, []) if a is not None)
-        median = ages[len(ages) // 2] if ages else None
-        out.append(FailureRate(key[0], key[1], n, len(groups.get(key, [])), median))
+        if failed_at is None:
+            continue
+        failed[key] += 1
+        if r["installed_at"] is not None:
+            days = (failed_at - r["installed_at"]).total_seconds() / 86400
+            (known if r["source"] == SOURCE_REPLACEMENT else floors)[key].append(days)
+    out = [FailureRate(key[0], key[1], n, failed[key], _median(known.get(key)),
+                       _median(floors.get(key))) for key, n in seen.items()]
     out.sort(key=lambda f: (-f.rate, -f.failed, f.manufacturer, f.part))
     return out
+
+
+def _median(values: list[float] | None) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 @dataclass(frozen=True)

@@ -156,8 +156,7 @@ VIEWS: tuple[View, ...] = (
         Col("Failed", lambda f, _: Text(str(f.failed), style="bold red" if f.failed else ""),
             6, right=True),
         Col("Rate", lambda f, _: Text(f"{100 * f.rate:.2f}%"), 7, right=True),
-        Col("Median age", lambda f, _: Text("-" if f.median_age_days is None
-                                            else f"{f.median_age_days:.0f}d"), 10, right=True),
+        Col("Median age", lambda f, _: Text(f.age_text()), 10, right=True),
     ), lambda f: f"{f.manufacturer}/{f.part}", (
         ("rate", None, False), ("failed", lambda f: f.failed, True),
         ("modules", lambda f: f.modules, True)),
