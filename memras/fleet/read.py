@@ -280,9 +280,11 @@ class FleetOverview:
     replacements: list[FleetReplacement]
 
 
-def overview(engine: Engine) -> FleetOverview:
+def overview(engine: Engine, *, include_ok: bool = False) -> FleetOverview:
+    """``include_ok``: the DIMMs judged ok too (`memras fleet dimms --all`)."""
     with reading(engine) as conn:
-        return FleetOverview(hosts(conn), dimms(conn), failures(conn), replacements(conn))
+        return FleetOverview(hosts(conn), dimms(conn, include_ok=include_ok), failures(conn),
+                             replacements(conn))
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,7 @@ class FleetScreen(Screen[None]):
     BINDINGS = [
         Binding("v", "next_view", "View", id="fleet.view"),
         Binding("s", "next_sort", "Sort", id="fleet.sort"),
+        Binding("a", "toggle_all", "All", id="fleet.all"),
         Binding("f5", "reload", "Reload", id="fleet.reload"),
         *(Binding(str(n), f"view('{v.name}')", v.title, show=False, id=f"fleet.{v.name}")
           for n, v in enumerate(VIEWS, 1)),
@@ -207,6 +208,7 @@ class FleetScreen(Screen[None]):
         self.overview: read.FleetOverview | None = None
         self.read_at: datetime | None = None
         self.problem: tuple[str, str] | None = None  # (error, hint) of the last read
+        self.include_ok = False  # a: the DIMMs judged ok too (fleet dimms --all)
         self._fitted_for: tuple[str, int] | None = None
 
     def compose(self) -> ComposeResult:
@@ -235,7 +237,7 @@ class FleetScreen(Screen[None]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="fleet-load")
     def load(self) -> None:
         try:
-            overview = read.overview(self.app.fleet_engine())
+            overview = read.overview(self.app.fleet_engine(), include_ok=self.include_ok)
         except MemrasError as exc:
             self.post_message(FleetFailed(exc.msg, exc.hint or ""))
             return
@@ -272,7 +274,8 @@ class FleetScreen(Screen[None]):
         else:
             o = self.overview
             text.append_text(safe(redact(fleet.url), "bold"))
-            text.append(f"  {len(o.hosts)} hosts, {len(o.dimms)} DIMMs worse than ok, "
+            which = "in all" if self.include_ok else "worse than ok"
+            text.append(f"  {len(o.hosts)} hosts, {len(o.dimms)} DIMMs {which}, "
                         f"read {when_text(self.read_at)[11:]}")
             if not o.hosts:
                 text.append("\nno host has shipped here yet: each host's memras.toml needs "
@@ -359,6 +362,12 @@ class FleetScreen(Screen[None]):
         self._fill()
 
     def action_reload(self) -> None:
+        self.load()
+
+    def action_toggle_all(self) -> None:
+        """Show the DIMMs judged ok too, or only those worse (on the DIMMs view)."""
+        self.include_ok = not self.include_ok
+        self.notify("all DIMMs, ok ones too" if self.include_ok else "DIMMs worse than ok")
         self.load()
 
 
