@@ -110,9 +110,9 @@ def dedup_keys(record: Record, *, window_s: float = DEFAULT_WINDOW_S,
     return key, (*key[:-1], bucket - 1)
 
 
-# Drivers that pass on what the platform firmware reported (APEI GHES, eMCA extlog):
-# their report of a fault is a second road beside the CPU's and the EDAC driver's.
-FIRMWARE_DRIVERS = frozenset({"ghes", "ghes_edac", "extlog"})
+# Drivers that pass on what the platform firmware reported (APEI GHES and BERT, eMCA
+# extlog): their report of a fault is a second road beside the CPU's and the EDAC driver's.
+FIRMWARE_DRIVERS = frozenset({"ghes", "ghes_edac", "extlog", "bert"})
 REPORTERS = {"firmware": "f", "edac": "e", "cpu": "c", "page": "p"}
 
 

@@ -17,6 +17,16 @@ drivers/firmware/efi/cper.c (``cper_estatus_print``, ``cper_print_mem``,
 kernels print none). Each ``Error N, type:`` line opens a section; only sections whose
 section_type is "memory error" become records, the rest are counted by the caller.
 The label is the SMBIOS ``DIMM location:`` when present, else ``fru_text``.
+
+The same printer serves drivers/acpi/apei/bert.c: ``BERT: Error records from previous
+boot:`` heads the boot error region's records (no ``{N}``, no "Hardware error from
+APEI" line). Their faults happened before this boot: driver ``bert``.
+
+A section's severity is its own, but never above the block's (``event severity``):
+the UEFI Generic Error Status Block's severity is the worst of its entries', so a
+"recoverable" section in a block the firmware calls corrected (and prints "It has
+been corrected by h/w") is the firmware's slip, and the block's word stands. A
+physical address of all ones is the firmware saying it has none.
 """
 
 from __future__ import annotations
@@ -31,6 +41,8 @@ from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
 
 GHES_LINE = re.compile(r"^(?:\{(?P<seq>\d+)\})?\[Hardware Error\]: ?(?P<text>.*)$")
 GHES_START = "Hardware error from APEI Generic Hardware Error Source"
+BERT_START = "BERT: Error records from previous boot"
+_NO_ADDRESS = (1 << 64) - 1
 _SECTION = re.compile(r"Error (\d+), type: (\w+)")
 _KEY_VALUE = re.compile(r"([a-z_]+): (.*)$")
 _LOCATION_KEYS = ("node:", "card:", "module:", "rank:", "bank:", "device:", "row:")
@@ -53,6 +65,7 @@ class GhesBlock:
     """The lines of one estatus block, accumulated until the caller closes it."""
 
     seq: str | None
+    driver: str = "ghes"  # "bert": the boot error region's records (previous boot)
     event_severity: str = ""
     sections: list[_Section] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -84,7 +97,7 @@ class GhesBlock:
 
     def addresses(self) -> set[int]:
         """The physical addresses the block's memory sections name so far."""
-        found = (hex_int(s.fields.get("physical_address")) for s in self.sections if s.is_memory)
+        found = (_address(s) for s in self.sections if s.is_memory)
         return {a for a in found if a is not None}
 
     @property
@@ -100,7 +113,7 @@ class GhesBlock:
             if not section.is_memory:
                 continue
             record = _section_record(section, self.event_severity, uptime_s, kmsg_seq,
-                                     timestamp, raw)
+                                     timestamp, raw, self.driver)
             # Sections naming one address are one fault described twice (an Intel
             # CPER block: the scrub section, then the multi-bit one): the first, with
             # what the others add to its location.
@@ -109,6 +122,21 @@ class GhesBlock:
             out[key] = record if first is None else replace(
                 first, location=first.location.merged(record.location))
         return list(out.values())
+
+
+def _address(section: _Section) -> int | None:
+    address = hex_int(section.fields.get("physical_address"))
+    return None if address == _NO_ADDRESS else address
+
+
+def _severity(section: _Section, event_severity: str) -> ErrorType:
+    """The section's severity, capped by a corrected block's (module doc)."""
+    own = CPER_SEVERITY.get(section.severity)
+    if own is None:
+        return CPER_SEVERITY.get(event_severity, ErrorType.INFO)
+    if event_severity == "corrected" and own.is_uncorrected:
+        return ErrorType.CORRECTED
+    return own
 
 
 def _label(section: _Section) -> str | None:
@@ -132,11 +160,10 @@ def _section_record(
     kmsg_seq: int | None,
     timestamp,
     raw: str,
+    driver: str = "ghes",
 ) -> MemoryErrorEvent:
     fields = section.fields
-    error_type = CPER_SEVERITY.get(section.severity) or CPER_SEVERITY.get(
-        event_severity, ErrorType.INFO
-    )
+    error_type = _severity(section, event_severity)
     message = fields.get("error_type", "").partition(", ")[2] or fields.get("error_status", "")
     location = location_from_pairs(section.location_text).merged(
         DimmLocation(label=_label(section))
@@ -146,10 +173,10 @@ def _section_record(
         source=Source.KMSG,
         timestamp=timestamp,
         uptime_s=uptime_s,
-        address=hex_int(fields.get("physical_address")),
+        address=_address(section),
         grain_bits=_grain_bits(fields.get("physical_address_mask")),
         message=message,
-        driver="ghes",
+        driver=driver,
         driver_detail=section.location_text,
         location=location,
         kmsg_seq=kmsg_seq,

@@ -57,7 +57,7 @@ from memras.ingest.parsers._common import (
 )
 from memras.ingest.parsers.cxl import EVENTS as CXL_EVENTS
 from memras.ingest.parsers.cxl import memory_error, parse_cxl_event
-from memras.ingest.parsers.ghes import GHES_LINE, GHES_START, GhesBlock
+from memras.ingest.parsers.ghes import BERT_START, GHES_LINE, GHES_START, GhesBlock
 from memras.ingest.parsers.locations import (
     layers_from_edac_location,
     location_from_label,
@@ -129,12 +129,15 @@ _MF = re.compile(
     r"(?P<result>\w+)\.?\s*$"
 )
 # kill_proc(): "Sending SIGBUS to %s:%d" (5.x+), "Killing %s:%d" (≤4.x, "early" for AO);
-# x86 kill_me_maybe 5.1x: "Memory error may not recovered: %#lx: Sending SIGBUS to…"
+# x86 kill_me_maybe 5.1x: "Memory error may not recovered: %#lx: Sending SIGBUS to…";
+# drivers/acpi/apei/ghes.c memory_failure_cb() (arm64 SEA, 6.x), no pr_fmt:
+# "%#llx: Sending SIGBUS to %s:%d due to hardware memory corruption"
 _MF_KILL = re.compile(
-    r"^(?:mce: )?(?:Memory failure: ?|MCE:? |Memory error may not recovered: )"
-    r"(?P<pfn>0x[0-9a-fA-F]+|\d+): (?:Sending SIGBUS to|Killing) (?P<task>.+):(?P<pid>\d+)"
-    r"(?: early)? due to hardware memory corruption"
+    r"^(?:(?:mce: )?(?:Memory failure: ?|MCE:? |Memory error may not recovered: )"
+    r"(?P<pfn>0x[0-9a-fA-F]+|\d+)|(?P<bare>0x[0-9a-fA-F]+)): (?:Sending SIGBUS to|Killing)"
+    r" (?P<task>.+):(?P<pid>\d+)(?: early)? due to hardware memory corruption"
 )
+_BARE_KILL = re.compile(r"^0x[0-9a-fA-F]+: Sending SIGBUS to ")
 _MF_OTHER = re.compile(_MF_PREFIX + r"(?P<text>.*)$")  # outcome lines ("unhandlable page.")
 # drivers/ras/cec.c (pr_fmt "RAS: "): the CE collector soft-offlines a page past its threshold
 _CEC_OFFLINE = re.compile(r"^RAS: Soft-offlining pfn: (?P<pfn>0x[0-9a-fA-F]+|\d+)")
@@ -218,6 +221,10 @@ class KernelLogParser:
     _action: _PageAction | None = None
     _repeats: dict[int, int] = field(default_factory=dict)
     _recent_ue: tuple[Prefixed, frozenset[int]] | None = None  # last UE fault's 4K pages
+    _recent_ghes: tuple[Prefixed, frozenset[int]] | None = None  # last GHES block's pages
+    # a user-access line no fault's lines have claimed yet: the GHES block or MCE it
+    # belongs to may follow it (SRAR handled before the firmware's record is printed)
+    _consumed: tuple[Prefixed, MemoryErrorEvent] | None = None
 
     @property
     def effective_page_shift(self) -> int:
@@ -244,11 +251,12 @@ class KernelLogParser:
     @property
     def pending(self) -> bool:
         """Lines of an unfinished fault are held: a caller must not checkpoint past them."""
-        return self._group is not None or self._action is not None
+        return self._group is not None or self._action is not None or self._consumed is not None
 
     def flush(self) -> list[Record]:
         """Close the open group (end of input, or the source went idle)."""
-        out = self._number_repeats(self._close() + self._close_action())
+        out = self._close() + self._release_consumed() + self._close_action()
+        out = self._number_repeats(out)
         self.stats.records += len(out)
         return out
 
@@ -278,16 +286,20 @@ class KernelLogParser:
             out += self._close()
         if self._action is not None and not _within(self._action.first, p):
             out += self._close_action()
+        if self._consumed is not None and not _within(self._consumed[0], p):
+            out += self._release_consumed()
         msg = p.message
         if msg.startswith("EDAC "):
             out += self._edac(p, line)
         elif "[Hardware Error]" in msg:
             out += self._hardware_error(p, line)
+        elif msg.startswith(BERT_START):
+            out += self._bert(p, line)
         elif msg.startswith(_BARE_MCE) and (self._group is not None or msg.startswith("CPU ")):
             out += self._mce_line(p, line, msg)  # 2.6-era core and sb_edac, no prefix
         elif msg.endswith("HANDLING MCE MEMORY ERROR"):
             out += self._edac_driver_line(p, line, "HANDLING MCE MEMORY ERROR")
-        elif msg.startswith(_MF_STARTS):
+        elif msg.startswith(_MF_STARTS) or _BARE_KILL.match(msg):
             out += self._memory_failure(p, line)
         elif msg.startswith("RAS: Soft-offlining"):
             out += self._cec_offline(p, line)
@@ -382,14 +394,49 @@ class KernelLogParser:
             return []
         self._previous_fault = _fault_identity(group.regs)
         records = self._group_records(group)
-        pages = frozenset(r.address >> 12 for r in records if type(r) is MemoryErrorEvent
-                          and r.error_type.is_uncorrected and r.address is not None)
+        if self._echoes_ghes(group, records):
+            self.stats.context += len(group.lines)
+            return []
+        pages = _pages(records, uncorrected=True)
         if pages:
             self._recent_ue = (group.first, pages)
+            records = self._claim_consumed(records)
+        if group.ghes is not None and records:
+            self._recent_ghes = (group.first, _pages(records))
         used = len(group.lines) if records else 0
         self.stats.context += max(0, used - len(records))
         self.stats.ignored += len(group.lines) - used
         return records
+
+    def _echoes_ghes(self, g: _Group, records: list[Record]) -> bool:
+        """An EDAC driver's decode of pseudo-bank 255: the kernel's MCE copy of the CPER
+        record just printed (apei_mce_report_mem_error), not a fault of its own."""
+        recent = self._recent_ghes
+        if g.ghes is not None or g.regs.get("bank") != _APEI_BANK or recent is None:
+            return False
+        pages = _pages(records)
+        return bool(pages) and pages <= recent[1] and _within(recent[0], g.first)
+
+    def _claim_consumed(self, records: list[Record]) -> list[Record]:
+        """A held user-access line whose page a UE of this fault names is that fault
+        being consumed: its line joins the UE's raw text (first: it was printed first)."""
+        held = self._consumed
+        if held is None or held[1].address is None:
+            return records
+        page = held[1].address >> 12
+        for i, r in enumerate(records):
+            if (type(r) is MemoryErrorEvent and r.error_type.is_uncorrected
+                    and r.address is not None and r.address >> 12 == page):
+                self._consumed = None
+                self.stats.context += 1
+                records[i] = replace(r, raw=f"{held[1].raw}\n{r.raw}")
+                break
+        return records
+
+    def _release_consumed(self) -> list[Record]:
+        """No fault claimed the user-access line: it is the record of its own."""
+        held, self._consumed = self._consumed, None
+        return [] if held is None else [held[1]]
 
     def _close_action(self) -> list[Record]:
         """A page action whose completing line never came: record what is known."""
@@ -632,6 +679,13 @@ class KernelLogParser:
             return []
         return self._mce_line(p, line, text)
 
+    def _bert(self, p: Prefixed, line: str) -> list[Record]:
+        """bert.c's header: the boot error region's CPER records follow, printed as a
+        GHES block without ``{N}`` (drivers/acpi/apei/bert.c, cper_estatus_print)."""
+        out, g = self._open(p, line)
+        g.ghes = GhesBlock(seq=None, driver="bert", lines=g.lines)
+        return out
+
     def _mce_line(self, p: Prefixed, line: str, text: str) -> list[Record]:
         head = _MCE_HEAD.search(text)
         amd = _AMD_STATUS.search(text)
@@ -704,7 +758,7 @@ class KernelLogParser:
         )]  # fmt: skip
 
     def _kill(self, p: Prefixed, line: str, m: re.Match[str]) -> list[Record]:
-        pfn, task = _pfn(m["pfn"]), f"{m['task']}:{m['pid']}"
+        pfn, task = _pfn(m["pfn"] or m["bare"]), f"{m['task']}:{m['pid']}"
         action = self._action
         if action is not None and action.kind == "kill" and action.pfn == pfn:
             action.lines.append(line)  # every process mapping the page is signalled
@@ -738,17 +792,28 @@ class KernelLogParser:
         if recent is not None and page in recent[1] and _within(recent[0], p):
             self.stats.context += 1  # the fault just recorded
             return []
-        return [self._base(p, line, ErrorType.UNCORRECTED, address=address, driver="mce",
-                           message="memory error consumed in user access",
-                           driver_detail="Uncorrected hardware memory error in user-access")]
+        out = self._release_consumed()
+        self._consumed = (p, self._base(
+            p, line, ErrorType.UNCORRECTED, address=address, driver="mce",
+            message="memory error consumed in user access",
+            driver_detail="Uncorrected hardware memory error in user-access"))
+        return out
 
 
 _POISON_PANIC = re.compile(r"Data load|Instruction fetch|[Mm]emory")
+_APEI_BANK = 255  # arch/x86 apei_mce_report_mem_error(): m.bank = -1 (5.x+)
 _BARE_MCE = ("CPU ", "TSC ", "ADDR ", "MISC ", "PROCESSOR ")
 _MF_STARTS = ("Memory failure:", "MCE ", "MCE:", "mce: Memory failure",
               "Memory error may not recovered")
 _PAGE_OFFSET = re.compile(r"page:0x([0-9a-fA-F]+) offset:0x([0-9a-fA-F]+)")
 _SOFT_FAILED = ("fail", "unhandlable", "busy")
+
+
+def _pages(records: list[Record], *, uncorrected: bool = False) -> frozenset[int]:
+    """The 4 KiB pages the memory errors among ``records`` name (only UEs if asked)."""
+    return frozenset(r.address >> 12 for r in records if type(r) is MemoryErrorEvent
+                     and r.address is not None
+                     and (not uncorrected or r.error_type.is_uncorrected))
 
 
 def _pfn(text: str) -> int:

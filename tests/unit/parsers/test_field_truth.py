@@ -26,6 +26,7 @@ from memras.ingest.parsers.kernel_log import page_shift_from_size
 from memras.ingest.parsers.trace_events import parse_mc_event
 from memras.records import ErrorType, MceRegisters, Record, Source
 from memras.store.store import _identity
+from tests.corpus.loader import REAL_DIR, load
 
 
 def decoded(record: Record) -> dict[str, Any]:
@@ -133,13 +134,36 @@ USER_ACCESS_GHES = """
 [  183.778756] Memory failure: 0x8a398a: already hardware poisoned
 """
 
+# Tony Luck, 'Re: [PATCH v6 1/2] mm,hwpoison: fix race with hugetlb page allocation'
+# (lore.kernel.org/all/20210812152548.GA1579021@agluck-desk2.amr.corp.intel.com/), the
+# user-access line through the page action: here the line comes BEFORE the GHES block
+# that names its page, and is that block's fault
+LUCK_2021 = load(REAL_DIR / "skx-adxl-ue-ghes-first-user-access-before-bank255-echo-luck-2021.toml").lines
+LUCK_2021_GHES = LUCK_2021[5:15]  # the CPER block
+USER_ACCESS_FIRST = "\n".join(LUCK_2021[4:16])  # the user-access line .. the page's recovery
+
+# what the CPER block of LUCK_2021_GHES says
+LUCK_2021_UE: dict[str, Any] = dict(
+    kind="MemoryErrorEvent", error_type="Uncorrected", count=1, uptime_s=77.493225,
+    address=0x7E025E400, message="single-symbol chipkill ECC", driver="ghes",
+    driver_detail="node: 0 card: 6 module: 0 rank: 1 bank: 8 device: 0 row: 15105 column: 896",
+    socket=0, rank=1, bank=8, row=15105, column=896, device=0, label="NODE 3 CPU0_DIMM_G1")
+
 USER_ACCESS = [
     ("dax-llfl-2024", USER_ACCESS_DAX, [
+        # the user-access line is held for the GHES block or MCE that may follow and
+        # claim it (skx-adxl-ue-ghes-first-user-access-before-bank255-echo-luck-2021);
+        # none does here, so it is its own record, returned after the page action
+        dict(kind="MemoryFailureEvent", pfn=0x200C9742, page_type="dax page",
+             action_result="Recovered", uptime_s=3784.049190, raw_lines=1),
         dict(kind="MemoryErrorEvent", error_type="Uncorrected", count=1, uptime_s=3784.049006,
              address=0x200C9742380, message="memory error consumed in user access", driver="mce",
              driver_detail="Uncorrected hardware memory error in user-access", raw_lines=1),
-        dict(kind="MemoryFailureEvent", pfn=0x200C9742, page_type="dax page",
-             action_result="Recovered", uptime_s=3784.049190, raw_lines=1),
+    ]),
+    ("ghes-after-user-access-luck-2021", USER_ACCESS_FIRST, [
+        dict(kind="MemoryFailureEvent", pfn=0x7E025E, page_type="unknown page",
+             action_result="Ignored", uptime_s=77.568135, raw_lines=1),
+        dict(LUCK_2021_UE, raw_lines=11),  # the user-access line and the block
     ]),
     ("ghes-luck-2024", USER_ACCESS_GHES, [
         # a page action is returned at once; the fault when its group closes (end of log)
@@ -377,6 +401,67 @@ def test_page_size_learned_from_ghes_and_its_edac_echo() -> None:
     assert event.address == 0x80000000 and parser.effective_page_shift == 12
 
 
+# ---- the firmware's records: the kernel's MCE copy of a CPER record, BERT -----------------
+
+# Tony Luck 2021 (above): the GHES block, the memory controller's own CMCI decoded by the
+# EDAC driver (bank 25), the SIGBUS, then the EDAC driver decoding pseudo-bank 255, the
+# kernel's MCE copy of the CPER record (apei_mce_report_mem_error): one fault
+GHES_THEN_APEI_ECHO = "\n".join(LUCK_2021_GHES + LUCK_2021[17:34])
+
+# The BERT record quoted from Huang Ying and Tony Luck's 2016 BERT patch
+# (firmwaresecurity.com/2016/07/01/acpiapei-bert-support-for-linux/): a previous boot's
+# memory error, its address all ones (none), the block corrected but its section
+# "recoverable" (the block's severity caps its sections')
+BERT_MEMORY = """
+BERT: Error records from previous boot:
+[Hardware Error]: It has been corrected by h/w and requires no further action
+[Hardware Error]: event severity: corrected
+[Hardware Error]:  Error 0, type: recoverable
+[Hardware Error]:   section_type: memory error
+[Hardware Error]:   error_status: 0x0000000000000400
+[Hardware Error]:   physical_address: 0xffffffffffffffff
+[Hardware Error]:   card: 1 module: 2 bank: 3 row: 1 column: 2 bit_position: 5
+[Hardware Error]:   error_type: 2, single-bit ECC
+"""
+
+# github.com/yangxiaohua2009/custom-kernel/issues/6: a fatal BERT record that is no
+# memory error (an Intel crash-log reference); its first lines
+BERT_CRASHLOG = """
+[    2.345569] BERT: Error records from previous boot:
+[    2.345575] [Hardware Error]: event severity: fatal
+[    2.345577] [Hardware Error]:  Error 0, type: fatal
+[    2.345580] [Hardware Error]:   section_type: Firmware Error Record Reference
+[    2.345581] [Hardware Error]:   Firmware Error Record Type: SOC Firmware Error Record Type1 (Legacy CrashLog Support)
+[    2.345583] [Hardware Error]:   Revision: 0
+[    2.345584] [Hardware Error]:   Record Identifier: 3000100000000
+[    2.345587] [Hardware Error]:   00000000: 00030001 00000001 00000608 00000000  ................
+"""
+
+FIRMWARE_RECORDS = [
+    ("ghes-then-apei-bank255-echo-luck-2021", GHES_THEN_APEI_ECHO, [
+        # the EDAC line adds the controller, channel, slot and bank group to the block's
+        dict(LUCK_2021_UE, mc=3, channel=0, slot=0, bank_group=2,
+             mce=dict(status=0xAC00000200A00090, bank=25, addr=0x7E025E400, misc=0x9000201D809C086,
+                      tsc=0x18D57CE28F4F25, walltime=1628780833, cpuid=0x606A6),
+             raw_lines=17),  # the block and the bank-25 decode; the bank-255 one is context
+        dict(kind="MemoryFailureEvent", pfn=0x7E025E, page_type="process page",
+             action_result="Killed", uptime_s=77.633611, raw_lines=2),  # + "already poisoned"
+    ]),
+    ("bert-memory-huang-2016", BERT_MEMORY, [
+        dict(kind="MemoryErrorEvent", error_type="Corrected", count=1, message="single-bit ECC",
+             driver="bert", driver_detail="card: 1 module: 2 bank: 3 row: 1 column: 2 bit_position: 5",
+             bank=3, row=1, column=2, raw_lines=9),
+    ]),
+    ("bert-crashlog-custom-kernel-6", BERT_CRASHLOG, []),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "expected"), FIRMWARE_RECORDS,
+                         ids=[c[0] for c in FIRMWARE_RECORDS])  # fmt: skip
+def test_firmware_records(case: str, text: str, expected: list[dict]) -> None:
+    assert klog(text) == expected
+
+
 # ---- page actions ------------------------------------------------------------------------
 
 # The CE collector soft-offlining a page that memory-failure.c then refuses: a blog on an
@@ -398,6 +483,13 @@ PAGE_ACTIONS = [
      "[188988.765862] Memory failure: 0x1840200: Killing cellsrv:33395 due to hardware memory corruption", [
         dict(kind="MemoryFailureEvent", pfn=0x1840200, page_type="process page",
              action_result="Killed", uptime_s=188988.765862, raw_lines=1),
+    ]),
+    # drivers/acpi/apei/ghes.c's own SIGBUS line (arm64 SEA), no "Memory failure:" prefix
+    # (Junhao He, lore.kernel.org/all/9817f221-5b5f-7c25-ab94-cb04a854553a@h-partners.com/)
+    ("ghes-sigbus-bare-pfn-hejunhao-2025",
+     "[ 1430.305518][T54990] 0x1000093: Sending SIGBUS to devmem:54990 due to hardware memory corruption", [
+        dict(kind="MemoryFailureEvent", pfn=0x1000093, page_type="process page",
+             action_result="Killed", uptime_s=1430.305518, raw_lines=1),
     ]),
     # 3.x prefix "MCE 0x…: recovery action for" (github.com/nccgroup/TriforceLinuxSyscallFuzzer/issues/2)
     ("mce-prefix-triforce-2",
