@@ -60,6 +60,7 @@ FAMILIES: dict[str, str] = {
     "mce-amd": "AMD mce_amd blocks, legacy and SMCA, with or without amd64_edac",
     "ghes": "firmware-first APEI GHES / CPER blocks",
     "arm64": "arm64 logs (GHES, 64 KiB pages)",
+    "cxl": "CXL memory device events (trace, or printed to the log with tp_printk)",
     "page-action": "memory_failure / soft offline / process kills",
     "trace": "tracefs mc_event / mce_record / memory_failure_event lines",
     "mcelog": "mcelog text records",

@@ -28,6 +28,7 @@ from memras.ingest.parsers import (
     parse_ras_mc_ctl_error,
     parse_trace_line,
 )
+from memras.ingest.parsers.cxl import cxl_event_of
 from memras.records import MemoryErrorEvent, MemoryFailureEvent, Record
 from memras.store import Store
 from tests.corpus.check import parse_like_import
@@ -105,10 +106,15 @@ def test_memory_error_survives_the_store(stored: tuple[Store, dict], record: Mem
     row = found["extra"][record.raw]
     assert (row.grain_bits, row.syndrome) == (record.grain_bits, record.syndrome)
     # rasdaemon stores an EDAC-decoded error as mc_event even when its machine-check
-    # registers came with it (those also go to mce_record); a bare MCE is mce_record only.
+    # registers came with it (those also go to mce_record); a bare MCE is mce_record only;
+    # a CXL media error is its event's own table (cxl_general_media_event, cxl_dram_event).
     edac_decoded = bool(record.location.label) or record.location.top_layer is not None
-    assert e.rasdaemon_table == ("mc_event" if record.mce is None or edac_decoded
-                                 else "mce_record")
+    cxl = cxl_event_of(record)
+    if cxl is not None:
+        assert e.rasdaemon_table == f"cxl_{cxl.event}_event"
+    else:
+        assert e.rasdaemon_table == ("mc_event" if record.mce is None or edac_decoded
+                                     else "mce_record")
 
 
 def test_memory_failures_survive_the_store(stored: tuple[Store, dict]) -> None:
