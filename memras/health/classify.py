@@ -73,17 +73,19 @@ Cost
 from __future__ import annotations
 
 import enum
+import heapq
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from memras.errors import UsageError
 from memras.health.keys import event_time_s, time_of
 from memras.health.tunables import Tunable, check_tunables
-from memras.records import LocatedError
+from memras.records import ErrorType, LocatedError
 
 CLASSIFY_TUNABLES: dict[str, Tunable] = {
     "socket_ce_min": Tunable(1, 1000, 10**9, "SRDS'22 socket rule: more CEs than this"),
@@ -135,6 +137,7 @@ GEOMETRY = {"banks_per_rank": 8, "rows_per_bank": 1 << 15, "columns": 1 << 10,
             # devices of a rank: 9 on an x8 ECC DIMM (an x4 one has 18)
             "devices": 9}
 TIE_LOG10 = 1.0  # candidates within a factor of 10 of the winner are stated as ties
+_UE_TYPES = frozenset(t for t in ErrorType if t.is_uncorrected)  # a set lookup per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,21 +249,23 @@ class FaultClassification:
     def fits(self, e: LocatedError) -> bool:
         """Whether a new event lies where the classified fault is (else it contradicts it
         and the engine re-evaluates early). Random and context modes fit anything."""
-        if not self.place:
+        place = self.place  # (kind, where...): read per event, so no unpacking
+        if not place:
             return True
-        kind, *where = self.place
+        kind = place[0]
         if kind == "cell":
-            return _cell_of(e) == where[0]
-        bank = _bank_of(e)
-        if kind == "row":
-            return (bank, e.location.row) == (where[0], where[1])
-        if kind == "column":
-            return (bank, e.location.column) == (where[0], where[1])
-        if kind == "bank":
-            return bank == where[0]
+            return _cell_of(e) == place[1]
+        loc = e.location
         if kind == "device":
-            return e.location.device == where[0]
-        banks = where[0]  # a frozenset of bank keys
+            return loc.device == place[1]
+        bank = (loc.rank, loc.bank_group, loc.bank)
+        if kind == "row":
+            return loc.row == place[2] and bank == place[1]
+        if kind == "column":
+            return loc.column == place[2] and bank == place[1]
+        if kind == "bank":
+            return bank == place[1]
+        banks = place[1]  # a frozenset of bank keys
         return isinstance(banks, frozenset) and bank in banks
 
 
@@ -330,29 +335,78 @@ class _Candidate:
         return f"{self.detail} ({self.strength:.1f})"
 
 
-def _evidence(ces: _Timed, ue_count: int, storm_run: int, repaired: int) -> FaultEvidence:
-    def distinct(values: list[object]) -> tuple:
-        return tuple(sorted({v for v in values if v is not None}))
+class _Projected(NamedTuple):
+    """What the candidates read of each CE, read once per classification: a window of
+    thousands of records was walked a dozen times, each walk re-reading the same
+    attributes (most of the engine's time on a busy DIMM)."""
 
-    events = [e for _, e in ces]
-    return FaultEvidence(
-        ce_records=len(events),
-        ce_count=sum(max(e.count, 1) for e in events),
-        ue_count=ue_count,
-        rows=distinct([e.location.row for e in events]),
-        columns=distinct([e.location.column for e in events]),
-        banks=tuple(sorted({_bank_text(b) for b in {_bank_of(e) for e in events
-                                                       if e.location.bank is not None}})),
-        ranks=distinct([e.location.rank for e in events]),
-        devices=distinct([e.location.device for e in events]),
-        channels=distinct([_channel_of(e) for e in events]),
-        pages=len({e.page_address for e in events if e.page_address is not None}),
-        undecoded=sum(1 for e in events if e.location.row is None or e.location.column is None),
-        longest_storm_run=storm_run,
-        first_seen=time_of(ces[0][0]) if ces else None,
-        last_seen=time_of(ces[-1][0]) if ces else None,
-        repaired=repaired,
-    )
+    cells: list[_CellKey | None]  # per CE
+    located: list[tuple[int | None, int | None, int | None, int | None, int | None]]
+    devices: list[tuple[int, _BankKey]]  # (device, bank) of the CEs naming a device
+
+
+def _project(ces: _Timed) -> _Projected:
+    cells: list[_CellKey | None] = []
+    located = []  # (rank, bank group, bank, row, column) with a bank or a row
+    devices = []
+    for _, e in ces:
+        loc = e.location
+        rank, group, bank, row, col = loc.rank, loc.bank_group, loc.bank, loc.row, loc.column
+        if row is not None and col is not None:
+            cells.append((rank, group, bank, row, col))
+        else:
+            cells.append(None if e.address is None else ("addr", e.address))
+        if bank is not None or row is not None:
+            located.append((rank, group, bank, row, col))
+        if loc.device is not None:
+            devices.append((loc.device, (rank, group, bank)))
+    return _Projected(cells, located, devices)
+
+
+def _evidence(ces: _Timed, ue_count: int, storm_run: int, repaired: int) -> dict[str, Any]:
+    """The classification-independent evidence fields, in one walk of the window."""
+    rows: set[int | None] = set()
+    columns: set[int | None] = set()
+    banks: set[_BankKey] = set()
+    ranks: set[int | None] = set()
+    devices: set[int | None] = set()
+    channels: set[tuple[object, int]] = set()
+    pages: set[int] = set()
+    ce_count = undecoded = 0
+    for _, e in ces:
+        count = e.count
+        ce_count += count if count > 1 else 1
+        loc = e.location
+        row, col = loc.row, loc.column
+        rows.add(row)
+        columns.add(col)
+        if row is None or col is None:
+            undecoded += 1
+        if loc.bank is not None:
+            banks.add((loc.rank, loc.bank_group, loc.bank))
+        ranks.add(loc.rank)
+        devices.add(loc.device)
+        if loc.channel is not None:
+            channels.add((loc.socket if loc.socket is not None else loc.mc, loc.channel))
+        page = e.page_address
+        if page is not None:
+            pages.add(page)
+    return {
+        "ce_records": len(ces), "ce_count": ce_count, "ue_count": ue_count,
+        "rows": _distinct(rows), "columns": _distinct(columns),
+        "banks": tuple(sorted({_bank_text(b) for b in banks})),
+        "ranks": _distinct(ranks), "devices": _distinct(devices),
+        "channels": tuple(sorted({f"{s}:{c}" for s, c in channels})),  # as _channel_of
+        "pages": len(pages), "undecoded": undecoded, "longest_storm_run": storm_run,
+        "first_seen": time_of(ces[0][0]) if ces else None,
+        "last_seen": time_of(ces[-1][0]) if ces else None,
+        "repaired": repaired,
+    }
+
+
+def _distinct(values: set[Any]) -> tuple[Any, ...]:
+    values.discard(None)
+    return tuple(sorted(values))
 
 
 def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = ClassifyParams(),
@@ -366,23 +420,23 @@ def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = Class
     no longer count towards a storm: the fault there is contained.
     """
     timed = sorted(((t, e) for e in events if (t := event_time_s(e)) is not None),
-                   key=lambda te: te[0])
+                   key=itemgetter(0))
     ces: _Timed = []
     ue_count = 0
     for t, e in timed:  # one pass: a storm's window is thousands of events
-        if e.error_type.is_uncorrected:
+        if e.error_type in _UE_TYPES:
             ue_count += max(e.count, 1)
         else:
             ces.append((t, e))
     repaired = repaired_pages or {}
-    active = [(t, e) for t, e in ces if e.page_address not in repaired]
+    active = [(t, e) for t, e in ces if e.page_address not in repaired] if repaired else ces
     storm_run = 0
     if active:
         horizon = active[-1][0] - params.storm_window_h * 3600
         storm_run = longest_storm_run([t for t, _ in active if t >= horizon], params.storm_gap_s)
-    evidence = _evidence(ces, ue_count, storm_run, len(ces) - len(active))
+    base = _evidence(ces, ue_count, storm_run, len(ces) - len(active))
     storm = storm_run > params.storm_run_min
-    best, runner_up = _strongest(ces, evidence, params, peer_ces_on_channel)
+    best, runner_up = _strongest(ces, base, params, peer_ces_on_channel)
     tie = runner_up is not None and best.strength - runner_up.strength < TIE_LOG10
     detail = best.detail
     if tie and runner_up is not None:
@@ -390,14 +444,14 @@ def classify_dimm(events: Sequence[LocatedError], params: ClassifyParams = Class
     local = best.strength >= params.min_strength
     grown = growth(ces, best.place, repaired, params.offlined_pages_min) if local else None
     rate = rate_growth([t for t, _ in active], params) if local else None
-    evidence = replace(evidence, detail=detail, explained=best.explained,
-                       strength=round(best.strength, 1), tie=tie,
-                       runner_up=runner_up.label if runner_up else "",
-                       **(grown._asdict() if grown else {}),
-                       growing=grown is not None and grown.spread_places >= params.spread_min,
-                       erring_after_offline=(grown is not None
-                                             and grown.after_offline >= params.spread_min),
-                       **(rate._asdict() if rate else {}))
+    evidence = FaultEvidence(**base, detail=detail, explained=best.explained,
+                             strength=round(best.strength, 1), tie=tie,
+                             runner_up=runner_up.label if runner_up else "",
+                             **(grown._asdict() if grown else {}),
+                             growing=grown is not None and grown.spread_places >= params.spread_min,
+                             erring_after_offline=(grown is not None
+                                                   and grown.after_offline >= params.spread_min),
+                             **(rate._asdict() if rate else {}))
     return FaultClassification(best.mode, best.rule, evidence, storm, best.place)
 
 
@@ -483,7 +537,8 @@ def growth(ces: _Timed, place: tuple[object, ...], repaired: Mapping[int, float]
     if not place:
         return Growth(0, 0, "", 0)
     fit = _fits_place(place)
-    inside = [(t, e) for t, e in ces if fit(e)]
+    fits = [fit(e) for _, e in ces]  # once per CE: both walks below ask
+    inside = [te for te, fits_it in zip(ces, fits, strict=True) if fits_it]
     kind = str(place[0])
     if len(inside) < ESTABLISHED_CES.get(kind, 2):
         return Growth(0, 0, "", 0)
@@ -493,7 +548,8 @@ def growth(ces: _Timed, place: tuple[object, ...], repaired: Mapping[int, float]
     if kind != "device" and own:
         beside = near
         near = lambda e: beside(e) and e.location.device in (None, *own)  # noqa: E731
-    spread = [e for t, e in ces if t > established and not fit(e) and near(e)]
+    spread = [e for (t, e), fits_it in zip(ces, fits, strict=True)
+              if t > established and not fits_it and near(e)]
     by_bank = kind in ("bank", "banks", "device")
     places = {_bank_of(e) if by_bank else _cell_of(e) for e in spread}
     detail = ""
@@ -547,67 +603,65 @@ def _near_place(place: tuple[object, ...],
     return lambda e: e.location.rank is not None and e.location.rank not in ranks
 
 
-def _strongest(ces: _Timed, ev: FaultEvidence, p: ClassifyParams,
+def _strongest(ces: _Timed, ev: Mapping[str, Any], p: ClassifyParams,
                peer_ces: int) -> tuple[_Candidate, _Candidate | None]:
-    """The winning explanation and the runner-up among the local candidates."""
+    """The winning explanation and the runner-up among the local candidates (``ev``:
+    the window's evidence fields, :func:`_evidence`)."""
     if not ces:
         return _Candidate(FaultMode.NONE, "no-ce", 0.0, 0,
                           "no corrected errors in the window", ()), None
-    if ev.ce_count > p.socket_ce_min and len(ev.channels) > 1:  # one "DIMM", two channels:
-        return _context_rule(ces, ev, p, peer_ces), None  # its banks are not one DRAM's
-    local = sorted((c for c in _local_candidates(ces, p) if c.strength >= p.min_strength),
-                   key=lambda c: -c.strength)
+    if ev["ce_count"] > p.socket_ce_min and len(ev["channels"]) > 1:  # one "DIMM", two
+        return _context_rule(ces, ev, p, peer_ces), None  # channels: not one DRAM's banks
+    local = sorted((c for c in _local_candidates(ces, p, len(ev["ranks"]))
+                    if c.strength >= p.min_strength), key=lambda c: -c.strength)
     if local:
         return local[0], (local[1] if len(local) > 1 else None)
     return _context_rule(ces, ev, p, peer_ces), None
 
 
-def _context_rule(ces: _Timed, ev: FaultEvidence, p: ClassifyParams,
+def _context_rule(ces: _Timed, ev: Mapping[str, Any], p: ClassifyParams,
                   peer_ces: int) -> _Candidate:
     """No local pattern: errors everywhere (by volume), a neighbour erring, or chance."""
-    total = ev.ce_count
-    if total > p.socket_ce_min and len(ev.channels) > 1:
+    total = ev["ce_count"]
+    if total > p.socket_ce_min and len(ev["channels"]) > 1:
         return _Candidate(FaultMode.CONTROLLER, "srds22-socket", 0.0, len(ces),
-                          f"{total} CEs over {len(ev.channels)} channels", ())
+                          f"{total} CEs over {len(ev['channels'])} channels", ())
     if peer_ces >= p.peer_ce_min:
         return _Candidate(FaultMode.CHANNEL, "sun-x4140-several-dimms", 0.0, 0,
                           f"another DIMM on this channel has {peer_ces} CEs: suspect the "
                           "memory controller, channel or board before this DIMM "
                           "(Sun X4140, Meza DSN'15)", ())
-    rank_banks = {_bank_of(e) for _, e in ces if e.location.bank is not None}
-    if total > p.channel_ce_min and len(rank_banks) > 1:
-        mode = FaultMode.RANK if len(ev.ranks) > 1 else FaultMode.MULTI_BANK
+    rank_banks = len(ev["banks"])  # the (rank, bank group, bank)s with a known bank
+    if total > p.channel_ce_min and rank_banks > 1:
+        mode = FaultMode.RANK if len(ev["ranks"]) > 1 else FaultMode.MULTI_BANK
         return _Candidate(mode, "srds22-channel", 0.0, len(ces),
-                          f"{total} CEs over {len(rank_banks)} (rank, bank) pairs", ())
+                          f"{total} CEs over {rank_banks} (rank, bank) pairs", ())
     return _Candidate(FaultMode.RANDOM, "srds22-random", 0.0, 0,
-                      f"{ev.ce_count} CE(s) over {len(rank_banks) or 'unknown'} bank(s): no "
+                      f"{total} CE(s) over {rank_banks or 'unknown'} bank(s): no "
                       "cell, row, column or bank holds more than chance would", ())
 
 
-def _local_candidates(ces: _Timed, p: ClassifyParams) -> list[_Candidate]:
+def _local_candidates(ces: _Timed, p: ClassifyParams, ranks: int) -> list[_Candidate]:
     g = GEOMETRY
-    ranks = {e.location.rank for _, e in ces if e.location.rank is not None}
-    banks = max(len(ranks), 1) * g["banks_per_rank"]
+    banks = max(ranks, 1) * g["banks_per_rank"]
+    seen = _project(ces)  # the candidates below read nothing else of the events
     out: list[_Candidate] = []
-    out += _cell_candidate(ces, p, banks * g["rows_per_bank"] * g["columns"])
-    # (bank, row, column) once per event: the candidates below read nothing else
-    located = [(_bank_of(e), e.location.row, e.location.column) for _, e in ces
-               if e.location.bank is not None or e.location.row is not None]
-    decoded = [(b, r, c) for b, r, c in located if r is not None and c is not None]
+    out += _cell_candidate(ces, seen.cells, p, banks * g["rows_per_bank"] * g["columns"])
+    decoded = [x for x in seen.located if x[3] is not None and x[4] is not None]
     out += _line_candidate(decoded, "row", banks * g["rows_per_bank"])
     out += _line_candidate(decoded, "column", banks * g["columns"])
-    out += _bank_candidates([x for x in located if x[0][2] is not None], p, banks)
-    out += _device_candidate(ces)
+    out += _bank_candidates([x for x in seen.located if x[2] is not None], p, banks)
+    out += _device_candidate(seen.devices)
     return out
 
 
-def _device_candidate(ces: _Timed) -> list[_Candidate]:
+def _device_candidate(on: list[tuple[int, _BankKey]]) -> list[_Candidate]:
     """memras-device: most CEs from one DRAM device (when the source names devices), over
     >= 2 banks: a multi-bank fault, or a rank fault when they span ranks. Sridharan &
     Liberty SC12 count faults per device; a fault of one device's shared circuitry
     (banks, or a DQ across ranks) errs anywhere in it, so no row, column or bank stands
-    out, and without devices such a fault looks like chance."""
-    on = [(e.location.device, _bank_of(e)) for _, e in ces if e.location.device is not None]
+    out, and without devices such a fault looks like chance. ``on``: (device, bank)
+    per CE naming a device."""
     if not on:
         return []
     device, k = Counter(d for d, _ in on).most_common(1)[0]
@@ -622,14 +676,16 @@ def _device_candidate(ces: _Timed) -> list[_Candidate]:
                        f"{len(banks)} banks of {len(ranks)} rank(s)", ("device", device))]
 
 
-def _cell_candidate(ces: _Timed, p: ClassifyParams, places: int) -> list[_Candidate]:
-    """The two most repeated cells (two: so that an equal second is stated as a tie)."""
-    keyed = [(t, c) for t, e in ces if (c := _cell_of(e)) is not None]
+def _cell_candidate(ces: _Timed, cells: list[_CellKey | None], p: ClassifyParams,
+                    places: int) -> list[_Candidate]:
+    """The two most repeated cells (two: so that an equal second is stated as a tie).
+    ``cells``: each CE's cell (None: no row/column and no address)."""
+    keyed = [c for c in cells if c is not None]
     out: list[_Candidate] = []
-    for cell, k in Counter(c for _, c in keyed).most_common(2):
+    for cell, k in Counter(keyed).most_common(2):
         if k < 2:
             break
-        times = [t for t, c in keyed if c == cell]
+        times = [t for (t, _), c in zip(ces, cells, strict=True) if c == cell]
         gap = min(b - a for a, b in zip(times, times[1:], strict=False))
         rule = "srds22-cell" if gap <= p.cell_interarrival_s else "memras-cell-repeat"
         detail = f"{_cell_text(cell)} repeated {k} times, {gap:.0f} s apart at the closest"
@@ -639,59 +695,57 @@ def _cell_candidate(ces: _Timed, p: ClassifyParams, places: int) -> list[_Candid
     return out
 
 
-def _line_candidate(decoded: list[tuple[_BankKey, int, int]], line: str,
-                    places: int) -> list[_Candidate]:
+_Located = tuple[int | None, int | None, int | None, int | None, int | None]
+_BANK, _ROW_KEY, _COLUMN_KEY = itemgetter(0, 1, 2), itemgetter(0, 1, 2, 3), itemgetter(0, 1, 2, 4)
+
+
+def _line_candidate(decoded: list[_Located], line: str, places: int) -> list[_Candidate]:
     """srds22-row (a row with >= 2 columns) or srds22-column (a column with >= 2 rows):
-    the two lines holding most CEs. ``decoded``: (bank, row, column) per CE."""
+    the two lines holding most CEs. ``decoded``: (rank, bank group, bank, row, column)
+    per CE with a row and a column."""
     other = "column" if line == "row" else "row"
-    by_row = line == "row"
-    hits: Counter[tuple[_BankKey, int]] = Counter()
-    spread: dict[tuple[_BankKey, int], set[int]] = defaultdict(set)
-    for b, r, c in decoded:
-        key, across = ((b, r), c) if by_row else ((b, c), r)
-        hits[key] += 1
-        spread[key].add(across)
-    lines = sorted(((k, n) for k, n in hits.items() if len(spread[k]) >= 2),
-                   key=lambda kn: (-kn[1], -len(spread[kn[0]])))
+    key_of = _ROW_KEY if line == "row" else _COLUMN_KEY  # map: a window is thousands of CEs
+    hits = Counter(map(key_of, decoded))  # in first-seen order, which breaks ties below
+    spread = Counter(map(key_of, set(decoded)))  # distinct cells: the line's distinct others
+    lines = heapq.nsmallest(2, ((k, n) for k, n in hits.items() if spread[k] >= 2),
+                            key=lambda kn: (-kn[1], -spread[kn[0]]))  # stable, as sorted
     mode = FaultMode.ROW if line == "row" else FaultMode.COLUMN
     return [_Candidate(mode, f"srds22-{line}",
                        chance_strength(k, len(decoded), 1 / places, places), k,
-                       f"{line} {key[1]:#x} in bank {_bank_text(key[0])}: "
-                       f"{len(spread[key])} distinct {other}s, {k} of {len(decoded)} decoded CEs",
-                       (line, key[0], key[1]))
-            for key, k in lines[:2]]
+                       f"{line} {key[3]:#x} in bank {_bank_text(key[:3])}: "
+                       f"{spread[key]} distinct {other}s, {k} of {len(decoded)} decoded CEs",
+                       (line, key[:3], key[3]))
+            for key, k in lines]
 
 
-def _bank_candidates(in_bank: list[tuple[_BankKey, int | None, int | None]],
-                     p: ClassifyParams, banks: int) -> list[_Candidate]:
+def _bank_candidates(in_bank: list[_Located], p: ClassifyParams,
+                     banks: int) -> list[_Candidate]:
     """The busiest bank (srds22-bank), and the strongest set of >= 2 banks.
-    ``in_bank``: (bank, row, column) per CE with a known bank."""
-    counts = Counter(b for b, _, _ in in_bank)
+    ``in_bank``: (rank, bank group, bank, row, column) per CE with a known bank."""
+    counts = Counter(map(_BANK, in_bank))
     banks = max(banks, len(counts))
-    rows: dict[_BankKey, set[int]] = defaultdict(set)
-    cols: dict[_BankKey, set[int]] = defaultdict(set)
-    for b, row, col in in_bank:
-        if row is not None:
-            rows[b].add(row)
-        if col is not None:
-            cols[b].add(col)
+    # distinct rows and columns per bank (bank, row) pairs counted once each
+    rows = Counter(x[:3] for x in set(map(_ROW_KEY, in_bank)) if x[3] is not None)
+    cols = Counter(x[:3] for x in set(map(_COLUMN_KEY, in_bank)) if x[3] is not None)
     out: list[_Candidate] = []
     n = len(in_bank)
-    spread = [(b, k) for b, k in counts.most_common()
-              if len(rows[b]) >= 2 and len(cols[b]) >= 2 and k > p.bank_ce_min]
+    by_count = counts.most_common()
+    spread = [(b, k) for b, k in by_count
+              if rows[b] >= 2 and cols[b] >= 2 and k > p.bank_ce_min]
     if spread:
         b, k = spread[0]
         out.append(_Candidate(
             FaultMode.BANK, "srds22-bank", chance_strength(k, n, 1 / banks, banks), k,
-            f"bank {_bank_text(b)}: {k} of {n} CEs over {len(rows[b])} rows and "
-            f"{len(cols[b])} columns", ("bank", b)))
-    ranked = [(b, k) for b, k in counts.most_common() if k >= 2]
+            f"bank {_bank_text(b)}: {k} of {n} CEs over {rows[b]} rows and "
+            f"{cols[b]} columns", ("bank", b)))
+    ranked = [(b, k) for b, k in by_count if k >= 2]
     best: _Candidate | None = None
+    k = ranked[0][1] if ranked else 0
     for m in range(2, len(ranked) + 1):
-        k = sum(x for _, x in ranked[:m])
-        chosen = tuple(b for b, _ in ranked[:m])
+        k += ranked[m - 1][1]  # the CEs of the m busiest banks
         strength = chance_strength(k, n, m / banks, math.comb(banks, m))
         if best is None or strength > best.strength:
+            chosen = tuple(b for b, _ in ranked[:m])
             ranks = {b[0] for b in chosen}
             mode = FaultMode.RANK if len(ranks) > 1 else FaultMode.MULTI_BANK
             best = _Candidate(mode, "memras-multi-bank", strength, k,

@@ -291,6 +291,7 @@ class _Dimm:
     next_expiry_s: float = -math.inf  # when the earliest active crossing expires
     # (scope, rule) -> (keys crossed, the worst crossing): what verdicts look at
     groups: dict[tuple[Scope, str], tuple[int, ActiveCrossing]] = field(default_factory=dict)
+    active: tuple[ActiveCrossing, ...] | None = None  # groups as judged; None: changed since
 
 
 class HealthEngine:
@@ -482,7 +483,10 @@ class HealthEngine:
 
     # ---- one event ---------------------------------------------------------------
     def _dimm(self, dimm_id: str) -> _Dimm:
-        return self.dimms.setdefault(dimm_id, _Dimm())
+        dimm = self.dimms.get(dimm_id)  # not setdefault: a _Dimm() per event is not free
+        if dimm is None:
+            dimm = self.dimms[dimm_id] = _Dimm()
+        return dimm
 
     def _one(self, t: float, e: MemoryErrorEvent) -> list[HealthChange]:
         dimm_id = dimm_id_for(e, self.resolver)
@@ -654,9 +658,12 @@ class HealthEngine:
             dimm.next_expiry_s = min((at + age for _, at, age in dimm.crossings.values()),
                                      default=math.inf)
             dimm.groups = {}
+            dimm.active = None
             for x, _, _ in dimm.crossings.values():
                 _group(dimm, x, new_key=True)
-        return tuple(replace(worst, keys=n) for n, worst in dimm.groups.values())
+        if dimm.active is None:  # built again only when a crossing came or went
+            dimm.active = tuple(replace(worst, keys=n) for n, worst in dimm.groups.values())
+        return dimm.active
 
     def _peer_ces(self, dimm_id: str, dimm: _Dimm, horizon: float) -> int:
         if dimm.channel is None:
@@ -730,6 +737,7 @@ def _group(dimm: _Dimm, x: ActiveCrossing, *, new_key: bool) -> None:
     if x.total_in_window >= worst.total_in_window:
         worst = x
     dimm.groups[(x.scope, x.rule)] = (n + new_key, worst)
+    dimm.active = None
 
 
 def _trend(dimm: _Dimm, t: float) -> RateTrend:

@@ -366,17 +366,18 @@ def decide(facts: DimmFacts, policy: VerdictPolicy = VerdictPolicy()) -> Verdict
 def evidence_dict(f: DimmFacts) -> dict[str, Any]:
     """The verdict's evidence: the classification's part (the same object between two
     classifications, so built once for it) and what changes with every event."""
-    merged = {
-        **_classification_evidence(f.classification), "ue_count": f.ue_count,
+    head, middle, tail = _classification_evidence(f.classification)
+    return {  # in EVIDENCE_ORDER, the order JSON and screens show, built in one go
+        **head, "ue_count": f.ue_count, **middle,
         "trend": {"last_6m": f.trend.last_6m, "last_3h": f.trend.last_3h,
                   "last_24h": f.trend.last_24h, "last_120h": f.trend.last_120h},
         "thresholds_crossed": list(dict.fromkeys(x.rule for x in f.crossings)),
         "crossings": [{"scope": x.scope.value, "rule": x.rule, "key": x.key, "keys": x.keys,
                        "total_in_window": x.total_in_window} for x in f.crossings],
+        **tail,
         "other_dimms_with_ce_24h": f.other_dimms_with_ce_24h,
         "pages_offlined": f.pages_offlined,
     }
-    return {key: merged[key] for key in EVIDENCE_ORDER}  # the order JSON and screens show
 
 
 EVIDENCE_ORDER = (
@@ -393,11 +394,14 @@ EVIDENCE_ORDER = (
 # is judged, but it is reclassified only now and then (memras.health.engine, "Cost");
 # re-listing a bank fault's thousands of rows in hex for every event was most of the
 # health engine's time in a storm (1.4 ms of its 1.4 ms per CE at 1,000 CEs/s).
-_EVIDENCE: dict[int, tuple[FaultClassification, dict[str, Any]]] = {}
+_Parts = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+_EVIDENCE: dict[int, tuple[FaultClassification, _Parts]] = {}
 EVIDENCE_KEPT = 256
 
 
-def _classification_evidence(c: FaultClassification) -> dict[str, Any]:
+def _classification_evidence(c: FaultClassification) -> _Parts:
+    """The classification's evidence fields, split where EVIDENCE_ORDER puts the
+    per-event ones between them (so evidence_dict builds its dict once, in order)."""
     hit = _EVIDENCE.get(id(c))
     if hit is not None and hit[0] is c:
         return hit[1]
@@ -421,10 +425,18 @@ def _classification_evidence(c: FaultClassification) -> dict[str, Any]:
         "recent_hours": ev.recent_hours, "expected_hours": ev.expected_hours,
         "rate_strength": ev.rate_strength, "rate_growing": ev.rate_growing,
     }
+    parts = (_slice(part, "fault_mode", "ue_count"), _slice(part, "rows", "trend"),
+             _slice(part, "explained", "other_dimms_with_ce_24h"))
     if len(_EVIDENCE) >= EVIDENCE_KEPT:
         del _EVIDENCE[next(iter(_EVIDENCE))]  # the oldest (dicts keep insertion order)
-    _EVIDENCE[id(c)] = (c, part)
-    return part
+    _EVIDENCE[id(c)] = (c, parts)
+    return parts
+
+
+def _slice(part: dict[str, Any], first: str, stop: str) -> dict[str, Any]:
+    """``part``'s fields from EVIDENCE_ORDER's ``first`` up to (without) ``stop``."""
+    keys = EVIDENCE_ORDER[EVIDENCE_ORDER.index(first):EVIDENCE_ORDER.index(stop)]
+    return {k: part[k] for k in keys}
 
 
 def _settles(new: Verdict, previous: Verdict) -> bool:
