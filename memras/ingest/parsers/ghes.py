@@ -20,7 +20,8 @@ The label is the SMBIOS ``DIMM location:`` when present, else ``fru_text``.
 
 The same printer serves drivers/acpi/apei/bert.c: ``BERT: Error records from previous
 boot:`` heads the boot error region's records (no ``{N}``, no "Hardware error from
-APEI" line). Their faults happened before this boot: driver ``bert``.
+APEI" line). Their faults happened before this boot: driver ``bert``, placed by the
+caller at this boot's start, not at the print (kernel_log ``_boot_instant``).
 
 A section's severity is its own, but never above the block's (``event severity``):
 the UEFI Generic Error Status Block's severity is the worst of its entries', so a

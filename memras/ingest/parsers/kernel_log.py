@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from memras.ingest.mca import (
     MISC_ADDR_MODE_PHYS,
@@ -72,6 +72,7 @@ from memras.records import (
     MemoryFailureEvent,
     Record,
     Source,
+    TimeSource,
 )
 
 GROUP_WINDOW_S = 1.0
@@ -464,9 +465,12 @@ class KernelLogParser:
         raw = "\n".join(g.lines)
         regs = _registers(g.regs)
         if g.ghes is not None and g.ghes.memory_sections:
-            recs = g.ghes.records(
-                uptime_s=g.first.uptime_s, kmsg_seq=g.first.kmsg_seq, timestamp=g.first.timestamp
-            )
+            uptime, when = g.first.uptime_s, g.first.timestamp
+            if g.ghes.driver == "bert":
+                uptime, when = _boot_instant(g.first)
+            recs = g.ghes.records(uptime_s=uptime, kmsg_seq=g.first.kmsg_seq, timestamp=when)
+            if g.ghes.driver == "bert" and when is not None:
+                recs = [replace(r, time_source=TimeSource.INFERRED) for r in recs]
             if g.record is not None and recs:
                 self._learn_page_shift(g.record, recs[0].address)
             out: list[Record] = [_merge_edac(r, g.record, raw, regs, g.regs) for r in recs]
@@ -827,6 +831,17 @@ def _soft_result(outcome: str) -> str:
     if any(word in outcome for word in _SOFT_FAILED):
         return "Failed"
     return "Ignored" if "already" in outcome else "Recovered"
+
+
+def _boot_instant(p: Prefixed) -> tuple[float | None, datetime | None]:
+    """Where a BERT record (a fault of the previous boot) is placed: this boot's start,
+    as the binary BERT reader places a section without its own stamp (memras/host/bert.py),
+    never the moment the kernel printed it. Uptime 0, and the wall clock of that instant
+    when the line carries both clocks; nothing when it has no uptime."""
+    if p.uptime_s is None:
+        return None, None
+    when = None if p.timestamp is None else p.timestamp - timedelta(seconds=p.uptime_s)
+    return 0.0, when
 
 
 def _fatal_if(g: _Group, event: MemoryErrorEvent) -> MemoryErrorEvent:

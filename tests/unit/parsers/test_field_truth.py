@@ -22,7 +22,7 @@ import pytest
 from memras.ingest.mca import mce_to_memory_error
 from memras.ingest.parsers import KernelLogParser, parse_kernel_log, strip_prefixes
 from memras.ingest.parsers._common import edac_error_count
-from memras.ingest.parsers.kernel_log import page_shift_from_size
+from memras.ingest.parsers.kernel_log import _boot_instant, page_shift_from_size
 from memras.ingest.parsers.trace_events import parse_mc_event
 from memras.records import ErrorType, MceRegisters, Record, Source
 from memras.store.store import _identity
@@ -454,6 +454,18 @@ FIRMWARE_RECORDS = [
     ]),
     ("bert-crashlog-custom-kernel-6", BERT_CRASHLOG, []),
 ]
+
+
+def test_bert_records_are_placed_at_this_boots_start() -> None:
+    """A BERT record is a fault of the previous boot: never dated at its print. The
+    prefixes are real: custom-kernel#6's dmesg, mcelog#74's stacked ISO + uptime."""
+    dmesg = strip_prefixes("[    2.345569] BERT: Error records from previous boot:")
+    stacked = strip_prefixes("2019-08-19T04:18:38.274699-04:00 linux-dgwd kernel: [ 261.273240] x")
+    assert dmesg is not None and stacked is not None
+    assert _boot_instant(dmesg) == (0.0, None)
+    uptime, when = _boot_instant(stacked)
+    assert uptime == 0.0 and when is not None
+    assert when.isoformat() == "2019-08-19T04:14:17.001459-04:00"
 
 
 @pytest.mark.parametrize(("case", "text", "expected"), FIRMWARE_RECORDS,
