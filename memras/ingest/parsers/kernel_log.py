@@ -17,6 +17,11 @@ Formats mirrored (prefixes in :mod:`prefixes`):
 - drivers/edac/mce_amd.c ``[Hardware Error]: CPU:%d (%x:%x:%x) MC%d_STATUS[…]: 0x%016llx``,
   ``Error Addr: 0x%016llx`` (UMC-normalized: kept as ``normalized_address``),
   ``IPID: 0x%016llx, Syndrome: 0x%016llx``.
+- arch/powerpc/kernel/mce.c ``machine_check_print_event_info`` (5.2+): ``MCE: CPU%d:
+  machine check (%s) [Host|Guest] %s %s [DAR: %016llx [paddr: %016llx ]][%s]``, then
+  ``MCE: CPU%d: [PID: %d Comm: %s ]NIP: [%016llx]…[ paddr: %016llx]`` (the physical
+  address of an instruction fetch), ``Initiator %s`` and the error class. Only ``UE``
+  is a memory error; SLB/ERAT/TLB/cache errors are counted as non-memory checks.
 - GHES/CPER blocks (:mod:`ghes`) and mm/memory-failure.c ``Memory failure: %#lx:
   recovery action for %s: %s`` (older ``MCE %#lx: %s page recovery: %s``).
 
@@ -139,6 +144,15 @@ _MF_KILL = re.compile(
     r" (?P<task>.+):(?P<pid>\d+)(?: early)? due to hardware memory corruption"
 )
 _BARE_KILL = re.compile(r"^0x[0-9a-fA-F]+: Sending SIGBUS to ")
+# powerpc: the first line of a machine check (arch/powerpc/kernel/mce.c); "Host" was
+# dropped in 5.6 (an empty field: two spaces)
+_PPC_MCE = re.compile(
+    r"^MCE: CPU(?P<cpu>\d+): machine check \((?P<sev>\w+)\) +(?:(?:Host|Guest) +)?"
+    r"(?P<type>UE|SLB|ERAT|TLB|User|Real address|Link|D-Cache|I-Cache|Unknown) ?(?P<sub>.*?) *"
+    r"(?:DAR: [0-9a-fA-F]+ (?:paddr: (?P<pa>[0-9a-fA-F]+) )?)?\[(?P<disp>Recovered|Not recovered)\]"
+)
+_PPC_MCE_CPU = re.compile(r"^MCE: CPU(\d+): ")
+_PPC_PADDR = re.compile(r" paddr: ([0-9a-fA-F]+)$")
 _MF_OTHER = re.compile(_MF_PREFIX + r"(?P<text>.*)$")  # outcome lines ("unhandlable page.")
 # drivers/ras/cec.c (pr_fmt "RAS: "): the CE collector soft-offlines a page past its threshold
 _CEC_OFFLINE = re.compile(r"^RAS: Soft-offlining pfn: (?P<pfn>0x[0-9a-fA-F]+|\d+)")
@@ -177,6 +191,7 @@ class _Group:
     unrelated: int = 0
     fatal: bool = False  # the kernel panicked on this machine check
     fatal_text: str = ""  # mce_panic()'s "Machine check: <why>"
+    ppc_cpu: int | None = None  # a powerpc machine check's CPU: its later lines join
 
     def within_window(self, p: Prefixed) -> bool:
         return _within(self.first, p)
@@ -300,6 +315,8 @@ class KernelLogParser:
             out += self._mce_line(p, line, msg)  # 2.6-era core and sb_edac, no prefix
         elif msg.endswith("HANDLING MCE MEMORY ERROR"):
             out += self._edac_driver_line(p, line, "HANDLING MCE MEMORY ERROR")
+        elif msg.startswith("MCE: CPU"):
+            out += self._ppc_mce(p, line)
         elif msg.startswith(_MF_STARTS) or _BARE_KILL.match(msg):
             out += self._memory_failure(p, line)
         elif msg.startswith("RAS: Soft-offlining"):
@@ -728,6 +745,36 @@ class KernelLogParser:
         if fatal:  # mce_panic(): "Machine check: Data load in unrecoverable area of kernel"
             g.fatal, g.fatal_text = True, text
         _fold_mce_text(g, text)
+        return out
+
+    def _ppc_mce(self, p: Prefixed, line: str) -> list[Record]:
+        """A powerpc machine check (module doc): a UE is a memory error, its physical
+        address from the first line (load/store) or the NIP line (instruction fetch);
+        the other lines of the same CPU's check are its context."""
+        msg = p.message
+        head = _PPC_MCE.match(msg)
+        g = self._group
+        if head is None:
+            cpu = _PPC_MCE_CPU.match(msg)
+            if g is None or g.ppc_cpu is None or cpu is None or int(cpu[1]) != g.ppc_cpu:
+                return self._unrelated()
+            g.lines.append(line)
+            pa = _PPC_PADDR.search(msg)
+            if pa and g.record is not None and g.record.address is None:
+                g.record = replace(g.record, address=int(pa[1], 16))
+            return []
+        if head["type"] != "UE":  # an SLB/ERAT/TLB/cache check: no memory error
+            out = self._close()
+            self.stats.non_memory_mce += 1
+            self.stats.ignored += 1
+            return out
+        out, g = self._open(p, line)
+        g.ppc_cpu = int(head["cpu"])
+        g.record = self._base(
+            p, line, ErrorType.FATAL if head["sev"] == "Fatal" else ErrorType.UNCORRECTED,
+            address=int(head["pa"], 16) if head["pa"] else None, driver="mce",
+            message=f"UE {head['sub']}".strip(), driver_detail=msg.split(": ", 2)[2],
+        )  # fmt: skip
         return out
 
     def _memory_failure(self, p: Prefixed, line: str) -> list[Record]:

@@ -21,7 +21,7 @@ import pytest
 
 from memras.ingest.mca import mce_to_memory_error
 from memras.ingest.parsers import KernelLogParser, parse_kernel_log, strip_prefixes
-from memras.ingest.parsers._common import edac_error_count
+from memras.ingest.parsers._common import ParserStats, edac_error_count
 from memras.ingest.parsers.kernel_log import _boot_instant, page_shift_from_size
 from memras.ingest.parsers.trace_events import parse_mc_event
 from memras.records import ErrorType, MceRegisters, Record, Source
@@ -472,6 +472,25 @@ def test_bert_records_are_placed_at_this_boots_start() -> None:
                          ids=[c[0] for c in FIRMWARE_RECORDS])  # fmt: skip
 def test_firmware_records(case: str, text: str, expected: list[dict]) -> None:
     assert klog(text) == expected
+
+
+# ---- powerpc machine checks -----------------------------------------------------------------
+
+# Mahesh Salgaonkar 2019 (the corpus file): powerpc's one-line machine checks, two SLB
+# multihits (no memory error, counted) around a UE on a user load with its paddr
+PPC = load(REAL_DIR / "ppc64-mce-ue-load-store-paddr-and-slb-decoys-salgaonkar-2019.toml").lines
+
+
+def test_powerpc_machine_checks() -> None:
+    stats = ParserStats()
+    assert klog("\n".join(PPC), stats=stats) == [
+        dict(kind="MemoryErrorEvent", error_type="Uncorrected", count=1, uptime_s=1001.831517,
+             address=0xF8E260000, message="UE Load/Store", driver="mce",
+             driver_detail="machine check (Severe) Host UE Load/Store DAR: 00007fffc6079a80 "
+                           "paddr: 0000000f8e260000 [Not recovered]",
+             raw_lines=3),  # its PID/NIP and error-class lines
+    ]
+    assert stats.non_memory_mce == 2
 
 
 # ---- page actions ------------------------------------------------------------------------
