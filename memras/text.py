@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from memras.errors import UsageError
+
 
 def escape(text: str | None) -> str:
     """Printable text unchanged; control characters as ``\\xNN``/``\\uNNNN``."""
@@ -52,6 +54,25 @@ def format_bytes(n: int) -> str:
             return f"{text}{unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_bytes(text: str) -> int:
+    """A size typed by a person, in bytes: ``4G``, ``512m``, ``1.5T``, ``4GiB``, ``4GB``
+    (binary units all: a memory reserve is thought of in GiB), a bare number is bytes.
+    The inverse of :func:`format_bytes`; `memras replace --reserve` and the wizard's
+    reserve override read it. Raises UsageError (negative, not a number)."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = SIZE_UNITS.get(t[-1:], 0)
+    try:
+        value = int(float(t[:-1]) * unit) if unit else int(t)
+    except (ValueError, OverflowError):  # "lots", "nanG", "infG"
+        value = -1
+    if value < 0:
+        raise UsageError(f"not a size: {text!r}", hint="use e.g. 4G")
+    return value
 
 
 def block_names(blocks: Sequence[int], *, limit: int = 8) -> str:

@@ -32,7 +32,7 @@ from memras.errors import EXIT_REFUSED, MemrasError, UsageError, WorkflowError
 from memras.health.dimm_names import host_inventory
 from memras.host import Host
 from memras.store import Store
-from memras.text import escape, format_bytes
+from memras.text import escape, format_bytes, parse_bytes
 from memras.topology.naming import (
     Confirmation,
     confirmation,
@@ -87,14 +87,12 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    """--reserve SIZE as the wizard's reserve override reads it (memras.text.parse_bytes);
+    argparse says what was wrong in its usage line."""
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 4G)") from None
+        return parse_bytes(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(f"{exc.msg} ({exc.hint})") from None
 
 
 def _options(args: argparse.Namespace, alerts_config: str | None = None) -> ReplaceOptions:
