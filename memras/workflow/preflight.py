@@ -35,6 +35,8 @@ GiB = 1 << 30
 MIN_RESERVE_BYTES = 2 * GiB
 RESERVE_FRACTION = 0.10
 DEFAULT_NODE_RESERVE = "10%"
+# a check that needs blocks, on a target with none (it fails with the mapping)
+SKIPPED = "skipped: no memory blocks to check"
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +273,7 @@ def run_preflight(inp: PreflightInput) -> list[Check]:
                      check_backend) and not inp.target.blocks and not (
                          inp.target.cxl and inp.mapping_status == "mapped"):
             out.append(Check(check.__name__.removeprefix("check_").replace("_", " "), False,
-                             "skipped: no memory blocks to check"))
+                             SKIPPED))
             continue
         out.append(check(inp))
     return out

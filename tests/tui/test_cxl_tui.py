@@ -132,8 +132,9 @@ async def test_r_on_the_memdev_opens_the_wizard_which_replaces_it(tmp_path) -> N
     preflight refuses (the 2G memory reserve; the node checks would too: cxl-single's
     memdev is all of node 1), as `memras replace mem0` does without --reserve and
     --force-node, and says to run `memras replace mem0` (its name, not the PCI function
-    it asks to confirm). The wizard has no keys for those options: the same screen with
-    them set (ReplaceOptions, as the CLI's flags set them) then replaces mem0 to CLOSED."""
+    it asks to confirm). The same screen with those options set (ReplaceOptions, as the
+    CLI's flags set them) then replaces mem0 to CLOSED; the wizard's keys for them are
+    test_wizard_overrides.py's."""
     root, db = build(tmp_path, with_data=False)
     app = make_app(root, db, read_only=False, poll_interval_s=0.2)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -150,8 +151,10 @@ async def test_r_on_the_memdev_opens_the_wizard_which_replaces_it(tmp_path) -> N
         assert "REFUSED: nothing was changed" in refused, refused
         assert "memory reserve" in refused and "all 2 blocks" in refused, refused
         assert "try again (or r on the DIMM): memras replace mem0\n" in refused, refused
-        # named as the CLI's confirmation names it: the PCI function (its "slot label")
-        assert static_text(wizard, "#wizard-title").startswith("Replacing 0000:0d:00.0 ")
+        # named as the rest of memras names it: mem0, its serial and PCI function (the
+        # confirmation still asks the PCI function, as the CLI's does)
+        assert static_text(wizard, "#wizard-title").startswith(
+            "Replacing mem0 (serial 0x0, 0000:0d:00.0)  ")
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, WizardScreen))
 

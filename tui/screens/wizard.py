@@ -7,7 +7,14 @@ messages. Phases, and the keys that move between them::
 
     opening ─(interrupted one found)→ interrupted ─enter→ resume │ a→ abort
        └→ preflight ─PASS→ confirm ─type the label→ offlining ─→ swap ─t/enter→ swapping
-                  └FAIL→ done         esc→ rollback      c/esc→ rollback   ─→ done
+          ↑       └FAIL→ done         esc→ rollback      c/esc→ rollback   ─→ done
+          └── z/n/w/s: accept an override, type the label ─┘
+
+A refusal an option of `memras replace` can lift (blocks not in ZONE_MOVABLE, a NUMA
+node's reserve, a CXL memdev's interleaved region, the memory reserve) offers a key per
+option (memras.workflow.driver.OVERRIDES): it says the risk, asks the module's name
+typed (screens/override.py), and runs preflight again as a new replacement with the
+option set, recorded in the audit trail as the CLI's flag is.
 
 Nothing here touches the kernel or the database: the engine does, and persists every
 step, so closing the wizard (or kill -9) mid-way leaves a replacement that the next
@@ -21,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from memras.tui.screens.confirm import ConfirmScreen
+from memras.tui.screens.override import OverrideScreen
 from memras.tui.widgets.format import safe
 from memras.tui.widgets.settled import SettledScroll
 from memras.tui.widgets.wizard_messages import (
@@ -36,6 +44,7 @@ from memras.tui.widgets.wizard_panels import (
     checks_text,
     eta_text,
     interrupted_text,
+    module_name,
     steps_text,
     summary_text,
     swap_text,
@@ -56,7 +65,17 @@ from memras.host import Host
 from memras.text import escape
 from memras.topology.inventory import DimmInfo
 from memras.topology.naming import Confirmation, confirmation
-from memras.workflow.driver import CONFIRM_AT, PAUSES, SWAP_AT, WizardDriver, WizardUpdate
+from memras.workflow.driver import (
+    CONFIRM_AT,
+    OVERRIDES,
+    PAUSES,
+    SWAP_AT,
+    Override,
+    WizardDriver,
+    WizardUpdate,
+    overridden,
+    overrides_for,
+)
 from memras.workflow.pending import ABORT, RESUME
 from memras.workflow.runner import ReplaceOptions
 from memras.workflow.states import State
@@ -86,6 +105,8 @@ class WizardScreen(Screen[None]):
         Binding("enter", "go", "Go on", id="wizard.go"),
         Binding("a", "abort", "Abort", id="wizard.abort"),
         Binding("q", "quit_wizard", "Quit", id="wizard.quit"),
+        *(Binding(o.key, f"override('{o.option}')", o.flag.split()[0], id=f"wizard.{o.option}")
+          for o in OVERRIDES),
     ]
     # Which phase shows which key in the footer (the others are hidden: "c Cancel
     # offlining" on the REPLACED screen was a key that did nothing).
@@ -102,6 +123,7 @@ class WizardScreen(Screen[None]):
         self.latest: WizardUpdate | None = None
         self.reached: State | None = None  # the state the last step (or update) left
         self.log_lines: list[Text] = []
+        self.offered: list[Override] = []  # the overrides a refusal offers (done phase)
         self.running_step: str | None = None
         self.failed_step: str | None = None
         self.settling = False  # a scroll waits for the layout (tests wait for it too)
@@ -162,6 +184,13 @@ class WizardScreen(Screen[None]):
             self.post_message(WizardFailed(exc.msg))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
+    def retry(self, override: Override, value: object) -> None:
+        try:
+            self.post_message(WizardAdvanced(self._opened().retry(override, value)))
+        except MemrasError as exc:
+            self.post_message(WizardFailed(exc.msg))
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="wizard")
     def advance(self, pauses: frozenset[State]) -> None:
         self.post_message(WizardAdvanced(self._opened().run_until(pauses)))
 
@@ -175,7 +204,7 @@ class WizardScreen(Screen[None]):
         if message.update is not None:
             self.show(message.update)
             self.set_phase("interrupted")
-            self.main(interrupted_text(message.update.snapshot, self.confirmation().name))
+            self.main(interrupted_text(message.update.snapshot, self.module_name()))
         elif self.dimm_id is None:
             self.set_phase("done")
             self.main(Text("No replacement is in progress. Choose a DIMM and press r."))
@@ -225,8 +254,9 @@ class WizardScreen(Screen[None]):
         self.show(update)
         snap = update.snapshot
         if update.finished:
+            self.offered = overrides_for(snap)
             self.set_phase("done")
-            body = summary_text(snap, self.confirmation().name)
+            body = summary_text(snap, self.confirmation().name, self.offered)
             if update.error:
                 body = body + Text("\n") + Text(escape(update.error), style="bold red")
             self.main(body)
@@ -246,6 +276,8 @@ class WizardScreen(Screen[None]):
     # --- rendering -------------------------------------------------------------------------
     def set_phase(self, phase: str) -> None:
         self.phase = phase
+        if phase != "done":
+            self.offered = []
         if self._waiting is not None and phase not in WAITING_PHASES:
             self._waiting[2].stop()
             self._waiting = None
@@ -266,7 +298,7 @@ class WizardScreen(Screen[None]):
         target = snap["target"]["target"]
         self.running_step = None
         self.query_one("#wizard-title", Static).update(
-            Text(f"Replacing {escape(self.confirmation().name)}  (replacement #{snap['id']}, "
+            Text(f"Replacing {escape(self.module_name())}  (replacement #{snap['id']}, "
                  f"backend {escape(snap['backend'])}, state {snap['state']})", style="bold"))
         self.query_one("#wizard-steps", Static).update(
             steps_text(update.state, snap.get("current_step"), self.failed_step))
@@ -279,6 +311,10 @@ class WizardScreen(Screen[None]):
         target = snap["target"]["target"]
         asked = self.confirmation()
         body = Text("Preflight passed:\n", style="bold green") + checks_text(snap["checks"])
+        flags = overridden(self.replace_options())
+        if flags:  # the risk was accepted (an override key, or the options given)
+            body.append(f"with {', '.join(flags)}: the checks above were told to go on\n",
+                        style="bold yellow")
         body.append(f"\nThis takes {len(target['blocks'])} memory blocks offline and then "
                     f"removes the module.\nType the {asked.what} ")
         body.append(escape(asked.name), style="bold reverse")
@@ -317,6 +353,12 @@ class WizardScreen(Screen[None]):
         return confirmation(str(target.get("dimm_id") or "?"), self._inventory,
                             locator=target.get("locator") or "", label=target.get("label") or "")
 
+    def module_name(self) -> str:
+        """The module as the title names it: a CXL memdev by its name, serial and PCI
+        function (wizard_panels.module_name), anything else by its slot label."""
+        assert self.latest is not None
+        return module_name(self.latest.snapshot["target"]["target"], self.confirmation().name)
+
     def resume_from(self, state: State) -> None:
         """Go on from a state the wizard does not pause in (a resumed replacement)."""
         if state in (State.NEW, State.PAGES_ISOLATED):
@@ -350,8 +392,28 @@ class WizardScreen(Screen[None]):
                            style="bold yellow"))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "override":  # only the overrides this refusal offers
+            return self.phase == "done" and any(o.option == parameters[0]
+                                                for o in self.offered)
         phases = self.KEYS_IN.get(action)
         return phases is None or self.phase in phases
+
+    def action_override(self, option: str) -> None:
+        """Say what the override risks, take the module's name typed, then preflight again."""
+        override = next((o for o in self.offered if o.option == option), None)
+        if override is None or self.phase != "done":
+            return
+
+        def accepted(value: object) -> None:
+            if value is None or self.phase != "done":
+                return
+            self.set_phase("preflight")
+            self.main(Text(f"running preflight checks again with {override.flag.split()[0]} "
+                           f"for {escape(self.module_name())}…"))
+            self.retry(override, value)
+
+        self.app.push_screen(OverrideScreen(override, self.confirmation(), self.module_name()),
+                             accepted)
 
     def action_back(self) -> None:
         if self.phase == "offlining":
@@ -422,11 +484,14 @@ class WizardScreen(Screen[None]):
         self.wait_text("ejecting the old module, waiting for the new one…")
         self.advance(frozenset())
 
+    def replace_options(self) -> ReplaceOptions:
+        """The options of the replacement shown (as recorded), else those the wizard got."""
+        rep = self.driver.rep if self.driver is not None else None
+        return rep.options if rep is not None else self.options or ReplaceOptions()
+
     def detect_timeout_s(self) -> float:
         """How long the engine waits for the new module (ReplaceOptions.detect_timeout_s)."""
-        rep = self.driver.rep if self.driver is not None else None
-        return (rep.options if rep is not None else self.options or ReplaceOptions()
-                ).detect_timeout_s
+        return self.replace_options().detect_timeout_s
 
     def wait_text(self, what: str) -> None:
         """``what``, then the time waited so far and when the engine gives up, every second."""

@@ -13,6 +13,9 @@ from typing import Any
 from memras.tui.widgets.format import safe
 from rich.text import Text
 
+from memras.topology.naming import wide_text
+from memras.workflow.driver import Override
+from memras.workflow.preflight import SKIPPED
 from memras.workflow.states import HAPPY_PATH, State
 
 STEP_TITLES = {
@@ -50,12 +53,40 @@ def steps_text(state: State, running: str | None, failed: str | None) -> Text:
     return out
 
 
+def module_name(target: dict[str, Any], name: str) -> str:
+    """How the wizard names the module it replaces: a CXL memdev as the rest of memras
+    does, by its name (``mem0``: the dashboard's row, what `memras replace` takes) with
+    its serial and PCI function beside it (memras.topology.naming.wide_text:
+    ``mem0 (serial 0x2a, 0000:0d:00.0)``); anything else by ``name``, the slot label
+    the confirmation asks for."""
+    cx = target.get("cxl") or {}
+    if not cx.get("memdev"):
+        return name
+    serial = str(target.get("serial") or "")
+    return wide_text(str(cx["memdev"]), [f"serial {serial}" if serial else "",
+                                         str(target.get("locator") or "")])
+
+
 def target_text(target: dict[str, Any], name: str | None = None) -> Text:
     """The module: ``name`` (the slot label, memras.topology.naming) first, then its
-    serial, then the EDAC label and id where they differ from it."""
+    serial, then the EDAC label and id where they differ from it. A CXL memdev: its
+    name with serial and PCI function (:func:`module_name`), then its PCIe slot."""
     name = name or target.get("locator") or target.get("label") or target.get("dimm_id") or "?"
     out = Text()
     out.append("Module  ", style="bold")
+    if target.get("cxl"):
+        out.append_text(safe(module_name(target, name), "bold"))
+        out.append("\n        CXL memdev, PCIe slot ")
+        out.append_text(safe(target["cxl"].get("slot") or "none listed"))
+    else:
+        _dimm_names(out, target, name)
+    blocks = target.get("blocks") or []
+    if blocks:
+        out.append(f"\n        {len(blocks)} memory blocks: memory{blocks[0]}–memory{blocks[-1]}")
+    return out
+
+
+def _dimm_names(out: Text, target: dict[str, Any], name: str) -> None:
     out.append_text(safe(name, "bold"))
     out.append("   serial ")
     out.append_text(safe(target.get("serial") or "-"))
@@ -64,10 +95,6 @@ def target_text(target: dict[str, Any], name: str | None = None) -> Text:
         if value and value != name:
             out.append(f"\n        {prefix}")
             out.append_text(safe(value))
-    blocks = target.get("blocks") or []
-    if blocks:
-        out.append(f"\n        {len(blocks)} memory blocks: memory{blocks[0]}–memory{blocks[-1]}")
-    return out
 
 
 def checks_text(checks: Sequence[dict[str, Any]] | None) -> Text:
@@ -80,6 +107,19 @@ def checks_text(checks: Sequence[dict[str, Any]] | None) -> Text:
         out.append(": ")
         out.append_text(safe(check["detail"]))
         out.append("\n")
+    return out
+
+
+def overrides_text(offered: Sequence[Override]) -> Text:
+    """The keys that run preflight again with an override (memras.workflow.driver
+    .overrides_for), one a line with the CLI flag and what it does; empty when none."""
+    if not offered:
+        return Text()
+    out = Text("preflight again with an override (its key says the risk first):\n",
+               style="bold")
+    for o in offered:
+        out.append(f" {o.key} ", style="bold reverse")
+        out.append(f" {o.flag}: {o.does}\n")
     return out
 
 
@@ -167,9 +207,12 @@ def next_commands(snapshot: dict[str, Any], name: str | None = None) -> list[str
     return []
 
 
-def summary_text(snapshot: dict[str, Any], name: str | None = None) -> Text:
+def summary_text(snapshot: dict[str, Any], name: str | None = None,
+                 offered: Sequence[Override] = ()) -> Text:
     """The end of a replacement: the outcome, where the memory is, why, and what to run
-    next (:func:`next_commands`); ``name`` the slot label the wizard asked for."""
+    next (:func:`next_commands`); ``name`` the slot label the wizard asked for. A refusal
+    lists every check that refused, then the keys of the overrides ``offered`` (first:
+    at 80x24 the rest is below the fold)."""
     state = snapshot["state"]
     style = "bold white on green" if state == "closed" else "bold black on yellow"
     words = {"closed": "REPLACED", "rolled-back": "ROLLED BACK: nothing was replaced",
@@ -178,7 +221,13 @@ def summary_text(snapshot: dict[str, Any], name: str | None = None) -> Text:
     out = Text(f" {words} ", style=style)
     out.append("\n\n")
     out.append_text(safe(snapshot.get("where") or ""))
-    if snapshot.get("error") and state != "closed":
+    failed = [c for c in snapshot.get("checks") or [] if not c["ok"] and c["detail"] != SKIPPED]
+    if state == "refused" and failed:  # every check that refused, not the first alone
+        out.append("\npreflight refused:\n", style="bold")
+        out.append_text(checks_text(failed))
+        out.append_text(overrides_text(offered))
+        out.rstrip()
+    elif snapshot.get("error") and state != "closed":
         out.append("\nreason: ", style="bold")
         out.append_text(safe(snapshot["error"]))
     new = snapshot["blocks"]["new"]
