@@ -1,10 +1,12 @@
 """``memras summary``: per-DIMM error counts, the way ``ras-mc-ctl --summary`` prints them.
 
 Events are rows, as rasdaemon counts them; errors are the sum of their counts; then
-totals by type. Without filters, on SQLite, the counts are read with the standard
-``sqlite3`` module (:mod:`memras.store.quick`): the command is then mostly start-up,
-and SQLAlchemy alone would cost more than the rest. So nothing at the top of this
-module may import SQLAlchemy.
+totals by type. A CXL memdev's records that are not media errors (poison, health, AER,
+overflow: what ``memras errors`` lists beside the errors) count one error each, under
+the memdev's name (memras.store.cxl.error_summary). Without filters, on SQLite, the
+counts are read with the standard ``sqlite3`` module (:mod:`memras.store.quick`): the
+command is then mostly start-up, and SQLAlchemy alone would cost more than the rest.
+So nothing at the top of this module may import SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     filters = error_filters(args)
     summary = None if any(filters.values()) else read_summary(ctx.db)
     if summary is None:  # filtered, not SQLite, or an older schema: the generic read
-        with ctx.store() as store:  # read-only; Store imports SQLAlchemy (lazy in ctx)
-            if args.dimm:
-                # any name of one DIMM; lazy like Store: dimm_rows imports SQLAlchemy
-                from memras.cli.dimm_rows import dimm_filter
+        # lazy like Store (read-only; lazy in ctx): these import SQLAlchemy
+        from memras.cli.dimm_rows import dimm_filter
+        from memras.store.cxl import error_summary
 
+        with ctx.store() as store:
+            if args.dimm:  # any name of one DIMM
                 filters["dimm"] = dimm_filter(ctx, store, args.dimm)
-            summary = store.summary(**filters)
+            summary = error_summary(store, **filters)
     if ctx.json:
         ctx.emit_json(asdict(summary))
         return 0

@@ -11,7 +11,8 @@ slot locator, else the EDAC label, else the id. This module joins the two:
 * :meth:`DimmNames.display` / :meth:`DimmNames.wide` show an id as people name it,
   so a verdict keyed ``mc1:0:1:-1`` reads as the label its errors printed;
 * :meth:`DimmNames.error_filter` selects a DIMM's stored rows, those attributed to it
-  and those stored before attribution whose location resolves to it;
+  and those stored before attribution whose location resolves to it, and a CXL
+  memdev's records (poison, health) beside its media errors;
 * :func:`attribute_errors` fills ``memras_error.dimm_id`` for rows stored without one,
   with the same :func:`memras.health.keys.dimm_id_for` the engine judges by.
 
@@ -32,6 +33,7 @@ from memras.health.keys import DimmResolver, dimm_id_for, inventory_resolver
 from memras.health.module_registry import current_modules
 from memras.health.verdict_rows import current_verdicts
 from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
+from memras.store.cxl import stored_memdevs
 from memras.store.dimm_ids import DimmFilter, StoredDimm, fill_dimm_ids, stored_dimms
 from memras.topology.inventory import DimmInfo, dimm_inventory
 from memras.topology.naming import NamedDimm, fold, match, named_all, specific
@@ -68,28 +70,45 @@ def host_resolver(host: Host | None, inventory: list[DimmInfo]) -> DimmResolver 
         return None
 
 
+def host_memdevs(host: Host | None) -> tuple[str, ...]:
+    """The host's CXL memdev names (none when it has no CXL bus or cannot be read)."""
+    if host is None:
+        return ()
+    try:
+        return tuple(m.name for m in host.cxl.memdevs())
+    except (MemrasError, OSError):
+        return ()
+
+
 class DimmNames:
-    """The DIMMs a command can name: the inventory's, then the database's."""
+    """The DIMMs a command can name: the inventory's, then the database's; a CXL memdev
+    (the host's, or one with stored records) is one too, by its id ``label:memN``
+    (memras.health.keys) and its name ``memN``."""
 
     def __init__(self, inventory: list[DimmInfo], store: Store | None = None,
-                 resolver: DimmResolver | None = None) -> None:
+                 resolver: DimmResolver | None = None, memdevs: tuple[str, ...] = ()) -> None:
         self.inventory = named_all(inventory)
         self.store = store
         self.resolver = resolver
+        self.host_memdevs = memdevs
 
     @classmethod
     def of(cls, host: Host | None, store: Store | None) -> DimmNames:
         inventory = host_inventory(host)
-        return cls(inventory, store, host_resolver(host, inventory))
+        return cls(inventory, store, host_resolver(host, inventory), host_memdevs(host))
+
+    @cached_property
+    def memdevs(self) -> frozenset[str]:
+        """The host's memdevs and those with records stored."""
+        stored = stored_memdevs(self.store) if self.store is not None else []
+        return frozenset(self.host_memdevs) | frozenset(stored)
 
     @cached_property
     def _stored(self) -> list[NamedDimm]:
         """The DIMMs known from stored rows and not from the inventory (every row grouped:
-        read only when a name is not the inventory's)."""
-        if self.store is None:
-            return []
+        read only when a name is not the inventory's), and the memdevs."""
         labels: dict[str, dict[str, int]] = defaultdict(dict)
-        for row in stored_dimms(self.store):
+        for row in stored_dimms(self.store) if self.store is not None else []:
             dimm_id = row.dimm_id or self._id_of(row)
             if dimm_id is None:
                 continue
@@ -97,8 +116,10 @@ class DimmNames:
             seen = labels[dimm_id]
             if specific(label):
                 seen[label] = seen.get(label, 0) + row.events
-        for dimm_id in _judged(self.store):  # a verdict or module kept, no error row left
-            labels.setdefault(dimm_id, {})
+        for dimm_id in _judged(self.store) if self.store is not None else ():
+            labels.setdefault(dimm_id, {})  # a verdict or module kept, no error row left
+        for memdev in self.memdevs:  # named memN even before it has an error row
+            labels.setdefault(f"label:{memdev}", {}).setdefault(memdev, 0)
         known = {d.id for d in self.inventory}
         return [_from_rows(dimm_id, by_events) for dimm_id, by_events in labels.items()
                 if dimm_id not in known]
@@ -126,7 +147,7 @@ class DimmNames:
         try:
             return match(text, self.inventory)
         except UsageError:
-            if self.store is None:
+            if self.store is None and not self.host_memdevs:
                 raise
         return match(text, self.known)
 
@@ -156,7 +177,9 @@ class DimmNames:
             if not printed:
                 raise
             return DimmFilter(labels=printed)
-        return DimmFilter((dimm.id,), locations=tuple(self._loose.get(dimm.id, ())))
+        memdev = dimm.id.removeprefix("label:")
+        return DimmFilter((dimm.id,), locations=tuple(self._loose.get(dimm.id, ())),
+                          memdevs=(memdev,) if memdev in self.memdevs else ())
 
     def _printed(self, text: str) -> tuple[str, ...]:
         wanted = fold(text)

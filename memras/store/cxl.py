@@ -23,17 +23,45 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String, Text, select
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    case,
+    cast,
+    distinct,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memras.ingest.parsers.cxl import RASDAEMON_CXL_TABLES, error_type
+from memras.ingest.parsers.cxl import (
+    AER_CE,
+    AER_UE,
+    HDR_FLAGS,
+    HEALTH_STATUS,
+    MEDIA_EVENTS,
+    MODULE_EVENT_TYPES,
+    POISON_FLAGS,
+    RASDAEMON_CXL_TABLES,
+    error_type,
+    flag_words,
+    symbol_name,
+)
 from memras.ingest.parsers.dedup import DEFAULT_WINDOW_S
 from memras.records import CxlEvent, Source, TimeSource
 from memras.store.base import Base
+from memras.store.dimm_ids import DimmFilter
+from memras.store.models import ErrorCountRow, ErrorRow
+from memras.store.quick import merge_groups, summary_group
 from memras.store.rasdaemon_schema import (
     CXL_TABLE_COLUMNS,
     as_int64,
@@ -41,6 +69,7 @@ from memras.store.rasdaemon_schema import (
     format_timestamp,
     insert_sql,
 )
+from memras.store.results import Summary, SummaryGroup
 
 if TYPE_CHECKING:
     from memras.store.store import Store
@@ -169,6 +198,16 @@ def _u64(value: int | None) -> int | None:
     return None if value is None else value & ((1 << 64) - 1)
 
 
+def _event_of(r: CxlEventRow) -> CxlEvent:
+    """A stored row back as the CxlEvent it was (``timestamp`` = the stored time)."""
+    values: dict[str, Any] = {c: getattr(r, c) for c in _COLUMNS}
+    for name in _U64_FIELDS & set(values):
+        values[name] = _u64(values[name])
+    values.update(json.loads(r.fields or "{}"))
+    return CxlEvent(**values, source=Source(r.source), timestamp=r.time.replace(tzinfo=UTC),
+                    uptime_s=r.uptime, raw=r.raw or "")
+
+
 def cxl_events(store: Store, *, memdev: str | None = None, event: str | None = None,
                since: datetime | None = None) -> list[CxlEvent]:
     """Stored CXL events, oldest first, as CxlEvents (``timestamp`` = the stored time)."""
@@ -179,17 +218,164 @@ def cxl_events(store: Store, *, memdev: str | None = None, event: str | None = N
         query = query.where(CxlEventRow.event == event)
     if since is not None:
         query = query.where(CxlEventRow.time >= since.astimezone(UTC).replace(tzinfo=None))
-    out = []
     with store.session(write=False) as session:
-        for r in session.scalars(query):
-            values: dict[str, Any] = {c: getattr(r, c) for c in _COLUMNS}
-            for name in _U64_FIELDS & set(values):
-                values[name] = _u64(values[name])
-            values.update(json.loads(r.fields or "{}"))
-            out.append(CxlEvent(**values, source=Source(r.source),
-                                timestamp=r.time.replace(tzinfo=UTC), uptime_s=r.uptime,
-                                raw=r.raw or ""))
-    return out
+        return [_event_of(r) for r in session.scalars(query)]
+
+
+def stored_memdevs(store: Store) -> list[str]:
+    """The memdevs memras_cxl_event holds records of (its memdev index)."""
+    with store.session(write=False) as session:
+        return sorted(session.scalars(select(CxlEventRow.memdev).distinct()))
+
+
+def store_version(store: Store) -> tuple[int, ...]:
+    """A cheap "has anything stored changed?" token: memras_error's newest id and its
+    events counted (memras_error_count: retention's deletes change it), memras_cxl_event's
+    newest id and rows. Four aggregates over primary keys and a small table; equal
+    tokens, same rows (what a reader caches by, memras.views.MemdevCache)."""
+    e, n, c = ErrorRow.__table__.c, ErrorCountRow.__table__.c, CxlEventRow.__table__.c
+    query = select(select(func.max(e.id)).scalar_subquery(),
+                   select(func.sum(n.events)).scalar_subquery(),
+                   select(func.max(c.id)).scalar_subquery(),
+                   select(func.count()).select_from(CxlEventRow.__table__).scalar_subquery())
+    with store.session(write=False) as session:
+        row = session.execute(query).one()
+    return tuple(int(v or 0) for v in row)
+
+
+# --- the records `memras errors` and `memras summary` show beside memras_error ------
+
+@dataclass(frozen=True, slots=True)
+class StoredCxlRecord:
+    """A memras_cxl_event row that is not a media error (those are memras_error rows):
+    poison, memory module, AER, overflow, generic. ``type`` is its ErrorType as
+    :func:`memras.ingest.parsers.cxl.error_type` says (poison List/Inject and AER
+    uncorrectable: Uncorrected; health records: Info); ``time`` is aware UTC."""
+
+    id: int
+    time: datetime
+    time_source: str
+    type: str
+    event: CxlEvent
+
+    @property
+    def dimm_id(self) -> str:
+        """The memdev's identity as health judges it (memras.health.keys: ``label:memN``)."""
+        return f"label:{self.event.memdev}"
+
+    @property
+    def flags(self) -> str:
+        """The record's flags in the kernel's words: a poison record's, else its header's."""
+        ev = self.event
+        if ev.event == "poison":
+            return flag_words(ev.poison_flags, POISON_FLAGS)
+        return flag_words(ev.hdr_flags, HDR_FLAGS)
+
+    @property
+    def message(self) -> str:
+        return record_message(self.event)
+
+
+def record_message(ev: CxlEvent) -> str:
+    """One line for a non-media CXL record: what it is, in the kernel's words."""
+    if ev.event == "poison":
+        size = f", {ev.dpa_length} bytes" if ev.dpa_length else ""
+        source = f", source {ev.source_text}" if ev.source_text else ""
+        flags = flag_words(ev.poison_flags, POISON_FLAGS, sep=",")
+        return f"CXL poison {ev.trace_type or '?'}{size}{source}" + (
+            f", flags {flags}" if flags else "")
+    if ev.event == "memory_module":
+        what = symbol_name(ev.event_type, MODULE_EVENT_TYPES) or "memory module"
+        health = flag_words(ev.health_status, HEALTH_STATUS, sep=",")
+        life = f", life used {ev.life_used}%" if ev.life_used is not None else ""
+        return f"CXL {what}" + (f": {health}" if health else "") + life
+    if ev.event.startswith("aer_"):
+        table = AER_UE if ev.event == "aer_uncorrectable_error" else AER_CE
+        kind = "uncorrectable" if ev.event == "aer_uncorrectable_error" else "correctable"
+        status = flag_words(ev.error_status, table, sep=", ")
+        return f"CXL AER {kind} error" + (f": {status}" if status else "")
+    if ev.event == "overflow":
+        lost = f": {ev.count} records lost" if ev.count is not None else ""
+        return f"CXL {ev.log_type or ''} event log overflow{lost}".replace("  ", " ")
+    return f"CXL {ev.event.replace('_', ' ')}" + (f" ({ev.log_type})" if ev.log_type else "")
+
+
+def _memdev_clause(dimm: str | DimmFilter) -> Any:
+    """The memdevs ``dimm`` names, as ``memras errors --dimm`` resolved it: a DimmFilter's
+    ``memdevs`` (memras.health.dimm_names), or a text as the store takes one (a memdev's
+    name or its id ``label:memN``)."""
+    if isinstance(dimm, DimmFilter):
+        return CxlEventRow.memdev.in_(dimm.memdevs)
+    return CxlEventRow.memdev.in_({dimm, dimm.removeprefix("label:")})
+
+
+def _record_filters(since: datetime | None, until: datetime | None,
+                    dimm: str | DimmFilter | None,
+                    type: str | Iterable[str] | None) -> list[Any]:
+    """The ``errors``/``summary`` filters (Store.errors' own) over memras_cxl_event."""
+    clauses: list[Any] = [CxlEventRow.event.not_in(sorted(MEDIA_EVENTS))]
+    if since is not None:
+        clauses.append(CxlEventRow.time >= naive(since))
+    if until is not None:
+        clauses.append(CxlEventRow.time < naive(until))
+    if dimm is not None:
+        clauses.append(_memdev_clause(dimm))
+    if type is not None:
+        clauses.append(CxlEventRow.error_type.in_([type] if isinstance(type, str)
+                                                  else list(type)))
+    return clauses
+
+
+def naive(when: datetime) -> datetime:
+    """Naive UTC, as the table stores times (a naive input is local time)."""
+    return when.astimezone(UTC).replace(tzinfo=None)
+
+
+def cxl_records(store: Store, since: datetime | None = None, until: datetime | None = None,
+                dimm: str | DimmFilter | None = None, type: str | Iterable[str] | None = None,
+                limit: int | None = None) -> list[StoredCxlRecord]:
+    """The non-media CXL records :meth:`Store.errors` would select with these filters,
+    oldest first; ``limit`` keeps the newest ``limit``."""
+    query = (select(CxlEventRow).where(*_record_filters(since, until, dimm, type))
+             .order_by(CxlEventRow.time.desc(), CxlEventRow.id.desc()))
+    if limit is not None:
+        query = query.limit(limit)
+    with store.session(write=False) as session:
+        rows = list(session.scalars(query))
+        return [StoredCxlRecord(r.id, r.time.replace(tzinfo=UTC), r.time_source,
+                                r.error_type, _event_of(r)) for r in reversed(rows)]
+
+
+def cxl_summary_groups(store: Store, since: datetime | None = None,
+                       until: datetime | None = None, dimm: str | DimmFilter | None = None,
+                       type: str | Iterable[str] | None = None) -> list[SummaryGroup]:
+    """:func:`cxl_records` counted as ``memras summary`` counts: by type and memdev (its
+    label; no EDAC location), events = records, errors = one a record but poison, one a
+    poisoned DPA: every read of the device's poison list prints each entry again, and
+    an entry read twice is one error (memras.store.quick reads the same in SQL)."""
+    t = CxlEventRow.__table__.c
+    error = case((t.event == "poison",
+                  literal("p").concat(func.coalesce(cast(t.dpa, String), ""))),
+                 else_=literal("r").concat(cast(t.id, String)))
+    query = (select(t.error_type, t.memdev, func.count(), func.count(distinct(error)))
+             .where(*_record_filters(since, until, dimm, type))
+             .group_by(t.error_type, t.memdev))
+    with store.session(write=False) as session:
+        rows = session.execute(query).all()
+    return [summary_group(kind, memdev, -1, -1, -1, -1, n, errors)
+            for kind, memdev, n, errors in rows]
+
+
+def error_summary(store: Store, since: datetime | None = None, until: datetime | None = None,
+                  dimm: str | DimmFilter | None = None,
+                  type: str | Iterable[str] | None = None) -> Summary:
+    """:meth:`Store.summary` with the CXL records counted too: what ``memras summary``
+    prints and a memdev's CE/UE (memras.views) are."""
+    base = store.summary(since=since, until=until, dimm=dimm, type=type)
+    extra = cxl_summary_groups(store, since, until, dimm, type)
+    if not extra:
+        return base
+    return Summary.from_groups(merge_groups([*base.groups, *extra]))
 
 
 def create_table(conn: Any) -> None:

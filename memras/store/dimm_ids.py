@@ -41,11 +41,14 @@ _KEY_FIELDS = ("label", "socket", "mc", "channel", "slot", "csrow", "top_layer",
 @dataclass(frozen=True, slots=True)
 class DimmFilter:
     """A DIMM's rows: attributed to one of ``ids``, or printed with one of ``labels``, or
-    not attributed yet and at one of ``locations`` (only :data:`_KEY_FIELDS` compared)."""
+    not attributed yet and at one of ``locations`` (only :data:`_KEY_FIELDS` compared).
+    ``memdevs``: the CXL memdevs it is, whose memras_cxl_event records it also selects
+    (memras.store.cxl.cxl_records)."""
 
     ids: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     locations: tuple[DimmLocation, ...] = ()
+    memdevs: tuple[str, ...] = ()
 
     def clause(self) -> Any:
         c = ErrorRow.__table__.c

@@ -17,6 +17,7 @@ backend and migrates an old database first.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 from memras.store.results import Summary, SummaryGroup
@@ -27,6 +28,15 @@ SCHEMA_VERSION = 9
 
 _COUNTS = ("SELECT type, label, mc, top_layer, middle_layer, lower_layer, events, errors "
            "FROM memras_error_count")
+# The CXL records that are not media errors (those are memras_error rows) by type and
+# memdev, one error a record but poison, one a poisoned DPA (a list read again prints
+# every entry again): memras.store.cxl.cxl_summary_groups in SQL (a test keeps the two
+# equal).
+_CXL_COUNTS = ("SELECT error_type, memdev, -1, -1, -1, -1, count(*), count(DISTINCT CASE "
+               "WHEN event = 'poison' THEN 'p' || coalesce(CAST(dpa AS VARCHAR), '') "
+               "ELSE 'r' || CAST(id AS VARCHAR) END) "
+               "FROM memras_cxl_event WHERE event NOT IN ('general_media', 'dram') "
+               "GROUP BY error_type, memdev")
 
 
 def sqlite_path(url_or_path: str) -> Path | None:
@@ -89,14 +99,25 @@ def read_summary(url_or_path: str) -> Summary | None:
         versions = {v for (v,) in conn.execute("SELECT version FROM memras_schema")}
         if not set(range(1, SCHEMA_VERSION + 1)) <= versions:
             return None  # an older database: the Store says what to do
-        rows = conn.execute(_COUNTS).fetchall()
+        rows = conn.execute(_COUNTS).fetchall() + conn.execute(_CXL_COUNTS).fetchall()
     except sqlite3.Error:
         return None
     finally:
         conn.close()
-    groups = [summary_group(*row) for row in rows]
-    groups.sort(key=lambda g: (g.type, g.label or "", g.location))
-    return Summary.from_groups(groups)
+    return Summary.from_groups(merge_groups([summary_group(*row) for row in rows]))
+
+
+def merge_groups(groups: list[SummaryGroup]) -> list[SummaryGroup]:
+    """Summary lines in the order every summary prints them (type, label, location),
+    one a line: a memdev's media errors and its other records (both label ``memN``, no
+    location) are added up."""
+    merged: dict[tuple[str, str, str], SummaryGroup] = {}
+    for g in groups:
+        key = (g.type, g.label or "", g.location)
+        seen = merged.get(key)
+        merged[key] = g if seen is None else replace(
+            seen, events=seen.events + g.events, errors=seen.errors + g.errors)
+    return [merged[key] for key in sorted(merged)]
 
 
 def _unknown(value: int) -> int | None:

@@ -80,8 +80,11 @@ def test_watch_stores_cxl_trace_events_and_the_memdev_is_judged(cxl, capsys) -> 
     assert main(["--root", root, "--db", db, "watch", "--once"]) == 0
     assert "trace     2      2" in capsys.readouterr().out
     assert main(["--root", root, "--db", db, "--json", "errors"]) == 0
-    (error,) = json.loads(capsys.readouterr().out)
-    assert (error["address"], error["type"]) == (REGION + 0x3040, "Corrected")
+    error, module = json.loads(capsys.readouterr().out)  # the health record is listed too
+    assert (error["record"], error["address"], error["type"]) == (
+        "error", REGION + 0x3040, "Corrected")
+    assert (module["record"], module["type"], module["cxl"]["event"]) == (
+        "cxl", "Info", "memory_module")
     assert main(["--root", root, "--db", db, "--json", "dimms"]) == 0
     rows = {c["id"]: c for c in json.loads(capsys.readouterr().out)["cxl"]}
     assert rows["mem1"]["verdict"] == "watch"
