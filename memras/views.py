@@ -11,6 +11,11 @@ an empty database and with a million events (bench/tui_first_paint.py):
   ``memras_error.time`` and group in SQL (``GROUP BY`` label, layers, hour);
 - the live feed reads ``id > cursor ORDER BY id DESC LIMIT n`` on the primary key;
 - a DIMM's detail reads at most ``DETAIL_EVENT_LIMIT`` of its newest events.
+
+A CXL memdev's row is the exception: its verdict judges every record it has
+(memras.health.cxl.memdev_verdicts) and its CE/UE count them all. The dashboard keeps
+them in a :class:`MemdevCache` keyed by :func:`memdev_version` (newest ids and row
+counts), so a reload with nothing new stored reads four aggregates, not the records.
 """
 
 from __future__ import annotations
@@ -32,12 +37,18 @@ from memras.health.api import current_verdicts, verdict_history
 from memras.health.classify import _bank_text
 from memras.health.closing import Closing, read_closings
 from memras.health.config import Config, load_config
-from memras.health.cxl import POISON_LISTED, CxlVerdict, memdev_verdicts, poison_pages
+from memras.health.cxl import (
+    POISON_LISTED,
+    CxlVerdict,
+    memdev_verdicts,
+    poison_pages,
+    poison_pages_replace,
+)
 from memras.health.dimm_names import DimmNames
-from memras.health.models import PageStateRow
+from memras.health.models import HealthVerdictRow, PageStateRow
 from memras.health.module_registry import module_history
 from memras.health.verdict import Verdict
-from memras.store.cxl import cxl_events
+from memras.store.cxl import cxl_events, error_summary, store_version
 from memras.store.models import ErrorRow
 from memras.topology.cxl import CxlUnit, cxl_units
 from memras.topology.inventory import DimmInfo, dimm_inventory
@@ -218,8 +229,9 @@ def _config(config_path: str | Path | None) -> Config | None:
 
 
 def _stored_counts(store: Store, label: str) -> tuple[int, int]:
-    """(CE, UE) stored for a label, every time (a memdev has no EDAC counter)."""
-    totals = store.summary(dimm=label).totals
+    """(CE, UE) stored for a memdev, every time (it has no EDAC counter), as ``memras
+    summary --dimm memN`` counts them: its media errors and its poison/AER records."""
+    totals = error_summary(store, dimm=label).totals
     return (sum(t.errors for t in totals if t.type == "Corrected"),
             sum(t.errors for t in totals if t.type in UNCORRECTED_TYPES))
 
@@ -232,27 +244,67 @@ def _label_rate(label: str, recent: RecentErrors) -> list[int]:
     return total
 
 
+@dataclass
+class MemdevCache:
+    """What :func:`memdev_rows` read from the store last (each memdev's verdict and
+    CE/UE), kept while :func:`memdev_version` is unchanged. One per reader (the
+    dashboard screen holds one); ``reads`` counts the times the records were read."""
+
+    version: tuple[Any, ...] | None = None
+    verdicts: dict[str, CxlVerdict] = field(default_factory=dict)
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    reads: int = 0
+
+
+def memdev_version(store: Store, names: list[str], config: Config | None
+                   ) -> tuple[Any, ...]:
+    """Everything a memdev row's verdict and counts depend on, read cheaply: the stored
+    rows' version (memras.store.cxl.store_version), the newest recorded verdict (the
+    engine's, merged in) and the memdevs and poison threshold asked about."""
+    with store.engine.connect() as conn:
+        verdict = conn.scalar(select(func.max(HealthVerdictRow.__table__.c.id))) or 0
+    return (*store_version(store), verdict, tuple(names), poison_pages_replace(config))
+
+
+def _memdev_judgement(store: Store, names: list[str], config: Config | None,
+                      cache: MemdevCache | None
+                      ) -> tuple[dict[str, CxlVerdict], dict[str, tuple[int, int]]]:
+    """(verdicts, CE/UE) of the memdevs: the cache's when nothing changed since."""
+    version = memdev_version(store, names, config) if cache is not None else None
+    if cache is not None and cache.version == version:
+        return cache.verdicts, cache.counts
+    verdicts = memdev_verdicts(store, names, config=config)
+    counts = {name: _stored_counts(store, name) for name in names}
+    if cache is not None:
+        cache.version, cache.verdicts, cache.counts = version, verdicts, counts
+        cache.reads += 1
+    return verdicts, counts
+
+
 def memdev_rows(host: Host, store: Store | None, now: datetime, *,
                 recent: RecentErrors | None = None, config: Config | None = None,
-                units: list[CxlUnit] | None = None) -> list[DimmRow]:
+                units: list[CxlUnit] | None = None,
+                cache: MemdevCache | None = None) -> list[DimmRow]:
     """Each CXL memdev (memras.topology.cxl.cxl_units) as a row of the dashboard's
     table, as `memras dimms` lists it: id and name ``memN`` (what `memras replace`
     takes), the verdict memras.health.cxl.memdev_verdicts gives (its media errors
     judged under ``label:memN`` merged with its own severity, health and poison),
     CE/UE as stored for ``memN`` (all time: a memdev has no EDAC counter), its PCI
-    function as the label and region, DAX device, blocks and node as the location."""
+    function as the label and region, DAX device, blocks and node as the location.
+    ``cache``: reuse the last call's verdicts and counts while the store is unchanged."""
     units = cxl_units(host) if units is None else units
     if not units:
         return []
     if recent is None:
         recent = recent_errors(store, now) if store is not None else RecentErrors(now=now)
     names = [u.memdev.name for u in units]
-    verdicts = memdev_verdicts(store, names, config=config) if store is not None else {}
+    verdicts, counts = _memdev_judgement(store, names, config, cache) \
+        if store is not None else ({}, {})
     rows = []
     for u in units:
         m = u.memdev
         v = verdicts.get(m.name)
-        ce, ue = _stored_counts(store, m.name) if store is not None else (None, None)
+        ce, ue = counts.get(m.name, (None, None))
         where = [",".join(u.regions) or "no region", ",".join(u.dax),
                  f"blocks {block_ranges(list(u.blocks))}" if u.blocks else "",
                  f"node {','.join(map(str, u.nodes))}" if u.nodes else ""]
@@ -591,16 +643,29 @@ class BlockCell:
     zone: str | None
     node: int | None
     dimm_id: str | None
+    # the CXL memdevs whose region covers the block (memras.topology.cxl.cxl_units: all
+    # of an interleaved region's memdevs back each of its blocks); () for DRAM
+    memdevs: tuple[str, ...] = ()
+
+    def belongs_to(self, unit: str) -> bool:
+        """Whether the DIMM id or memdev name ``unit`` backs this block."""
+        return self.dimm_id == unit or unit in self.memdevs
 
 
-def block_cells(host: Host, dimms: list[DimmInfo]) -> list[BlockCell]:
-    """Every memory block with its state, zone, node and owning DIMM (when one owns it)."""
+def block_cells(host: Host, dimms: list[DimmInfo], *,
+                units: list[CxlUnit] | None = None) -> list[BlockCell]:
+    """Every memory block with its state, zone, node and owning DIMM (when one owns it),
+    and the CXL memdevs backing it (``units``: cxl_units(host) when not given)."""
     owner: dict[int, str] = {}
     for d in dimms:
         for b in d.blocks:
             owner.setdefault(b, d.id)
-    return [BlockCell(b.index, b.start, b.state, b.zone, b.node, owner.get(b.index))
-            for b in host.memory.all()]
+    cxl: dict[int, tuple[str, ...]] = {}
+    for u in cxl_units(host) if units is None else units:
+        for b in u.blocks:
+            cxl[b] = (*cxl.get(b, ()), u.memdev.name)
+    return [BlockCell(b.index, b.start, b.state, b.zone, b.node, owner.get(b.index),
+                      cxl.get(b.index, ())) for b in host.memory.all()]
 
 
 # --- audit ---------------------------------------------------------------------------
@@ -623,9 +688,11 @@ class Dashboard:
 
 
 def dashboard(host: Host, store: Store | None, now: datetime, *,
-              config_path: str | Path | None = None) -> Dashboard:
+              config_path: str | Path | None = None,
+              memdev_cache: MemdevCache | None = None) -> Dashboard:
     """Host totals, the DIMM table (then the CXL memdevs: memdev_rows) and the open
-    alerts: every read bounded or indexed but a memdev's, which reads its own rows."""
+    alerts: every read bounded or indexed but a memdev's, which reads its own rows
+    (only when the store changed, given a ``memdev_cache``)."""
     summary = host_summary(host)
     inventory = dimm_inventory(host) if summary.block_count else []
     alerts: list[Any] = []
@@ -637,7 +704,7 @@ def dashboard(host: Host, store: Store | None, now: datetime, *,
     units = cxl_units(host)
     if units:
         rows += memdev_rows(host, store, now, recent=recent, config=_config(config_path),
-                            units=units)
+                            units=units, cache=memdev_cache)
     # each alert's DIMM by the name its row shows (the slot label): no second read;
     # a memdev's alerts are about label:memN
     names = {r.id: r.name for r in rows} | {

@@ -97,7 +97,9 @@ async def test_the_dashboard_lists_the_memdev_as_memras_dimms_judges_it(tmp_path
     # two corrected media errors
     assert cli[0]["verdict"] == "repair-by-page-offlining" and "cxl-poison" in cli[0]["rules"]
     assert mem0[1].strip() == "~ REPAIR: offline pages", mem0
-    assert (mem0[2].strip(), mem0[3].strip()) == ("2", "0")  # two CEs stored for mem0
+    # two CEs stored for mem0, and its poison record: an uncorrected error, as `memras
+    # summary --dimm mem0` counts it
+    assert (mem0[2].strip(), mem0[3].strip()) == ("2", "1")
     assert mem0[5].strip() == "256M"
     assert mem0[6] == "0000:0d:00.0"
     assert mem0[7] == "region0 dax0.0 blocks 82-83 node 1"
@@ -119,7 +121,7 @@ async def test_enter_on_the_memdev_shows_its_detail(tmp_path) -> None:
         cells = static_text(screen, "#cells")
     assert "CXL memdev mem0" in identity and "0000:0d:00.0" in identity
     assert "region0" in identity and "dax0.0" in identity and "82-83" in identity
-    assert "stored CE/UE  2 / 0" in identity
+    assert "stored CE/UE  2 / 1" in identity  # the poison record is the UE
     assert "1 page(s) listed now, from 1 record(s)" in identity
     assert "cxl-poison" in verdict and "mem0 holds poisoned media (DPA 0x40000)" in verdict
     assert "2 newest events read" in timeline and "2 CE  0 UE" in timeline

@@ -12,7 +12,9 @@ measured their rows (``MeasuredTable.Measured``), and one refresh has happened s
 Tests and bench/tui_first_paint.py wait for exactly that instead of sleeping.
 
 The DIMM table lists the CXL memdevs after the DIMMs (views.memdev_rows): ``r`` on one
-opens the same wizard with ``memN``, Enter its detail (DimmDetailScreen copes).
+opens the same wizard with ``memN``, Enter its detail (DimmDetailScreen copes). Their
+verdicts and counts read every record of a memdev; the screen's ``memdev_cache``
+(views.MemdevCache) keeps them until the store changes, so an idle reload is cheap.
 
 Layout: the DIMM table is as tall as its rows (at most ``46vh``); the open alerts and
 the live feed below take the rest, so a taller terminal shows more of both.
@@ -112,6 +114,7 @@ class DashboardScreen(Screen[None]):
         self.dimm_names: dict[str, str] = {}  # DIMM id -> slot label, from the last load
         self._reload_timer: object | None = None
         self.pending: Pending | None = None  # the replacement in progress, from the last load
+        self.memdev_cache = views.MemdevCache()  # used by the load worker only (exclusive)
 
     def compose(self) -> ComposeResult:
         yield ReadOnlyBanner()
@@ -151,7 +154,8 @@ class DashboardScreen(Screen[None]):
         try:
             store = self.app.open_store()
             data = views.dashboard(self.app.host, store, self.app.now(),
-                                   config_path=self.app.config_path)
+                                   config_path=self.app.config_path,
+                                   memdev_cache=self.memdev_cache)
         except Exception as exc:  # shown on screen; the app stays up
             self.post_message(LoadFailed("dashboard", str(exc)))
             return

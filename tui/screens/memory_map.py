@@ -2,7 +2,11 @@
 
 One worker reads the inventory and :func:`memras.views.block_cells`; the grid
 (tui/widgets/block_grid.py) draws only the visible lines, so the 16,384-block
-``large`` profile scrolls like a small one.
+``large`` profile scrolls like a small one. Blocks a CXL memdev backs (the core's
+mapping, memras.topology.cxl.cxl_units) are underlined, listed in the legend by their
+memdevs and named in the block's detail; ``n`` steps through the memdevs after the
+DIMMs, Enter on such a block opens the memdev's detail, and the detail's "show blocks"
+highlights a memdev's blocks as it does a DIMM's.
 """
 
 from __future__ import annotations
@@ -11,9 +15,17 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from memras.tui.messages import LoadFailed, MapLoaded
-from memras.tui.widgets.block_grid import COLOUR_MODES, BlockGrid, cell_colour, dimm_colour
+from memras.tui.widgets.block_grid import (
+    COLOUR_MODES,
+    CXL_STYLE,
+    BlockGrid,
+    cell_colour,
+    dimm_colour,
+    unit_of,
+)
 from memras.tui.widgets.chrome import ReadOnlyBanner
 from memras.tui.widgets.format import safe
+from rich.style import Style
 from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
@@ -119,12 +131,26 @@ class MemoryMapScreen(Screen[None]):
             for name, (colour, n) in sorted(seen.items()):
                 text.append("█ ", style=colour)
                 text.append(f"{name} ({n})\n")
+        self._cxl_legend(text, grid)
         text.append("░ offline  ▓ selected DIMM\n", style="dim")
         if self.highlighted:
             text.append("highlight: ")
             text.append_text(safe(self.highlighted, "bold"))
             text.append("\n")
         self.query_one("#legend", Static).update(text)
+
+    @staticmethod
+    def _cxl_legend(text: Text, grid: BlockGrid) -> None:
+        """One line per set of memdevs backing blocks: underlined, in their colour when
+        colouring by DIMM."""
+        groups = Counter(c.memdevs for c in grid.cells if c.memdevs)
+        for memdevs, n in sorted(groups.items()):
+            unit = "+".join(memdevs)
+            colour = dimm_colour(unit) if grid.mode == "dimm" else "default"
+            text.append("█", style=Style(color=colour) + CXL_STYLE)
+            text.append(" CXL ")
+            text.append_text(safe(unit))
+            text.append(f" ({n})\n")
 
     @on(BlockGrid.Selected)
     def show_block(self, message: BlockGrid.Selected) -> None:
@@ -137,13 +163,19 @@ class MemoryMapScreen(Screen[None]):
                              f"zone    {cell.zone or '-'}\n",
                              f"node    {cell.node if cell.node is not None else '-'}\n",
                              "DIMM    ")
-        shown = display_names(self.dimms)[owner.id] if owner else "- (none or interleaved)"
+        shown = display_names(self.dimms)[owner.id] if owner else (
+            "-" if cell.memdevs else "- (none or interleaved)")
         text.append_text(safe(shown))
         if owner is not None:
             if owner.label != shown:  # the EDAC label, as the kernel's error lines name it
                 text.append("\n        ")
                 text.append_text(safe(owner.label))
             text.append(f"\n        {owner.id}, {format_bytes(owner.size_bytes or 0)}")
+        if cell.memdevs:
+            text.append("\nCXL     ")
+            text.append_text(safe(", ".join(cell.memdevs), "bold"))
+            if len(cell.memdevs) > 1:  # each backs every block of the region
+                text.append("\n        interleaved")
         self.query_one("#block-info", Static).update(text)
 
     def action_cycle_colour(self) -> None:
@@ -151,14 +183,25 @@ class MemoryMapScreen(Screen[None]):
         grid.set_mode(COLOUR_MODES[(COLOUR_MODES.index(grid.mode) + 1) % len(COLOUR_MODES)])
         self._legend()
 
+    def _units(self) -> list[str]:
+        """What ``n`` steps through: the DIMMs, then the memdevs backing blocks."""
+        memdevs = dict.fromkeys(m for c in self.query_one(BlockGrid).cells for m in c.memdevs)
+        return [d.id for d in self.dimms] + list(memdevs)
+
     def action_next_dimm(self) -> None:
-        if not self.dimms:
+        ids = self._units()
+        if not ids:
             return
-        ids = [d.id for d in self.dimms]
         nxt = ids[(ids.index(self.highlighted) + 1) % len(ids)] if self.highlighted in ids \
             else ids[0]
         self.highlight_dimm(nxt)
 
     def action_open_dimm(self) -> None:
-        if self.selected is not None and self.selected.dimm_id is not None:
-            self.app.open_dimm(self.selected.dimm_id)
+        cell = self.selected
+        if cell is None or unit_of(cell) is None:
+            return
+        if cell.dimm_id is not None:
+            self.app.open_dimm(cell.dimm_id)
+        else:  # a CXL block: the highlighted memdev if it is one of them, else the first
+            self.app.open_dimm(self.highlighted if self.highlighted in cell.memdevs
+                               else cell.memdevs[0])

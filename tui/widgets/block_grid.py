@@ -2,6 +2,9 @@
 
 16,384 blocks (the ``large`` profile) at 64 per line are 256 lines; ``render_line``
 draws the one or two dozen on screen, so scrolling costs the same at any size.
+
+A block a CXL memdev backs (``BlockCell.memdevs``) is underlined in every colour mode
+(``CXL_STYLE``); colouring by DIMM gives it its memdevs' colour.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ ZONE_COLOURS = {"Movable": "dodger_blue2", "Normal": "green3", "DMA32": "yellow3
 DIMM_PALETTE = ("dodger_blue2", "green3", "orange3", "orchid", "cyan3", "gold3", "salmon1",
                 "medium_purple2", "spring_green2", "light_slate_blue")
 COLOUR_MODES = ("state", "zone", "dimm")
+CXL_STYLE = Style(underline=True)  # added to a CXL block's colour, whatever the mode
 
 
 def dimm_colour(dimm_id: str | None) -> str:
@@ -37,11 +41,17 @@ def dimm_colour(dimm_id: str | None) -> str:
     return DIMM_PALETTE[zlib.crc32(dimm_id.encode()) % len(DIMM_PALETTE)]
 
 
+def unit_of(cell: BlockCell) -> str | None:
+    """What backs the block, as the legend names it: its DIMM's id, else its memdevs
+    (``mem0+mem1`` for an interleaved region), else None."""
+    return cell.dimm_id or ("+".join(cell.memdevs) or None)
+
+
 def cell_colour(cell: BlockCell, mode: str) -> str:
     if mode == "zone":
         return ZONE_COLOURS.get(cell.zone, "grey50") if cell.state == "online" else "red3"
     if mode == "dimm":
-        return dimm_colour(cell.dimm_id)
+        return dimm_colour(unit_of(cell))
     return "green3" if cell.state == "online" else ("red3" if cell.state == "offline"
                                                      else "yellow3")
 
@@ -67,7 +77,7 @@ class BlockGrid(ScrollView, can_focus=True):
         self.cells: list[BlockCell] = []
         self.mode = "state"
         self.highlight: str | None = None
-        self._styles: dict[tuple[str, bool, bool], Style] = {}
+        self._styles: dict[tuple[str, bool, bool, bool], Style] = {}
 
     @property
     def per_line(self) -> int:
@@ -86,8 +96,10 @@ class BlockGrid(ScrollView, can_focus=True):
         self.refresh()
 
     def set_highlight(self, dimm_id: str | None) -> None:
+        """Mark the blocks of a DIMM (its id) or of a CXL memdev (its name)."""
         self.highlight = dimm_id
-        first = next((i for i, c in enumerate(self.cells) if c.dimm_id == dimm_id), None)
+        first = next((i for i, c in enumerate(self.cells)
+                      if dimm_id is not None and c.belongs_to(dimm_id)), None)
         if first is not None:
             self.cursor = first
         self.refresh()
@@ -100,10 +112,12 @@ class BlockGrid(ScrollView, can_focus=True):
     def on_resize(self, _event: Resize) -> None:
         self._resize_virtual()
 
-    def _style(self, colour: str, highlighted: bool, cursor: bool) -> Style:
-        key = (colour, highlighted, cursor)
+    def _style(self, colour: str, highlighted: bool, cursor: bool, cxl: bool) -> Style:
+        key = (colour, highlighted, cursor, cxl)
         if key not in self._styles:
             style = Style(color=colour)
+            if cxl:
+                style += CXL_STYLE
             if highlighted:
                 style += Style(bgcolor="grey23", bold=True)
             if cursor:
@@ -121,12 +135,12 @@ class BlockGrid(ScrollView, can_focus=True):
         for i in range(first, min(first + per, len(self.cells))):
             cell = self.cells[i]
             char = STATE_CHARS.get(cell.state, "?")
-            if self.highlight is not None and cell.dimm_id == self.highlight:
+            highlighted = self.highlight is not None and cell.belongs_to(self.highlight)
+            if highlighted:
                 char = "▓" if cell.state == "online" else "▚"
             segments.append(Segment(char, self._style(
-                cell_colour(cell, self.mode),
-                self.highlight is not None and cell.dimm_id == self.highlight,
-                i == self.cursor)))
+                cell_colour(cell, self.mode), highlighted, i == self.cursor,
+                bool(cell.memdevs))))
         return Strip(segments).crop(int(self.scroll_offset.x),
                                     int(self.scroll_offset.x) + self.size.width)
 
