@@ -4,20 +4,28 @@ labelled history (errors + failure tickets), to tune memras.toml on a fleet's ow
 from __future__ import annotations
 
 import argparse
+import os
+import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from memras.cli import command
 from memras.cli.context import Context
 from memras.cli.options import add_renamed
+from memras.cli.progress import ProgressDisplay
 from memras.config import DURATION_FORMS, duration_seconds
-from memras.errors import UsageError
-from memras.evaluate import evaluate
+from memras.errors import EXIT_INTERRUPTED, MemrasError, UsageError
+from memras.evaluate import ReplayCancelled, ReplayWatch, evaluate
 from memras.evaluate import history as H
 from memras.health.config import load_config
 
 if TYPE_CHECKING:
     from memras.evaluate.metrics import Evaluation, RuleScore
     from memras.evaluate.replay import Replay
+
+PLAIN_EVERY_S = 10.0  # a progress line this often on a pipe or a log
+LIVE_EVERY_S = 0.25  # the terminal's bar: often enough to move, not per host
 
 def parse_horizon(text: str) -> float:
     """``--horizon``: a positive duration (the one duration reader: ``72h``, ``30d``, ``2w``)."""
@@ -43,6 +51,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="count a flag only if at most this long before the failure (30d)")
     p.add_argument("--per-dimm", action="store_true",
                    help="also list each DIMM's first flag per rule")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="replay hosts in N processes (default: one per CPU; 1: none)")
 
 
 @command("evaluate", "how verdicts and mcelog/rasdaemon rules did on a labelled history")(
@@ -50,6 +60,10 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     config = load_config(ctx.config)
     horizon_s = parse_horizon(args.horizon) if args.horizon else None
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs {args.jobs}: not a number of processes",
+                         hint="use 1 or more (1: replay in this process)")
+    jobs = args.jobs or os.cpu_count() or 1
     if args.csv:
         errors = H.read_events_csv(args.csv)
     elif args.rasdaemon_db:
@@ -57,7 +71,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     else:
         errors = H.read_memras_db(args.memras, args.host)
     tickets = H.read_tickets_csv(args.tickets, errors.skipped)
-    result, replayed = evaluate(errors, tickets, config, horizon_s=horizon_s)
+    total = errors.total
+    cancel = threading.Event()
+    with ProgressDisplay(ctx, "evaluate", total=total, cancel=cancel) as shown:
+        watch = ReplayWatch(ReplayProgress(shown, total), cancel)
+        try:
+            result, replayed = evaluate(errors, tickets, config, horizon_s=horizon_s,
+                                        watch=watch, jobs=jobs)
+        except ReplayCancelled as stop:
+            shown.close()
+            ctx.error(MemrasError(
+                f"evaluate stopped: {stop.events:,} of {total:,} events replayed "
+                f"({stop.hosts} of {len(errors.events)} hosts); nothing was scored",
+                hint="run it again to score the whole history"))
+            return EXIT_INTERRUPTED
     if ctx.json:
         data = result.to_dict()
         if args.per_dimm:
@@ -68,6 +95,42 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.per_dimm:
         _print_dimms(ctx, replayed, [s.rule for s in result.scores])
     return 0
+
+
+class ReplayProgress:
+    """A replay's progress on stderr (:class:`ProgressDisplay`): events done of the
+    total, events/s and the time left; the bar on a terminal, a line every
+    PLAIN_EVERY_S on a pipe, nothing with --json."""
+
+    def __init__(self, shown: ProgressDisplay, total: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.shown, self.total, self.clock = shown, total, clock
+        self.every = LIVE_EVERY_S if shown.mode == "rich" else PLAIN_EVERY_S
+        self.start = self.last = clock()
+
+    def __call__(self, done: int) -> None:
+        now = self.clock()
+        if self.shown.mode == "off" or now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / (now - self.start) if now > self.start else 0.0
+        left = f", ~{_clock_time((self.total - done) / rate)} left" if rate else ""
+        if self.shown.mode == "rich":  # the bar counts and estimates the time itself
+            self.shown.message(f"replaying, {rate:,.0f} events/s")
+            self.shown.update(done)
+        else:
+            self.shown.message(f"{done:,} of {self.total:,} events replayed, "
+                               f"{rate:,.0f} events/s{left}")
+
+
+def _clock_time(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h10m``: a time left, to the unit that matters."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _pct(value: float | None) -> str:

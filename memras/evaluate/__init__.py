@@ -5,7 +5,8 @@ have done on a fleet's own labelled history.
     history.read_tickets_csv -> [Ticket]
     evaluate(history, tickets, config) -> (Evaluation, Replay)
         replays each host through the real health engine at the events' own times
-        (:mod:`.replay`) and scores every verdict level and baseline (:mod:`.metrics`).
+        (:mod:`.replay`) and scores every verdict level and baseline (:mod:`.metrics`);
+        a ReplayWatch hears of its progress and can stop it (ReplayCancelled).
 
 Pure: nothing is written, no kernel file is read; the same inputs give the same table.
 """
@@ -16,17 +17,27 @@ from collections.abc import Iterable
 
 from memras.evaluate.history import History, Ticket
 from memras.evaluate.metrics import Evaluation, evaluate_flags
-from memras.evaluate.replay import Baselines, Replay, replay, rule_names
+from memras.evaluate.replay import (
+    Baselines,
+    Replay,
+    ReplayCancelled,
+    ReplayWatch,
+    replay,
+    rule_names,
+)
 from memras.health.config import Config
 
-__all__ = ["Baselines", "Evaluation", "History", "Replay", "Ticket", "evaluate"]
+__all__ = ["Baselines", "Evaluation", "History", "Replay", "ReplayCancelled", "ReplayWatch",
+           "Ticket", "evaluate"]
 
 
 def evaluate(history: History, tickets: Iterable[Ticket], config: Config | None = None, *,
-             baselines: Baselines = Baselines(), horizon_s: float | None = None
-             ) -> tuple[Evaluation, Replay]:
-    """Replay ``history`` under ``config`` and score it against ``tickets``."""
-    replayed = replay(history.events, config, baselines, history.dimm_ids)
+             baselines: Baselines = Baselines(), horizon_s: float | None = None,
+             watch: ReplayWatch | None = None, jobs: int = 1) -> tuple[Evaluation, Replay]:
+    """Replay ``history`` under ``config`` and score it against ``tickets``; ``watch``
+    follows the replay and may stop it (:class:`ReplayCancelled`, nothing scored);
+    ``jobs`` > 1 replays hosts in that many processes (the same result)."""
+    replayed = replay(history.events, config, baselines, history.dimm_ids, watch, jobs)
     result = evaluate_flags(replayed.dimms, tickets, rule_names(baselines), horizon_s)
     result.extra = {"events": replayed.events, "untimed": replayed.untimed,
                     "unattributed": replayed.unattributed,

@@ -33,11 +33,20 @@ Why replay instead of reading recorded verdicts
 Cost
     The engine's (O(window) per event of a busy DIMM, see engine.py) plus O(1) per
     event per baseline; the engine of a host is dropped once the host is replayed.
+    A history of millions of events takes a while: :class:`ReplayWatch` hears of each
+    batch (progress) and stops the replay between two batches (cancel). Hosts are
+    independent (one engine each), so ``jobs`` > 1 replays them in that many forked
+    worker processes, which inherit the history instead of receiving it; each host's
+    result comes back whole and is merged in host order, so the result is the same as
+    one process's. Below PARALLEL_FROM events the forks cost more than they save.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -57,6 +66,7 @@ LEVELS = (VerdictState.WATCH, VerdictState.REPAIR, VerdictState.REPLACE_LATER,
 MCELOG_RULE = "mcelog-dimm"
 RASDAEMON_RULE = "rasdaemon-page"
 BATCH_EVENTS = 5000  # events handed to the engine at once: its changes are kept per batch
+PARALLEL_FROM = 20_000  # events of a history below which jobs > 1 replays in one process
 
 
 def level_rule(state: VerdictState) -> str:
@@ -142,6 +152,34 @@ def _fires(buckets: dict, key: object, threshold: Threshold, t: float, count: in
     return bucket.account(t, count)
 
 
+class ReplayCancelled(Exception):
+    """The replay stopped at a cancel request, between two batches: how far it got."""
+
+    def __init__(self, events: int, hosts: int) -> None:
+        super().__init__(f"stopped after {events} events")
+        self.events = events  # records of the history replayed
+        self.hosts = hosts  # hosts replayed whole
+
+
+@dataclass
+class ReplayWatch:
+    """Who follows a long replay: ``progress(events replayed so far)`` after every
+    batch, and ``cancel`` (set by Ctrl-C, :class:`memras.cli.progress.ProgressDisplay`)
+    checked there too, which ends the replay with :class:`ReplayCancelled`."""
+
+    progress: Callable[[int], None] | None = None
+    cancel: threading.Event | None = None
+    events: int = 0
+    hosts: int = 0
+
+    def done(self, events: int) -> None:
+        self.events += events
+        if self.progress is not None:
+            self.progress(self.events)
+        if self.cancel is not None and self.cancel.is_set():
+            raise ReplayCancelled(self.events, self.hosts)
+
+
 @dataclass
 class Replay:
     """Per DIMM flags, plus the events no rule could judge."""
@@ -159,16 +197,19 @@ def replay_config(config: Config | None) -> Config:
 
 def replay_host(host: str, events: Iterable[HistoryRecord], config: Config,
                 baselines: Baselines = Baselines(), into: Replay | None = None,
-                dimm_ids: Mapping[str, str] | None = None) -> Replay:
+                dimm_ids: Mapping[str, str] | None = None,
+                watch: ReplayWatch | None = None) -> Replay:
     """Replay one host's records (any order) into ``into`` (a new Replay by default).
 
     A memory_failure record (the kernel poisoned a page: a UE) names no DIMM; it is
     the DIMM's whose located errors of this history were at the same page, for the
     engine and for mcelog's UE bucket alike. A soft offline of the CE collector is a
     page action, not an error: the engine takes it, the baselines do not.
-    ``dimm_ids``: location key -> the DIMM id this host gave it (the key otherwise)."""
+    ``dimm_ids``: location key -> the DIMM id this host gave it (the key otherwise).
+    ``watch`` hears of every batch, and may stop the replay there."""
     out = into if into is not None else Replay()
     timed: list[tuple[float, HistoryRecord, MemoryErrorEvent]] = []
+    untimed = out.untimed
     for record in events:
         out.events += 1
         e = _as_error(record)
@@ -198,6 +239,11 @@ def replay_host(host: str, events: Iterable[HistoryRecord], config: Config,
             if change.kind == ChangeKind.VERDICT_CHANGED and change.dimm_id is not None:
                 _flag_levels(_dimm(out, host, change.dimm_id), change.verdict,
                              change.time, change.rule_ids)
+        if watch is not None:
+            watch.done(len(batch))
+    if watch is not None:
+        watch.hosts += 1
+        watch.done(out.untimed - untimed)  # read, never replayable
     return out
 
 
@@ -243,15 +289,66 @@ def page_resolver(events: Iterable[MemoryErrorEvent],
 
 def replay(events_by_host: dict[str, list[HistoryRecord]], config: Config | None = None,
            baselines: Baselines = Baselines(),
-           dimm_ids: Mapping[str, Mapping[str, str]] | None = None) -> Replay:
+           dimm_ids: Mapping[str, Mapping[str, str]] | None = None,
+           watch: ReplayWatch | None = None, jobs: int = 1) -> Replay:
     """Every host of a history, one engine each, in host order (``dimm_ids``: per host,
-    as :func:`replay_host` takes them)."""
+    as :func:`replay_host` takes them; ``watch``: progress and cancel, per batch, or per
+    host with ``jobs`` worker processes)."""
     effective = replay_config(config)
+    hosts = sorted(events_by_host)
+    if jobs > 1 and len(hosts) > 1 and sum(map(len, events_by_host.values())) >= PARALLEL_FROM:
+        return _replay_forked(hosts, (events_by_host, effective, baselines, dimm_ids or {}),
+                              jobs, watch)
     out = Replay()
-    for host in sorted(events_by_host):
+    for host in hosts:
         replay_host(host, events_by_host[host], effective, baselines, out,
-                    (dimm_ids or {}).get(host))
+                    (dimm_ids or {}).get(host), watch)
     return out
+
+
+_Work = tuple[Mapping[str, list[HistoryRecord]], Config, Baselines,
+              Mapping[str, Mapping[str, str]]]
+_INHERITED: _Work | None = None  # what forked workers replay (set only around the pool)
+
+
+def _replay_forked(hosts: list[str], work: _Work, jobs: int,
+                   watch: ReplayWatch | None) -> Replay:
+    """``hosts`` replayed by ``jobs`` forked workers, merged in host order. The workers
+    ignore Ctrl-C: the parent's watch stops the pool (leaving the with-block ends it)."""
+    global _INHERITED
+    out = Replay()
+    _INHERITED = work
+    try:
+        # Ctrl-C reaches the whole process group: blocked while forking, so that no
+        # worker sees it before its initializer ignores it
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_ignore_interrupt)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        with pool:
+            for part in pool.imap(_replay_inherited, hosts):  # in host order
+                out.dimms.update(part.dimms)
+                out.events += part.events
+                out.untimed += part.untimed
+                out.unattributed += part.unattributed
+                if watch is not None:
+                    watch.hosts += 1
+                    watch.done(part.events)
+    finally:
+        _INHERITED = None
+    return out
+
+
+def _ignore_interrupt() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _replay_inherited(host: str) -> Replay:
+    assert _INHERITED is not None  # set by _replay_forked before the fork
+    events_by_host, config, baselines, dimm_ids = _INHERITED
+    return replay_host(host, events_by_host[host], config, baselines, None,
+                       dimm_ids.get(host))
 
 
 def _dimm(out: Replay, host: str, dimm_id: str) -> DimmFlags:
