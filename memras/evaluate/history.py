@@ -16,6 +16,12 @@ Bad rows
     number) is skipped and counted, with a one-line reason naming the file and line;
     a file that cannot be read at all, or lacks a required column, is a UsageError.
 
+Memory
+    A history is held whole (the replay sorts each host's events by time), ~460 bytes
+    an event as a MemoryErrorEvent with its DimmLocation and time. Rows that repeat a
+    location or a time (a faulty cell erring for months, a burst stamped to the
+    second) share one object of each (:class:`_Shared`), as real CE logs mostly do.
+
 DIMM ids
     The same ids the health engine uses (:func:`memras.health.keys.location_key`):
     ``S<socket>:C<channel>:D<dimm>`` for a numeric DIMM column, ``label:<text>`` for a
@@ -25,10 +31,11 @@ DIMM ids
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from memras.errors import UsageError
 from memras.health.api import record_from_stored
@@ -40,6 +47,7 @@ from memras.watcher.importing import check_rasdaemon_db
 
 EPOCH_MS_FROM = 1e11  # epoch seconds of the year 5138
 MAX_REASONS = 20  # skipped rows whose reason is kept for the report; all are counted
+SHARED_MAX = 1 << 16  # distinct locations/times a reader remembers for sharing, at most
 
 # canonical column -> accepted header names (lower case)
 CE_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -82,6 +90,33 @@ ERROR_TYPES: dict[str, ErrorType] = {
 
 
 HistoryRecord = MemoryErrorEvent | MemoryFailureEvent
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Shared(Generic[K, V]):
+    """Values read again are the object read first: ``shared(key, make)``. Bounded: at
+    SHARED_MAX keys it starts afresh, which costs only sharing, never a wrong value
+    (a CE log repeats a cell or a second in runs, so a recent memory catches most)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[K, V] = {}
+
+    def __call__(self, key: K, make: Callable[[K], V]) -> V:
+        value = self._seen.get(key)
+        if value is None:
+            if len(self._seen) >= SHARED_MAX:
+                self._seen.clear()
+            value = self._seen[key] = make(key)
+        return value
+
+
+@dataclass
+class _Reader:
+    """What one CSV's rows share: equal locations and times (see "Memory" above)."""
+
+    locations: _Shared[DimmLocation, DimmLocation] = field(default_factory=_Shared)
+    times: _Shared[str, datetime] = field(default_factory=_Shared)
 
 
 class BadRow(ValueError):
@@ -198,11 +233,16 @@ def _location(row: Mapping[str, str]) -> DimmLocation:
         label=label)
 
 
-def event_from_row(row: Mapping[str, str]) -> tuple[str, MemoryErrorEvent]:
-    """(host, event) from one CE CSV row keyed by canonical column; raises BadRow."""
+def event_from_row(row: Mapping[str, str], reader: _Reader | None = None
+                   ) -> tuple[str, MemoryErrorEvent]:
+    """(host, event) from one CE CSV row keyed by canonical column; raises BadRow.
+    ``reader``: the file's shared locations and times (none shared without one)."""
     host = _host(row)
-    when = parse_time(row.get("time") or "")
+    text = row.get("time") or ""
+    when = parse_time(text) if reader is None else reader.times(text, parse_time)
     location = _location(row)
+    if reader is not None:
+        location = reader.locations(location, _same)
     if location_key(location) is None:
         raise BadRow("the DIMM columns name no DIMM (need socket, channel and DIMM)")
     count = _int(row, "count")
@@ -212,6 +252,10 @@ def event_from_row(row: Mapping[str, str]) -> tuple[str, MemoryErrorEvent]:
         error_type=_error_type(row), source=Source.RASDAEMON, timestamp=when,
         count=1 if count is None else max(count, 1), address=_int(row, "address"),
         location=location)
+
+
+def _same(value: DimmLocation) -> DimmLocation:
+    return value
 
 
 def ticket_from_row(row: Mapping[str, str]) -> Ticket:
@@ -277,9 +321,10 @@ def read_events_csv(path: str | Path, into: History | None = None) -> History:
     """A CE CSV (see the module docstring) into a History; bad rows counted and skipped."""
     history = into if into is not None else History()
     p = Path(path)
+    reader = _Reader()
     for line, row in _rows(p, CE_COLUMNS, CE_REQUIRED):
         try:
-            host, event = event_from_row(row)
+            host, event = event_from_row(row, reader)
         except BadRow as exc:
             history.skipped.add(f"{p.name}:{line}: {exc}")
             continue
