@@ -52,7 +52,7 @@ class OverrideScreen(ModalScreen[Any]):
                 yield Input(placeholder="reserve, e.g. 4G", id="override-size")
             yield Input(placeholder=f"type the {self.asked.what} here", id="override-name")
             yield Static("", id="override-error")
-            yield Label("enter: preflight again (nothing is changed yet)   escape: cancel",
+            yield Label("enter: preflight again (nothing changes yet)   escape: cancel",
                         classes="note", markup=False)
 
     @on(Input.Submitted)
