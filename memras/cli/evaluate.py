@@ -4,7 +4,6 @@ labelled history (errors + failure tickets), to tune memras.toml on a fleet's ow
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -51,8 +50,6 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="count a flag only if at most this long before the failure (30d)")
     p.add_argument("--per-dimm", action="store_true",
                    help="also list each DIMM's first flag per rule")
-    p.add_argument("--jobs", type=int, metavar="N",
-                   help="replay hosts in N processes (default: one per CPU; 1: none)")
 
 
 @command("evaluate", "how verdicts and mcelog/rasdaemon rules did on a labelled history")(
@@ -60,10 +57,6 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     config = load_config(ctx.config)
     horizon_s = parse_horizon(args.horizon) if args.horizon else None
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"--jobs {args.jobs}: not a number of processes",
-                         hint="use 1 or more (1: replay in this process)")
-    jobs = args.jobs or os.cpu_count() or 1
     if args.csv:
         errors = H.read_events_csv(args.csv)
     elif args.rasdaemon_db:
@@ -77,7 +70,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         watch = ReplayWatch(ReplayProgress(shown, total), cancel)
         try:
             result, replayed = evaluate(errors, tickets, config, horizon_s=horizon_s,
-                                        watch=watch, jobs=jobs)
+                                        watch=watch)
         except ReplayCancelled as stop:
             shown.close()
             ctx.error(MemrasError(

@@ -33,11 +33,10 @@ __all__ = ["Baselines", "Evaluation", "History", "Replay", "ReplayCancelled", "R
 
 def evaluate(history: History, tickets: Iterable[Ticket], config: Config | None = None, *,
              baselines: Baselines = Baselines(), horizon_s: float | None = None,
-             watch: ReplayWatch | None = None, jobs: int = 1) -> tuple[Evaluation, Replay]:
+             watch: ReplayWatch | None = None) -> tuple[Evaluation, Replay]:
     """Replay ``history`` under ``config`` and score it against ``tickets``; ``watch``
-    follows the replay and may stop it (:class:`ReplayCancelled`, nothing scored);
-    ``jobs`` > 1 replays hosts in that many processes (the same result)."""
-    replayed = replay(history.events, config, baselines, history.dimm_ids, watch, jobs)
+    follows the replay and may stop it (:class:`ReplayCancelled`, nothing scored)."""
+    replayed = replay(history.events, config, baselines, history.dimm_ids, watch)
     result = evaluate_flags(replayed.dimms, tickets, rule_names(baselines), horizon_s)
     result.extra = {"events": replayed.events, "untimed": replayed.untimed,
                     "unattributed": replayed.unattributed,

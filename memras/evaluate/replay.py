@@ -34,17 +34,11 @@ Cost
     The engine's (O(window) per event of a busy DIMM, see engine.py) plus O(1) per
     event per baseline; the engine of a host is dropped once the host is replayed.
     A history of millions of events takes a while: :class:`ReplayWatch` hears of each
-    batch (progress) and stops the replay between two batches (cancel). Hosts are
-    independent (one engine each), so ``jobs`` > 1 replays them in that many forked
-    worker processes, which inherit the history instead of receiving it; each host's
-    result comes back whole and is merged in host order, so the result is the same as
-    one process's. Below PARALLEL_FROM events the forks cost more than they save.
+    batch (progress) and stops the replay between two batches (cancel).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -66,7 +60,6 @@ LEVELS = (VerdictState.WATCH, VerdictState.REPAIR, VerdictState.REPLACE_LATER,
 MCELOG_RULE = "mcelog-dimm"
 RASDAEMON_RULE = "rasdaemon-page"
 BATCH_EVENTS = 5000  # events handed to the engine at once: its changes are kept per batch
-PARALLEL_FROM = 20_000  # events of a history below which jobs > 1 replays in one process
 
 
 def level_rule(state: VerdictState) -> str:
@@ -290,65 +283,15 @@ def page_resolver(events: Iterable[MemoryErrorEvent],
 def replay(events_by_host: dict[str, list[HistoryRecord]], config: Config | None = None,
            baselines: Baselines = Baselines(),
            dimm_ids: Mapping[str, Mapping[str, str]] | None = None,
-           watch: ReplayWatch | None = None, jobs: int = 1) -> Replay:
+           watch: ReplayWatch | None = None) -> Replay:
     """Every host of a history, one engine each, in host order (``dimm_ids``: per host,
-    as :func:`replay_host` takes them; ``watch``: progress and cancel, per batch, or per
-    host with ``jobs`` worker processes)."""
+    as :func:`replay_host` takes them; ``watch``: progress and cancel, per batch)."""
     effective = replay_config(config)
-    hosts = sorted(events_by_host)
-    if jobs > 1 and len(hosts) > 1 and sum(map(len, events_by_host.values())) >= PARALLEL_FROM:
-        return _replay_forked(hosts, (events_by_host, effective, baselines, dimm_ids or {}),
-                              jobs, watch)
     out = Replay()
-    for host in hosts:
+    for host in sorted(events_by_host):
         replay_host(host, events_by_host[host], effective, baselines, out,
                     (dimm_ids or {}).get(host), watch)
     return out
-
-
-_Work = tuple[Mapping[str, list[HistoryRecord]], Config, Baselines,
-              Mapping[str, Mapping[str, str]]]
-_INHERITED: _Work | None = None  # what forked workers replay (set only around the pool)
-
-
-def _replay_forked(hosts: list[str], work: _Work, jobs: int,
-                   watch: ReplayWatch | None) -> Replay:
-    """``hosts`` replayed by ``jobs`` forked workers, merged in host order. The workers
-    ignore Ctrl-C: the parent's watch stops the pool (leaving the with-block ends it)."""
-    global _INHERITED
-    out = Replay()
-    _INHERITED = work
-    try:
-        # Ctrl-C reaches the whole process group: blocked while forking, so that no
-        # worker sees it before its initializer ignores it
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_ignore_interrupt)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        with pool:
-            for part in pool.imap(_replay_inherited, hosts):  # in host order
-                out.dimms.update(part.dimms)
-                out.events += part.events
-                out.untimed += part.untimed
-                out.unattributed += part.unattributed
-                if watch is not None:
-                    watch.hosts += 1
-                    watch.done(part.events)
-    finally:
-        _INHERITED = None
-    return out
-
-
-def _ignore_interrupt() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _replay_inherited(host: str) -> Replay:
-    assert _INHERITED is not None  # set by _replay_forked before the fork
-    events_by_host, config, baselines, dimm_ids = _INHERITED
-    return replay_host(host, events_by_host[host], config, baselines, None,
-                       dimm_ids.get(host))
 
 
 def _dimm(out: Replay, host: str, dimm_id: str) -> DimmFlags:

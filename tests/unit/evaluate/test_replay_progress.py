@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import io
-import multiprocessing
 import os
 import signal
 import threading
@@ -22,8 +20,6 @@ from memras.evaluate import ReplayCancelled, ReplayWatch, evaluate
 from memras.evaluate import history as H
 
 DATA = Path(__file__).parents[2] / "data" / "evaluate"
-# the module (memras.evaluate.replay is also the name of its function)
-replay_module = importlib.import_module("memras.evaluate.replay")
 ARGS = ["evaluate", "--csv", str(DATA / "errors.csv"), "--tickets", str(DATA / "tickets.csv")]
 
 
@@ -111,29 +107,3 @@ def test_json_keeps_stderr_quiet() -> None:
         progress(done)
     assert err.getvalue() == ""
 
-
-def test_hosts_replayed_in_worker_processes_give_the_same_flags(monkeypatch) -> None:
-    errors, tickets = _history()
-    one, replayed_one = evaluate(errors, tickets)
-    monkeypatch.setattr(replay_module, "PARALLEL_FROM", 0)  # fork even for 66 events
-    watch = ReplayWatch()
-    two, replayed_two = evaluate(errors, tickets, watch=watch, jobs=2)
-    assert [d.to_dict() for d in replayed_two.dimms.values()] == \
-        [d.to_dict() for d in replayed_one.dimms.values()]
-    assert two.to_dict() == one.to_dict()
-    assert (watch.events, watch.hosts) == (errors.total, len(errors.events))
-
-
-def test_a_cancel_stops_the_worker_processes_too(monkeypatch) -> None:
-    errors, tickets = _history()
-    monkeypatch.setattr(replay_module, "PARALLEL_FROM", 0)
-    cancel = threading.Event()
-    with pytest.raises(ReplayCancelled) as stopped:
-        evaluate(errors, tickets, watch=ReplayWatch(lambda done: cancel.set(), cancel), jobs=2)
-    assert stopped.value.hosts == 1  # the first host's result, then the pool is ended
-    assert multiprocessing.active_children() == []
-
-
-def test_jobs_below_one_is_bad_input(capsys) -> None:
-    assert main([*ARGS, "--jobs", "0"]) == 2
-    assert "--jobs 0: not a number of processes" in capsys.readouterr().err
