@@ -17,8 +17,8 @@ Bad rows
     a file that cannot be read at all, or lacks a required column, is a UsageError.
 
 Memory
-    A history is held whole (the replay sorts each host's events by time), ~460 bytes
-    an event as a MemoryErrorEvent with its DimmLocation and time. Rows that repeat a
+    A history is held whole (the replay sorts each host's events by time), up to ~460
+    bytes an event as a MemoryErrorEvent with its DimmLocation and time. Rows that repeat a
     location or a time (a faulty cell erring for months, a burst stamped to the
     second) share one object of each (:class:`_Shared`), as real CE logs mostly do.
 
