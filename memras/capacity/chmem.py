@@ -396,14 +396,16 @@ def errno_of(error: str | None) -> int | None:
 # --- preflight -------------------------------------------------------------------------
 
 
-def preflight(host: Host, the_plan: Plan, reserve_bytes: int, node: int | None = None
+def preflight(host: Host, the_plan: Plan, reserve_bytes: int, *,
+              node_reserve: str | int | None = None, force_node: bool = False
               ) -> list[Any]:
     """Checks before changing anything: privileges, something to do, and for offline the
-    MemAvailable reserve (after the expected blocks are gone it must stay >= reserve) and,
-    with ``node`` (``--node``), that node's reserve (10 % of it, as `memras replace`)."""
+    MemAvailable reserve (after the expected blocks are gone it must stay >= reserve) and
+    each NUMA node's that the blocks are on (``[workflow] node_reserve``, as `memras
+    replace` keeps it; ``force_node``: --force-node, a warning instead)."""
     # lazy: workflow.preflight reads the backends' entry points (importlib.metadata),
     # which capacity commands that plan or dry-run never need
-    from memras.workflow.preflight import Check, node_reserve_bytes
+    from memras.workflow.preflight import Check, node_reserve_check, removal_node_figures
 
     checks = [Check("privileges", host.can_write(),
                     "simulated root" if host.is_simulated else
@@ -420,14 +422,7 @@ def preflight(host: Host, the_plan: Plan, reserve_bytes: int, node: int | None =
                             f"MemAvailable {format_bytes(info.available)} - "
                             f"{format_bytes(removing)} = {format_bytes(max(after, 0))}, "
                             f"reserve {format_bytes(reserve_bytes)}"))
-        if node is not None:
-            numa = host.nodes.read(node)
-            keep = node_reserve_bytes(None, numa.mem_total)
-            left = numa.available - removing
-            checks.append(Check("node reserve", left >= keep,
-                                f"node {node}: MemAvailable {format_bytes(numa.available)} - "
-                                f"{format_bytes(removing)} = {format_bytes(max(left, 0))}, "
-                                f"reserve {format_bytes(keep)}",
-                                {"node": node, "mem_available_before": numa.available,
-                                 "mem_available_after": max(left, 0), "reserve": keep}))
+        figures = removal_node_figures(host, expected, node_reserve)
+        if figures:  # a host without node directories has only the global reserve
+            checks.append(node_reserve_check(figures, force_node, emptied_ok=True))
     return checks

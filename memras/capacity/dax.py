@@ -241,13 +241,16 @@ def plan_dax(host: Host, action: chmem.Action, name: str, zone: str | None = Non
                                      DriverStep(DEVICE_DAX, "bind")), blocks, zone)
 
 
-def preflight(host: Host, the_plan: DaxPlan, reserve_bytes: int) -> list[Any]:
-    """chmem's checks for the blocks (offline: the MemAvailable reserve) and that the
-    dax drivers the plan writes to are loaded."""
+def preflight(host: Host, the_plan: DaxPlan, reserve_bytes: int, *,
+              node_reserve: str | int | None = None, force_node: bool = False
+              ) -> list[Any]:
+    """chmem's checks for the blocks (offline: the MemAvailable reserve and the reserve of
+    each node they are on) and that the dax drivers the plan writes to are loaded."""
     from memras.workflow.preflight import Check  # lazy, as chmem.preflight
 
     if the_plan.blocks is not None and the_plan.action == "offline":
-        checks = chmem.preflight(host, the_plan.blocks, reserve_bytes)
+        checks = chmem.preflight(host, the_plan.blocks, reserve_bytes,
+                                 node_reserve=node_reserve, force_node=force_node)
     else:
         checks = [Check("privileges", host.can_write(),
                         "simulated root" if host.is_simulated else

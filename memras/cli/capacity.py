@@ -35,6 +35,7 @@ from memras.cli.options import (
     confirm,
 )
 from memras.cli.progress import ProgressDisplay
+from memras.config import node_reserve_setting
 from memras.errors import EXIT_REFUSED, Refused, UsageError
 from memras.text import block_names, format_bytes
 from memras.topology.naming import Confirmation
@@ -65,6 +66,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_yes(p)
     p.add_argument("--reserve", help="MemAvailable to keep when offlining, e.g. 1G "
                    "(default max(256M, 10%% of MemTotal))")
+    p.add_argument("--force-node", action="store_true",
+                   help="offline even when a NUMA node would fall below [workflow] "
+                   "node_reserve (default 10%% of the node)")
     add_on_failure(p, "leave", "a block")  # leave: as chmem; rollback then exits 1
     add_renamed(p, "--rollback", "--on-failure", "on_failure", const="rollback")
     add_operator(p)
@@ -112,7 +116,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.dax:
         return _run_dax(args, ctx, host)
     the_plan = _plan(args, host)
-    checks = chmem.preflight(host, the_plan, _reserve(args, host), node=args.node)
+    checks = chmem.preflight(host, the_plan, _reserve(args, host),
+                             node_reserve=node_reserve_setting(ctx.config),
+                             force_node=args.force_node)
     if args.dry_run:
         return _show_plan(ctx, the_plan, checks)
     _refuse_failed(checks)
@@ -298,7 +304,9 @@ def _run_dax(args: argparse.Namespace, ctx: Context, host: Host) -> int:
         raise UsageError("--dax takes the whole device: no SIZE, RANGE, --blocks or --node",
                          hint=f"memras capacity {args.action} --dax dax0.0")
     the_plan = dax.plan_dax(host, args.action, args.dax, zone=args.zone)
-    checks = dax.preflight(host, the_plan, _reserve(args, host))
+    checks = dax.preflight(host, the_plan, _reserve(args, host),
+                           node_reserve=node_reserve_setting(ctx.config),
+                           force_node=args.force_node)
     if args.dry_run:
         return _show_dax_plan(ctx, the_plan, checks)
     _refuse_failed(checks)

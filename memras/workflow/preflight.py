@@ -18,7 +18,7 @@ node's is estimated: memras.host.nodes).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,6 +149,12 @@ class NodeFigures:
     def available_after(self) -> int:
         return max(self.available_before - self.removing, 0)
 
+    @property
+    def emptied(self) -> bool:
+        """All of the node's memory goes (a CXL node given back whole): MemTotal, which
+        leaves out what the kernel reserved, is at most what is removed."""
+        return self.removing >= self.mem_total
+
     def as_dict(self) -> dict[str, Any]:
         return {"node": self.node, "mem_total": self.mem_total,
                 "mem_available_before": self.available_before, "removing": self.removing,
@@ -165,9 +171,18 @@ def node_reserve_bytes(setting: str | int | None, mem_total: int) -> int:
 def node_figures(inp: PreflightInput) -> list[NodeFigures]:
     """Per node the target's online blocks are on; [] on a host without node directories.
     Read once per preflight (both node checks use them)."""
-    if inp._figures is not None:
-        return inp._figures
-    host, mine = inp.host, set(inp.target.blocks)
+    if inp._figures is None:
+        inp._figures = removal_node_figures(inp.host, inp.target.blocks, inp.node_reserve)
+    return inp._figures
+
+
+def removal_node_figures(host: Host, blocks: Iterable[int],
+                         setting: str | int | None) -> list[NodeFigures]:
+    """Per node that ``blocks``' online ones are on, its memory now and once they are
+    gone, with the reserve ``setting`` (``[workflow] node_reserve``) asks of it; [] on a
+    host without node directories. `memras replace` (a module's blocks) and `memras
+    capacity offline` (the blocks it picked) both ask it."""
+    mine = set(blocks)
     node_of = host.memory.node_map()
     removing: dict[int, int] = {}
     movable: dict[int, int] = {}
@@ -188,9 +203,8 @@ def node_figures(inp: PreflightInput) -> list[NodeFigures]:
     for index in sorted(removing):
         numa = host.nodes.read(index)
         out.append(NodeFigures(index, numa.mem_total, numa.available, removing[index],
-                               node_reserve_bytes(inp.node_reserve, numa.mem_total),
+                               node_reserve_bytes(setting, numa.mem_total),
                                left.get(index, 0), movable.get(index, 0), memory_nodes))
-    inp._figures = out
     return out
 
 
@@ -200,11 +214,11 @@ def _node_text(f: NodeFigures) -> str:
             f"reserve {format_bytes(f.reserve)}")
 
 
-def _node_check(name: str, inp: PreflightInput, bad: list[str], texts: list[str],
+def _node_check(name: str, force_node: bool, bad: list[str], texts: list[str],
                 data: dict[str, Any] | None, why: str) -> Check:
     if not bad:
         return Check(name, True, "; ".join(texts), data)
-    if inp.force_node:
+    if force_node:
         return Check(name, True, f"--force-node: {'; '.join(bad)}", data)
     return Check(name, False, f"{'; '.join(bad)}; {why} (use --force-node to remove anyway)",
                  data)
@@ -215,13 +229,26 @@ def check_node_reserve(inp: PreflightInput) -> Check:
         figures = node_figures(inp)
     except UsageError as exc:
         return Check("node reserve", False, str(exc))
+    return node_reserve_check(figures, inp.force_node)
+
+
+def node_reserve_check(figures: list[NodeFigures], force_node: bool, *,
+                       emptied_ok: bool = False) -> Check:
+    """Each node keeps its reserve after the removal (``force_node``: a warning).
+
+    ``emptied_ok`` (`memras capacity`, whose request names the memory to give back): a
+    node all of whose memory goes keeps nothing to hold a reserve in, so only the
+    global reserve (its pages move to other nodes) speaks for it. A replacement keeps
+    the refusal: there the operator named a module, not a node."""
     if not figures:
         return Check("node reserve", True, "no NUMA node information; the global reserve holds",
                      {"nodes": []})
-    texts = [_node_text(f) for f in figures]
+    texts = [_node_text(f) + (" (all of the node: the memory reserve covers its pages)"
+                              if emptied_ok and f.emptied else "") for f in figures]
     bad = [t + " (below)" for f, t in zip(figures, texts, strict=True)
-           if f.available_after < f.reserve]
-    return _node_check("node reserve", inp, bad, texts, {"nodes": [f.as_dict() for f in figures]},
+           if f.available_after < f.reserve and not (emptied_ok and f.emptied)]
+    return _node_check("node reserve", force_node, bad, texts,
+                       {"nodes": [f.as_dict() for f in figures]},
                        "a workload bound to the node would be pushed into reclaim or OOM; "
                        "lower [workflow] node_reserve if the node can spare it")
 
@@ -238,7 +265,7 @@ def check_node_movable(inp: PreflightInput) -> Check:
                      "node (the memory reserve covers it)")
     bad = [f"this is node {f.node}'s last online Movable memory" for f in figures
            if f.removing_movable and f.movable_left == 0]
-    return _node_check("node movable", inp, bad, texts or ["no NUMA node information"],
+    return _node_check("node movable", inp.force_node, bad, texts or ["no NUMA node information"],
                        None, "its movable allocations would have to leave the node")
 
 

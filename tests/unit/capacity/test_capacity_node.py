@@ -56,15 +56,53 @@ def test_unknown_node_is_one_line(root: Path, tmp_path: Path, capsys) -> None:
     assert "Traceback" not in err
 
 
+def node_check(doc: dict) -> dict:
+    [check] = [c for c in doc["preflight"] if c["name"] == "node reserve"]
+    return check
+
+
 def test_offline_on_a_node_keeps_that_nodes_reserve(root: Path, tmp_path: Path,
                                                    capsys) -> None:
     code, small = dry(root, tmp_path, capsys, "offline", "512M", "--node", "1")
-    [check] = [c for c in small["preflight"] if c["name"] == "node reserve"]
-    assert code == 0 and check["ok"] and check["node"] == 1
-    assert check["mem_available_after"] == check["mem_available_before"] - (512 << 20)
+    check = node_check(small)
+    [node] = check["nodes"]
+    assert code == 0 and check["ok"] and node["node"] == 1
+    assert node["mem_available_after"] == node["mem_available_before"] - (512 << 20)
     # all four of node 1's 4 GiB Movable DIMMs: the host could spare them, node 1 cannot
     code, big = dry(root, tmp_path, capsys, "offline", "16G", "--node", "1")
     failed = [c["name"] for c in big["preflight"] if not c["ok"]]
     assert code == 3 and failed == ["node reserve"]
+    assert "use --force-node" in node_check(big)["detail"]
+
+
+def test_offline_anywhere_keeps_every_touched_nodes_reserve(root: Path, tmp_path: Path,
+                                                            capsys) -> None:
+    """Without --node the blocks come from the highest node first: that node's reserve
+    holds all the same (it used to be checked only with --node)."""
     code, anywhere = dry(root, tmp_path, capsys, "offline", "512M")
-    assert "node reserve" not in [c["name"] for c in anywhere["preflight"]]
+    assert code == 0 and [n["node"] for n in node_check(anywhere)["nodes"]] == [1]
+    code, big = dry(root, tmp_path, capsys, "offline", "16G")
+    check = node_check(big)
+    assert code == 3 and not check["ok"] and "node 1" in check["detail"]
+    code, forced = dry(root, tmp_path, capsys, "offline", "16G", "--force-node")
+    assert code == 0 and node_check(forced)["detail"].startswith("--force-node: ")
+
+
+def test_offline_keeps_the_configured_node_reserve(root: Path, tmp_path: Path,
+                                                   capsys) -> None:
+    """[workflow] node_reserve (the one `memras replace` keeps) holds for capacity too."""
+    config = tmp_path / "memras.toml"
+    config.write_text('[workflow]\nnode_reserve = "99%"\n')
+    code, doc = dry(root, tmp_path, capsys, "offline", "512M")
+    assert code == 0 and node_check(doc)["ok"]
+    capsys.readouterr()
+    code = main(["--root", str(root), "--db", str(tmp_path / "m.db"), "--config",
+                 str(config), "--json", "capacity", "offline", "512M", "--dry-run"])
+    check = node_check(json.loads(capsys.readouterr().out))
+    assert code == 3 and not check["ok"]
+    assert check["nodes"][0]["reserve"] == int(check["nodes"][0]["mem_total"] * 0.99)
+    config.write_text('[workflow]\nnode_reserve = "lots"\n')
+    code = main(["--root", str(root), "--db", str(tmp_path / "m.db"), "--config",
+                 str(config), "capacity", "offline", "512M", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "node_reserve" in err and "Traceback" not in err

@@ -131,8 +131,11 @@ def test_dry_run_lists_the_writes_and_changes_nothing(root: Path, tmp_path: Path
                              "dax0.0 > /sys/bus/dax/drivers/device_dax/new_id",
                              "dax0.0 > /sys/bus/dax/drivers/device_dax/bind"]
     assert {c["name"]: c["ok"] for c in data["preflight"]} == {
-        "privileges": True, "blocks": True, "memory reserve": True, "dax drivers": True,
-        "whole device": True}
+        "privileges": True, "blocks": True, "memory reserve": True, "node reserve": True,
+        "dax drivers": True, "whole device": True}
+    # the device is all of node 1: no reserve can stay there, the global one covers it
+    [node] = [c for c in data["preflight"] if c["name"] == "node reserve"]
+    assert "all of the node" in node["detail"] and node["nodes"][0]["node"] == 1
     assert present(root) == DAX_BLOCKS and dax0(root).device.driver == "kmem"
     assert not (tmp_path / "m.db").exists()
 
