@@ -628,6 +628,16 @@ def parse_node_reserve(value: object) -> tuple[int | None, float | None]:
                      "percentage of the node (0% .. 100%)")
 
 
+def node_reserve_setting(path: str | Path | None) -> str | int | None:
+    """``[workflow] node_reserve`` of the config file at ``path`` (checked here, so a bad
+    value is one line before anything starts); None when unset (10 % of each node).
+    `memras replace`, `memras capacity offline` and the TUI wizard all keep it."""
+    value = read_config_file(path).section("workflow").get("node_reserve")
+    if value is not None:
+        parse_node_reserve(value)
+    return value
+
+
 def _workflow_rules(values: Mapping[str, Any]) -> list[tuple[str | None, str]]:
     if "node_reserve" not in values:
         return []

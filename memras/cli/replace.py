@@ -27,7 +27,7 @@ from memras.cli.options import (
     duration,
 )
 from memras.cli.progress import ProgressDisplay
-from memras.config import parse_node_reserve, read_config_file
+from memras.config import node_reserve_setting
 from memras.errors import EXIT_REFUSED, MemrasError, UsageError, WorkflowError
 from memras.health.dimm_names import host_inventory
 from memras.host import Host
@@ -103,20 +103,11 @@ def _options(args: argparse.Namespace, alerts_config: str | None = None) -> Repl
         backend=args.backend, on_failure=args.on_failure, operator=args.operator,
         force_zone=args.force_zone, reserve_bytes=args.reserve, force_node=args.force_node,
         whole_region=args.whole_region,
-        node_reserve=_node_reserve(alerts_config),
+        node_reserve=node_reserve_setting(alerts_config),
         soft_offline=not args.no_soft_offline, detect_timeout_s=args.detect_timeout,
         policy={"block_timeout_s": args.block_timeout, "max_attempts": args.max_attempts,
                 "backoff_initial_s": args.backoff},
         backend_options={"qmp": args.qmp} if args.qmp else {}, alerts_config=alerts_config)
-
-
-def _node_reserve(config: str | None) -> str | int | None:
-    """``[workflow] node_reserve`` of the config file (checked here, so a bad value is one
-    line before anything starts); None when unset."""
-    value = read_config_file(config).section("workflow").get("node_reserve")
-    if value is not None:
-        parse_node_reserve(value)
-    return value
 
 
 @command("replace", "replace a DIMM: preflight, offline, remove, insert, online, verify")(_args)

@@ -22,8 +22,10 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memras.config import node_reserve_setting
 from memras.errors import MemrasError, WorkflowError
 from memras.text import format_bytes
 from memras.workflow.cxl import INTERLEAVED
@@ -131,6 +133,15 @@ def overridden(options: ReplaceOptions) -> list[str]:
         if value != getattr(defaults, o.option):
             out.append(o.flag.replace("SIZE", format_bytes(value)) if o.size else o.flag)
     return out
+
+
+def configured_options(config_path: str | Path | None) -> ReplaceOptions:
+    """The options a replacement started from the TUI runs with: the config file's, as
+    `memras replace --config` reads it ([audit] and the alert hooks through
+    ``alerts_config``, ``[workflow] node_reserve``); no override. A bad node_reserve is
+    one UsageError, as on the command line."""
+    return ReplaceOptions(alerts_config=str(config_path) if config_path else None,
+                          node_reserve=node_reserve_setting(config_path))
 
 
 @dataclass

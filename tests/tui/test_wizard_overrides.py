@@ -241,3 +241,24 @@ async def test_whole_region_is_offered_for_an_interleaved_memdev(tmp_path) -> No
         target = static_text(wizard, "#wizard-target")
     assert "goes out whole" in main and "4 memory blocks: memory82–memory85" in target, main
     assert [o["whole_region"] for o, _ in selects(db)] == [False, True]
+
+
+async def test_a_wizard_opened_with_r_runs_under_the_apps_config(quiet_world: World,
+                                                                 tmp_path: Path) -> None:
+    """The wizard `r` opens has no options of its own: it takes the app's --config, as
+    `memras replace --config` does — here a node reserve no node can keep, so the
+    refusal names it and offers --force-node; the replacement's options keep the file."""
+    config = tmp_path / "memras.toml"
+    config.write_text('[workflow]\nnode_reserve = "99%"\n')
+    app = MemrasApp(quiet_world.root, str(quiet_world.db), read_only=False,
+                    clock=lambda: PINNED_NOW, poll_interval_s=60, config_path=config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        wizard = WizardScreen(DIMM)
+        app.push_screen(wizard)
+        await reach(pilot, wizard, ("done",))
+        refused = static_text(wizard, "#wizard-main")
+        assert "FAIL  node reserve" in refused, refused
+        assert shown_keys(app) == {"n"}
+    [(options, _)] = selects(quiet_world.db)
+    assert options["node_reserve"] == "99%" and options["alerts_config"] == str(config)

@@ -73,6 +73,7 @@ from memras.workflow.driver import (
     Override,
     WizardDriver,
     WizardUpdate,
+    configured_options,
     overridden,
     overrides_for,
 )
@@ -157,7 +158,9 @@ class WizardScreen(Screen[None]):
         if store is None:
             raise MemrasError(self.app.store_note or "no database")
         host = Host(self.app.host.root, allow_real_writes=True)
-        driver = WizardDriver(host, store, self.options)
+        # a wizard opened with r runs under the app's --config, as `memras replace` does
+        options = self.options or configured_options(self.app.config_path)
+        driver = WizardDriver(host, store, options)
         driver.on_progress = lambda p: self.post_message(WizardProgress(p))
         driver.on_step = lambda o: self.post_message(WizardStepDone(o))
         return driver
