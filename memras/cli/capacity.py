@@ -103,6 +103,12 @@ def _reserve(args: argparse.Namespace, host: Host) -> int:
     return chmem.parse_size(args.reserve)
 
 
+def _node_reserves(args: argparse.Namespace, ctx: Context) -> dict[str, Any]:
+    """What each NUMA node keeps after an offline: --config's [workflow] node_reserve,
+    and whether --force-node makes a shortfall a warning."""
+    return {"node_reserve": node_reserve_setting(ctx.config), "force_node": args.force_node}
+
+
 @command("capacity", "online/offline memory like chmem (SIZE, RANGE, --blocks; exit 0/1/64) "
          "or a CXL DAX device (--dax); list")(_args)
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -117,8 +123,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return _run_dax(args, ctx, host)
     the_plan = _plan(args, host)
     checks = chmem.preflight(host, the_plan, _reserve(args, host),
-                             node_reserve=node_reserve_setting(ctx.config),
-                             force_node=args.force_node)
+                             **_node_reserves(args, ctx))
     if args.dry_run:
         return _show_plan(ctx, the_plan, checks)
     _refuse_failed(checks)
@@ -305,8 +310,7 @@ def _run_dax(args: argparse.Namespace, ctx: Context, host: Host) -> int:
                          hint=f"memras capacity {args.action} --dax dax0.0")
     the_plan = dax.plan_dax(host, args.action, args.dax, zone=args.zone)
     checks = dax.preflight(host, the_plan, _reserve(args, host),
-                           node_reserve=node_reserve_setting(ctx.config),
-                           force_node=args.force_node)
+                           **_node_reserves(args, ctx))
     if args.dry_run:
         return _show_dax_plan(ctx, the_plan, checks)
     _refuse_failed(checks)
