@@ -34,10 +34,12 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -130,23 +132,37 @@ def qemu_module_dir(binary: Path) -> Path:
     return binary.parents[3] / "modules"
 
 
+# The generic flavour only: "6.12.95+deb12-amd64", not "-rt-amd64" or "-cloud-amd64"
+# (a version has no dash; a flavour adds one). A fresh machine's listing once sorted the
+# PREEMPT_RT build last, and the lab booted it: its CXL regions never got a DAX device.
+GENERIC_612 = re.compile(r"6\.12\.\d[^-]*-amd64")
+
+
+def _newest(names: Iterable[str]) -> str | None:
+    """The highest version of ``names`` (numbers compared as numbers: 6.12.95 > 6.12.9)."""
+    return max(names, key=lambda n: [int(x) for x in re.findall(r"\d+", n)], default=None)
+
+
 def kernel_package(cache: Path | None = None) -> str:
-    """The newest 6.12 ``linux-image-…-amd64-unsigned`` bookworm-backports has."""
+    """The newest generic 6.12 ``linux-image-…-amd64-unsigned`` bookworm-backports has."""
     base = backports_dir(cache)
     out = _run(["apt-cache", *_private_apt(base), "pkgnames", KERNEL_PATTERN],
                "apt-cache pkgnames")
-    names = sorted(n for n in out.split() if n.endswith("-amd64-unsigned"))
-    if not names:
-        raise LabError("bookworm-backports lists no 6.12 amd64 kernel",
+    newest = _newest(n for n in out.split() if n.endswith("-unsigned") and
+                     GENERIC_612.fullmatch(n.removeprefix("linux-image-")
+                                           .removesuffix("-unsigned")))
+    if newest is None:
+        raise LabError("bookworm-backports lists no generic 6.12 amd64 kernel",
                        hint=f"check {base / 'sources.list'}")
-    return names[-1]
+    return newest
 
 
 def ensure_kernel612(cache: Path | None = None) -> Kernel:
     base = backports_dir(cache)
-    have = sorted((base / "kernels").glob("6.12.*-amd64"))
-    if have and (have[-1] / "boot").is_dir():
-        version = have[-1].name
+    have = _newest(d.name for d in (base / "kernels").glob("6.12.*-amd64")
+                   if GENERIC_612.fullmatch(d.name) and (d / "boot").is_dir())
+    if have is not None:
+        version = have
     else:
         package = kernel_package(cache)
         version = package.removeprefix("linux-image-").removesuffix("-unsigned")
