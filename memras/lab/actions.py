@@ -268,9 +268,10 @@ def start_guest_watch(lab: Lab, db: str, log: str, *, sources: str = "kmsg,trace
     # Wait for this watcher's own start line (printed once its database is open and its
     # sources are built). The trace instance is no sign: it outlives a watcher on purpose
     # (unread events stay buffered for the next one), so in a shared guest it already
-    # exists and the scenario would signal a watcher that is still importing.
+    # exists and the scenario would signal a watcher that is still importing. Its start
+    # takes ~60 s under TCG on an idle host and passed 120 s on a busy one.
     wait_guest_output(lab, f"cat {log}", r"^memras watch: sources|Traceback|[Ee]rror",
-                      timeout_s=120)
+                      timeout_s=240)
     output = lab.check(f"cat {log}; kill -0 $(cat {log}.pid) && echo WATCH-RUNNING")
     if "WATCH-RUNNING" not in output:
         raise LabError(f"memras watch exited in the guest: {output.strip()[-400:]}")

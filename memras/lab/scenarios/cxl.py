@@ -208,6 +208,17 @@ def _one(listing: Any) -> dict[str, Any]:
     return cast("dict[str, Any]", listing)
 
 
+def region_dax_path(lab: Lab, region: str, timeout_s: float = 120) -> str:
+    """The sysfs path of ``region``'s DAX device (regionN/dax_regionN/daxN.M). The
+    cxl_dax_region driver adds it some time after the region is bound — seconds under
+    TCG on a busy host (a CI run beside other work listed nothing right after the
+    bind) — so the guest polls for it, as memras.workflow.cxl.wait does on a server."""
+    pattern = f"{CXL_SYSFS}/{region}/dax_region*/dax*.*"
+    tries = max(1, int(timeout_s * 2))
+    return lab.check(f"for i in $(seq 1 {tries}); do ls -d {pattern} >/dev/null 2>&1 && "
+                     f"break; sleep 0.5; done; ls -d {pattern}", timeout=timeout_s + 30).strip()
+
+
 def create_ram_region(lab: Lab, root: str, endpoint: str, size: int,
                       granularity: int) -> str:
     """A 1-way ram region of ``size`` bytes on ``endpoint`` (an endpoint decoder) under
@@ -275,7 +286,7 @@ def online_ram_region(lab: Lab, report: ScenarioReport, memdev: str = MEMDEV) ->
         report.expect(region.get("decode_state") == "commit", st.detail)
     with report.step("daxctl: the region's DAX device is system-ram, online, movable") as st:
         # the region's DAX device: regionN/dax_regionN/daxN.M
-        chardev = lab.check(f"ls -d {CXL_SYSFS}/{name}/dax_region*/dax*.*").strip()
+        chardev = region_dax_path(lab, name)
         dax = _one(_cxl_json(lab, "daxctl", f"list -d {chardev.rsplit('/', 1)[-1]}"))
         if dax.get("mode") != "system-ram":  # a kernel that leaves it to daxctl
             dax = _one(_cxl_json(lab, "daxctl", "reconfigure-device --mode=system-ram "

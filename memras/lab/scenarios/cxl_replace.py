@@ -41,7 +41,14 @@ from typing import Any, cast
 from memras.lab import actions
 from memras.lab.guest import GUEST_FWD_ADDR, GUEST_QMP_PORT, Lab
 from memras.lab.scenarios.common import GUEST_WORK
-from memras.lab.scenarios.cxl import CXL_SYSFS, MEMDEV, _cxl_json, _one, online_ram_region
+from memras.lab.scenarios.cxl import (
+    CXL_SYSFS,
+    MEMDEV,
+    _cxl_json,
+    _one,
+    online_ram_region,
+    region_dax_path,
+)
 from memras.lab.scenarios.registry import ScenarioReport, scenario
 from memras.lab.scenarios.replace import GuestMemras
 from memras.lab.scenarios.workload import LabWorkload
@@ -125,8 +132,8 @@ def cxl_replace(lab: Lab, report: ScenarioReport) -> None:
             report.expect(len(new) == 1, f"memdevs after: {now}")
             name = new[0]
             region = _one(_cxl_json(lab, "cxl", f"list -R -m {name}"))
-            dax_path = lab.check(f"ls -d {CXL_SYSFS}/{region['region']}/dax_region*/dax*.*")
-            dax = _one(_cxl_json(lab, "daxctl", f"list -d {dax_path.strip().rsplit('/', 1)[-1]}"))
+            dax_path = region_dax_path(lab, region["region"])
+            dax = _one(_cxl_json(lab, "daxctl", f"list -d {dax_path.rsplit('/', 1)[-1]}"))
             after = actions.meminfo_kb(lab)["MemTotal"]
             report.facts.update(new_memdev=name, new_serial=now[name], new_region=region,
                                 new_dax=dax, memtotal_after_kb=after)

@@ -42,7 +42,7 @@ def _until(what: str, probe: Callable[[], Any], proc: subprocess.Popen[bytes], l
                         f"{log.read_text()[-2000:]}")
         try:
             found = probe()
-        except OSError:
+        except (OSError, ValueError):  # not up yet; a starting server's 503 is plain text
             found = None
         if found:
             return found
