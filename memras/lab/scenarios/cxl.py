@@ -151,7 +151,12 @@ def cxl_events(lab: Lab, report: ScenarioReport) -> None:
     with report.step("memras errors --json: the media errors once, with DPA and detail") as st:
         errors = cast("list[dict[str, Any]]",
                       actions.guest_memras_json(lab, f"--db {db} errors", timeout_s=300))
-        media = [e for e in errors if e.get("driver") == "cxl"]
+        # the memdev's other records (poison list, health) are listed too, as "cxl"
+        media = [e for e in errors if e.get("driver") == "cxl" and e.get("record") == "error"]
+        listed = {e["cxl"].get("event") for e in errors if e.get("record") == "cxl"}
+        report.facts["cxl_records_listed"] = sorted(map(str, listed))
+        report.expect({"poison", "memory_module"} <= listed,
+                      f"memras errors lists the memdev's records {sorted(map(str, listed))}")
         report.facts["media_errors"] = [{k: e.get(k) for k in ("type", "label", "source",
                                                                "driver_detail", "location")}
                                         for e in media]
