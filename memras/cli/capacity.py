@@ -218,11 +218,22 @@ def _confirm(args: argparse.Namespace, ctx: Context, the_plan: Any) -> None:
 def _dry_run_json(ctx: Context, plan: dict[str, Any], checks: list[Any]) -> int:
     """A dry run's plan and preflight as JSON; exit 0, or 3 when preflight refuses."""
     ctx.emit_json({"dry_run": True, **plan, "preflight": [c.as_dict() for c in checks]})
+    return _dry_run_status(checks)
+
+
+def _dry_run_status(checks: list[Any]) -> int:
+    """A dry run exits as the run would: refused when a check failed."""
     return chmem.EXIT_OK if all(c.ok for c in checks) else EXIT_REFUSED
 
 
+def _print_checks(ctx: Context, checks: list[Any]) -> int:
+    """The preflight lines of a text dry run, and its exit status."""
+    for c in checks:
+        ctx.print(c.line())
+    return _dry_run_status(checks)
+
+
 def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
-    ok = all(c.ok for c in checks)
     if ctx.json:
         return _dry_run_json(ctx, the_plan.as_dict(), checks)
     req = the_plan.request
@@ -232,9 +243,7 @@ def _show_plan(ctx: Context, the_plan: Any, checks: list[Any]) -> int:
         ctx.print(f"already {req.action}: {block_names(list(the_plan.already))}")
     for s in the_plan.skipped[:8]:
         ctx.print(f"skip memory{s.block}: {s.reason}")
-    for c in checks:
-        ctx.print(c.line())
-    return chmem.EXIT_OK if ok else EXIT_REFUSED  # as the run would: refused
+    return _print_checks(ctx, checks)
 
 
 def _show_result(ctx: Context, result: chmem.Result) -> int:
@@ -345,7 +354,6 @@ def _run_dax(args: argparse.Namespace, ctx: Context, host: Host) -> int:
 
 
 def _show_dax_plan(ctx: Context, the_plan: dax.DaxPlan, checks: list[Any]) -> int:
-    ok = all(c.ok for c in checks)
     if ctx.json:
         return _dry_run_json(ctx, the_plan.as_dict(), checks)
     d = the_plan.dax
@@ -356,9 +364,7 @@ def _show_dax_plan(ctx: Context, the_plan: dax.DaxPlan, checks: list[Any]) -> in
     if the_plan.blocks is not None:
         for s in the_plan.blocks.skipped[:8]:
             ctx.print(f"skip memory{s.block}: {s.reason}")
-    for c in checks:
-        ctx.print(c.line())
-    return chmem.EXIT_OK if ok else EXIT_REFUSED
+    return _print_checks(ctx, checks)
 
 
 def _show_dax_result(ctx: Context, result: dax.DaxResult) -> int:
