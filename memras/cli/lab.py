@@ -60,6 +60,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     run = sub.add_parser("run", help="run a scenario")
     run.add_argument("scenario", nargs="?", help="scenario name (omit with --list)")
     run.add_argument("--list", action="store_true", help="list the scenarios")
+    run.add_argument("--quick", action="store_true",
+                     help="each behaviour once, as the test suite runs it: no repeated "
+                          "timing rounds, shorter streams (no figures for the docs)")
     shell = sub.add_parser("shell", help="attach to the guest's console (Ctrl-] detaches)")
     shell.add_argument("-c", dest="shell_command", metavar="CMD",
                        help="run one command, print its output, exit with its status")
@@ -143,7 +146,7 @@ def _run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"no lab scenario {args.scenario!r}",
                          hint=f"choose one of: {', '.join(sorted(SCENARIOS))}")
     with _lab_for_run(ctx) as lab:
-        report = run_scenario(lab, args.scenario)
+        report = run_scenario(lab, args.scenario, quick=args.quick)
     if ctx.json:
         ctx.emit_json(report)
     else:

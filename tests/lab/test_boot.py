@@ -41,7 +41,7 @@ def test_block_size_is_128_mib(lab: Lab) -> None:
 
 
 def test_dimm0_acpi_device_links_its_movable_blocks(lab: Lab) -> None:
-    report = run_scenario(lab, "boot-facts")
+    report = run_scenario(lab, "boot-facts", quick=True)
     assert report.ok, report.error
     assert report.facts["acpi_device"] == "PNP0C80:00"
     dimm = lab.qmp.dimm("dimm0")

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_replace_dimm_restores_memory(lab: Lab) -> None:
-    report = run_scenario(lab, "replace-dimm")
+    report = run_scenario(lab, "replace-dimm", quick=True)
     print(show(report))
     assert report.ok, show(report)
     assert report.facts["memtotal_after_kb"] == report.facts["memtotal_before_kb"]
@@ -25,7 +25,7 @@ def test_replace_dimm_restores_memory(lab: Lab) -> None:
 
 
 def test_offline_busy_is_refused_by_kernel_and_firmware(lab: Lab) -> None:
-    report = run_scenario(lab, "offline-busy")
+    report = run_scenario(lab, "offline-busy", quick=True)
     print(show(report))
     assert report.ok, show(report)
     assert "Device or resource busy" in report.facts["offline_output"]
@@ -35,7 +35,7 @@ def test_offline_busy_is_refused_by_kernel_and_firmware(lab: Lab) -> None:
 
 
 def test_qemu_mce_reaches_dmesg_and_tracefs(lab: Lab) -> None:
-    report = run_scenario(lab, "mce-qemu")
+    report = run_scenario(lab, "mce-qemu", quick=True)
     print(show(report))
     assert report.ok, show(report)
     assert report.facts["qmp_event"]["event"] == "MEMORY_FAILURE"
@@ -44,7 +44,7 @@ def test_qemu_mce_reaches_dmesg_and_tracefs(lab: Lab) -> None:
 
 
 def test_software_mce_reaches_dmesg_and_tracefs(lab: Lab) -> None:
-    report = run_scenario(lab, "mce-sw")
+    report = run_scenario(lab, "mce-sw", quick=True)
     print(show(report))
     assert report.ok, show(report)
     assert "MC7: 9c0000000000009f" in report.facts["trace"]

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_blocks_matches_lsmem_and_locate_names_block_zone_and_device(lab: Lab) -> None:
-    report = run_scenario(lab, "parity")
+    report = run_scenario(lab, "parity", quick=True)
     assert report.ok, f"{report.error}\n{report.facts}"
     assert report.facts["memras_blocks"].split() == report.facts["lsmem"].split()
     locate = report.facts["locate"]

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_capacity_policy_onlines_under_pressure_and_gives_back(lab: Lab) -> None:
-    report = run_scenario(lab, "capacity-policy")
+    report = run_scenario(lab, "capacity-policy", quick=True)
     print(show(report))
     facts = {k: v for k, v in report.facts.items() if k != "watch_output"}
     print(f"capacity-policy figures ({report.seconds:.0f} s): {facts}")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_page_threshold_soft_offlines_and_fires_hooks(lab: Lab) -> None:
-    report = run_scenario(lab, "alerts")
+    report = run_scenario(lab, "alerts", quick=True)
     print(show(report))
     print(f"alerts {report.facts.get('alerts')}; webhook {report.facts.get('webhook')}")
     assert report.ok, show(report)

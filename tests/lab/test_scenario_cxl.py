@@ -24,7 +24,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.mark.timeout(1200)  # boot ~40 s, the scenario ~5 min under TCG at load 10
 def test_injected_cxl_records_are_stored_once_and_judged(cxl_lab: CxlLab) -> None:  # noqa: F811
-    report = run_scenario(cxl_lab, "cxl-events")
+    report = run_scenario(cxl_lab, "cxl-events", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts
@@ -44,7 +44,7 @@ def test_injected_cxl_records_are_stored_once_and_judged(cxl_lab: CxlLab) -> Non
 
 @pytest.mark.timeout(1200)
 def test_a_ram_region_onlined_movable_is_located_by_hpa(cxl_lab: CxlLab) -> None:  # noqa: F811
-    report = run_scenario(cxl_lab, "cxl-region")
+    report = run_scenario(cxl_lab, "cxl-region", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts

@@ -40,7 +40,7 @@ def dcd_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DcdLab]:
 @pytest.mark.timeout(900)
 def test_dax_capacity_goes_back_to_devdax_and_returns_under_a_workload(
         dcd_lab: DcdLab) -> None:
-    report = run_scenario(dcd_lab, "cxl-capacity")
+    report = run_scenario(dcd_lab, "cxl-capacity", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts
@@ -62,7 +62,7 @@ def test_dax_capacity_goes_back_to_devdax_and_returns_under_a_workload(
 
 @pytest.mark.timeout(600)
 def test_dynamic_capacity_reaches_qemu_but_not_the_612_kernel(dcd_lab: DcdLab) -> None:
-    report = run_scenario(dcd_lab, "cxl-dcd")
+    report = run_scenario(dcd_lab, "cxl-dcd", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.lab
 
 @pytest.mark.timeout(1200)
 def test_a_cxl_device_is_replaced_under_a_workload(cxl_lab: CxlLab) -> None:  # noqa: F811
-    report = run_scenario(cxl_lab, "cxl-replace")
+    report = run_scenario(cxl_lab, "cxl-replace", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_refused_offline_is_retried_and_rolled_back(lab: Lab) -> None:
-    report = run_scenario(lab, "replace-offline-refused")
+    report = run_scenario(lab, "replace-offline-refused", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts
@@ -34,7 +34,7 @@ def test_refused_offline_is_retried_and_rolled_back(lab: Lab) -> None:
 
 
 def test_crash_mid_offline_is_recorded_and_aborted(lab: Lab) -> None:
-    report = run_scenario(lab, "replace-crash-abort")
+    report = run_scenario(lab, "replace-crash-abort", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts

@@ -18,7 +18,7 @@ from memras.lab.scenarios.fastswap import SWAP_BUDGET_MS, figures
 @pytest.mark.lab
 @pytest.mark.timeout(1800)
 def test_fast_swap_is_seen_verified_and_audited_as_a_swap(lab: Lab) -> None:
-    report = run_scenario(lab, "replace-fast-swap")
+    report = run_scenario(lab, "replace-fast-swap", quick=True)
     print(show(report))
     print(figures(report))
     assert report.ok, show(report)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_watch_stores_each_injected_error_once(lab: Lab) -> None:
-    report = run_scenario(lab, "ingest")
+    report = run_scenario(lab, "ingest", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts

@@ -41,7 +41,7 @@ def numa_guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 @pytest.mark.lab
 @pytest.mark.timeout(2400)
 def test_replace_a_node1_dimm_under_a_node1_workload(numa_guest: Lab) -> None:
-    report = run_scenario(numa_guest, "numa-replace")
+    report = run_scenario(numa_guest, "numa-replace", quick=True)
     print(show(report))
     print(figures(report))
     assert report.ok, show(report)

@@ -46,7 +46,7 @@ def crash_guest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 def test_fatal_mce_survives_the_reset_in_pstore_and_moves_the_verdict(crash_guest: Lab) -> None:
-    report = run_scenario(crash_guest, "pstore")
+    report = run_scenario(crash_guest, "pstore", quick=True)
     print(show(report))
     assert report.ok, show(report)
     facts = report.facts

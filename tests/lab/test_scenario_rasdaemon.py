@@ -19,7 +19,7 @@ pytestmark = pytest.mark.lab
 
 
 def test_rasdaemon_db_both_ways(lab: Lab) -> None:
-    report = run_scenario(lab, "rasdaemon")
+    report = run_scenario(lab, "rasdaemon", quick=True)
     print(show(report))
     print(report.facts.get("ras_mc_ctl_summary"))
     assert report.ok, show(report)

@@ -18,7 +18,7 @@ from memras.lab.scenarios.resume import figures, kill_points
 @pytest.mark.lab
 @pytest.mark.timeout(2400)
 def test_kill_in_offline_remove_online_then_resume_closes_each(lab: Lab) -> None:
-    report = run_scenario(lab, "replace-kill-resume")
+    report = run_scenario(lab, "replace-kill-resume", quick=True)
     print(show(report))
     print(figures(report))
     assert report.ok, show(report)

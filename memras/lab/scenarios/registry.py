@@ -33,9 +33,15 @@ class Step:
 
 @dataclass
 class ScenarioReport:
-    """What a scenario did: timed steps, observed facts, and the verdict."""
+    """What a scenario did: timed steps, observed facts, and the verdict.
+
+    ``quick``: run each behaviour once, as the test suite does. A scenario that also
+    measures (A-B-A timing rounds, a minute-long steady stream) repeats or lengthens
+    those only in a full run (``memras lab run``, bench/), where the figures come from:
+    the repetitions make a median, not a different check."""
 
     name: str
+    quick: bool = False
     ok: bool = True
     seconds: float = 0.0
     steps: list[Step] = field(default_factory=list)
@@ -73,12 +79,13 @@ def scenario(name: str, description: str) -> Callable[[ScenarioFn], ScenarioFn]:
     return register
 
 
-def run_scenario(lab: Lab, name: str) -> ScenarioReport:
-    """Run one scenario; never raises for a failed expectation (the report says so)."""
+def run_scenario(lab: Lab, name: str, *, quick: bool = False) -> ScenarioReport:
+    """Run one scenario; never raises for a failed expectation (the report says so).
+    ``quick``: see :class:`ScenarioReport`."""
     if name not in SCENARIOS:
         raise LabError(f"no lab scenario {name!r}",
                        hint=f"choose one of: {', '.join(sorted(SCENARIOS))}")
-    report = ScenarioReport(name)
+    report = ScenarioReport(name, quick=quick)
     started = time.monotonic()
     try:
         SCENARIOS[name][1](lab, report)
