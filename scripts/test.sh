@@ -39,7 +39,7 @@ echo "== installing memras and its test dependencies"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'Running pip as' || true
 
 # Bytecode for the project's own modules, written once: with PYTHONDONTWRITEBYTECODE set
-# (as on CI machines) every `memras` the tests start would compile ~200 modules again.
+# (as on this machine) every `memras` the tests start would compile ~200 modules again.
 .venv/bin/python -m compileall -q memras tui plugins >/dev/null || true
 
 set +e
