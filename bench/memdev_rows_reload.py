@@ -12,8 +12,10 @@ The last line times the call after one new event is stored (the cache is refresh
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,9 +70,9 @@ def main() -> None:
         db = base / "memras.db"
         print(f"stored {args.events} CXL media events on {len(units)} memdevs in "
               f"{fill(db, args.events):.1f} s")
+        cache = views.MemdevCache()
         with Store.open_readonly(db) as store:
             recent = views.recent_errors(store, NOW)
-            cache = views.MemdevCache()
 
             def rows(cache: views.MemdevCache | None = None) -> list[views.DimmRow]:
                 return views.memdev_rows(host, store, NOW, recent=recent, units=units,
@@ -83,13 +85,27 @@ def main() -> None:
             print(f"memdev_rows, cache, no change:   {after * 1000:8.2f} ms a call "
                   f"({before / after:.0f}x)")
         with Store.open(db) as store:
-            store.add_events([replace(media_event(args.events, args.events), raw="new")])
-            start = time.perf_counter()
-            views.memdev_rows(host, store, NOW, recent=recent, units=units, cache=cache)
-            print(f"memdev_rows, cache, one new event: "
-                  f"{(time.perf_counter() - start) * 1000:6.1f} ms (re-read; "
-                  f"{cache.reads} reads in all)")
+            print(one_new_event(store, args, cache, lambda cache=None: views.memdev_rows(
+                host, store, NOW, recent=recent, units=units, cache=cache)))
 
+
+def one_new_event(store: Store, args: argparse.Namespace, cache: views.MemdevCache,
+                  rows: Callable[..., list[views.DimmRow]]) -> str:
+    """Time the reload after one new media error of mem1, ``args.runs`` times (a new
+    error each time); then check the rows against a computation without the cache."""
+    times = []
+    parsed = cache.media["mem1"].parsed
+    for k in range(args.runs):
+        i = args.events + 4 * k + 1  # MEMDEVS[i % 4] == "mem1"
+        store.add_events([replace(media_event(i, args.events), raw=f"new {k}")])
+        start = time.perf_counter()
+        kept = rows(cache)
+        times.append(time.perf_counter() - start)
+    assert kept == rows(), "the cached rows are a full computation's"
+    judged = ", ".join(f"{m} {n}" for m, n in sorted(cache.judged.items()))
+    return (f"memdev_rows, cache, one new event: {statistics.median(times) * 1000:6.1f} ms "
+            f"a call (median of {args.runs}; times each memdev was judged: {judged}; "
+            f"media errors of mem1 read back: {cache.media['mem1'].parsed - parsed})")
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,9 @@ an empty database and with a million events (bench/tui_first_paint.py):
 A CXL memdev's row is the exception: its verdict judges every record it has
 (memras.health.cxl.memdev_verdicts) and its CE/UE count them all. The dashboard keeps
 them in a :class:`MemdevCache` keyed by :func:`memdev_version` (newest ids and row
-counts), so a reload with nothing new stored reads four aggregates, not the records.
+counts), so a reload with nothing new stored reads four aggregates, not the records;
+a change judges again only the memdevs whose own rows changed, reading only their new
+media errors.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from memras.health.config import Config, load_config
 from memras.health.cxl import (
     POISON_LISTED,
     CxlVerdict,
+    MediaRecords,
     memdev_verdicts,
     poison_pages,
     poison_pages_replace,
@@ -48,7 +51,7 @@ from memras.health.dimm_names import DimmNames
 from memras.health.models import HealthVerdictRow, PageStateRow
 from memras.health.module_registry import module_history
 from memras.health.verdict import Verdict
-from memras.store.cxl import cxl_events, error_summary, store_version
+from memras.store.cxl import cxl_events, error_summary, memdev_marks, store_version
 from memras.store.models import ErrorRow
 from memras.topology.cxl import CxlUnit, cxl_units
 from memras.topology.inventory import DimmInfo, dimm_inventory
@@ -246,39 +249,67 @@ def _label_rate(label: str, recent: RecentErrors) -> list[int]:
 
 @dataclass
 class MemdevCache:
-    """What :func:`memdev_rows` read from the store last (each memdev's verdict and
-    CE/UE), kept while :func:`memdev_version` is unchanged. One per reader (the
-    dashboard screen holds one); ``reads`` counts the times the records were read."""
+    """What :func:`memdev_rows` read from the store last, kept between reloads: each
+    memdev's verdict and CE/UE, judged again only when its own rows or verdict changed
+    (its mark), and its media errors as judged (memras.health.cxl.MediaRecords: a
+    change reads only the new ones). One per reader (the dashboard screen holds one);
+    ``reads`` counts the reloads that read records, ``judged`` each memdev's."""
 
     version: tuple[Any, ...] | None = None
+    marks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     verdicts: dict[str, CxlVerdict] = field(default_factory=dict)
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    media: dict[str, MediaRecords] = field(default_factory=dict)
     reads: int = 0
+    judged: Counter[str] = field(default_factory=Counter)
 
 
 def memdev_version(store: Store, names: list[str], config: Config | None
                    ) -> tuple[Any, ...]:
-    """Everything a memdev row's verdict and counts depend on, read cheaply: the stored
-    rows' version (memras.store.cxl.store_version), the newest recorded verdict (the
-    engine's, merged in) and the memdevs and poison threshold asked about."""
-    with store.engine.connect() as conn:
-        verdict = conn.scalar(select(func.max(HealthVerdictRow.__table__.c.id))) or 0
-    return (*store_version(store), verdict, tuple(names), poison_pages_replace(config))
+    """Everything a memdev row's verdict and counts depend on, read cheaply in one
+    query: the stored rows' version (memras.store.cxl.store_version), the newest
+    recorded verdict (the engine's, merged in) and the memdevs and poison threshold
+    asked about."""
+    newest = select(func.max(HealthVerdictRow.__table__.c.id)).scalar_subquery()
+    return (*store_version(store, newest), tuple(names), poison_pages_replace(config))
+
+
+def _memdev_marks(store: Store, names: list[str], config: Config | None
+                  ) -> dict[str, tuple[Any, ...]]:
+    """Each memdev's own version: its rows' (memras.store.cxl.memdev_marks), its newest
+    recorded verdict and the poison threshold; read when :func:`memdev_version` moved."""
+    v = HealthVerdictRow.__table__.c
+    query = (select(v.dimm_id, func.max(v.id))
+             .where(v.dimm_id.in_([f"label:{n}" for n in names])).group_by(v.dimm_id))
+    with store.session(write=False) as session:
+        verdicts: dict[str, int] = {k: v for k, v in session.execute(query)}
+    threshold = poison_pages_replace(config)
+    return {name: (*rows, verdicts.get(f"label:{name}"), threshold)
+            for name, rows in memdev_marks(store, names).items()}
 
 
 def _memdev_judgement(store: Store, names: list[str], config: Config | None,
                       cache: MemdevCache | None
                       ) -> tuple[dict[str, CxlVerdict], dict[str, tuple[int, int]]]:
-    """(verdicts, CE/UE) of the memdevs: the cache's when nothing changed since."""
-    version = memdev_version(store, names, config) if cache is not None else None
-    if cache is not None and cache.version == version:
+    """(verdicts, CE/UE) of the memdevs: the cache's for those unchanged since."""
+    if cache is None:
+        return (memdev_verdicts(store, names, config=config),
+                {name: _stored_counts(store, name) for name in names})
+    version = memdev_version(store, names, config)
+    if cache.version == version:
         return cache.verdicts, cache.counts
-    verdicts = memdev_verdicts(store, names, config=config)
-    counts = {name: _stored_counts(store, name) for name in names}
-    if cache is not None:
-        cache.version, cache.verdicts, cache.counts = version, verdicts, counts
+    marks = _memdev_marks(store, names, config)  # read before the records they vouch for
+    stale = [name for name in names if cache.marks.get(name) != marks[name]]
+    if stale:
+        cache.verdicts.update(memdev_verdicts(store, stale, config=config, media=cache.media))
+        cache.counts.update({name: _stored_counts(store, name) for name in stale})
+        cache.judged.update(stale)
         cache.reads += 1
-    return verdicts, counts
+    for kept in (cache.marks, cache.verdicts, cache.counts, cache.media):
+        for gone in kept.keys() - set(names):  # memdevs no longer asked about
+            del kept[gone]
+    cache.version, cache.marks = version, marks
+    return cache.verdicts, cache.counts
 
 
 def memdev_rows(host: Host, store: Store | None, now: datetime, *,

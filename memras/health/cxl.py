@@ -42,11 +42,11 @@ from memras.ingest.parsers.cxl import (
     cxl_event_of,
 )
 from memras.records import CxlEvent
-from memras.store.cxl import cxl_events
+from memras.store.cxl import cxl_events, memdev_media_errors
 
 if TYPE_CHECKING:
     from memras.health.config import Config
-    from memras.store import Store
+    from memras.store import Store, StoredError
 
 LIFE_USED_REPLACE = 90  # percent: the device's own "life used" past which to plan a swap
 # distinct poisoned 4 KiB pages of DPA from which retiring pages is not enough (see above)
@@ -163,22 +163,28 @@ def judge_cxl(events: Iterable[CxlEvent], *,
 
 
 def memdev_verdicts(store: Store, memdevs: Iterable[str], *,
-                    config: Config | None = None) -> dict[str, CxlVerdict]:
+                    config: Config | None = None,
+                    media: dict[str, MediaRecords] | None = None) -> dict[str, CxlVerdict]:
     """Each memdev's verdict: the worse of the engine's (its media errors, judged as a
     DIMM's under the id ``label:memN``: memras.health.keys.location_key) and the one
     its own severity and health records give (:func:`judge_cxl` over memras_cxl_event).
-    Rules and reasons of both are kept."""
+    Rules and reasons of both are kept. ``media``: each memdev's :class:`MediaRecords`
+    from an earlier call (updated here; a memdev without one gets it), so that only the
+    media errors stored since are read."""
     names = list(memdevs)
     engine = current_verdicts(store, [f"label:{m}" for m in names])
+    kept = {} if media is None else media
     out: dict[str, CxlVerdict] = {}
     for m in names:
-        judged = judge_cxl(_device_records(store, m),
+        records = kept.setdefault(m, MediaRecords(m))
+        records.update(store)
+        judged = judge_cxl(_in_time_order(records.records(), cxl_events(store, memdev=m)),
                            poison_replace=poison_pages_replace(config)).get(m, CxlVerdict(m))
-        media = engine.get(f"label:{m}")
-        if media is not None:
-            for rule, reason in zip(media.rules, media.reasons, strict=False):
+        media_verdict = engine.get(f"label:{m}")
+        if media_verdict is not None:
+            for rule, reason in zip(media_verdict.rules, media_verdict.reasons, strict=False):
                 judged.raise_to(VerdictState.OK, rule, f"media errors: {reason}")
-            judged.raise_to(media.state, "", "")  # the engine's state, its rules above
+            judged.raise_to(media_verdict.state, "", "")  # the engine's state, its rules above
         out[m] = judged
     return out
 
@@ -222,15 +228,76 @@ def with_device_verdicts(store: Store, verdicts: dict[str, Verdict], *,
     return out
 
 
-def _device_records(store: Store, memdev: str) -> list[CxlEvent]:
-    """Every record of the memdev in time order: its media errors' (the severity and flags
-    they came with, re-read from the stored kernel text) and memras_cxl_event's."""
-    media = []
-    for stored in store.errors(dimm=memdev):
-        if stored.driver == CXL_DRIVER:
-            ev = cxl_event_of(event_from_stored(stored))
-            if ev is not None:
-                media.append(replace(ev, timestamp=stored.time))
+def _media_event(stored: StoredError) -> CxlEvent | None:
+    """A stored CXL media error as the CxlEvent it came from (the severity and flags it
+    came with, re-read from the stored kernel text), dated by the stored time."""
+    if stored.driver != CXL_DRIVER:
+        return None
+    ev = cxl_event_of(event_from_stored(stored))
+    return None if ev is None else replace(ev, timestamp=stored.time)
+
+
+def _in_time_order(media: Iterable[CxlEvent], others: Iterable[CxlEvent]) -> list[CxlEvent]:
+    """A memdev's records in time order, its media errors first at equal times."""
     epoch = datetime.fromtimestamp(0, UTC)
-    return sorted([*media, *cxl_events(store, memdev=memdev)],
-                  key=lambda ev: ev.timestamp or epoch)
+    return sorted([*media, *others], key=lambda ev: ev.timestamp or epoch)
+
+
+def _device_records(store: Store, memdev: str) -> list[CxlEvent]:
+    """Every record of the memdev in time order: its media errors' and
+    memras_cxl_event's."""
+    media = (_media_event(stored) for stored in store.errors(dimm=memdev))
+    return _in_time_order([ev for ev in media if ev is not None],
+                          cxl_events(store, memdev=memdev))
+
+
+def _judged_kind(ev: CxlEvent) -> tuple[object, ...] | None:
+    """Everything :func:`judge_cxl` reads of a record whose rules do not depend on the
+    records before it: after the first record of a kind, the others add nothing (the
+    same rules, already raised, with the same reasons). None for a record judged with
+    those before it (poison pages listed and cleared, a dirty shutdown count that
+    rises), which counts each time. Keep in step with judge_cxl."""
+    if ev.event == "poison" or ev.dirty_shutdown_cnt is not None:
+        return None
+    return (ev.memdev, ev.event, ev.log_type, ev.hdr_flags, ev.health_status, ev.life_used,
+            ev.media_status)
+
+
+@dataclass
+class MediaRecords:
+    """One memdev's media errors as :func:`judge_cxl` needs them, kept between reads:
+    the oldest of each kind (:func:`_judged_kind`; 50,000 errors of one device are a
+    handful of kinds). Judging these gives what judging all of them gives. ``update``
+    reads only the rows stored since the last read, and all of them again when rows
+    went (retention). ``parsed`` counts the stored errors read back (tests, bench)."""
+
+    memdev: str
+    newest_id: int = 0
+    rows: int = 0  # the memdev's media error rows read so far
+    parsed: int = 0
+    kept: dict[object, tuple[datetime, int, CxlEvent]] = field(default_factory=dict)
+
+    def update(self, store: Store) -> None:
+        total, new = memdev_media_errors(store, self.memdev, after_id=self.newest_id)
+        if total != self.rows + len(new):  # some rows read before are gone: read all
+            self.newest_id, self.rows, self.kept = 0, 0, {}
+            total, new = memdev_media_errors(store, self.memdev)
+        for stored in new:
+            self._add(stored)
+        self.rows += len(new)
+
+    def _add(self, stored: StoredError) -> None:
+        self.newest_id = max(self.newest_id, stored.id)
+        self.parsed += 1
+        ev = _media_event(stored)
+        if ev is None:
+            return
+        kind = _judged_kind(ev)
+        key = ("row", stored.id) if kind is None else kind
+        known = self.kept.get(key)
+        if known is None or (stored.time, stored.id) < known[:2]:
+            self.kept[key] = (stored.time, stored.id, ev)
+
+    def records(self) -> list[CxlEvent]:
+        """The records kept, oldest first (as the store orders them: time, id)."""
+        return [ev for _, _, ev in sorted(self.kept.values(), key=lambda k: k[:2])]

@@ -39,6 +39,7 @@ from sqlalchemy import (
     distinct,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -46,6 +47,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from memras.ingest.parsers.cxl import (
     AER_CE,
     AER_UE,
+    CXL_DRIVER,
     HDR_FLAGS,
     HEALTH_STATUS,
     MEDIA_EVENTS,
@@ -69,7 +71,7 @@ from memras.store.rasdaemon_schema import (
     format_timestamp,
     insert_sql,
 )
-from memras.store.results import Summary, SummaryGroup
+from memras.store.results import StoredError, Summary, SummaryGroup
 
 if TYPE_CHECKING:
     from memras.store.store import Store
@@ -228,19 +230,70 @@ def stored_memdevs(store: Store) -> list[str]:
         return sorted(session.scalars(select(CxlEventRow.memdev).distinct()))
 
 
-def store_version(store: Store) -> tuple[int, ...]:
+def store_version(store: Store, *extra: Any) -> tuple[int, ...]:
     """A cheap "has anything stored changed?" token: memras_error's newest id and its
     events counted (memras_error_count: retention's deletes change it), memras_cxl_event's
     newest id and rows. Four aggregates over primary keys and a small table; equal
-    tokens, same rows (what a reader caches by, memras.views.MemdevCache)."""
+    tokens, same rows (what a reader caches by, memras.views.MemdevCache). ``extra``:
+    scalar subqueries of other tables read in the same query (one read, not two)."""
     e, n, c = ErrorRow.__table__.c, ErrorCountRow.__table__.c, CxlEventRow.__table__.c
     query = select(select(func.max(e.id)).scalar_subquery(),
                    select(func.sum(n.events)).scalar_subquery(),
                    select(func.max(c.id)).scalar_subquery(),
-                   select(func.count()).select_from(CxlEventRow.__table__).scalar_subquery())
+                   select(func.count()).select_from(CxlEventRow.__table__).scalar_subquery(),
+                   *extra)
     with store.session(write=False) as session:
         row = session.execute(query).one()
     return tuple(int(v or 0) for v in row)
+
+
+def _memdev_errors(names: Iterable[str]) -> Any:
+    """memras_error rows of these memdevs, as ``Store.errors(dimm=name)`` selects a
+    name's (its label or its id)."""
+    e = ErrorRow.__table__.c
+    wanted = sorted(set(names))
+    return or_(e.label.in_(wanted), e.dimm_id.in_(wanted))
+
+
+def memdev_marks(store: Store, names: Iterable[str]) -> dict[str, tuple[int, int, int, int]]:
+    """Each memdev's own "has anything of it changed?" token (:func:`store_version` per
+    memdev): its memras_error rows (label or id) counted and their newest id, the same
+    of its memras_cxl_event rows. One scan of memras_error (``label`` has no index:
+    ~50 ms at 50,000 rows), read when :func:`store_version` changed, so that a reader
+    judges again only the memdevs whose rows changed."""
+    wanted = sorted(set(names))
+    e, c = ErrorRow.__table__.c, CxlEventRow.__table__.c
+    errors = (select(e.label, e.dimm_id, func.count(), func.max(e.id))
+              .where(_memdev_errors(wanted)).group_by(e.label, e.dimm_id))
+    records = (select(c.memdev, func.count(), func.max(c.id))
+               .where(c.memdev.in_(wanted)).group_by(c.memdev))
+    marks = dict.fromkeys(wanted, (0, 0, 0, 0))
+    with store.session(write=False) as session:
+        for label, dimm_id, n, newest in session.execute(errors):
+            for name in {label, dimm_id} & marks.keys():  # a row named twice counts once
+                rows, top, *rest = marks[name]
+                marks[name] = (rows + n, max(top, newest), *rest)
+        for memdev, n, newest in session.execute(records):
+            marks[memdev] = (*marks[memdev][:2], n, newest)
+    return marks
+
+
+def memdev_media_errors(store: Store, memdev: str, *, after_id: int = 0
+                        ) -> tuple[int, list[StoredError]]:
+    """(rows, errors): the memdev's CXL media errors (memras_error rows of the CXL
+    driver, as ``Store.errors(dimm=memdev)`` selects them) with an id above
+    ``after_id``, oldest first, and how many such rows it has in all: a reader that
+    keeps what it read (memras.health.cxl.MediaRecords) reads only the new ones, and
+    all again when fewer are left than it read (retention deleted some)."""
+    from memras.store.store import stored_error  # store.py imports this module
+
+    t = ErrorRow.__table__
+    mine = (_memdev_errors([memdev]), t.c.driver == CXL_DRIVER)
+    query = select(t).where(*mine, t.c.id > after_id).order_by(t.c.time, t.c.id)
+    with store.session(write=False) as session:
+        rows = session.execute(query).mappings().all()
+        total = session.scalar(select(func.count()).select_from(t).where(*mine)) or 0
+    return int(total), [stored_error(r) for r in rows]
 
 
 # --- the records `memras errors` and `memras summary` show beside memras_error ------
