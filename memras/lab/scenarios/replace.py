@@ -220,9 +220,9 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
     device = actions.slot_device(lab, dimm.slot)
     blocks = device.blocks
     memtotal = actions.meminfo_kb(lab)["MemTotal"]
-    rounds = 1 if report.quick else ROUNDS
+    round_count = 1 if report.quick else ROUNDS
     report.facts.update(dimm=device.name, blocks=list(blocks), memtotal_before_kb=memtotal,
-                        qmp=GUEST_QMP, rounds_planned=rounds)
+                        qmp=GUEST_QMP, rounds_planned=round_count)
     with report.step("free the guest's memory left by earlier scenarios") as step:
         # The guest is shared by the whole test session and its /tmp is RAM: databases,
         # logs and caches of earlier scenarios would leave the offline's page migration
@@ -272,7 +272,7 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
         report.expect(str(mine["verdict"]).startswith("replace"),
                       f"{device.name} verdict is {mine['verdict']!r}, not replace")
     runs: list[dict[str, Any]] = []
-    for n in range(1, rounds + 1):
+    for n in range(1, round_count + 1):
         with report.step(f"round {n}: refill the workload into the DIMM") as step:
             filled = workload.refill()
             step.detail = f"{filled['pages_in_range']} pages"
@@ -353,7 +353,7 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
                 report.expect(not swept["resets"], f"counter-reset alerts {swept['resets']}")
                 report.expect(bool(swept["resolved_by_replacement"]),
                               f"no alert names replacement #{rid} (the verdict raised none?)")
-        last = n == rounds
+        last = n == round_count
         with report.step(f"raw sysfs offline of the same blocks (round {n}, after)"
                          + ("; put dimm1 back" if last else "")) as step:
             raw.append(_timed_raw_round(lab, workload, blocks))
