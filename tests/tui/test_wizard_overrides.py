@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from memras.tui.app import MemrasApp
+from memras.tui.screens.help import HelpScreen
 from memras.tui.screens.override import OverrideScreen
 from memras.tui.screens.wizard import WizardScreen
 
@@ -24,8 +25,9 @@ from memras.sim import profiles
 from memras.sim.actions import set_unmovable
 from memras.store import Store
 from memras.workflow.runner import ReplaceOptions
-from tests.tui.conftest import wait_until
+from tests.tui.conftest import settle, wait_until
 from tests.tui.helpers import static_text
+from tests.tui.test_half_done import screen_lines
 from tests.tui.world import PINNED_NOW, World, build
 
 DIMM = "P1-DIMMB1"  # the demo's memory32-memory63, PNP0C80:00
@@ -54,6 +56,14 @@ def kernel_zone(root: Path, block: int, *, movable_pages: bool = True) -> None:
     assert memory.read(block).zone == "Normal"
     if movable_pages:
         set_unmovable(root, block, False)
+
+
+def cxl_app(tmp_path: Path, profile: str) -> tuple[MemrasApp, Path]:
+    """An app on a fresh simulated server of ``profile`` and an empty database (its path)."""
+    srv = profiles.create(profile, tmp_path / "root")
+    db = tmp_path / "memras.db"
+    Store.open(db).close()
+    return make_app(srv.root, db), db
 
 
 async def open_wizard(app: MemrasApp, pilot: Any, dimm: str, **options: Any) -> WizardScreen:
@@ -194,10 +204,7 @@ async def test_a_cxl_memdev_is_named_and_its_refusals_lifted_one_by_one(tmp_path
     """cxl-single's mem0 is all of node 1 and 256M: the default reserve and the node checks
     refuse it; n then s (the size and the name typed) get it to the confirmation, which
     still asks the PCI function as `memras replace mem0` does."""
-    srv = profiles.create("cxl-single", tmp_path / "root")
-    db = tmp_path / "memras.db"
-    Store.open(db).close()
-    app = make_app(srv.root, db)
+    app, db = cxl_app(tmp_path, "cxl-single")
     async with app.run_test(size=(120, 40)) as pilot:
         wizard = await open_wizard(app, pilot, "mem0")
         title = static_text(wizard, "#wizard-title")
@@ -222,13 +229,32 @@ async def test_a_cxl_memdev_is_named_and_its_refusals_lifted_one_by_one(tmp_path
         (False, None), (True, None), (True, 128 << 20)]
 
 
+async def test_two_overrides_and_help_fit_the_footer_at_80x24(tmp_path: Path) -> None:
+    """cxl-single's mem0 is refused on the reserve and on node 1: n and s are offered at
+    once. At 80 columns the footer (the screen's last line) still shows both with their
+    flags, q Quit and ? Help; the navigation keys cut at the edge are listed by ?."""
+    app, _ = cxl_app(tmp_path, "cxl-single")
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot, "mem0")
+        assert shown_keys(app) == {"n", "s"}
+        await settle(pilot)
+        footer = screen_lines(app)[-1]
+        for shown in ("esc Cancel/Back", "q Quit", "n --force-node", "s --reserve", "? Help"):
+            assert shown in footer, footer
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        listed = static_text(app.screen, "#help Static")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is wizard)
+    for ident in ("wizard.force_node", "wizard.reserve_bytes", "screen.dashboard",
+                  "screen.map", "screen.alerts", "screen.audit"):
+        assert ident in listed, listed
+
+
 async def test_whole_region_is_offered_for_an_interleaved_memdev(tmp_path) -> None:
     """The cxl profile's region0 interleaves mem0 with mem1: only --whole-region lifts
     the mapping (the checks that need blocks are skipped, not counted)."""
-    srv = profiles.create("cxl", tmp_path / "root")
-    db = tmp_path / "memras.db"
-    Store.open(db).close()
-    app = make_app(srv.root, db)
+    app, db = cxl_app(tmp_path, "cxl")
     async with app.run_test(size=(120, 40)) as pilot:
         wizard = await open_wizard(app, pilot, "mem0", reserve_bytes=128 << 20,
                                    force_node=True)

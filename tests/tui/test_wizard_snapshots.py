@@ -1,12 +1,12 @@
 """The wizard's look at every phase a user sees, at 80x24 and 120x40.
 
-Preflight running and refused, the typed confirmation, offlining in progress, the
-physical swap, an interrupted replacement offered for resuming, waiting for the new
-module, REPLACED (the new module onlined and the verify checks), rolled back, and
-stopped with the blocks left offline (where the memory is and the command to
-continue): each must show the slot label (P1-DIMMB1). Onlining has no screen of its
-own: the simulated insert comes back online (Movable) and the wizard shows the wait
-text until REPLACED.
+Preflight running and refused (one override offered, and two), the typed
+confirmation, offlining in progress, the physical swap, an interrupted replacement
+offered for resuming, waiting for the new module, REPLACED (the new module onlined and
+the verify checks), rolled back, and stopped with the blocks left offline (where the
+memory is and the command to continue): each must show the slot label (P1-DIMMB1).
+Onlining has no screen of its own: the simulated insert comes back online (Movable)
+and the wizard shows the wait text until REPLACED.
 
 Deterministic: the demo profile with no errors, a pinned clock, a fresh database (so
 replacement #1). A phase that is over in a blink is frozen where a user would see it:
@@ -188,6 +188,16 @@ def test_preflight_running(snap_compare, tmp_path, monkeypatch, size) -> None:
 def test_preflight_refused(snap_compare, tmp_path, monkeypatch, size) -> None:
     """A reserve larger than the machine: preflight refuses, nothing was changed."""
     options = ReplaceOptions(operator="Ada", policy=FAST, reserve_bytes=1 << 40)
+    assert snap(snap_compare, tmp_path, monkeypatch, size, to_phase("done", options=options))
+
+
+@size_ids
+def test_preflight_refused_with_two_overrides(snap_compare, tmp_path, monkeypatch,
+                                              size) -> None:
+    """The reserve and a node reserve no node keeps refuse: n and s offered at once; at
+    80x24 the footer still shows both with their flags, q Quit and ? Help."""
+    options = ReplaceOptions(operator="Ada", policy=FAST, reserve_bytes=1 << 40,
+                             node_reserve="99%")
     assert snap(snap_compare, tmp_path, monkeypatch, size, to_phase("done", options=options))
 
 

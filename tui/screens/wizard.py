@@ -108,6 +108,11 @@ class WizardScreen(Screen[None]):
         Binding("q", "quit_wizard", "Quit", id="wizard.quit"),
         *(Binding(o.key, f"override('{o.option}')", o.flag.split()[0], id=f"wizard.{o.option}")
           for o in OVERRIDES),
+        # The app's ? again, here: the footer lists this screen's keys before the app's and
+        # cuts at the terminal's width, so at 80 columns the app's "? Help" (last) was cut
+        # once a step had keys of its own (the swap, two overrides offered). Here it comes
+        # right after the step's keys and the navigation keys d m a u are what is cut.
+        Binding("question_mark", "app.help", "Help", key_display="?", id="wizard.help"),
     ]
     # Which phase shows which key in the footer (the others are hidden: "c Cancel
     # offlining" on the REPLACED screen was a key that did nothing).
