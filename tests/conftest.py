@@ -58,3 +58,12 @@ pytest_plugins = ["tests.fixtures.postgres"]
 @pytest.fixture
 def kernel_write_guard_active() -> bool:
     return True
+
+
+@pytest.fixture(scope="session")
+def large_server(tmp_path_factory: pytest.TempPathFactory):
+    """The ``large`` simulated server (16,384 memory blocks), built once: writing its
+    tree takes ~15 s. Only for tests that read it (lsmem parity, the TUI's map)."""
+    from memras.sim.profiles import create
+
+    return create("large", tmp_path_factory.mktemp("large") / "large")

@@ -73,15 +73,12 @@ async def test_map_select_a_block_with_keys_and_mouse(make_app) -> None:
         assert app.screen.dimm_id == "mc0/dimm0"
 
 
-async def test_map_handles_16384_blocks(tmp_path) -> None:
+async def test_map_handles_16384_blocks(tmp_path, large_server) -> None:
     """16,384 blocks page through; how fast is bench/tui_first_paint.py's business (no
     timed assertion in a test: a loaded CI machine would fail it for no reason)."""
     from memras.tui.app import MemrasApp
 
-    from memras.sim.profiles import create
-
-    server = create("large", tmp_path / "large")
-    app = MemrasApp(server.root, str(tmp_path / "db.sqlite"))
+    app = MemrasApp(large_server.root, str(tmp_path / "db.sqlite"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("m")
         await wait_until(pilot, lambda: isinstance(app.screen, MemoryMapScreen)

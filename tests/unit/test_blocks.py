@@ -62,9 +62,9 @@ def assert_parity(root: Path) -> None:
         lsmem(root, "-J", "-a", "-b"))
 
 
-@pytest.fixture(scope="module")
-def large_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return create("large", tmp_path_factory.mktemp("large") / "root").root
+@pytest.fixture
+def large_root(large_server) -> Path:  # tests/conftest.py: built once per session
+    return large_server.root
 
 
 @pytest.mark.parametrize("profile", SMALL)
