@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, final
 
 
@@ -327,3 +327,70 @@ def event_evidence(event: MemoryErrorEvent) -> dict[str, Any]:
         "channel": loc.channel,
         "slot": loc.slot,
     }
+
+
+# ---- CPER (UEFI Appendix N): one firmware record, read from its bytes or its print ------
+# memras.host.bert decodes a CPER record's bytes; memras.ingest.parsers.ghes reads the
+# kernel's printed copy of the same record (drivers/firmware/efi/cper.c). Where the two
+# must reach the same verdict, the rule is here, once.
+
+# cper_severity_str(): the words the kernel prints for CPER_SEV_* 0..3, in that order
+CPER_SEVERITY_WORDS = ("recoverable", "fatal", "corrected", "info")
+CPER_SEVERITY = {
+    "recoverable": ErrorType.UNCORRECTED,
+    "fatal": ErrorType.FATAL,
+    "corrected": ErrorType.CORRECTED,
+    "info": ErrorType.INFO,
+}
+CPER_NO_ADDRESS = (1 << 64) - 1  # a physical address of all ones: the firmware has none
+
+
+def cper_error_type(section: str | None, block: str | None) -> ErrorType:
+    """A CPER section's error type from its severity word and its block's.
+
+    The section's own severity, but never above a corrected block's: the Generic Error
+    Status Block's severity is the worst of its entries' (ACPI 6.x: "the error severity
+    of the entire event"; UEFI N.2.1, the record header: it "corresponds to the most
+    severe error section"), so a "recoverable" or "fatal" section in a block the
+    firmware calls corrected (the kernel prints "It has been corrected by h/w") is the
+    firmware's slip, and the block's word stands. A section whose word is none of the four
+    (``cper_severity_str`` prints "unknown") takes the block's; neither known: INFO.
+    """
+    own = CPER_SEVERITY.get(section or "")
+    if own is None:
+        return CPER_SEVERITY.get(block or "", ErrorType.INFO)
+    if block == "corrected" and own.is_uncorrected:
+        return ErrorType.CORRECTED
+    return own
+
+
+def cper_address(value: int | None) -> int | None:
+    """A CPER physical address, or None where the firmware gave none (all ones)."""
+    return None if value is None or value == CPER_NO_ADDRESS else value
+
+
+def cper_placed(stamp: datetime | None, boot: datetime | None
+                ) -> tuple[datetime | None, TimeSource]:
+    """Where a record of the previous boot (a BERT section) is placed in time: its
+    entry's own CPER timestamp (the firmware's clock, ``kernel``), else this boot's
+    start (``boot``; None when the caller dates it later), a guess: ``inferred``,
+    history the health engine keeps out of rates — whichever road read the record."""
+    if stamp is not None:
+        return stamp, TimeSource.KERNEL
+    return boot, TimeSource.INFERRED
+
+
+def cper_datetime(century: int, year: int, month: int, day: int, hour: int, minute: int,
+                  second: int) -> datetime | None:
+    """A CPER timestamp's fields (UEFI N.2.1, out of BCD as the kernel's ``bcd2bin``
+    takes them) as the firmware's clock read as UTC, the way Linux reads the RTC; None
+    when they name no date. cper_print_tstamp prints each field in two digits: one of
+    three (a byte that was no BCD) leaves the printed copy unreadable, so it is no date
+    on either road."""
+    fields = (century, year, month, day, hour, minute, second)
+    if any(not 0 <= f <= 99 for f in fields):
+        return None
+    try:
+        return datetime(century * 100 + year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError:
+        return None

@@ -24,6 +24,11 @@ log's GHES block carries, so the DimmLocation mapping is the GHES parser's (node
 socket; card and module stay in ``driver_detail``). The label is the SMBIOS type 17
 device the module handle names (``"<bank locator> <locator>"``, as ghes_edac does).
 
+A record read here and the same record read from the kernel log's printed copy (the
+GHES parser, ``BERT: Error records from previous boot``) must come out the same: the
+severity rule (a section never above a corrected block), the all-ones "no address",
+and the timestamp's reading are one function each in memras.records, called by both.
+
 Time: the entry's CPER timestamp when its validation bit says it is valid (kept as
 the firmware's clock, read as UTC like Linux reads the RTC: ``time_source=kernel``);
 otherwise the error happened at some moment before this boot, and the record is
@@ -37,11 +42,22 @@ import struct
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from memras.errors import KernelInterfaceError
 from memras.host._fs import KernelFs
-from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source, TimeSource
+from memras.records import (
+    CPER_SEVERITY_WORDS,
+    DimmLocation,
+    ErrorType,
+    MemoryErrorEvent,
+    Source,
+    TimeSource,
+    cper_address,
+    cper_datetime,
+    cper_error_type,
+    cper_placed,
+)
 
 TABLE_FILE = "/sys/firmware/acpi/tables/BERT"
 REGION_FILE = "/sys/firmware/acpi/tables/data/BERT"
@@ -71,21 +87,20 @@ MEM_VALID_DEVICE = 0x0080
 MEM_VALID_ROW = 0x0100
 MEM_VALID_COLUMN = 0x0200
 MEM_VALID_BIT_POSITION = 0x0400
+MEM_VALID_REQUESTOR_ID = 0x0800
+MEM_VALID_RESPONDER_ID = 0x1000
+MEM_VALID_TARGET_ID = 0x2000
 MEM_VALID_ERROR_TYPE = 0x4000
 MEM_VALID_RANK_NUMBER = 0x8000
 MEM_VALID_MODULE_HANDLE = 0x20000
 MEM_VALID_ROW_EXT = 0x40000
 MEM_VALID_BANK_GROUP = 0x80000
 MEM_VALID_BANK_ADDRESS = 0x100000
+MEM_VALID_CHIP_ID = 0x200000
+MEM_CHIP_ID_SHIFT = 5  # chip id in extended bits 5-7
 
-# CPER_SEV_* — the section's (and block's) error_severity
-SEVERITIES = {0: "recoverable", 1: "fatal", 2: "corrected", 3: "info"}
-_ERROR_TYPE_OF_SEVERITY = {
-    "recoverable": ErrorType.UNCORRECTED,
-    "fatal": ErrorType.FATAL,
-    "corrected": ErrorType.CORRECTED,
-    "info": ErrorType.INFO,
-}
+# CPER_SEV_* — the section's (and block's) error_severity, as cper_severity_str words
+SEVERITIES = dict(enumerate(CPER_SEVERITY_WORDS))
 
 # cper_mem_err_type_strs[] (drivers/firmware/efi/cper.c)
 MEMORY_ERROR_TYPES = (
@@ -134,22 +149,13 @@ def parse_table(data: bytes) -> BertTable:
 
 def cper_timestamp(value: int) -> datetime | None:
     """A CPER timestamp (UEFI N.2.1: BCD seconds, minutes, hours, flags, day, month,
-    year, century — kernel cper_print_tstamp); None when a field is not a date."""
-    raw = value.to_bytes(8, "little")
-
-    def bcd(b: int) -> int | None:
-        hi, lo = b >> 4, b & 0xF
-        return None if hi > 9 or lo > 9 else hi * 10 + lo
-
-    sec, minute, hour, _flags, day, month, year, century = raw
-    parts = [bcd(sec), bcd(minute), bcd(hour), bcd(day), bcd(month), bcd(year), bcd(century)]
-    if any(p is None for p in parts):
-        return None
-    s, mi, h, d, mo, y, c = (p or 0 for p in parts)
-    try:
-        return datetime(c * 100 + y, mo, d, h, mi, s, tzinfo=UTC)
-    except ValueError:
-        return None
+    year, century); None when it is no date. Each byte is read as the kernel's
+    cper_print_tstamp reads it (``bcd2bin``: low nibble + high nibble × 10, whatever the
+    nibbles), so the date is the one its printed copy gives (memras.records.cper_datetime).
+    """
+    sec, minute, hour, _flags, day, month, year, century = (
+        (b & 0xF) + (b >> 4) * 10 for b in value.to_bytes(8, "little"))
+    return cper_datetime(century, year, month, day, hour, minute, sec)
 
 
 def _location_text(v: int, f: dict[str, int]) -> str:
@@ -173,19 +179,27 @@ def _location_text(v: int, f: dict[str, int]) -> str:
         parts.append(f"column:{f['column']}")
     if v & MEM_VALID_BIT_POSITION:
         parts.append(f"bit_position:{f['bit_pos']}")
+    for bit, name in ((MEM_VALID_REQUESTOR_ID, "requestor_id"),
+                      (MEM_VALID_RESPONDER_ID, "responder_id"),
+                      (MEM_VALID_TARGET_ID, "target_id")):
+        if v & bit:
+            parts.append(f"{name}:{f[name]:#018x}")
+    if v & MEM_VALID_CHIP_ID:
+        parts.append(f"chip_id:{f['extended'] >> MEM_CHIP_ID_SHIFT}")
     return " ".join(parts)
 
 
 def _location(v: int, f: dict[str, int], label: str | None) -> DimmLocation:
-    """The GHES parser's mapping (memras.ingest.parsers.locations): node is the socket,
-    card/module/bit position are not DimmLocation fields."""
+    """The GHES parser's mapping of the same text (memras.ingest.parsers.locations):
+    node is the socket, card/module/bit position are not DimmLocation fields, and the
+    first of ``bank:`` and ``bank_address:`` the text names is the bank."""
     bank = bank_group = None
     if v & MEM_VALID_BANK:
         bank = f["bank"]
+    elif v & MEM_VALID_BANK_ADDRESS:
+        bank = f["bank"] & 0xFF
     if v & MEM_VALID_BANK_GROUP:
         bank_group = f["bank"] >> 8
-    if v & MEM_VALID_BANK_ADDRESS:
-        bank = f["bank"] & 0xFF
     return DimmLocation(
         socket=f["node"] if v & MEM_VALID_NODE else None,
         rank=f["rank"] if v & MEM_VALID_RANK_NUMBER else None,
@@ -202,16 +216,18 @@ def _grain_bits(mask: int) -> int | None:
     return (mask & -mask).bit_length() - 1 if mask else None
 
 
-def _memory_record(body: bytes, severity: str, when: datetime | None, time_source: TimeSource,
-                   fru_text: str, raw: str, label_of: Callable[[int], str | None] | None
-                   ) -> MemoryErrorEvent:
+def _memory_record(body: bytes, grade: ErrorType, when: datetime | None,
+                   time_source: TimeSource, fru_text: str, raw: str,
+                   label_of: Callable[[int], str | None] | None) -> MemoryErrorEvent:
     (valid, error_status, address, mask, node, card, module, bank, device, row, column,
-     bit_pos, _req, _resp, _target, error_type, extended, rank, _array_h,
+     bit_pos, requestor, responder, target, error_type, extended, rank, _array_h,
      module_handle) = MEMORY_SECTION.unpack_from(body)
     if valid & MEM_VALID_ROW_EXT:  # row bits 16-17 in extended bits 0-1
         row |= (extended & 0x3) << 16
     f = {"node": node, "card": card, "module": module, "bank": bank, "device": device,
-         "row": row, "column": column, "bit_pos": bit_pos, "rank": rank}
+         "row": row, "column": column, "bit_pos": bit_pos, "rank": rank,
+         "requestor_id": requestor, "responder_id": responder, "target_id": target,
+         "extended": extended}
     label = None
     if valid & MEM_VALID_MODULE_HANDLE and label_of is not None:
         label = label_of(module_handle)
@@ -221,15 +237,13 @@ def _memory_record(body: bytes, severity: str, when: datetime | None, time_sourc
         kind = (MEMORY_ERROR_TYPES[error_type] if error_type < len(MEMORY_ERROR_TYPES)
                 else f"error type {error_type}")
     detail = _location_text(valid, f)
-    flags: tuple[str, ...] = ()
-    if not valid & MEM_VALID_PA:
-        flags = ("address:not-valid",)
+    pa = cper_address(address) if valid & MEM_VALID_PA else None
     return MemoryErrorEvent(
-        error_type=_ERROR_TYPE_OF_SEVERITY[severity],
+        error_type=grade,
         source=Source.FIRMWARE,
         timestamp=when,
         time_source=time_source if when is not None else None,
-        address=address if valid & MEM_VALID_PA else None,
+        address=pa,
         grain_bits=_grain_bits(mask) if valid & MEM_VALID_PA_MASK else None,
         message=kind or (f"error_status {error_status:#x}"
                          if valid & MEM_VALID_ERROR_STATUS else "memory error"),
@@ -237,7 +251,7 @@ def _memory_record(body: bytes, severity: str, when: datetime | None, time_sourc
         driver_detail=detail,
         location=_location(valid, f, label),
         raw=raw,
-        flags=flags,
+        flags=() if pa is not None else ("address:not-valid",),
     )
 
 
@@ -313,17 +327,16 @@ def _decode_block(block: bytes, block_status: int, severity: int, digest: str,
             out.skipped.append(f"block {digest[:8]} section {index}: memory error section "
                                f"of {len(body)} bytes, shorter than {MEMORY_SECTION.size}")
         else:
-            when, source = None, TimeSource.INFERRED
-            if stamp is not None and valid & GEN_VALID_TIMESTAMP:
-                when, source = cper_timestamp(stamp), TimeSource.KERNEL
-            if when is None:
-                when, source = boot_time, TimeSource.INFERRED
+            own = (cper_timestamp(stamp) if stamp is not None and valid & GEN_VALID_TIMESTAMP
+                   else None)
+            when, source = cper_placed(own, boot_time)
             fru = (fru_raw.split(b"\0", 1)[0].decode("ascii", "replace").strip()
                    if valid & GEN_VALID_FRU_STRING else "")
             severity_name = SEVERITIES.get(sec_severity, block_severity)
             raw = (f"BERT block {digest} section {index}: severity {severity_name}, "
                    f"memory error, {body[:MEMORY_SECTION.size].hex()}")
-            out.records.append(_memory_record(body, severity_name, when, source, fru, raw,
+            error_type = cper_error_type(SEVERITIES.get(sec_severity), block_severity)
+            out.records.append(_memory_record(body, error_type, when, source, fru, raw,
                                               label_of))
         pos += head + length
         index += 1

@@ -224,8 +224,10 @@ class ImportClock:
         self.counts[source] = self.counts.get(source, 0) + 1
         if when is None and record.time_source is source:
             return record
+        # a source the parser set stays: a BERT record placed at its boot's start is a
+        # guess (inferred) whatever clock dates that boot
         return dataclasses.replace(record, timestamp=when or record.timestamp,
-                                   time_source=source)
+                                   time_source=record.time_source or source)
 
     def _boot(self) -> tuple[datetime | None, TimeSource]:
         if self.boot_time is not None:

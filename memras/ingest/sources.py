@@ -107,8 +107,10 @@ def with_wall_time(records: list[_R], boot: datetime | None) -> list[_R]:
             # the same) instead of killing the source
             with contextlib.suppress(OverflowError, ValueError):
                 when = boot + timedelta(seconds=r.uptime_s)
+                # a source the parser set stays (a BERT record at boot start: inferred)
                 r = (dataclasses.replace(r, timestamp=when) if isinstance(r, CxlEvent) else
-                     dataclasses.replace(r, timestamp=when, time_source=TimeSource.UPTIME_BOOT))
+                     dataclasses.replace(r, timestamp=when,
+                                         time_source=r.time_source or TimeSource.UPTIME_BOOT))
         out.append(r)
     return out
 

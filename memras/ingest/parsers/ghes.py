@@ -27,26 +27,47 @@ A section's severity is its own, but never above the block's (``event severity``
 the UEFI Generic Error Status Block's severity is the worst of its entries', so a
 "recoverable" section in a block the firmware calls corrected (and prints "It has
 been corrected by h/w") is the firmware's slip, and the block's word stands. A
-physical address of all ones is the firmware saying it has none.
+physical address of all ones is the firmware saying it has none. Both rules are
+memras.records' (``cper_error_type``, ``cper_address``), shared with the binary BERT
+reader (memras.host.bert): one firmware record read from its bytes or from this
+print gets the same error type and address.
+
+A BERT section is dated as the binary reader dates it (``cper_placed``): by its
+``[im]precise tstamp:`` line (printed before its ``Error N`` line for an entry of
+revision 3+, cper_print_tstamp), the firmware's clock read as UTC (``kernel``); else
+at this boot's start, ``inferred``. A runtime GHES block keeps its print time.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from memras.ingest.parsers._common import hex_int
 from memras.ingest.parsers.locations import location_from_pairs
-from memras.ingest.parsers.trace_events import CPER_SEVERITY
-from memras.records import DimmLocation, ErrorType, MemoryErrorEvent, Source
+from memras.records import (
+    DimmLocation,
+    MemoryErrorEvent,
+    Source,
+    cper_address,
+    cper_datetime,
+    cper_error_type,
+    cper_placed,
+)
 
 GHES_LINE = re.compile(r"^(?:\{(?P<seq>\d+)\})?\[Hardware Error\]: ?(?P<text>.*)$")
 GHES_START = "Hardware error from APEI Generic Hardware Error Source"
 BERT_START = "BERT: Error records from previous boot"
-_NO_ADDRESS = (1 << 64) - 1
 _SECTION = re.compile(r"Error (\d+), type: (\w+)")
 _KEY_VALUE = re.compile(r"([a-z_]+): (.*)$")
-_LOCATION_KEYS = ("node:", "card:", "module:", "rank:", "bank:", "device:", "row:")
+# cper_mem_err_location's keys, in its order: the first valid one opens the line
+_LOCATION_KEYS = ("node:", "card:", "module:", "rank:", "bank:", "bank_group:",
+                  "bank_address:", "device:", "row:", "column:", "bit_position:",
+                  "requestor_id:", "responder_id:", "target_id:", "chip_id:")
+# cper_print_tstamp: "%02d%02d-%02d-%02d %02d:%02d:%02d" (century, year, month, day…)
+_TSTAMP = re.compile(r"(?:im)?precise tstamp: (\d\d)(\d\d)-(\d\d)-(\d\d) "
+                     r"(\d\d):(\d\d):(\d\d)$")
 
 
 @dataclass(slots=True)
@@ -55,6 +76,7 @@ class _Section:
     fields: dict[str, str] = field(default_factory=dict)
     location_text: str = ""
     dimm_location: str = ""
+    stamp: datetime | None = None  # its entry's CPER timestamp, when printed and a date
 
     @property
     def is_memory(self) -> bool:
@@ -70,6 +92,7 @@ class GhesBlock:
     event_severity: str = ""
     sections: list[_Section] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    stamp: datetime | None = None  # a tstamp line's date, for the section it precedes
 
     def belongs(self, seq: str | None) -> bool:
         return seq == self.seq
@@ -79,7 +102,12 @@ class GhesBlock:
         stripped = text.strip()
         section = _SECTION.match(stripped)
         if section:
-            self.sections.append(_Section(severity=section[2]))
+            self.sections.append(_Section(severity=section[2], stamp=self.stamp))
+            self.stamp = None
+            return
+        stamp = _TSTAMP.match(stripped)
+        if stamp:
+            self.stamp = cper_datetime(*(int(g) for g in stamp.groups()))
             return
         if stripped.startswith("event severity:"):
             self.event_severity = stripped.partition(":")[2].strip()
@@ -126,18 +154,7 @@ class GhesBlock:
 
 
 def _address(section: _Section) -> int | None:
-    address = hex_int(section.fields.get("physical_address"))
-    return None if address == _NO_ADDRESS else address
-
-
-def _severity(section: _Section, event_severity: str) -> ErrorType:
-    """The section's severity, capped by a corrected block's (module doc)."""
-    own = CPER_SEVERITY.get(section.severity)
-    if own is None:
-        return CPER_SEVERITY.get(event_severity, ErrorType.INFO)
-    if event_severity == "corrected" and own.is_uncorrected:
-        return ErrorType.CORRECTED
-    return own
+    return cper_address(hex_int(section.fields.get("physical_address")))
 
 
 def _label(section: _Section) -> str | None:
@@ -164,16 +181,24 @@ def _section_record(
     driver: str = "ghes",
 ) -> MemoryErrorEvent:
     fields = section.fields
-    error_type = _severity(section, event_severity)
+    error_type = cper_error_type(section.severity, event_severity)
     message = fields.get("error_type", "").partition(", ")[2] or fields.get("error_status", "")
     location = location_from_pairs(section.location_text).merged(
         DimmLocation(label=_label(section))
     )
+    time_source = None
+    if driver == "bert":  # a fault of the previous boot (module doc)
+        placed, source = cper_placed(section.stamp, timestamp)
+        if section.stamp is not None:
+            uptime_s = None  # not this boot's clock
+        if placed is not None or uptime_s is not None:  # dated now, or by uptime later
+            timestamp, time_source = placed, source
     return MemoryErrorEvent(
         error_type=error_type,
         source=Source.KMSG,
         timestamp=timestamp,
         uptime_s=uptime_s,
+        time_source=time_source,
         address=_address(section),
         grain_bits=_grain_bits(fields.get("physical_address_mask")),
         message=message,

@@ -77,7 +77,6 @@ from memras.records import (
     MemoryFailureEvent,
     Record,
     Source,
-    TimeSource,
 )
 
 GROUP_WINDOW_S = 1.0
@@ -485,9 +484,8 @@ class KernelLogParser:
             uptime, when = g.first.uptime_s, g.first.timestamp
             if g.ghes.driver == "bert":
                 uptime, when = _boot_instant(g.first)
+            # BERT: the block dates each section, by its own stamp or as inferred
             recs = g.ghes.records(uptime_s=uptime, kmsg_seq=g.first.kmsg_seq, timestamp=when)
-            if g.ghes.driver == "bert" and when is not None:
-                recs = [replace(r, time_source=TimeSource.INFERRED) for r in recs]
             if g.record is not None and recs:
                 self._learn_page_shift(g.record, recs[0].address)
             out: list[Record] = [_merge_edac(r, g.record, raw, regs, g.regs) for r in recs]

@@ -35,6 +35,7 @@ from memras.ingest.parsers._common import (
 )
 from memras.ingest.parsers.locations import location_from_label, location_from_pairs
 from memras.records import (
+    CPER_SEVERITY,  # cper_severity_str(): the words the extlog event prints
     DimmLocation,
     ErrorType,
     MceRegisters,
@@ -281,13 +282,6 @@ _EXTLOG = re.compile(
     r"\{(?P<seq>\d+)\} (?P<sev>\w+) error: (?P<etype>.*?) physical addr: (?P<pa>[0-9a-fA-F]+)"
     r" \(mask lsb: (?P<lsb>[0-9a-fA-F]+)\) (?P<loc>.*?)FRU: (?P<fru_id>\S*) ?(?P<fru>.*)$"
 )
-# cper_severity_str(): the words the extlog event prints, and rasdaemon's numbers
-CPER_SEVERITY = {
-    "recoverable": ErrorType.UNCORRECTED,
-    "fatal": ErrorType.FATAL,
-    "corrected": ErrorType.CORRECTED,
-    "info": ErrorType.INFO,
-}
 
 
 def parse_extlog_mem_event(
