@@ -42,6 +42,16 @@ class LabWorkload:
     def running(self) -> bool:
         return self.lab.run(f"kill -0 {self.pid}").status == 0
 
+    def gone(self) -> bool:
+        """Dead for sure: not running twice, 2 s apart. One console exchange under a
+        loaded host has read as "not running" while the workload was in its final
+        verification pass (capacity-policy, CI 2026-12-07: "died" 0.57 s after the
+        TERM, with an empty log)."""
+        if self.running():
+            return False
+        time.sleep(2)
+        return not self.running()
+
     def wait(self, condition: Callable[[dict[str, Any]], bool], what: str,
              timeout_s: float = 120) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -49,12 +59,13 @@ class LabWorkload:
             status = self.status()
             if status and condition(status):
                 return status
-            if not self.running():
+            if self.gone():
                 status = self.status()
                 if status and condition(status):
                     return status
                 log = self.lab.run(f"cat {self.log}").output
-                raise LabError(f"the workload died: {log.strip()[-300:]}")
+                raise LabError(f"the workload died: {log.strip()[-300:] or 'no output'}; "
+                               f"last status {status}")
             if time.monotonic() > deadline:
                 raise LabError(f"workload: no {what} within {timeout_s:.0f} s: {status}")
             time.sleep(1)
