@@ -34,7 +34,13 @@ async def test_hostile_label_is_escaped_and_not_markup(hostile_app: MemrasApp) -
         app.open_dimm(FAILING)
         await wait_until(pilot, lambda: getattr(app.screen, "detail", None) is not None)
         assert SHOWN in static_text(app.screen, "#identity")
-        assert "\\x1b[2J[bold]red[/]EVIL" in _screen_text(app)
+        await pilot.pause()
+        detail_text = _screen_text(app)
+        assert "\\x1b[2J[bold]red[/]EVIL" in detail_text
+        # the identity table's title (slot name, EDAC label, id) too: no raw escape, no
+        # markup read (it drew "\x1b[2JredEVIL" until 2026-12-07)
+        assert f"DIMM P1-DIMMB1 ({SHOWN}," in detail_text
+        assert "\x1b[2J" not in detail_text
 
 
 def _screen_text(app: MemrasApp) -> str:

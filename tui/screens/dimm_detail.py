@@ -137,8 +137,11 @@ class DimmDetailScreen(Screen[None]):
 
 
 def _kv_table(title: str) -> Table:
+    """A key/value table; its title is literal text (it can hold a DIMM's firmware label
+    or a memdev's kernel name: a str title would be read as Rich markup, its control
+    characters drawn raw)."""
     table = Table.grid(padding=(0, 2))
-    table.title = title
+    table.title = safe(title)
     table.title_justify = "left"
     table.title_style = "bold"
     table.add_column(style="dim")
