@@ -385,7 +385,8 @@ class WizardScreen(Screen[None]):
         asked = self.confirmation()
         if not asked.accepts(event.value):
             self.notify(f"That is not the {asked.what} {escape(asked.name)}; nothing was "
-                        "changed.", severity="error", title="Confirmation did not match")
+                        "changed.", severity="error", title="Confirmation did not match",
+                        markup=False)  # the name is firmware text: "[" must stay "["
             event.input.value = ""
             return
         self.set_phase("offlining")
