@@ -141,9 +141,8 @@ def _kv_table(title: str) -> Table:
     or a memdev's kernel name: a str title would be read as Rich markup, its control
     characters drawn raw)."""
     table = Table.grid(padding=(0, 2))
-    table.title = safe(title)
+    table.title = safe(title, "bold")  # a Text title takes no title_style
     table.title_justify = "left"
-    table.title_style = "bold"
     table.add_column(style="dim")
     table.add_column()
     return table
