@@ -30,11 +30,9 @@ class UeventWatch:
     def __init__(self, host: Host, timeout_s: float) -> None:
         self.source = UeventSource(host)
         self.timeout_s = timeout_s
-        # UeventSource falls back to sleeping when it has neither a netlink monitor nor
-        # the simulator's file; then there is nothing to assert.
-        self.kind = ("netlink" if getattr(self.source, "_monitor", None) is not None else
-                     "simulator" if getattr(self.source, "_sim_file", None) is not None else
-                     None)
+        # None: no netlink monitor and no simulator file (UeventSource then only
+        # sleeps), so there is nothing to assert
+        self.kind = self.source.kind
 
     @property
     def available(self) -> bool:
