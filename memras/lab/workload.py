@@ -54,7 +54,6 @@ class Workload:
         self.max_stall_s = 0.0
         self.max_stall_at = 0.0
         self.first_error: dict[str, Any] | None = None
-        self.refill_requested = False
         self.started = time.time()
         self.pages_in_range_max = 0
 
@@ -112,7 +111,7 @@ class Workload:
                 "updated": time.time(), "final": final}
 
     def run(self, status_path: str, interval_s: float, pause_s: float,
-                stop: list[bool]) -> None:
+            stop: list[bool], refill: list[bool]) -> None:
         _write_status(status_path, self.status())
         last = time.monotonic()
         next_status = last + interval_s
@@ -124,8 +123,8 @@ class Workload:
             i += 1
             if i == self.chunks:
                 i, self.passes = 0, self.passes + 1
-            if self.refill_requested:  # our own copy, not a stall: not timed
-                self.refill_requested = False
+            if refill[0]:  # our own copy, not a stall: not timed
+                refill[0] = False
                 self.refill()
                 last = time.monotonic()
             time.sleep(pause_s)
@@ -164,18 +163,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--range", type=_range, help="START-END physical range to count pages in")
     args = p.parse_args(argv)
     stop = [False]
-    workload = Workload(args.mib, args.chunk_kib, args.range)
+    refill = [False]
 
     def on_term(*_: object) -> None:
         stop[0] = True
 
     def on_usr1(*_: object) -> None:
-        workload.refill_requested = True
+        refill[0] = True
 
+    # Before the fill: under TCG filling a few hundred MiB takes tens of seconds, and a
+    # SIGTERM then killed the process silently, with no status and no final pass (CI
+    # 2026-12-07, capacity-policy: "the workload died: no output; last status {}").
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGUSR1, on_usr1)
-    workload.run(args.status, args.interval, args.pause, stop)
+    workload = Workload(args.mib, args.chunk_kib, args.range)
+    workload.run(args.status, args.interval, args.pause, stop, refill)
     return 0 if workload.errors == 0 else 1
 
 
