@@ -32,8 +32,19 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ ! -x .venv/bin/python ]; then
-  echo "== creating .venv"
-  python3 -m venv .venv
+  # The distribution's python3 when it is 3.11 or newer: Debian builds it with PGO and
+  # LTO, and it runs the unit tier with ~30 % less CPU than a from-source build without
+  # them (pyenv's default; measured 24 s against 33-36 s of user time on tests/unit/health).
+  # The lab guests run this same interpreter under TCG, where CPU is wall time.
+  python=python3
+  if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    python=/usr/bin/python3
+  fi
+  echo "== creating .venv ($("$python" --version) at $(command -v "$python"))"
+  if ! "$python" -m venv .venv; then  # Debian without python3-venv: the other python3
+    rm -rf .venv
+    python3 -m venv .venv
+  fi
 fi
 echo "== installing memras and its test dependencies"
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -e '^WARNING: Location' -e 'Running pip as' || true

@@ -15,6 +15,7 @@ import shlex
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from memras.errors import LabError, QemuError
 from memras.lab.guest import DimmSpec, Lab, checkout_root
@@ -288,6 +289,56 @@ def stop_guest_watch(lab: Lab, log: str, timeout_s: float = 30) -> str:
 def guest_memras_json(lab: Lab, args: str, timeout_s: float = 120) -> object:
     """``memras --json ARGS`` in the guest, parsed (one invocation costs ~10-15 s under TCG)."""
     return json.loads(lab.check(f"{memras_argv()} --json {args}", timeout=timeout_s))
+
+
+def guest_memras_json_many(lab: Lab, commands: list[str], workdir: str,
+                           timeout_s: float = 600) -> list[Any]:
+    """``memras --json C`` for each of ``commands`` in one guest Python, parsed; each
+    must exit 0 (see :func:`guest_memras_batch`)."""
+    outcomes = guest_memras_batch(lab, [f"--json {c}" for c in commands], workdir,
+                                  timeout_s=timeout_s)
+    return [o.json(c) for c, o in zip(commands, outcomes, strict=True)]
+
+
+@dataclass(frozen=True)
+class CliOutcome:
+    """One command line's result in a :func:`guest_memras_batch`."""
+
+    status: int
+    out: str
+    err: str
+
+    def json(self, what: str, ok: bool = True) -> Any:
+        """The parsed stdout; ``ok``: the command must have exited 0."""
+        if ok and self.status != 0:
+            raise LabError(f"memras {what} exited {self.status}: "
+                           f"{(self.err or self.out).strip()[-400:]}")
+        try:
+            return json.loads(self.out)
+        except ValueError:
+            raise LabError(f"memras {what} printed no JSON (exit {self.status}): "
+                           f"{(self.out + self.err).strip()[-400:]}") from None
+
+
+def guest_memras_batch(lab: Lab, commands: list[str], workdir: str, *, env: str = "",
+                       timeout_s: float = 600) -> list[CliOutcome]:
+    """Several ``memras`` command lines in ONE guest Python (memras/lab/cli_batch.py):
+    each runs through the CLI's own ``main`` with its own stdout, stderr and status, so
+    only the 20-40 s TCG start-up is shared. ``commands`` are argument strings (shell
+    words), run in order; a failing one does not stop the next."""
+    batch = f"{workdir}/cli-batch"
+    lab.check(f"rm -rf {batch}; mkdir -p {batch}")
+    write_guest_file(lab, f"{batch}/spec.json",
+                     json.dumps([shlex.split(c) for c in commands]))
+    python = memras_argv().removesuffix(" -m memras")
+    lab.check(f"{env} {python} -m memras.lab.cli_batch {batch}/spec.json {batch}",
+              timeout=timeout_s)
+    outcomes = []
+    for i in range(len(commands)):
+        status = lab.check(f"cat {batch}/{i}.status").strip()
+        outcomes.append(CliOutcome(int(status), lab.run(f"cat {batch}/{i}.out").output,
+                                   lab.run(f"cat {batch}/{i}.err").output))
+    return outcomes
 
 
 def inject_srao(lab: Lab, addr: int, cpu: int = 0, bank: int = 9) -> None:

@@ -20,14 +20,14 @@ The guest is booted and shut down by this module only.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
 import pytest
 
 from memras.errors import LabError
-from memras.lab.guest import Lab, LabConfig, checkout_root
+from memras.lab.actions import guest_memras_batch
+from memras.lab.guest import Lab, LabConfig
 from tests.fixtures.ipmi_sim import (
     DEVICE_DISABLED,
     UNCORRECTABLE_ECC,
@@ -41,7 +41,7 @@ from tests.fixtures.redfish_emulator import RedfishEmulator, start_emulator
 from tests.lab.loud import lab_unavailable
 
 pytestmark = pytest.mark.lab
-MEMRAS = str(checkout_root() / ".venv" / "bin" / "memras")
+BATCH = "/tmp/memras-bmc-cli"  # memras command lines run together (guest_memras_batch)
 CONF = "/tmp/memras-bmc.toml"
 DB = "/tmp/memras-bmc.db"
 RF_CONF, RF_PASS, RF_GUEST_PORT = "/tmp/memras-rf.toml", "/tmp/memras-rf.pass", 8000
@@ -99,11 +99,13 @@ def test_in_band_identify_reaches_the_bmc(
     found = _wait_device(guest)
     assert "/dev/ipmi0" in found, found + guest.run("dmesg | grep -i ipmi").output
     before = len(sim.chassis_calls())
-    on = guest.check(f"{MEMRAS} --config {CONF} led on --json", timeout=180)
-    result = json.loads(on[on.index("{"):])
+    # on and off in one guest Python (each CLI start-up is ~25 s of TCG)
+    on, off = guest_memras_batch(guest, [f"--config {CONF} led on --json",
+                                         f"--config {CONF} led off"], BATCH, timeout_s=300)
+    result = on.json("led on")
     assert (result["ok"], result["kind"], result["data"]["argv"][:3]) == \
         (True, "ipmi", ["ipmitool", "-I", "open"])
-    guest.check(f"{MEMRAS} --config {CONF} led off", timeout=180)
+    assert off.status == 0, off
     assert sim.chassis_calls()[before:] == ["set identify 0 1", "set identify 0 0"]
 
 
@@ -115,10 +117,12 @@ def test_the_sel_reaches_the_guests_store(
     sim.sel_add_memory(DEVICE_DISABLED, sensor=0x05)
     raw = guest.check("ipmitool -I open sel elist", timeout=120)
     assert "Memory #0x05 | Uncorrectable ECC | Asserted" in raw, raw
-    guest.check(f"{MEMRAS} --config {CONF} --db {DB} watch --once --sources edac",
-                timeout=300)
-    out = guest.check(f"{MEMRAS} --db {DB} errors --json", timeout=180)
-    rows = json.loads(out[out.index("["):])
+    watched, listed = guest_memras_batch(
+        guest, [f"--config {CONF} --db {DB} watch --once --sources edac",
+                f"--db {DB} errors --json"], BATCH, timeout_s=480)
+    assert watched.status == 0, watched
+    out = listed.out
+    rows = listed.json("errors")
     bmc = sorted((r["type"], r["message"]) for r in rows if r["source"] == "bmc")
     assert bmc == [("Uncorrected", "memory device disabled (SEL)"),
                    ("Uncorrected", "uncorrectable ECC (SEL)")], out
@@ -128,10 +132,12 @@ def test_redfish_from_the_guest_lights_the_slot(
         bmc_guest: tuple[Lab, IpmiSim, RedfishEmulator]) -> None:
     guest, _, emu = bmc_guest
     before = len(emu.patches())
-    on = guest.check(f"{MEMRAS} --config {RF_CONF} led on P1-DIMMB1 --json", timeout=300)
-    result = json.loads(on[on.index("{"):])
+    on, off = guest_memras_batch(guest, [f"--config {RF_CONF} led on P1-DIMMB1 --json",
+                                         f"--config {RF_CONF} led off P1-DIMMB1"], BATCH,
+                                 timeout_s=480)
+    result = on.json("led on")
     assert (result["ok"], result["kind"], result["slot"]) == (True, "redfish", "P1-DIMMB1")
-    assert result["data"]["read_back"] is True and RF_PASSWORD not in on
-    guest.check(f"{MEMRAS} --config {RF_CONF} led off P1-DIMMB1", timeout=300)
+    assert result["data"]["read_back"] is True and RF_PASSWORD not in on.out + on.err
+    assert off.status == 0, off
     assert [p["body"] for p in emu.patches()[before:]] == [
         {"LocationIndicatorActive": True}, {"LocationIndicatorActive": False}]

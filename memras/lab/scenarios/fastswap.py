@@ -130,7 +130,8 @@ def replace_fast_swap(lab: Lab, report: ScenarioReport) -> None:
                           f"replace ended {result.get('state')} (exit {status}): "
                           f"{result.get('error') or err.strip()[-300:]}")
         with report.step("the audit says swap: remove and add uevents, no rollback") as step:
-            _, entries = memras.json(f"audit list --replacement {result['id']}")
+            entries, verified = memras.json_many(f"audit list --replacement {result['id']}",
+                                                 "audit verify")
             by_action = {e["action"]: e["data"] for e in entries}
             report.facts["audit_actions"] = [e["action"] for e in entries]
             removed = by_action.get("remove_module", {})
@@ -149,7 +150,6 @@ def replace_fast_swap(lab: Lab, report: ScenarioReport) -> None:
             checks = {c["name"]: c for c in verify.get("checks", [])}
             report.expect(checks.get("module identity", {}).get("ok") is True,
                           f"module identity check: {checks.get('module identity')}")
-            _, verified = memras.json("audit verify")
             report.facts["audit_verify"] = verified
             report.expect(verified["ok"], f"audit verify failed: {verified}")
         with report.step("the new DIMM is in slot 1, online Movable, MemTotal back") as step:

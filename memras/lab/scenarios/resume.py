@@ -108,7 +108,11 @@ def replace_kill_resume(lab: Lab, report: ScenarioReport) -> None:
                               f"memras was not killed at {point}: exit {status}, last "
                               f"points {reached}, {(out + err).strip()[-300:]}")
             with report.step(f"memras replace --resume after the kill in {step_name}") as step:
-                status, resumed = memras.json("replace --resume", ok=False, timeout=900)
+                # `audit verify` (read in the next step) in the same guest Python: one
+                # TCG start-up (~25 s) fewer per run
+                resume_out, verify_out = memras.batch(
+                    ["replace --resume --json", "audit verify --json"], timeout=900)
+                status, resumed = resume_out.status, resume_out.json("replace --resume", ok=False)
                 run.update(resume_status=status, resume_state=resumed.get("state"),
                            resume_id=resumed.get("id"), resume_steps=[
                                s.get("step") for s in resumed.get("steps", [])])
@@ -126,7 +130,7 @@ def replace_kill_resume(lab: Lab, report: ScenarioReport) -> None:
                 run["audit_actions"] = [row[0] for row in actions.guest_sql(
                     lab, f"{memras.dir}/memras.db", "SELECT action FROM memras_audit "
                     f"WHERE replacement_id = {int(resumed['id'])} ORDER BY seq")]
-                _, verified = memras.json("audit verify")
+                verified = verify_out.json("audit verify")
                 run["audit_verify_ok"] = verified["ok"]
                 actions.wait_blocks_online_movable(lab, blocks, timeout_s=60)
                 offline = all_memory_online(lab)
