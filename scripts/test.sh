@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v qemu-system-x86_64 >/dev/null || need_apt+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx cpio || need_apt+=(busybox-static)
+# (grep reads the whole list: with -q it could exit first, and pipefail would count the
+# SIGPIPE busybox then gets as "no cpio")
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -x cpio >/dev/null || need_apt+=(busybox-static)
 command -v ras-mc-ctl >/dev/null || need_apt+=(rasdaemon)
 command -v modprobe >/dev/null || need_apt+=(kmod)
 command -v lsmem >/dev/null || need_apt+=(util-linux)
