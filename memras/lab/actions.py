@@ -322,7 +322,7 @@ class CliOutcome:
 
 def guest_memras_batch(lab: Lab, commands: list[str], workdir: str, *, env: str = "",
                        timeout_s: float = 600) -> list[CliOutcome]:
-    """Several ``memras`` command lines in ONE guest Python (memras/lab/cli_batch.py):
+    """Several ``memras`` command lines in ONE guest Python (memras/cli/batch.py):
     each runs through the CLI's own ``main`` with its own stdout, stderr and status, so
     only the 20-40 s TCG start-up is shared. ``commands`` are argument strings (shell
     words), run in order; a failing one does not stop the next."""
@@ -331,7 +331,7 @@ def guest_memras_batch(lab: Lab, commands: list[str], workdir: str, *, env: str 
     write_guest_file(lab, f"{batch}/spec.json",
                      json.dumps([shlex.split(c) for c in commands]))
     python = memras_argv().removesuffix(" -m memras")
-    lab.check(f"{env} {python} -m memras.lab.cli_batch {batch}/spec.json {batch}",
+    lab.check(f"{env} {python} -m memras.cli.batch {batch}/spec.json {batch}",
               timeout=timeout_s)
     outcomes = []
     for i in range(len(commands)):

@@ -1,4 +1,4 @@
-"""Several ``memras`` command lines in one Python process: ``python -m memras.lab.cli_batch``.
+"""Several ``memras`` command lines in one Python process: ``python -m memras.cli.batch``.
 
 Under TCG a guest ``memras`` spends 20-40 s starting Python and importing SQLAlchemy and
 memras before it reads anything. A scenario that checks a replacement with ``audit list``,
@@ -7,11 +7,11 @@ through :func:`memras.cli.main`, the function the ``memras`` console script call
 after another, with each one's file descriptors 1 and 2 sent to files of its own, so
 every command prints and exits exactly as it would alone; only the start-up is shared.
 
-    python -m memras.lab.cli_batch SPEC.json OUTDIR
+    python -m memras.cli.batch SPEC.json OUTDIR
 
 SPEC is a JSON list of argument lists. For command ``i`` OUTDIR gets ``i.out``, ``i.err``
 and ``i.status``. A command that raises stops nothing after it: its traceback goes to
-``i.err`` and its status is 70 (the CLI's "internal error").
+``i.err`` and its status is the CLI's "internal error" (``EXIT_INTERNAL``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ import sys
 import traceback
 from pathlib import Path
 
-EXIT_INTERNAL = 70
+from memras.cli import main as memras_main
+from memras.errors import EXIT_INTERNAL
 
 
 def run_one(argv: list[str], out: Path, err: Path) -> int:
     """``memras ARGV`` with fd 1 to ``out`` and fd 2 to ``err``; its exit status."""
-    from memras.cli import main  # after the redirect would not matter: kept here for -m
-
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
@@ -36,7 +35,7 @@ def run_one(argv: list[str], out: Path, err: Path) -> int:
         os.dup2(out_fh.fileno(), 1)
         os.dup2(err_fh.fileno(), 2)
         try:
-            status = main(argv)
+            status = memras_main(argv)
         except SystemExit as exc:  # argparse and --help exit through SystemExit
             status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         except BaseException:  # noqa: BLE001 - the next command still runs

@@ -1,4 +1,4 @@
-"""memras/lab/cli_batch.py: several command lines in one Python give what each gives alone.
+"""memras/cli/batch.py: several command lines in one Python give what each gives alone.
 
 The lab scenarios read their results through it (one TCG start-up instead of several), so
 each command's stdout, stderr and exit status must be exactly those of a separate
@@ -23,7 +23,7 @@ def _alone(argv: list[str], cwd: Path) -> tuple[int, str, str]:
 def _batched(commands: list[list[str]], cwd: Path) -> list[tuple[int, str, str]]:
     spec, out = cwd / "spec.json", cwd / "out"
     spec.write_text(json.dumps(commands))
-    subprocess.run([sys.executable, "-m", "memras.lab.cli_batch", str(spec), str(out)],
+    subprocess.run([sys.executable, "-m", "memras.cli.batch", str(spec), str(out)],
                    check=True, cwd=cwd, timeout=300)
     return [(int((out / f"{i}.status").read_text()), (out / f"{i}.out").read_text(),
              (out / f"{i}.err").read_text()) for i in range(len(commands))]
