@@ -94,6 +94,14 @@ async def _select(pilot: Any, alert_id: int) -> None:
     await pilot.pause()
 
 
+def _shown_state(pilot: Any, alert_id: int) -> str | None:
+    """The State column of the alert's row (lower case); None when it is not listed."""
+    for row in table_rows(pilot.app.screen, "#alert-table"):
+        if int(row[0]) == alert_id:
+            return str(row[2]).strip().lower()
+    return None
+
+
 async def test_tui_ack_and_resolve_tell_the_configured_hooks_as_the_cli_does(
         make_app, world, hooks_config: Path, tmp_path: Path,
         receiver: tuple[str, list[dict[str, Any]]]) -> None:
@@ -109,6 +117,9 @@ async def test_tui_ack_and_resolve_tell_the_configured_hooks_as_the_cli_does(
         await pilot.press("k", *"tui", "enter")
         await wait_until(pilot, lambda: by_tui not in _open_ids(world.db))
         await wait_until(pilot, lambda: len(bodies) == 2)
+        # the screen reloads after the ack: select only once the table shows it, or the
+        # reload lands after the selection and moves the cursor to another alert
+        await wait_until(pilot, lambda: _shown_state(pilot, by_tui) != "open")
         await _select(pilot, resolved_by_tui)
         await pilot.press("r")
         await wait_until(pilot, lambda: len(bodies) == 3)
