@@ -67,13 +67,13 @@ def rasdaemon(lab: Lab, report: ScenarioReport) -> None:
         imported = int(actions.guest_sql(lab, db, "select count(*) from memras_error "
                                          "where rasdaemon_table = 'mce_record'")[0][0])
         summary = sum(t["events"] for t in summary_out.json("summary")["totals"])
-        rows = report.facts.get("beside_rows")
+        beside_rows = report.facts.get("beside_rows")
         report.facts.update(memras_imported=imported, beside_summary=summary)
         step.detail = f"{imported} rows imported; summary of the watch beside: {summary}"
         report.expect(imported == report.facts["rasdaemon_rows"],
                       f"memras imported {imported}, rasdaemon has {report.facts['rasdaemon_rows']}")
-        report.expect(rows == summary, f"{rows} rows beside rasdaemon but summary counts "
-                      f"{summary}")
+        report.expect(beside_rows == summary,
+                      f"{beside_rows} rows beside rasdaemon but summary counts {summary}")
     with report.step("memras watch writes its DB; ras-mc-ctl --errors/--summary read it") as step:
         db2, log = f"{work}/watch.db", f"{work}/watch.log"
         actions.start_guest_watch(lab, db2, log, extra="--no-health")
