@@ -11,6 +11,8 @@ from memras.lab.guest import Lab
 from memras.lab.scenarios.common import GUEST_WORK, ce_address, dimm_spec
 from memras.lab.scenarios.registry import ScenarioReport, scenario
 
+SINGLE_EVENT_BOUND_S = 5.0
+
 
 def _trace_delay(lab: Lab, probe: str, addr: int, inject: Callable[[Lab, int], Any]) -> float:
     """Seconds, on the guest's clock, from injecting a CE at ``addr`` to its trace line."""
@@ -24,7 +26,8 @@ def _errors_at(errors: list[dict[str, Any]], addr: int) -> list[dict[str, Any]]:
 
 
 @scenario("ingest", "memras watch (kmsg+trace) stores each injected CE once, on the right "
-                    "DIMM, within a second; an SRAO becomes a memory-failure record")
+                    "DIMM, each CE in trace_pipe without waiting for a full buffer; an SRAO "
+                    "becomes a memory-failure record")
 def ingest(lab: Lab, report: ScenarioReport) -> None:
     dimm0, dimm1 = dimm_spec(lab, "dimm0"), dimm_spec(lab, "dimm1")
     db, log, probe = f"{GUEST_WORK}/b.db", f"{GUEST_WORK}/b-watch.log", f"{GUEST_WORK}/b-probe"
@@ -50,12 +53,18 @@ def ingest(lab: Lab, report: ScenarioReport) -> None:
             delay = _trace_delay(lab, probe, qemu_addr, actions.inject_ce)
             report.facts["qemu_ce_trace_delay_s"] = round(delay, 3)
             step.detail = f"in trace_pipe after {delay:.3f} s (poll interval 1 s)"
-            report.expect(delay < 3.0, f"QEMU CE took {delay:.2f} s to reach trace_pipe")
+            # the kernel's 1 s MCA poll, then the same "delivered, not held" bound
+            report.expect(delay < 1.0 + SINGLE_EVENT_BOUND_S,
+                          f"QEMU CE took {delay:.2f} s to reach trace_pipe")
         with report.step("mce-inject sw: CE in dimm0, single event latency") as step:
             delay = _trace_delay(lab, probe, sw_addr, actions.inject_sw_ce)
             report.facts["sw_ce_trace_delay_s"] = round(delay, 3)
             step.detail = f"in trace_pipe after {delay:.3f} s"
-            report.expect(delay < 1.0, f"a single event took {delay:.2f} s (buffer_percent=0?)")
+            # The bound separates "delivered" from "held in the buffer" (a lone event with
+            # buffer_percent > 0 would wait for the buffer to fill: no bounded time at all);
+            # the figure itself is recorded. At 1.0 s it failed once at load ~3 (CI: 1.09 s).
+            report.expect(delay < SINGLE_EVENT_BOUND_S,
+                          f"a single event took {delay:.2f} s (buffer_percent=0?)")
         with report.step("QEMU mce -b: SRAO in dimm1 -> memory_failure()") as step:
             actions.inject_srao(lab, srao_addr)
             line = actions.wait_guest_output(
