@@ -247,7 +247,13 @@ def memras_argv() -> str:
     pip or pipx install). Both are kept visible in the guest (``LabConfig.keep``), so
     the guest runs the same code however memras was installed, not a checkout's venv
     that a pipx user does not have."""
-    return f"PYTHONPATH={shlex.quote(str(checkout_root()))} {python_argv()} -m memras"
+    return f"{memras_python()} -m memras"
+
+
+def memras_python() -> str:
+    """This interpreter with this memras's import root first on its path, as the guest
+    shell runs it (:func:`memras_argv` without the ``-m memras``)."""
+    return f"PYTHONPATH={shlex.quote(str(checkout_root()))} {python_argv()}"
 
 
 def python_argv() -> str:
@@ -330,8 +336,7 @@ def guest_memras_batch(lab: Lab, commands: list[str], workdir: str, *, env: str 
     lab.check(f"rm -rf {batch}; mkdir -p {batch}")
     write_guest_file(lab, f"{batch}/spec.json",
                      json.dumps([shlex.split(c) for c in commands]))
-    python = memras_argv().removesuffix(" -m memras")
-    lab.check(f"{env} {python} -m memras.cli.batch {batch}/spec.json {batch}",
+    lab.check(f"{env} {memras_python()} -m memras.cli.batch {batch}/spec.json {batch}",
               timeout=timeout_s)
     outcomes = []
     for i in range(len(commands)):
