@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
+import html
+import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,60 @@ async def settle(pilot: Any, timeout_s: float = 10.0) -> None:
                      and not getattr(screen, "settling", False), timeout_s)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
+    await wait_for_a_still_frame(pilot, timeout_s)
+
+
+async def wait_for_a_still_frame(pilot: Any, timeout_s: float = 10.0) -> None:
+    """Two frames drawn a pause apart are the same: nothing is still being laid out or
+    redrawn (a timer's reload, a late message) when the snapshot is taken."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    frame = pilot.app.export_screenshot()
+    while True:
+        await pilot.pause(0.05)
+        again = pilot.app.export_screenshot()
+        if again == frame:
+            return
+        if loop.time() > deadline:
+            raise AssertionError(f"the screen kept changing for {timeout_s}s")
+        frame = again
+
+
+@pytest.fixture
+def snap_compare(snap_compare: Callable[..., bool], request: pytest.FixtureRequest
+                 ) -> Callable[..., bool]:
+    """pytest-textual-snapshot's compare, whose failure also says which lines of the
+    screen differ: CI shows the end of the log, not the HTML report."""
+    from pytest_textual_snapshot import node_to_report_path
+
+    def compare(*args: Any, **kwargs: Any) -> bool:
+        if snap_compare(*args, **kwargs):
+            return True
+        data = pickle.loads(node_to_report_path(request.node).read_bytes())
+        expected, actual = svg_lines(data[1]), svg_lines(data[2])
+        diff = "\n".join(difflib.unified_diff(expected, actual, "snapshot", "this run",
+                                               lineterm="", n=1))
+        raise AssertionError("the screen differs from its snapshot:\n" + (
+            diff or "the same text; the difference is in colours or styles (a cursor, focus)"))
+
+    return compare
+
+
+def svg_lines(svg: str) -> list[str]:
+    """The text on each terminal line of a Textual SVG screenshot."""
+    lines: dict[int, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text[^>]*?x="([\d.]+)"[^>]*?clip-path="url\(#[^)]*-line-(\d+)\)"'
+                         r"[^>]*>(.*?)</text>", svg, re.S):
+        lines.setdefault(int(m[2]), []).append((float(m[1]), html.unescape(m[3])))
+    return [_place(sorted(parts)) for _, parts in sorted(lines.items())]
+
+
+def _place(parts: list[tuple[float, str]], cell_px: float = 12.2) -> str:
+    """One line's runs at their columns (Textual draws a cell 12.2 px wide)."""
+    line = ""
+    for x, text in parts:
+        line = line.ljust(round(x / cell_px)) + text.replace("\xa0", " ")
+    return line.rstrip()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -58,6 +58,32 @@ async def test_feed_updates_without_a_refresh(make_app, world) -> None:
         assert "last id 316" in static_text(app.screen, "#feed-title")
 
 
+async def test_an_idle_reload_leaves_the_tables_alone(make_app) -> None:
+    """The periodic reload (RELOAD_EVERY_S) with nothing new must not clear and refill the
+    DIMM table: that redraw moved nothing for the user and, in CI under load, landed
+    between a snapshot's settle and its screenshot (c9: the 80x24 dashboard)."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: dashboard_ready(app))
+        screen = app.screen
+        assert isinstance(screen, DashboardScreen)
+        before = table_rows(screen, "#dimms")
+        loads: list[object] = []
+        real_fill = screen._fill_dimms
+        screen._fill_dimms = lambda rows: (loads.append(rows), real_fill(rows))  # type: ignore[method-assign]
+        seen_before = screen._shown_dimms
+        screen.load()
+        await app.workers.wait_for_complete(
+            [w for w in app.workers if w.group == "dashboard-load"])
+        await pilot.pause()
+        assert loads == [] and screen._shown_dimms is seen_before
+        assert table_rows(screen, "#dimms") == before
+        screen._shown_dimms = None  # what a changed store looks like to the screen
+        screen.load()
+        await wait_until(pilot, lambda: len(loads) == 1)
+        assert table_rows(screen, "#dimms") == before
+
+
 async def test_r_pushes_the_wizard_for_the_selected_dimm(make_app) -> None:
     from memras.tui.screens.wizard import WizardScreen
 

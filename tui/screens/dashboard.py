@@ -112,6 +112,8 @@ class DashboardScreen(Screen[None]):
         self.feed_last_id = 0  # the newest event id the feed has shown
         self.feed_rows: list[views.FeedRow] = []
         self.dimm_names: dict[str, str] = {}  # DIMM id -> slot label, from the last load
+        self._shown_dimms: list[views.DimmRow] | None = None  # what the tables show now
+        self._shown_alerts: list[Alert] | None = None
         self._reload_timer: object | None = None
         self.pending: Pending | None = None  # the replacement in progress, from the last load
         self.memdev_cache = views.MemdevCache()  # used by the load worker only (exclusive)
@@ -200,8 +202,14 @@ class DashboardScreen(Screen[None]):
         if message.store_note:
             summary.append(f"  database: {message.store_note}", style="yellow")
         self.query_one("#summary", Static).update(summary)
-        self._fill_dimms(message.dimms)
-        self._fill_alerts(message.alerts)
+        # an idle reload (every RELOAD_EVERY_S) that found nothing new leaves the tables
+        # alone: refilling them would redraw, re-measure and move nothing for the user
+        if message.dimms != self._shown_dimms:
+            self._shown_dimms = list(message.dimms)
+            self._fill_dimms(message.dimms)
+        if message.alerts != self._shown_alerts:
+            self._shown_alerts = list(message.alerts)
+            self._fill_alerts(message.alerts)
         names = {r.id: r.name for r in message.dimms if r.name}
         if names != self.dimm_names:  # the feed's DIMMs by slot label from now on
             self.dimm_names = names
