@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from memras.tui.screens.alerts import AlertsScreen
 from memras.tui.screens.audit import AuditScreen
 from memras.tui.screens.dimm_detail import DimmDetailScreen
@@ -12,6 +13,7 @@ from memras.tui.screens.memory_map import MemoryMapScreen
 from memras.tui.widgets.block_grid import BlockGrid
 
 from memras.audit.service import AuditTrail
+from memras.fleet.ship import FleetConfig
 from memras.store import Store
 from tests.tui.conftest import wait_until
 from tests.tui.helpers import dashboard_ready, static_text, table_rows
@@ -152,14 +154,21 @@ async def test_audit_list_export_and_verify(make_app, world, tmp_path) -> None:
         assert chain[1] == "✖ FAILS" and chain[0] != "✖ FAILS"
 
 
-async def test_help_is_generated_from_bindings(make_app) -> None:
-    app = make_app()
+@pytest.mark.parametrize("fleet_url", [None, "postgresql://fleet@127.0.0.1/memras"])
+async def test_help_is_generated_from_bindings(make_app, fleet_url) -> None:
+    """Every binding the key runs now is listed, once; of the app's two ``f`` bindings
+    (a fleet database set or not) only the one that fits."""
+    app = make_app(fleet=FleetConfig(fleet_url) if fleet_url else None)
     async with app.run_test(size=(100, 40)) as pilot:
         await wait_until(pilot, lambda: dashboard_ready(app))
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = static_text(app.screen, "#help Static")
         for binding in [*type(app).BINDINGS, *app.screen.under.BINDINGS]:
-            assert binding.id in text and binding.description in text
+            if binding.id != ("screen.fleet" if fleet_url is None else "screen.fleet_unset"):
+                assert f" {binding.id} " in text and binding.description in text
+        fleet_rows = [line for line in text.splitlines() if line.startswith("│ f ")]
+        assert len(fleet_rows) == 1
+        assert ("screen.fleet_unset" in fleet_rows[0]) == (fleet_url is None)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual.actions import parse as parse_action
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 
-def binding_rows(bindings: list[BindingType]) -> list[tuple[str, str, str]]:
-    """(key, description, id) for every binding with a description."""
+def binding_rows(bindings: list[BindingType], owner: DOMNode | None = None
+                 ) -> list[tuple[str, str, str]]:
+    """(key, description, id) for every binding with a description that ``owner``'s
+    ``check_action`` does not turn off: of two bindings of one key that fit different
+    states (the app's two ``f``), only the one the key runs now is listed."""
     rows = []
     for b in bindings:
         if not isinstance(b, Binding):
             b = Binding(b[0], b[1], b[2] if len(b) == 3 else "")  # (key, action[, text])
-        if b.description:
+        if b.description and _enabled(owner, b.action):
             rows.append((b.key_display or b.key, b.description, b.id or ""))
     return rows
+
+
+def _enabled(owner: DOMNode | None, action: str) -> bool:
+    if owner is None:
+        return True
+    _, name, parameters = parse_action(action)
+    return owner.check_action(name, parameters) is not False  # None: shown, disabled
 
 
 class HelpScreen(ModalScreen[None]):
@@ -36,8 +48,8 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("Does")
         table.add_column("Binding id", style="dim")
         sections = [(type(self.under).__name__.removesuffix("Screen"),
-                     binding_rows(list(type(self.under).BINDINGS))),
-                    ("Everywhere", binding_rows(list(type(self.app).BINDINGS)))]
+                     binding_rows(list(type(self.under).BINDINGS), self.under)),
+                    ("Everywhere", binding_rows(list(type(self.app).BINDINGS), self.app))]
         for title, rows in sections:
             table.add_row(Text(title, style="bold underline"), "", "")
             for key, desc, ident in rows:
