@@ -364,6 +364,38 @@ def cper_error_type(section: str | None, block: str | None) -> ErrorType:
     return own
 
 
+# UEFI 2.x Appendix N.2.5, Memory Error Section, Error Status bits 8-15 ("Error Type",
+# the Generic Error Status codes); kernels since 5.18 print the same words
+# (cper_mem_err_status_str() in drivers/firmware/efi/cper.c), older ones only the hex.
+CPER_ERROR_STATUS_TYPES = {
+    1: "Error detected internal to the component",
+    4: "Storage error in DRAM memory",
+    5: "Storage error in TLB",
+    6: "Storage error in cache",
+    7: "Error in one or more functional units",
+    8: "Component failed self test",
+    9: "Overflow or undervalue of internal queue",
+    16: "Error detected in the bus",
+    17: "Virtual address not found on IO-TLB or IO-PDIR",
+    18: "Improper access error",
+    19: "Access to a memory address which is not mapped to any component",
+    20: "Loss of Lockstep",
+    21: "Response not associated with a request",
+    22: "Bus parity error - must also set the A, C, or D Bits",
+    23: "Detection of a protocol error",
+    24: "Detection of a PATH_ERROR",
+    25: "Bus operation timeout",
+    26: "A read was issued to data that has been poisoned",
+}
+
+
+def cper_error_status_text(status: int) -> str:
+    """A CPER Error Status word as a 5.18+ kernel prints it, whatever printed it:
+    ``Storage error in DRAM memory (0x0000000000000400)``."""
+    kind = CPER_ERROR_STATUS_TYPES.get((status >> 8) & 0xFF, "Reserved")
+    return f"{kind} (0x{status:016x})"
+
+
 def cper_address(value: int | None) -> int | None:
     """A CPER physical address, or None where the firmware gave none (all ones)."""
     return None if value is None or value == CPER_NO_ADDRESS else value

@@ -55,6 +55,7 @@ from memras.records import (
     TimeSource,
     cper_address,
     cper_datetime,
+    cper_error_status_text,
     cper_error_type,
     cper_placed,
 )
@@ -245,7 +246,7 @@ def _memory_record(body: bytes, grade: ErrorType, when: datetime | None,
         time_source=time_source if when is not None else None,
         address=pa,
         grain_bits=_grain_bits(mask) if valid & MEM_VALID_PA_MASK else None,
-        message=kind or (f"error_status {error_status:#x}"
+        message=kind or (cper_error_status_text(error_status)
                          if valid & MEM_VALID_ERROR_STATUS else "memory error"),
         driver="bert",
         driver_detail=detail,

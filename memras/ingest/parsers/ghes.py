@@ -52,6 +52,7 @@ from memras.records import (
     Source,
     cper_address,
     cper_datetime,
+    cper_error_status_text,
     cper_error_type,
     cper_placed,
 )
@@ -171,6 +172,14 @@ def _grain_bits(mask_text: str | None) -> int | None:
     return (mask & -mask).bit_length() - 1  # lowest set bit of the address mask
 
 
+def _status_text(field: str) -> str:
+    """The error_status field in the words of a 5.18+ kernel: older kernels print only
+    ``0x0000000000000400``, newer ``Storage error in DRAM memory (0x...)``."""
+    if re.fullmatch(r"0x[0-9a-fA-F]{1,16}", field.strip()):
+        return cper_error_status_text(int(field, 16))
+    return field
+
+
 def _section_record(
     section: _Section,
     event_severity: str,
@@ -182,7 +191,8 @@ def _section_record(
 ) -> MemoryErrorEvent:
     fields = section.fields
     error_type = cper_error_type(section.severity, event_severity)
-    message = fields.get("error_type", "").partition(", ")[2] or fields.get("error_status", "")
+    message = (fields.get("error_type", "").partition(", ")[2]
+               or _status_text(fields.get("error_status", "")))
     location = location_from_pairs(section.location_text).merged(
         DimmLocation(label=_label(section))
     )

@@ -452,6 +452,15 @@ FIRMWARE_RECORDS = [
              driver="bert", driver_detail="card: 1 module: 2 bank: 3 row: 1 column: 2 bit_position: 5",
              bank=3, row=1, column=2, raw_lines=9),
     ]),
+    # the same record without its (optional) error_type line: a pre-5.18 kernel prints
+    # the status only as hex; the message is in the words 5.18+ prints for it
+    ("bert-memory-huang-2016-no-error-type",
+     BERT_MEMORY.replace("[Hardware Error]:   error_type: 2, single-bit ECC\n", ""), [
+        dict(kind="MemoryErrorEvent", error_type="Corrected", count=1,
+             message="Storage error in DRAM memory (0x0000000000000400)", driver="bert",
+             driver_detail="card: 1 module: 2 bank: 3 row: 1 column: 2 bit_position: 5",
+             bank=3, row=1, column=2, raw_lines=8),
+    ]),
     ("bert-crashlog-custom-kernel-6", BERT_CRASHLOG, []),
 ]
 
