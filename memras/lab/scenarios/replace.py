@@ -229,15 +229,11 @@ def replace_no_downtime(lab: Lab, report: ScenarioReport) -> None:
     round_count = 1 if report.quick else ROUNDS
     report.facts.update(dimm=device.name, blocks=list(blocks), memtotal_before_kb=memtotal,
                         qmp=GUEST_QMP, rounds_planned=round_count)
-    with report.step("free the guest's memory and kernel ring left by earlier scenarios") \
-            as step:
+    with report.step("free the guest's memory left by earlier scenarios") as step:
         # The guest is shared by the whole test session and its /tmp is RAM: databases,
         # logs and caches of earlier scenarios would leave the offline's page migration
-        # short of free memory (seen: the workload stalled for 120 s behind it). Their
-        # ~490 injected errors in the ring would be the watch's first read here, 50-450 s
-        # under TCG, for none of this scenario's checks (the console log keeps the ring).
-        lab.check(f"rm -rf {GUEST_WORK}/*; sync; echo 3 > /proc/sys/vm/drop_caches; "
-                  "dmesg -C")
+        # short of free memory (seen: the workload stalled for 120 s behind it).
+        lab.check(f"rm -rf {GUEST_WORK}/*; sync; echo 3 > /proc/sys/vm/drop_caches")
         available = actions.meminfo_kb(lab)["MemAvailable"]
         report.facts["memavailable_before_kb"] = available
         step.detail = f"MemAvailable {available // 1024} MiB"
