@@ -61,7 +61,8 @@ async def test_feed_updates_without_a_refresh(make_app, world) -> None:
 async def test_an_idle_reload_leaves_the_tables_alone(make_app) -> None:
     """The periodic reload (RELOAD_EVERY_S) with nothing new must not clear and refill the
     DIMM table: that redraw moved nothing for the user and, in CI under load, landed
-    between a snapshot's settle and its screenshot (c9: the 80x24 dashboard)."""
+    between a snapshot's settle and its screenshot (the suspect for stop 25's CI: the
+    80x24 dashboard)."""
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: dashboard_ready(app))

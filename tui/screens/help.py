@@ -13,8 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 
-def binding_rows(bindings: list[BindingType], owner: DOMNode | None = None
-                 ) -> list[tuple[str, str, str]]:
+def binding_rows(bindings: list[BindingType], owner: DOMNode) -> list[tuple[str, str, str]]:
     """(key, description, id) for every binding with a description that ``owner``'s
     ``check_action`` does not turn off: of two bindings of one key that fit different
     states (the app's two ``f``), only the one the key runs now is listed."""
@@ -27,9 +26,7 @@ def binding_rows(bindings: list[BindingType], owner: DOMNode | None = None
     return rows
 
 
-def _enabled(owner: DOMNode | None, action: str) -> bool:
-    if owner is None:
-        return True
+def _enabled(owner: DOMNode, action: str) -> bool:
     _, name, parameters = parse_action(action)
     return owner.check_action(name, parameters) is not False  # None: shown, disabled
 

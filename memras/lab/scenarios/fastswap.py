@@ -8,10 +8,11 @@ is ready before the eject (the engineer holds the new DIMM), and on QMP's
 ``DEVICE_DELETED`` for the DIMM (QEMU sends it when the guest's ``_EJ0`` ran) it
 ``device_add``s a pc-dimm into the same slot, timed from the event's arrival; the old
 backend is ``object-del``ed after that. One QMP round trip is on the timed path, not
-three: at load ~3 three of them once took 332 ms. The guest kernel gives the new DIMM the old block
-numbers. Before issue 18 memras never saw the old blocks go, waited its 600 s and
-"rolled back" onto the new module; now the replacement must close with the new module
-verified, and its audit must say swap (the uevents it saw, in order), never rollback.
+three: on a loaded host (load ~15) three of them once took 332 ms. The guest kernel
+gives the new DIMM the old block numbers. Before issue 18 memras never saw the old
+blocks go, waited its 600 s and "rolled back" onto the new module; now the replacement
+must close with the new module verified, and its audit must say swap (the uevents it
+saw, in order), never rollback.
 The guest is left as found: the original dimm1 id back in slot 1, Movable.
 """
 
